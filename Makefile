@@ -1,0 +1,38 @@
+# Two entry points (README "Quick start"): `make demo` and `make test`.
+# Only Python 3.11 and make are assumed; everything else goes into .venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+SAMPLE := data/samples/policies_sample.csv
+DATE   := 2026-11-20
+
+.PHONY: demo test venv bench sample clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## the nightly job on the bundled sample (embedded SQLite store under .custdq/)
+demo: venv
+	$(BIN)/custdq run $(SAMPLE) --business-date $(DATE)
+	@echo "outputs: out/$(DATE)/"
+
+## the whole test suite
+test: venv
+	$(BIN)/python -m pytest -q
+
+## benchmarks (figures go into the README by hand, with the machine they ran on)
+bench: venv
+	$(BIN)/python -m benchmarks
+
+## regenerate the bundled sample (the exact command is recorded in data/samples/README.md)
+sample: venv
+	$(BIN)/custdq sample --rows 2000 --seed 20261120 --out $(SAMPLE)
+
+clean:
+	rm -rf $(VENV) out .custdq .pytest_cache
