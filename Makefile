@@ -24,7 +24,8 @@ demo: venv
 
 ## the whole test suite
 test: venv
-	$(BIN)/python -m pytest -q
+	@$(BIN)/python -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 ## benchmarks (figures go into the README by hand, with the machine they ran on)
 bench: venv

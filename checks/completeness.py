@@ -1,0 +1,71 @@
+"""Key-field completeness (MISSING_FIELD) and readability (FIELD_INVALID), SPEC 3.
+
+Key fields. Applicant: name, sex, birth date, identity document type and number, address,
+phone. Insured: name, sex, birth date, identity document type and number. Exemptions:
+- the insured's identity document when the insured is under `minor_age` on the issue date
+  (the business date when the issue date is missing or unreadable; never exempt when the
+  insured's birth date is unknown, since then nobody can tell the insured is a minor);
+- every insured field when `relation` is 本人: the applicant's fields describe the same person.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from checks import findings
+from checks.findings import RuleContext
+
+APPLICANT_KEYS = ("applicant_name", "applicant_sex", "applicant_birth_date", "applicant_id_type",
+                  "applicant_id_no", "applicant_address", "applicant_phone")
+INSURED_KEYS = ("insured_name", "insured_sex", "insured_birth_date", "insured_id_type", "insured_id_no")
+INSURED_ID = ("insured_id_type", "insured_id_no")
+READABLE = ("applicant_sex", "applicant_birth_date", "insured_sex", "insured_birth_date", "issue_date", "receipt_date")
+
+
+def role_of(column: str) -> str:
+    return column.split("_", 1)[0] if column.startswith(("applicant_", "insured_")) else "policy"
+
+
+def age_on(birth: pd.Series, on: pd.Series) -> pd.Series:
+    """Whole years between two timestamp Series (NaN where either is missing)."""
+    before_birthday = (on.dt.month * 100 + on.dt.day) < (birth.dt.month * 100 + birth.dt.day)
+    return on.dt.year - birth.dt.year - before_birthday.astype(float)
+
+
+def insured_is_minor(frame: pd.DataFrame, ctx: RuleContext) -> pd.Series:
+    on = frame["issue_date_dt"].fillna(pd.Timestamp(ctx.business_date))
+    age = age_on(frame["insured_birth_date_dt"], on)
+    return (age < ctx.params.get("minor_age", 18)).fillna(False)
+
+
+def _placeholder_evidence(ctx: RuleContext, column: str, index: pd.Index) -> pd.Series:
+    """The placeholder a person typed instead of a value (never personal data: it was a filler)."""
+    raw = ctx.raw.loc[index, column].astype("str").str.strip()
+    return ("原值: " + raw).where(raw.fillna("") != "", "")
+
+
+def missing_field(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
+    exempt_insured = frame["is_self"]
+    exempt_insured_id = exempt_insured | insured_is_minor(frame, ctx)
+    parts = []
+    for column in APPLICANT_KEYS + INSURED_KEYS:
+        missing = frame[column].isna()
+        if column.startswith("insured_"):
+            missing &= ~(exempt_insured_id if column in INSURED_ID else exempt_insured)
+        if missing.any():
+            label = ctx.labels[column]
+            evidence = _placeholder_evidence(ctx, column, frame.index)
+            parts.append(findings.make(missing, role_of(column), column, f"{label}缺失", evidence))
+    return findings.concat(parts)
+
+
+def field_invalid(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
+    parts = []
+    for column in READABLE:
+        bad = frame[f"{column}_unreadable"]
+        if bad.any():
+            label = ctx.labels[column]
+            kind = "性别代码" if column.endswith("_sex") else "日期"
+            evidence = "原值: " + ctx.raw.loc[frame.index, column].astype("str").str.strip()
+            parts.append(findings.make(bad, role_of(column), column, f"{label}不是可识别的{kind}", evidence))
+    return findings.concat(parts)

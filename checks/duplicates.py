@@ -1,0 +1,28 @@
+"""DUPLICATE_POLICY: the same policy number more than once in one night's extract (SPEC 3).
+
+One finding per policy number, on its first row, naming every place it occurs, so the item
+list holds one item per duplicated policy however many copies the extract carries.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from checks import findings
+from checks.findings import RuleContext
+
+
+def duplicate_policy(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
+    dup = frame["policy_no"].duplicated(keep=False) & frame["policy_no"].notna()
+    if not dup.any():
+        return findings.empty()
+    rows = frame.loc[dup, ["policy_no", "_file", "_line"]]
+    where = ("文件" + (rows["_file"] + 1).astype(str) + "第" + rows["_line"].astype(str) + "行")
+    grouped = where.groupby(rows["policy_no"], sort=False)
+    count = grouped.transform("size")
+    listed = grouped.transform(lambda s: "、".join(s.iloc[:10]) + ("等" if len(s) > 10 else ""))
+    first = ~rows["policy_no"].duplicated(keep="first")
+    detail = "保单号在本批提取中出现" + count.astype(str) + "次"
+    mask = pd.Series(False, index=frame.index)
+    mask[rows.index[first.to_numpy()]] = True
+    return findings.make(mask, "policy", "policy_no", detail.reindex(frame.index), listed.reindex(frame.index))

@@ -1,0 +1,26 @@
+"""Wires each rule code of the catalogue to the vectorised function that evaluates it.
+
+An evaluator takes the in-scope normalised frame and a RuleContext and returns rows of the
+findings table (checks.findings.FINDING_COLUMNS). Codes in the catalogue without an evaluator
+here are reported as not implemented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+
+from checks import completeness, duplicates
+from checks.catalogue import RULES
+from checks.findings import RuleContext
+
+Evaluator = Callable[[pd.DataFrame, RuleContext], pd.DataFrame]
+
+EVALUATORS: dict[str, Evaluator] = {
+    "MISSING_FIELD": completeness.missing_field,
+    "FIELD_INVALID": completeness.field_invalid,
+    "DUPLICATE_POLICY": duplicates.duplicate_policy,
+}
+
+assert set(EVALUATORS) <= set(RULES), "every evaluator needs a catalogue entry"

@@ -1,0 +1,19 @@
+"""custdq pipeline: ingest -> normalise -> check -> items -> outputs, plus the CLI and store.
+
+The folder reads as the data flow of one night:
+
+    ingest.py      files -> raw text frame (+ source line numbers, quarantine of malformed lines)
+    columns.py     the extract's column contract (canonical names, aliases, required/optional)
+    contract.py    the pandera schema of the parsed extract
+    normalise.py   SPEC 2.5 normalisation, parsed dates and sex codes, raw kept for display
+    scope.py       quarantine (no policy number) and scope (term under one year)
+    engine.py      runs every enabled rule of checks/ into one findings table
+    items.py       findings -> items with stable ids and deadlines
+    calendar.py    mainland China's working-day calendar (chinese-calendar + config)
+    outputs.py     atomic writers for items, quarantine, manifest
+    store.py       the run history in the case store (SQLAlchemy)
+    run.py         the nightly job, stage by stage
+    cli.py         the click commands
+"""
+
+__version__ = "0.1.0"

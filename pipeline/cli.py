@@ -1,0 +1,112 @@
+"""The `custdq` command (SPEC 1). Thin click commands: parse options, call one library
+function, turn custdq's exceptions into exit codes (README "Exit codes")."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import os
+import sys
+
+import click
+
+from pipeline import __version__
+from pipeline.errors import CustdqError
+
+
+class IsoDate(click.ParamType):
+    name = "YYYY-MM-DD"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(f"'{value}' is not a date in the form YYYY-MM-DD", param, ctx)
+
+
+def reports_errors(fn):
+    """Turn custdq errors into one line on stderr and the documented exit status."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except CustdqError as exc:
+            click.echo(f"custdq: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("custdq: interrupted; outputs of this night were not replaced", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            if os.environ.get("CUSTDQ_DEBUG"):
+                raise
+            click.echo(f"custdq: internal error ({type(exc).__name__}); rerun with CUSTDQ_DEBUG=1 "
+                       "for the traceback and report it", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+db_option = click.option("--db", metavar="URL", help="case store URL (default: sqlite:///.custdq/cases.db)")
+
+
+@click.group()
+@click.version_option(__version__, prog_name="custdq")
+def cli():
+    """custdq: nightly data-quality checks of life-insurance customer information."""
+    logging.basicConfig(level=logging.WARNING, format="custdq: %(levelname)s: %(message)s")
+
+
+@cli.command()
+@click.argument("extracts", nargs=-1, required=True, metavar="EXTRACT...")
+@click.option("--business-date", "business_date", type=IsoDate(), required=True, help="the business date T")
+@click.option("--agents", metavar="FILE", help="agent roster (SPEC 2.2)")
+@click.option("--out", "out_dir", metavar="DIR", help="output folder (default: out/<business-date>/)")
+@db_option
+@click.option("--config", "config_path", metavar="FILE", help="YAML settings merged over the defaults")
+@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True)
+@click.option("--quiet", is_flag=True, help="no progress output")
+@reports_errors
+def run(extracts, business_date, agents, out_dir, db, config_path, engine, quiet):
+    """Run the nightly job for business date T over one or more policy extracts.
+
+    Example: custdq run data/samples/policies_sample.csv --business-date 2026-11-20
+    """
+    from pipeline.run import run_night
+
+    result = run_night(list(extracts), business_date, out_dir, db, config_path, agents, engine, quiet)
+    m = result.manifest
+    r = m["rows"]
+    click.echo(
+        f"custdq: {m['business_date']}: {r['rows_read']} rows read, {r['rows_in_scope']} checked, "
+        f"{r['rows_out_of_scope']} out of scope, {r['rows_quarantined']} quarantined; "
+        f"{m['items']['total']} items; list due {m['deadlines']['list_due']}; outputs in {result.out_dir}",
+        err=True,
+    )
+
+
+@cli.command()
+@click.option("--rows", type=click.IntRange(min=0), required=True, help="number of policies")
+@click.option("--seed", type=int, required=True, help="random seed (same seed, same file)")
+@click.option("--out", "out_path", required=True, metavar="FILE", help=".csv, .xlsx or .parquet")
+@click.option("--defect-rate", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="share of rows given an injected defect")
+@click.option("--encoding", type=click.Choice(["utf-8", "utf-8-sig", "gbk", "gb18030"]), default="utf-8",
+              show_default=True, help="text encoding for .csv")
+@click.option("--business-date", "business_date", type=IsoDate(), default="2026-11-20", show_default=True,
+              help="issue dates fall in the weeks before this date")
+@click.option("--agents-out", metavar="FILE", help="also write the matching agent roster (CSV)")
+@reports_errors
+def sample(rows, seed, out_path, defect_rate, encoding, business_date, agents_out):
+    """Write a realistic synthetic policy extract (no real personal data).
+
+    Example: custdq sample --rows 2000 --seed 20261120 --out data/samples/policies_sample.csv
+    """
+    from pipeline.sample import write_sample
+
+    info = write_sample(rows, seed, out_path, defect_rate=defect_rate, encoding=encoding,
+                        business_date=business_date, agents_out=agents_out)
+    click.echo(f"custdq: wrote {info['rows']} rows to {out_path}", err=True)

@@ -1,0 +1,50 @@
+"""Configuration: packaged defaults (default_config.yaml) merged with the operator's file."""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import ConfigError
+
+
+def defaults() -> dict[str, Any]:
+    text = resources.files("pipeline").joinpath("default_config.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if key not in base:
+            raise ConfigError(f"unknown setting '{where}{key}'")
+        if isinstance(base[key], dict) and isinstance(value, dict) and key not in ("aliases", "years", "severity"):
+            out[key] = _merge(base[key], value, f"{where}{key}.")
+        else:
+            out[key] = value
+    return out
+
+
+def load(path: str | Path | None = None) -> dict[str, Any]:
+    """Return the effective configuration; `path` is merged over the defaults."""
+    cfg = defaults()
+    if path is None:
+        return cfg
+    p = Path(path)
+    try:
+        user = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{p}: unreadable config file ({first})") from None
+    if not isinstance(user, dict):
+        raise ConfigError(f"{p}: config file must be a mapping of settings")
+    try:
+        return _merge(cfg, user, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None

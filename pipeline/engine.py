@@ -1,0 +1,73 @@
+"""Runs every enabled rule over the in-scope frame into one findings table.
+
+Each rule is timed and isolated: a rule that raises is recorded as an `error` outcome (its
+exception type only, never a value from the data) and the batch goes on, as in pandera's lazy
+validation. Outcomes carry numbers per rule: rows tested, rows failed, percent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+from checks import findings as fnd
+from checks.catalogue import RULES
+from checks.findings import RuleContext
+from checks.registry import EVALUATORS
+
+log = logging.getLogger("custdq")
+
+
+@dataclass
+class Outcome:
+    rule_code: str
+    severity: str
+    status: str  # ok | error | disabled | not_implemented
+    rows_tested: int = 0
+    rows_failed: int = 0
+    findings: int = 0
+    percent_failed: float = 0.0
+    seconds: float = 0.0
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def severity_of(code: str, cfg: dict) -> str:
+    return cfg["rules"]["severity"].get(code, RULES[code].severity)
+
+
+def run_rules(frame: pd.DataFrame, ctx: RuleContext, cfg: dict) -> tuple[pd.DataFrame, list[Outcome]]:
+    disabled = set(cfg["rules"]["disabled"])
+    parts, outcomes = [], []
+    for code, spec in RULES.items():
+        severity = severity_of(code, cfg)
+        if code in disabled:
+            outcomes.append(Outcome(code, severity, "disabled"))
+            continue
+        evaluate = EVALUATORS.get(code)
+        if evaluate is None:
+            outcomes.append(Outcome(code, severity, "not_implemented"))
+            continue
+        started = time.perf_counter()
+        try:
+            found = evaluate(frame, ctx)[fnd.FINDING_COLUMNS]
+        except Exception as exc:  # noqa: BLE001 - one broken rule must not stop the night
+            log.error("rule %s failed: %s (the other rules went on)", code, type(exc).__name__)
+            outcomes.append(Outcome(code, severity, "error", len(frame), error=type(exc).__name__,
+                                    seconds=round(time.perf_counter() - started, 3)))
+            continue
+        found = found.assign(rule_code=code, severity=severity, category=spec.category)
+        failed = int(found["row"].nunique())
+        outcomes.append(Outcome(
+            code, severity, "ok", len(frame), failed, len(found),
+            round(100.0 * failed / len(frame), 4) if len(frame) else 0.0,
+            round(time.perf_counter() - started, 3),
+        ))
+        parts.append(found)
+    table = pd.concat(parts, ignore_index=True) if parts else fnd.empty().assign(rule_code="", severity="", category="")
+    return table, outcomes

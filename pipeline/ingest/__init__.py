@@ -1,0 +1,157 @@
+"""Ingest: extract files -> one raw text frame with source positions, plus quarantined lines.
+
+The format is read from the file's first bytes (ZIP -> XLSX, PAR1 -> Parquet, otherwise
+delimited text), not from its name. Every value stays text: a float column would turn two
+different identity numbers into one. Columns not in the contract are carried through the file
+and ignored; `_file` and `_line` say where each record came from (the physical line a CSV
+record starts on, the sheet row of an XLSX, the 1-based row of a Parquet file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import contract
+from pipeline.columns import CANONICAL
+from pipeline.errors import InputError
+from pipeline.ingest import parquet
+from pipeline.ingest.text import TextSource
+from pipeline.ingest.xlsx import XlsxSource
+
+CHUNK = 200_000
+QUARANTINE_COLUMNS = ["source_file", "line", "policy_no", "reason"]
+
+
+@dataclass
+class InputInfo:
+    path: str
+    sha256: str
+    format: str
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    rows: int = 0  # records read (blank lines not counted)
+    blank_rows: int = 0
+    malformed_rows: int = 0
+    columns_carried: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class Extract:
+    frame: pd.DataFrame
+    quarantine: pd.DataFrame
+    inputs: list[InputInfo]
+    absent_optional: list[str]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sniff_format(path: Path) -> str:
+    with path.open("rb") as fh:
+        magic = fh.read(8)
+    if magic.startswith(b"PK\x03\x04"):
+        return "xlsx"
+    if magic.startswith(b"PAR1"):
+        return "parquet"
+    if magic.startswith(b"\xd0\xcf\x11\xe0"):
+        raise InputError(f"{path}: legacy .xls workbooks are not read; save the sheet as .xlsx or CSV")
+    return "csv"
+
+
+def check_path(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not an extract file")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open ({exc.strerror or type(exc).__name__})") from None
+
+
+def _frame_from_rows(names: list[str | None], rows: list[list[str | None]], lines: list[int]) -> pd.DataFrame:
+    columns = list(zip(*rows)) if rows else [()] * len(names)
+    data = {n: pd.array(columns[i], dtype="str") for i, n in enumerate(names) if n}
+    frame = pd.DataFrame(data)
+    frame["_line"] = np.asarray(lines, dtype=np.int64)
+    return frame
+
+
+def _read_records(source, info: InputInfo, quarantine: list[dict]) -> pd.DataFrame:
+    found, raw_header, records = source.open()
+    info.columns_carried = [str(h).strip() for h, n in zip(raw_header, found.names) if n is None and str(h).strip()]
+    contract.check_columns([n for n in found.names if n], info.path)
+    frames, rows, lines = [], [], []
+    for line, fields, reason in records:
+        if reason is not None:
+            info.rows += 1
+            info.malformed_rows += 1
+            quarantine.append({"source_file": info.path, "line": line, "policy_no": None, "reason": reason})
+            continue
+        if not fields:
+            info.blank_rows += 1
+            continue
+        info.rows += 1
+        rows.append(fields)
+        lines.append(line)
+        if len(rows) >= CHUNK:
+            frames.append(_frame_from_rows(found.names, rows, lines))
+            rows, lines = [], []
+    frames.append(_frame_from_rows(found.names, rows, lines))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _read_parquet(path: Path, info: InputInfo, mapping: dict[str, str]) -> pd.DataFrame:
+    found, table = parquet.read(path, mapping)
+    contract.check_columns(table.column_names, info.path)
+    frame = table.to_pandas()
+    frame = frame.astype({c: "str" for c in frame.columns})
+    frame["_line"] = np.arange(1, len(frame) + 1, dtype=np.int64)
+    blank = frame.drop(columns="_line").isna().all(axis=1)
+    info.blank_rows = int(blank.sum())
+    info.rows = len(frame) - info.blank_rows
+    return frame[~blank].reset_index(drop=True)
+
+
+def read_extract(paths: list[str | Path], mapping: dict[str, str]) -> Extract:
+    """Read every extract file; raises InputError naming the file for a structural problem."""
+    infos: list[InputInfo] = []
+    frames: list[pd.DataFrame] = []
+    quarantine: list[dict] = []
+    for file_no, p in enumerate(Path(x) for x in paths):
+        check_path(p)
+        fmt = sniff_format(p)
+        info = InputInfo(path=str(p), sha256=sha256_of(p), format=fmt)
+        if fmt == "parquet":
+            frame = _read_parquet(p, info, mapping)
+        else:
+            source = XlsxSource(p, mapping) if fmt == "xlsx" else TextSource(p, mapping)
+            frame = _read_records(source, info, quarantine)
+            info.encoding = source.encoding
+            info.delimiter = getattr(source, "delimiter", None)
+            info.sheet = source.sheet if fmt == "xlsx" else None
+        frame["_file"] = np.int32(file_no)
+        frames.append(frame)
+        infos.append(info)
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    absent = [c for c in CANONICAL if c not in frame.columns]
+    for name in absent:
+        frame[name] = pd.array([None] * len(frame), dtype="str")
+    ordered = list(CANONICAL) + ["_file", "_line"]
+    q = pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS)
+    return Extract(frame[ordered], q, infos, absent)

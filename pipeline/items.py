@@ -1,0 +1,72 @@
+"""Findings -> items: one row per finding a person must act on (SPEC 5 `items.csv`).
+
+`item_id` is a hash of what makes a finding the same finding on a later night: rule, policy,
+role and field. It does not depend on row order, file name or the night, so re-running a
+night, or meeting the same finding again tomorrow, gives the same id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+
+import pandas as pd
+
+from pipeline.calendar import WorkCalendar
+
+ITEM_COLUMNS = [
+    "item_id", "business_date", "policy_no", "role", "rule_code", "severity", "category", "field",
+    "detail", "evidence", "branch", "channel", "agent_code", "first_seen", "list_due", "channel_due",
+    "cooling_off_end", "due_date", "provisional", "status", "source_file", "source_line",
+]
+DATE_FIELDS = ["business_date", "first_seen", "list_due", "channel_due", "cooling_off_end", "due_date"]
+
+
+@dataclass
+class Deadlines:
+    list_due: dt.date
+    channel_due: dt.date
+    provisional: bool
+
+
+def night_deadlines(business_date: dt.date, calendar: WorkCalendar, cfg: dict) -> Deadlines:
+    d = cfg["deadlines"]
+    list_due, p1 = calendar.add_workdays(business_date, int(d["list_working_days"]))
+    channel_due, p2 = calendar.add_workdays(list_due, int(d["channel_working_days"]))
+    return Deadlines(list_due, channel_due, p1 or p2)
+
+
+def item_ids(table: pd.DataFrame) -> pd.Series:
+    keys = table["rule_code"] + "|" + table["policy_no"] + "|" + table["role"] + "|" + table["field"]
+    return keys.map(lambda k: "DQ" + hashlib.sha256(k.encode("utf-8")).hexdigest()[:16].upper()).astype("str")
+
+
+def build(found: pd.DataFrame, frame: pd.DataFrame, sources: list[str], business_date: dt.date,
+          deadlines: Deadlines, cfg: dict) -> pd.DataFrame:
+    """Items of the night from the findings table (`row` refers to `frame`'s index)."""
+    rows = frame.loc[found["row"].to_numpy()]
+    t = found.reset_index(drop=True).assign(
+        policy_no=rows["policy_no"].to_numpy(),
+        branch=rows["branch"].to_numpy(),
+        channel=rows["channel"].to_numpy(),
+        agent_code=rows["agent_code"].to_numpy(),
+        source_file=pd.Series(sources, dtype=object).iloc[rows["_file"].to_numpy()].to_numpy(),
+        source_line=rows["_line"].to_numpy(),
+    )
+    t["item_id"] = item_ids(t)
+    night = pd.Timestamp(business_date)
+    t["business_date"] = night
+    t["first_seen"] = night
+    t["list_due"] = pd.Timestamp(deadlines.list_due)
+    t["channel_due"] = pd.Timestamp(deadlines.channel_due)
+    receipt = pd.Series(rows["receipt_date_dt"].to_numpy(), index=t.index)
+    t["cooling_off_end"] = receipt + pd.Timedelta(days=int(cfg["deadlines"]["cooling_off_days"]))
+    t["due_date"] = t["cooling_off_end"].where(t["cooling_off_end"] < t["channel_due"], t["channel_due"])
+    t["provisional"] = deadlines.provisional
+    t["status"] = "new"
+    t = t.drop_duplicates("item_id", keep="first")
+    t = t.sort_values(["due_date", "branch", "policy_no", "rule_code", "role", "field"], na_position="last", kind="stable")
+    for col in DATE_FIELDS:
+        t[col] = pd.to_datetime(t[col]).astype("datetime64[us]")
+    return t[ITEM_COLUMNS].reset_index(drop=True)

@@ -1,0 +1,134 @@
+"""Normalisation before any rule (SPEC 2.5), done once, early, column-wise.
+
+Every text column: full-width characters to half-width, trimmed (full-width and no-break
+spaces included), empty or placeholder values (config `placeholders`) to missing. Identity
+numbers: upper-case, inner whitespace removed. Key dates are parsed to `<col>_dt` and sex
+codes to `<col>_code` (`M`/`F`); a value present but unreadable sets `<col>_unreadable`.
+
+Parsing runs once per distinct value (`map_distinct`): a night has millions of rows but only
+tens of thousands of distinct birth dates, so the cost follows the distinct values.
+The raw frame is kept untouched by the caller for display.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from pipeline.columns import CANONICAL, DATE_COLUMNS, SEX_COLUMNS
+
+ID_COLUMNS = ("applicant_id_no", "insured_id_no")
+_FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+_FULLWIDTH_RE = "[\uff01-\uff5e\u3000]"
+_STRIP = " \t\r\n\u00a0\u3000\u200b\ufeff"
+
+SEX_CODES = {
+    "男": "M", "男性": "M", "M": "M", "MALE": "M", "1": "M",
+    "女": "F", "女性": "F", "F": "F", "FEMALE": "F", "2": "F",
+}
+_DATE_SEPARATED = (
+    r"^(?P<y>\d{4})\s*[-/.年]\s*(?P<m>\d{1,2})\s*[-/.月]\s*(?P<d>\d{1,2})\s*日?"
+    r"(?:[ T]+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"
+)
+_DATE_COMPACT = r"^(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})$"
+_DATE_SERIAL = r"^(?P<n>\d{5})(?:\.0+)?$"  # a spreadsheet date serial that lost its format
+_EXCEL_EPOCH = np.datetime64("1899-12-30")
+
+
+def map_distinct(series: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """Apply the vectorised `fn` to the distinct non-missing values only, then spread back.
+
+    >>> map_distinct(pd.Series(["a", None, "a", "b"], dtype="str"), lambda s: s.str.upper()).tolist()
+    ['A', nan, 'A', 'B']
+    """
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    mapped = fn(pd.Series(uniques, dtype="str")).reset_index(drop=True)
+    return pd.Series(mapped.array.take(codes, allow_fill=True), index=series.index)
+
+
+def clean_text(series: pd.Series, placeholders: set[str]) -> pd.Series:
+    """Half-width, trimmed, placeholders and empties to missing.
+
+    >>> clean_text(pd.Series(["　ＡＢ１２ ", "不详", "", "n/a", "张三"], dtype="str"), {"不详", "N/A"}).tolist()
+    ['AB12', nan, nan, nan, '张三']
+    """
+    s = series.astype("str")
+    wide = s.str.contains(_FULLWIDTH_RE, regex=True, na=False)
+    if wide.any():
+        s = s.where(~wide, s[wide].str.translate(_FULLWIDTH))
+    s = s.str.strip(_STRIP)
+    blank = (s == "") | s.str.upper().isin(placeholders)
+    return s.mask(blank.fillna(False))
+
+
+def parse_dates(values: pd.Series) -> pd.Series:
+    """Distinct date texts -> timestamps (NaT when missing or not a real date).
+
+    >>> parse_dates(pd.Series(["1990-1-2", "1990/01/02", "19900102", "1990年1月2日", "32875",
+    ...                        "1990-02-30", "02/01/1990"], dtype="str")).dt.strftime("%Y-%m-%d").tolist()
+    ['1990-01-02', '1990-01-02', '1990-01-02', '1990-01-02', '1990-01-02', nan, nan]
+    """
+    parts = values.str.extract(_DATE_SEPARATED)
+    compact = values.str.extract(_DATE_COMPACT)
+    parts = parts.fillna(compact)
+    ymd = pd.DataFrame({
+        "year": pd.to_numeric(parts["y"], errors="coerce"),
+        "month": pd.to_numeric(parts["m"], errors="coerce"),
+        "day": pd.to_numeric(parts["d"], errors="coerce"),
+    })
+    out = pd.to_datetime(ymd, errors="coerce").astype("datetime64[us]")
+    serial = pd.to_numeric(values.str.extract(_DATE_SERIAL)["n"], errors="coerce")
+    has_serial = serial.notna() & (serial >= 10000)
+    if has_serial.any():
+        days = serial[has_serial].to_numpy(dtype="int64").astype("timedelta64[D]")
+        out[has_serial] = pd.to_datetime(_EXCEL_EPOCH + days).astype("datetime64[us]")
+    return out
+
+
+def parse_sex(values: pd.Series) -> pd.Series:
+    """Distinct sex texts -> 'M' / 'F' / missing (GB/T 2261.1: 1 male, 2 female).
+
+    >>> parse_sex(pd.Series(["男", "f", "2", "Male", "9"], dtype="str")).tolist()
+    ['M', 'F', 'F', 'M', nan]
+    """
+    return values.str.upper().map(SEX_CODES).astype("str")
+
+
+def parse_term_years(values: pd.Series) -> pd.Series:
+    """Distinct coverage-term texts -> years (inf for whole life / to an age; NaN if unreadable).
+
+    >>> parse_term_years(pd.Series(["20", "1年", "6个月", "180天", "终身", "至80岁", "见条款"], dtype="str")).round(2).tolist()
+    [20.0, 1.0, 0.5, 0.49, inf, inf, nan]
+    """
+    v = values.str.upper().str.replace(" ", "", regex=False)
+    num = v.str.extract(r"^(\d+(?:\.\d+)?)")[0].astype(float)
+    years = pd.Series(np.nan, index=v.index)
+    years[v.str.fullmatch(r"\d+(?:\.\d+)?(?:年|Y|YEARS?)?", na=False)] = num
+    years[v.str.fullmatch(r"\d+(?:个月|月|M|MONTHS?)", na=False)] = num / 12
+    years[v.str.fullmatch(r"\d+(?:天|日|D|DAYS?)", na=False)] = num / 365
+    years[v.str.contains(r"终身|长期|岁|WHOLE ?LIFE", regex=True, na=False)] = np.inf
+    return years
+
+
+def normalise(raw: pd.DataFrame, cfg: dict) -> pd.DataFrame:
+    """The normalised frame the rules read (see `pipeline.contract.PARSED`)."""
+    placeholders = {str(p).upper() for p in cfg["placeholders"]}
+    out = pd.DataFrame(index=raw.index)
+    for name in CANONICAL:
+        out[name] = clean_text(raw[name], placeholders)
+    for name in ID_COLUMNS:
+        out[name] = out[name].str.replace(r"\s+", "", regex=True).str.upper()
+    for name in DATE_COLUMNS:
+        out[f"{name}_dt"] = map_distinct(out[name], parse_dates).astype("datetime64[us]")
+        out[f"{name}_unreadable"] = out[name].notna() & out[f"{name}_dt"].isna()
+    for name in SEX_COLUMNS:
+        out[f"{name}_code"] = map_distinct(out[name], parse_sex).astype("str")
+        out[f"{name}_unreadable"] = out[name].notna() & out[f"{name}_code"].isna()
+    selves = {str(v).upper() for v in cfg["self_relation"]}
+    out["is_self"] = out["relation"].str.upper().isin(selves).fillna(False).astype(bool)
+    out["coverage_years_value"] = map_distinct(out["coverage_years"], parse_term_years).astype(float)
+    out["_file"] = raw["_file"].astype(int)
+    out["_line"] = raw["_line"].astype(int)
+    return out

@@ -1,0 +1,50 @@
+"""Progress on stderr: a bar on a terminal, plain timestamped lines otherwise (SPEC 1).
+
+Only stage names, counts and timings are printed: never a value from the data.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from contextlib import contextmanager
+
+
+def peak_memory_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+class Stages:
+    def __init__(self, names: list[str], stream=None, quiet: bool = False):
+        self.names = names
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.timings: dict[str, float] = {}
+
+    def _say(self, text: str, end: str = "\n") -> None:
+        if not self.quiet:
+            print(text, end=end, file=self.stream, flush=True)
+
+    @contextmanager
+    def stage(self, name: str):
+        n = self.names.index(name) + 1 if name in self.names else len(self.timings) + 1
+        total = len(self.names)
+        if self.tty:
+            bar = "#" * (n - 1) + "." * (total - n + 1)
+            self._say(f"\rcustdq [{bar}] {n}/{total} {name:<12}", end="")
+        else:
+            self._say(f"custdq: {time.strftime('%H:%M:%S')} {n}/{total} {name} ...")
+        started = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - started, 3)
+        if not self.tty:
+            self._say(f"custdq: {time.strftime('%H:%M:%S')} {n}/{total} {name} done in {self.timings[name]:.2f}s")
+        elif n == total:
+            self._say(f"\rcustdq [{'#' * total}] {total}/{total} done{' ' * 12}")
+
+    def note(self, text: str) -> None:
+        if self.tty:
+            self._say("")
+        self._say(f"custdq: {text}")

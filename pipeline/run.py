@@ -1,0 +1,137 @@
+"""The nightly job for business date T (SPEC 1 `custdq run`), stage by stage."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import platform
+import time
+from dataclasses import dataclass
+from importlib import metadata as md
+from pathlib import Path
+
+import pandas as pd
+
+from checks.findings import RuleContext
+from pipeline import __version__, config, contract, outputs, store
+from pipeline.calendar import WorkCalendar
+from pipeline.columns import BY_NAME, EXTRACT_COLUMNS, alias_map
+from pipeline.engine import run_rules
+from pipeline.errors import InputError
+from pipeline.ingest import read_extract
+from pipeline.items import build, night_deadlines
+from pipeline.normalise import normalise
+from pipeline.progress import Stages, peak_memory_mb
+from pipeline.scope import split
+
+log = logging.getLogger("custdq")
+CHINA = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no daylight saving since 1991
+STAGES = ["ingest", "normalise", "contract", "scope", "check", "items", "outputs", "store"]
+PACKAGES = ["pandas", "pandera", "pyarrow", "numpy", "openpyxl", "click", "chinesecalendar",
+            "SQLAlchemy", "phonenumbers", "python-stdnum", "PyYAML"]
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    manifest: dict
+    items: pd.DataFrame
+
+
+def versions() -> dict[str, str]:
+    found = {"custdq": __version__, "python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = md.version(name)
+        except md.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None = None, db: str | None = None,
+              config_path: str | None = None, agents: str | None = None, engine: str = "local",
+              quiet: bool = False) -> RunResult:
+    if engine != "local":
+        raise InputError(f"--engine {engine}: only the local engine is available in this release")
+    if not extracts:
+        raise InputError("no extract file given")
+    started = dt.datetime.now(CHINA)
+    cfg = config.load(config_path)
+    out = Path(out_dir) if out_dir else Path("out") / business_date.isoformat()
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a directory")
+    stages = Stages(STAGES, quiet=quiet)
+    engine_db = store.open_store(db)
+    inputs_extra = []
+    if agents:
+        from pipeline.ingest import check_path, sha256_of
+        check_path(Path(agents))
+        inputs_extra.append({"path": agents, "sha256": sha256_of(Path(agents)), "role": "agent roster"})
+
+    with stages.stage("ingest"):
+        extract = read_extract(extracts, alias_map(EXTRACT_COLUMNS, cfg["aliases"]))
+    sources = [i.path for i in extract.inputs]
+    with stages.stage("normalise"):
+        frame = normalise(extract.frame, cfg)
+    with stages.stage("contract"):
+        contract.validate_parsed(frame)
+    with stages.stage("scope"):
+        sp = split(frame, sources, cfg)
+        quarantine = pd.concat([extract.quarantine, sp.quarantined], ignore_index=True)
+    with stages.stage("check"):
+        ctx = RuleContext(business_date, extract.frame, {c.name: c.label for c in EXTRACT_COLUMNS},
+                          {"minor_age": cfg["minor_age"]})
+        found, outcomes = run_rules(frame[sp.in_scope], ctx, cfg)
+    with stages.stage("items"):
+        calendar = WorkCalendar(cfg["calendar"]["years"])
+        deadlines = night_deadlines(business_date, calendar, cfg)
+        items = build(found, frame, sources, business_date, deadlines, cfg)
+        if calendar.uncovered:
+            stages.note(f"warning: no official calendar for {sorted(calendar.uncovered)}; "
+                        "deadlines there count weekends only and are marked provisional")
+
+    rows = {
+        "rows_read": sum(i.rows for i in extract.inputs),
+        "rows_in_scope": int(sp.in_scope.sum()),
+        "rows_out_of_scope": int(sp.out_of_scope.sum()),
+        "rows_quarantined": len(quarantine),
+    }
+    if rows["rows_read"] != rows["rows_in_scope"] + rows["rows_out_of_scope"] + rows["rows_quarantined"]:
+        raise RuntimeError("row reconciliation failed: a row was lost (bug)")
+    with stages.stage("outputs"):
+        out.mkdir(parents=True, exist_ok=True)
+        outputs.write_items(items, out)
+        outputs.write_quarantine(quarantine, out)
+    finished = dt.datetime.now(CHINA)
+    manifest = {
+        "custdq_version": __version__,
+        "business_date": business_date.isoformat(),
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": finished.isoformat(timespec="seconds"),
+        "inputs": [i.to_dict() for i in extract.inputs] + inputs_extra,
+        "rows": rows,
+        "rows_blank_skipped": sum(i.blank_rows for i in extract.inputs),
+        "quarantine_reasons": quarantine["reason"].str.replace(r"\d+ fields where", "N fields where", regex=True)
+                                                  .value_counts().to_dict(),
+        "optional_columns_absent": extract.absent_optional,
+        "coverage_term_unreadable_checked": sp.term_unreadable,
+        "rules": {o.rule_code: o.to_dict() for o in outcomes},
+        "findings_per_rule": {k: int(v) for k, v in items["rule_code"].value_counts().sort_index().items()},
+        "items": {"total": len(items), "new": int((items["status"] == "new").sum()),
+                  "carried": int((items["status"] == "open").sum()), "resolved": 0, "suppressed": 0},
+        "deadlines": {
+            "list_due": deadlines.list_due.isoformat(), "channel_due": deadlines.channel_due.isoformat(),
+            "list_due_met": finished.date() <= deadlines.list_due, "provisional": deadlines.provisional,
+            "calendar_source": calendar.source, "calendar_years_uncovered": sorted(calendar.uncovered),
+        },
+        "case_store": store.safe_url(db),
+        "timings_seconds": stages.timings,
+        "peak_memory_mb": peak_memory_mb(),
+        "versions": versions(),
+    }
+    with stages.stage("store"):
+        store.record_run(engine_db, manifest)
+    manifest["timings_seconds"] = stages.timings
+    manifest["peak_memory_mb"] = peak_memory_mb()
+    outputs.write_json(manifest, out / "manifest.json")  # last: its presence marks a complete night
+    return RunResult(out, manifest, items)
