@@ -27,8 +27,21 @@ _UNDECODABLE = re.compile("[\udc80-\udcff]")
 csv.field_size_limit(1 << 24)
 
 
+def _damage(head: bytes, encoding: str) -> float:
+    """Share of non-ASCII characters that fail to decode: ~0 for the right codec with a few
+    damaged bytes, large for the wrong codec."""
+    text = head.decode(encoding, errors="replace")
+    bad = text.count("\ufffd")
+    wide = sum(1 for ch in text if ord(ch) > 127)
+    return bad / wide if wide else 0.0
+
+
 def detect_encoding(head: bytes) -> str:
-    """Name of the codec for a file starting with `head`.
+    r"""Name of the codec for a file starting with `head`.
+
+    A byte-order mark wins; then strict UTF-8, then strict GB18030; then, for a file with a
+    few damaged bytes, the codec under which under 5% of the non-ASCII text fails (those lines
+    are quarantined later).
 
     >>> detect_encoding("保单号,投保人姓名".encode("utf-8"))
     'utf-8'
@@ -36,6 +49,8 @@ def detect_encoding(head: bytes) -> str:
     'utf-8-sig'
     >>> detect_encoding("保单号,投保人姓名".encode("gbk"))
     'gb18030'
+    >>> detect_encoding(("保单号,投保人姓名\n" * 40).encode("utf-8") + b"\xff\xfe\n")
+    'utf-8'
     """
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
@@ -47,6 +62,10 @@ def detect_encoding(head: bytes) -> str:
             return encoding
         except UnicodeDecodeError:
             continue
+    damage = {enc: _damage(head, enc) for enc in ("utf-8", "gb18030")}
+    best = min(damage, key=damage.get)
+    if damage[best] < 0.05:
+        return best
     raise ValueError("neither UTF-8 nor GBK/GB18030")
 
 

@@ -52,9 +52,11 @@ class XlsxSource:
         self.sheet = None
 
     def open(self) -> tuple[hdr.Header, list[str], Iterator[tuple[int, list[str] | None, str | None]]]:
+        handle = self.path.open("rb")  # a handle, so openpyxl does not judge the file by its name
         try:
-            book = openpyxl.load_workbook(self.path, read_only=True, data_only=True)
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+            book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError) as exc:
+            handle.close()
             raise InputError(f"{self.path}: not a readable XLSX workbook ({type(exc).__name__})") from None
         best = None
         for ws in book.worksheets:
@@ -67,6 +69,7 @@ class XlsxSource:
                 best = (visible, ws, found, top[found.index])
         if best is None:
             book.close()
+            handle.close()
             raise InputError(f"{self.path}: no sheet has a header row naming the policy number (policy_no / 保单号)")
         _, ws, found, raw_header = best
         self.sheet = ws.title
@@ -85,5 +88,6 @@ class XlsxSource:
                     yield line, cells, None
             finally:
                 book.close()
+                handle.close()
 
         return found, [str(c) if c is not None else "" for c in raw_header], records()
