@@ -27,7 +27,7 @@ HEADER = pa.DataFrameSchema(
 PARSED = pa.DataFrameSchema(
     {
         **{name: pa.Column(str, nullable=True) for name in CANONICAL},
-        **{f"{name}_dt": pa.Column("datetime64[us]", nullable=True, coerce=True) for name in DATE_COLUMNS},
+        **{f"{name}_dt": pa.Column("datetime64[us]", nullable=True) for name in DATE_COLUMNS},
         **{f"{name}_code": pa.Column(str, pa.Check.isin(["M", "F"]), nullable=True) for name in SEX_COLUMNS},
         "is_self": pa.Column(bool),
         "_file": pa.Column(int),

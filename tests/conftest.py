@@ -20,7 +20,7 @@ CANONICAL_ORDER = list(BY_NAME)
 
 def id_no(body17: str) -> str:
     """A resident identity number with a correct check character (python-stdnum as reference)."""
-    return body17 + ric.calc_check_digit(body17)
+    return body17 + ric.calc_check_digit(body17 + "?")  # stdnum expects a check position
 
 
 def row(**over) -> dict:

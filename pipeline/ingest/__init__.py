@@ -15,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipeline import contract
 from pipeline.columns import CANONICAL
 from pipeline.errors import InputError
 from pipeline.ingest import parquet
+from pipeline.ingest.fastcsv import read_fast
 from pipeline.ingest.text import TextSource
 from pipeline.ingest.xlsx import XlsxSource
 
@@ -37,6 +39,7 @@ class InputInfo:
     sheet: str | None = None
     rows: int = 0  # records read (blank lines not counted)
     blank_rows: int = 0
+    reader: str | None = None  # text files: "fast" (pyarrow) or "exact" (line by line, after a problem)
     malformed_rows: int = 0
     columns_carried: list[str] = field(default_factory=list)
 
@@ -86,16 +89,25 @@ def check_path(path: Path) -> None:
 
 def _frame_from_rows(names: list[str | None], rows: list[list[str | None]], lines: list[int]) -> pd.DataFrame:
     columns = list(zip(*rows)) if rows else [()] * len(names)
-    data = {n: pd.array(columns[i], dtype="str") for i, n in enumerate(names) if n}
-    frame = pd.DataFrame(data)
+    table = pa.table({n: pa.array(columns[i], type=pa.string()) for i, n in enumerate(names) if n})
+    frame = table.to_pandas()  # pandas' "str" dtype, backed by the same Arrow buffers
     frame["_line"] = np.asarray(lines, dtype=np.int64)
     return frame
 
 
-def _read_records(source, info: InputInfo, quarantine: list[dict]) -> pd.DataFrame:
+def _read_records(source, info: InputInfo, quarantine: list[dict], fast: bool = True) -> pd.DataFrame:
     found, raw_header, records = source.open()
     info.columns_carried = [str(h).strip() for h, n in zip(raw_header, found.names) if n is None and str(h).strip()]
     contract.check_columns([n for n in found.names if n], info.path)
+    if fast and isinstance(source, TextSource):
+        fast = read_fast(source.path, source.encoding, source.delimiter, found.index, found.names, raw_header)
+        if fast is not None:
+            source.close()
+            frame, lines, info.blank_rows = fast
+            info.rows, info.reader = len(frame), "fast"
+            frame["_line"] = lines.astype(np.int64)
+            return frame
+    info.reader = "exact"
     frames, rows, lines = [], [], []
     for line, fields, reason in records:
         if reason is not None:
@@ -128,7 +140,7 @@ def _read_parquet(path: Path, info: InputInfo, mapping: dict[str, str]) -> pd.Da
     return frame[~blank].reset_index(drop=True)
 
 
-def read_extract(paths: list[str | Path], mapping: dict[str, str]) -> Extract:
+def read_extract(paths: list[str | Path], mapping: dict[str, str], fast: bool = True) -> Extract:
     """Read every extract file; raises InputError naming the file for a structural problem."""
     infos: list[InputInfo] = []
     frames: list[pd.DataFrame] = []
@@ -141,7 +153,7 @@ def read_extract(paths: list[str | Path], mapping: dict[str, str]) -> Extract:
             frame = _read_parquet(p, info, mapping)
         else:
             source = XlsxSource(p, mapping) if fmt == "xlsx" else TextSource(p, mapping)
-            frame = _read_records(source, info, quarantine)
+            frame = _read_records(source, info, quarantine, fast)
             info.encoding = source.encoding
             info.delimiter = getattr(source, "delimiter", None)
             info.sheet = source.sheet if fmt == "xlsx" else None

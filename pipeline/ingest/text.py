@@ -99,7 +99,8 @@ class TextSource:
         self.mapping = mapping
 
     def open(self) -> tuple[hdr.Header, list[str], Iterator[tuple[int, list[str] | None, str | None]]]:
-        fh = io.TextIOWrapper(self.path.open("rb"), encoding=self.encoding, errors="surrogateescape", newline="")
+        fh = self._fh = io.TextIOWrapper(self.path.open("rb"), encoding=self.encoding, errors="surrogateescape",
+                                         newline="")
         reader = csv.reader(fh, delimiter=self.delimiter)
         scanned: list[list[str]] = []
         lines: list[int] = []
@@ -140,14 +141,19 @@ class TextSource:
 
         return found, raw_header, records()
 
+    def close(self) -> None:
+        """Release the file when the records are not read through this reader (fast path)."""
+        self._fh.close()
+
     def _judge(self, line: int, row: list[str], width: int) -> tuple[int, list[str] | None, str | None]:
         """(line, fields or None, quarantine reason or None); blank lines give ([], None)."""
-        if not row or not any(f.strip() for f in row):
+        joined = "".join(row)
+        if not joined.strip():
             return line, [], None
-        if _UNDECODABLE.search("\x1f".join(row)):
+        if _UNDECODABLE.search(joined):
             return line, None, f"bytes that are not {self.encoding} text"
-        if len(row) > width and not any(f.strip() for f in row[width:]):
-            row = row[:width]
         if len(row) != width:
+            if len(row) > width and not "".join(row[width:]).strip():
+                return line, row[:width], None
             return line, None, f"{len(row)} fields where the header has {width}"
         return line, row, None

@@ -1,0 +1,139 @@
+"""The rules of this release through the whole night: MISSING_FIELD (with its exemptions),
+FIELD_INVALID, DUPLICATE_POLICY, and the engine's isolation of a failing rule."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from checks import registry
+from tests.conftest import read_outputs, row, write_csv
+
+DATE = "2026-11-20"
+
+
+def night(invoke, tmp_path, rows, *extra, name="e.csv"):
+    out = tmp_path / "out"
+    path = write_csv(tmp_path / name, rows)
+    result = invoke("run", str(path), "--business-date", DATE, "--out", str(out), "--quiet", *extra)
+    assert result.exit_code == 0, result.output
+    return read_outputs(out)
+
+
+def found(items: pd.DataFrame) -> set[tuple[str, str, str]]:
+    return set(zip(items["policy_no"], items["rule_code"], items["field"]))
+
+
+def test_a_clean_row_raises_nothing(invoke, tmp_path):
+    items, quarantine, manifest = night(invoke, tmp_path, [row()])
+    assert items.empty and quarantine.empty
+    assert manifest["rules"]["MISSING_FIELD"]["rows_tested"] == 1
+    assert manifest["rules"]["MISSING_FIELD"]["rows_failed"] == 0
+
+
+@pytest.mark.parametrize("field", ["applicant_name", "applicant_sex", "applicant_birth_date", "applicant_id_type",
+                                   "applicant_id_no", "applicant_address", "applicant_phone", "insured_name",
+                                   "insured_sex", "insured_birth_date", "insured_id_type", "insured_id_no"])
+@pytest.mark.parametrize("value", ["", "  ", "不详", "N/A", "null", "－"])
+def test_every_key_field_missing_or_placeholder(invoke, tmp_path, field, value):
+    items, _, _ = night(invoke, tmp_path, [row(**{field: value})])
+    assert found(items) == {("P0001", "MISSING_FIELD", field)}
+    assert items["role"].item() == field.split("_")[0]
+    assert items["severity"].item() == "error" and items["category"].item() == "资料不完整"
+
+
+def test_non_key_fields_may_be_missing(invoke, tmp_path):
+    items, _, _ = night(invoke, tmp_path, [row(insured_phone="", bank_account_holder="", product_code="无",
+                                               receipt_date="", channel="个险")])
+    assert "MISSING_FIELD" not in set(items["rule_code"])
+
+
+def test_insured_fields_may_be_empty_when_relation_is_self(invoke, tmp_path):
+    empty_insured = {f: "" for f in ("insured_name", "insured_sex", "insured_birth_date", "insured_id_type",
+                                     "insured_id_no")}
+    items, _, _ = night(invoke, tmp_path, [row(relation="本人", **empty_insured),
+                                           row(policy_no="P0002", relation="配偶", **empty_insured)])
+    assert {p for p, _, _ in found(items)} == {"P0002"}
+    assert len(items) == 5
+
+
+def test_minor_id_exemption_is_computed_on_the_issue_date(invoke, tmp_path):
+    """17 on the issue date but 18 on the business date: still exempt. 18 on the issue date: not."""
+    minor = dict(relation="子女", insured_id_type="", insured_id_no="", insured_birth_date="2008-11-19",
+                 issue_date="2026-11-18")
+    adult = dict(minor, insured_birth_date="2008-11-18")
+    no_issue = dict(minor, issue_date="", insured_birth_date="2008-11-21")  # falls back to the business date
+    unknown_age = dict(minor, insured_birth_date="")
+    items, _, _ = night(invoke, tmp_path, [row(policy_no="M1", **minor), row(policy_no="M2", **adult),
+                                           row(policy_no="M3", **no_issue), row(policy_no="M4", **unknown_age)])
+    assert found(items) == {
+        ("M2", "MISSING_FIELD", "insured_id_type"), ("M2", "MISSING_FIELD", "insured_id_no"),
+        ("M4", "MISSING_FIELD", "insured_id_type"), ("M4", "MISSING_FIELD", "insured_id_no"),
+        ("M4", "MISSING_FIELD", "insured_birth_date"),
+    }
+
+
+def test_configured_placeholders(invoke, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("placeholders: [无, 查无此人]\n", encoding="utf-8")
+    items, _, _ = night(invoke, tmp_path, [row(applicant_name="查无此人", applicant_address="不详")],
+                        "--config", str(cfg))
+    assert found(items) == {("P0001", "MISSING_FIELD", "applicant_name")}
+
+
+@pytest.mark.parametrize("field, value, ok", [
+    ("applicant_sex", "9", False), ("applicant_sex", "男性", True), ("applicant_sex", "f", True),
+    ("applicant_sex", "2", True), ("applicant_sex", "X", False),
+    ("applicant_birth_date", "1980/5/17", True), ("applicant_birth_date", "19800517", True),
+    ("applicant_birth_date", "1980年5月17日", True), ("applicant_birth_date", "1980-02-30", False),
+    ("applicant_birth_date", "17/05/1980", False), ("insured_birth_date", "生日不详了", False),
+    ("issue_date", "2026-13-01", False), ("receipt_date", "yesterday", False),
+    ("insured_sex", "Ｍ", True),
+])
+def test_field_invalid(invoke, tmp_path, field, value, ok):
+    items, _, _ = night(invoke, tmp_path, [row(**{field: value})])
+    expected = set() if ok else {("P0001", "FIELD_INVALID", field)}
+    assert found(items) == expected
+    if not ok:
+        assert items["evidence"].item() == f"原值: {value}"
+        assert items["role"].item() == ("policy" if field in ("issue_date", "receipt_date") else field.split("_")[0])
+
+
+def test_duplicate_policy_is_one_item_per_policy_across_files(invoke, tmp_path):
+    first = write_csv(tmp_path / "a.csv", [row(policy_no="D1"), row(policy_no="D2")])
+    second = write_csv(tmp_path / "b.csv", [row(policy_no="D1", applicant_phone=""), row(policy_no="D1")])
+    out = tmp_path / "out"
+    result = invoke("run", str(first), str(second), "--business-date", DATE, "--out", str(out), "--quiet")
+    assert result.exit_code == 0, result.output
+    items, _, _ = read_outputs(out)
+    dup = items[items["rule_code"] == "DUPLICATE_POLICY"]
+    assert dup["policy_no"].tolist() == ["D1"]
+    assert dup["detail"].item() == "保单号在本批提取中出现3次"
+    assert dup["evidence"].item() == "文件1第2行、文件2第2行、文件2第3行"
+    assert items["item_id"].is_unique
+
+
+def test_a_failing_rule_is_recorded_and_the_night_goes_on(invoke, tmp_path, monkeypatch):
+    def broken(frame, ctx):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setitem(registry.EVALUATORS, "DUPLICATE_POLICY", broken)
+    items, _, manifest = night(invoke, tmp_path, [row(applicant_phone="")])
+    assert manifest["rules"]["DUPLICATE_POLICY"]["status"] == "error"
+    assert manifest["rules"]["DUPLICATE_POLICY"]["error"] == "ZeroDivisionError"
+    assert found(items) == {("P0001", "MISSING_FIELD", "applicant_phone")}
+
+
+def test_disabled_rules_and_severity_overrides(invoke, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("rules:\n  disabled: [FIELD_INVALID]\n  severity: {MISSING_FIELD: warning}\n", encoding="utf-8")
+    items, _, manifest = night(invoke, tmp_path, [row(applicant_phone="", applicant_sex="9")], "--config", str(cfg))
+    assert manifest["rules"]["FIELD_INVALID"]["status"] == "disabled"
+    assert items["rule_code"].tolist() == ["MISSING_FIELD"] and items["severity"].tolist() == ["warning"]
+
+
+def test_rules_without_an_evaluator_say_so(invoke, tmp_path):
+    _, _, manifest = night(invoke, tmp_path, [row()])
+    statuses = {code: r["status"] for code, r in manifest["rules"].items()}
+    assert {c for c, s in statuses.items() if s == "ok"} == set(registry.EVALUATORS)
+    assert all(s == "not_implemented" for c, s in statuses.items() if c not in registry.EVALUATORS)

@@ -1,0 +1,61 @@
+"""The run history in a real SQLite file and on the real PostgreSQL server (127.0.0.1:5432)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from pipeline import store
+from tests.conftest import row, write_csv
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_url() -> str:
+    """A fresh database on the local server, or skip with the reason."""
+    try:
+        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        name = f"custdq_test_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"create database {name}"))
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"no PostgreSQL server reachable at 127.0.0.1:5432 ({type(exc).__name__})")
+    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store' / 'cases.db'}"
+    return postgres_url()
+
+
+def test_runs_are_recorded_once_per_night(invoke, tmp_path, db_url):
+    path = write_csv(tmp_path / "e.csv", [row(), row(policy_no="P2", applicant_phone="")])
+    for date in ("2026-11-20", "2026-11-20", "2026-11-23"):
+        result = invoke("run", str(path), "--business-date", date, "--db", db_url, "--out", str(tmp_path / date),
+                        "--quiet")
+        assert result.exit_code == 0, result.output
+    history = store.run_history(store.open_store(db_url))
+    assert [h["business_date"] for h in history] == ["2026-11-20", "2026-11-23"]
+    assert history[0]["rows_read"] == 2 and history[0]["items"] == 1
+    assert "13912345678" not in history[0]["manifest"]
+
+
+def test_a_newer_store_schema_is_refused(tmp_path):
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    engine = store.open_store(url)
+    with engine.begin() as conn:
+        conn.execute(store.meta.update().values(value="99"))
+    with pytest.raises(store.InputError, match="newer than this custdq"):
+        store.open_store(url)
+
+
+def test_unreachable_postgres_is_a_clear_error(invoke, tmp_path):
+    path = write_csv(tmp_path / "e.csv", [row()])
+    result = invoke("run", str(path), "--business-date", "2026-11-20", "--db",
+                    "postgresql://nobody:secret@127.0.0.1:1/none", "--out", str(tmp_path / "o"), "--quiet")
+    assert result.exit_code == 2 and "cannot open the case store" in result.output
+    assert "secret" not in result.output
