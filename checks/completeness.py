@@ -38,10 +38,10 @@ def insured_is_minor(frame: pd.DataFrame, ctx: RuleContext) -> pd.Series:
     return (age < ctx.params.get("minor_age", 18)).fillna(False)
 
 
-def _placeholder_evidence(ctx: RuleContext, column: str, index: pd.Index) -> pd.Series:
-    """The placeholder a person typed instead of a value (never personal data: it was a filler)."""
-    raw = ctx.raw.loc[index, column].astype("str").str.strip()
-    return ("原值: " + raw).where(raw.fillna("") != "", "")
+def raw_evidence(ctx: RuleContext, column: str, mask: pd.Series) -> pd.Series:
+    """"原值: <value as read>" on the rows of `mask` (looked up for those rows only)."""
+    raw = ctx.raw.loc[mask.index[mask.to_numpy(dtype=bool)], column].astype("str").str.strip()
+    return ("原值: " + raw).where(raw.fillna("") != "", "").reindex(mask.index)
 
 
 def missing_field(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
@@ -54,7 +54,7 @@ def missing_field(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
             missing &= ~(exempt_insured_id if column in INSURED_ID else exempt_insured)
         if missing.any():
             label = ctx.labels[column]
-            evidence = _placeholder_evidence(ctx, column, frame.index)
+            evidence = raw_evidence(ctx, column, missing)  # the placeholder typed, never personal data
             parts.append(findings.make(missing, role_of(column), column, f"{label}缺失", evidence))
     return findings.concat(parts)
 
@@ -66,6 +66,6 @@ def field_invalid(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
         if bad.any():
             label = ctx.labels[column]
             kind = "性别代码" if column.endswith("_sex") else "日期"
-            evidence = "原值: " + ctx.raw.loc[frame.index, column].astype("str").str.strip()
+            evidence = raw_evidence(ctx, column, bad)
             parts.append(findings.make(bad, role_of(column), column, f"{label}不是可识别的{kind}", evidence))
     return findings.concat(parts)

@@ -20,6 +20,10 @@ import pandas as pd
 from pipeline.columns import CANONICAL, DATE_COLUMNS, SEX_COLUMNS
 
 ID_COLUMNS = ("applicant_id_no", "insured_id_no")
+# columns with few distinct values a night: cleaned once per distinct value
+FEW_VALUES = {"issue_date", "receipt_date", "product_code", "coverage_years", "channel", "branch", "agent_code",
+              "applicant_sex", "applicant_birth_date", "applicant_id_type", "insured_sex", "insured_birth_date",
+              "insured_id_type", "relation"}
 _FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _FULLWIDTH_RE = "[\uff01-\uff5e\u3000]"
 _STRIP = " \t\r\n\u00a0\u3000\u200b\ufeff"
@@ -117,9 +121,14 @@ def normalise(raw: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     placeholders = {str(p).upper() for p in cfg["placeholders"]}
     out = pd.DataFrame(index=raw.index)
     for name in CANONICAL:
-        out[name] = clean_text(raw[name], placeholders)
+        if name in FEW_VALUES:
+            out[name] = map_distinct(raw[name], lambda s: clean_text(s, placeholders)).astype("str")
+        else:
+            out[name] = clean_text(raw[name], placeholders)
     for name in ID_COLUMNS:
-        out[name] = out[name].str.replace(r"\s+", "", regex=True).str.upper()
+        s = out[name].str.upper()
+        spaced = s.str.contains(r"\s", regex=True, na=False)  # rare: only those rows pay for the regex
+        out[name] = s.where(~spaced, s[spaced].str.replace(r"\s+", "", regex=True)) if spaced.any() else s
     for name in DATE_COLUMNS:
         out[f"{name}_dt"] = map_distinct(out[name], parse_dates).astype("datetime64[us]")
         out[f"{name}_unreadable"] = out[name].notna() & out[f"{name}_dt"].isna()
