@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 ## the nightly job on the bundled sample (embedded SQLite store under .custdq/)
 demo: venv
-	$(BIN)/custdq run $(SAMPLE) --business-date $(DATE)
+	$(BIN)/custdq run $(SAMPLE) --business-date $(DATE) --agents data/samples/agents_sample.csv
 	@echo "outputs: out/$(DATE)/"
 
 ## the whole test suite
@@ -33,7 +33,7 @@ bench: venv
 
 ## regenerate the bundled sample (the exact command is recorded in data/samples/README.md)
 sample: venv
-	$(BIN)/custdq sample --rows 2000 --seed 20261120 --out $(SAMPLE)
+	$(BIN)/custdq sample --rows 2000 --seed 20261120 --out $(SAMPLE) --agents-out data/samples/agents_sample.csv
 
 clean:
 	rm -rf $(VENV) out .custdq .pytest_cache
