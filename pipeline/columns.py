@@ -60,11 +60,18 @@ DATE_COLUMNS = ("issue_date", "receipt_date", "applicant_birth_date", "insured_b
 SEX_COLUMNS = ("applicant_sex", "insured_sex")
 
 
+_HALF = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
 def clean_header(text: object) -> str:
-    """Header cell -> comparable text: trimmed, full-width spaces and BOM removed."""
+    """Header cell -> comparable text: full-width to half-width, BOM removed, trimmed.
+
+    >>> clean_header(" 保险期间（年）\u3000")
+    '保险期间(年)'
+    """
     if text is None:
         return ""
-    return str(text).replace("\ufeff", "").replace("\u3000", " ").strip()
+    return str(text).replace("\ufeff", "").translate(_HALF).strip()
 
 
 def alias_map(columns: tuple[Column, ...], extra: dict[str, list[str]] | None = None) -> dict[str, str]:

@@ -27,6 +27,7 @@ FEW_VALUES = {"issue_date", "receipt_date", "product_code", "coverage_years", "c
 _FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _FULLWIDTH_RE = "[\uff01-\uff5e\u3000]"
 _STRIP = " \t\r\n\u00a0\u3000\u200b\ufeff"
+_CONTROL_RE = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\ufeff]"  # invisible characters a value never needs
 
 SEX_CODES = {
     "男": "M", "男性": "M", "M": "M", "MALE": "M", "1": "M",
@@ -53,15 +54,18 @@ def map_distinct(series: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.
 
 
 def clean_text(series: pd.Series, placeholders: set[str]) -> pd.Series:
-    """Half-width, trimmed, placeholders and empties to missing.
+    r"""Half-width, trimmed, placeholders and empties to missing.
 
-    >>> clean_text(pd.Series(["　ＡＢ１２ ", "不详", "", "n/a", "张三"], dtype="str"), {"不详", "N/A"}).tolist()
+    >>> clean_text(pd.Series(["　ＡＢ１２ ", "不详", "", "n/a", "张\x00三"], dtype="str"), {"不详", "N/A"}).tolist()
     ['AB12', nan, nan, nan, '张三']
     """
     s = series.astype("str")
     wide = s.str.contains(_FULLWIDTH_RE, regex=True, na=False)
     if wide.any():
         s = s.where(~wide, s[wide].str.translate(_FULLWIDTH))
+    hidden = s.str.contains(_CONTROL_RE, regex=True, na=False)
+    if hidden.any():
+        s = s.where(~hidden, s[hidden].str.replace(_CONTROL_RE, "", regex=True))
     s = s.str.strip(_STRIP)
     blank = (s == "") | s.str.upper().isin(placeholders)
     return s.mask(blank.fillna(False))

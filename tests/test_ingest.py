@@ -175,3 +175,15 @@ def test_malformed_lines_are_quarantined_with_their_line(invoke, tmp_path):
     assert "not utf-8 text" in quarantine["reason"][2]
     assert manifest["rows"] == {"rows_read": 5, "rows_in_scope": 2, "rows_out_of_scope": 0, "rows_quarantined": 3}
     assert manifest["rows_blank_skipped"] == 1
+
+
+def test_full_width_header_punctuation_and_invisible_characters(invoke, tmp_path):
+    """Chinese spreadsheets write 保险期间（年） with full-width parentheses; values may carry
+    zero-width spaces or NULs that a person cannot see."""
+    headers = chinese_headers() | {"coverage_years": "保险期间（年）", "policy_no": " 保单号\u3000"}
+    rows = [row(policy_no="F1", coverage_years="0.5"), row(policy_no="F2", applicant_name="\u200b\x00")]
+    result, out = run(invoke, tmp_path, write_csv(tmp_path / "e.csv", rows, encoding="gbk", headers=headers))
+    assert result.exit_code == 0, result.output
+    items, _, manifest = read_outputs(out)
+    assert manifest["rows"]["rows_out_of_scope"] == 1 and manifest["inputs"][0]["columns_carried"] == []
+    assert items[["policy_no", "field"]].values.tolist() == [["F2", "applicant_name"]]
