@@ -182,7 +182,7 @@ def test_full_width_header_punctuation_and_invisible_characters(invoke, tmp_path
     zero-width spaces or NULs that a person cannot see."""
     headers = chinese_headers() | {"coverage_years": "保险期间（年）", "policy_no": " 保单号\u3000"}
     rows = [row(policy_no="F1", coverage_years="0.5"), row(policy_no="F2", applicant_name="\u200b\x00")]
-    result, out = run(invoke, tmp_path, write_csv(tmp_path / "e.csv", rows, encoding="gbk", headers=headers))
+    result, out = run(invoke, tmp_path, write_csv(tmp_path / "e.csv", rows, encoding="gb18030", headers=headers))
     assert result.exit_code == 0, result.output
     items, _, manifest = read_outputs(out)
     assert manifest["rows"]["rows_out_of_scope"] == 1 and manifest["inputs"][0]["columns_carried"] == []
