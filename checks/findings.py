@@ -26,6 +26,7 @@ class RuleContext:
     raw: pd.DataFrame  # the extract as read, same index as the frame; for display only
     labels: dict[str, str]  # canonical column -> Chinese name
     params: dict = field(default_factory=dict)
+    agents: pd.DataFrame | None = None  # the normalised agent roster, when one was given
 
 
 def empty() -> pd.DataFrame:

@@ -16,13 +16,21 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from pipeline.columns import BY_NAME, CANONICAL, DATE_COLUMNS, REQUIRED, SEX_COLUMNS
+from pipeline.columns import AGENT_COLUMNS, BY_NAME, CANONICAL, DATE_COLUMNS, REQUIRED, SEX_COLUMNS
 from pipeline.errors import InputError
 
 HEADER = pa.DataFrameSchema(
     {name: pa.Column(required=name in REQUIRED, nullable=True) for name in CANONICAL},
     name="extract header",
 )
+
+# The roster must say who the agent is and which phone is theirs (PHONE_IS_AGENT); the rest may be absent.
+ROSTER_REQUIRED = ("agent_code", "agent_phone")
+ROSTER_HEADER = pa.DataFrameSchema(
+    {c.name: pa.Column(required=c.name in ROSTER_REQUIRED, nullable=True) for c in AGENT_COLUMNS},
+    name="agent roster header",
+)
+ROSTER_LABELS = {c.name: c.label for c in AGENT_COLUMNS}
 
 PARSED = pa.DataFrameSchema(
     {
@@ -37,17 +45,23 @@ PARSED = pa.DataFrameSchema(
 )
 
 
-def check_columns(names: list[str], source: str) -> None:
+def check_columns(names: list[str], source: str, schema: pa.DataFrameSchema = HEADER,
+                  labels: dict[str, str] | None = None) -> None:
     """Raise InputError naming `source` and every required column its header lacks."""
+    labels = labels or {m: c.label for m, c in BY_NAME.items()}
     try:
-        HEADER.validate(pd.DataFrame(columns=list(names)), lazy=True)
+        schema.validate(pd.DataFrame(columns=list(names)), lazy=True)
     except SchemaErrors as exc:
         cases = exc.failure_cases
         missing = cases.loc[cases["check"] == "column_in_dataframe", "failure_case"].tolist()
         if not missing:
             raise
-        named = ", ".join(f"{m} ({BY_NAME[m].label})" for m in missing)
+        named = ", ".join(f"{m} ({labels[m]})" for m in missing)
         raise InputError(f"{source}: missing required column{'s' if len(missing) > 1 else ''} {named}") from None
+
+
+def check_roster_columns(names: list[str], source: str) -> None:
+    check_columns(names, source, ROSTER_HEADER, ROSTER_LABELS)
 
 
 def validate_parsed(frame: pd.DataFrame) -> pd.DataFrame:

@@ -15,13 +15,14 @@ import pandas as pd
 from checks.findings import RuleContext
 from pipeline import __version__, config, contract, outputs, store
 from pipeline.calendar import WorkCalendar
-from pipeline.columns import BY_NAME, EXTRACT_COLUMNS, alias_map
+from pipeline.columns import EXTRACT_COLUMNS, alias_map
 from pipeline.engine import run_rules
 from pipeline.errors import InputError
 from pipeline.ingest import read_extract
 from pipeline.items import build, night_deadlines
 from pipeline.normalise import normalise
 from pipeline.progress import Stages, peak_memory_mb
+from pipeline.roster import load_roster
 from pipeline.scope import split
 
 log = logging.getLogger("custdq")
@@ -62,14 +63,10 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
         raise InputError(f"--out {out}: exists and is not a directory")
     stages = Stages(STAGES, quiet=quiet)
     engine_db = store.open_store(db)
-    inputs_extra = []
-    if agents:
-        from pipeline.ingest import check_path, sha256_of
-        check_path(Path(agents))
-        inputs_extra.append({"path": agents, "sha256": sha256_of(Path(agents)), "role": "agent roster"})
-
     with stages.stage("ingest"):
         extract = read_extract(extracts, alias_map(EXTRACT_COLUMNS, cfg["aliases"]))
+        roster = load_roster(agents, cfg) if agents else None
+    inputs_extra = [roster.manifest] if roster else []
     sources = [i.path for i in extract.inputs]
     with stages.stage("normalise"):
         frame = normalise(extract.frame, cfg)
@@ -80,7 +77,7 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
         quarantine = pd.concat([extract.quarantine, sp.quarantined], ignore_index=True)
     with stages.stage("check"):
         ctx = RuleContext(business_date, extract.frame, {c.name: c.label for c in EXTRACT_COLUMNS},
-                          {"minor_age": cfg["minor_age"]})
+                          {"minor_age": cfg["minor_age"]}, roster.agents if roster else None)
         found, outcomes = run_rules(frame[sp.in_scope], ctx, cfg)
     with stages.stage("items"):
         calendar = WorkCalendar(cfg["calendar"]["years"])

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline import contract
-from pipeline.columns import CANONICAL
+from pipeline.columns import AGENT_COLUMNS, CANONICAL
 from pipeline.errors import InputError
 from pipeline.ingest import parquet
 from pipeline.ingest.fastcsv import read_fast
@@ -45,6 +45,20 @@ class InputInfo:
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a table is: its key column, its columns, and its header contract."""
+
+    key: str
+    key_label: str
+    columns: tuple[str, ...]
+    check_columns: object  # (names, source) -> None, raises InputError
+
+
+EXTRACT = Kind("policy_no", "保单号", CANONICAL, contract.check_columns)
+ROSTER = Kind("agent_code", "业务员代码", tuple(c.name for c in AGENT_COLUMNS), contract.check_roster_columns)
 
 
 @dataclass
@@ -95,10 +109,10 @@ def _frame_from_rows(names: list[str | None], rows: list[list[str | None]], line
     return frame
 
 
-def _read_records(source, info: InputInfo, quarantine: list[dict], fast: bool = True) -> pd.DataFrame:
+def _read_records(source, info: InputInfo, quarantine: list[dict], kind: Kind, fast: bool = True) -> pd.DataFrame:
     found, raw_header, records = source.open()
     info.columns_carried = [str(h).strip() for h, n in zip(raw_header, found.names) if n is None and str(h).strip()]
-    contract.check_columns([n for n in found.names if n], info.path)
+    kind.check_columns([n for n in found.names if n], info.path)
     if fast and isinstance(source, TextSource):
         fast = read_fast(source.path, source.encoding, source.delimiter, found.index, found.names, raw_header)
         if fast is not None:
@@ -128,9 +142,9 @@ def _read_records(source, info: InputInfo, quarantine: list[dict], fast: bool = 
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def _read_parquet(path: Path, info: InputInfo, mapping: dict[str, str]) -> pd.DataFrame:
-    found, table = parquet.read(path, mapping)
-    contract.check_columns(table.column_names, info.path)
+def _read_parquet(path: Path, info: InputInfo, mapping: dict[str, str], kind: Kind) -> pd.DataFrame:
+    found, table = parquet.read(path, mapping, kind.key, kind.key_label)
+    kind.check_columns(table.column_names, info.path)
     frame = table.to_pandas()
     frame = frame.astype({c: "str" for c in frame.columns})
     frame["_line"] = np.arange(1, len(frame) + 1, dtype=np.int64)
@@ -140,8 +154,9 @@ def _read_parquet(path: Path, info: InputInfo, mapping: dict[str, str]) -> pd.Da
     return frame[~blank].reset_index(drop=True)
 
 
-def read_extract(paths: list[str | Path], mapping: dict[str, str], fast: bool = True) -> Extract:
-    """Read every extract file; raises InputError naming the file for a structural problem."""
+def read_extract(paths: list[str | Path], mapping: dict[str, str], fast: bool = True, kind: Kind = EXTRACT) -> Extract:
+    """Read every file of one kind (policy extracts by default); raises InputError naming the
+    file for a structural problem."""
     infos: list[InputInfo] = []
     frames: list[pd.DataFrame] = []
     quarantine: list[dict] = []
@@ -150,10 +165,10 @@ def read_extract(paths: list[str | Path], mapping: dict[str, str], fast: bool = 
         fmt = sniff_format(p)
         info = InputInfo(path=str(p), sha256=sha256_of(p), format=fmt)
         if fmt == "parquet":
-            frame = _read_parquet(p, info, mapping)
+            frame = _read_parquet(p, info, mapping, kind)
         else:
-            source = XlsxSource(p, mapping) if fmt == "xlsx" else TextSource(p, mapping)
-            frame = _read_records(source, info, quarantine, fast)
+            source = (XlsxSource if fmt == "xlsx" else TextSource)(p, mapping, kind.key, kind.key_label)
+            frame = _read_records(source, info, quarantine, kind, fast)
             info.encoding = source.encoding
             info.delimiter = getattr(source, "delimiter", None)
             info.sheet = source.sheet if fmt == "xlsx" else None
@@ -161,9 +176,9 @@ def read_extract(paths: list[str | Path], mapping: dict[str, str], fast: bool = 
         frames.append(frame)
         infos.append(info)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    absent = [c for c in CANONICAL if c not in frame.columns]
+    absent = [c for c in kind.columns if c not in frame.columns]
     for name in absent:
         frame[name] = pd.array([None] * len(frame), dtype="str")
-    ordered = list(CANONICAL) + ["_file", "_line"]
+    ordered = list(kind.columns) + ["_file", "_line"]
     q = pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS)
     return Extract(frame[ordered], q, infos, absent)

@@ -31,14 +31,15 @@ def as_text(col: pa.ChunkedArray) -> pa.ChunkedArray:
         return pa.chunked_array([pa.array([None if v is None else str(v) for v in col.to_pylist()], pa.string())])
 
 
-def read(path: Path, mapping: dict[str, str]) -> tuple[hdr.Header, pa.Table]:
+def read(path: Path, mapping: dict[str, str], key: str = "policy_no", key_label: str = "保单号"
+         ) -> tuple[hdr.Header, pa.Table]:
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
-    found = hdr.locate([table.column_names], mapping)
+    found = hdr.locate([table.column_names], mapping, key)
     if found is None:
-        raise InputError(f"{path}: no column names the policy number (policy_no / 保单号)")
+        raise InputError(f"{path}: no column named {key} / {key_label}")
     hdr.check_unique(found.names, table.column_names, str(path))
     cols = {n: as_text(table.column(i)) for i, n in enumerate(found.names) if n}
     return found, pa.table(cols)

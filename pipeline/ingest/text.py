@@ -84,8 +84,9 @@ def sniff_delimiter(sample: str, mapping: dict[str, str]) -> str:
 class TextSource:
     """Iterates (line, fields) of one delimited file after its header."""
 
-    def __init__(self, path: Path, mapping: dict[str, str]):
+    def __init__(self, path: Path, mapping: dict[str, str], key: str = "policy_no", key_label: str = "保单号"):
         self.path = path
+        self.key, self.key_label = key, key_label
         with path.open("rb") as fh:
             head = fh.read(SNIFF_BYTES)
         if not head.strip():
@@ -111,10 +112,10 @@ class TextSource:
             scanned.append(row)
             if len(scanned) >= hdr.SCAN_ROWS:
                 break
-        found = hdr.locate(scanned, self.mapping)
+        found = hdr.locate(scanned, self.mapping, self.key)
         if found is None:
             fh.close()
-            raise InputError(f"{self.path}: no header row naming the policy number (policy_no / 保单号)")
+            raise InputError(f"{self.path}: no header row naming {self.key} / {self.key_label}")
         raw_header = scanned[found.index]
         hdr.check_unique(found.names, raw_header, str(self.path))
         pending = list(zip(lines[found.index + 1 :], scanned[found.index + 1 :]))

@@ -45,8 +45,9 @@ def cell_text(value: object) -> str | None:
 
 
 class XlsxSource:
-    def __init__(self, path: Path, mapping: dict[str, str]):
+    def __init__(self, path: Path, mapping: dict[str, str], key: str = "policy_no", key_label: str = "保单号"):
         self.path = path
+        self.key, self.key_label = key, key_label
         self.mapping = mapping
         self.encoding = None
         self.sheet = None
@@ -63,14 +64,14 @@ class XlsxSource:
             if hasattr(ws, "reset_dimensions"):
                 ws.reset_dimensions()
             top = [list(r) for r in ws.iter_rows(max_row=hdr.SCAN_ROWS, values_only=True)]
-            found = hdr.locate(top, self.mapping)
+            found = hdr.locate(top, self.mapping, self.key)
             visible = getattr(ws, "sheet_state", "visible") == "visible"
             if found and (best is None or (visible, found.matched) > (best[0], best[2].matched)):
                 best = (visible, ws, found, top[found.index])
         if best is None:
             book.close()
             handle.close()
-            raise InputError(f"{self.path}: no sheet has a header row naming the policy number (policy_no / 保单号)")
+            raise InputError(f"{self.path}: no sheet has a header row naming {self.key} / {self.key_label}")
         _, ws, found, raw_header = best
         self.sheet = ws.title
         hdr.check_unique(found.names, raw_header, f"{self.path} [{ws.title}]")
