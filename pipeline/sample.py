@@ -214,41 +214,68 @@ def _inject(f: pd.DataFrame, rng: np.random.Generator, rate: float, agents: pd.D
     put("bank_short", "缴费账号", "62220")
 
 
+CHUNK = 1_000_000
+
+
+def sample_chunks(rows: int, seed: int, defect_rate: float = 0.05, business_date: dt.date = dt.date(2026, 11, 20)):
+    """Yield (extract chunk, roster chunk) of at most CHUNK rows: bounded memory at 10M rows."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, max(rows, 1), CHUNK):
+        part, agents = _sample_frame(max(1, min(CHUNK, rows - start)), rng, business_date, defect_rate)
+        if rows == 0:
+            part = part.iloc[:0]
+        if start:  # keep policy and agent numbers unique across chunks
+            tag = str(start // CHUNK)
+            part["保单号"] = part["保单号"].str.replace(r"^P(\d{4})", rf"P\g<1>{tag}-", regex=True)
+            part["业务员代码"] = part["业务员代码"] + "-" + tag
+            agents["业务员代码"] = agents["业务员代码"] + "-" + tag
+        yield part, agents
+
+
 def make_sample(rows: int, seed: int, defect_rate: float = 0.05,
                 business_date: dt.date = dt.date(2026, 11, 20)) -> tuple[pd.DataFrame, pd.DataFrame]:
-    rng = np.random.default_rng(seed)
-    parts, agents = [], []
-    for start in range(0, rows, 1_000_000):  # bounded memory for 10M-row files
-        part, ag = _sample_frame(min(1_000_000, rows - start), rng, business_date, defect_rate)
-        if start:
-            part["保单号"] = part["保单号"].str.replace(r"^P(\d{4})", rf"P\g<1>{start // 1_000_000}-", regex=True)
-        parts.append(part)
-        agents.append(ag)
-    if not parts:
-        empty, ag = _sample_frame(1, rng, business_date, 0.0)
-        return empty.iloc[:0], ag.iloc[:0]
-    frame = pd.concat(parts, ignore_index=True)
-    roster = pd.concat(agents, ignore_index=True).drop_duplicates("业务员代码")
-    return frame, roster
+    parts = list(sample_chunks(rows, seed, defect_rate, business_date))
+    return (pd.concat([p for p, _ in parts], ignore_index=True),
+            pd.concat([a for _, a in parts], ignore_index=True).drop_duplicates("业务员代码"))
 
 
 def write_sample(rows: int, seed: int, out: str, defect_rate: float = 0.05, encoding: str = "utf-8",
                  business_date: dt.date = dt.date(2026, 11, 20), agents_out: str | None = None) -> dict:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
     path = Path(out)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".xlsx", ".parquet"):
         raise InputError(f"--out {out}: the file name must end in .csv, .xlsx or .parquet")
     if suffix == ".xlsx" and rows > 200_000:
         raise InputError(f"--out {out}: XLSX samples are capped at 200000 rows; use .csv or .parquet")
-    frame, agents = make_sample(rows, seed, defect_rate, business_date)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        frame.to_csv(path, index=False, encoding=encoding)
-    elif suffix == ".xlsx":
+    if suffix == ".xlsx":
+        frame, agents = make_sample(rows, seed, defect_rate, business_date)
         frame.to_excel(path, index=False, engine="openpyxl")
+        written, rosters = len(frame), [agents]
     else:
-        frame.to_parquet(path, index=False)
+        written, rosters, parquet = 0, [], None
+        with path.open("wb") as fh:
+            for i, (part, agents) in enumerate(sample_chunks(rows, seed, defect_rate, business_date)):
+                rosters.append(agents)
+                written += len(part)
+                if suffix == ".parquet":
+                    table = pa.Table.from_pandas(part, preserve_index=False)
+                    parquet = parquet or pq.ParquetWriter(fh, table.schema)
+                    parquet.write_table(table)
+                elif encoding in ("utf-8", "utf-8-sig"):
+                    if i == 0:
+                        fh.write(part.iloc[:0].to_csv(index=False).encode(encoding))  # plain header line
+                    pacsv.write_csv(pa.Table.from_pandas(part, preserve_index=False), fh,
+                                    pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+                else:
+                    fh.write(part.to_csv(index=False, header=i == 0).encode(encoding))
+            if parquet:
+                parquet.close()
     if agents_out:
         Path(agents_out).parent.mkdir(parents=True, exist_ok=True)
-        agents.to_csv(agents_out, index=False, encoding="utf-8")
-    return {"rows": len(frame), "agents": len(agents)}
+        pd.concat(rosters, ignore_index=True).drop_duplicates("业务员代码").to_csv(agents_out, index=False, encoding="utf-8")
+    return {"rows": written}
