@@ -60,7 +60,8 @@ DATE_COLUMNS = ("issue_date", "receipt_date", "applicant_birth_date", "insured_b
 SEX_COLUMNS = ("applicant_sex", "insured_sex")
 
 
-_HALF = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+# full-width ASCII forms (U+FF01-U+FF5E) and the ideographic space -> their half-width forms
+HALF_WIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 
 
 def clean_header(text: object) -> str:
@@ -71,7 +72,7 @@ def clean_header(text: object) -> str:
     """
     if text is None:
         return ""
-    return str(text).replace("\ufeff", "").translate(_HALF).strip()
+    return str(text).replace("\ufeff", "").translate(HALF_WIDTH).strip()
 
 
 def alias_map(columns: tuple[Column, ...], extra: dict[str, list[str]] | None = None) -> dict[str, str]:

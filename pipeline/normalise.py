@@ -17,14 +17,13 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from pipeline.columns import CANONICAL, DATE_COLUMNS, SEX_COLUMNS
+from pipeline.columns import CANONICAL, DATE_COLUMNS, HALF_WIDTH, SEX_COLUMNS
 
 ID_COLUMNS = ("applicant_id_no", "insured_id_no")
 # columns with few distinct values a night: cleaned once per distinct value
 FEW_VALUES = {"issue_date", "receipt_date", "product_code", "coverage_years", "channel", "branch", "agent_code",
               "applicant_sex", "applicant_birth_date", "applicant_id_type", "insured_sex", "insured_birth_date",
               "insured_id_type", "relation"}
-_FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _FULLWIDTH_RE = "[\uff01-\uff5e\u3000]"
 _STRIP = " \t\r\n\u00a0\u3000\u200b\ufeff"
 _CONTROL_RE = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\ufeff]"  # invisible characters a value never needs
@@ -62,7 +61,7 @@ def clean_text(series: pd.Series, placeholders: set[str]) -> pd.Series:
     s = series.astype("str")
     wide = s.str.contains(_FULLWIDTH_RE, regex=True, na=False)
     if wide.any():
-        s = s.where(~wide, s[wide].str.translate(_FULLWIDTH))
+        s = s.where(~wide, s[wide].str.translate(HALF_WIDTH))
     hidden = s.str.contains(_CONTROL_RE, regex=True, na=False)
     if hidden.any():
         s = s.where(~hidden, s[hidden].str.replace(_CONTROL_RE, "", regex=True))
