@@ -27,6 +27,7 @@ class RuleContext:
     labels: dict[str, str]  # canonical column -> Chinese name
     params: dict = field(default_factory=dict)
     agents: pd.DataFrame | None = None  # the normalised agent roster, when one was given
+    cache: dict = field(default_factory=dict)  # analyses shared by several rules of one night
 
 
 def empty() -> pd.DataFrame:

@@ -61,3 +61,33 @@ def county_codes() -> dict[str, Region]:
 def _retired(part: str) -> bool:
     m = _RANGE.match(part)
     return bool(m and m.group(2))
+
+
+@lru_cache(maxsize=1)
+def known_codes() -> frozenset[str]:
+    """Every address code an identity number may carry: all codes python-stdnum knows (provinces,
+    prefectures, counties, current and retired, whatever the holder's birth year) plus the
+    documented allow-list (`checks/data/region_allowlist.csv`: residence permits, codes missing
+    from python-stdnum, each with its source).
+
+    >>> {"110103", "500101", "810000", "632825"} <= known_codes(), "999999" in known_codes()
+    (True, False)
+    """
+    text = resources.files("stdnum").joinpath("cn/loc.dat").read_text(encoding="utf-8")
+    codes: set[str] = set()
+    prefix = ""
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        key = line.strip().split(" ", 1)[0]
+        if not line.startswith(" "):
+            prefix = key
+            codes.add(prefix + "0000")
+        else:
+            codes.add(prefix + key)
+    allow = resources.files("checks").joinpath("data/region_allowlist.csv").read_text(encoding="utf-8")
+    for line in allow.splitlines():
+        code = line.split(",", 1)[0].strip()
+        if code.isdigit() and len(code) == 6:
+            codes.add(code)
+    return frozenset(codes)

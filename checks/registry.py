@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from checks import completeness, duplicates
+from checks import completeness, duplicates, identity
 from checks.catalogue import RULES
 from checks.findings import RuleContext
 
@@ -21,6 +21,14 @@ EVALUATORS: dict[str, Evaluator] = {
     "MISSING_FIELD": completeness.missing_field,
     "FIELD_INVALID": completeness.field_invalid,
     "DUPLICATE_POLICY": duplicates.duplicate_policy,
+    "ID_FORMAT": identity.id_format,
+    "ID_CORRUPTED": identity.id_corrupted,
+    "ID_CHECKSUM": identity.id_checksum,
+    "ID_BIRTH_INVALID": identity.id_birth_invalid,
+    "ID_REGION_UNKNOWN": identity.id_region_unknown,
+    "ID_LEGACY_15": identity.id_legacy_15,
+    "ID_SEX_MISMATCH": identity.id_sex_mismatch,
+    "ID_BIRTH_MISMATCH": identity.id_birth_mismatch,
 }
 
 assert set(EVALUATORS) <= set(RULES), "every evaluator needs a catalogue entry"

@@ -77,7 +77,9 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
         quarantine = pd.concat([extract.quarantine, sp.quarantined], ignore_index=True)
     with stages.stage("check"):
         ctx = RuleContext(business_date, extract.frame, {c.name: c.label for c in EXTRACT_COLUMNS},
-                          {"minor_age": cfg["minor_age"]}, roster.agents if roster else None)
+                          {k: cfg[k] for k in ("minor_age", "id_card_types", "residence_permit_types",
+                                                "foreign_permanent_types")},
+                          roster.agents if roster else None)
         found, outcomes = run_rules(frame[sp.in_scope], ctx, cfg)
     with stages.stage("items"):
         calendar = WorkCalendar(cfg["calendar"]["years"])

@@ -205,7 +205,10 @@ def _inject(f: pd.DataFrame, rng: np.random.Generator, rate: float, agents: pd.D
     put("sex_mismatch", "投保人性别", lambda r: np.where(f["投保人性别"].iloc[r].isin(["男", "M", "1"]), "女", "男"))
     put("birth_mismatch", "投保人出生日期", "1900-01-01")
     put("id_scientific", ids, lambda r: (f[ids].iloc[r].str[0] + "." + f[ids].iloc[r].str[1:6] + "E+17").to_numpy())
-    put("id_legacy_15", ids, lambda r: (f[ids].iloc[r].str[:6] + f[ids].iloc[r].str[8:17]).to_numpy())
+    # 15-digit numbers were issued to people born in the 1900s only
+    legacy = rows("id_legacy_15")
+    legacy = legacy[f[ids].iloc[legacy].str[6:8].eq("19").to_numpy()]
+    f.loc[legacy, ids] = (f[ids].iloc[legacy].str[:6] + f[ids].iloc[legacy].str[8:17]).to_numpy()
     donors = rng.integers(0, n, n)
     put("shared_phone", "投保人手机", lambda r: f["投保人手机"].iloc[donors[r]].to_numpy())
     put("agent_phone", "投保人手机", lambda r: agents.set_index("业务员代码")["业务员电话"]

@@ -92,6 +92,7 @@ def test_configured_placeholders(invoke, tmp_path):
 ])
 def test_field_invalid(invoke, tmp_path, field, value, ok):
     items, _, _ = night(invoke, tmp_path, [row(**{field: value})])
+    items = items[items["rule_code"] == "FIELD_INVALID"]  # a readable but different sex is ID_SEX_MISMATCH's
     expected = set() if ok else {("P0001", "FIELD_INVALID", field)}
     assert found(items) == expected
     if not ok:
