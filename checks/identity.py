@@ -2,7 +2,8 @@
 ID_REGION_UNKNOWN, ID_LEGACY_15, ID_SEX_MISMATCH, ID_BIRTH_MISMATCH, for applicant and insured.
 
 Which documents are checked: the resident identity card and the residence permits of Hong Kong,
-Macao and Taiwan residents fully; the 2023 foreign permanent resident card (18 characters,
+Macao and Taiwan residents fully (and a number without a document type that has the exact shape
+of an identity-card number); the 2023 foreign permanent resident card (18 characters,
 first digit 9) without the address code; anything else (passport, 军官证, the 15-character
 2004 foreign card) only for presence, by MISSING_FIELD.
 
@@ -35,6 +36,8 @@ def analysis(frame: pd.DataFrame, ctx: RuleContext, role: str) -> pd.DataFrame:
         id_type = frame[f"{role}_id_type"].str.upper()
         number = frame[f"{role}_id_no"]
         card = id_type.isin(_types(ctx, "id_card_types") | _types(ctx, "residence_permit_types"))
+        # no type given (already MISSING_FIELD) but the number has an ID card's exact shape: check it
+        card |= id_type.isna() & number.str.fullmatch(r"\d{17}[\dX]|\d{15}", na=False)
         foreign = id_type.isin(_types(ctx, "foreign_permanent_types")) & number.str.fullmatch(r"9\d{16}[\dX]", na=False)
         applies = (card | foreign).fillna(False) & number.notna()
         result = analyse(number.where(applies), ctx.business_date, region_check=card.fillna(False))
@@ -85,8 +88,9 @@ def id_legacy_15(frame, ctx):
 def id_sex_mismatch(frame, ctx):
     def pick(a, f, role, label):
         recorded = f[f"{role}_sex_code"]
-        mask = (a["status"] == OK) & recorded.notna() & a["sex"].notna() & (recorded != a["sex"])
-        evidence = "号码显示" + a["sex"].map(SEX_NAMES).fillna("") + "，记录为" + recorded.map(SEX_NAMES).fillna("")
+        embedded = a["sex"].astype("str")
+        mask = (a["status"] == OK) & recorded.notna() & embedded.notna() & (recorded != embedded)
+        evidence = "号码显示" + embedded.map(SEX_NAMES).fillna("") + "，记录为" + recorded.map(SEX_NAMES).fillna("")
         return mask, f"{ctx.labels[f'{role}_sex']}与{label}不符", evidence
     return _per_role(frame, ctx, pick)
 

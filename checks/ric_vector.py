@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from checks.regions import known_codes
 from checks.ric import CHECK_CHARACTERS, WEIGHTS
@@ -28,28 +29,47 @@ OK, CORRUPTED, FORMAT, CHECKSUM = "ok", "corrupted", "format", "checksum"
 
 
 @lru_cache(maxsize=1)
-def _known_sorted() -> np.ndarray:
-    return np.array(sorted(int(c) for c in known_codes()), dtype=np.int64)
+def _known_table() -> np.ndarray:
+    """known[code] is True for every address code an identity number may carry (direct lookup)."""
+    table = np.zeros(1_000_000, dtype=bool)
+    table[np.array([int(c) for c in known_codes()], dtype=np.int64)] = True
+    return table
+
+
+def _arrow(values: pd.Series) -> pa.Array:
+    arr = pa.array(values.array) if not isinstance(values.array, np.ndarray) else pa.array(values.to_numpy())
+    return (arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr).cast(pa.string())
 
 
 def char_matrix(values: pd.Series, width: int) -> np.ndarray:
     """(n, width) uint8 bytes of ASCII strings that are all `width` long (no copy per row)."""
     if not len(values):
         return np.zeros((0, width), dtype=np.uint8)
-    arr = pa.array(values.array) if not isinstance(values.array, np.ndarray) else pa.array(values.to_numpy())
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    arr = arr.cast(pa.string())
+    arr = _arrow(values)
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset: arr.offset + len(arr) + 1]
     data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
     return data[offsets[0]: offsets[-1]].reshape(len(arr), width)
 
 
-def _to_int(digits: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(digits), dtype=np.int64)
-    for k in range(digits.shape[1]):
-        out = out * 10 + digits[:, k]
+def _to_int(chars: np.ndarray) -> np.ndarray:
+    """ASCII digit columns -> integers, column by column (no wide copy of the matrix)."""
+    out = np.zeros(len(chars), dtype=np.int64 if chars.shape[1] > 9 else np.int32)
+    for k in range(chars.shape[1]):
+        out = out * 10 + (chars[:, k].astype(out.dtype) - 48)
     return out
+
+
+def _weighted_sum(chars: np.ndarray) -> np.ndarray:
+    """sum(weight_i * digit_i) over the first 17 ASCII digits, column by column."""
+    total = np.zeros(len(chars), dtype=np.int32)
+    for k, w in enumerate(WEIGHTS):
+        total += chars[:, k].astype(np.int32) * w
+    return total - 48 * sum(WEIGHTS)
+
+
+def _all_digits(chars: np.ndarray) -> np.ndarray:
+    """Every byte is an ASCII digit: bytes below '0' wrap around above 9 in uint8."""
+    return (chars - np.uint8(48)).max(axis=1) <= 9
 
 
 def _dates(y: np.ndarray, m: np.ndarray, d: np.ndarray, today: dt.date) -> tuple[np.ndarray, np.ndarray]:
@@ -58,11 +78,35 @@ def _dates(y: np.ndarray, m: np.ndarray, d: np.ndarray, today: dt.date) -> tuple
     month_ok = (m >= 1) & (m <= 12)
     dim = _DAYS[np.where(month_ok, m, 1)] + ((m == 2) & leap)
     real = month_ok & (d >= 1) & (d <= dim) & (y >= 1)
-    safe_y, safe_m, safe_d = np.where(real, y, 1970), np.where(real, m, 1), np.where(real, d, 1)
-    date = ((safe_y - 1970).astype("datetime64[Y]").astype("datetime64[M]") + (safe_m - 1).astype("timedelta64[M]")
-            ).astype("datetime64[D]") + (safe_d - 1).astype("timedelta64[D]")
+    # days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil)
+    yy = (y - (m <= 2)).astype(np.int64)
+    era = yy // 400
+    yoe = yy - era * 400
+    doy = (153 * np.where(m > 2, m - 3, m + 9) + 2) // 5 + d - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    date = np.where(real, days, np.iinfo(np.int64).min).astype("datetime64[D]")  # int64 min is NaT
     valid = real & (y >= 1900) & (date <= np.datetime64(today))
-    return np.where(real, date, np.datetime64("NaT")), valid
+    return date, valid
+
+
+def check18(m: np.ndarray, today: dt.date):
+    """Checksum, birth date and sex of an (n, 18) matrix of well-shaped numbers.
+
+    Returns (check character right, last three digits zeroed by Excel, birth date, birth date
+    valid, male).
+    """
+    good = _CHECK[_weighted_sum(m) % 11] == m[:, 17]
+    truncated = ~good & (m[:, 15] == 48) & (m[:, 16] == 48) & (m[:, 17] == 48)  # Excel's 15 digits
+    birth, birth_ok = _dates(_to_int(m[:, 6:10]), _to_int(m[:, 10:12]), _to_int(m[:, 12:14]), today)
+    male = m[:, 16] % 2 == 1  # ASCII '1' is 49: the parity of the byte is the digit's
+    return good, truncated, birth, birth_ok, male
+
+
+STATUSES = [OK, CORRUPTED, FORMAT, CHECKSUM]  # category codes 0..3; -1 is missing
+
+
+def _is_digit(m: np.ndarray) -> np.ndarray:
+    return (m >= 48) & (m <= 57)
 
 
 def analyse(ids: pd.Series, today: dt.date, region_check: pd.Series | None = None) -> pd.DataFrame:
@@ -73,56 +117,56 @@ def analyse(ids: pd.Series, today: dt.date, region_check: pd.Series | None = Non
     """
     s = ids.astype("str")
     n = len(s)
-    out = pd.DataFrame(index=s.index)
-    present = s.notna().to_numpy()
-    corrupted = (s.str.match(SCIENTIFIC, na=False) | s.str.match(DECIMAL_ZERO, na=False)).to_numpy()
-    is18 = s.str.fullmatch(r"\d{17}[\dX]", na=False).to_numpy()
-    is15 = s.str.fullmatch(r"\d{15}", na=False).to_numpy()
-    status = np.full(n, None, dtype=object)
-    status[present] = FORMAT
-    status[corrupted] = CORRUPTED
+    arr = _arrow(s)
+    present = ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    nbytes = np.asarray(pc.binary_length(arr).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    status = np.where(present, 2, -1).astype(np.int8)  # FORMAT until shown otherwise
     birth = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
     birth_ok = np.zeros(n, dtype=bool)
     male = np.zeros(n, dtype=bool)
     region = np.zeros(n, dtype=np.int64)
-    id18 = s.where(is18).to_numpy(dtype=object)
+    is15 = np.zeros(n, dtype=bool)
 
-    if is18.any():
-        m = char_matrix(s[is18], 18)
-        digits = (m[:, :17] - 48).astype(np.int64)
-        expected = _CHECK[(digits * _W).sum(axis=1) % 11]
-        good = expected == m[:, 17]
-        truncated = ~good & (m[:, 15] == 48) & (m[:, 16] == 48) & (m[:, 17] == 48)  # Excel's 15 digits
-        idx = np.flatnonzero(is18)
-        status[idx] = np.where(good, OK, np.where(truncated, CORRUPTED, CHECKSUM))
-        birth[idx], birth_ok[idx] = _dates(_to_int(digits[:, 6:10]), _to_int(digits[:, 10:12]),
-                                           _to_int(digits[:, 12:14]), today)
-        male[idx] = digits[:, 16] % 2 == 1
-        region[idx] = _to_int(digits[:, :6])
-    if is15.any():
-        m = char_matrix(s[is15], 15)
-        digits = (m - 48).astype(np.int64)
-        idx = np.flatnonzero(is15)
-        status[idx] = OK
-        birth[idx], birth_ok[idx] = _dates(1900 + _to_int(digits[:, 6:8]), _to_int(digits[:, 8:10]),
-                                           _to_int(digits[:, 10:12]), today)
-        male[idx] = digits[:, 14] % 2 == 1
-        region[idx] = _to_int(digits[:, :6])
-        body = s[is15].str[:6] + "19" + s[is15].str[6:]
-        bm = (char_matrix(body, 17) - 48).astype(np.int64)
-        id18[idx] = (body + pd.Series(_CHECK[(bm * _W).sum(axis=1) % 11].view("S1").astype(str), index=body.index)
-                     ).to_numpy(dtype=object)
+    idx = np.flatnonzero(nbytes == 18)
+    if len(idx):
+        m = char_matrix(s if len(idx) == n else s.iloc[idx], 18)
+        shaped = _all_digits(m[:, :17]) & (_is_digit(m[:, 17]) | (m[:, 17] == 88))
+        if not shaped.all():
+            idx, m = idx[shaped], m[shaped]
+        good, truncated, birth[idx], birth_ok[idx], male[idx] = check18(m, today)
+        status[idx] = np.where(good, 0, np.where(truncated, 1, 3))
+        region[idx] = _to_int(m[:, :6])
+    idx15 = np.flatnonzero(nbytes == 15)
+    if len(idx15):
+        m = char_matrix(s.iloc[idx15], 15)
+        digit_only = _all_digits(m)
+        idx15, m = idx15[digit_only], m[digit_only]
+        status[idx15] = 0
+        is15[idx15] = True
+        birth[idx15], birth_ok[idx15] = _dates(1900 + _to_int(m[:, 6:8]), _to_int(m[:, 8:10]),
+                                               _to_int(m[:, 10:12]), today)
+        male[idx15] = m[:, 14] % 2 == 1
+        region[idx15] = _to_int(m[:, :6])
+    rest = np.flatnonzero(status == 2)  # the few left over: is it spreadsheet damage?
+    if len(rest):
+        odd = s.iloc[rest]
+        damaged = (odd.str.match(SCIENTIFIC, na=False) | odd.str.match(DECIMAL_ZERO, na=False)).to_numpy()
+        status[rest[damaged]] = 1
 
-    checked = status == OK
-    known = _known_sorted()
-    pos = np.clip(np.searchsorted(known, region), 0, len(known) - 1)
-    region_known = known[pos] == region
+    checked = status == 0
+    region_known = _known_table()[np.clip(region, 0, 999_999)]
     applies = checked if region_check is None else checked & region_check.to_numpy(dtype=bool)
-    out["status"] = pd.array(status, dtype="str")
+    out = pd.DataFrame(index=s.index)
+    out["status"] = pd.Categorical.from_codes(status, STATUSES)
     out["legacy15"] = is15
-    out["birth"] = pd.to_datetime(np.where(checked, birth, np.datetime64("NaT"))).astype("datetime64[us]")
+    out["birth"] = np.where(checked, birth, np.datetime64("NaT")).astype("datetime64[us]")
     out["birth_invalid"] = checked & ~birth_ok
-    out["sex"] = pd.array(np.where(checked, np.where(male, "M", "F"), None), dtype="str")
+    out["sex"] = pd.Categorical.from_codes(np.where(checked, male.astype(np.int8), -1), ["F", "M"])
     out["region_unknown"] = applies & ~region_known
-    out["id18"] = pd.array(np.where(checked | (status == CHECKSUM), id18, None), dtype="str")
+    id18 = s.where(pd.Series((status == 0) | (status == 3), index=s.index))
+    if len(idx15):
+        body = s.iloc[idx15].str[:6] + "19" + s.iloc[idx15].str[6:]
+        check = pd.Series(_CHECK[_weighted_sum(char_matrix(body, 17)) % 11].view("S1").astype(str), index=body.index)
+        id18.iloc[idx15] = (body + check).to_numpy()
+    out["id18"] = id18  # the 18-character form, for customer identity (a 15-digit number upgraded)
     return out

@@ -81,3 +81,12 @@ def test_a_wrong_check_character_is_one_item_not_four(invoke, tmp_path):
     bad = id_no("44010619800517003")[:17] + "9"
     items = night(invoke, tmp_path, [row(applicant_id_no=bad, applicant_sex="女", applicant_birth_date="1990-01-01")])
     assert ids(items) == [("P0001", "ID_CHECKSUM", "applicant")]
+
+
+def test_untyped_numbers_shaped_like_id_cards_are_checked(invoke, tmp_path):
+    bad = id_no("44010619800517003")[:17] + "9"
+    rows = [row(policy_no="U1", applicant_id_type="", applicant_id_no=bad),
+            row(policy_no="U2", applicant_id_type="", applicant_id_no="E12345678")]
+    items = night(invoke, tmp_path, rows)
+    assert ids(items) == [("U1", "ID_CHECKSUM", "applicant")]
+    assert {("U1", "MISSING_FIELD"), ("U2", "MISSING_FIELD")} <= set(zip(items["policy_no"], items["rule_code"]))
