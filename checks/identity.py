@@ -46,19 +46,32 @@ def analysis(frame: pd.DataFrame, ctx: RuleContext, role: str) -> pd.DataFrame:
 
 
 def _per_role(frame: pd.DataFrame, ctx: RuleContext, pick) -> pd.DataFrame:
+    """Run `pick(analysis, frame, role, label) -> (mask, detail, evidence)` per role. `detail` and
+    `evidence` are strings or functions of the hit rows' (analysis, frame) slices; evidence
+    defaults to the masked number. Nothing is formatted for rows that did not hit."""
     parts = []
     for role in ROLES:
         a = analysis(frame, ctx, role)
         column = f"{role}_id_no"
         mask, detail, evidence = pick(a, frame, role, ctx.labels[column])
-        evidence = mask_id(frame[column]) if evidence is None else evidence
-        parts.append(findings.make(mask & a["applies"], role, column, detail, evidence))
+        mask = (mask & a["applies"]).fillna(False).astype(bool)
+        if not mask.any():
+            continue
+        hit_a, hit_f = a[mask], frame.loc[mask]
+        detail = detail(hit_a, hit_f) if callable(detail) else detail
+        evidence = evidence(hit_a, hit_f) if callable(evidence) else mask_id(hit_f[column])
+        parts.append(findings.make(mask, role, column, _spread(detail, mask), _spread(evidence, mask)))
     return findings.concat(parts)
+
+
+def _spread(value, mask: pd.Series):
+    return value.reindex(mask.index) if isinstance(value, pd.Series) else value
 
 
 def id_format(frame, ctx):
     return _per_role(frame, ctx, lambda a, f, r, label: (
-        a["status"] == FORMAT, label + "不是18位或15位身份证号码（" + f[f"{r}_id_no"].str.len().astype(str) + "位）", None))
+        a["status"] == FORMAT,
+        lambda ha, hf: label + "不是18位或15位身份证号码（" + hf[f"{r}_id_no"].str.len().astype(str) + "位）", None))
 
 
 def id_corrupted(frame, ctx):
@@ -90,7 +103,10 @@ def id_sex_mismatch(frame, ctx):
         recorded = f[f"{role}_sex_code"]
         embedded = a["sex"].astype("str")
         mask = (a["status"] == OK) & recorded.notna() & embedded.notna() & (recorded != embedded)
-        evidence = "号码显示" + embedded.map(SEX_NAMES).fillna("") + "，记录为" + recorded.map(SEX_NAMES).fillna("")
+
+        def evidence(ha, hf):
+            return ("号码显示" + ha["sex"].astype("str").map(SEX_NAMES).fillna("") + "，记录为"
+                    + hf[f"{role}_sex_code"].map(SEX_NAMES).fillna(""))
         return mask, f"{ctx.labels[f'{role}_sex']}与{label}不符", evidence
     return _per_role(frame, ctx, pick)
 
@@ -100,7 +116,9 @@ def id_birth_mismatch(frame, ctx):
         recorded = f[f"{role}_birth_date_dt"]
         embedded = a["birth"]
         mask = (a["status"] == OK) & ~a["birth_invalid"] & recorded.notna() & embedded.notna() & (recorded != embedded)
-        evidence = ("号码显示" + embedded.dt.strftime("%Y-%m-%d").fillna("") + "，记录为"
-                    + recorded.dt.strftime("%Y-%m-%d").fillna(""))
+
+        def evidence(ha, hf):
+            return ("号码显示" + ha["birth"].dt.strftime("%Y-%m-%d").fillna("") + "，记录为"
+                    + hf[f"{role}_birth_date_dt"].dt.strftime("%Y-%m-%d").fillna(""))
         return mask, f"{ctx.labels[f'{role}_birth_date']}与{label}不符", evidence
     return _per_role(frame, ctx, pick)
