@@ -29,7 +29,8 @@ test: venv
 
 ## benchmarks (figures go into the README by hand, with the machine they ran on)
 bench: venv
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks --rows 1000000
+	$(BIN)/python -m benchmarks.ids --rows 10000000
 
 ## regenerate the bundled sample (the exact command is recorded in data/samples/README.md)
 sample: venv
