@@ -90,3 +90,10 @@ def test_untyped_numbers_shaped_like_id_cards_are_checked(invoke, tmp_path):
     items = night(invoke, tmp_path, rows)
     assert ids(items) == [("U1", "ID_CHECKSUM", "applicant")]
     assert {("U1", "MISSING_FIELD"), ("U2", "MISSING_FIELD")} <= set(zip(items["policy_no"], items["rule_code"]))
+
+
+def test_household_register_numbers_are_checked(invoke, tmp_path):
+    bad = id_no("44010620150517003")[:17] + "9"
+    rows = [row(policy_no="H1", relation="子女", insured_id_type="户口簿", insured_id_no=bad,
+                insured_birth_date="2015-05-17", insured_sex="男")]
+    assert ids(night(invoke, tmp_path, rows)) == [("H1", "ID_CHECKSUM", "insured")]
