@@ -2,6 +2,12 @@
 
 >>> mask_id(pd.Series(["11010519491231002X", "4.40106E+17", None], dtype="str")).tolist()
 ['1****************X', '4*********7', nan]
+>>> mask_phone(pd.Series(["13812345678", "1012345678", "95588"], dtype="str")).tolist()
+['138****5678', '101***5678', '9***8']
+>>> mask_account(pd.Series(["6222021234567890123", "123456789"], dtype="str")).tolist()
+['622202*********0123', '12*****89']
+>>> mask_name(pd.Series(["张三", "欧阳娜娜", None], dtype="str")).tolist()
+['张*', '欧***', nan]
 """
 
 from __future__ import annotations
@@ -18,3 +24,29 @@ def mask_id(values: pd.Series) -> pd.Series:
     """Identity numbers: only the first and the last character."""
     s = values.astype("str")
     return (s.str[:1] + _stars(s.str.len() - 2).astype("str") + s.str[-1:]).where(s.notna())
+
+
+def _keep(values: pd.Series, head: int, tail: int, short_head: int = 1, short_tail: int = 1) -> pd.Series:
+    s = values.astype("str")
+    n = s.str.len()
+    long = n > head + tail
+    h = s.str[:head].where(long, s.str[:short_head])
+    t = s.str[-tail:].where(long, s.str[-short_tail:])
+    stars = _stars((n - h.str.len() - t.str.len()).clip(lower=0)).astype("str")
+    return (h + stars + t).where(s.notna())
+
+
+def mask_phone(values: pd.Series) -> pd.Series:
+    """Phones: the first 3 and last 4 digits (138****5678)."""
+    return _keep(values, 3, 4)
+
+
+def mask_account(values: pd.Series) -> pd.Series:
+    """Bank accounts: the first 6 and last 4 digits."""
+    return _keep(values, 6, 4, 2, 2)
+
+
+def mask_name(values: pd.Series) -> pd.Series:
+    """Names: the first character (the surname) only."""
+    s = values.astype("str")
+    return (s.str[:1] + _stars((s.str.len() - 1).clip(lower=0)).astype("str")).where(s.notna())

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from checks import completeness, duplicates, identity
+from checks import completeness, contacts, duplicates, identity
 from checks.catalogue import RULES
 from checks.findings import RuleContext
 
@@ -29,6 +29,11 @@ EVALUATORS: dict[str, Evaluator] = {
     "ID_LEGACY_15": identity.id_legacy_15,
     "ID_SEX_MISMATCH": identity.id_sex_mismatch,
     "ID_BIRTH_MISMATCH": identity.id_birth_mismatch,
+    "PHONE_INVALID": contacts.phone_invalid,
+    "PHONE_PLACEHOLDER": contacts.phone_placeholder,
+    "BANK_ACCOUNT_INVALID": contacts.bank_account_invalid,
+    "BANK_CARD_LUHN": contacts.bank_card_luhn,
+    "BANK_HOLDER_MISMATCH": contacts.bank_holder_mismatch,
 }
 
 assert set(EVALUATORS) <= set(RULES), "every evaluator needs a catalogue entry"

@@ -37,6 +37,10 @@ PARSED = pa.DataFrameSchema(
         **{name: pa.Column(str, nullable=True) for name in CANONICAL},
         **{f"{name}_dt": pa.Column("datetime64[us]", nullable=True) for name in DATE_COLUMNS},
         **{f"{name}_code": pa.Column(str, pa.Check.isin(["M", "F"]), nullable=True) for name in SEX_COLUMNS},
+        **{f"{name}_e164": pa.Column(str, pa.Check.str_startswith("+"), nullable=True)
+           for name in ("applicant_phone", "insured_phone")},
+        **{f"{name}_valid": pa.Column(bool) for name in ("applicant_phone", "insured_phone")},
+        "bank_account_digits": pa.Column(str, nullable=True),
         "is_self": pa.Column(bool),
         "_file": pa.Column(int),
         "_line": pa.Column(int, pa.Check.ge(1)),

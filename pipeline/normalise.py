@@ -1,5 +1,7 @@
 """Normalisation before any rule (SPEC 2.5), done once, early, column-wise.
 
+Phones: E.164 for region CN (`<col>_e164`, `<col>_national`, `<col>_valid`, checks/phones.py).
+Bank accounts: digits with spaces and hyphens removed (`bank_account_digits`).
 Every text column: full-width characters to half-width, trimmed (full-width and no-break
 spaces included), empty or placeholder values (config `placeholders`) to missing. Identity
 numbers: upper-case, inner whitespace removed. Key dates are parsed to `<col>_dt` and sex
@@ -17,9 +19,11 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from checks import phones as phone_numbers
 from pipeline.columns import CANONICAL, DATE_COLUMNS, HALF_WIDTH, SEX_COLUMNS
 
 ID_COLUMNS = ("applicant_id_no", "insured_id_no")
+PHONE_COLUMNS = ("applicant_phone", "insured_phone")
 # columns with few distinct values a night: cleaned once per distinct value
 FEW_VALUES = {"issue_date", "receipt_date", "product_code", "coverage_years", "channel", "branch", "agent_code",
               "applicant_sex", "applicant_birth_date", "applicant_id_type", "insured_sex", "insured_birth_date",
@@ -138,6 +142,12 @@ def normalise(raw: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     for name in SEX_COLUMNS:
         out[f"{name}_code"] = map_distinct(out[name], parse_sex).astype("str")
         out[f"{name}_unreadable"] = out[name].notna() & out[f"{name}_code"].isna()
+    for name in PHONE_COLUMNS:
+        phones = phone_numbers.normalise(out[name])
+        out[f"{name}_e164"] = phones["e164"].astype("str")
+        out[f"{name}_national"] = phones["national"].astype("str")
+        out[f"{name}_valid"] = phones["valid"].astype(bool)
+    out["bank_account_digits"] = out["bank_account"].str.replace(r"[\s\-]", "", regex=True)
     selves = {str(v).upper() for v in cfg["self_relation"]}
     out["is_self"] = out["relation"].str.upper().isin(selves).fillna(False).astype(bool)
     out["coverage_years_value"] = map_distinct(out["coverage_years"], parse_term_years).astype(float)

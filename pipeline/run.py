@@ -78,7 +78,7 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
     with stages.stage("check"):
         ctx = RuleContext(business_date, extract.frame, {c.name: c.label for c in EXTRACT_COLUMNS},
                           {k: cfg[k] for k in ("minor_age", "id_card_types", "residence_permit_types",
-                                                "foreign_permanent_types")},
+                                                "foreign_permanent_types", "phone_placeholders")},
                           roster.agents if roster else None)
         found, outcomes = run_rules(frame[sp.in_scope], ctx, cfg)
     with stages.stage("items"):

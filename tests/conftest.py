@@ -34,7 +34,7 @@ def row(**over) -> dict:
         "applicant_phone": "13912345678", "insured_name": "李四", "insured_sex": "女",
         "insured_birth_date": "1982-03-04", "insured_id_type": "身份证",
         "insured_id_no": id_no("44010619820304002"), "insured_phone": "13712345678", "relation": "配偶",
-        "bank_account": "6222021234567890123", "bank_account_holder": "张三",
+        "bank_account": "6222021234567890128", "bank_account_holder": "张三",  # a Luhn-valid card
     }
     base.update(over)
     return base

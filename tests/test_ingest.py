@@ -20,7 +20,7 @@ def run(invoke, tmp_path, *files, extra=()):
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk", "gb18030", "utf-16"])
 def test_each_encoding_reads_chinese_values(invoke, tmp_path, encoding):
-    rows = [row(policy_no="P1", applicant_phone=None), row(policy_no="P2", applicant_name="欧阳娜娜")]
+    rows = [row(policy_no="P1", applicant_phone=None), row(policy_no="P2", applicant_name="欧阳娜娜", bank_account_holder="欧阳 娜娜")]
     path = write_csv(tmp_path / "extract.dat", rows, encoding=encoding, headers=chinese_headers())
     result, out = run(invoke, tmp_path, path)
     assert result.exit_code == 0, result.output

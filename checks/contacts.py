@@ -1,0 +1,104 @@
+"""Contact rules on one record (SPEC 3): PHONE_INVALID, PHONE_PLACEHOLDER, BANK_ACCOUNT_INVALID,
+BANK_CARD_LUHN, BANK_HOLDER_MISMATCH. Phones were normalised once (`<col>_e164`,
+`<col>_national`, `<col>_valid`); accounts to digits (`bank_account_digits`).
+
+A filler phone is a placeholder, not also an invalid number: one value, one finding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from checks import findings
+from checks.findings import RuleContext
+from checks.masking import mask_account, mask_name, mask_phone
+from checks.ric_vector import char_matrix
+
+PHONES = (("applicant", "applicant_phone"), ("insured", "insured_phone"))
+
+
+def _runs(length: int) -> set[str]:
+    """Every run of `length` consecutive digits, ascending or descending (…8901…, …3210…)."""
+    up, down = "0123456789" * 3, "9876543210" * 3
+    return {seq[i:i + length] for seq in (up, down) for i in range(10)}
+
+
+def placeholder(national: pd.Series, ctx: RuleContext) -> pd.Series:
+    """Filler numbers (config `phone_placeholders`): a listed number; one digit repeated through
+    the whole number; a whole number that is a consecutive run (12345678901); a landline whose
+    local number is an 8-digit run (010-12345678). A mobile with a run only in its last digits
+    (138 1234 5678) is a real vanity number and is not flagged."""
+    cfg = ctx.params.get("phone_placeholders", {})
+    listed = {str(n).lstrip("0") for n in cfg.get("numbers", [])}
+    hit = national.isin(listed).fillna(False)
+    if cfg.get("repeated_digit", True):
+        hit |= national.str.fullmatch(r"0+|1+|2+|3+|4+|5+|6+|7+|8+|9+", na=False)
+    if cfg.get("consecutive_runs", True):
+        length = national.str.len()
+        for n in range(7, 12):
+            hit |= national.where(length == n).isin(_runs(n)).fillna(False)
+        landline = national.str.fullmatch(r"[2-9]\d{9,10}|10\d{8}", na=False)
+        hit |= landline & national.str[-8:].isin(_runs(8)).fillna(False)
+    return hit.astype(bool)
+
+
+def phone_placeholder(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
+    parts = []
+    for role, column in PHONES:
+        hit = placeholder(frame[f"{column}_national"], ctx)
+        if hit.any():
+            evidence = mask_phone(frame.loc[hit, f"{column}_national"]).reindex(frame.index)
+            parts.append(findings.make(hit, role, column, f"{ctx.labels[column]}为虚假填充号码", evidence))
+    return findings.concat(parts)
+
+
+def phone_invalid(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
+    parts = []
+    for role, column in PHONES:
+        bad = frame[column].notna() & ~frame[f"{column}_valid"] & ~placeholder(frame[f"{column}_national"], ctx)
+        if bad.any():
+            shown = frame.loc[bad, f"{column}_national"].fillna(frame.loc[bad, column])
+            parts.append(findings.make(bad, role, column, f"{ctx.labels[column]}不是有效的中国大陆电话号码",
+                                       mask_phone(shown).reindex(frame.index)))
+    return findings.concat(parts)
+
+
+def bank_account_invalid(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
+    digits = frame["bank_account_digits"]
+    bad = frame["bank_account"].notna() & ~digits.str.fullmatch(r"\d{8,30}", na=False)
+    evidence = mask_account(frame.loc[bad, "bank_account_digits"]).reindex(frame.index)
+    return findings.make(bad, "policy", "bank_account", "缴费账号不是8至30位数字", evidence)
+
+
+def luhn_ok(digits: pd.Series) -> pd.Series:
+    """Luhn check over a column of digit strings (left-padded to 19 with zeros, which keeps the sum)."""
+    padded = digits.str.pad(19, fillchar="0")
+    m = char_matrix(padded, 19).astype(np.int16) - 48
+    rev = m[:, ::-1]  # from the right: the check digit, then every second digit doubled
+    odd = rev[:, 1::2] * 2
+    total = rev[:, 0::2].sum(axis=1) + (odd - 9 * (odd > 9)).sum(axis=1)
+    return pd.Series(total % 10 == 0, index=digits.index)
+
+
+def bank_card_luhn(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
+    digits = frame["bank_account_digits"]
+    card = digits.str.fullmatch(r"\d{16,19}", na=False)
+    bad = pd.Series(False, index=frame.index)
+    if card.any():
+        bad[card] = ~luhn_ok(digits[card])
+    evidence = mask_account(frame.loc[bad, "bank_account_digits"]).reindex(frame.index)
+    return findings.make(bad, "policy", "bank_account", "缴费账号形似银行卡号但未通过Luhn校验（部分银联卡属实，请核实）",
+                         evidence)
+
+
+def _name_key(names: pd.Series) -> pd.Series:
+    return names.str.replace(r"[\s·•.]", "", regex=True)
+
+
+def bank_holder_mismatch(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
+    holder, applicant = _name_key(frame["bank_account_holder"]), _name_key(frame["applicant_name"])
+    bad = holder.notna() & applicant.notna() & (holder != applicant)
+    evidence = ("户名" + mask_name(frame.loc[bad, "bank_account_holder"]) + "，投保人"
+                + mask_name(frame.loc[bad, "applicant_name"])).reindex(frame.index)
+    return findings.make(bad.fillna(False), "policy", "bank_account_holder", "缴费账户户名与投保人不一致", evidence)
