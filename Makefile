@@ -31,6 +31,7 @@ test: venv
 bench: venv
 	$(BIN)/python -m benchmarks --rows 1000000
 	$(BIN)/python -m benchmarks.ids --rows 10000000
+	$(BIN)/python -m benchmarks.phones --rows 10000000
 
 ## regenerate the bundled sample (the exact command is recorded in data/samples/README.md)
 sample: venv

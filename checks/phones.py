@@ -17,12 +17,14 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
 
 _SEPARATORS = r"[\s\-()\[\]./·]"
 # an extension after an explicit marker (phonenumbers does not know 转 or 分机); kept apart, not in E.164
-_EXTENSION = r"\s*(?:转|分机|EXT\.?|X|#|-)\s*(\d{1,6})$"
-_MOBILE = r"^(?:\+86|0086|86)?(1\d{10})$"
-_LANDLINE = r"^(?:(?:\+86|0086)0?|0)([1-9]\d{8,10})$"
+_EXTENSION = r"\s*(?:转|分机|EXT\.?|X|#|-)\s*(?P<g>\d{1,6})$"
+_MOBILE = r"^(?:\+86|0086|86)?(?P<g>1\d{10})$"
+_LANDLINE = r"^(?:(?:\+86|0086)0?|0)(?P<g>[1-9]\d{8,10})$"
 _TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail",
           "fixed_line", "mobile")
 
@@ -47,13 +49,41 @@ def _matches(national: pd.Series, pattern: str, lengths: tuple[int, ...]) -> pd.
 
 
 def valid_national(national: pd.Series) -> pd.Series:
-    """phonenumbers' is_valid_number for CN national numbers, over a column."""
+    """phonenumbers' is_valid_number for CN national numbers, over a column: the general pattern,
+    then any type's pattern, each type tried only on the numbers no earlier type matched."""
     general, types = _descs()
     ok = _matches(national, *general)
-    any_type = pd.Series(False, index=national.index)
-    for pattern, lengths in types:
-        any_type |= _matches(national, pattern, lengths or general[1])
-    return ok & any_type
+    found = pd.Series(False, index=national.index)
+    mobile_first = sorted(types, key=lambda t: t[0] != _descs_mobile())
+    for pattern, lengths in mobile_first:
+        todo = ok & ~found
+        if not todo.any():
+            break
+        found[todo] = _matches(national[todo], pattern, lengths or general[1])
+    return ok & found
+
+
+@lru_cache(maxsize=1)
+def _descs_mobile() -> str:
+    return phonenumbers.PhoneMetadata.metadata_for_region("CN").mobile.national_number_pattern
+
+
+def _arrow(values: pd.Series) -> pa.Array:
+    arr = pa.array(values.array)
+    return (arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr).cast(pa.string())
+
+
+def _replace(values: pd.Series, pattern: str, repl: str) -> pd.Series:
+    """Regex replace with Arrow's RE2 kernel (pandas falls back to per-row `re` here)."""
+    return pd.Series(pc.replace_substring_regex(_arrow(values), pattern, repl), index=values.index, dtype="str")
+
+
+def _group(values: pd.Series, pattern: str) -> pd.Series:
+    """The named group `g` of a regex, or missing (Arrow's RE2 kernel)."""
+    arr = _arrow(values)
+    hit = pc.match_substring_regex(arr, pattern)
+    got = pc.extract_regex(pc.if_else(hit, arr, pa.scalar("", pa.string())), pattern).field("g")
+    return pd.Series(pc.if_else(hit, got, pa.scalar(None, pa.string())), index=values.index, dtype="str")
 
 
 def _one(text: str) -> tuple[str | None, bool]:
@@ -70,14 +100,15 @@ def normalise(values: pd.Series) -> pd.DataFrame:
     """Per value: `e164` (None when unparseable), `national` digits, `valid` (a valid mainland number)."""
     s = values.astype("str").str.upper()
     # a trailing extension is split off only where the number without it is a plausible landline
-    ext = s.str.extract(_EXTENSION)[0]
-    head = s.str.replace(_EXTENSION, "", regex=True)
-    split = ext.notna() & head.str.replace(_SEPARATORS, "", regex=True).str.fullmatch(r"(?:\+86|0086)?0\d{9,11}", na=False)
-    if split.any():
-        s = s.where(~split, head)
-    compact = s.str.replace(_SEPARATORS, "", regex=True)
-    mobile = compact.str.extract(_MOBILE)[0]
-    landline = compact.str.extract(_LANDLINE)[0]
+    ext = _group(s, _EXTENSION)
+    split = pd.Series(False, index=s.index)
+    if ext.notna().any():
+        head = _replace(s[ext.notna()], _EXTENSION, "")
+        split[ext.notna()] = _replace(head, _SEPARATORS, "").str.fullmatch(r"(?:\+86|0086)?0\d{9,11}", na=False)
+        s = s.where(~split, head.reindex(s.index))
+    compact = _replace(s, _SEPARATORS, "")
+    mobile = _group(compact, _MOBILE)
+    landline = _group(compact, _LANDLINE)
     national = mobile.fillna(landline).astype("str")
     # phonenumbers reads a leading 11xxx/12xxx/179xx as a carrier-selection code: leave those to it
     fast = national.notna() & ~national.str.match(r"1(?:[12]|79)", na=False)
