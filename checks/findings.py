@@ -20,6 +20,10 @@ import pandas as pd
 FINDING_COLUMNS = ["row", "role", "field", "detail", "evidence"]
 
 
+class NotApplicable(Exception):
+    """Raised by a rule that cannot apply tonight (e.g. no agent roster); the message says why."""
+
+
 @dataclass
 class RuleContext:
     business_date: dt.date

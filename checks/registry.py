@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from checks import completeness, contacts, duplicates, identity
+from checks import agents, completeness, contacts, duplicates, identity
 from checks.catalogue import RULES
 from checks.findings import RuleContext
 
@@ -34,6 +34,7 @@ EVALUATORS: dict[str, Evaluator] = {
     "BANK_ACCOUNT_INVALID": contacts.bank_account_invalid,
     "BANK_CARD_LUHN": contacts.bank_card_luhn,
     "BANK_HOLDER_MISMATCH": contacts.bank_holder_mismatch,
+    "PHONE_IS_AGENT": agents.phone_is_agent,
 }
 
 assert set(EVALUATORS) <= set(RULES), "every evaluator needs a catalogue entry"

@@ -25,13 +25,14 @@ log = logging.getLogger("custdq")
 class Outcome:
     rule_code: str
     severity: str
-    status: str  # ok | error | disabled | not_implemented
+    status: str  # ok | error | disabled | not_implemented | not_applicable
     rows_tested: int = 0
     rows_failed: int = 0
     findings: int = 0
     percent_failed: float = 0.0
     seconds: float = 0.0
     error: str | None = None
+    reason: str | None = None  # why a rule did not apply
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -56,6 +57,9 @@ def run_rules(frame: pd.DataFrame, ctx: RuleContext, cfg: dict) -> tuple[pd.Data
         started = time.perf_counter()
         try:
             found = evaluate(frame, ctx)[fnd.FINDING_COLUMNS]
+        except fnd.NotApplicable as why:
+            outcomes.append(Outcome(code, severity, "not_applicable", reason=str(why)))
+            continue
         except Exception as exc:  # noqa: BLE001 - one broken rule must not stop the night
             log.error("rule %s failed: %s (the other rules went on)", code, type(exc).__name__)
             outcomes.append(Outcome(code, severity, "error", len(frame), error=type(exc).__name__,

@@ -136,5 +136,7 @@ def test_disabled_rules_and_severity_overrides(invoke, tmp_path):
 def test_rules_without_an_evaluator_say_so(invoke, tmp_path):
     _, _, manifest = night(invoke, tmp_path, [row()])
     statuses = {code: r["status"] for code, r in manifest["rules"].items()}
-    assert {c for c, s in statuses.items() if s == "ok"} == set(registry.EVALUATORS)
+    assert {c for c, s in statuses.items() if s == "ok"} == set(registry.EVALUATORS) - {"PHONE_IS_AGENT"}
+    assert statuses["PHONE_IS_AGENT"] == "not_applicable"  # no --agents roster
+    assert manifest["rules"]["PHONE_IS_AGENT"]["reason"] == "no agent roster given (--agents)"
     assert all(s == "not_implemented" for c, s in statuses.items() if c not in registry.EVALUATORS)
