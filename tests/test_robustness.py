@@ -31,7 +31,13 @@ def evaluate_all(raw: pd.DataFrame) -> None:
     cfg = config.defaults()
     frame = normalise(raw, cfg)
     validate_parsed(frame)
-    ctx = RuleContext(dt.date(2026, 11, 20), raw, {c.name: c.label for c in EXTRACT_COLUMNS}, {"minor_age": 18})
+    agents = pd.DataFrame({c: raw[col].reset_index(drop=True) for c, col in
+                           [("agent_code", "agent_code"), ("agent_name", "applicant_name"),
+                            ("agent_phone", "applicant_phone"), ("agent_id_no", "applicant_id_no"),
+                            ("branch", "branch")]})
+    params = {k: cfg[k] for k in ("minor_age", "id_card_types", "residence_permit_types", "foreign_permanent_types",
+                                  "phone_placeholders")}
+    ctx = RuleContext(dt.date(2026, 11, 20), raw, {c.name: c.label for c in EXTRACT_COLUMNS}, params, agents)
     for code, fn in EVALUATORS.items():
         out = fn(frame, ctx)
         assert list(out.columns) == FINDING_COLUMNS, code
