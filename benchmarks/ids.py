@@ -15,7 +15,8 @@ from stdnum.cn import ric as stdnum_ric
 
 from benchmarks.__main__ import machine
 from checks import ric
-from checks.ric_vector import analyse, char_matrix, check18
+from checks.arrays import char_matrix
+from checks.ric_vector import analyse, check18
 from pipeline.sample import people
 
 TODAY = dt.date(2026, 11, 20)

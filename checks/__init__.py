@@ -4,5 +4,14 @@
     findings.py      the one result shape every rule returns, and the rule context
     completeness.py  MISSING_FIELD, FIELD_INVALID
     duplicates.py    DUPLICATE_POLICY
+    ric.py           GB 11643 identity numbers, one value at a time (python-stdnum style)
+    ric_vector.py    the same checks over whole columns (digit matrices)
+    identity.py      ID_* rules
+    phones.py        phone normalisation to E.164 (phonenumbers' metadata, column-wise)
+    contacts.py      PHONE_INVALID, PHONE_PLACEHOLDER, BANK_* rules
+    agents.py        PHONE_IS_AGENT
+    regions.py       GB/T 2260 address codes (python-stdnum data + allow-list)
+    masking.py       display masking of personal data
+    arrays.py        Arrow strings as numpy bytes
     registry.py      wires rule codes to their evaluators
 """

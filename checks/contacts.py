@@ -13,7 +13,7 @@ import pandas as pd
 from checks import findings
 from checks.findings import RuleContext
 from checks.masking import mask_account, mask_name, mask_phone
-from checks.ric_vector import char_matrix
+from checks.arrays import char_matrix
 
 PHONES = (("applicant", "applicant_phone"), ("insured", "insured_phone"))
 

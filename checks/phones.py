@@ -20,6 +20,8 @@ import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from checks.arrays import arrow_strings
+
 _SEPARATORS = r"[\s\-()\[\]./·]"
 # an extension after an explicit marker (phonenumbers does not know 转 or 分机); kept apart, not in E.164
 _EXTENSION = r"\s*(?:转|分机|EXT\.?|X|#|-)\s*(?P<g>\d{1,6})$"
@@ -68,19 +70,14 @@ def _descs_mobile() -> str:
     return phonenumbers.PhoneMetadata.metadata_for_region("CN").mobile.national_number_pattern
 
 
-def _arrow(values: pd.Series) -> pa.Array:
-    arr = pa.array(values.array)
-    return (arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr).cast(pa.string())
-
-
 def _replace(values: pd.Series, pattern: str, repl: str) -> pd.Series:
     """Regex replace with Arrow's RE2 kernel (pandas falls back to per-row `re` here)."""
-    return pd.Series(pc.replace_substring_regex(_arrow(values), pattern, repl), index=values.index, dtype="str")
+    return pd.Series(pc.replace_substring_regex(arrow_strings(values), pattern, repl), index=values.index, dtype="str")
 
 
 def _group(values: pd.Series, pattern: str) -> pd.Series:
     """The named group `g` of a regex, or missing (Arrow's RE2 kernel)."""
-    arr = _arrow(values)
+    arr = arrow_strings(values)
     hit = pc.match_substring_regex(arr, pattern)
     got = pc.extract_regex(pc.if_else(hit, arr, pa.scalar("", pa.string())), pattern).field("g")
     return pd.Series(pc.if_else(hit, got, pa.scalar(None, pa.string())), index=values.index, dtype="str")

@@ -12,9 +12,9 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 
+from checks.arrays import arrow_strings, char_matrix
 from checks.regions import known_codes
 from checks.ric import CHECK_CHARACTERS, WEIGHTS
 
@@ -34,21 +34,6 @@ def _known_table() -> np.ndarray:
     table = np.zeros(1_000_000, dtype=bool)
     table[np.array([int(c) for c in known_codes()], dtype=np.int64)] = True
     return table
-
-
-def _arrow(values: pd.Series) -> pa.Array:
-    arr = pa.array(values.array) if not isinstance(values.array, np.ndarray) else pa.array(values.to_numpy())
-    return (arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr).cast(pa.string())
-
-
-def char_matrix(values: pd.Series, width: int) -> np.ndarray:
-    """(n, width) uint8 bytes of ASCII strings that are all `width` long (no copy per row)."""
-    if not len(values):
-        return np.zeros((0, width), dtype=np.uint8)
-    arr = _arrow(values)
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset: arr.offset + len(arr) + 1]
-    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
-    return data[offsets[0]: offsets[-1]].reshape(len(arr), width)
 
 
 def _to_int(chars: np.ndarray) -> np.ndarray:
@@ -117,7 +102,7 @@ def analyse(ids: pd.Series, today: dt.date, region_check: pd.Series | None = Non
     """
     s = ids.astype("str")
     n = len(s)
-    arr = _arrow(s)
+    arr = arrow_strings(s)
     present = ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     nbytes = np.asarray(pc.binary_length(arr).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
     status = np.where(present, 2, -1).astype(np.int8)  # FORMAT until shown otherwise

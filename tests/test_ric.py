@@ -64,7 +64,7 @@ def test_check_character_agrees_with_python_stdnum_on_1m_random_bodies():
     rng = np.random.default_rng(20261120)
     digits = rng.integers(0, 10, (1_000_000, 17))
     bodies = pd.Series((digits + 48).astype(np.uint8).view("S17").ravel().astype(str), dtype="str")
-    from checks.ric_vector import char_matrix
+    from checks.arrays import char_matrix
     from checks.ric import CHECK_CHARACTERS, WEIGHTS
     m = (char_matrix(bodies, 17) - 48).astype(np.int64)
     vector = np.array(list(CHECK_CHARACTERS))[(m * np.array(WEIGHTS)).sum(axis=1) % 11]
