@@ -18,7 +18,6 @@ from checks.arrays import arrow_strings, char_matrix
 from checks.regions import known_codes
 from checks.ric import CHECK_CHARACTERS, WEIGHTS
 
-_W = np.array(WEIGHTS, dtype=np.int64)
 _CHECK = np.frombuffer(CHECK_CHARACTERS.encode("ascii"), dtype=np.uint8)
 _DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 SCIENTIFIC = r"^\d(?:\.\d+)?E\+?\d+$"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import platform
-import time
 from dataclasses import dataclass
 from importlib import metadata as md
 from pathlib import Path

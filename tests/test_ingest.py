@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import codecs
 
 import pandas as pd
 import pytest
 
-from tests.conftest import chinese_headers, id_no, read_outputs, reconciles, row, write_csv, write_xlsx
+from tests.conftest import chinese_headers, id_no, read_outputs, row, write_csv, write_xlsx
 
 DATE = "2026-11-20"
 

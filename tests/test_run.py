@@ -3,7 +3,6 @@ re-runs, deadlines on the official calendar, exit codes."""
 
 from __future__ import annotations
 
-import json
 
 import pandas as pd
 import pytest
