@@ -10,6 +10,8 @@
     phones.py        phone normalisation to E.164 (phonenumbers' metadata, column-wise)
     contacts.py      PHONE_INVALID, PHONE_PLACEHOLDER, BANK_* rules
     agents.py        PHONE_IS_AGENT
+    customers.py     customer identity (SPEC 2.4): who is the same natural person
+    shared.py        PHONE_SHARED / BANK_SHARED over a pool of contact rows: parties, clusters
     regions.py       GB/T 2260 address codes (python-stdnum data + allow-list)
     masking.py       display masking of personal data
     arrays.py        Arrow strings as numpy bytes

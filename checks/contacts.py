@@ -24,7 +24,7 @@ def _runs(length: int) -> set[str]:
     return {seq[i:i + length] for seq in (up, down) for i in range(10)}
 
 
-def _placeholder_of(frame: pd.DataFrame, ctx: RuleContext, column: str) -> pd.Series:
+def placeholder_flags(frame: pd.DataFrame, ctx: RuleContext, column: str) -> pd.Series:
     """Filler flags of one phone column, computed once per night for both phone rules."""
     key = ("placeholder", column, id(frame))
     if key not in ctx.cache:
@@ -54,7 +54,7 @@ def placeholder(national: pd.Series, ctx: RuleContext) -> pd.Series:
 def phone_placeholder(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
     parts = []
     for role, column in PHONES:
-        hit = _placeholder_of(frame, ctx, column)
+        hit = placeholder_flags(frame, ctx, column)
         if hit.any():
             evidence = mask_phone(frame.loc[hit, f"{column}_national"]).reindex(frame.index)
             parts.append(findings.make(hit, role, column, f"{ctx.labels[column]}为虚假填充号码", evidence))
@@ -64,7 +64,7 @@ def phone_placeholder(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
 def phone_invalid(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
     parts = []
     for role, column in PHONES:
-        bad = frame[column].notna() & ~frame[f"{column}_valid"] & ~_placeholder_of(frame, ctx, column)
+        bad = frame[column].notna() & ~frame[f"{column}_valid"] & ~placeholder_flags(frame, ctx, column)
         if bad.any():
             shown = frame.loc[bad, f"{column}_national"].fillna(frame.loc[bad, column])
             parts.append(findings.make(bad, role, column, f"{ctx.labels[column]}不是有效的中国大陆电话号码",

@@ -1,8 +1,9 @@
 """The case store (SQLAlchemy): embedded SQLite by default, PostgreSQL by URL.
 
-This release keeps the run history: one row per business date, replaced when the night is
-re-run, written in one transaction. Items, events and suppressions join it with the case
-lifecycle. No personal data is stored here.
+Tables: `runs` (one row per business date, replaced when the night is re-run) and the
+book-wide contact index (`contacts`, `contact_segments`, `contact_superseded`; pipeline.book.index): keyed hashes and masked forms only, never a
+plaintext identity number, phone or account. Items, events and suppressions join them with the
+case lifecycle. Schema versions: 1 runs; 2 adds contacts and the hash-key fingerprint.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from pipeline.errors import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_URL = "sqlite:///.custdq/cases.db"
 
 metadata = sa.MetaData()
@@ -36,6 +37,51 @@ runs = sa.Table(
     sa.Column("manifest", sa.Text, nullable=False),
 )
 
+def contact_table(name: str, meta_data: sa.MetaData = metadata) -> sa.Table:
+    """The main tier of the contact index (pipeline.book.index)."""
+    return sa.Table(
+        name, meta_data,
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(1), nullable=False),  # P phone, B bank account
+        sa.Column("value", sa.LargeBinary(16), nullable=False),  # HMAC of the E.164 phone / account digits
+        sa.Column("customer", sa.LargeBinary(16), nullable=False),  # HMAC of the customer identity (SPEC 2.4)
+        sa.Column("person", sa.LargeBinary(16)),  # HMAC of name + birth date + sex, when all are known
+        sa.Column("policy_no", sa.Text, nullable=False),
+        sa.Column("field", sa.String(20), nullable=False),  # applicant_phone / insured_phone / bank_account
+        sa.Column("masked_value", sa.Text),
+        sa.Column("masked_name", sa.Text),
+        sa.Column("masked_id", sa.Text),
+        sa.Column("branch", sa.Text),
+        sa.Column("channel", sa.Text),
+        sa.Column("agent_code", sa.Text),
+        sa.Column("receipt_date", sa.String(10)),
+        sa.Column("version", sa.String(11), nullable=False),  # business date + N (night) / B (book load)
+        sa.Index(f"ix_{name}_value", "value"),
+        sa.Index(f"ix_{name}_customer", "customer"),
+        sa.Index(f"ix_{name}_policy", "policy_no"),
+        sa.Index(f"ix_{name}_version", "version"),
+    )
+
+
+# The contact index (pipeline.book.index): the bulk-built main tier `contacts`; each night's rows
+# as compressed Arrow segments (and the main tier's sorted digests) in `contact_segments`; which
+# (policy, version) rows a later version replaced in `contact_superseded`.
+contacts = contact_table("contacts")
+contact_segments = sa.Table(
+    "contact_segments", metadata,
+    sa.Column("tier", sa.String(16), primary_key=True),  # a version (2026-11-20N) or "main"
+    sa.Column("kind", sa.String(16), primary_key=True),  # rows | value | customer | policy
+    sa.Column("part", sa.Integer, primary_key=True),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+contact_superseded = sa.Table(
+    "contact_superseded", metadata,
+    sa.Column("policy_no", sa.Text, primary_key=True),
+    sa.Column("version", sa.String(11), primary_key=True),  # this version of the policy ...
+    sa.Column("by_version", sa.String(11), nullable=False, index=True),  # ... was replaced by this one
+)
+
 
 def engine_url(url: str | None) -> str:
     url = url or DEFAULT_URL
@@ -46,9 +92,26 @@ def engine_url(url: str | None) -> str:
     return url
 
 
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",  # readers (cases list, dashboard) never block the night's writer
+    "PRAGMA synchronous=NORMAL",  # durable at each commit point in WAL mode
+    "PRAGMA cache_size=-1048576",  # up to 1 GiB of pages: the contact index is large
+    "PRAGMA temp_store=MEMORY",
+    "PRAGMA threads=2",  # helper threads for the sorts that build indexes
+    "PRAGMA busy_timeout=600000",  # another night writing: wait up to 10 minutes
+)
+
+
+def _sqlite_setup(dbapi_conn, _record) -> None:
+    for pragma in SQLITE_PRAGMAS:
+        dbapi_conn.execute(pragma)
+
+
 def open_store(url: str | None) -> sa.Engine:
     try:
         engine = sa.create_engine(engine_url(url))
+        if engine.dialect.name == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_setup)
         with engine.begin() as conn:
             metadata.create_all(conn)
             have = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
@@ -56,11 +119,29 @@ def open_store(url: str | None) -> sa.Engine:
                 conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
             elif int(have) > SCHEMA_VERSION:
                 raise InputError(f"case store schema {have} is newer than this custdq ({SCHEMA_VERSION}); upgrade custdq")
+            elif int(have) < SCHEMA_VERSION:
+                migrate(conn, int(have))
     except (ArgumentError, NoSuchModuleError):
         raise InputError(f"--db: not a database URL custdq can open: {safe_url(url)}") from None
     except OperationalError as exc:
         raise InputError(f"--db: cannot open the case store {safe_url(url)} ({type(exc.orig).__name__})") from None
     return engine
+
+
+def migrate(conn: sa.Connection, have: int) -> None:
+    """Bring an older store up to SCHEMA_VERSION (tables new in a version come from create_all)."""
+    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+
+
+def check_key(engine: sa.Engine, fingerprint: str) -> None:
+    """Remember the hash key's fingerprint; refuse a different key (its hashes would match nothing)."""
+    with engine.begin() as conn:
+        have = conn.execute(sa.select(meta.c.value).where(meta.c.key == "hash_key_fingerprint")).scalar()
+        if have is None:
+            conn.execute(meta.insert().values(key="hash_key_fingerprint", value=fingerprint))
+        elif have != fingerprint:
+            raise InputError("the hash key (CUSTDQ_HASH_KEY or the key file) is not the key this case store "
+                             "was built with: restore the original key, or start a new store")
 
 
 def safe_url(url: str | None) -> str:
@@ -70,7 +151,7 @@ def safe_url(url: str | None) -> str:
         return "<unparseable URL>"
 
 
-def record_run(engine: sa.Engine, manifest: dict) -> None:
+def record_run(conn: sa.Connection, manifest: dict) -> None:
     """Replace the night's run row (a re-run of the same date never duplicates it)."""
     rc = manifest["rows"]
     row = dict(
@@ -80,9 +161,8 @@ def record_run(engine: sa.Engine, manifest: dict) -> None:
         list_due=manifest["deadlines"]["list_due"], list_due_met=manifest["deadlines"]["list_due_met"],
         manifest=json.dumps(manifest, ensure_ascii=False, default=str),
     )
-    with engine.begin() as conn:
-        conn.execute(runs.delete().where(runs.c.business_date == row["business_date"]))
-        conn.execute(runs.insert().values(**row))
+    conn.execute(runs.delete().where(runs.c.business_date == row["business_date"]))
+    conn.execute(runs.insert().values(**row))
 
 
 def run_history(engine: sa.Engine) -> list[dict]:

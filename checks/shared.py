@@ -1,0 +1,145 @@
+"""PHONE_SHARED and BANK_SHARED over a pool of contact rows (SPEC 3), without any database.
+
+A contact row is one phone or account of one policy and role, with its customer (a keyed hash
+of the customer identity, checks.customers) and its value (a keyed hash of the E.164 phone or
+the account digits). Rows with the same `value` form a group. Within a group the applicant and
+the insured of one policy are not "different customers" (SPEC 3), so the group's customers are
+first joined into parties: same customer, or applicant and insured of one policy. A group with
+two or more parties is shared, and every row in it is involved.
+
+Clusters are the connected components of customers linked by shared values (a customer is in
+the cluster of every shared value it carries), labelled by the smallest customer hash in the
+component, so the same component gets the same id on every run.
+
+Columns of a pool (see pipeline.book.rows.CONTACT_COLUMNS): id, kind (P phone / B bank),
+value, customer, person, policy_no, field, masked_value, masked_name, masked_id, branch, channel,
+agent_code, receipt_date, version, row, tonight.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+ROLE_NAMES = {"applicant": "投保人", "insured": "被保险人"}
+EVIDENCE_LIMIT = 10  # other records listed in one item's evidence; the count is always complete
+
+
+def role_of(field: pd.Series) -> pd.Series:
+    return field.str.startswith("insured").map({True: "insured", False: "applicant"}).astype("str")
+
+
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def resolve(pool: pd.DataFrame) -> pd.DataFrame:
+    """A record known only by name + birth date + sex (SPEC 2.4) is the customer of the records
+    with an identity number and the same name, birth date and sex, when exactly one such
+    customer is in the pool (two namesakes born the same day: it stays apart)."""
+    by_person = pool["person"].notna().to_numpy() & (pool["customer"] == pool["person"]).to_numpy()
+    if not by_person.any():
+        return pool
+    documented = pool.loc[pool["person"].notna().to_numpy() & ~by_person, ["person", "customer"]].drop_duplicates()
+    unique = documented.groupby("person")["customer"].agg(["nunique", "first"])
+    mapping = unique.loc[unique["nunique"] == 1, "first"]
+    if mapping.empty:
+        return pool
+    pool = pool.copy()
+    found = pool.loc[by_person, "person"].map(mapping)
+    pool.loc[found.dropna().index, "customer"] = found.dropna()
+    return pool
+
+
+def parties(pool: pd.DataFrame) -> pd.DataFrame:
+    """Per row: `group` (code of its value), `party` (code of its party within the group) and
+    `parties` (how many parties the group has)."""
+    group = pd.factorize(pool["value"])[0]
+    customer = pd.factorize(pool["customer"])[0]
+    node_key = group.astype(np.int64) * (customer.max(initial=0) + 1) + customer
+    node, uniques = pd.factorize(node_key)
+    # applicant and insured of one policy carrying the same value: one party
+    pairs = pd.DataFrame({"group": group, "policy": pool["policy_no"].to_numpy(), "node": node})
+    pairs = pairs.sort_values(["group", "policy"], kind="stable")
+    same = (pairs["group"].to_numpy()[1:] == pairs["group"].to_numpy()[:-1]) & \
+           (pairs["policy"].to_numpy()[1:] == pairs["policy"].to_numpy()[:-1])
+    nodes = pairs["node"].to_numpy()
+    label = _components(len(uniques), nodes[:-1][same], nodes[1:][same]) if len(uniques) else np.zeros(0, int)
+    party = label[node]
+    counts = pd.Series(party).groupby(group).nunique()
+    return pd.DataFrame({"group": group, "party": party, "parties": counts.reindex(group).to_numpy()},
+                        index=pool.index)
+
+
+def clusters(pool: pd.DataFrame, shared: pd.Series) -> pd.DataFrame:
+    """Cluster id and size (distinct customers) of each row of a shared group."""
+    rows = pool[shared]
+    out = pd.DataFrame({"cluster_id": pd.Series(dtype="str"), "cluster_size": pd.Series(dtype="Int64")},
+                       index=pool.index)
+    if rows.empty:
+        return out
+    # smallest hash first, so a component's first customer code is its smallest customer hash
+    customer, names = pd.factorize(rows["customer"], sort=True)
+    value = pd.factorize(rows["value"])[0] + len(names)
+    label = _components(len(names) + value.max() + 1, customer, value)
+    per_customer = pd.DataFrame({"label": label[: len(names)], "code": np.arange(len(names))})
+    per_customer = per_customer[per_customer["code"].isin(np.unique(customer))]
+    first = per_customer.groupby("label")["code"].min()
+    size = per_customer.groupby("label").size()
+    row_label = label[customer]
+    out.loc[rows.index, "cluster_id"] = ["CL" + bytes(names[c]).hex()[:12].upper() for c in first.reindex(row_label)]
+    out.loc[rows.index, "cluster_size"] = size.reindex(row_label).to_numpy()
+    return out
+
+
+def _describe(rows: pd.DataFrame) -> pd.Series:
+    """'保单 P2 投保人 李** 1****************X' for each row (masked, for the evidence)."""
+    who = rows["masked_name"].fillna("姓名缺失")
+    ident = (" " + rows["masked_id"]).fillna("")
+    return ("保单" + rows["policy_no"] + " " + role_of(rows["field"]).map(ROLE_NAMES) + " " + who + ident).astype("str")
+
+
+def involved(pool: pd.DataFrame) -> pd.DataFrame:
+    """The rows that get an item tonight: every row of a shared group that has a row of tonight's
+    extract, with `others` (how many other customers share the value), `evidence`, `cluster_id`
+    and `cluster_size`."""
+    pool = resolve(pool)
+    p = parties(pool)
+    shared = pd.Series(p["parties"].to_numpy() >= 2, index=pool.index)
+    tonight_groups = set(p.loc[pool["tonight"].to_numpy() & shared.to_numpy(), "group"])
+    hit = shared & p["group"].isin(tonight_groups)
+    columns = list(pool.columns) + ["group", "party", "others", "evidence", "cluster_id", "cluster_size"]
+    if not hit.any():
+        return pd.DataFrame(columns=columns)
+    cl = clusters(pool, shared)
+    rows = pool[hit].assign(group=p.loc[hit, "group"], party=p.loc[hit, "party"], desc=_describe(pool[hit]))
+    rows = rows.sort_values(["group", "policy_no", "field"], kind="stable")
+    # other customers = the group's customers minus those of the row's own party
+    per_group = rows.groupby("group")["customer"].transform("nunique")
+    per_party = rows.groupby(["group", "party"])["customer"].transform("nunique")
+    evidence = {}
+    for _, members in rows.groupby("group", sort=False):
+        party = members["party"].to_numpy()
+        desc = members["desc"].to_numpy()
+        masked = members["masked_value"].to_numpy()
+        for i, idx in enumerate(members.index):
+            other = np.flatnonzero(party != party[i])
+            listed = "；".join(desc[other[:EVIDENCE_LIMIT]])
+            more = f"；等共{len(other)}条记录" if len(other) > EVIDENCE_LIMIT else ""
+            evidence[idx] = f"{masked[i]} 同时出现在：{listed}{more}"
+    out = rows.drop(columns=["desc"])
+    out["others"] = (per_group - per_party).astype("int64")
+    out["evidence"] = pd.Series(evidence, dtype="str").reindex(out.index).to_numpy()
+    out["cluster_id"] = cl.loc[out.index, "cluster_id"].to_numpy()
+    out["cluster_size"] = cl.loc[out.index, "cluster_size"].to_numpy()
+    return out
+
+
+def shared_customers(pool: pd.DataFrame) -> set[bytes]:
+    """Customers carrying at least one shared value of the pool (to grow clusters from)."""
+    pool = resolve(pool)
+    p = parties(pool)
+    return set(pool.loc[p["parties"].to_numpy() >= 2, "customer"])
