@@ -7,11 +7,15 @@ The folder reads as the data flow of one night:
     contract.py    the pandera schema of the parsed extract
     normalise.py   SPEC 2.5 normalisation, parsed dates and sex codes, raw kept for display
     scope.py       quarantine (no policy number) and scope (term under one year)
-    engine.py      runs every enabled rule of checks/ into one findings table
+    engine.py      runs every enabled row rule of checks/ into one findings table
+    book/          the book-wide contact index: rows.py (keyed contact rows of an extract),
+                   index.py (the tiers in the case store), detect.py (PHONE_SHARED/BANK_SHARED
+                   for one night), load.py (`custdq index load`)
+    hashkey.py     the HMAC key (file 0600 or environment) and keyed hashing
     items.py       findings -> items with stable ids and deadlines
     calendar.py    mainland China's working-day calendar (chinese-calendar + config)
     outputs.py     atomic writers for items, quarantine, manifest
-    store.py       the run history in the case store (SQLAlchemy)
+    store.py       the case store's tables (SQLAlchemy): run history, contact index
     run.py         the nightly job, stage by stage
     cli.py         the click commands
 """

@@ -110,3 +110,47 @@ def sample(rows, seed, out_path, defect_rate, encoding, business_date, agents_ou
     info = write_sample(rows, seed, out_path, defect_rate=defect_rate, encoding=encoding,
                         business_date=business_date, agents_out=agents_out)
     click.echo(f"custdq: wrote {info['rows']} rows to {out_path}", err=True)
+
+
+@cli.group()
+def index():
+    """The book-wide contact index (phones and accounts of every customer, keyed hashes only)."""
+
+
+@index.command("load")
+@click.argument("books", nargs=-1, required=True, metavar="BOOK...")
+@click.option("--as-of", "as_of", type=IsoDate(), help="the date the book was extracted (default: today)")
+@click.option("--out", "out_dir", metavar="DIR", help="quarantine and manifest (default: out/index-load-<as-of>/)")
+@db_option
+@click.option("--config", "config_path", metavar="FILE", help="YAML settings merged over the defaults")
+@reports_errors
+def index_load(books, as_of, out_dir, db, config_path):
+    """Seed the contact index from a full customer-book extract (policy-extract columns).
+
+    Example: custdq index load book_2026-11.csv --as-of 2026-11-19
+    """
+    from pipeline.book.load import load_book
+    from pipeline.run import CHINA
+
+    as_of = as_of or dt.datetime.now(CHINA).date()
+    m = load_book(list(books), as_of, out_dir, db, config_path, progress=lambda s: click.echo(s, err=True))
+    click.echo(f"custdq: index load: {m['rows_read']} rows read, {m['contact_rows_written']} contact rows "
+               f"written; the index holds {m['index']['rows']} rows; manifest in {m['out_dir']}",
+               err=True)
+
+
+@index.command("compact")
+@db_option
+@reports_errors
+def index_compact(db):
+    """Fold the contact index's night tiers into its main tier (maintenance, a quiet hour).
+
+    Example: custdq index compact --db sqlite:///.custdq/cases.db
+    """
+    from pipeline import store
+    from pipeline.book import index as contact_index
+
+    with store.open_store(db).begin() as conn:
+        m = contact_index.ContactIndex(conn).compact()
+    click.echo(f"custdq: index compact: {m['rows_moved']} rows merged in {m['seconds']}s; "
+               f"the index holds {m['rows']} rows", err=True)

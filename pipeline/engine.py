@@ -17,8 +17,10 @@ from checks import findings as fnd
 from checks.catalogue import RULES
 from checks.findings import RuleContext
 from checks.registry import EVALUATORS
+from pipeline.columns import EXTRACT_COLUMNS
 
 log = logging.getLogger("custdq")
+BOOK_RULES = ("PHONE_SHARED", "BANK_SHARED")
 
 
 @dataclass
@@ -33,9 +35,19 @@ class Outcome:
     seconds: float = 0.0
     error: str | None = None
     reason: str | None = None  # why a rule did not apply
+    book: dict | None = None  # book-wide rules: earlier policies implicated, clusters
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+PARAM_KEYS = ("minor_age", "id_card_types", "residence_permit_types", "foreign_permanent_types", "phone_placeholders")
+
+
+def context(business_date, raw: pd.DataFrame, cfg: dict, agents: pd.DataFrame | None = None) -> RuleContext:
+    """The RuleContext of one night (or one book load): labels, rule parameters, roster."""
+    return RuleContext(business_date, raw, {c.name: c.label for c in EXTRACT_COLUMNS},
+                       {k: cfg[k] for k in PARAM_KEYS}, agents)
 
 
 def severity_of(code: str, cfg: dict) -> str:
@@ -43,9 +55,12 @@ def severity_of(code: str, cfg: dict) -> str:
 
 
 def run_rules(frame: pd.DataFrame, ctx: RuleContext, cfg: dict) -> tuple[pd.DataFrame, list[Outcome]]:
+    """Every row-level rule; the book-wide rules (BOOK_RULES) are judged by pipeline.book.detect."""
     disabled = set(cfg["rules"]["disabled"])
     parts, outcomes = [], []
     for code, spec in RULES.items():
+        if code in BOOK_RULES:
+            continue
         severity = severity_of(code, cfg)
         if code in disabled:
             outcomes.append(Outcome(code, severity, "disabled"))

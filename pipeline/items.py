@@ -19,6 +19,7 @@ ITEM_COLUMNS = [
     "item_id", "business_date", "policy_no", "role", "rule_code", "severity", "category", "field",
     "detail", "evidence", "branch", "channel", "agent_code", "first_seen", "list_due", "channel_due",
     "cooling_off_end", "due_date", "provisional", "status", "source_file", "source_line",
+    "cluster_id", "cluster_size",
 ]
 DATE_FIELDS = ["business_date", "first_seen", "list_due", "channel_due", "cooling_off_end", "due_date"]
 
@@ -43,24 +44,33 @@ def item_ids(table: pd.DataFrame) -> pd.Series:
 
 
 def build(found: pd.DataFrame, frame: pd.DataFrame, sources: list[str], business_date: dt.date,
-          deadlines: Deadlines, cfg: dict) -> pd.DataFrame:
-    """Items of the night from the findings table (`row` refers to `frame`'s index)."""
+          deadlines: Deadlines, cfg: dict, book: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Items of the night from the findings table (`row` refers to `frame`'s index) and the
+    book-wide findings, which carry their policy's columns themselves (earlier policies are not
+    rows of tonight's frame)."""
     rows = frame.loc[found["row"].to_numpy()]
     t = found.reset_index(drop=True).assign(
         policy_no=rows["policy_no"].to_numpy(),
         branch=rows["branch"].to_numpy(),
         channel=rows["channel"].to_numpy(),
         agent_code=rows["agent_code"].to_numpy(),
+        receipt_date_dt=rows["receipt_date_dt"].to_numpy(),
         source_file=pd.Series(sources, dtype=object).iloc[rows["_file"].to_numpy()].to_numpy(),
         source_line=rows["_line"].to_numpy(),
+        cluster_id=None,
+        cluster_size=pd.NA,
     )
+    if book is not None and len(book):
+        t = pd.concat([t, book[t.columns]], ignore_index=True)
+    t["source_line"] = t["source_line"].astype("Int64")
+    t["cluster_size"] = t["cluster_size"].astype("Int64")
     t["item_id"] = item_ids(t)
     night = pd.Timestamp(business_date)
     t["business_date"] = night
     t["first_seen"] = night
     t["list_due"] = pd.Timestamp(deadlines.list_due)
     t["channel_due"] = pd.Timestamp(deadlines.channel_due)
-    receipt = pd.Series(rows["receipt_date_dt"].to_numpy(), index=t.index)
+    receipt = pd.to_datetime(t["receipt_date_dt"])
     t["cooling_off_end"] = receipt + pd.Timedelta(days=int(cfg["deadlines"]["cooling_off_days"]))
     t["due_date"] = t["cooling_off_end"].where(t["cooling_off_end"] < t["channel_due"], t["channel_due"])
     t["provisional"] = deadlines.provisional

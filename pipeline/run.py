@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from checks.findings import RuleContext
-from pipeline import __version__, config, contract, outputs, store
+from checks.catalogue import RULES
+from pipeline import __version__, config, contract, hashkey, outputs, store
+from pipeline.book.detect import shared_night
 from pipeline.calendar import WorkCalendar
 from pipeline.columns import EXTRACT_COLUMNS, alias_map
-from pipeline.engine import run_rules
+from pipeline.engine import context, run_rules
 from pipeline.errors import InputError
 from pipeline.ingest import read_extract
 from pipeline.items import build, night_deadlines
@@ -23,12 +24,13 @@ from pipeline.normalise import normalise
 from pipeline.progress import Stages, peak_memory_mb
 from pipeline.roster import load_roster
 from pipeline.scope import split
+from pipeline.worklists import write_worklists
 
 log = logging.getLogger("custdq")
 CHINA = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no daylight saving since 1991
-STAGES = ["ingest", "normalise", "contract", "scope", "check", "items", "outputs", "store"]
+STAGES = ["ingest", "normalise", "contract", "scope", "check", "shared", "items", "outputs", "store"]
 PACKAGES = ["pandas", "pandera", "pyarrow", "numpy", "openpyxl", "click", "chinesecalendar",
-            "SQLAlchemy", "phonenumbers", "python-stdnum", "PyYAML"]
+            "SQLAlchemy", "phonenumbers", "python-stdnum", "PyYAML", "scipy", "XlsxWriter"]
 
 
 @dataclass
@@ -62,6 +64,8 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
         raise InputError(f"--out {out}: exists and is not a directory")
     stages = Stages(STAGES, quiet=quiet)
     engine_db = store.open_store(db)
+    key = hashkey.load_key(hashkey.key_path(cfg["hash_key_file"], db))
+    store.check_key(engine_db, hashkey.fingerprint(key))
     with stages.stage("ingest"):
         extract = read_extract(extracts, alias_map(EXTRACT_COLUMNS, cfg["aliases"]))
         roster = load_roster(agents, cfg) if agents else None
@@ -74,61 +78,71 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
     with stages.stage("scope"):
         sp = split(frame, sources, cfg)
         quarantine = pd.concat([extract.quarantine, sp.quarantined], ignore_index=True)
-    with stages.stage("check"):
-        ctx = RuleContext(business_date, extract.frame, {c.name: c.label for c in EXTRACT_COLUMNS},
-                          {k: cfg[k] for k in ("minor_age", "id_card_types", "residence_permit_types",
-                                                "foreign_permanent_types", "phone_placeholders")},
-                          roster.agents if roster else None)
-        found, outcomes = run_rules(frame[sp.in_scope], ctx, cfg)
-    with stages.stage("items"):
-        calendar = WorkCalendar(cfg["calendar"]["years"])
-        deadlines = night_deadlines(business_date, calendar, cfg)
-        items = build(found, frame, sources, business_date, deadlines, cfg)
-        if calendar.uncovered:
-            stages.note(f"warning: no official calendar for {sorted(calendar.uncovered)}; "
-                        "deadlines there count weekends only and are marked provisional")
+    with engine_db.begin() as conn:  # the night's store writes: one transaction
+        with stages.stage("check"):
+            ctx = context(business_date, extract.frame, cfg, roster.agents if roster else None)
+            checked = frame[sp.in_scope]  # one object: analyses cached on ctx are shared by the stages
+            found, outcomes = run_rules(checked, ctx, cfg)
+        with stages.stage("shared"):
+            book = shared_night(conn, checked, ctx, key, business_date, cfg, sources)
+            book.stats["compact_due"] = book.stats["recent_rows"] > int(cfg["contact_index"]["recent_rows_warning"])
+            if book.stats["compact_due"]:
+                stages.note(f"warning: the contact index's night tiers hold {book.stats['recent_rows']} rows; "
+                            "run `custdq index compact` in a quiet hour")
+            order = {code: i for i, code in enumerate(RULES)}
+            outcomes = sorted(outcomes + book.outcomes, key=lambda o: order[o.rule_code])
+        with stages.stage("items"):
+            calendar = WorkCalendar(cfg["calendar"]["years"])
+            deadlines = night_deadlines(business_date, calendar, cfg)
+            items = build(found, frame, sources, business_date, deadlines, cfg, book.found)
+            if calendar.uncovered:
+                stages.note(f"warning: no official calendar for {sorted(calendar.uncovered)}; "
+                            "deadlines there count weekends only and are marked provisional")
 
-    rows = {
-        "rows_read": sum(i.rows for i in extract.inputs),
-        "rows_in_scope": int(sp.in_scope.sum()),
-        "rows_out_of_scope": int(sp.out_of_scope.sum()),
-        "rows_quarantined": len(quarantine),
-    }
-    if rows["rows_read"] != rows["rows_in_scope"] + rows["rows_out_of_scope"] + rows["rows_quarantined"]:
-        raise RuntimeError("row reconciliation failed: a row was lost (bug)")
-    with stages.stage("outputs"):
-        out.mkdir(parents=True, exist_ok=True)
-        outputs.write_items(items, out)
-        outputs.write_quarantine(quarantine, out)
-    finished = dt.datetime.now(CHINA)
-    manifest = {
-        "custdq_version": __version__,
-        "business_date": business_date.isoformat(),
-        "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": finished.isoformat(timespec="seconds"),
-        "inputs": [i.to_dict() for i in extract.inputs] + inputs_extra,
-        "rows": rows,
-        "rows_blank_skipped": sum(i.blank_rows for i in extract.inputs),
-        "quarantine_reasons": quarantine["reason"].str.replace(r"\d+ fields where", "N fields where", regex=True)
-                                                  .value_counts().to_dict(),
-        "optional_columns_absent": extract.absent_optional,
-        "coverage_term_unreadable_checked": sp.term_unreadable,
-        "rules": {o.rule_code: o.to_dict() for o in outcomes},
-        "findings_per_rule": {k: int(v) for k, v in items["rule_code"].value_counts().sort_index().items()},
-        "items": {"total": len(items), "new": int((items["status"] == "new").sum()),
-                  "carried": int((items["status"] == "open").sum()), "resolved": 0, "suppressed": 0},
-        "deadlines": {
-            "list_due": deadlines.list_due.isoformat(), "channel_due": deadlines.channel_due.isoformat(),
-            "list_due_met": finished.date() <= deadlines.list_due, "provisional": deadlines.provisional,
-            "calendar_source": calendar.source, "calendar_years_uncovered": sorted(calendar.uncovered),
-        },
-        "case_store": store.safe_url(db),
-        "timings_seconds": stages.timings,
-        "peak_memory_mb": peak_memory_mb(),
-        "versions": versions(),
-    }
-    with stages.stage("store"):
-        store.record_run(engine_db, manifest)
+        rows = {
+            "rows_read": sum(i.rows for i in extract.inputs),
+            "rows_in_scope": int(sp.in_scope.sum()),
+            "rows_out_of_scope": int(sp.out_of_scope.sum()),
+            "rows_quarantined": len(quarantine),
+        }
+        if rows["rows_read"] != rows["rows_in_scope"] + rows["rows_out_of_scope"] + rows["rows_quarantined"]:
+            raise RuntimeError("row reconciliation failed: a row was lost (bug)")
+        with stages.stage("outputs"):
+            out.mkdir(parents=True, exist_ok=True)
+            outputs.write_items(items, out)
+            outputs.write_quarantine(quarantine, out)
+            worklist_files = write_worklists(items, out)
+        finished = dt.datetime.now(CHINA)
+        manifest = {
+            "custdq_version": __version__,
+            "business_date": business_date.isoformat(),
+            "started_at": started.isoformat(timespec="seconds"),
+            "finished_at": finished.isoformat(timespec="seconds"),
+            "inputs": [i.to_dict() for i in extract.inputs] + inputs_extra,
+            "rows": rows,
+            "rows_blank_skipped": sum(i.blank_rows for i in extract.inputs),
+            "quarantine_reasons": quarantine["reason"].str.replace(r"\d+ fields where", "N fields where", regex=True)
+                                                      .value_counts().to_dict(),
+            "optional_columns_absent": extract.absent_optional,
+            "coverage_term_unreadable_checked": sp.term_unreadable,
+            "rules": {o.rule_code: o.to_dict() for o in outcomes},
+            "contact_index": book.stats,
+            "worklists": {"folder": "worklists", "files": len(worklist_files), "rows": len(items)},
+            "findings_per_rule": {k: int(v) for k, v in items["rule_code"].value_counts().sort_index().items()},
+            "items": {"total": len(items), "new": int((items["status"] == "new").sum()),
+                      "carried": int((items["status"] == "open").sum()), "resolved": 0, "suppressed": 0},
+            "deadlines": {
+                "list_due": deadlines.list_due.isoformat(), "channel_due": deadlines.channel_due.isoformat(),
+                "list_due_met": finished.date() <= deadlines.list_due, "provisional": deadlines.provisional,
+                "calendar_source": calendar.source, "calendar_years_uncovered": sorted(calendar.uncovered),
+            },
+            "case_store": store.safe_url(db),
+            "timings_seconds": stages.timings,
+            "peak_memory_mb": peak_memory_mb(),
+            "versions": versions(),
+        }
+        with stages.stage("store"):
+            store.record_run(conn, manifest)
     manifest["timings_seconds"] = stages.timings
     manifest["peak_memory_mb"] = peak_memory_mb()
     outputs.write_json(manifest, out / "manifest.json")  # last: its presence marks a complete night

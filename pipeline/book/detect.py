@@ -1,0 +1,155 @@
+"""PHONE_SHARED and BANK_SHARED for one night, against the whole book (SPEC 3).
+
+Inside the night's transaction: take back what an earlier run of the same night wrote; look up
+the stored rows that share a value with tonight's rows (tonight's policies replace their own
+stored rows); grow the pool customer by customer until the clusters are complete; find the
+involved rows (checks.shared); then write tonight's rows into the index.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from checks import shared
+from checks.catalogue import RULES
+from checks.findings import RuleContext
+from pipeline.book import index
+from pipeline.book.rows import contact_rows, empty, version_of
+from pipeline.engine import Outcome, severity_of
+
+RULE_OF_KIND = {"P": "PHONE_SHARED", "B": "BANK_SHARED"}
+MAX_ROUNDS = 25  # cluster growth rounds (each adds customers two links further out)
+
+
+@dataclass
+class BookResult:
+    found: pd.DataFrame | None  # findings carrying their policy's columns (pipeline.items.build `book`)
+    outcomes: list[Outcome]
+    stats: dict = field(default_factory=dict)
+
+
+def _narrow(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The rows of `parts` whose value is carried by two or more distinct customers (only those
+    can be shared), found on 64-bit digests with numpy: a digest collision keeps a few rows more,
+    never fewer, and the exact judgement on full hashes follows (checks.shared)."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return empty()
+    v = np.concatenate([index.digest64(p["value"], "value") for p in parts])
+    c = np.concatenate([index.digest64(p["customer"], "customer") for p in parts])
+    order = np.lexsort((c, v))
+    vs, cs = v[order], c[order]
+    # distinct (value, customer) pairs, then values with two or more of them
+    new_pair = np.ones(len(vs), dtype=bool)
+    new_pair[1:] = (vs[1:] != vs[:-1]) | (cs[1:] != cs[:-1])
+    values, counts = np.unique(vs[new_pair], return_counts=True)
+    keep = np.isin(v, values[counts >= 2])
+    out, start = [], 0
+    for p in parts:
+        mine = keep[start: start + len(p)]
+        start += len(p)
+        if mine.any():
+            out.append(p[mine])
+    return pd.concat(out, ignore_index=True) if out else empty()
+
+
+def grow(book: index.ContactIndex, tonight: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Tonight's rows plus every stored row needed to judge them and complete their clusters."""
+    fetched = set()  # values looked up beyond tonight's own
+    pool = _narrow([tonight, book.by_values(tonight["value"])])
+    seen: set[bytes] = set()
+    rounds, truncated = 0, False
+    while True:
+        frontier = shared.shared_customers(pool) - seen if len(pool) else set()
+        if not frontier:
+            break
+        if rounds == MAX_ROUNDS:
+            truncated = True
+            break
+        rounds += 1
+        seen |= frontier
+        more = book.by_customers(frontier)
+        new_values = set(more["value"]) - fetched - set(pool["value"])
+        fetched |= new_values
+        parts = [pool, more] + ([book.by_values(new_values)] if new_values else [])
+        pool = _narrow([pd.concat(parts, ignore_index=True).drop_duplicates("id")])
+    return pool.reset_index(drop=True), {"cluster_rounds": rounds, "cluster_growth_truncated": truncated}
+
+
+def _findings(hits: pd.DataFrame, frame: pd.DataFrame, sources: list[str], labels: dict) -> pd.DataFrame:
+    tonight = hits["row"].to_numpy() >= 0
+    rows = frame.reindex(hits["row"].where(tonight, frame.index[0] if len(frame) else 0))
+    role = shared.role_of(hits["field"])
+    label = hits["field"].map(labels).astype("str")
+    earlier = ("（该保单见于" + hits["version"].astype("str").str[:10] + "的提取）").where(~tonight, "")
+    detail = label + "与其他" + hits["others"].astype("str") + "名客户相同" + earlier.astype("str")
+    receipt = pd.to_datetime(hits["receipt_date"], errors="coerce")
+    return pd.DataFrame({
+        "row": hits["row"].to_numpy(), "role": role.to_numpy(), "field": hits["field"].to_numpy(),
+        "detail": detail.to_numpy(), "evidence": hits["evidence"].to_numpy(),
+        "rule_code": hits["kind"].map(RULE_OF_KIND).to_numpy(),
+        "policy_no": hits["policy_no"].to_numpy(), "branch": hits["branch"].to_numpy(),
+        "channel": hits["channel"].to_numpy(), "agent_code": hits["agent_code"].to_numpy(),
+        "receipt_date_dt": receipt.to_numpy(),
+        "source_file": pd.Series(sources, dtype=object).reindex(rows["_file"].to_numpy()).where(tonight, "").to_numpy()
+        if len(frame) else "",
+        "source_line": rows["_line"].where(tonight).astype("Int64").to_numpy() if len(frame) else pd.NA,
+        "cluster_id": hits["cluster_id"].to_numpy(), "cluster_size": hits["cluster_size"].to_numpy(),
+    })
+
+
+def shared_night(conn: sa.Connection, frame: pd.DataFrame, ctx: RuleContext, key: bytes,
+                 business_date: dt.date, cfg: dict, sources: list[str]) -> BookResult:
+    """Judge tonight's in-scope rows against the book and write them into the index."""
+    started = time.perf_counter()
+    steps: dict[str, float] = {}
+
+    def step(name: str, t0: list[float] = [started]) -> None:  # noqa: B006 - a clock shared by the calls
+        now = time.perf_counter()
+        steps[name] = round(now - t0[0], 3)
+        t0[0] = now
+
+    version = version_of(business_date.isoformat(), "night")
+    book = index.ContactIndex(conn)
+    removed = book.undo(version)
+    step("take_back")
+    tonight = contact_rows(frame, ctx, key, version)
+    step("contact_rows")
+    book.tonight = pd.Index(frame["policy_no"].unique())
+    pool, growth = grow(book, tonight)
+    step("lookup")
+    hits = shared.involved(pool) if len(pool) else pool.iloc[0:0]
+    found = _findings(hits, frame, sources, ctx.labels) if len(hits) else None
+    step("judge")
+    written = book.write(tonight, frame["policy_no"], version)
+    step("write")
+    seconds = round(time.perf_counter() - started, 3)
+
+    disabled = set(cfg["rules"]["disabled"])
+    outcomes, parts = [], []
+    for kind, code in RULE_OF_KIND.items():
+        severity = severity_of(code, cfg)
+        if code in disabled:
+            outcomes.append(Outcome(code, severity, "disabled"))
+            continue
+        mine = found[found["rule_code"] == code] if found is not None else None
+        n = len(mine) if mine is not None else 0
+        failed = int(mine.loc[mine["row"] >= 0, "row"].nunique()) if n else 0
+        tested = int(tonight.loc[tonight["kind"] == kind, "row"].nunique())
+        extra = {"earlier_policies_items": int((mine["row"] < 0).sum()) if n else 0,
+                 "clusters": int(mine["cluster_id"].nunique()) if n else 0,
+                 "largest_cluster": int(mine["cluster_size"].max()) if n else 0}
+        outcomes.append(Outcome(code, severity, "ok", tested, failed, n,
+                                round(100.0 * failed / tested, 4) if tested else 0.0, seconds, book=extra))
+        if n:
+            parts.append(mine.assign(severity=severity, category=RULES[code].category))
+    result = pd.concat(parts, ignore_index=True) if parts else None
+    stats = {"contact_rows_tonight": len(tonight), "rows_taken_back": removed, "pool_rows": len(pool),
+             **growth, **written, **book.size(), "seconds": steps}
+    return BookResult(result, outcomes, stats)
