@@ -1,0 +1,64 @@
+"""worklists/<branch>.xlsx (SPEC 5), opened with openpyxl as a person's Excel would read them."""
+
+from __future__ import annotations
+
+import openpyxl
+
+from pipeline.worklists import COLUMNS, RESULTS, STATES
+from tests.conftest import read_outputs, row, write_csv
+
+
+def night(invoke, tmp_path, rows, name="e.csv"):
+    out = tmp_path / "out"
+    result = invoke("run", str(write_csv(tmp_path / name, rows)), "--business-date", "2026-11-20", "--out", str(out),
+                    "--quiet")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_one_workbook_per_branch_with_the_spec_columns(invoke, tmp_path):
+    out = night(invoke, tmp_path, [row(applicant_phone="", branch="广东分公司"),
+                                   row(policy_no="P2", applicant_address="", branch="北京分公司", receipt_date="2026-11-10"),
+                                   row(policy_no="P3", applicant_phone="", branch="北京分公司", receipt_date="")])
+    items, _, manifest = read_outputs(out)
+    files = sorted(p.name for p in (out / "worklists").iterdir())
+    assert files == ["北京分公司.xlsx", "广东分公司.xlsx"] and manifest["worklists"]["files"] == 2
+    ws = openpyxl.load_workbook(out / "worklists" / "北京分公司.xlsx").active
+    headers = [c.value for c in ws[1]]
+    assert headers == [c[0] for c in COLUMNS] and headers[0] == "问题件编号"
+    assert headers[-3:] == ["处理状态", "处理结果", "处理说明"]
+    assert ws.freeze_panes == "B2" and ws.auto_filter.ref == f"A1:V{ws.max_row}"
+    ids = [ws.cell(r, 1).value for r in range(2, ws.max_row + 1)]
+    assert sorted(ids) == sorted(items.loc[items["branch"] == "北京分公司", "item_id"])
+    due = [ws.cell(r, headers.index("处理期限") + 1).value for r in range(2, ws.max_row + 1)]
+    assert due == sorted(due) and due[0] == "2026-11-25"  # P2: cooling-off ends before the channel deadline
+    choices = {str(dv.sqref).split(":")[0][0]: dv.formula1 for dv in ws.data_validations.dataValidation}
+    assert choices == {"T": '"' + ",".join(STATES) + '"', "U": '"' + ",".join(RESULTS) + '"'}
+    assert {ws.cell(r, 20).value for r in range(2, ws.max_row + 1)} == {"未处理"}
+
+
+def test_no_cell_is_a_formula_and_personal_data_is_masked(invoke, tmp_path):
+    hostile = "=HYPERLINK(\"http://x\",\"点我\")"
+    out = night(invoke, tmp_path, [row(applicant_name=hostile, bank_account_holder="@SUM(1)", applicant_phone="13912340000",
+                                       applicant_id_no="+123", branch="广东分公司")])
+    ws = openpyxl.load_workbook(out / "worklists" / "广东分公司.xlsx").active
+    cells = [c for r in ws.iter_rows(min_row=2) for c in r if c.value is not None]
+    assert cells and all(c.data_type == "s" for c in cells)  # text cells only: never 'f' (formula)
+    text = " ".join(str(c.value) for c in cells)
+    assert "13912340000" not in text and "HYPERLINK" not in text and "@SUM" not in text
+
+
+def test_a_hostile_branch_name_stays_inside_worklists(invoke, tmp_path):
+    out = night(invoke, tmp_path, [row(applicant_phone="", branch="../../evil"), row(policy_no="P2", applicant_phone="",
+                                                                                    branch="a/b\\c:d")])
+    names = sorted(p.name for p in (out / "worklists").iterdir())
+    assert names == ["a_b_c_d.xlsx", "evil.xlsx"]
+    everywhere = [p for p in tmp_path.rglob("*.xlsx")]
+    assert all(p.parent == out / "worklists" for p in everywhere) and len(everywhere) == 2
+
+
+def test_a_rerun_replaces_the_folder(invoke, tmp_path):
+    night(invoke, tmp_path, [row(applicant_phone="", branch="广东分公司"), row(policy_no="P2", applicant_phone="", branch="北京分公司")])
+    out = night(invoke, tmp_path, [row(applicant_phone="", branch="广东分公司")], name="e2.csv")
+    assert sorted(p.name for p in (out / "worklists").iterdir()) == ["广东分公司.xlsx"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".worklists")]
