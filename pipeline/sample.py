@@ -27,7 +27,7 @@ DEFECTS = {
     "missing_phone": 3, "placeholder_address": 2, "missing_insured_birth": 2, "missing_id_type": 1,
     "bad_sex": 1, "bad_date": 1, "duplicate_policy": 1, "no_policy_no": 1, "id_checksum": 2,
     "sex_mismatch": 2, "birth_mismatch": 2, "id_scientific": 1, "id_legacy_15": 1, "shared_phone": 3,
-    "agent_phone": 1, "placeholder_phone": 1, "bank_short": 1,
+    "agent_phone": 1, "placeholder_phone": 1, "bank_short": 1, "shared_account": 1,
 }
 
 
@@ -215,6 +215,7 @@ def _inject(f: pd.DataFrame, rng: np.random.Generator, rate: float, agents: pd.D
         .reindex(f["业务员代码"].iloc[r]).to_numpy())
     put("placeholder_phone", "投保人手机", "13800138000")
     put("bank_short", "缴费账号", "62220")
+    put("shared_account", "缴费账号", lambda r: f["缴费账号"].iloc[donors[r]].to_numpy())
 
 
 CHUNK = 1_000_000

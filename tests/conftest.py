@@ -109,3 +109,10 @@ def reconciles(manifest: dict) -> bool:
 def _debug_internal_errors(monkeypatch):
     """Bugs surface as tracebacks in tests; operator-facing errors still exit with one line."""
     monkeypatch.setenv("CUSTDQ_DEBUG", "1")
+
+
+@pytest.fixture(autouse=True)
+def _test_hash_key(monkeypatch):
+    """A fixed synthetic hash key, so tests never create key files in the working directory
+    (tests of the key file itself remove it)."""
+    monkeypatch.setenv("CUSTDQ_HASH_KEY", "custdq-test-key-0123456789abcdef0123456789")

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from checks import registry
+from checks.catalogue import RULES
 from tests.conftest import read_outputs, row, write_csv
 
 DATE = "2026-11-20"
@@ -51,8 +52,10 @@ def test_non_key_fields_may_be_missing(invoke, tmp_path):
 def test_insured_fields_may_be_empty_when_relation_is_self(invoke, tmp_path):
     empty_insured = {f: "" for f in ("insured_name", "insured_sex", "insured_birth_date", "insured_id_type",
                                      "insured_id_no")}
+    # P0002's unidentified insured gets a phone of its own: sharing P0001's would be a PHONE_SHARED clue
     items, _, _ = night(invoke, tmp_path, [row(relation="本人", **empty_insured),
-                                           row(policy_no="P0002", relation="配偶", **empty_insured)])
+                                           row(policy_no="P0002", relation="配偶", **empty_insured,
+                                               insured_phone="13711112222")])
     assert {p for p, _, _ in found(items)} == {"P0002"}
     assert len(items) == 5
 
@@ -60,7 +63,7 @@ def test_insured_fields_may_be_empty_when_relation_is_self(invoke, tmp_path):
 def test_minor_id_exemption_is_computed_on_the_issue_date(invoke, tmp_path):
     """17 on the issue date but 18 on the business date: still exempt. 18 on the issue date: not."""
     minor = dict(relation="子女", insured_id_type="", insured_id_no="", insured_birth_date="2008-11-19",
-                 issue_date="2026-11-18")
+                 issue_date="2026-11-18", insured_phone="")  # four children on one phone would be PHONE_SHARED
     adult = dict(minor, insured_birth_date="2008-11-18")
     no_issue = dict(minor, issue_date="", insured_birth_date="2008-11-21")  # falls back to the business date
     unknown_age = dict(minor, insured_birth_date="")
@@ -133,10 +136,11 @@ def test_disabled_rules_and_severity_overrides(invoke, tmp_path):
     assert items["rule_code"].tolist() == ["MISSING_FIELD"] and items["severity"].tolist() == ["warning"]
 
 
-def test_rules_without_an_evaluator_say_so(invoke, tmp_path):
+def test_every_rule_reports_its_status(invoke, tmp_path):
     _, _, manifest = night(invoke, tmp_path, [row()])
     statuses = {code: r["status"] for code, r in manifest["rules"].items()}
-    assert {c for c, s in statuses.items() if s == "ok"} == set(registry.EVALUATORS) - {"PHONE_IS_AGENT"}
+    assert list(statuses) == list(RULES)  # catalogue order, every rule
+    assert {c for c, s in statuses.items() if s == "ok"} == set(RULES) - {"PHONE_IS_AGENT"}
     assert statuses["PHONE_IS_AGENT"] == "not_applicable"  # no --agents roster
     assert manifest["rules"]["PHONE_IS_AGENT"]["reason"] == "no agent roster given (--agents)"
-    assert all(s == "not_implemented" for c, s in statuses.items() if c not in registry.EVALUATORS)
+    assert set(registry.EVALUATORS) | {"PHONE_SHARED", "BANK_SHARED"} == set(RULES)

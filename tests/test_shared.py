@@ -1,0 +1,306 @@
+"""PHONE_SHARED / BANK_SHARED across nights against a real case store (issue 4).
+
+Each test runs whole nights through the CLI, on a real SQLite file and on a fresh database of
+the real PostgreSQL server (skipped with the reason when no server is reachable).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from pipeline import store
+from pipeline.book import index
+from tests.conftest import id_no, read_outputs, row, write_csv
+from tests.test_store import postgres_url
+
+SHARED = ("PHONE_SHARED", "BANK_SHARED")
+
+
+def person(n: int, role: str = "applicant", sex: str = "男", **over) -> dict:
+    """Customer n as the `role` of a policy: own name, birth date, ID number, phone and card."""
+    birth = f"19{70 + n % 30:02d}-0{1 + n % 9}-1{n % 10}"
+    seq = f"{(2 * n + 1) if sex == '男' else (2 * n + 2):03d}"[-3:]
+    fields = {
+        "name": f"客户{n}号", "sex": sex, "birth_date": birth, "id_type": "身份证",
+        "id_no": id_no("440106" + birth.replace("-", "") + seq), "phone": f"139{n:08d}",
+    }
+    out = {f"{role}_{k}": v for k, v in fields.items()}
+    if role == "applicant":
+        out |= {"bank_account": f"62220200{n:011d}", "bank_account_holder": fields["name"]}
+    return out | over
+
+
+def policy(no: str, applicant: int, insured: int | None = None, **over) -> dict:
+    """A policy of customer `applicant`; the insured is customer `insured`, or the applicant (本人)."""
+    base = row(policy_no=no, **person(applicant))
+    if insured is None:
+        base |= {"relation": "本人", "insured_name": "", "insured_sex": "", "insured_birth_date": "",
+                 "insured_id_type": "", "insured_id_no": "", "insured_phone": ""}
+    else:
+        base |= person(insured, "insured", sex="女") | {"relation": "配偶"}
+    return base | over
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'cases.db'}" if request.param == "sqlite" else postgres_url()
+
+
+def contact_counts(db: str) -> tuple[int, int]:
+    """(rows, current rows) of the contact index, both tiers."""
+    with store.open_store(db).connect() as conn:
+        got = index.ContactIndex(conn).size()
+    return got["rows"], got["rows"] - got["superseded_versions"]
+
+
+@pytest.fixture
+def night(invoke, tmp_path, db):
+    """Run one night on `rows` against the store `db`; returns its shared-contact items."""
+
+    def _night(date: str, rows: list[dict], *extra: str) -> pd.DataFrame:
+        out = tmp_path / f"out-{date}"
+        extract = write_csv(tmp_path / f"extract-{date}.csv", rows)
+        result = invoke("run", str(extract), "--business-date", date, "--out", str(out), "--quiet", "--db", db, *extra)
+        assert result.exit_code == 0, result.output
+        items = read_outputs(out)[0]
+        return items[items["rule_code"].isin(SHARED)].sort_values(["rule_code", "policy_no", "role"]).reset_index(drop=True)
+
+    return _night
+
+
+def pairs(items: pd.DataFrame) -> list[tuple[str, str, str]]:
+    return sorted(zip(items["rule_code"], items["policy_no"], items["role"]))
+
+
+def test_two_customers_with_one_phone_in_one_night(night):
+    items = night("2026-11-20", [policy("P1", 1, applicant_phone="13900009999"),
+                                 policy("P2", 2, applicant_phone="+86 139 0000 9999"), policy("P3", 3)])
+    assert pairs(items) == [("PHONE_SHARED", "P1", "applicant"), ("PHONE_SHARED", "P2", "applicant")]
+    first = items.iloc[0]
+    assert first["severity"] == "warning" and first["category"] == "可疑线索"
+    assert first["detail"] == "投保人电话与其他1名客户相同"
+    assert first["evidence"].startswith("139****9999 同时出现在：保单P2 投保人 客*** 4****************")
+    assert first["cluster_id"] == items.iloc[1]["cluster_id"] and first["cluster_size"] == "2"
+
+
+def test_one_person_on_several_policies_is_one_customer(night):
+    # same ID number; the 15-digit form of the same person; no ID but same name + birth + sex
+    me = person(1)
+    legacy = me["applicant_id_no"][:6] + me["applicant_id_no"][8:17]
+    no_id = {"applicant_id_no": "", "applicant_id_type": ""}
+    items = night("2026-11-20", [policy("P1", 1), policy("P2", 1), policy("P3", 1, applicant_id_no=legacy),
+                                 policy("P4", 1, **no_id), policy("P5", 1, applicant_id_no=me["applicant_id_no"][:6] + " " + me["applicant_id_no"][6:].lower())])
+    assert items.empty
+
+
+def test_applicant_and_insured_of_one_policy_are_not_counted(night):
+    # a couple sharing one phone and account on their own policy is not a clue
+    items = night("2026-11-20", [policy("P1", 1, 2, insured_phone=person(1)["applicant_phone"]),
+                                 policy("P2", 3, insured_phone="", applicant_phone=person(3)["applicant_phone"])])
+    assert items.empty
+
+
+def test_a_self_policy_with_the_insured_fields_filled_in(night):
+    me = person(1)
+    insured = {k.replace("applicant_", "insured_"): v for k, v in me.items() if k.startswith("applicant_")}
+    items = night("2026-11-20", [policy("P1", 1) | insured | {"relation": "本人"}])
+    assert items.empty
+
+
+def test_a_third_customer_on_a_couples_phone_implicates_all(night):
+    phone = person(1)["applicant_phone"]
+    items = night("2026-11-20", [policy("P1", 1, 2, insured_phone=phone), policy("P2", 3, applicant_phone=phone)])
+    assert pairs(items) == [("PHONE_SHARED", "P1", "applicant"), ("PHONE_SHARED", "P1", "insured"),
+                            ("PHONE_SHARED", "P2", "applicant")]
+    by_role = items.set_index(["policy_no", "role"])
+    assert by_role.loc[("P2", "applicant"), "detail"] == "投保人电话与其他2名客户相同"
+    assert by_role.loc[("P1", "insured"), "detail"] == "被保险人电话与其他1名客户相同"
+    assert set(items["cluster_size"]) == {"3"}
+
+
+@pytest.mark.parametrize("written", [
+    "+86 139 0000 5555", "0086-13900005555", "139-0000-5555", "(+86)13900005555", "８６１３９００００５５５５",
+    "86 139 0000 5555", "+86-139-0000-5555",
+])
+def test_phone_formats_meet_across_nights(night, written):
+    assert night("2026-11-19", [policy("P1", 1, applicant_phone="13900005555")]).empty
+    items = night("2026-11-20", [policy("P2", 2, applicant_phone=written)])
+    assert pairs(items) == [("PHONE_SHARED", "P1", "applicant"), ("PHONE_SHARED", "P2", "applicant")]
+
+
+def test_landline_with_area_code_forms(night):
+    night("2026-11-19", [policy("P1", 1, applicant_phone="010-6552 1234")])
+    items = night("2026-11-20", [policy("P2", 2, applicant_phone="+86 10 65521234"), policy("P3", 3, applicant_phone="(010)65521234")])
+    assert pairs(items) == [("PHONE_SHARED", p, "applicant") for p in ("P1", "P2", "P3")]
+
+
+def test_an_earlier_policy_newly_implicated_gets_its_item_tonight(night, tmp_path):
+    assert night("2026-11-19", [policy("P1", 1, branch="北京分公司", agent_code="A0100", receipt_date="2026-11-19")]).empty
+    items = night("2026-11-20", [policy("P2", 2, applicant_phone=person(1)["applicant_phone"])])
+    assert pairs(items) == [("PHONE_SHARED", "P1", "applicant"), ("PHONE_SHARED", "P2", "applicant")]
+    earlier = items.iloc[0]
+    assert earlier["detail"] == "投保人电话与其他1名客户相同（该保单见于2026-11-19的提取）"
+    assert (earlier["branch"], earlier["agent_code"], earlier["source_line"]) == ("北京分公司", "A0100", "")
+    assert earlier["cooling_off_end"] == "2026-12-04" and earlier["business_date"] == "2026-11-20"
+    assert items.iloc[1]["source_line"] == "2" and items.iloc[1]["source_file"].endswith("extract-2026-11-20.csv")
+
+
+def test_rerunning_a_night_gives_the_same_items_and_index(night, db):
+    night("2026-11-19", [policy("P1", 1)])
+    tonight = [policy("P2", 2, applicant_phone=person(1)["applicant_phone"], bank_account=person(1)["bank_account"])]
+    first = night("2026-11-20", tonight)
+    rows_before = contact_counts(db)
+    again = night("2026-11-20", tonight)
+    assert first["item_id"].tolist() == again["item_id"].tolist() and len(first) == 4
+    assert contact_counts(db) == rows_before == (4, 4)
+    # the night re-run with P2 corrected: P2's earlier version is taken back, nothing is shared
+    assert night("2026-11-20", [policy("P2", 2)]).empty
+    assert night("2026-11-21", [policy("P3", 3, applicant_phone=person(1)["applicant_phone"])])["policy_no"].tolist() == ["P1", "P3"]
+
+
+def test_a_policy_updated_on_a_later_night_leaves_its_old_phone(night):
+    night("2026-11-18", [policy("P1", 1)])
+    night("2026-11-19", [policy("P1", 1, applicant_phone="13911112222")])  # P1 corrected its phone
+    assert night("2026-11-20", [policy("P2", 2, applicant_phone=person(1)["applicant_phone"])]).empty
+    items = night("2026-11-21", [policy("P3", 3, applicant_phone="139 1111 2222")])
+    assert items["policy_no"].tolist() == ["P1", "P3"]
+
+
+def test_bank_accounts_compared_as_digits(night):
+    card = "6222 0212 3456 7890 128"
+    night("2026-11-19", [policy("P1", 1, bank_account=card)])
+    items = night("2026-11-20", [policy("P2", 2, bank_account="6222-0212-3456-7890-128"),
+                                 policy("P3", 3, bank_account="62220212345678901280")])  # one digit more: another account
+    assert pairs(items) == [("BANK_SHARED", "P1", "applicant"), ("BANK_SHARED", "P2", "applicant")]
+    assert items.iloc[0]["evidence"].startswith("622202*********0128 同时出现在：保单P2 投保人")
+    assert items.iloc[1]["field"] == "bank_account" and items.iloc[1]["detail"] == "缴费账号与其他1名客户相同"
+
+
+def test_clusters_follow_links_through_earlier_nights(night):
+    # night 1: A and B share an account; night 2: C shares B's phone -> cluster A, B, C
+    b = person(2)
+    night("2026-11-19", [policy("P1", 1, bank_account=b["bank_account"]), policy("P2", 2)])
+    items = night("2026-11-20", [policy("P3", 3, applicant_phone=b["applicant_phone"])])
+    assert pairs(items) == [("PHONE_SHARED", "P2", "applicant"), ("PHONE_SHARED", "P3", "applicant")]
+    assert set(items["cluster_size"]) == {"3"}
+    assert items["cluster_id"].nunique() == 1
+
+
+def test_fillers_and_invalid_numbers_are_not_shared_clues(night):
+    items = night("2026-11-20", [policy("P1", 1, applicant_phone="13800138000"), policy("P2", 2, applicant_phone="13800138000"),
+                                 policy("P3", 3, applicant_phone="12345"), policy("P4", 4, applicant_phone="12345"),
+                                 policy("P5", 5, bank_account="1234"), policy("P6", 6, bank_account="1234")])
+    assert items.empty
+
+
+def test_evidence_of_a_hub_is_capped_but_counts_everyone(night):
+    hub = "13600006666"
+    items = night("2026-11-20", [policy(f"P{n:02d}", n, applicant_phone=hub) for n in range(1, 15)])
+    assert len(items) == 14 and set(items["cluster_size"]) == {"14"}
+    assert items.iloc[0]["detail"] == "投保人电话与其他13名客户相同"
+    assert items.iloc[0]["evidence"].endswith("；等共13条记录") and items.iloc[0]["evidence"].count("保单") == 10
+
+
+def test_index_load_seeds_the_book(invoke, night, tmp_path, db):
+    book = write_csv(tmp_path / "book.csv", [policy("B1", 7), policy("B2", 8, applicant_phone="bad"), row(policy_no="")])
+    result = invoke("index", "load", str(book), "--as-of", "2026-11-01", "--db", db,
+                    "--out", str(tmp_path / "load"))
+    assert result.exit_code == 0, result.output
+    assert "3 rows read" in result.output and (tmp_path / "load" / "manifest.json").exists()
+    items = night("2026-11-20", [policy("P1", 1, applicant_phone=person(7)["applicant_phone"])])
+    assert pairs(items) == [("PHONE_SHARED", "B1", "applicant"), ("PHONE_SHARED", "P1", "applicant")]
+    assert "2026-11-01" in items.iloc[0]["detail"]
+
+
+def test_loading_the_same_book_twice_changes_nothing(invoke, tmp_path, db):
+    book = write_csv(tmp_path / "book.csv", [policy("B1", 7), policy("B2", 8)])
+    for _ in range(2):
+        assert invoke("index", "load", str(book), "--as-of", "2026-11-01", "--db", db,
+                      "--out", str(tmp_path / "load")).exit_code == 0
+    assert contact_counts(db) == (4, 4)  # two policies x (phone + account)
+
+
+def test_no_plaintext_contacts_at_rest(night, tmp_path, db):
+    rows = [policy("P1", 1, 2), policy("P2", 3, applicant_phone=person(1)["applicant_phone"])]
+    night("2026-11-20", rows)
+    engine = store.open_store(db)
+    tables = sa.MetaData()
+    tables.reflect(engine)
+    with engine.connect() as conn:  # every value of every table, as the database returns it
+        data = repr([conn.execute(t.select()).all() for t in tables.sorted_tables]).encode("utf-8")
+        # and the night tiers decompressed (their blobs are zstd: raw bytes would hide plaintext)
+        tiers = index.ContactIndex(conn).tiers()
+        assert tiers, "tonight's rows must be in a tier"
+        data += repr([t.to_pylist() for t in tiers.values()]).encode("utf-8")
+    data += b"".join(p.read_bytes() for p in tmp_path.glob("cases.db*"))  # the SQLite file and its WAL
+    for r in rows:
+        for col in ("applicant_phone", "insured_phone", "applicant_id_no", "insured_id_no", "bank_account", "applicant_name"):
+            value = str(r[col])
+            if value:
+                assert value.encode("utf-8") not in data, col
+                assert value[-8:].encode("utf-8") not in data, col
+
+
+def test_disabled_rules_still_keep_the_index(night, tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("rules:\n  disabled: [PHONE_SHARED]\n", encoding="utf-8")
+    night("2026-11-19", [policy("P1", 1)], "--config", str(cfg))
+    items = night("2026-11-20", [policy("P2", 2, applicant_phone=person(1)["applicant_phone"])])
+    assert pairs(items) == [("PHONE_SHARED", "P1", "applicant"), ("PHONE_SHARED", "P2", "applicant")]
+
+
+def test_compaction_changes_no_answer(invoke, night, db):
+    night("2026-11-18", [policy("P1", 1)])
+    night("2026-11-19", [policy("P1", 1, applicant_phone="13911112222")])  # P1 corrected its phone
+    before = contact_counts(db)
+    result = invoke("index", "compact", "--db", db)
+    assert result.exit_code == 0 and "rows merged" in result.output
+    with store.open_store(db).connect() as conn:
+        assert index.ContactIndex(conn).size()["recent_rows"] == 0
+    assert contact_counts(db) == before
+    assert night("2026-11-20", [policy("P2", 2, applicant_phone=person(1)["applicant_phone"])]).empty
+    assert night("2026-11-21", [policy("P3", 3, applicant_phone="13911112222")])["policy_no"].tolist() == ["P1", "P3"]
+    # a re-run of a night that was compacted takes its rows back out of the main tier
+    night("2026-11-19", [policy("P9", 9)])
+    assert night("2026-11-22", [policy("P4", 4, applicant_phone=person(1)["applicant_phone"])])["policy_no"].tolist() == ["P1", "P2", "P4"]
+
+
+def test_a_book_loaded_into_a_used_index_is_merged(invoke, night, tmp_path, db):
+    night("2026-11-19", [policy("P1", 1)])
+    book = write_csv(tmp_path / "book.csv", [policy("B1", 7, applicant_phone=person(1)["applicant_phone"])])
+    assert invoke("index", "load", str(book), "--as-of", "2026-11-19", "--db", db, "--out", str(tmp_path / "l")).exit_code == 0
+    manifest = (tmp_path / "l" / "manifest.json").read_text(encoding="utf-8")
+    assert '"bulk_mode": false' in manifest and '"recent_rows": 0' in manifest
+    items = night("2026-11-20", [policy("P2", 2, applicant_phone=person(1)["applicant_phone"])])
+    assert items["policy_no"].tolist() == ["B1", "P1", "P2"]
+
+
+def test_a_policy_in_two_book_files_counts_once(invoke, night, tmp_path, db):
+    first = write_csv(tmp_path / "book1.csv", [policy("B1", 7)])
+    second = write_csv(tmp_path / "book2.csv", [policy("B1", 7, applicant_phone="13922223333"), policy("B2", 8)])
+    result = invoke("index", "load", str(first), str(second), "--as-of", "2026-11-01", "--db", db,
+                    "--out", str(tmp_path / "l"))
+    assert result.exit_code == 0, result.output
+    assert '"policies_in_earlier_file": 1' in (tmp_path / "l" / "manifest.json").read_text(encoding="utf-8")
+    assert night("2026-11-20", [policy("P1", 1, applicant_phone="13922223333")]).empty
+    assert night("2026-11-21", [policy("P2", 2, applicant_phone=person(7)["applicant_phone"])])["policy_no"].tolist() == ["B1", "P2"]
+
+
+def test_a_night_that_fails_leaves_the_index_as_it_was(tmp_path, db, monkeypatch):
+    """The night's index writes and its run record are one transaction."""
+    import datetime as dt
+
+    from pipeline import outputs
+    from pipeline.run import run_night
+    extract = write_csv(tmp_path / "e.csv", [policy("P1", 1), policy("P2", 2)])
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outputs, "write_items", disk_full)
+    with pytest.raises(OSError):
+        run_night([str(extract)], dt.date(2026, 11, 20), str(tmp_path / "out"), db, quiet=True)
+    assert contact_counts(db) == (0, 0)
+    assert store.run_history(store.open_store(db)) == []
