@@ -32,6 +32,7 @@ bench: venv
 	$(BIN)/python -m benchmarks --rows 1000000
 	$(BIN)/python -m benchmarks.ids --rows 10000000
 	$(BIN)/python -m benchmarks.phones --rows 10000000
+	$(BIN)/python -m benchmarks.shared --rows 1000000 --book 50000000 --work benchmarks/results/shared
 
 ## regenerate the bundled sample (the exact command is recorded in data/samples/README.md)
 sample: venv
