@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 
@@ -50,3 +52,23 @@ def mask_name(values: pd.Series) -> pd.Series:
     """Names: the first character (the surname) only."""
     s = values.astype("str")
     return (s.str[:1] + _stars((s.str.len() - 1).clip(lower=0)).astype("str")).where(s.notna())
+
+
+# a run of 6+ digits, possibly split by spaces or dashes, with an optional check character X:
+# any identity number, phone or account a person typed into free text (处理说明)
+_DIGIT_RUN = re.compile(r"\d(?:[\s\-]?\d){5,}[xX]?")
+
+
+def mask_digits_in_text(text: str) -> str:
+    """Free text with every long digit run reduced to its first and last character.
+
+    >>> mask_digits_in_text("已联系客户，电话 138 1234 5678，身份证11010519491231002X")
+    '已联系客户，电话 1***********8，身份证1****************X'
+    >>> mask_digits_in_text("2026年11月回访3次")
+    '2026年11月回访3次'
+    """
+    def hide(match: re.Match) -> str:
+        s = match.group(0)
+        return s[0] + "*" * (len(s) - 2) + s[-1]
+
+    return _DIGIT_RUN.sub(hide, text or "")

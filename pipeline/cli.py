@@ -149,8 +149,82 @@ def index_compact(db):
     """
     from pipeline import store
     from pipeline.book import index as contact_index
+    from pipeline.lock import store_lock
 
-    with store.open_store(db).begin() as conn:
+    engine = store.open_store(db)
+    with store_lock(engine, "index compact", None, 3600, notify=lambda s: click.echo(f"custdq: {s}", err=True)), \
+            engine.begin() as conn:
         m = contact_index.ContactIndex(conn).compact()
     click.echo(f"custdq: index compact: {m['rows_moved']} rows merged in {m['seconds']}s; "
                f"the index holds {m['rows']} rows", err=True)
+
+
+@cli.group()
+def cases():
+    """The case store's items: read worklists back, list what is open."""
+
+
+@cases.command("import")
+@click.argument("worklists", nargs=-1, required=True, metavar="WORKLIST.xlsx...")
+@db_option
+@click.option("--by", "who", metavar="NAME", help="who filled these in (default: your login name)")
+@click.option("--rejects", "rejects_out", metavar="FILE", help="also write the rejected rows to this CSV")
+@click.option("--config", "config_path", metavar="FILE", help="YAML settings merged over the defaults")
+@reports_errors
+def cases_import(worklists, db, who, rejects_out, config_path):
+    """Read dispositions filled in by the teams back into the case store.
+
+    Example: custdq cases import out/2026-11-20/worklists/广东分公司.xlsx --by 张三
+    """
+    from pipeline import config, outputs, store
+    from pipeline.cases.imports import import_worklists, rejects_frame
+    from pipeline.lock import store_lock
+
+    cfg = config.load(config_path)
+    engine = store.open_store(db)
+    with store_lock(engine, "cases import", None, float(cfg["store"]["lock_wait_seconds"]),
+                    notify=lambda s: click.echo(f"custdq: {s}", err=True)):
+        with engine.begin() as conn:
+            report = import_worklists(conn, list(worklists), who)
+    for r in report.rejected:
+        click.echo(f"rejected: {r['file']} row {r['row']}: {r['reason']}")
+    if rejects_out:
+        from pathlib import Path
+        frame = rejects_frame(report)
+        frame["item_id"] = outputs.defuse(frame["item_id"].astype("str"))
+        outputs.atomic_write(Path(rejects_out), lambda p: frame.to_csv(p, index=False, encoding="utf-8"))
+    click.echo(f"custdq: cases import: {sum(f['rows'] for f in report.files)} rows in {len(report.files)} "
+               f"file(s): {report.applied} applied, {report.unchanged} unchanged, {report.untouched} not filled in, "
+               f"{len(report.rejected)} rejected", err=True)
+
+
+@cases.command("list")
+@click.option("--overdue", is_flag=True, help="only items past their due date")
+@click.option("--branch", metavar="B", help="only this branch (机构)")
+@click.option("--as-of", "as_of", type=IsoDate(), help="judge overdue on this date (default: today, China time)")
+@click.option("--limit", type=click.IntRange(min=1), help="print at most this many rows")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout instead of a table")
+@db_option
+@reports_errors
+def cases_list(overdue, branch, as_of, limit, as_csv, db):
+    """Print open items, deadline first.
+
+    Example: custdq cases list --overdue --branch 广东分公司
+    """
+    from pipeline import outputs, store
+    from pipeline.cases.listing import open_items, render
+    from pipeline.run import CHINA
+
+    as_of = as_of or dt.datetime.now(CHINA).date()
+    with store.open_store(db).connect() as conn:
+        t = open_items(conn, as_of, overdue, branch)
+    if as_csv:
+        out = t.head(limit) if limit else t
+        for col in ("item_id", "branch", "channel", "policy_no"):
+            out[col] = outputs.defuse(out[col].astype("str"))
+        click.echo(out.to_csv(index=False), nl=False)
+    else:
+        click.echo(render(t, limit))
+    late = int((t["days_overdue"] > 0).sum())
+    click.echo(f"custdq: {len(t)} open item(s){' in ' + branch if branch else ''}, {late} overdue as of "
+               f"{as_of.isoformat()}", err=True)

@@ -18,10 +18,13 @@ from pipeline.calendar import WorkCalendar
 ITEM_COLUMNS = [
     "item_id", "business_date", "policy_no", "role", "rule_code", "severity", "category", "field",
     "detail", "evidence", "branch", "channel", "agent_code", "first_seen", "list_due", "channel_due",
-    "cooling_off_end", "due_date", "provisional", "status", "source_file", "source_line",
+    "cooling_off_end", "due_date", "provisional", "status", "last_seen", "source_file", "source_line",
     "cluster_id", "cluster_size",
 ]
-DATE_FIELDS = ["business_date", "first_seen", "list_due", "channel_due", "cooling_off_end", "due_date"]
+# beside the item columns, kept in the case store only: what a confirmation of legitimacy
+# suppresses (pipeline.cases.night); `value_text` becomes `value_key` (a keyed hash) before storing
+KEY_COLUMNS = ["value_text", "value_key", "customer_key", "group_keys"]
+DATE_FIELDS = ["business_date", "first_seen", "last_seen", "list_due", "channel_due", "cooling_off_end", "due_date"]
 
 
 @dataclass
@@ -59,15 +62,18 @@ def build(found: pd.DataFrame, frame: pd.DataFrame, sources: list[str], business
         source_line=rows["_line"].to_numpy(),
         cluster_id=None,
         cluster_size=pd.NA,
+        value_text=_values_of(frame, rows, found["field"].to_numpy()),
+        value_key=None, customer_key=None, group_keys=None,
     )
     if book is not None and len(book):
-        t = pd.concat([t, book[t.columns]], ignore_index=True)
+        t = pd.concat([t, book.assign(value_text=None)[t.columns]], ignore_index=True)
     t["source_line"] = t["source_line"].astype("Int64")
     t["cluster_size"] = t["cluster_size"].astype("Int64")
     t["item_id"] = item_ids(t)
     night = pd.Timestamp(business_date)
     t["business_date"] = night
     t["first_seen"] = night
+    t["last_seen"] = night
     t["list_due"] = pd.Timestamp(deadlines.list_due)
     t["channel_due"] = pd.Timestamp(deadlines.channel_due)
     receipt = pd.to_datetime(t["receipt_date_dt"])
@@ -79,4 +85,15 @@ def build(found: pd.DataFrame, frame: pd.DataFrame, sources: list[str], business
     t = t.sort_values(["due_date", "branch", "policy_no", "rule_code", "role", "field"], na_position="last", kind="stable")
     for col in DATE_FIELDS:
         t[col] = pd.to_datetime(t[col]).astype("datetime64[us]")
-    return t[ITEM_COLUMNS].reset_index(drop=True)
+    return t[ITEM_COLUMNS + KEY_COLUMNS].reset_index(drop=True)
+
+
+def _values_of(frame: pd.DataFrame, rows: pd.DataFrame, fields) -> list:
+    """The normalised value of each finding's field in its row ("" for a policy-level finding)."""
+    out = pd.Series("", index=range(len(rows)), dtype=object)
+    fields = pd.Series(fields)
+    for name in fields.unique():
+        if name in frame.columns:
+            at = (fields == name).to_numpy()
+            out[at] = rows[name].to_numpy()[at]
+    return out.fillna("").astype(str).tolist()

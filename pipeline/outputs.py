@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.items import DATE_FIELDS
+from pipeline.items import DATE_FIELDS, ITEM_COLUMNS
 
 # A cell a person may open in a spreadsheet never starts a formula (OWASP CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -43,7 +43,7 @@ def defuse(series: pd.Series) -> pd.Series:
 
 
 def items_for_csv(items: pd.DataFrame) -> pd.DataFrame:
-    out = items.copy()
+    out = items[ITEM_COLUMNS].copy()
     for col in DATE_FIELDS:
         out[col] = out[col].dt.strftime("%Y-%m-%d")
     for col in TEXT_FIELDS:
@@ -54,7 +54,7 @@ def items_for_csv(items: pd.DataFrame) -> pd.DataFrame:
 
 def write_items(items: pd.DataFrame, out: Path) -> None:
     atomic_write(out / "items.csv", lambda p: items_for_csv(items).to_csv(p, index=False, encoding="utf-8"))
-    atomic_write(out / "items.parquet", lambda p: items.to_parquet(p, index=False))
+    atomic_write(out / "items.parquet", lambda p: items[ITEM_COLUMNS].to_parquet(p, index=False))
 
 
 def write_quarantine(quarantine: pd.DataFrame, out: Path) -> None:

@@ -14,6 +14,8 @@ import pandas as pd
 from checks.catalogue import RULES
 from pipeline import __version__, config, contract, hashkey, outputs, store
 from pipeline.book.detect import shared_night
+from pipeline.cases.night import reconcile
+from pipeline.lock import store_lock
 from pipeline.calendar import WorkCalendar
 from pipeline.columns import EXTRACT_COLUMNS, alias_map
 from pipeline.engine import context, run_rules
@@ -28,7 +30,7 @@ from pipeline.worklists import write_worklists
 
 log = logging.getLogger("custdq")
 CHINA = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no daylight saving since 1991
-STAGES = ["ingest", "normalise", "contract", "scope", "check", "shared", "items", "outputs", "store"]
+STAGES = ["ingest", "normalise", "contract", "scope", "check", "shared", "items", "cases", "outputs", "store"]
 PACKAGES = ["pandas", "pandera", "pyarrow", "numpy", "openpyxl", "click", "chinesecalendar",
             "SQLAlchemy", "phonenumbers", "python-stdnum", "PyYAML", "scipy", "XlsxWriter"]
 
@@ -66,6 +68,12 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
     engine_db = store.open_store(db)
     key = hashkey.load_key(hashkey.key_path(cfg["hash_key_file"], db))
     store.check_key(engine_db, hashkey.fingerprint(key))
+    with store_lock(engine_db, "run", business_date.isoformat(), float(cfg["store"]["lock_wait_seconds"]),
+                    notify=stages.note):
+        return _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages, started)
+
+
+def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages, started) -> RunResult:
     with stages.stage("ingest"):
         extract = read_extract(extracts, alias_map(EXTRACT_COLUMNS, cfg["aliases"]))
         roster = load_roster(agents, cfg) if agents else None
@@ -94,10 +102,16 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
         with stages.stage("items"):
             calendar = WorkCalendar(cfg["calendar"]["years"])
             deadlines = night_deadlines(business_date, calendar, cfg)
-            items = build(found, frame, sources, business_date, deadlines, cfg, book.found)
+            fired = build(found, frame, sources, business_date, deadlines, cfg, book.found)
+            fired["value_key"] = value_keys(fired, key)
             if calendar.uncovered:
                 stages.note(f"warning: no official calendar for {sorted(calendar.uncovered)}; "
                             "deadlines there count weekends only and are marked provisional")
+        with stages.stage("cases"):
+            night = reconcile(conn, fired, business_date, dt.datetime.now(CHINA).isoformat(timespec="seconds"),
+                              set(checked["policy_no"]), {o.rule_code for o in outcomes if o.status == "ok"},
+                              book.judged)
+            items = night.listing
 
         rows = {
             "rows_read": sum(i.rows for i in extract.inputs),
@@ -128,9 +142,10 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
             "rules": {o.rule_code: o.to_dict() for o in outcomes},
             "contact_index": book.stats,
             "worklists": {"folder": "worklists", "files": len(worklist_files), "rows": len(items)},
-            "findings_per_rule": {k: int(v) for k, v in items["rule_code"].value_counts().sort_index().items()},
-            "items": {"total": len(items), "new": int((items["status"] == "new").sum()),
-                      "carried": int((items["status"] == "open").sum()), "resolved": 0, "suppressed": 0},
+            "findings_per_rule": {k: int(v) for k, v in fired["rule_code"].value_counts().sort_index().items()},
+            "open_items_per_rule": {k: int(v) for k, v in items["rule_code"].value_counts().sort_index().items()},
+            "findings_tonight": len(fired),
+            "items": night.counts,
             "deadlines": {
                 "list_due": deadlines.list_due.isoformat(), "channel_due": deadlines.channel_due.isoformat(),
                 "list_due_met": finished.date() <= deadlines.list_due, "provisional": deadlines.provisional,
@@ -147,3 +162,11 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
     manifest["peak_memory_mb"] = peak_memory_mb()
     outputs.write_json(manifest, out / "manifest.json")  # last: its presence marks a complete night
     return RunResult(out, manifest, items)
+
+
+def value_keys(fired: pd.DataFrame, key: bytes) -> pd.Series:
+    """Keyed hash (hex) of what each finding is about: the shared value for book-wide findings
+    (already set), else rule + field + the field's normalised value."""
+    text = fired["rule_code"] + "|" + fired["field"] + "|" + fired["value_text"].fillna("").astype(str)
+    own = hashkey.keyed(key, text).map(lambda b: bytes(b).hex())
+    return fired["value_key"].where(fired["value_key"].notna(), own)

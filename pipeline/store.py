@@ -3,7 +3,8 @@
 Tables: `runs` (one row per business date, replaced when the night is re-run) and the
 book-wide contact index (`contacts`, `contact_segments`, `contact_superseded`; pipeline.book.index): keyed hashes and masked forms only, never a
 plaintext identity number, phone or account. Items, events and suppressions join them with the
-case lifecycle. Schema versions: 1 runs; 2 adds contacts and the hash-key fingerprint.
+case lifecycle (pipeline.cases.tables). Schema versions: 1 runs; 2 adds contacts and the hash-key
+fingerprint; 3 adds items, item_events and suppressions.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from pipeline.errors import InputError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_URL = "sqlite:///.custdq/cases.db"
 
 metadata = sa.MetaData()
@@ -108,6 +109,8 @@ def _sqlite_setup(dbapi_conn, _record) -> None:
 
 
 def open_store(url: str | None) -> sa.Engine:
+    import pipeline.cases.tables  # noqa: F401 - registers the lifecycle tables on `metadata`
+
     try:
         engine = sa.create_engine(engine_url(url))
         if engine.dialect.name == "sqlite":

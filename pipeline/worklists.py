@@ -35,8 +35,9 @@ COLUMNS = [
     ("清单下发期限", "list_due", 12), ("渠道核查期限", "channel_due", 12), ("犹豫期截止", "cooling_off_end", 11),
     ("处理期限", "due_date", 11), ("期限待定", "provisional", 8), ("状态", "status", 6),
     ("线索群", "cluster_id", 16), ("线索群人数", "cluster_size", 10),
-    ("处理状态", None, 10), ("处理结果", None, 10), ("处理说明", None, 40),
+    ("处理状态", "work_state", 10), ("处理结果", "result", 10), ("处理说明", "note", 40),
 ]
+FILLED_IN = ["处理状态", "处理结果", "处理说明"]  # the teams' columns, pre-filled with the store's disposition
 UNKNOWN_BRANCH = "未知机构"
 _FORBIDDEN = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 
@@ -73,10 +74,13 @@ def _cells(items: pd.DataFrame) -> pd.DataFrame:
     """The worklist's cell texts, one column per COLUMNS entry that comes from the item."""
     out = pd.DataFrame(index=items.index)
     for header, column, _ in COLUMNS:
-        if column is None:
-            continue
-        values = items[column]
-        if column == "role":
+        if column not in items.columns:
+            values = pd.Series(STATES[0] if header == "处理状态" else "", index=items.index)
+        else:
+            values = items[column]
+        if column == "work_state":
+            values = values.fillna(STATES[0])
+        elif column == "role":
             values = values.map(ROLE_NAMES).fillna(values)
         elif column == "severity":
             values = values.map(SEVERITY_NAMES).fillna(values)
@@ -96,12 +100,11 @@ def _write_one(path: Path, cells: pd.DataFrame) -> None:
     fill_in = workbook.add_format({"bold": True, "bg_color": "#FFF2CC", "border": 1})
     for col, (title, source, width) in enumerate(COLUMNS):
         sheet.set_column(col, col, width)
-        sheet.write_string(0, col, title, header if source else fill_in)
+        sheet.write_string(0, col, title, fill_in if title in FILLED_IN else header)
     last = len(cells)
     for row, values in enumerate(cells.itertuples(index=False, name=None), start=1):
         for col, value in enumerate(values):
             sheet.write_string(row, col, value)
-        sheet.write_string(row, len(values), STATES[0])  # 处理状态 starts as 未处理
     state_col = [c[0] for c in COLUMNS].index("处理状态")
     result_col = state_col + 1
     if last:

@@ -43,7 +43,7 @@ def test_outputs_of_a_night(invoke, tmp_path):
 def test_progress_lines_carry_no_customer_data(invoke, tmp_path):
     result, _ = run(invoke, tmp_path, [row(applicant_name="诸葛孔明", applicant_phone="13912345678")])
     assert "诸葛孔明" not in result.output and "13912345678" not in result.output
-    assert "1/9 ingest" in result.output
+    assert "1/10 ingest" in result.output
 
 
 def test_scope_and_reconciliation(invoke, tmp_path):

@@ -57,7 +57,8 @@ def contact_counts(db: str) -> tuple[int, int]:
 
 @pytest.fixture
 def night(invoke, tmp_path, db):
-    """Run one night on `rows` against the store `db`; returns its shared-contact items."""
+    """Run one night on `rows` against the store `db`; returns its shared-contact items (those
+    that fired tonight: the list also carries earlier nights' open items)."""
 
     def _night(date: str, rows: list[dict], *extra: str) -> pd.DataFrame:
         out = tmp_path / f"out-{date}"
@@ -65,6 +66,7 @@ def night(invoke, tmp_path, db):
         result = invoke("run", str(extract), "--business-date", date, "--out", str(out), "--quiet", "--db", db, *extra)
         assert result.exit_code == 0, result.output
         items = read_outputs(out)[0]
+        items = items[items["last_seen"] == date]
         return items[items["rule_code"].isin(SHARED)].sort_values(["rule_code", "policy_no", "role"]).reset_index(drop=True)
 
     return _night

@@ -32,6 +32,9 @@ class BookResult:
     found: pd.DataFrame | None  # findings carrying their policy's columns (pipeline.items.build `book`)
     outcomes: list[Outcome]
     stats: dict = field(default_factory=dict)
+    # values judged tonight (hex of their keyed hashes): an open shared item on one of them that
+    # did not fire tonight is no longer shared
+    judged: set[str] = field(default_factory=set)
 
 
 def _narrow(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -101,7 +104,18 @@ def _findings(hits: pd.DataFrame, frame: pd.DataFrame, sources: list[str], label
         if len(frame) else "",
         "source_line": rows["_line"].where(tonight).astype("Int64").to_numpy() if len(frame) else pd.NA,
         "cluster_id": hits["cluster_id"].to_numpy(), "cluster_size": hits["cluster_size"].to_numpy(),
+        **suppression_keys(hits),
     })
+
+
+def suppression_keys(hits: pd.DataFrame) -> dict[str, np.ndarray]:
+    """What a confirmation of legitimacy suppresses (SPEC 6): the value, the row's customer and
+    every customer of the value's group, as hex of their keyed hashes (never plaintext)."""
+    value = hits["value"].map(lambda b: bytes(b).hex())
+    customer = hits["customer"].map(lambda b: bytes(b).hex())
+    members = customer.groupby(hits["group"].to_numpy()).agg(lambda s: ",".join(sorted(set(s))))
+    return {"value_key": value.to_numpy(), "customer_key": customer.to_numpy(),
+            "group_keys": members.reindex(hits["group"].to_numpy()).to_numpy()}
 
 
 def shared_night(conn: sa.Connection, frame: pd.DataFrame, ctx: RuleContext, key: bytes,
@@ -152,4 +166,5 @@ def shared_night(conn: sa.Connection, frame: pd.DataFrame, ctx: RuleContext, key
     result = pd.concat(parts, ignore_index=True) if parts else None
     stats = {"contact_rows_tonight": len(tonight), "rows_taken_back": removed, "pool_rows": len(pool),
              **growth, **written, **book.size(), "seconds": steps}
-    return BookResult(result, outcomes, stats)
+    judged = {bytes(v).hex() for v in pd.unique(pd.concat([tonight["value"], pool["value"]]))}
+    return BookResult(result, outcomes, stats, judged)

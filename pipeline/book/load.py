@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.lock import store_lock
 from pipeline import config, contract, hashkey, outputs, store
 from pipeline.book import index
 from pipeline.book.rows import contact_rows, version_of
@@ -64,7 +65,8 @@ def load_book(paths: list[str], as_of: dt.date, out_dir: str | None = None, db: 
             progress(f"custdq: index load: {path}: {info['rows']} rows, {len(rows)} contact rows")
             yield rows, checked.loc[~again, "policy_no"]
 
-    with engine.begin() as conn:
+    with store_lock(engine, "index load", None, float(cfg["store"]["lock_wait_seconds"]), notify=progress), \
+            engine.begin() as conn:
         book = index.ContactIndex(conn)
         taken_back = book.undo(version)
         bulk = book.size()["rows"] == 0

@@ -1,0 +1,247 @@
+"""`custdq cases import` (SPEC 6): worklists filled in by the teams, read back into the store.
+
+Each row is validated against the store before anything changes: an unknown 问题件编号, a value
+outside the drop-down choices, a policy number or rule code that does not match the item (an
+edited row), an inconsistent pair (已完成 without a 处理结果), or a row that would move a settled
+item backwards is rejected with its reason and changes nothing. A row equal to the item's
+current disposition changes nothing, so importing the same file twice changes nothing more.
+
+Settling (已完成 + a result): 已更正 and 核实无误 close the item, 虚假资料 closes it and keeps it
+for the quarterly report, 无法联系 records the attempt and leaves it open. 核实无误 also writes
+suppressions: the same customers on the same value are not raised again (pipeline.cases.night).
+Every change is an event: who (`--by`, else the login name), when, what, from which file and row.
+Free text in 处理说明 is stored with long digit runs masked (teams sometimes type a phone or an
+identity number there; the store keeps none in plaintext).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from checks.masking import mask_digits_in_text
+from pipeline.cases.night import CHUNK, _py, _read
+from pipeline.cases.tables import item_events, items, suppressions
+from pipeline.errors import InputError
+from pipeline.worklists import RESULTS, STATES
+
+CLOSING = {"已更正": "corrected", "核实无误": "legitimate", "虚假资料": "false"}  # 无法联系 leaves it open
+REQUIRED = ["问题件编号", "处理状态", "处理结果", "处理说明"]
+CHECKED = {"保单号": "policy_no", "规则代码": "rule_code"}  # must still match the item
+SHARED_RULES = {"PHONE_SHARED", "BANK_SHARED"}
+MAX_NOTE = 2000
+
+
+@dataclass
+class Row:
+    file: str
+    sha: str
+    line: int  # the spreadsheet's row number
+    item_id: str
+    state: str
+    result: str
+    note: str
+    checked: dict = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        return f"{self.file} row {self.line}"
+
+
+@dataclass
+class ImportReport:
+    files: list[dict] = field(default_factory=list)
+    applied: int = 0
+    unchanged: int = 0
+    untouched: int = 0  # rows nobody filled in
+    rejected: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"files": self.files, "applied": self.applied, "unchanged": self.unchanged,
+                "untouched": self.untouched, "rejected": len(self.rejected)}
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def read_worklist(path: str | Path) -> list[Row]:
+    """The rows of a worklist file (any sheet with the 问题件编号 header in its first rows)."""
+    from openpyxl import load_workbook
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    if not p.is_file():
+        raise InputError(f"{p}: not a file")
+    data = p.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        book = load_workbook(p, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise InputError(f"{p}: not an xlsx worklist ({type(exc).__name__})") from None
+    try:
+        for sheet in book.worksheets:
+            rows = sheet.iter_rows(values_only=True)
+            for number, header in enumerate(rows, start=1):
+                names = [_text(h) for h in header or ()]
+                if "问题件编号" in names:
+                    return _rows(p.name, sha, names, rows, number)
+                if number >= 5:
+                    break
+    finally:
+        book.close()
+    raise InputError(f"{p}: not a custdq worklist (no 问题件编号 header in any sheet)")
+
+
+def _rows(name: str, sha: str, names: list[str], rows, header_line: int) -> list[Row]:
+    missing = [h for h in REQUIRED if h not in names]
+    if missing:
+        raise InputError(f"{name}: worklist columns missing: {', '.join(missing)}")
+    at = {h: names.index(h) for h in REQUIRED + [c for c in CHECKED if c in names]}
+    out = []
+    for line, values in enumerate(rows, start=header_line + 1):
+        values = list(values or ())
+        cell = {h: _text(values[i]) if i < len(values) else "" for h, i in at.items()}
+        if not any(cell.values()):
+            continue
+        out.append(Row(name, sha, line, cell["问题件编号"], cell["处理状态"], cell["处理结果"], cell["处理说明"],
+                       {c: cell[c] for c in CHECKED if c in cell}))
+    return out
+
+
+def _problem(row: Row, item: dict | None) -> str | None:
+    """Why the row must be rejected, or None."""
+    if not row.item_id:
+        return "问题件编号 is empty"
+    if item is None:
+        return f"unknown 问题件编号 {row.item_id[:40]!r}: not an item of this case store"
+    for header, column in CHECKED.items():
+        if row.checked.get(header) and row.checked[header] != str(item[column]):
+            return f"{header} does not match item {row.item_id} (the row was edited): nothing changed"
+    if row.state and row.state not in STATES:
+        return f"处理状态 {row.state[:20]!r} is not one of {'/'.join(STATES)}"
+    if row.result and row.result not in RESULTS:
+        return f"处理结果 {row.result[:20]!r} is not one of {'/'.join(RESULTS)}"
+    state = row.state or STATES[0]
+    if state == "已完成" and not row.result:
+        return "处理状态 已完成 needs a 处理结果"
+    if state == "未处理" and row.result:
+        return "处理结果 given but 处理状态 is 未处理: set 处理中 or 已完成"
+    if state == "处理中" and row.result in CLOSING:
+        return f"处理结果 {row.result} settles the item only with 处理状态 已完成"
+    if item["state"] == "closed" and item["close_reason"] != "resolved" and row.result not in CLOSING:
+        settled = next(k for k, v in CLOSING.items() if v == item["close_reason"]) if item["close_reason"] in \
+            CLOSING.values() else item["close_reason"]
+        return f"item {row.item_id} was already settled ({settled}) on {item['closed_on']}: this row would reopen it"
+    if item["state"] == "closed" and item["close_reason"] == "resolved" and row.result not in CLOSING:
+        return f"item {row.item_id} closed on {item['closed_on']}: the finding no longer fires; only a 已完成 result is recorded"
+    return None
+
+
+def _after(row: Row, item: dict, today: str, who: str, at: str) -> dict:
+    """The item's fields after the row (only the disposition and the lifecycle change)."""
+    state = row.state or STATES[0]
+    after = {"work_state": state, "result": row.result or None, "note": _note(row.note)}
+    if row.result in CLOSING:
+        after.update(state="closed", close_reason=CLOSING[row.result],
+                     closed_on=item["closed_on"] if item["state"] == "closed" else today)
+    return after
+
+
+def _note(text: str) -> str | None:
+    text = mask_digits_in_text(text)[:MAX_NOTE]
+    return text or None
+
+
+def import_worklists(conn: sa.Connection, paths: list[str], who: str | None = None,
+                     now: dt.datetime | None = None) -> ImportReport:
+    who = who or _login()
+    now = now or dt.datetime.now(dt.timezone(dt.timedelta(hours=8)))
+    at, today = now.isoformat(timespec="seconds"), now.date().isoformat()
+    report = ImportReport()
+    rows: list[Row] = []
+    for path in paths:
+        found = read_worklist(path)
+        report.files.append({"file": str(path), "sha256": found[0].sha if found else "", "rows": len(found)})
+        rows += found
+    current = _items(conn, sorted({r.item_id for r in rows if r.item_id}))
+    seen: dict[str, Row] = {}
+    for row in rows:
+        item = current.get(row.item_id)
+        reason = _problem(row, item)
+        first = seen.get(row.item_id)
+        if reason is None and first is not None and (first.state, first.result, first.note) != \
+                (row.state, row.result, row.note):
+            reason = f"item {row.item_id} appears again with another disposition (first at {first.where})"
+        if reason is not None:
+            report.rejected.append({"file": row.file, "row": row.line, "item_id": row.item_id[:40], "reason": reason})
+            continue
+        seen.setdefault(row.item_id, row)
+        if row.state in ("", STATES[0]) and not row.result and not row.note:
+            report.untouched += 1  # nobody filled it in: an older copy never undoes progress
+            continue
+        after = _after(row, item, today, who, at)
+        changed = {k: [item.get(k), v] for k, v in after.items() if item.get(k) != v}
+        if not changed:
+            report.unchanged += 1
+            continue
+        after.update(disposed_at=at, disposed_by=who)
+        conn.execute(items.update().where(items.c.item_id == row.item_id).values(**after))
+        conn.execute(item_events.insert().values(
+            item_id=row.item_id, at=at, who=who, night=None, action="disposed",
+            what=json.dumps(changed, ensure_ascii=False), before=None,
+            source=f"{row.file} sha256:{row.sha[:16]} row {row.line}"))
+        _suppress(conn, item, after, at, who)
+        item.update(after)
+        report.applied += 1
+    return report
+
+
+def _suppress(conn: sa.Connection, item: dict, after: dict, at: str, who: str) -> None:
+    """核实无误 suppresses the finding for the same customers and value; changing a disposition
+    away from 核实无误 takes its suppressions back."""
+    conn.execute(suppressions.delete().where(suppressions.c.item_id == item["item_id"]))
+    if after.get("close_reason", item["close_reason"]) != "legitimate" or not item["value_key"]:
+        return
+    if item["rule_code"] in SHARED_RULES:
+        subjects = set(filter(None, (item["group_keys"] or "").split(","))) | {item["customer_key"]} - {None}
+    else:
+        subjects = {item["item_id"]}
+    have = set(_read(conn, sa.select(suppressions.c.subject_key).where(
+        suppressions.c.rule_code == item["rule_code"], suppressions.c.value_key == item["value_key"]))["subject_key"])
+    for subject in sorted(subjects - have):
+        conn.execute(suppressions.insert().values(rule_code=item["rule_code"], value_key=item["value_key"],
+                                                  subject_key=subject, item_id=item["item_id"], at=at, who=who))
+
+
+def _items(conn: sa.Connection, ids: list[str]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for i in range(0, len(ids), CHUNK):
+        for record in conn.execute(sa.select(items).where(items.c.item_id.in_(ids[i:i + CHUNK]))).mappings():
+            out[record["item_id"]] = {k: _py(v) for k, v in record.items()}
+    return out
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def rejects_frame(report: ImportReport) -> pd.DataFrame:
+    return pd.DataFrame(report.rejected, columns=["file", "row", "item_id", "reason"])
+

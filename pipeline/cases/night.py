@@ -1,0 +1,235 @@
+"""A night's findings meet the case store (SPEC 4, 5, 6): which items are new, carried, reopened,
+resolved or suppressed, and the list that goes out tonight.
+
+- A finding whose item is not in the store is **new**: it gets tonight's deadlines.
+- A finding whose item is open is **carried** (`open`): it keeps the deadlines of the night it
+  was raised; its evidence is refreshed.
+- A finding whose item was closed as corrected (已更正) fires again: **reopened**, with its
+  original deadlines (the correction did not happen, so the item is as late as it was).
+- A finding confirmed legitimate (核实无误) is **suppressed** for the same customers and value;
+  a new customer on that value, or a changed value, raises it again with new deadlines.
+  A finding confirmed false (虚假资料) stays settled: the quarterly report keeps it.
+- An open item whose finding did not fire although it was judged tonight (its policy was
+  checked by a rule that ran, or its shared value was looked up) is **resolved**.
+- The list = every open item after tonight, deadline first; `status` is `new` for the items
+  raised tonight, `open` for the others.
+
+Every automatic change is an event of the night with the item's fields before it, so a re-run
+of the same business date first takes the night back (`take_back`) and never duplicates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+import sqlalchemy as sa
+
+from pipeline.book.index import bulk_insert
+from pipeline.cases.tables import item_events, items, suppressions
+from pipeline.items import DATE_FIELDS, ITEM_COLUMNS
+
+WHO = "custdq run"
+SHARED_RULES = {"PHONE_SHARED", "BANK_SHARED"}
+LIFECYCLE = ["state", "close_reason", "closed_on", "work_state", "result", "note", "first_seen", "list_due",
+             "channel_due", "cooling_off_end", "due_date", "provisional", "last_seen"]
+REFRESHED = ["detail", "evidence", "branch", "channel", "agent_code", "source_file", "source_line", "cluster_id",
+             "cluster_size", "value_key", "customer_key", "group_keys", "severity", "category"]
+LIST_EXTRA = ["work_state", "result", "note"]
+CHUNK = 900  # bound parameters per IN (...) query: within every SQLite build's limit
+
+
+@dataclass
+class Night:
+    listing: pd.DataFrame  # ITEM_COLUMNS + work_state, result, note: the open list after tonight
+    counts: dict
+
+
+def _iso(series: pd.Series) -> pd.Series:
+    return pd.to_datetime(series).dt.strftime("%Y-%m-%d").where(series.notna(), None)
+
+
+def _read(conn: sa.Connection, query) -> pd.DataFrame:
+    result = conn.execute(query)
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def _by_ids(conn: sa.Connection, ids: list[str]) -> pd.DataFrame:
+    parts = [_read(conn, sa.select(items).where(items.c.item_id.in_(ids[i:i + CHUNK])))
+             for i in range(0, len(ids), CHUNK)]
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[c.name for c in items.c])
+
+
+def _event_rows(ids, night: str, at: str, action: str, what: list[dict], before: list[dict | None]):
+    for item_id, w, b in zip(ids, what, before):
+        yield (item_id, at, WHO, night, action, json.dumps(w, ensure_ascii=False, default=str),
+               None if b is None else json.dumps(b, ensure_ascii=False, default=str), None)
+
+
+EVENT_COLUMNS = ["item_id", "at", "who", "night", "action", "what", "before", "source"]
+
+
+def take_back(conn: sa.Connection, night: str) -> int:
+    """Undo what an earlier run of this business date did to the case lifecycle (re-run)."""
+    events = _read(conn, sa.select(item_events).where(item_events.c.night == night, item_events.c.who == WHO)
+                   .order_by(item_events.c.id.desc()))
+    if events.empty:
+        return 0
+    # items someone disposed of, or a later night touched, stay (with their "raised" event)
+    others = sa.or_(item_events.c.who != WHO, item_events.c.night != night, item_events.c.night.is_(None))
+    human = set(_read(conn, sa.select(item_events.c.item_id).where(others)
+                      .where(item_events.c.item_id.in_(sa.select(item_events.c.item_id)
+                                                       .where(item_events.c.night == night))))["item_id"])
+    raised = events[(events["action"] == "raised") & ~events["item_id"].isin(human)]
+    for i in range(0, len(raised), CHUNK):
+        ids = raised["item_id"].iloc[i:i + CHUNK].tolist()
+        conn.execute(items.delete().where(items.c.item_id.in_(ids)))
+    for _, event in events[events["before"].notna()].iterrows():  # newest first
+        conn.execute(items.update().where(items.c.item_id == event["item_id"]).values(**json.loads(event["before"])))
+    drop = events[~((events["action"] == "raised") & events["item_id"].isin(human))]["id"].tolist()
+    for i in range(0, len(drop), CHUNK):
+        conn.execute(item_events.delete().where(item_events.c.id.in_(drop[i:i + CHUNK])))
+    return len(events)
+
+
+def _suppressed(conn: sa.Connection, fired: pd.DataFrame) -> pd.Series:
+    rules = fired["rule_code"].unique().tolist()
+    if not rules:
+        return pd.Series(False, index=fired.index)
+    known = _read(conn, sa.select(suppressions.c.rule_code, suppressions.c.value_key, suppressions.c.subject_key)
+                  .where(suppressions.c.rule_code.in_(rules)))
+    if known.empty:
+        return pd.Series(False, index=fired.index)
+    keys = set(zip(known["rule_code"], known["value_key"], known["subject_key"]))
+    subject = fired["customer_key"].where(fired["rule_code"].isin(SHARED_RULES), fired["item_id"])
+    probe = zip(fired["rule_code"], fired["value_key"], subject)
+    return pd.Series([k in keys for k in probe], index=fired.index)
+
+
+def _py(value):
+    """A plain Python value for the database and JSON (no numpy scalars, no NaN/NaT)."""
+    if value is None or (not isinstance(value, (list, str)) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _lifecycle(row) -> dict:
+    return {c: _py(row[c]) for c in LIFECYCLE}
+
+
+def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, at: str,
+              judged_policies: set[str], rules_ran: set[str], judged_values: set[str]) -> Night:
+    """Apply tonight's findings (`pipeline.items.build` output with `value_key` filled) to the store."""
+    night = business_date.isoformat()
+    taken_back = take_back(conn, night)
+    fired = fired.copy()
+    for col in DATE_FIELDS:
+        fired[col] = _iso(fired[col])
+    fired["last_seen"] = night
+    suppressed = _suppressed(conn, fired)
+    existing = _by_ids(conn, fired["item_id"].tolist()).set_index("item_id")
+    have = fired["item_id"].isin(existing.index)
+    state = fired["item_id"].map(existing["state"]) if len(existing) else pd.Series(None, index=fired.index)
+    reason = fired["item_id"].map(existing["close_reason"]) if len(existing) else state
+    is_open = have & (state == "open")
+    new = ~have & ~suppressed
+    carried = is_open & ~suppressed
+    reopen = have & (state == "closed") & (reason == "corrected") & ~suppressed
+    again = have & (state == "closed") & reason.isin(["legitimate", "resolved"]) & ~suppressed
+    settled = have & (state == "closed") & (reason == "false")
+    close_now = is_open & suppressed  # a confirmation on a sibling item covers this one too
+
+    # new items
+    add = fired[new]
+    if len(add):
+        rows = add.assign(state="open", work_state="未处理", close_reason=None, closed_on=None, result=None,
+                          note=None, disposed_at=None, disposed_by=None)
+        columns = [c.name for c in items.c]
+        bulk_insert(conn, "items", columns, _tuples(rows[columns]))
+        bulk_insert(conn, "item_events", EVENT_COLUMNS, _event_rows(
+            add["item_id"], night, at, "raised", [{"rule_code": r, "due_date": d} for r, d in
+                                                  zip(add["rule_code"], add["due_date"])], [None] * len(add)))
+
+    # carried: refresh what the finding shows, keep the deadlines
+    refresh = fired[carried | reopen | again]
+    if len(refresh):
+        conn.execute(items.update().where(items.c.item_id == sa.bindparam("b_id"))
+                     .values({c: sa.bindparam(c) for c in REFRESHED + ["last_seen"]}),
+                     [dict(_clean(r), b_id=r["item_id"]) for r in refresh[REFRESHED + ["last_seen", "item_id"]]
+                      .to_dict("records")])
+
+    def change(mask: pd.Series, action: str, values) -> None:
+        for _, f in fired[mask].iterrows():
+            before = _lifecycle(existing.loc[f["item_id"]])
+            after = {k: _py(v) for k, v in values(f).items()}
+            conn.execute(items.update().where(items.c.item_id == f["item_id"]).values(**after))
+            what = {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
+            conn.execute(item_events.insert().values(item_id=f["item_id"], at=at, who=WHO, night=night,
+                                                     action=action, what=json.dumps(what, ensure_ascii=False),
+                                                     before=json.dumps(before, ensure_ascii=False, default=str)))
+
+    open_fields = dict(state="open", close_reason=None, closed_on=None, work_state="未处理", result=None)
+    change(reopen, "reopened", lambda f: dict(open_fields))
+    change(again, "raised_again", lambda f: dict(open_fields, note=None, **{
+        c: f[c] for c in ["first_seen", "list_due", "channel_due", "cooling_off_end", "due_date", "provisional"]}))
+    change(close_now, "suppressed", lambda f: dict(state="closed", close_reason="legitimate", closed_on=night))
+
+    # resolved: open, judged tonight, not fired
+    resolved = _resolve(conn, fired, night, at, judged_policies, rules_ran, judged_values)
+
+    listing = _listing(conn, night)
+    counts = {"total": len(listing), "new": int((listing["status"] == "new").sum()),
+              "carried": int((listing["status"] == "open").sum()), "reopened": int(reopen.sum()),
+              "raised_again": int(again.sum()), "resolved": resolved, "suppressed": int(suppressed.sum()),
+              "settled_still_firing": int(settled.sum()), "run_events_taken_back": taken_back}
+    return Night(listing, counts)
+
+
+def _clean(record: dict) -> dict:
+    return {k: _py(v) for k, v in record.items()}
+
+
+def _tuples(frame: pd.DataFrame):
+    for record in frame.to_dict("records"):
+        yield tuple(_clean(record).values())
+
+
+def _resolve(conn, fired, night, at, judged_policies, rules_ran, judged_values) -> int:
+    open_items = _read(conn, sa.select(items.c.item_id, items.c.rule_code, items.c.policy_no, items.c.value_key,
+                                       *[items.c[c] for c in LIFECYCLE if c != "state"], items.c.state)
+                       .where(items.c.state == "open"))
+    if open_items.empty:
+        return 0
+    not_fired = ~open_items["item_id"].isin(fired["item_id"])
+    ran = open_items["rule_code"].isin(rules_ran)
+    judged = open_items["policy_no"].isin(judged_policies) | (
+        open_items["rule_code"].isin(SHARED_RULES) & open_items["value_key"].isin(judged_values))
+    gone = open_items[not_fired & ran & judged]
+    if gone.empty:
+        return 0
+    for i in range(0, len(gone), CHUNK):
+        ids = gone["item_id"].iloc[i:i + CHUNK].tolist()
+        conn.execute(items.update().where(items.c.item_id.in_(ids))
+                     .values(state="closed", close_reason="resolved", closed_on=night))
+    befores = [_lifecycle(r) for _, r in gone.iterrows()]
+    bulk_insert(conn, "item_events", EVENT_COLUMNS, _event_rows(
+        gone["item_id"], night, at, "resolved",
+        [{"state": ["open", "closed"], "close_reason": [None, "resolved"]}] * len(gone), befores))
+    return len(gone)
+
+
+def _listing(conn: sa.Connection, night: str) -> pd.DataFrame:
+    t = _read(conn, sa.select(items).where(items.c.state == "open"))
+    t["business_date"] = night
+    t["status"] = (t["first_seen"] == night).map({True: "new", False: "open"})
+    for col in DATE_FIELDS:
+        t[col] = pd.to_datetime(t[col]).astype("datetime64[us]")
+    t["provisional"] = t["provisional"].astype(bool)
+    t["source_line"] = t["source_line"].astype("Int64")
+    t["cluster_size"] = t["cluster_size"].astype("Int64")
+    t = t.sort_values(["due_date", "branch", "policy_no", "rule_code", "role", "field"], na_position="last",
+                      kind="stable")
+    return t[ITEM_COLUMNS + LIST_EXTRA].reset_index(drop=True)

@@ -1,0 +1,85 @@
+"""The case store's lifecycle tables (schema version 3), on the store's one MetaData.
+
+Personal data: an item holds what the worklist shows (masked evidence, policy number, branch,
+channel, agent code) and keyed hashes (`value_key`, `customer_key`, `group_keys`), never a
+plaintext identity number, phone or account. Dates are ISO text (YYYY-MM-DD), the same on
+SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from pipeline.store import metadata
+
+D = sa.String(10)  # an ISO date
+STAMP = sa.String(32)  # an ISO timestamp with its offset
+
+items = sa.Table(
+    "items", metadata,
+    sa.Column("item_id", sa.String(18), primary_key=True),
+    sa.Column("rule_code", sa.String(32), nullable=False),
+    sa.Column("policy_no", sa.Text, nullable=False),
+    sa.Column("role", sa.String(10), nullable=False),
+    sa.Column("field", sa.String(40), nullable=False),
+    sa.Column("severity", sa.String(10), nullable=False),
+    sa.Column("category", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("evidence", sa.Text),  # masked (SPEC 5)
+    sa.Column("branch", sa.Text),
+    sa.Column("channel", sa.Text),
+    sa.Column("agent_code", sa.Text),
+    sa.Column("source_file", sa.Text),
+    sa.Column("source_line", sa.BigInteger),
+    sa.Column("cluster_id", sa.String(16)),
+    sa.Column("cluster_size", sa.Integer),
+    # the deadlines of the night the item was (last) raised: SPEC 4 "keeps the deadlines"
+    sa.Column("first_seen", D, nullable=False),
+    sa.Column("list_due", D, nullable=False),
+    sa.Column("channel_due", D, nullable=False),
+    sa.Column("cooling_off_end", D),
+    sa.Column("due_date", D, nullable=False),
+    sa.Column("provisional", sa.Boolean, nullable=False),
+    sa.Column("last_seen", D, nullable=False),  # the last night the finding fired
+    # lifecycle: state open/closed; how it was closed; the teams' disposition from the worklists
+    sa.Column("state", sa.String(6), nullable=False),
+    sa.Column("close_reason", sa.String(12)),  # corrected / legitimate / false / resolved
+    sa.Column("closed_on", D),
+    sa.Column("work_state", sa.String(8), nullable=False),  # 未处理 / 处理中 / 已完成
+    sa.Column("result", sa.String(8)),  # 已更正 / 核实无误 / 虚假资料 / 无法联系
+    sa.Column("note", sa.Text),  # 处理说明, digit runs masked before storing
+    sa.Column("disposed_at", STAMP),
+    sa.Column("disposed_by", sa.Text),
+    # what a confirmation of legitimacy suppresses (keyed hashes, hex)
+    sa.Column("value_key", sa.String(32)),  # HMAC of the value the finding is about
+    sa.Column("customer_key", sa.String(32)),  # HMAC of the customer (shared-contact rules)
+    sa.Column("group_keys", sa.Text),  # the customers sharing the value, comma-separated
+    sa.Index("ix_items_open", "state", "due_date"),
+    sa.Index("ix_items_policy", "policy_no"),
+    sa.Index("ix_items_branch", "branch"),
+)
+
+item_events = sa.Table(
+    "item_events", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("item_id", sa.String(18), nullable=False, index=True),
+    sa.Column("at", STAMP, nullable=False),  # when (China time)
+    sa.Column("who", sa.Text, nullable=False),  # "custdq run" or the importing person
+    sa.Column("night", D),  # the business date of a run's event (re-runs take these back)
+    sa.Column("action", sa.String(16), nullable=False),  # raised / reopened / resolved / disposed ...
+    sa.Column("what", sa.Text, nullable=False),  # JSON: the fields changed, from -> to
+    sa.Column("before", sa.Text),  # JSON: the item's fields before a run's change (for take-back)
+    sa.Column("source", sa.Text),  # worklist file, its sha256 and row, for an import
+    sa.Index("ix_item_events_night", "night"),
+)
+
+suppressions = sa.Table(
+    "suppressions", metadata,
+    sa.Column("rule_code", sa.String(32), primary_key=True),
+    sa.Column("value_key", sa.String(32), primary_key=True),
+    # the customer confirmed on that value (shared-contact rules), or the item id (other rules)
+    sa.Column("subject_key", sa.String(32), primary_key=True),
+    sa.Column("item_id", sa.String(18), nullable=False),  # the confirmation that created it
+    sa.Column("at", STAMP, nullable=False),
+    sa.Column("who", sa.Text, nullable=False),
+)

@@ -1,0 +1,273 @@
+"""The case lifecycle across nights (issue 5, SPEC 6): carry-over, worklists filled in with
+openpyxl and imported back (twice), suppression, reopening, resolution, re-runs, the writer
+lock and schema migration - every test on a real SQLite file and on the real PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from openpyxl import load_workbook
+
+from pipeline import store
+from pipeline.cases.tables import item_events, items, suppressions
+from pipeline.lock import store_lock
+from tests.conftest import read_outputs, row, write_csv
+from tests.test_shared import person, policy
+from tests.test_store import postgres_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'store' / 'cases.db'}" if request.param == "sqlite" else postgres_url()
+
+
+@pytest.fixture
+def night(invoke, tmp_path, db):
+    """Run one night on `rows`; returns (items.csv, manifest, output folder)."""
+
+    def _night(date: str, rows: list[dict], *extra: str, code: int = 0):
+        out = tmp_path / f"out-{date}"
+        extract = write_csv(tmp_path / f"extract-{date}.csv", rows)
+        result = invoke("run", str(extract), "--business-date", date, "--out", str(out), "--quiet", "--db", db, *extra)
+        assert result.exit_code == code, result.output
+        if code:
+            return result
+        found, _, manifest = read_outputs(out)
+        return found, manifest, out
+
+    return _night
+
+
+def fill(out: Path, choices: dict[str, tuple], target: Path) -> list[Path]:
+    """Copy the night's worklists to `target`, filling in 处理状态/处理结果/处理说明
+    for the given item ids, as a person would in Excel."""
+    target.mkdir(exist_ok=True)
+    written = []
+    for path in sorted((out / "worklists").glob("*.xlsx")):
+        book = load_workbook(path)
+        sheet = book.active
+        headers = [c.value for c in sheet[1]]
+        for r in range(2, sheet.max_row + 1):
+            item_id = sheet.cell(r, 1).value
+            if item_id in choices:
+                for header, value in zip(["处理状态", "处理结果", "处理说明"], choices[item_id]):
+                    sheet.cell(r, headers.index(header) + 1, value)
+        book.save(target / path.name)
+        written.append(target / path.name)
+    return written
+
+
+def store_rows(db: str, table: sa.Table) -> pd.DataFrame:
+    with store.open_store(db).connect() as conn:
+        result = conn.execute(sa.select(table))
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def item_of(found: pd.DataFrame, policy_no: str, rule: str, role: str | None = None) -> str:
+    hit = found[(found["policy_no"] == policy_no) & (found["rule_code"] == rule)]
+    if role:
+        hit = hit[hit["role"] == role]
+    assert len(hit) == 1, hit
+    return hit["item_id"].iloc[0]
+
+
+NIGHT1 = [row(policy_no="A1", applicant_phone=""),  # MISSING_FIELD
+          row(policy_no="A2", applicant_phone="13800138000"),  # PHONE_PLACEHOLDER
+          row(policy_no="A3", bank_account="123"),  # BANK_ACCOUNT_INVALID
+          row(policy_no="A4", insured_sex="9"),  # FIELD_INVALID
+          row(policy_no="A5", applicant_phone="", branch="北京分公司"),
+          row(policy_no="A6")]  # clean
+
+
+def test_round_trip_run_fill_import_twice_next_night(invoke, night, tmp_path, db):
+    found, m1, out1 = night("2026-11-20", NIGHT1)
+    assert m1["items"]["new"] == len(found) == 5 and set(found["status"]) == {"new"}
+    corrected = item_of(found, "A1", "MISSING_FIELD")
+    legit = item_of(found, "A2", "PHONE_PLACEHOLDER")
+    false = item_of(found, "A3", "BANK_ACCOUNT_INVALID")
+    busy = item_of(found, "A4", "FIELD_INVALID")
+    other_branch = item_of(found, "A5", "MISSING_FIELD")
+    files = fill(out1, {
+        corrected: ("已完成", "已更正", "已补录电话 139 1234 5678"),
+        legit: ("已完成", "核实无误", "客户确认号码为本人所有"),
+        false: ("已完成", "虚假资料", ""),
+        busy: ("处理中", "无法联系", "=HYPERLINK(\"http://x\")"),
+        other_branch: ("已完成", "", ""),  # 已完成 without a result: rejected
+    }, tmp_path / "filled")
+    assert len(files) == 2  # one worklist per branch
+    # a tampered copy: unknown id, a choice that is not offered, an edited policy number
+    book = load_workbook(tmp_path / "filled" / "广东分公司.xlsx")
+    sheet = book.active
+    headers = [c.value for c in sheet[1]]
+    sheet.append(["DQ0000000000000000"] + [""] * (len(headers) - 1))
+    sheet.append([corrected, "A9"] + [""] * (len(headers) - 2))
+    sheet.cell(sheet.max_row, headers.index("处理状态") + 1, "已完成")
+    sheet.cell(sheet.max_row, headers.index("处理结果") + 1, "核实无误")
+    sheet.append([busy] + [""] * (len(headers) - 1))
+    sheet.cell(sheet.max_row, headers.index("处理状态") + 1, "搞定")
+    book.save(tmp_path / "tampered.xlsx")
+
+    args = ["cases", "import", *map(str, files), "--db", db, "--by", "王五", "--rejects", str(tmp_path / "rej.csv")]
+    first = invoke(*args)
+    assert first.exit_code == 0, first.output
+    assert "4 applied" in first.output and "1 rejected" in first.output
+    assert "已完成 needs a 处理结果" in first.output
+    rejects = pd.read_csv(tmp_path / "rej.csv", dtype=str)
+    assert rejects["item_id"].tolist() == [other_branch]
+    events_after_first = len(store_rows(db, item_events))
+    again = invoke(*args)
+    assert again.exit_code == 0 and "0 applied" in again.output and "4 unchanged" in again.output
+    assert len(store_rows(db, item_events)) == events_after_first  # importing twice changes nothing more
+
+    tampered = invoke("cases", "import", str(tmp_path / "tampered.xlsx"), "--db", db)
+    assert tampered.exit_code == 0 and "0 applied" in tampered.output and "3 rejected" in tampered.output
+    assert "unknown 问题件编号" in tampered.output and "保单号 does not match" in tampered.output
+    assert "'搞定' is not one of" in tampered.output
+
+    stored = store_rows(db, items).set_index("item_id")
+    assert stored.loc[corrected, ["state", "close_reason", "work_state", "result"]].tolist() == \
+        ["closed", "corrected", "已完成", "已更正"]
+    assert stored.loc[corrected, "note"] == "已补录电话 1***********8"  # no phone at rest
+    assert stored.loc[false, "close_reason"] == "false"
+    assert stored.loc[busy, ["state", "work_state", "result"]].tolist() == ["open", "处理中", "无法联系"]
+    assert stored.loc[busy, "disposed_by"] == "王五"
+    event = store_rows(db, item_events).query("item_id == @corrected and action == 'disposed'").iloc[0]
+    assert event["who"] == "王五" and json.loads(event["what"])["result"] == [None, "已更正"]
+    assert "row " in event["source"] and ".xlsx" in event["source"]
+
+    # the next night: the same extract - the "corrected" finding still fires
+    found2, m2, out2 = night("2026-11-23", NIGHT1)
+    assert m2["items"]["reopened"] == 1 and m2["items"]["suppressed"] == 1
+    assert m2["items"]["settled_still_firing"] == 1 and m2["items"]["new"] == 0
+    listed = found2.set_index("item_id")
+    assert set(listed.index) == {corrected, busy, other_branch}
+    assert listed.loc[corrected, "status"] == "open"
+    # an item keeps the deadlines of the night it was first raised
+    assert listed.loc[busy, ["first_seen", "list_due", "channel_due"]].tolist() == \
+        ["2026-11-20", "2026-11-23", "2026-11-26"]
+    assert listed.loc[busy, "last_seen"] == "2026-11-23"
+    # the worklist carries the disposition so far
+    sheet = load_workbook(out2 / "worklists" / "广东分公司.xlsx").active
+    headers = [c.value for c in sheet[1]]
+    by_id = {sheet.cell(r, 1).value: r for r in range(2, sheet.max_row + 1)}
+    r = by_id[busy]
+    assert [sheet.cell(r, headers.index(h) + 1).value for h in ("处理状态", "处理结果")] == ["处理中", "无法联系"]
+    assert sheet.cell(r, headers.index("处理说明") + 1).data_type == "s"  # never a formula
+
+
+def test_new_customer_on_a_confirmed_shared_phone_raises_only_their_item(invoke, night, tmp_path, db):
+    phone = person(1)["applicant_phone"]
+    first = [policy("S1", 1), policy("S2", 2, applicant_phone=phone)]
+    found, _, out = night("2026-11-20", first)
+    shared = found[found["rule_code"] == "PHONE_SHARED"]
+    assert sorted(shared["policy_no"]) == ["S1", "S2"]
+    fill(out, {item_of(found, "S1", "PHONE_SHARED"): ("已完成", "核实无误", "夫妻共用")}, tmp_path / "f")
+    assert invoke("cases", "import", *map(str, (tmp_path / "f").glob("*.xlsx")), "--db", db).exit_code == 0
+    assert len(store_rows(db, suppressions)) == 2  # the two customers on that value
+
+    # same customers again (a new policy of customer 2): nothing is raised, S2's item is settled too
+    found2, m2, _ = night("2026-11-23", first + [policy("S3", 2, applicant_phone=phone)])
+    assert found2[found2["rule_code"] == "PHONE_SHARED"].empty
+    assert m2["items"]["suppressed"] == 3
+    # a new customer joins the phone: only their item is raised, the evidence names the others
+    found3, m3, _ = night("2026-11-24", [policy("S4", 4, applicant_phone=phone)])
+    shared3 = found3[found3["rule_code"] == "PHONE_SHARED"]
+    assert shared3["policy_no"].tolist() == ["S4"] and shared3["status"].tolist() == ["new"]
+    assert "保单S1" in shared3["evidence"].iloc[0] and "等共" not in shared3["evidence"].iloc[0]
+
+
+def test_a_finding_that_no_longer_fires_is_resolved(night, db):
+    found, _, _ = night("2026-11-20", [row(policy_no="R1", applicant_phone=""), row(policy_no="R2", insured_sex="9")])
+    assert len(found) == 2
+    # R1 comes back corrected; R2 is not in tonight's extract, so its item is carried unjudged
+    found2, m2, _ = night("2026-11-23", [row(policy_no="R1")])
+    assert m2["items"]["resolved"] == 1 and found2["policy_no"].tolist() == ["R2"]
+    assert found2["status"].tolist() == ["open"] and found2["last_seen"].tolist() == ["2026-11-20"]
+    events = store_rows(db, item_events)
+    assert events[events["action"] == "resolved"]["night"].tolist() == ["2026-11-23"]
+
+
+def test_re_runs_replace_never_duplicate(night, db):
+    rows = [row(policy_no="X1", applicant_phone=""), row(policy_no="X2", insured_sex="9")]
+    night("2026-11-20", rows)
+    night("2026-11-23", rows[:1])  # X1 carried, X2 unjudged
+    again, m, _ = night("2026-11-20", rows)  # a re-run of an earlier night
+    assert sorted(again["policy_no"]) == ["X1", "X2"] and m["items"]["new"] == 2
+    redo, m2, _ = night("2026-11-23", [row(policy_no="X1"), row(policy_no="X2", insured_sex="9")])
+    redo2, m3, _ = night("2026-11-23", [row(policy_no="X1"), row(policy_no="X2", insured_sex="9")])
+    assert redo.equals(redo2) and m2["items"] == m3["items"] | {"run_events_taken_back": m2["items"]["run_events_taken_back"]}
+    assert m3["items"]["resolved"] == 1 and redo2["policy_no"].tolist() == ["X2"]
+    stored = store_rows(db, items)
+    assert stored["item_id"].is_unique and len(stored) == 2
+    events = store_rows(db, item_events)
+    assert (events.groupby(["item_id", "action"]).size() == 1).all()  # no event twice
+
+
+def test_a_second_run_of_the_same_date_refuses_clearly(night, invoke, tmp_path, db):
+    engine = store.open_store(db)
+    cfg = tmp_path / "wait.yaml"
+    cfg.write_text("store:\n  lock_wait_seconds: 1\n", encoding="utf-8")
+    with store_lock(engine, "run", "2026-11-20"):  # a run of 2026-11-20 in progress
+        same = night("2026-11-20", [row()], code=2)
+        assert "2026-11-20 is already being run by `custdq run` of 2026-11-20" in same.output
+        other = night("2026-11-23", [row()], "--config", str(cfg), code=2)
+        assert "the case store is busy" in other.output and "nothing was changed" in other.output
+        listing = invoke("cases", "list", "--db", db)  # readers are never blocked
+        assert listing.exit_code == 0
+    night("2026-11-20", [row()])  # the lock went with its holder
+
+
+def test_cases_list_overdue_and_branch(night, invoke, db):
+    night("2026-11-20", [row(policy_no="L1", applicant_phone=""),
+                         row(policy_no="L2", applicant_phone="", branch="北京分公司", receipt_date="2026-11-01")])
+    listing = invoke("cases", "list", "--db", db, "--as-of", "2026-11-24")
+    assert listing.exit_code == 0
+    lines = [ln for ln in listing.output.splitlines() if ln.startswith("20")]
+    assert [ln.split()[4] for ln in lines] == ["L2", "L1"]  # deadline first
+    overdue = invoke("cases", "list", "--db", db, "--as-of", "2026-11-24", "--overdue", "--csv")
+    table = pd.read_csv(pd.io.common.StringIO(overdue.output.split("custdq:")[0]), dtype=str)
+    assert table["policy_no"].tolist() == ["L2"] and table["days_overdue"].tolist() == ["8"]
+    branch = invoke("cases", "list", "--db", db, "--branch", "广东分公司", "--csv", "--as-of", "2026-11-24")
+    assert pd.read_csv(pd.io.common.StringIO(branch.output.split("custdq:")[0]))["policy_no"].tolist() == ["L1"]
+    assert "13912345678" not in listing.output
+
+
+def test_import_of_something_that_is_not_a_worklist_is_exit_2(invoke, tmp_path, db):
+    bad = tmp_path / "x.xlsx"
+    bad.write_bytes(b"not a zip")
+    result = invoke("cases", "import", str(bad), "--db", db)
+    assert result.exit_code == 2 and "x.xlsx: not an xlsx worklist" in result.output
+    from openpyxl import Workbook
+    wb = Workbook()
+    wb.active.append(["保单号", "备注"])
+    wb.save(tmp_path / "other.xlsx")
+    result = invoke("cases", "import", str(tmp_path / "other.xlsx"), "--db", db)
+    assert result.exit_code == 2 and "not a custdq worklist" in result.output
+    assert invoke("cases", "import", str(tmp_path / "missing.xlsx"), "--db", db).exit_code == 2
+
+
+def test_an_older_store_is_migrated(invoke, tmp_path):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # a schema-1 store: the runs table only
+        conn.execute("create table custdq_meta (key varchar(64) primary key, value varchar(256) not null)")
+        conn.execute("insert into custdq_meta values ('schema_version', '1')")
+        conn.execute("create table runs (business_date varchar(10) primary key, started_at varchar(32) not null, "
+                     "finished_at varchar(32) not null, rows_read integer not null, rows_in_scope integer not null, "
+                     "rows_quarantined integer not null, items integer not null, list_due varchar(10) not null, "
+                     "list_due_met boolean not null, manifest text not null)")
+        conn.execute("insert into runs values ('2026-11-19', 'a', 'b', 1, 1, 0, 0, '2026-11-20', 1, '{}')")
+    extract = write_csv(tmp_path / "e.csv", [row(applicant_phone="")])
+    result = invoke("run", str(extract), "--business-date", "2026-11-20", "--db", f"sqlite:///{path}",
+                    "--out", str(tmp_path / "o"), "--quiet")
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("select value from custdq_meta where key='schema_version'").fetchone() == \
+            (str(store.SCHEMA_VERSION),)
+        assert [r[0] for r in conn.execute("select business_date from runs order by 1")] == ["2026-11-19", "2026-11-20"]
+        assert conn.execute("select count(*) from items").fetchone() == (1,)
