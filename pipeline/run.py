@@ -109,7 +109,7 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
                             "deadlines there count weekends only and are marked provisional")
         with stages.stage("cases"):
             night = reconcile(conn, fired, business_date, dt.datetime.now(CHINA).isoformat(timespec="seconds"),
-                              set(checked["policy_no"]), {o.rule_code for o in outcomes if o.status == "ok"},
+                              checked["policy_no"].astype(object).unique(), {o.rule_code for o in outcomes if o.status == "ok"},
                               book.judged)
             items = night.listing
 

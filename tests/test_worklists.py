@@ -27,14 +27,14 @@ def test_one_workbook_per_branch_with_the_spec_columns(invoke, tmp_path):
     headers = [c.value for c in ws[1]]
     assert headers == [c[0] for c in COLUMNS] and headers[0] == "问题件编号"
     assert headers[-3:] == ["处理状态", "处理结果", "处理说明"]
-    assert ws.freeze_panes == "B2" and ws.auto_filter.ref == f"A1:V{ws.max_row}"
+    assert ws.freeze_panes == "B2" and ws.auto_filter.ref == f"A1:W{ws.max_row}"
     ids = [ws.cell(r, 1).value for r in range(2, ws.max_row + 1)]
     assert sorted(ids) == sorted(items.loc[items["branch"] == "北京分公司", "item_id"])
     due = [ws.cell(r, headers.index("处理期限") + 1).value for r in range(2, ws.max_row + 1)]
     assert due == sorted(due) and due[0] == "2026-11-25"  # P2: cooling-off ends before the channel deadline
     choices = {str(dv.sqref).split(":")[0][0]: dv.formula1 for dv in ws.data_validations.dataValidation}
-    assert choices == {"T": '"' + ",".join(STATES) + '"', "U": '"' + ",".join(RESULTS) + '"'}
-    assert {ws.cell(r, 20).value for r in range(2, ws.max_row + 1)} == {"未处理"}
+    assert choices == {"U": '"' + ",".join(STATES) + '"', "V": '"' + ",".join(RESULTS) + '"'}
+    assert {ws.cell(r, headers.index("处理状态") + 1).value for r in range(2, ws.max_row + 1)} == {"未处理"}
 
 
 def test_no_cell_is_a_formula_and_personal_data_is_masked(invoke, tmp_path):

@@ -254,13 +254,22 @@ class ContactIndex:
         return self._lookup("policy_no", policies, keep_tonight=True)
 
     @staticmethod
-    def _signature(rows: pd.DataFrame) -> pd.Series:
-        """One text per policy of everything stored about it except the version."""
-        cols = [c for c in STORED if c != "version"]
-        text = rows[cols[0]].astype(str)
-        for c in cols[1:]:
-            text = text + "\x1f" + rows[c].map(lambda v: v.hex() if isinstance(v, bytes) else str(v))
-        return text.groupby(rows["policy_no"]).agg(lambda s: "\x1e".join(sorted(s)))
+    def _signature(rows: pd.DataFrame) -> pd.DataFrame:
+        """Per policy, an order-independent fingerprint of everything stored about it except the
+        version: the row count and two wrapping sums of 64-bit row hashes (vectorised; a policy's
+        rows may come back in any order and from a dictionary-encoded tier)."""
+        cols = {}
+        for c in (c for c in STORED if c != "version"):
+            col = rows[c].astype(object)
+            binary = c in ("value", "customer", "person")  # keyed hashes (bytes)
+            cols[c] = col.where(col.notna(), b"" if binary else "")
+            if not binary:
+                cols[c] = cols[c].astype(str)
+        h = pd.util.hash_pandas_object(pd.DataFrame(cols), index=False).to_numpy()
+        with np.errstate(over="ignore"):
+            h2 = (h * np.uint64(0x9E3779B97F4A7C15)) ^ (h >> np.uint64(29))
+        sig = pd.DataFrame({"n": np.ones(len(h), dtype=np.int64), "a": h, "b": h2})
+        return sig.groupby(rows["policy_no"].to_numpy()).sum()
 
     def write(self, rows: pd.DataFrame, policies: pd.Series, version: str) -> dict:
         """Make `rows` the version `version` of `policies` (a policy without rows had its contacts
@@ -273,8 +282,8 @@ class ContactIndex:
             later = newest[newest > version]
             same = self._signature(stored)
             ours = rows[rows["policy_no"].isin(same.index)]
-            mine = self._signature(ours).reindex(same.index) if len(ours) else pd.Series(None, index=same.index, dtype=object)
-            keep = same.index[(same == mine).to_numpy()]
+            mine = self._signature(ours).reindex(same.index) if len(ours) else same.iloc[0:0].reindex(same.index)
+            keep = same.index[(same == mine).all(axis=1).to_numpy()]
             old = stored[~stored["policy_no"].isin(keep.union(later.index))][["policy_no", "version"]].drop_duplicates()
             supersede = old.assign(by_version=version)
         todo = rows[~rows["policy_no"].isin(keep)]

@@ -24,6 +24,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -87,8 +88,11 @@ def take_back(conn: sa.Connection, night: str) -> int:
     for i in range(0, len(raised), CHUNK):
         ids = raised["item_id"].iloc[i:i + CHUNK].tolist()
         conn.execute(items.delete().where(items.c.item_id.in_(ids)))
-    for _, event in events[events["before"].notna()].iterrows():  # newest first
-        conn.execute(items.update().where(items.c.item_id == event["item_id"]).values(**json.loads(event["before"])))
+    restore = events[events["before"].notna()]  # newest first: an item ends as before its first change
+    if len(restore):
+        params = [dict(json.loads(b), b_id=i) for i, b in zip(restore["item_id"], restore["before"])]
+        conn.execute(items.update().where(items.c.item_id == sa.bindparam("b_id"))
+                     .values({k: sa.bindparam(k) for k in LIFECYCLE}), params)
     drop = events[~((events["action"] == "raised") & events["item_id"].isin(human))]["id"].tolist()
     for i in range(0, len(drop), CHUNK):
         conn.execute(item_events.delete().where(item_events.c.id.in_(drop[i:i + CHUNK])))
@@ -121,7 +125,7 @@ def _lifecycle(row) -> dict:
 
 
 def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, at: str,
-              judged_policies: set[str], rules_ran: set[str], judged_values: set[str]) -> Night:
+              judged_policies, rules_ran: set[str], judged_values: set[str]) -> Night:
     """Apply tonight's findings (`pipeline.items.build` output with `value_key` filled) to the store."""
     night = business_date.isoformat()
     taken_back = take_back(conn, night)
@@ -162,14 +166,17 @@ def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, 
                       .to_dict("records")])
 
     def change(mask: pd.Series, action: str, values) -> None:
-        for _, f in fired[mask].iterrows():
-            before = _lifecycle(existing.loc[f["item_id"]])
-            after = {k: _py(v) for k, v in values(f).items()}
-            conn.execute(items.update().where(items.c.item_id == f["item_id"]).values(**after))
-            what = {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
-            conn.execute(item_events.insert().values(item_id=f["item_id"], at=at, who=WHO, night=night,
-                                                     action=action, what=json.dumps(what, ensure_ascii=False),
-                                                     before=json.dumps(before, ensure_ascii=False, default=str)))
+        """One executemany update and one bulk event insert per kind of change."""
+        rows = fired[mask]
+        if rows.empty:
+            return
+        befores = [_lifecycle(existing.loc[i]) for i in rows["item_id"]]
+        afters = [{k: _py(v) for k, v in values(f).items()} for f in rows.to_dict("records")]
+        conn.execute(items.update().where(items.c.item_id == sa.bindparam("b_id"))
+                     .values({k: sa.bindparam(k) for k in afters[0]}),
+                     [dict(a, b_id=i) for a, i in zip(afters, rows["item_id"])])
+        whats = [{k: [b.get(k), v] for k, v in a.items() if b.get(k) != v} for a, b in zip(afters, befores)]
+        bulk_insert(conn, "item_events", EVENT_COLUMNS, _event_rows(rows["item_id"], night, at, action, whats, befores))
 
     open_fields = dict(state="open", close_reason=None, closed_on=None, work_state="未处理", result=None)
     change(reopen, "reopened", lambda f: dict(open_fields))
@@ -192,9 +199,16 @@ def _clean(record: dict) -> dict:
     return {k: _py(v) for k, v in record.items()}
 
 
+def _column(values: pd.Series) -> list:
+    """A column as plain Python values, None for missing (what both database drivers take)."""
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return [bool(v) for v in values.tolist()]
+    obj = values.astype(object)
+    return obj.where(obj.notna(), None).tolist()
+
+
 def _tuples(frame: pd.DataFrame):
-    for record in frame.to_dict("records"):
-        yield tuple(_clean(record).values())
+    return zip(*(_column(frame[c]) for c in frame.columns))
 
 
 def _resolve(conn, fired, night, at, judged_policies, rules_ran, judged_values) -> int:
@@ -203,10 +217,12 @@ def _resolve(conn, fired, night, at, judged_policies, rules_ran, judged_values) 
                        .where(items.c.state == "open"))
     if open_items.empty:
         return 0
-    not_fired = ~open_items["item_id"].isin(fired["item_id"])
-    ran = open_items["rule_code"].isin(rules_ran)
-    judged = open_items["policy_no"].isin(judged_policies) | (
-        open_items["rule_code"].isin(SHARED_RULES) & open_items["value_key"].isin(judged_values))
+    not_fired = ~open_items["item_id"].isin(fired["item_id"].astype(object))
+    ran = open_items["rule_code"].isin(list(rules_ran))
+    # object arrays: a hash-table lookup (isin with a Python set walks it element by element)
+    judged = open_items["policy_no"].astype(object).isin(_objects(judged_policies)) | (
+        open_items["rule_code"].isin(list(SHARED_RULES))
+        & open_items["value_key"].astype(object).isin(_objects(judged_values)))
     gone = open_items[not_fired & ran & judged]
     if gone.empty:
         return 0
@@ -219,6 +235,10 @@ def _resolve(conn, fired, night, at, judged_policies, rules_ran, judged_values) 
         gone["item_id"], night, at, "resolved",
         [{"state": ["open", "closed"], "close_reason": [None, "resolved"]}] * len(gone), befores))
     return len(gone)
+
+
+def _objects(values) -> np.ndarray:
+    return np.asarray(list(values) if isinstance(values, (set, frozenset)) else values, dtype=object)
 
 
 def _listing(conn: sa.Connection, night: str) -> pd.DataFrame:
