@@ -116,3 +116,20 @@ def _test_hash_key(monkeypatch):
     """A fixed synthetic hash key, so tests never create key files in the working directory
     (tests of the key file itself remove it)."""
     monkeypatch.setenv("CUSTDQ_HASH_KEY", "custdq-test-key-0123456789abcdef0123456789")
+
+
+PG_CREATED: list[str] = []  # databases made on the local PostgreSQL server by this session
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _drop_test_databases():
+    """Drop the session's PostgreSQL test databases at the end (WITH FORCE: pooled connections)."""
+    yield
+    if not PG_CREATED:
+        return
+    import sqlalchemy as sa
+    admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for name in PG_CREATED:
+            conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+    admin.dispose()

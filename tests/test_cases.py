@@ -244,6 +244,14 @@ def test_import_of_something_that_is_not_a_worklist_is_exit_2(invoke, tmp_path, 
     result = invoke("cases", "import", str(bad), "--db", db)
     assert result.exit_code == 2 and "x.xlsx: not an xlsx worklist" in result.output
     from openpyxl import Workbook
+    whole = Workbook()
+    whole.active.append(["问题件编号", "处理状态", "处理结果", "处理说明"])
+    whole.save(tmp_path / "whole.xlsx")
+    data = (tmp_path / "whole.xlsx").read_bytes()
+    (tmp_path / "cut.xlsx").write_bytes(data[: len(data) // 2])  # a worklist cut short in transfer
+    result = invoke("cases", "import", str(tmp_path / "cut.xlsx"), "--db", db)
+    assert result.exit_code == 2 and "cut.xlsx: not an xlsx worklist" in result.output
+    from openpyxl import Workbook
     wb = Workbook()
     wb.active.append(["保单号", "备注"])
     wb.save(tmp_path / "other.xlsx")

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipeline import store
-from tests.conftest import row, write_csv
+from tests.conftest import PG_CREATED, row, write_csv
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -22,6 +22,7 @@ def postgres_url() -> str:
             conn.execute(sa.text(f"create database {name}"))
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"no PostgreSQL server reachable at 127.0.0.1:5432 ({type(exc).__name__})")
+    PG_CREATED.append(name)
     return f"postgresql://postgres@127.0.0.1:5432/{name}"
 
 

@@ -278,17 +278,21 @@ class ContactIndex:
         keep, later = pd.Index([]), pd.Series(dtype=object)
         supersede = pd.DataFrame(columns=["policy_no", "version", "by_version"])
         if len(stored):
-            newest = stored.groupby("policy_no")["version"].max()
+            # newest stored version per policy (sort + last: vectorised on Arrow strings, where a
+            # group-by max falls back to Python per group)
+            pv = stored[["policy_no", "version"]].astype(object)
+            newest = pv.sort_values("version", kind="stable").drop_duplicates("policy_no", keep="last")
+            newest = pd.Series(newest["version"].to_numpy(), index=newest["policy_no"].to_numpy())
             later = newest[newest > version]
             same = self._signature(stored)
-            ours = rows[rows["policy_no"].isin(same.index)]
+            ours = rows[rows["policy_no"].astype(object).isin(same.index)]
             mine = self._signature(ours).reindex(same.index) if len(ours) else same.iloc[0:0].reindex(same.index)
             keep = same.index[(same == mine).all(axis=1).to_numpy()]
-            old = stored[~stored["policy_no"].isin(keep.union(later.index))][["policy_no", "version"]].drop_duplicates()
+            old = pv[~pv["policy_no"].isin(keep.union(later.index))].drop_duplicates()
             supersede = old.assign(by_version=version)
-        todo = rows[~rows["policy_no"].isin(keep)]
+        todo = rows[~rows["policy_no"].astype(object).isin(keep)]
         # re-running an older night never hides a newer version: its rows arrive already replaced
-        stale = todo[todo["policy_no"].isin(later.index)][["policy_no"]].drop_duplicates()
+        stale = todo[todo["policy_no"].astype(object).isin(later.index)][["policy_no"]].drop_duplicates()
         supersede = pd.concat([supersede, stale.assign(version=version, by_version=stale["policy_no"].map(later))])
         if len(supersede):
             bulk_insert(self.conn, contact_superseded.name, ["policy_no", "version", "by_version"],

@@ -20,12 +20,15 @@ import datetime as dt
 import getpass
 import hashlib
 import json
+import io
 import zipfile
+from xml.etree.ElementTree import ParseError
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
+from openpyxl.utils.exceptions import InvalidFileException
 
 from checks.masking import mask_digits_in_text
 from pipeline.cases.night import CHUNK, _py, _read
@@ -38,6 +41,9 @@ REQUIRED = ["问题件编号", "处理状态", "处理结果", "处理说明"]
 CHECKED = {"保单号": "policy_no", "规则代码": "rule_code"}  # must still match the item
 SHARED_RULES = {"PHONE_SHARED", "BANK_SHARED"}
 MAX_NOTE = 2000
+# what openpyxl raises on a file that is not a readable workbook (a damaged zip, broken XML ...)
+UNREADABLE = (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError, TypeError, AttributeError,
+              OSError, ParseError, EOFError)
 
 
 @dataclass
@@ -88,9 +94,11 @@ def read_worklist(path: str | Path) -> list[Row]:
         raise InputError(f"{p}: not a file")
     data = p.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
+    if not data.startswith(b"PK"):
+        raise InputError(f"{p}: not an xlsx worklist (an .xlsx file is a zip archive; save it as .xlsx)")
     try:
-        book = load_workbook(p, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except UNREADABLE as exc:
         raise InputError(f"{p}: not an xlsx worklist ({type(exc).__name__})") from None
     try:
         for sheet in book.worksheets:
@@ -101,6 +109,8 @@ def read_worklist(path: str | Path) -> list[Row]:
                     return _rows(p.name, sha, names, rows, number)
                 if number >= 5:
                     break
+    except UNREADABLE as exc:
+        raise InputError(f"{p}: the workbook is damaged ({type(exc).__name__})") from None
     finally:
         book.close()
     raise InputError(f"{p}: not a custdq worklist (no 问题件编号 header in any sheet)")
