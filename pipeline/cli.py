@@ -86,6 +86,11 @@ def run(extracts, business_date, agents, out_dir, db, config_path, engine, quiet
         f"{m['items']['total']} items; list due {m['deadlines']['list_due']}; outputs in {result.out_dir}",
         err=True,
     )
+    if result.gate_failed:
+        click.echo(f"custdq: error: blocking expectations failed: "
+                   f"{', '.join(m['expectations']['blocking_failed'])} (outputs written; see data_docs/index.html)",
+                   err=True)
+        sys.exit(1)
 
 
 @cli.command()
@@ -228,3 +233,48 @@ def cases_list(overdue, branch, as_of, limit, as_csv, db):
     late = int((t["days_overdue"] > 0).sum())
     click.echo(f"custdq: {len(t)} open item(s){' in ' + branch if branch else ''}, {late} overdue as of "
                f"{as_of.isoformat()}", err=True)
+
+
+@cli.command()
+@db_option
+@click.option("--out", "out_path", required=True, metavar="FILE", help="the HTML file to write")
+@click.option("--night", type=IsoDate(), help="the business date to show (default: the latest run)")
+@reports_errors
+def dashboard(db, out_path, night):
+    """(Re)build the managers' dashboard from the case store's run history.
+
+    Example: custdq dashboard --out dashboard.html
+    """
+    from pathlib import Path
+
+    from pipeline import store
+    from pipeline.dashboard.page import write_dashboard
+
+    board = write_dashboard(store.open_store(db), Path(out_path), night.isoformat() if night else None)
+    click.echo(f"custdq: dashboard for {board.night or 'no night yet'} written to {out_path}", err=True)
+
+
+@cli.group()
+def report():
+    """Reports for the regulator."""
+
+
+@report.command("quarterly")
+@click.option("--quarter", required=True, metavar="YYYYQn", help="e.g. 2026Q3")
+@db_option
+@click.option("--out", "out_path", required=True, metavar="FILE", help="the .xlsx file to write")
+@reports_errors
+def report_quarterly(quarter, db, out_path):
+    """The quarter's confirmed-false customer information per branch, channel and agent (xlsx).
+
+    Example: custdq report quarterly --quarter 2026Q3 --out 2026Q3.xlsx
+    """
+    from pathlib import Path
+
+    from pipeline import store
+    from pipeline.cases.quarterly import quarter_bounds, write_report
+
+    quarter_bounds(quarter)  # a malformed quarter is refused before the store is opened
+    info = write_report(store.open_store(db), quarter, Path(out_path))
+    click.echo(f"custdq: report {info['quarter']} ({info['from']} to {info['to']}): {info['items']} items on "
+               f"{info['policies']} policies in {info['groups']} branch/channel/agent groups -> {out_path}", err=True)

@@ -17,12 +17,17 @@ def defaults() -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
+OPEN = ("aliases", "years", "severity", "null_rates", "value_sets", "rule_failure_pct")
+
+
 def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in override.items():
         if key not in base:
             raise ConfigError(f"unknown setting '{where}{key}'")
-        if isinstance(base[key], dict) and isinstance(value, dict) and key not in ("aliases", "years", "severity"):
+        if isinstance(base[key], dict) and isinstance(value, dict) and key in OPEN:
+            out[key] = {**base[key], **value}  # keys of the operator's own choosing (columns, rules, years)
+        elif isinstance(base[key], dict) and isinstance(value, dict):
             out[key] = _merge(base[key], value, f"{where}{key}.")
         else:
             out[key] = value

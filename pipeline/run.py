@@ -15,6 +15,9 @@ from checks.catalogue import RULES
 from pipeline import __version__, config, contract, hashkey, outputs, store
 from pipeline.book.detect import shared_night
 from pipeline.cases.night import reconcile
+from pipeline.dashboard.dims import night_dims
+from pipeline.dashboard.page import write_dashboard
+from pipeline.expectations import aggregates, run_gate
 from pipeline.lock import store_lock
 from pipeline.calendar import WorkCalendar
 from pipeline.columns import EXTRACT_COLUMNS, alias_map
@@ -30,9 +33,10 @@ from pipeline.worklists import write_worklists
 
 log = logging.getLogger("custdq")
 CHINA = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no daylight saving since 1991
-STAGES = ["ingest", "normalise", "contract", "scope", "check", "shared", "items", "cases", "outputs", "store"]
+STAGES = ["ingest", "normalise", "contract", "scope", "check", "shared", "items", "cases", "outputs", "expectations",
+          "store", "dashboard"]
 PACKAGES = ["pandas", "pandera", "pyarrow", "numpy", "openpyxl", "click", "chinesecalendar",
-            "SQLAlchemy", "phonenumbers", "python-stdnum", "PyYAML", "scipy", "XlsxWriter"]
+            "SQLAlchemy", "phonenumbers", "python-stdnum", "PyYAML", "scipy", "XlsxWriter", "great-expectations"]
 
 
 @dataclass
@@ -40,6 +44,7 @@ class RunResult:
     out_dir: Path
     manifest: dict
     items: pd.DataFrame
+    gate_failed: bool = False  # a blocking expectation failed: exit 1 (outputs are written)
 
 
 def versions() -> dict[str, str]:
@@ -126,6 +131,18 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
             outputs.write_items(items, out)
             outputs.write_quarantine(quarantine, out)
             worklist_files = write_worklists(items, out)
+        dims = night_dims(checked, fired)
+        rows_flagged = int(checked["policy_no"].isin(fired["policy_no"].astype(object)).sum()) if len(fired) else 0
+        gate = None
+        if cfg["expectations"]["enabled"]:
+            with stages.stage("expectations"):
+                history = [h for h in store.run_history(engine_db) if h["business_date"] < business_date.isoformat()]
+                figures, distinct, reference = aggregates(extract.frame, checked, rows, outcomes, history,
+                                                          cfg["expectations"])
+                gate = run_gate(figures, distinct, reference, cfg["expectations"], out)
+                outputs.write_json({"reference": reference, **gate.to_dict()}, out / "expectations.json")
+                if gate.blocking_failed:
+                    stages.note(f"blocking expectations failed: {', '.join(gate.blocking_failed)}")
         finished = dt.datetime.now(CHINA)
         manifest = {
             "custdq_version": __version__,
@@ -145,6 +162,8 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
             "findings_per_rule": {k: int(v) for k, v in fired["rule_code"].value_counts().sort_index().items()},
             "open_items_per_rule": {k: int(v) for k, v in items["rule_code"].value_counts().sort_index().items()},
             "findings_tonight": len(fired),
+            "rows_flagged": rows_flagged,
+            "expectations": gate.to_dict() if gate else {"enabled": False},
             "items": night.counts,
             "deadlines": {
                 "list_due": deadlines.list_due.isoformat(), "channel_due": deadlines.channel_due.isoformat(),
@@ -158,10 +177,14 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
         }
         with stages.stage("store"):
             store.record_run(conn, manifest)
+            store.record_dims(conn, business_date.isoformat(), dims)
+    with stages.stage("dashboard"):
+        write_dashboard(engine_db, out / "dashboard.html", business_date.isoformat(),
+                        gate.docs if gate and gate.docs else None)
     manifest["timings_seconds"] = stages.timings
     manifest["peak_memory_mb"] = peak_memory_mb()
     outputs.write_json(manifest, out / "manifest.json")  # last: its presence marks a complete night
-    return RunResult(out, manifest, items)
+    return RunResult(out, manifest, items, gate_failed=bool(gate and gate.blocking_failed))
 
 
 def value_keys(fired: pd.DataFrame, key: bytes) -> pd.Series:

@@ -4,7 +4,8 @@ Tables: `runs` (one row per business date, replaced when the night is re-run) an
 book-wide contact index (`contacts`, `contact_segments`, `contact_superseded`; pipeline.book.index): keyed hashes and masked forms only, never a
 plaintext identity number, phone or account. Items, events and suppressions join them with the
 case lifecycle (pipeline.cases.tables). Schema versions: 1 runs; 2 adds contacts and the hash-key
-fingerprint; 3 adds items, item_events and suppressions.
+fingerprint; 3 adds items, item_events and suppressions; 4 adds night_dims (the dashboard's
+per-branch, channel and agent figures of each night).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from pipeline.errors import InputError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_URL = "sqlite:///.custdq/cases.db"
 
 metadata = sa.MetaData()
@@ -37,6 +38,27 @@ runs = sa.Table(
     sa.Column("list_due_met", sa.Boolean, nullable=False),
     sa.Column("manifest", sa.Text, nullable=False),
 )
+
+night_dims = sa.Table(
+    "night_dims", metadata,
+    sa.Column("business_date", sa.String(10), primary_key=True),
+    sa.Column("dim", sa.String(10), primary_key=True),  # branch / channel / agent
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("policies", sa.Integer, nullable=False),  # in-scope policies checked tonight
+    sa.Column("flagged", sa.Integer, nullable=False),  # of them, policies with a finding tonight
+    sa.Column("findings", sa.Integer, nullable=False),  # tonight's findings on those policies
+)
+
+
+def record_dims(conn: sa.Connection, business_date: str, dims) -> None:
+    """Replace the night's per-branch/channel/agent figures (a DataFrame: dim, key, policies,
+    flagged, findings)."""
+    conn.execute(night_dims.delete().where(night_dims.c.business_date == business_date))
+    if len(dims):
+        conn.execute(night_dims.insert(), [dict(business_date=business_date, dim=r.dim, key=r.key,
+                                               policies=int(r.policies), flagged=int(r.flagged),
+                                               findings=int(r.findings)) for r in dims.itertuples()])
+
 
 def contact_table(name: str, meta_data: sa.MetaData = metadata) -> sa.Table:
     """The main tier of the contact index (pipeline.book.index)."""

@@ -279,3 +279,31 @@ def test_an_older_store_is_migrated(invoke, tmp_path):
             (str(store.SCHEMA_VERSION),)
         assert [r[0] for r in conn.execute("select business_date from runs order by 1")] == ["2026-11-19", "2026-11-20"]
         assert conn.execute("select count(*) from items").fetchone() == (1,)
+
+
+def test_quarterly_report_lists_confirmed_false_information(night, invoke, tmp_path, db):
+    found, _, out = night("2026-09-10", [row(policy_no="Q1", bank_account="123", agent_code="A7"),
+                                         row(policy_no="Q2", applicant_phone="", agent_code="A7"),
+                                         row(policy_no="Q3", insured_sex="9", branch="北京分公司", agent_code="=1+1")])
+    fill(out, {item_of(found, "Q1", "BANK_ACCOUNT_INVALID"): ("已完成", "虚假资料", "业务员代填账户"),
+               item_of(found, "Q2", "MISSING_FIELD"): ("已完成", "已更正", ""),
+               item_of(found, "Q3", "FIELD_INVALID"): ("已完成", "虚假资料", "")}, tmp_path / "q")
+    from pipeline.cases import imports
+    import datetime as dt
+    with store.open_store(db).begin() as conn:  # settled on 2026-09-20, inside 2026Q3
+        report = imports.import_worklists(conn, [str(p) for p in (tmp_path / "q").glob("*.xlsx")], "审核员",
+                                          dt.datetime(2026, 9, 20, 10, tzinfo=dt.timezone(dt.timedelta(hours=8))))
+    assert report.applied == 3
+    target = tmp_path / "2026Q3.xlsx"
+    result = invoke("report", "quarterly", "--quarter", "2026Q3", "--db", db, "--out", str(target))
+    assert result.exit_code == 0 and "2 items on 2 policies" in result.output
+    book = load_workbook(target)
+    summary = [[c.value for c in r] for r in book["汇总"].iter_rows(min_row=4)]
+    assert summary == [["北京分公司", "个险", "=1+1", 1, 1, "Q3"], ["广东分公司", "个险", "A7", 1, 1, "Q1"]]
+    assert book["汇总"].cell(4, 3).data_type == "s"  # an agent code like =1+1 stays text
+    detail = [[c.value for c in r] for r in book["明细"].iter_rows(min_row=4)]
+    assert sorted(r[1] for r in detail) == ["Q1", "Q3"] and {r[10] for r in detail} == {"2026-09-20"}
+    empty = invoke("report", "quarterly", "--quarter", "2026Q4", "--db", db, "--out", str(tmp_path / "q4.xlsx"))
+    assert empty.exit_code == 0 and "0 items" in empty.output
+    bad = invoke("report", "quarterly", "--quarter", "2026Q5", "--db", db, "--out", str(tmp_path / "x.xlsx"))
+    assert bad.exit_code == 2 and "expected YYYYQn" in bad.output

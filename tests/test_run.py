@@ -22,7 +22,8 @@ def run(invoke, tmp_path, rows, date="2026-11-20", *extra):
 def test_outputs_of_a_night(invoke, tmp_path):
     result, out = run(invoke, tmp_path, [row(), row(policy_no="P2", applicant_phone="")])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["items.csv", "items.parquet", "manifest.json", "quarantine.csv", "worklists"]
+    assert sorted(p.name for p in out.iterdir()) == ["dashboard.html", "data_docs", "expectations.json", "items.csv",
+                                                     "items.parquet", "manifest.json", "quarantine.csv", "worklists"]
     items, _, manifest = read_outputs(out)
     parquet = pd.read_parquet(out / "items.parquet")
     assert parquet["item_id"].tolist() == items["item_id"].tolist()
@@ -43,7 +44,7 @@ def test_outputs_of_a_night(invoke, tmp_path):
 def test_progress_lines_carry_no_customer_data(invoke, tmp_path):
     result, _ = run(invoke, tmp_path, [row(applicant_name="诸葛孔明", applicant_phone="13912345678")])
     assert "诸葛孔明" not in result.output and "13912345678" not in result.output
-    assert "1/10 ingest" in result.output
+    assert "1/12 ingest" in result.output
 
 
 def test_scope_and_reconciliation(invoke, tmp_path):

@@ -1,0 +1,123 @@
+"""What the dashboard shows, from the case store alone (so `custdq dashboard` can rebuild it
+any time). Aggregates only: no name, identity number, phone or account ever reaches the page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+
+import pandas as pd
+import sqlalchemy as sa
+
+from checks.catalogue import RULES
+from pipeline.cases.tables import items
+from pipeline.store import night_dims, runs
+
+TREND_NIGHTS = 30
+SHARED = ("PHONE_SHARED", "BANK_SHARED")
+AGEING = [("未到期", None, 0), ("逾期1-3天", 1, 3), ("逾期4-7天", 4, 7), ("逾期8-30天", 8, 30), ("逾期30天以上", 31, None)]
+CLUSTER_BUCKETS = [("2人", 2, 2), ("3人", 3, 3), ("4-5人", 4, 5), ("6-10人", 6, 10), ("11人以上", 11, None)]
+
+
+@dataclass
+class Board:
+    night: str | None
+    tonight: dict = field(default_factory=dict)
+    trend: pd.DataFrame = field(default_factory=pd.DataFrame)
+    rules: pd.DataFrame = field(default_factory=pd.DataFrame)
+    categories: pd.DataFrame = field(default_factory=pd.DataFrame)
+    dims: dict[str, pd.DataFrame] = field(default_factory=dict)
+    ageing: pd.DataFrame = field(default_factory=pd.DataFrame)
+    shared_agents: pd.DataFrame = field(default_factory=pd.DataFrame)
+    clusters: pd.DataFrame = field(default_factory=pd.DataFrame)
+    expectations: dict | None = None
+
+
+def _frame(conn: sa.Connection, query) -> pd.DataFrame:
+    result = conn.execute(query)
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def gather(conn: sa.Connection, night: str | None = None) -> Board:
+    history = _frame(conn, sa.select(runs.c.business_date, runs.c.manifest, runs.c.list_due, runs.c.list_due_met,
+                                     runs.c.finished_at).order_by(runs.c.business_date))
+    if night is not None:
+        history = history[history["business_date"] <= night]
+    if history.empty:
+        return Board(None)
+    night = history["business_date"].iloc[-1]
+    manifests = [json.loads(m) for m in history["manifest"]]
+    board = Board(night)
+    trend = []
+    for h, m in zip(history.itertuples(), manifests):
+        r = m.get("rows", {})
+        checked = r.get("rows_in_scope", 0)
+        flagged = m.get("rows_flagged", 0)
+        trend.append({"night": h.business_date, "rows_read": r.get("rows_read", 0), "checked": checked,
+                      "flagged": flagged, "pass_rate": (1 - flagged / checked) if checked else None,
+                      "findings": m.get("findings_tonight", 0), "list_due": h.list_due,
+                      "on_time": bool(h.list_due_met), "finished": h.finished_at})
+    board.trend = pd.DataFrame(trend).tail(TREND_NIGHTS).reset_index(drop=True)
+    last = manifests[-1]
+    board.tonight = board.trend.iloc[-1].to_dict() | {
+        "open": last.get("items", {}).get("total", 0), "new": last.get("items", {}).get("new", 0),
+        "resolved": last.get("items", {}).get("resolved", 0), "rows_quarantined": last.get("rows", {}).get("rows_quarantined", 0),
+        "rows_out_of_scope": last.get("rows", {}).get("rows_out_of_scope", 0),
+        "calendar_source": last.get("deadlines", {}).get("calendar_source", ""),
+        "provisional": last.get("deadlines", {}).get("provisional", False)}
+    per_rule = last.get("findings_per_rule", {})
+    board.rules = pd.DataFrame([{"rule": code, "category": spec.category, "severity": spec.severity,
+                                 "findings": int(per_rule.get(code, 0)),
+                                 "percent": last.get("rules", {}).get(code, {}).get("percent_failed"),
+                                 "status": last.get("rules", {}).get(code, {}).get("status", "")}
+                                for code, spec in RULES.items()])
+    board.categories = board.rules.groupby("category", sort=False)["findings"].sum().reset_index()
+    board.expectations = last.get("expectations")
+
+    window = board.trend["night"].tolist()
+    dims = _frame(conn, sa.select(night_dims).where(night_dims.c.business_date.in_(window)))
+    for dim in ("branch", "channel", "agent"):
+        d = dims[dims["dim"] == dim]
+        tonight = d[d["business_date"] == night].set_index("key")
+        total = d.groupby("key")[["policies", "flagged", "findings"]].sum()
+        t = pd.DataFrame({"policies": tonight["policies"], "findings": tonight["findings"]}).reindex(total.index).fillna(0)
+        out = pd.DataFrame({"key": total.index, "policies_tonight": t["policies"].astype(int).to_numpy(),
+                            "findings_tonight": t["findings"].astype(int).to_numpy(),
+                            "policies_30": total["policies"].to_numpy(), "findings_30": total["findings"].to_numpy(),
+                            "flagged_30": total["flagged"].to_numpy()})
+        out["per_1000"] = (1000.0 * out["findings_30"] / out["policies_30"].where(out["policies_30"] > 0)).round(1)
+        board.dims[dim] = out.sort_values(["per_1000", "findings_30"], ascending=False).reset_index(drop=True)
+
+    open_items = _frame(conn, sa.select(items.c.branch, items.c.due_date, items.c.rule_code, items.c.agent_code,
+                                        items.c.cluster_id, items.c.cluster_size, items.c.first_seen)
+                        .where(items.c.state == "open"))
+    board.ageing = _ageing(open_items, dt.date.fromisoformat(night))
+    recent = _frame(conn, sa.select(items.c.agent_code, items.c.rule_code, items.c.cluster_id, items.c.policy_no)
+                    .where(items.c.rule_code.in_(SHARED), items.c.first_seen >= window[0]))
+    if len(recent):
+        agents = recent.assign(agent_code=recent["agent_code"].fillna("(空)")).groupby("agent_code").agg(
+            findings=("rule_code", "size"), policies=("policy_no", "nunique"), clusters=("cluster_id", "nunique"))
+        board.shared_agents = agents.sort_values(["findings", "clusters"], ascending=False).head(15).reset_index()
+    shared_open = open_items[open_items["rule_code"].isin(SHARED)].drop_duplicates("cluster_id")
+    board.clusters = pd.DataFrame([{"bucket": label, "clusters": int(((shared_open["cluster_size"] >= lo) & (
+        True if hi is None else shared_open["cluster_size"] <= hi)).sum())} for label, lo, hi in CLUSTER_BUCKETS])
+    return board
+
+
+def _ageing(open_items: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    columns = ["branch"] + [label for label, _, _ in AGEING] + ["open", "overdue"]
+    if open_items.empty:
+        return pd.DataFrame(columns=columns)
+    late = (pd.Timestamp(as_of) - pd.to_datetime(open_items["due_date"])).dt.days
+    t = open_items.assign(branch=open_items["branch"].fillna("(空)"), late=late.to_numpy())
+    out = pd.DataFrame({"branch": sorted(t["branch"].unique())}).set_index("branch")
+    for label, lo, hi in AGEING:
+        if lo is None:
+            mask = t["late"] <= hi
+        else:
+            mask = (t["late"] >= lo) & (True if hi is None else t["late"] <= hi)
+        out[label] = t[mask].groupby("branch").size().reindex(out.index).fillna(0).astype(int)
+    out["open"] = t.groupby("branch").size().reindex(out.index).fillna(0).astype(int)
+    out["overdue"] = t[t["late"] > 0].groupby("branch").size().reindex(out.index).fillna(0).astype(int)
+    return out.sort_values(["overdue", "open"], ascending=False).reset_index()

@@ -1,0 +1,149 @@
+"""dashboard.html: one self-contained page (styles inline, charts as inline SVG, no script, no
+external reference) with Chinese labels, written atomically. Aggregates only."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from pipeline.dashboard import svg
+from pipeline.dashboard.data import AGEING, Board, gather
+
+STYLE = """
+body{font-family:"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif;margin:24px;color:#222;background:#fafafa}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:2px solid #2F6DB5;padding-bottom:4px}
+.sub{color:#666;font-size:13px} .cards{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}
+.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:10px 14px;min-width:130px}
+.card .v{font-size:24px;font-weight:bold} .card .k{font-size:12px;color:#666}
+.bad{color:#C23B22} .ok{color:#2E7D32} .grid{display:flex;flex-wrap:wrap;gap:24px}
+table{border-collapse:collapse;font-size:13px;background:#fff;margin:6px 0}
+th,td{border:1px solid #ddd;padding:4px 8px;text-align:right} th{background:#EEF3FA}
+td.l,th.l{text-align:left} .empty{color:#888;font-size:13px} footer{margin-top:32px;color:#888;font-size:12px}
+"""
+DIM_NAMES = {"branch": "机构", "channel": "渠道", "agent": "业务员"}
+
+
+def _pct(v) -> str:
+    return "—" if v is None or pd.isna(v) else f"{100 * v:.2f}%"
+
+
+def _table(frame: pd.DataFrame, columns: list[tuple[str, str]], left: set[str] = frozenset(), limit: int = 50) -> str:
+    if frame.empty:
+        return '<p class="empty">暂无数据</p>'
+    head = "".join(f'<th class="{"l" if c in left else ""}">{escape(h)}</th>' for c, h in columns)
+    rows = []
+    for record in frame.head(limit).to_dict("records"):
+        cells = []
+        for c, _ in columns:
+            v = record.get(c)
+            if isinstance(v, (list, tuple, dict)):
+                v = "、".join(map(str, v)) if not isinstance(v, dict) else str(v)
+            text = "—" if v is None or (not isinstance(v, str) and pd.isna(v)) else (
+                f"{v:,.1f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
+            cells.append(f'<td class="{"l" if c in left else ""}">{escape(text)}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    more = f'<p class="sub">共 {len(frame):,} 行，显示前 {limit} 行</p>' if len(frame) > limit else ""
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
+
+
+def _card(label: str, value: str, cls: str = "") -> str:
+    return f'<div class="card"><div class="v {cls}">{escape(value)}</div><div class="k">{escape(label)}</div></div>'
+
+
+def render(board: Board, docs_link: str | None = None) -> str:
+    if board.night is None:
+        body = '<p class="empty">案件库中还没有任何批次的运行记录。</p>'
+        return _html("客户信息质量看板", body)
+    t = board.tonight
+    trend = board.trend
+    on_time = trend["on_time"].mean() if len(trend) else None
+    cards = "".join([
+        _card("今晚检查行数", f"{int(t['checked']):,}"),
+        _card("通过率", _pct(t["pass_rate"]), "ok" if (t["pass_rate"] or 0) >= 0.95 else "bad"),
+        _card("今晚发现问题", f"{int(t['findings']):,}"),
+        _card("未结问题件", f"{int(t['open']):,}"),
+        _card("其中今晚新增", f"{int(t['new']):,}"),
+        _card("逾期问题件", f"{int(board.ageing['overdue'].sum()) if len(board.ageing) else 0:,}",
+              "bad" if len(board.ageing) and board.ageing["overdue"].sum() else ""),
+        _card("清单按时下发", "是" if t["on_time"] else "否", "ok" if t["on_time"] else "bad"),
+        _card(f"近{len(trend)}晚按时率", _pct(on_time)),
+    ])
+    sections = [f'<div class="cards">{cards}</div>']
+    if t.get("provisional"):
+        sections.append('<p class="bad">注意：部分期限落在日历尚未公布的年份，按周末推算，标记为“期限待定”。</p>')
+
+    rules = board.rules[board.rules["findings"] > 0]
+    sections.append("<h2>今晚各规则发现数</h2><div class='grid'>" + svg.bars(
+        rules["rule"].tolist(), rules["findings"].tolist(), "按规则") + svg.bars(
+        board.categories["category"].tolist(), board.categories["findings"].tolist(), "按问题类别", color="alt") +
+        "</div>" + _table(board.rules, [("rule", "规则代码"), ("category", "类别"), ("severity", "严重程度"),
+                                        ("findings", "发现数"), ("percent", "失败率%"), ("status", "状态")],
+                          {"rule", "category", "severity", "status"}))
+
+    nights = trend["night"].tolist()
+    trend = trend.assign(on_time=trend["on_time"].map({True: "是", False: "否"}))
+    sections.append("<h2>近30晚趋势</h2><div class='grid'>" + svg.line(
+        nights, trend["pass_rate"].tolist(), "通过率", percent=True) + svg.line(
+        nights, [float(v) for v in trend["findings"]], "发现问题数", color="alt") + svg.line(
+        nights, [float(v) for v in trend["checked"]], "检查行数") + "</div>" + _table(
+        trend.iloc[::-1], [("night", "业务日期"), ("checked", "检查行数"), ("flagged", "有问题保单"),
+                          ("findings", "发现数"), ("list_due", "清单下发期限"), ("on_time", "按时")], {"night"}))
+
+    for dim, name in DIM_NAMES.items():
+        d = board.dims.get(dim, pd.DataFrame())
+        if dim == "agent" and len(d):
+            d = d[d["policies_30"] >= 20]  # a rate over a handful of policies says nothing
+        top = d.head(15)
+        sections.append(f"<h2>按{name}：每千件保单问题数（近{len(trend)}晚）</h2>" + svg.bars(
+            top["key"].astype(str).tolist() if len(top) else [], top["per_1000"].fillna(0).tolist() if len(top) else [],
+            f"每千件保单问题数（{name}）", color="bad" if dim == "agent" else "bar") + _table(
+            d, [("key", name), ("policies_tonight", "今晚保单"), ("findings_tonight", "今晚发现"),
+                ("policies_30", "近30晚保单"), ("findings_30", "近30晚发现"), ("per_1000", "每千件")], {"key"},
+            limit=30))
+        if dim == "agent":
+            sections.append('<p class="sub">业务员排名只含近30晚保单不少于20件的业务员。</p>')
+
+    labels = [label for label, _, _ in AGEING]
+    sections.append("<h2>未结与逾期问题件（按机构、账龄）</h2>" + _table(
+        board.ageing, [("branch", "机构")] + [(label, label) for label in labels] + [("open", "未结合计"),
+                                                                                   ("overdue", "逾期合计")], {"branch"}))
+    sections.append("<h2>共用联系方式：业务员排名（近30晚）</h2>" + _table(
+        board.shared_agents, [("agent_code", "业务员代码"), ("findings", "问题件"), ("policies", "保单"),
+                              ("clusters", "线索群")], {"agent_code"}))
+    sections.append("<h2>共用联系方式：线索群规模（未结）</h2>" + svg.bars(
+        board.clusters["bucket"].tolist(), board.clusters["clusters"].tolist(), "线索群数（按人数）", color="alt"))
+
+    e = board.expectations
+    if e:
+        rows = pd.DataFrame(e.get("results", []))
+        link = f' <a href="{escape(docs_link)}">查看 Data Docs 明细</a>' if docs_link else ""
+        status = "全部通过" if not e.get("failed") else f"{e['failed']} 项未通过"
+        sections.append(f"<h2>批次质量期望（Great Expectations）</h2><p>{escape(status)}{link}</p>" + (_table(
+            rows.assign(success=rows["success"].map({True: "通过", False: "未通过"}),
+                        blocking=rows["blocking"].map({True: "是", False: "否"})),
+            [("name", "期望"), ("success", "结果"), ("blocking", "阻断"), ("observed", "观测值")],
+            {"name", "success", "blocking", "observed"}, limit=100) if len(rows) else ""))
+    title = f"客户信息质量看板 · 业务日期 {board.night}"
+    body = f'<h1>{escape(title)}</h1><p class="sub">日历来源：{escape(str(t.get("calendar_source", "")))}；' \
+           f'仅含汇总数据，不含客户个人信息。</p>' + "".join(sections)
+    return _html(title, body)
+
+
+def _html(title: str, body: str) -> str:
+    return (f'<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>{body}"
+            f"<footer>custdq 生成 · 离线单文件</footer></body></html>\n")
+
+
+def write_dashboard(engine: sa.Engine, path: Path, night: str | None = None, docs_link: str | None = None) -> Board:
+    from pipeline.outputs import atomic_write
+
+    with engine.connect() as conn:
+        board = gather(conn, night)
+    text = render(board, docs_link)
+    atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+    return board

@@ -1,0 +1,173 @@
+"""Batch expectations for the night, run through a Great Expectations Checkpoint (issue 6).
+
+GX stays off the row-level hot path: it validates small frames of what the night already
+computed - one row of night aggregates (volume against recent nights, null rates of key fields,
+duplicate policy numbers, each rule's failure rate) and the distinct values of the coded
+columns - so it costs a fraction of a second after its import. The suite comes from the config
+(`expectations`); an expectation listed in `expectations.blocking` that fails makes the run
+exit 1 after every output is written. Data Docs are built into `<out>/data_docs/`, the results
+are kept in `<out>/expectations.json`, the manifest and the case store's run history.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+KEY_FIELDS = ["applicant_name", "applicant_id_no", "applicant_phone", "branch",
+              "channel", "agent_code"]
+CODED = {"applicant_sex": "sex", "insured_sex": "sex", "applicant_id_type": "id_type", "insured_id_type": "id_type",
+         "channel": "channel"}
+
+
+@dataclass
+class GateResult:
+    results: list[dict] = field(default_factory=list)
+    blocking_failed: list[str] = field(default_factory=list)
+    docs: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"evaluated": len(self.results), "failed": sum(not r["success"] for r in self.results),
+                "blocking_failed": self.blocking_failed, "data_docs": self.docs, "seconds": self.seconds,
+                "results": self.results}
+
+
+def aggregates(raw: pd.DataFrame, checked: pd.DataFrame, rows: dict, outcomes, history: list[dict],
+               cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(one row of night figures, distinct coded values, the volume reference) for the suite."""
+    nights = int(cfg["volume"]["nights"])
+    earlier = [h["rows_read"] for h in history][-nights:]
+    reference = statistics.median(earlier) if earlier else None
+    n = max(len(checked), 1)
+    figures = {"rows_read": rows["rows_read"], "rows_in_scope": rows["rows_in_scope"],
+               "volume_ratio": (rows["rows_read"] / reference) if reference else 1.0,
+               "duplicate_policy_rows": int(checked["policy_no"].duplicated().sum()) if len(checked) else 0}
+    for name in KEY_FIELDS:
+        if name in checked.columns:
+            figures[f"null_rate_{name}"] = float(checked[name].isna().sum()) / n
+    for o in outcomes:
+        if o.status == "ok":
+            figures[f"fail_pct_{o.rule_code}"] = float(o.percent_failed)
+    values: dict[str, set] = {}
+    for column, kind in CODED.items():
+        if column in checked.columns:
+            seen = checked[column].dropna().astype(str).str.strip()
+            seen = seen.str.upper() if kind == "sex" else seen
+            values.setdefault(kind, set()).update(v for v in seen.unique() if v)
+    longest = max((len(v) for v in values.values()), default=0)
+    distinct = pd.DataFrame({k: sorted(v) + [None] * (longest - len(v)) for k, v in values.items()})
+    return pd.DataFrame([figures]), distinct, {"median_rows_read": reference, "nights": len(earlier)}
+
+
+def _suite(gx, figures: pd.DataFrame, distinct: pd.DataFrame, cfg: dict):
+    """(name, expectation, frame) triples; names are what the config's `blocking` refers to."""
+    E = gx.expectations
+    out = []
+    vol = cfg["volume"]
+    out.append(("volume", E.ExpectColumnValuesToBeBetween(column="volume_ratio", min_value=float(vol["min_ratio"]),
+                                                          max_value=float(vol["max_ratio"])), "night"))
+    for name, limit in cfg["null_rates"].items():
+        if f"null_rate_{name}" in figures.columns:
+            out.append((f"null_rate:{name}", E.ExpectColumnValuesToBeBetween(
+                column=f"null_rate_{name}", min_value=0.0, max_value=float(limit)), "night"))
+    out.append(("unique_policy_no", E.ExpectColumnValuesToBeBetween(column="duplicate_policy_rows", min_value=0,
+                                                                     max_value=0), "night"))
+    for kind, allowed in cfg["value_sets"].items():
+        if kind in distinct.columns:
+            out.append((f"value_set:{kind}", E.ExpectColumnDistinctValuesToBeInSet(
+                column=kind, value_set=[str(v) for v in allowed]), "values"))
+    limits = cfg["rule_failure_pct"]
+    for column in figures.columns:
+        if column.startswith("fail_pct_"):
+            code = column[len("fail_pct_"):]
+            limit = float(limits.get(code, limits["default"]))
+            out.append((f"rule_failure:{code}", E.ExpectColumnValuesToBeBetween(
+                column=column, min_value=0.0, max_value=limit), "night"))
+    return out
+
+
+def run_gate(figures: pd.DataFrame, distinct: pd.DataFrame, reference: dict, cfg: dict, out: Path) -> GateResult:
+    import time
+    started = time.perf_counter()
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no usage statistics leave the machine
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.disable(logging.CRITICAL)  # GX logs at INFO on its own loggers: our stderr carries our lines only
+    try:
+        return _run(gx, ProgressBarsConfig, figures, distinct, cfg, out, started)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _run(gx, ProgressBarsConfig, figures, distinct, cfg, out, started) -> GateResult:
+    import time
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    # the ephemeral context's own docs site lives in a fresh temporary folder: remove both
+    scratch = ctx.variables.data_docs_sites.get("local_site", {}).get("store_backend", {}).get("base_directory")
+    ctx.delete_data_docs_site("local_site")
+    if scratch and Path(scratch).parent == Path(tempfile.gettempdir()):
+        shutil.rmtree(scratch, ignore_errors=True)
+    docs = out / "data_docs"
+    ctx.add_data_docs_site(site_name="custdq", site_config={
+        "class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs.resolve())}})
+    # one batch: the night's figures in the first row, the coded columns' distinct values down
+    # their own columns (each expectation ignores the other columns' empty cells), so one
+    # Checkpoint validates everything and Data Docs are rendered once
+    batch_frame = _one_batch(figures, distinct)
+    suite = ctx.suites.add(gx.ExpectationSuite(name="custdq_night"))
+    for name, expectation, _ in _suite(gx, figures, distinct, cfg):
+        expectation.meta = {"custdq_name": name}
+        suite.add_expectation(expectation)
+    batch = ctx.data_sources.add_pandas("custdq").add_dataframe_asset("night") \
+        .add_batch_definition_whole_dataframe("night")
+    definition = ctx.validation_definitions.add(gx.ValidationDefinition(data=batch, suite=suite, name="custdq_night"))
+    checkpoint = ctx.checkpoints.add(gx.Checkpoint(
+        name="custdq_nightly", validation_definitions=[definition],
+        actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["custdq"])],
+        result_format={"result_format": "SUMMARY"}))
+    run = checkpoint.run(batch_parameters={"dataframe": batch_frame})
+    result = GateResult()
+    blocking = set(cfg["blocking"])
+    for validation in run.run_results.values():
+        for r in validation.results:
+            name = (r.expectation_config.meta or {}).get("custdq_name", r.expectation_config.type)
+            observed = r.result.get("observed_value")
+            if observed is None and r.result.get("partial_unexpected_list") is not None:
+                observed = r.result.get("partial_unexpected_list")
+            kwargs = {k: v for k, v in r.expectation_config.kwargs.items() if k not in ("batch_id",)}
+            result.results.append({"name": name, "expectation": r.expectation_config.type,
+                                   "success": bool(r.success), "blocking": name in blocking or
+                                   name.split(":")[0] in blocking, "observed": _plain(observed),
+                                   "kwargs": _plain(kwargs)})
+    result.blocking_failed = [r["name"] for r in result.results if r["blocking"] and not r["success"]]
+    result.docs = "data_docs/index.html" if (docs / "index.html").exists() else None
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _one_batch(figures: pd.DataFrame, distinct: pd.DataFrame) -> pd.DataFrame:
+    rows = max(len(distinct), 1)
+    night = figures.reindex(range(rows))  # figures in row 0, empty below
+    return pd.concat([night, distinct.reindex(range(rows))], axis=1)
+
+
+def _plain(value):
+    """JSON-safe copy (GX returns numpy scalars and tuples)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):
+        return value.item()
+    return value
