@@ -131,8 +131,9 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
             outputs.write_items(items, out)
             outputs.write_quarantine(quarantine, out)
             worklist_files = write_worklists(items, out)
-        dims = night_dims(checked, fired)
-        rows_flagged = int(checked["policy_no"].isin(fired["policy_no"].astype(object)).sum()) if len(fired) else 0
+            dims = night_dims(checked, fired)  # the dashboard's per-branch/channel/agent figures
+            flagged = pd.Index(fired["policy_no"].astype(object).unique())
+            rows_flagged = int(checked["policy_no"].astype(object).isin(flagged).sum()) if len(fired) else 0
         gate = None
         if cfg["expectations"]["enabled"]:
             with stages.stage("expectations"):
