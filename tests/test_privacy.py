@@ -1,0 +1,76 @@
+"""No plaintext identity number, phone or account anywhere a night leaves files (SPEC 5,
+issue 8 item 3 in part): outputs, worklists, Data Docs, the dashboard, the SQLite case store and
+its WAL, the lock file, and the progress lines - scanned for every such number of the extract."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+
+DIGITS = re.compile(rb"\d{6,}[0-9Xx]?")
+
+
+def numbers_in(path: Path) -> set[str]:
+    """Digit runs in a file as a reader would see them: zip members (xlsx) unpacked, Parquet
+    decoded, everything else as stored bytes."""
+    if path.suffix == ".xlsx":
+        with zipfile.ZipFile(path) as z:
+            data = b"".join(z.read(name) for name in z.namelist())
+    elif path.suffix == ".parquet":
+        data = pd.read_parquet(path).to_csv().encode("utf-8")
+    else:
+        data = path.read_bytes()
+    return {m.decode("ascii").upper() for m in DIGITS.findall(data)}
+
+
+def index_text(url: str) -> str:
+    """The contact index's compressed night tiers, decoded (they hold hashes and masked forms)."""
+    from pipeline import store
+    from pipeline.book.index import ContactIndex
+
+    with store.open_store(url).connect() as conn:
+        tiers = ContactIndex(conn).tiers()
+    import pyarrow as pa
+
+    texts = []
+    for t in tiers.values():
+        keep = [f.name for f in t.schema if not pa.types.is_binary(f.type) and not pa.types.is_fixed_size_binary(f.type)]
+        texts.append(str(t.select(keep).to_pylist()))
+    return "".join(texts)
+
+
+def test_a_night_leaves_no_plaintext_numbers_anywhere(invoke, tmp_path, monkeypatch):
+    sample = tmp_path / "in" / "night.csv"
+    sample.parent.mkdir()
+    agents = tmp_path / "in" / "agents.csv"
+    assert invoke("sample", "--rows", "600", "--seed", "11", "--out", str(sample), "--agents-out", str(agents)).exit_code == 0
+    extract = pd.read_csv(sample, dtype=str, keep_default_na=False)
+    secrets = set()
+    for column in ("投保人证件号码", "被保险人证件号码", "投保人手机", "被保险人电话", "缴费账号"):
+        for value in extract[column]:
+            digits = re.sub(r"[^0-9Xx]", "", value).upper()
+            if len(digits) >= 7:
+                secrets.add(digits)
+                if digits.startswith("86") and len(digits) == 13:
+                    secrets.add(digits[2:])
+    assert len(secrets) > 1000
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "store"
+    output = []
+    for date in ("2026-11-19", "2026-11-20"):
+        result = invoke("run", str(sample), "--business-date", date, "--agents", str(agents), "--db",
+                        f"sqlite:///{store / 'cases.db'}", "--out", str(tmp_path / "out" / date))
+        assert result.exit_code == 0, result.output
+        output.append(result.output)
+    left = [p for p in tmp_path.rglob("*") if p.is_file() and tmp_path / "in" not in p.parents]
+    assert any(p.name == "cases.db" for p in left) and any(p.suffix == ".xlsx" for p in left)
+    for path in left:
+        found = numbers_in(path) & secrets
+        assert not found, (str(path.relative_to(tmp_path)), sorted(found)[:3])
+    decoded = {m.upper() for m in re.findall(r"\d{6,}[0-9Xx]?", index_text(f"sqlite:///{store / 'cases.db'}"))}
+    assert not decoded & secrets
+    for text in output:
+        assert not {m.upper() for m in re.findall(r"\d{6,}[0-9Xx]?", text)} & secrets
