@@ -1,0 +1,91 @@
+"""A night killed with SIGKILL at any moment, then run again, ends exactly like an uninterrupted
+night (issue 8 item 2, in part): same items and deadlines, same case-store contents, and the
+killed run never leaves a half-written file under an output's name. Real processes, a real
+SQLite store; kills at several points of the night (by elapsed time, from just after start to
+the end of the run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+DATE = "2026-11-20"
+ITEM_FIELDS = ["item_id", "policy_no", "rule_code", "role", "field", "first_seen", "list_due", "channel_due",
+               "cooling_off_end", "due_date", "provisional", "state", "work_state", "value_key", "customer_key"]
+
+
+def custdq(*args: str, env: dict) -> subprocess.Popen:
+    command = Path(sys.executable).with_name("custdq")  # the installed console script
+    return subprocess.Popen([str(command), *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def store_state(db: Path) -> dict:
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        items = pd.read_sql(sa.text("select * from items"), conn)[ITEM_FIELDS].sort_values("item_id")
+        runs = conn.execute(sa.text("select business_date, rows_read, items from runs")).fetchall()
+        contacts = conn.execute(sa.text("select tier, kind, sum(rows) from contact_segments group by 1, 2")).fetchall()
+        events = conn.execute(sa.text("select item_id, action, night from item_events order by item_id, action")).fetchall()
+    engine.dispose()
+    return {"items": items.reset_index(drop=True), "runs": sorted(runs), "contacts": sorted(contacts),
+            "events": events}
+
+
+@pytest.fixture(scope="module")
+def night_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("crash")
+    path = folder / "night.csv"
+    from pipeline.sample import write_sample
+    write_sample(20000, 3, str(path))
+    return path
+
+
+def test_a_killed_night_run_again_equals_an_uninterrupted_one(night_file, tmp_path):
+    env = dict(os.environ, CUSTDQ_HASH_KEY="custdq-crash-test-key-0123456789abcdef", PYTHONPATH=str(Path.cwd()))
+    env.pop("CUSTDQ_DEBUG", None)
+    reference_db = tmp_path / "ref" / "cases.db"
+    started = time.monotonic()
+    ref = custdq("run", str(night_file), "--business-date", DATE, "--db", f"sqlite:///{reference_db}", "--out",
+                 str(tmp_path / "ref-out"), "--quiet", env=env)
+    assert ref.wait(timeout=300) == 0, ref.stderr.read().decode()
+    whole = time.monotonic() - started
+    expected_items = pd.read_csv(tmp_path / "ref-out" / "items.csv", dtype=str).sort_values("item_id")
+    expected_store = store_state(reference_db)
+
+    killed = 0
+    for share in (0.1, 0.3, 0.5, 0.7, 0.85, 0.95):
+        db = tmp_path / f"k{share}" / "cases.db"
+        out = tmp_path / f"k{share}-out"
+        victim = custdq("run", str(night_file), "--business-date", DATE, "--db", f"sqlite:///{db}", "--out",
+                        str(out), "--quiet", env=env)
+        time.sleep(whole * share)
+        victim.send_signal(signal.SIGKILL)
+        killed += victim.wait(timeout=60) == -signal.SIGKILL
+        # no half-written file under a real name: a manifest means a complete night
+        if (out / "manifest.json").exists():
+            json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        for csv in ("items.csv", "quarantine.csv"):
+            if (out / csv).exists():
+                pd.read_csv(out / csv, dtype=str)
+        again = custdq("run", str(night_file), "--business-date", DATE, "--db", f"sqlite:///{db}", "--out",
+                       str(out), "--quiet", env=env)
+        assert again.wait(timeout=300) == 0, (share, again.stderr.read().decode())
+        items = pd.read_csv(out / "items.csv", dtype=str).sort_values("item_id")
+        pd.testing.assert_frame_equal(items.drop(columns=["source_file"]).reset_index(drop=True),
+                                      expected_items.drop(columns=["source_file"]).reset_index(drop=True))
+        got = store_state(db)
+        pd.testing.assert_frame_equal(got["items"], expected_store["items"])
+        assert got["runs"] == expected_store["runs"] and got["contacts"] == expected_store["contacts"]
+        assert got["events"] == expected_store["events"]
+        assert not [p.name for p in out.iterdir() if ".tmp" in p.name], share  # no temporary left visible
+    assert killed >= 5  # the kills landed inside the night, not after it
