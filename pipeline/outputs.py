@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,38 @@ from pipeline.items import DATE_FIELDS, ITEM_COLUMNS
 # A cell a person may open in a spreadsheet never starts a formula (OWASP CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 TEXT_FIELDS = ["policy_no", "detail", "evidence", "branch", "channel", "agent_code", "source_file"]
+
+
+def staging_dir(out: Path) -> Path:
+    """A fresh hidden folder inside `out` (same file system, so publishing is a rename)."""
+    staging = out / f".staging-{os.getpid()}"
+    discard(staging)
+    staging.mkdir()
+    return staging
+
+
+def discard(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def publish(staging: Path, out: Path) -> None:
+    """Move a complete night from `staging` into `out`: files by rename, folders swapped, stale
+    staging folders of killed runs removed, manifest.json last (its presence marks a complete
+    night). Nothing is written here, so a full disk cannot stop it half way."""
+    entries = sorted(staging.iterdir(), key=lambda p: p.name == "manifest.json")
+    for entry in entries:
+        target = out / entry.name
+        if entry.is_dir():
+            old = out / f".{entry.name}.old-{os.getpid()}"
+            if target.exists():
+                target.rename(old)
+            entry.rename(target)
+            discard(old)
+        else:
+            os.replace(entry, target)
+    discard(staging)
+    for stale in out.glob(".staging-*"):  # left by a killed run
+        discard(stale)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

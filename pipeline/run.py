@@ -75,7 +75,19 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
     store.check_key(engine_db, hashkey.fingerprint(key))
     with store_lock(engine_db, "run", business_date.isoformat(), float(cfg["store"]["lock_wait_seconds"]),
                     notify=stages.note):
-        return _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages, started)
+        out.mkdir(parents=True, exist_ok=True)
+        staging = outputs.staging_dir(out)
+        try:
+            result = _night(extracts, business_date, staging, engine_db, db, cfg, key, agents, stages, started)
+        except OSError as exc:
+            raise InputError(f"--out {out}: cannot write the night's outputs ({exc.strerror or type(exc).__name__}); "
+                             "nothing was changed: earlier outputs and the case store are as they were") from None
+        finally:
+            if staging.exists() and not (staging / "manifest.json").exists():
+                outputs.discard(staging)
+        outputs.publish(staging, out)  # the complete night replaces the old one, manifest.json last
+        result.out_dir = out
+        return result
 
 
 def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages, started) -> RunResult:
@@ -127,7 +139,6 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
         if rows["rows_read"] != rows["rows_in_scope"] + rows["rows_out_of_scope"] + rows["rows_quarantined"]:
             raise RuntimeError("row reconciliation failed: a row was lost (bug)")
         with stages.stage("outputs"):
-            out.mkdir(parents=True, exist_ok=True)
             outputs.write_items(items, out)
             outputs.write_quarantine(quarantine, out)
             worklist_files = write_worklists(items, out)
@@ -179,12 +190,12 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
         with stages.stage("store"):
             store.record_run(conn, manifest)
             store.record_dims(conn, business_date.isoformat(), dims)
-    with stages.stage("dashboard"):
-        write_dashboard(engine_db, out / "dashboard.html", business_date.isoformat(),
-                        gate.docs if gate and gate.docs else None)
-    manifest["timings_seconds"] = stages.timings
-    manifest["peak_memory_mb"] = peak_memory_mb()
-    outputs.write_json(manifest, out / "manifest.json")  # last: its presence marks a complete night
+        with stages.stage("dashboard"):  # inside the transaction: it sees tonight, and a failure undoes it
+            write_dashboard(conn, out / "dashboard.html", business_date.isoformat(),
+                            gate.docs if gate and gate.docs else None)
+        manifest["timings_seconds"] = stages.timings
+        manifest["peak_memory_mb"] = peak_memory_mb()
+        outputs.write_json(manifest, out / "manifest.json")  # last: its presence marks a complete night
     return RunResult(out, manifest, items, gate_failed=bool(gate and gate.blocking_failed))
 
 

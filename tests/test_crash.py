@@ -89,3 +89,39 @@ def test_a_killed_night_run_again_equals_an_uninterrupted_one(night_file, tmp_pa
         assert got["events"] == expected_store["events"]
         assert not [p.name for p in out.iterdir() if ".tmp" in p.name], share  # no temporary left visible
     assert killed >= 5  # the kills landed inside the night, not after it
+
+
+def test_a_full_disk_fails_cleanly_and_keeps_the_previous_night(invoke, tmp_path):
+    """A small tmpfs as --out: the first night fits, the second does not - exit 2 with one line,
+    the first night's files unchanged, the store without the second night."""
+    from tests.conftest import row, write_csv
+
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()[:80]}")
+    try:
+        db = f"sqlite:///{tmp_path / 'store' / 'cases.db'}"
+        out = mount / "night"
+        first = invoke("run", str(write_csv(tmp_path / "a.csv", [row(applicant_phone="")])), "--business-date", DATE,
+                       "--db", db, "--out", str(out), "--quiet")
+        assert first.exit_code == 0, first.output
+        before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        free = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
+        (mount / "filler").write_bytes(b"\0" * max(free - 64 * 1024, 0))  # leave 64 KiB
+        big = [row(policy_no=f"F{i}", applicant_phone="") for i in range(3000)]
+        second = invoke("run", str(write_csv(tmp_path / "b.csv", big)), "--business-date", DATE, "--db", db,
+                        "--out", str(out), "--quiet")
+        assert second.exit_code == 2, second.output
+        assert "No space left on device" in second.output and "Traceback" not in second.output
+        assert len(second.output.strip().splitlines()) == 1
+        after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        assert after == before  # the first night's outputs, byte for byte, and no leftovers
+        engine = sa.create_engine(db)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("select rows_read from runs")).fetchall() == [(1,)]
+            assert conn.execute(sa.text("select count(*) from items")).scalar() == 1
+        engine.dispose()
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)

@@ -302,7 +302,8 @@ def test_a_night_that_fails_leaves_the_index_as_it_was(tmp_path, db, monkeypatch
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(outputs, "write_items", disk_full)
-    with pytest.raises(OSError):
+    from pipeline.errors import InputError
+    with pytest.raises(InputError, match="No space left on device"):
         run_night([str(extract)], dt.date(2026, 11, 20), str(tmp_path / "out"), db, quiet=True)
     assert contact_counts(db) == (0, 0)
     assert store.run_history(store.open_store(db)) == []

@@ -139,11 +139,16 @@ def _html(title: str, body: str) -> str:
             f"<footer>custdq 生成 · 离线单文件</footer></body></html>\n")
 
 
-def write_dashboard(engine: sa.Engine, path: Path, night: str | None = None, docs_link: str | None = None) -> Board:
+def write_dashboard(source: sa.Engine | sa.Connection, path: Path, night: str | None = None,
+                    docs_link: str | None = None) -> Board:
+    """Write the page; `source` is the store (an engine) or the night's open connection."""
     from pipeline.outputs import atomic_write
 
-    with engine.connect() as conn:
-        board = gather(conn, night)
+    if isinstance(source, sa.Connection):
+        board = gather(source, night)
+    else:
+        with source.connect() as conn:
+            board = gather(conn, night)
     text = render(board, docs_link)
     atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
     return board
