@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
@@ -188,6 +189,12 @@ def record_run(conn: sa.Connection, manifest: dict) -> None:
     )
     conn.execute(runs.delete().where(runs.c.business_date == row["business_date"]))
     conn.execute(runs.insert().values(**row))
+
+
+def read_frame(conn: sa.Connection, query) -> pd.DataFrame:
+    """A query's rows as a DataFrame with the query's column names (also when it returns none)."""
+    result = conn.execute(query)
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
 def run_history(engine: sa.Engine) -> list[dict]:

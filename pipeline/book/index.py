@@ -78,7 +78,7 @@ def _column(values: pd.Series) -> list:
     return values.astype(object).where(values.notna(), None).tolist()
 
 
-def _rows(frame: pd.DataFrame) -> list[tuple]:
+def python_rows(frame: pd.DataFrame) -> list[tuple]:
     """Frame -> tuples with None for missing values (what both drivers want)."""
     return list(zip(*(_column(frame[c]) for c in frame.columns)))
 
@@ -296,7 +296,7 @@ class ContactIndex:
         supersede = pd.concat([supersede, stale.assign(version=version, by_version=stale["policy_no"].map(later))])
         if len(supersede):
             bulk_insert(self.conn, contact_superseded.name, ["policy_no", "version", "by_version"],
-                        _rows(supersede[["policy_no", "version", "by_version"]].astype(str)))
+                        python_rows(supersede[["policy_no", "version", "by_version"]].astype(str)))
         self._append_segments(version, todo.assign(version=version))
         self._superseded = None
         return {"policies": int(pd.Series(policies).nunique()), "rows_written": len(todo),
@@ -344,7 +344,7 @@ class ContactIndex:
         total = 0
         for rows in chunks:
             rows = rows.sort_values("policy_no", kind="stable")
-            bulk_insert(self.conn, MAIN.name, STORED, _rows(rows[STORED]))
+            bulk_insert(self.conn, MAIN.name, STORED, python_rows(rows[STORED]))
             for name, column in DIGESTS.items():
                 added[name].append(digest64(rows[column], column))
             total += len(rows)

@@ -31,7 +31,8 @@ import sqlalchemy as sa
 from openpyxl.utils.exceptions import InvalidFileException
 
 from checks.masking import mask_digits_in_text
-from pipeline.cases.night import CHUNK, _py, _read
+from pipeline.cases.night import CHUNK, _py
+from pipeline.store import read_frame as _read
 from pipeline.cases.tables import item_events, items, suppressions
 from pipeline.errors import InputError
 from pipeline.worklists import RESULTS, STATES

@@ -12,7 +12,7 @@ import datetime as dt
 import pandas as pd
 import sqlalchemy as sa
 
-from pipeline.cases.night import _read
+from pipeline.store import read_frame as _read
 from pipeline.cases.tables import items
 
 COLUMNS = ["due_date", "item_id", "branch", "channel", "policy_no", "rule_code", "role", "first_seen",

@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from pipeline.book.index import bulk_insert
+from pipeline.book.index import bulk_insert, python_rows
 from pipeline.cases.tables import item_events, items, suppressions
 from pipeline.items import DATE_FIELDS, ITEM_COLUMNS
+from pipeline.store import read_frame as _read
 
 WHO = "custdq run"
 SHARED_RULES = {"PHONE_SHARED", "BANK_SHARED"}
@@ -50,11 +51,6 @@ class Night:
 
 def _iso(series: pd.Series) -> pd.Series:
     return pd.to_datetime(series).dt.strftime("%Y-%m-%d").where(series.notna(), None)
-
-
-def _read(conn: sa.Connection, query) -> pd.DataFrame:
-    result = conn.execute(query)
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
 def _by_ids(conn: sa.Connection, ids: list[str]) -> pd.DataFrame:
@@ -152,7 +148,7 @@ def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, 
         rows = add.assign(state="open", work_state="未处理", close_reason=None, closed_on=None, result=None,
                           note=None, disposed_at=None, disposed_by=None)
         columns = [c.name for c in items.c]
-        bulk_insert(conn, "items", columns, _tuples(rows[columns]))
+        bulk_insert(conn, "items", columns, python_rows(rows[columns]))
         bulk_insert(conn, "item_events", EVENT_COLUMNS, _event_rows(
             add["item_id"], night, at, "raised", [{"rule_code": r, "due_date": d} for r, d in
                                                   zip(add["rule_code"], add["due_date"])], [None] * len(add)))
@@ -197,18 +193,6 @@ def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, 
 
 def _clean(record: dict) -> dict:
     return {k: _py(v) for k, v in record.items()}
-
-
-def _column(values: pd.Series) -> list:
-    """A column as plain Python values, None for missing (what both database drivers take)."""
-    if pd.api.types.is_bool_dtype(values.dtype):
-        return [bool(v) for v in values.tolist()]
-    obj = values.astype(object)
-    return obj.where(obj.notna(), None).tolist()
-
-
-def _tuples(frame: pd.DataFrame):
-    return zip(*(_column(frame[c]) for c in frame.columns))
 
 
 def _resolve(conn, fired, night, at, judged_policies, rules_ran, judged_values) -> int:

@@ -19,6 +19,7 @@ import xlsxwriter
 
 from pipeline.cases.tables import items
 from pipeline.errors import InputError
+from pipeline.store import read_frame
 
 QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
 
@@ -45,8 +46,7 @@ def confirmed_false(conn: sa.Connection, start: dt.date, end: dt.date) -> pd.Dat
         .where(items.c.close_reason == "false", items.c.closed_on >= start.isoformat(),
                items.c.closed_on <= end.isoformat()) \
         .order_by(items.c.branch, items.c.channel, items.c.agent_code, items.c.policy_no)
-    result = conn.execute(query)
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    return read_frame(conn, query)
 
 
 def summary(detail: pd.DataFrame) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from checks.catalogue import RULES
 from pipeline.cases.tables import items
-from pipeline.store import night_dims, runs
+from pipeline.store import night_dims, read_frame as _frame, runs
 
 TREND_NIGHTS = 30
 SHARED = ("PHONE_SHARED", "BANK_SHARED")
@@ -32,11 +32,6 @@ class Board:
     shared_agents: pd.DataFrame = field(default_factory=pd.DataFrame)
     clusters: pd.DataFrame = field(default_factory=pd.DataFrame)
     expectations: dict | None = None
-
-
-def _frame(conn: sa.Connection, query) -> pd.DataFrame:
-    result = conn.execute(query)
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
 def gather(conn: sa.Connection, night: str | None = None) -> Board:
