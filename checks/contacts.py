@@ -46,7 +46,7 @@ def placeholder(national: pd.Series, ctx: RuleContext) -> pd.Series:
         length = national.str.len()
         for n in range(7, 12):
             hit |= national.where(length == n).isin(_runs(n)).fillna(False)
-        landline = national.str.fullmatch(r"[2-9]\d{9,10}|10\d{8}", na=False)
+        landline = national.str.fullmatch(r"[2-9][0-9]{9,10}|10[0-9]{8}", na=False)
         hit |= landline & national.str[-8:].isin(_runs(8)).fillna(False)
     return hit.astype(bool)
 
@@ -74,24 +74,30 @@ def phone_invalid(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
 
 def bank_account_invalid(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
     digits = frame["bank_account_digits"]
-    bad = frame["bank_account"].notna() & ~digits.str.fullmatch(r"\d{8,30}", na=False)
+    bad = frame["bank_account"].notna() & ~digits.str.fullmatch(r"[0-9]{8,30}", na=False)
     evidence = mask_account(frame.loc[bad, "bank_account_digits"]).reindex(frame.index)
     return findings.make(bad, "policy", "bank_account", "缴费账号不是8至30位数字", evidence)
 
 
 def luhn_ok(digits: pd.Series) -> pd.Series:
-    """Luhn check over a column of digit strings (left-padded to 19 with zeros, which keeps the sum)."""
-    padded = digits.str.pad(19, fillchar="0")
+    """Luhn check over a column of digit strings (left-padded to 19 with zeros, which keeps the
+    sum); anything but 1 to 19 ASCII digits fails it."""
+    out = pd.Series(False, index=digits.index)
+    shaped = digits.str.fullmatch(r"[0-9]{1,19}", na=False).to_numpy(dtype=bool)
+    if not shaped.any():
+        return out
+    padded = digits[shaped].str.pad(19, fillchar="0")
     m = char_matrix(padded, 19).astype(np.int16) - 48
     rev = m[:, ::-1]  # from the right: the check digit, then every second digit doubled
     odd = rev[:, 1::2] * 2
     total = rev[:, 0::2].sum(axis=1) + (odd - 9 * (odd > 9)).sum(axis=1)
-    return pd.Series(total % 10 == 0, index=digits.index)
+    out[shaped] = total % 10 == 0
+    return out
 
 
 def bank_card_luhn(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
     digits = frame["bank_account_digits"]
-    card = digits.str.fullmatch(r"\d{16,19}", na=False)
+    card = digits.str.fullmatch(r"[0-9]{16,19}", na=False)
     bad = pd.Series(False, index=frame.index)
     if card.any():
         bad[card] = ~luhn_ok(digits[card])

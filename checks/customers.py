@@ -37,7 +37,7 @@ def _kinds(frame: pd.DataFrame, ctx: RuleContext, role: str) -> pd.Series:
     for name, values in types.items():
         kind = kind.mask(id_type.isin(values).fillna(False), name)
     # an untyped number with the exact shape of a citizen number is read as one (as the ID rules do)
-    untyped_card = id_type.isna() & frame[f"{role}_id_no"].str.fullmatch(r"\d{17}[\dX]|\d{15}", na=False)
+    untyped_card = id_type.isna() & frame[f"{role}_id_no"].str.fullmatch(r"[0-9]{17}[0-9X]|[0-9]{15}", na=False)
     return kind.mask(untyped_card, "ID")
 
 

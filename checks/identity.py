@@ -37,8 +37,8 @@ def analysis(frame: pd.DataFrame, ctx: RuleContext, role: str) -> pd.DataFrame:
         number = frame[f"{role}_id_no"]
         card = id_type.isin(_types(ctx, "id_card_types") | _types(ctx, "residence_permit_types"))
         # no type given (already MISSING_FIELD) but the number has an ID card's exact shape: check it
-        card |= id_type.isna() & number.str.fullmatch(r"\d{17}[\dX]|\d{15}", na=False)
-        foreign = id_type.isin(_types(ctx, "foreign_permanent_types")) & number.str.fullmatch(r"9\d{16}[\dX]", na=False)
+        card |= id_type.isna() & number.str.fullmatch(r"[0-9]{17}[0-9X]|[0-9]{15}", na=False)
+        foreign = id_type.isin(_types(ctx, "foreign_permanent_types")) & number.str.fullmatch(r"9[0-9]{16}[0-9X]", na=False)
         applies = (card | foreign).fillna(False) & number.notna()
         result = analyse(number.where(applies), ctx.business_date, region_check=card.fillna(False))
         ctx.cache[key] = result.assign(applies=applies, foreign=foreign.fillna(False))

@@ -24,9 +24,9 @@ from checks.arrays import arrow_strings
 
 _SEPARATORS = r"[\s\-()\[\]./·]"
 # an extension after an explicit marker (phonenumbers does not know 转 or 分机); kept apart, not in E.164
-_EXTENSION = r"\s*(?:转|分机|EXT\.?|X|#|-)\s*(?P<g>\d{1,6})$"
-_MOBILE = r"^(?:\+86|0086|86)?(?P<g>1\d{10})$"
-_LANDLINE = r"^(?:(?:\+86|0086)0?|0)(?P<g>[1-9]\d{8,10})$"
+_EXTENSION = r"\s*(?:转|分机|EXT\.?|X|#|-)\s*(?P<g>[0-9]{1,6})$"
+_MOBILE = r"^(?:\+86|0086|86)?(?P<g>1[0-9]{10})$"
+_LANDLINE = r"^(?:(?:\+86|0086)0?|0)(?P<g>[1-9][0-9]{8,10})$"
 _TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail",
           "fixed_line", "mobile")
 
@@ -101,7 +101,7 @@ def normalise(values: pd.Series) -> pd.DataFrame:
     split = pd.Series(False, index=s.index)
     if ext.notna().any():
         head = _replace(s[ext.notna()], _EXTENSION, "")
-        split[ext.notna()] = _replace(head, _SEPARATORS, "").str.fullmatch(r"(?:\+86|0086)?0\d{9,11}", na=False)
+        split[ext.notna()] = _replace(head, _SEPARATORS, "").str.fullmatch(r"(?:\+86|0086)?0[0-9]{9,11}", na=False)
         s = s.where(~split, head.reindex(s.index))
     compact = _replace(s, _SEPARATORS, "")
     mobile = _group(compact, _MOBILE)

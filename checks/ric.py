@@ -27,8 +27,9 @@ from checks.regions import known_codes
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 # check character for (sum of weighted digits) mod 11 = 0, 1, 2, ..., 10
 CHECK_CHARACTERS = "10X98765432"
-_SCIENTIFIC = re.compile(r"^\d(?:\.\d+)?E[+]?\d+$")
-_TRAILING_ZERO_DECIMAL = re.compile(r"^\d+\.0+$")
+_SCIENTIFIC = re.compile(r"^\d(?:\.\d+)?E[+]?\d+$", re.ASCII)
+_SHAPE = re.compile(r"^(?:[0-9]{15}|[0-9]{17}[0-9X])$")
+_TRAILING_ZERO_DECIMAL = re.compile(r"^\d+\.0+$", re.ASCII)
 _FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
 
 
@@ -54,7 +55,7 @@ def is_corrupted(number: str) -> bool:
     number = compact(number)
     if _SCIENTIFIC.match(number) or _TRAILING_ZERO_DECIMAL.match(number):
         return True
-    return len(number) == 18 and number.isdigit() and number.endswith("000") and calc_check_character(number) != "0"
+    return len(number) == 18 and number.isascii() and number.isdigit() and number.endswith("000") and calc_check_character(number) != "0"
 
 
 def _birth(number: str) -> dt.date:
@@ -65,21 +66,29 @@ def _birth(number: str) -> dt.date:
         raise InvalidComponent("the embedded birth date is not a real date") from None
 
 
-def validate(number: str, today: dt.date | None = None) -> str:
-    """Return the compact number, or raise a ValidationError naming what is wrong."""
+def _shaped(number: str) -> str:
+    """The compact number if it has the shape of one (ASCII digits only: `str.isdigit` would
+    let '١' or '²' through), else a ValidationError."""
     number = compact(number)
     if is_corrupted(number):
         raise Corrupted()
-    if len(number) == 15:
-        if not number.isdigit():
-            raise InvalidFormat()
-    elif len(number) == 18:
-        if not (number[:17].isdigit() and (number[17].isdigit() or number[17] == "X")):
-            raise InvalidFormat()
-        if calc_check_character(number) != number[17]:
-            raise InvalidChecksum()
-    else:
+    if len(number) not in (15, 18):
         raise InvalidLength()
+    if not _SHAPE.match(number):
+        raise InvalidFormat()
+    return number
+
+
+def validate(number: str, today: dt.date | None = None) -> str:
+    """Return the compact number, or raise a ValidationError naming what is wrong.
+
+    >>> validate('١١٠١٠٥١٩٤٩١٢٣١٠٠٢X')  # digits of another script are not digits here
+    Traceback (most recent call last):
+    checks.exceptions.InvalidFormat: the number has an invalid format
+    """
+    number = _shaped(number)
+    if len(number) == 18 and calc_check_character(number) != number[17]:
+        raise InvalidChecksum()
     birth = _birth(number)
     if birth.year < 1900 or birth > (today or dt.date.today()):
         raise InvalidComponent("the embedded birth date is before 1900 or in the future")
@@ -96,22 +105,22 @@ def is_valid(number: str) -> bool:
 
 
 def get_birth_date(number: str) -> dt.date:
-    return _birth(compact(number))
+    return _birth(_shaped(number))
 
 
 def get_sex(number: str) -> str:
     """'M' when the sequence digit is odd, else 'F'."""
-    number = compact(number)
+    number = _shaped(number)
     return "M" if int(number[16 if len(number) == 18 else 14]) % 2 else "F"
 
 
 def get_address_code(number: str) -> str:
-    return compact(number)[:6]
+    return _shaped(number)[:6]
 
 
 def upgrade(number: str) -> str:
     """The 18-character form of a 15-digit number (century 19, new check character)."""
-    number = compact(number)
+    number = _shaped(number)
     if len(number) != 15:
         return number
     body = number[:6] + "19" + number[6:]

@@ -20,8 +20,8 @@ from checks.ric import CHECK_CHARACTERS, WEIGHTS
 
 _CHECK = np.frombuffer(CHECK_CHARACTERS.encode("ascii"), dtype=np.uint8)
 _DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
-SCIENTIFIC = r"^\d(?:\.\d+)?E\+?\d+$"
-DECIMAL_ZERO = r"^\d+\.0+$"
+SCIENTIFIC = r"^[0-9](?:\.[0-9]+)?E\+?[0-9]+$"
+DECIMAL_ZERO = r"^[0-9]+\.0+$"
 
 # status of a number, most severe first; a number has exactly one
 OK, CORRUPTED, FORMAT, CHECKSUM = "ok", "corrupted", "format", "checksum"

@@ -37,11 +37,11 @@ SEX_CODES = {
     "女": "F", "女性": "F", "F": "F", "FEMALE": "F", "2": "F",
 }
 _DATE_SEPARATED = (
-    r"^(?P<y>\d{4})\s*[-/.年]\s*(?P<m>\d{1,2})\s*[-/.月]\s*(?P<d>\d{1,2})\s*日?"
-    r"(?:[ T]+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"
+    r"^(?P<y>[0-9]{4})\s*[-/.年]\s*(?P<m>[0-9]{1,2})\s*[-/.月]\s*(?P<d>[0-9]{1,2})\s*日?"
+    r"(?:[ T]+[0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?)?$"
 )
-_DATE_COMPACT = r"^(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})$"
-_DATE_SERIAL = r"^(?P<n>\d{5})(?:\.0+)?$"  # a spreadsheet date serial that lost its format
+_DATE_COMPACT = r"^(?P<y>[0-9]{4})(?P<m>[0-9]{2})(?P<d>[0-9]{2})$"
+_DATE_SERIAL = r"^(?P<n>[0-9]{5})(?:\.0+)?$"  # a spreadsheet date serial that lost its format
 _EXCEL_EPOCH = np.datetime64("1899-12-30")
 
 
@@ -114,11 +114,11 @@ def parse_term_years(values: pd.Series) -> pd.Series:
     [20.0, 1.0, 0.5, 0.49, inf, inf, nan]
     """
     v = values.str.upper().str.replace(" ", "", regex=False)
-    num = v.str.extract(r"^(\d+(?:\.\d+)?)")[0].astype(float)
+    num = v.str.extract(r"^([0-9]+(?:\.[0-9]+)?)")[0].astype(float)
     years = pd.Series(np.nan, index=v.index)
-    years[v.str.fullmatch(r"\d+(?:\.\d+)?(?:年|Y|YEARS?)?", na=False)] = num
-    years[v.str.fullmatch(r"\d+(?:个月|月|M|MONTHS?)", na=False)] = num / 12
-    years[v.str.fullmatch(r"\d+(?:天|日|D|DAYS?)", na=False)] = num / 365
+    years[v.str.fullmatch(r"[0-9]+(?:\.[0-9]+)?(?:年|Y|YEARS?)?", na=False)] = num
+    years[v.str.fullmatch(r"[0-9]+(?:个月|月|M|MONTHS?)", na=False)] = num / 12
+    years[v.str.fullmatch(r"[0-9]+(?:天|日|D|DAYS?)", na=False)] = num / 365
     years[v.str.contains(r"终身|长期|岁|WHOLE ?LIFE", regex=True, na=False)] = np.inf
     return years
 

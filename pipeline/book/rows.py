@@ -47,7 +47,7 @@ def contact_rows(frame: pd.DataFrame, ctx: RuleContext, key: bytes, version: str
             text, masked = frame[f"{field}_e164"][ok], mask_phone(national[ok])
         else:
             digits = frame["bank_account_digits"]
-            ok = digits.str.fullmatch(r"\d{8,30}", na=False)
+            ok = digits.str.fullmatch(r"[0-9]{8,30}", na=False)
             text, masked = digits[ok], mask_account(digits[ok])
         if not ok.any():
             continue
