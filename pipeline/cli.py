@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import logging
 import os
 import sys
 
 import click
 
-from pipeline import __version__
+from pipeline import __version__, logs
 from pipeline.errors import CustdqError
 
 
@@ -55,9 +54,12 @@ db_option = click.option("--db", metavar="URL", help="case store URL (default: s
 
 @click.group()
 @click.version_option(__version__, prog_name="custdq")
-def cli():
+@click.option("-v", "--verbose", count=True,
+              help="more detail on stderr: -v stage details and counts, -vv debug lines and SQL statements "
+                   "(long digit runs are masked in every log line)")
+def cli(verbose):
     """custdq: nightly data-quality checks of life-insurance customer information."""
-    logging.basicConfig(level=logging.WARNING, format="custdq: %(levelname)s: %(message)s")
+    logs.configure(verbose)
 
 
 @cli.command()

@@ -26,6 +26,7 @@ from pipeline.errors import InputError
 from pipeline.ingest import read_extract
 from pipeline.items import build, night_deadlines
 from pipeline.normalise import normalise
+from pipeline.logs import count
 from pipeline.progress import Stages, peak_memory_mb
 from pipeline.roster import load_roster
 from pipeline.scope import split
@@ -70,9 +71,13 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory")
     stages = Stages(STAGES, quiet=quiet)
+    log.info("business date %s, %d extract file(s), case store %s, output folder %s", business_date, len(extracts),
+             store.safe_url(db), out)
+    log.debug("settings: %s", {k: v for k, v in cfg.items() if k not in ("aliases", "placeholders")})
     engine_db = store.open_store(db)
     key = hashkey.load_key(hashkey.key_path(cfg["hash_key_file"], db))
     store.check_key(engine_db, hashkey.fingerprint(key))
+    log.debug("hash key fingerprint %s", hashkey.fingerprint(key))
     with store_lock(engine_db, "run", business_date.isoformat(), float(cfg["store"]["lock_wait_seconds"]),
                     notify=stages.note):
         out.mkdir(parents=True, exist_ok=True)
@@ -95,6 +100,11 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
         extract = read_extract(extracts, alias_map(EXTRACT_COLUMNS, cfg["aliases"]))
         roster = load_roster(agents, cfg) if agents else None
     inputs_extra = [roster.manifest] if roster else []
+    for i in extract.inputs:
+        log.info("read %s: %s, encoding %s, %s records, %s malformed, %s blank lines, reader %s", i.path, i.format,
+                 i.encoding, count(i.rows), count(i.malformed_rows), count(i.blank_rows), i.reader)
+    if roster:
+        log.info("agent roster: %s agents", count(len(roster.agents)))
     sources = [i.path for i in extract.inputs]
     with stages.stage("normalise"):
         frame = normalise(extract.frame, cfg)
@@ -103,6 +113,8 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
     with stages.stage("scope"):
         sp = split(frame, sources, cfg)
         quarantine = pd.concat([extract.quarantine, sp.quarantined], ignore_index=True)
+    log.info("scope: %s in scope, %s out of scope, %s quarantined", count(sp.in_scope.sum()),
+             count(sp.out_of_scope.sum()), count(len(quarantine)))
     with engine_db.begin() as conn:  # the night's store writes: one transaction
         with stages.stage("check"):
             ctx = context(business_date, extract.frame, cfg, roster.agents if roster else None)
@@ -116,6 +128,10 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
                             "run `custdq index compact` in a quiet hour")
             order = {code: i for i, code in enumerate(RULES)}
             outcomes = sorted(outcomes + book.outcomes, key=lambda o: order[o.rule_code])
+            log.info("shared contacts: %s", {k: v for k, v in book.stats.items() if not isinstance(v, dict)})
+        for o in outcomes:
+            log.info("rule %s: %s, %s rows failed, %s findings, %.3f s", o.rule_code, o.status,
+                     count(o.rows_failed or 0), count(o.findings or 0), o.seconds or 0.0)
         with stages.stage("items"):
             calendar = WorkCalendar(cfg["calendar"]["years"])
             deadlines = night_deadlines(business_date, calendar, cfg)
@@ -129,6 +145,7 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
                               checked["policy_no"].astype(object).unique(), {o.rule_code for o in outcomes if o.status == "ok"},
                               book.judged)
             items = night.listing
+            log.info("items: %s", ", ".join(f"{k} {count(v)}" for k, v in night.counts.items()))
 
         rows = {
             "rows_read": sum(i.rows for i in extract.inputs),
@@ -145,6 +162,8 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
             dims = night_dims(checked, fired)  # the dashboard's per-branch/channel/agent figures
             flagged = pd.Index(fired["policy_no"].astype(object).unique())
             rows_flagged = int(checked["policy_no"].astype(object).isin(flagged).sum()) if len(fired) else 0
+            log.info("outputs: %s items listed, %s worklist files, %s quarantined rows", count(len(items)),
+                     count(len(worklist_files)), count(len(quarantine)))
         gate = None
         if cfg["expectations"]["enabled"]:
             with stages.stage("expectations"):
@@ -153,6 +172,8 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
                                                           cfg["expectations"])
                 gate = run_gate(figures, distinct, reference, cfg["expectations"], out)
                 outputs.write_json({"reference": reference, **gate.to_dict()}, out / "expectations.json")
+                log.info("expectations: %d evaluated, %d failed, blocking failed: %s", len(gate.results),
+                         sum(not r["success"] for r in gate.results), gate.blocking_failed or "none")
                 if gate.blocking_failed:
                     stages.note(f"blocking expectations failed: {', '.join(gate.blocking_failed)}")
         finished = dt.datetime.now(CHINA)
@@ -196,6 +217,7 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
         manifest["timings_seconds"] = stages.timings
         manifest["peak_memory_mb"] = peak_memory_mb()
         outputs.write_json(manifest, out / "manifest.json")  # last: its presence marks a complete night
+        log.debug("stage seconds %s, peak memory %s MB", stages.timings, manifest["peak_memory_mb"])
     return RunResult(out, manifest, items, gate_failed=bool(gate and gate.blocking_failed))
 
 
