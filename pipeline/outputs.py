@@ -5,6 +5,7 @@ a reader sees the previous complete file or the new complete file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -35,8 +36,11 @@ def discard(folder: Path) -> None:
 def publish(staging: Path, out: Path) -> None:
     """Move a complete night from `staging` into `out`: files by rename, folders swapped, stale
     staging folders of killed runs removed, manifest.json last (its presence marks a complete
-    night). Nothing is written here, so a full disk cannot stop it half way."""
+    night). The previous manifest.json goes first: while files of two nights are side by side
+    there is no manifest, and a present manifest lists (with checksums) exactly the files of its
+    night. Nothing is written here, so a full disk cannot stop it half way."""
     entries = sorted(staging.iterdir(), key=lambda p: p.name == "manifest.json")
+    (out / "manifest.json").unlink(missing_ok=True)
     for entry in entries:
         target = out / entry.name
         if entry.is_dir():
@@ -50,6 +54,18 @@ def publish(staging: Path, out: Path) -> None:
     discard(staging)
     for stale in out.glob(".staging-*"):  # left by a killed run
         discard(stale)
+
+
+def listing(folder: Path) -> dict[str, dict]:
+    """Every file under `folder` (relative path -> bytes, sha256), for the manifest."""
+    found = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        found[path.relative_to(folder).as_posix()] = {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    return found
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
