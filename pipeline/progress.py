@@ -22,6 +22,7 @@ class Stages:
         self.quiet = quiet
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.timings: dict[str, float] = {}
+        self.peaks: dict[str, float] = {}  # the process's peak memory (MB) when each stage ended
 
     def _say(self, text: str, end: str = "\n") -> None:
         if not self.quiet:
@@ -39,6 +40,7 @@ class Stages:
         started = time.perf_counter()
         yield
         self.timings[name] = round(time.perf_counter() - started, 3)
+        self.peaks[name] = peak_memory_mb()
         if not self.tty:
             self._say(f"custdq: {time.strftime('%H:%M:%S')} {n}/{total} {name} done in {self.timings[name]:.2f}s")
         elif n == total:

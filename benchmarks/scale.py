@@ -1,0 +1,163 @@
+"""python -m benchmarks.scale [--rows 1000000 10000000] [--runs 3]: whole nights at scale (issue 7).
+
+For each size, an extract generated with `custdq sample`, then `custdq run` on it in a fresh
+process with a fresh SQLite store, `--runs` times; on the smallest size, the straightforward
+baseline (benchmarks/baseline.py) in the same run, its runs alternating with custdq's. Wall
+time, peak memory of the process tree (sampled from /proc every 0.2 s) and custdq's stage
+timings (from manifest.json). A run whose tree passes `--memory-limit-gb` is stopped and
+reported as such, so a size that does not fit cannot take the machine down.
+Prints medians and the ratios issue 7 sets targets for; writes benchmarks/results/scale.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from benchmarks.__main__ import machine
+
+CUSTDQ = str(Path(sys.executable).with_name("custdq"))
+KEY = "custdq-benchmark-key-0123456789abcdef0123"
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of `root` and all its descendants."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+            parents[int(entry.name)] = int(fields[1])
+            rss[int(entry.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += [child for child, parent in parents.items() if parent == pid]
+    return total
+
+
+def measured(command: list[str], limit_bytes: int, env: dict) -> dict:
+    """Run `command`; wall seconds, peak tree RSS, exit status, whether the memory limit stopped it."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    peak, stopped = 0, False
+    done = threading.Event()
+
+    def watch():
+        nonlocal peak, stopped
+        while not done.is_set():
+            now = tree_rss(proc.pid)
+            peak = max(peak, now)
+            if now > limit_bytes:
+                stopped = True
+                os.killpg(proc.pid, signal.SIGKILL)
+                return
+            done.wait(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    _, err = proc.communicate()
+    done.set()
+    watcher.join()
+    return {"seconds": round(time.perf_counter() - started, 2), "peak_gb": round(peak / 2**30, 2),
+            "exit": proc.returncode, "stopped_at_limit": stopped,
+            "stderr_tail": err.decode("utf-8", "replace").strip().splitlines()[-1:]}
+
+
+def night(extract: Path, work: Path, limit: int, env: dict) -> dict:
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    got = measured([CUSTDQ, "run", str(extract), "--business-date", "2026-11-20", "--db",
+                    f"sqlite:///{work / 'cases.db'}", "--out", str(work / "out"), "--quiet"], limit, env)
+    manifest = work / "out" / "manifest.json"
+    if got["exit"] == 0 and manifest.exists():
+        m = json.loads(manifest.read_text(encoding="utf-8"))
+        got.update(stages=m["timings_seconds"], items=m["items"]["total"], rows=m["rows"]["rows_read"])
+    shutil.rmtree(work, ignore_errors=True)
+    return got
+
+
+def median(runs: list[dict], key: str) -> float | None:
+    values = [r[key] for r in runs if r["exit"] == 0]
+    return round(statistics.median(values), 2) if values else None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--memory-limit-gb", type=float, default=20.0)
+    ap.add_argument("--work", default="benchmarks/results/scale", help="extracts are kept here between runs")
+    args = ap.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, CUSTDQ_HASH_KEY=KEY)
+    limit = int(args.memory_limit_gb * 2**30)
+    sizes = sorted(args.rows)
+    results: dict = {"machine": machine(), "sizes": {}, "baseline": []}
+    for rows in sizes:
+        extract = work / f"night-{rows}.csv"
+        if not extract.exists():
+            gen = measured([CUSTDQ, "sample", "--rows", str(rows), "--seed", str(args.seed), "--out", str(extract)],
+                           limit, env)
+            print(f"generated {rows:,} rows in {gen['seconds']} s ({gen['peak_gb']} GB)", flush=True)
+        runs = []
+        for i in range(args.runs):
+            if rows == sizes[0]:
+                base = measured([sys.executable, "-m", "benchmarks.baseline", str(extract),
+                                 str(work / "baseline-findings.csv")], limit, env)
+                results["baseline"].append(base)
+                print(f"  baseline {rows:,}: {base['seconds']} s, {base['peak_gb']} GB, exit {base['exit']}", flush=True)
+            got = night(extract, work / "night", limit, env)
+            runs.append(got)
+            print(f"  custdq run {rows:,}: {got['seconds']} s, {got['peak_gb']} GB, exit {got['exit']}"
+                  f"{' (stopped at the memory limit)' if got['stopped_at_limit'] else ''} {got.get('stages', '')}",
+                  flush=True)
+        results["sizes"][rows] = runs
+
+    base_s = median(results["baseline"], "seconds")
+    print(f"\nwhole nights, medians of {args.runs} runs, on {results['machine']}\n")
+    print("| rows | `custdq run` s | peak GB | items | vs baseline | vs smallest size |")
+    print("|---|---|---|---|---|---|")
+    first_s = median(results["sizes"][sizes[0]], "seconds")
+    for rows in sizes:
+        runs = results["sizes"][rows]
+        s, gb = median(runs, "seconds"), median(runs, "peak_gb")
+        items = next((r.get("items") for r in runs if r.get("items") is not None), None)
+        if s is None:
+            why = "stopped at the memory limit" if any(r["stopped_at_limit"] for r in runs) else "failed"
+            print(f"| {rows:,} | {why} | >{max(r['peak_gb'] for r in runs)} | | | |")
+            continue
+        speed = f"{base_s / s:.2f}x faster" if base_s and rows == sizes[0] else ""
+        print(f"| {rows:,} | {s} | {gb} | {items:,} | {speed} | {s / first_s:.2f}x the time |")
+    if base_s:
+        print(f"| {sizes[0]:,} (baseline) | {base_s} | {median(results['baseline'], 'peak_gb')} | | 1x | |")
+    for rows in sizes:
+        ok = [r for r in results["sizes"][rows] if r["exit"] == 0]
+        if ok:
+            stages = {k: round(statistics.median(r["stages"][k] for r in ok), 2) for k in ok[0]["stages"]}
+            print(f"\nstages at {rows:,} rows (median s): {stages}")
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "scale.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
