@@ -62,3 +62,39 @@ def test_a_rerun_replaces_the_folder(invoke, tmp_path):
     out = night(invoke, tmp_path, [row(applicant_phone="", branch="广东分公司")], name="e2.csv")
     assert sorted(p.name for p in (out / "worklists").iterdir()) == ["广东分公司.xlsx"]
     assert not [p for p in out.iterdir() if p.name.startswith(".worklists")]
+
+
+HOSTILE = ["<r><t>x</t></r>", "a&b<c>d]]>", " leading", "trailing ", "tab\tin", "line\nbreak", "=1+1", "+86 139",
+           "-1", "@A1", "emoji 😀", "张三", '"quoted"', "&amp;", "<![CDATA[x]]>", "x" * 5000]
+
+
+def test_cells_read_back_exactly_as_written(tmp_path):
+    """Every kind of text a field may hold comes back from openpyxl as the same string, in a
+    string cell; XML-looking values (XlsxWriter passes '<r>...</r>' through as rich text) stay text."""
+    import pandas as pd
+
+    from pipeline.worklists import _write_one
+
+    cells = pd.DataFrame({h: [HOSTILE[(i + j) % len(HOSTILE)] for i in range(40)] for j, (h, _, _) in enumerate(COLUMNS)})
+    cells.iloc[3, 5] = ""
+    path = tmp_path / "w.xlsx"
+    _write_one(path, cells)
+    ws = openpyxl.load_workbook(path).active
+    assert ws.max_row == 41 and ws.auto_filter.ref == "A1:W41" and ws.dimensions == "A1:W41"
+    for r in range(40):
+        for j in range(len(COLUMNS)):
+            cell = ws.cell(r + 2, j + 1)
+            expected = cells.iat[r, j]
+            assert (cell.value or "") == expected, (r, j, cell.value, expected)
+            assert cell.data_type == ("s" if expected else "n")
+
+
+def test_control_characters_and_excel_escapes_are_escaped_as_excel_expects(tmp_path):
+    import pandas as pd
+
+    from pipeline.worklists import _write_one
+
+    cells = pd.DataFrame({h: ["ctl\x01x", "_x0041_"] for h, _, _ in COLUMNS})
+    _write_one(tmp_path / "w.xlsx", cells)
+    ws = openpyxl.load_workbook(tmp_path / "w.xlsx").active  # openpyxl shows Excel's escapes as stored
+    assert [ws.cell(r, 1).value for r in (2, 3)] == ["ctl_x0001_x", "_x005F_x0041_"]
