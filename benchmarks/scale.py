@@ -3,7 +3,7 @@
 For each size, an extract generated with `custdq sample`, then `custdq run` on it in a fresh
 process with a fresh SQLite store, `--runs` times; on the smallest size, the straightforward
 baseline (benchmarks/baseline.py) in the same run, its runs alternating with custdq's. Wall
-time, peak memory of the process tree (sampled from /proc every 0.2 s) and custdq's stage
+time, peak memory of the process tree (proportional set sizes from /proc, every 0.2 s) and custdq's stage
 timings (from manifest.json). A run whose tree passes `--memory-limit-gb` is stopped and
 reported as such, so a size that does not fit cannot take the machine down.
 Prints medians and the ratios issue 7 sets targets for; writes benchmarks/results/scale.json.
@@ -29,10 +29,21 @@ CUSTDQ = str(Path(sys.executable).with_name("custdq"))
 KEY = "custdq-benchmark-key-0123456789abcdef0123"
 
 
+def _pss(pid: int) -> int:
+    """Proportional set size: a page shared with a forked worker counts once across the two."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def tree_rss(root: int) -> int:
-    """Resident bytes of `root` and all its descendants."""
+    """Memory of `root` and all its descendants (sum of their proportional set sizes)."""
     parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -40,19 +51,19 @@ def tree_rss(root: int) -> int:
             with open(f"/proc/{entry.name}/stat", "rb") as fh:
                 fields = fh.read().rsplit(b")", 1)[1].split()
             parents[int(entry.name)] = int(fields[1])
-            rss[int(entry.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
         except (OSError, IndexError, ValueError):
             continue
     total, todo = 0, [root]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
+        total += _pss(pid)
         todo += [child for child, parent in parents.items() if parent == pid]
     return total
 
 
 def measured(command: list[str], limit_bytes: int, env: dict) -> dict:
-    """Run `command`; wall seconds, peak tree RSS, exit status, whether the memory limit stopped it."""
+    """Run `command`; wall seconds, peak tree memory, exit status, whether the memory limit stopped
+    it, and the last line it printed (for a stopped night: the stage it had reached)."""
     started = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
@@ -84,7 +95,7 @@ def night(extract: Path, work: Path, limit: int, env: dict) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     got = measured([CUSTDQ, "run", str(extract), "--business-date", "2026-11-20", "--db",
-                    f"sqlite:///{work / 'cases.db'}", "--out", str(work / "out"), "--quiet"], limit, env)
+                    f"sqlite:///{work / 'cases.db'}", "--out", str(work / "out")], limit, env)
     manifest = work / "out" / "manifest.json"
     if got["exit"] == 0 and manifest.exists():
         m = json.loads(manifest.read_text(encoding="utf-8"))
@@ -128,7 +139,8 @@ def main() -> None:
             got = night(extract, work / "night", limit, env)
             runs.append(got)
             print(f"  custdq run {rows:,}: {got['seconds']} s, {got['peak_gb']} GB, exit {got['exit']}"
-                  f"{' (stopped at the memory limit)' if got['stopped_at_limit'] else ''} {got.get('stages', '')}",
+                  f"{' (stopped at the memory limit)' if got['stopped_at_limit'] else ''} "
+                  f"{got.get('stages') or got['stderr_tail']}",
                   flush=True)
         results["sizes"][rows] = runs
 
