@@ -106,6 +106,7 @@ def _cells(items: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+EXCEL_MAX_TEXT = 32767  # UTF-16 code units a cell may hold; Excel refuses (repairs) a longer one
 _ESCAPED = re.compile(r"(_x[0-9a-fA-F]{4}_)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")
 _NOT_XML = re.compile(r"[\ud800-\udfff\ufffe\uffff]")
@@ -118,12 +119,23 @@ def _excel_text(value: str) -> str:
     return _NOT_XML.sub(lambda m: f"_x{ord(m.group(0)):04X}_", value)
 
 
+def _fit(value: str) -> str:
+    """A text cut to what one Excel cell holds (as XlsxWriter's write_string cuts it)."""
+    units = value.encode("utf-16-le", "surrogatepass")
+    if len(units) <= 2 * EXCEL_MAX_TEXT:
+        return value
+    return units[: 2 * EXCEL_MAX_TEXT].decode("utf-16-le", "ignore")
+
+
 def _xml_texts(values: pd.Series) -> pa.Array:
     """A column's texts, escaped for a SpreadsheetML <t> element."""
     try:
         arr = pa.array(values.to_numpy(dtype=object), type=pa.string())
     except (UnicodeEncodeError, pa.ArrowInvalid):  # a lone surrogate: never valid UTF-8
         arr = pa.array([_excel_text(v) for v in values], type=pa.string())
+    long = pc.greater(pc.utf8_length(arr), EXCEL_MAX_TEXT // 2)
+    if pc.any(long).as_py():
+        arr = pa.array([_fit(v) if cut else v for v, cut in zip(arr.to_pylist(), long.to_pylist())], type=pa.string())
     odd = pc.match_substring_regex(arr, r"_x[0-9a-fA-F]{4}_|[\x00-\x08\x0b-\x1f]|\x{FFFE}|\x{FFFF}")
     if pc.any(odd).as_py():
         fixed = [_excel_text(v) if o else v for v, o in zip(arr.to_pylist(), odd.to_pylist())]

@@ -65,7 +65,7 @@ def test_a_rerun_replaces_the_folder(invoke, tmp_path):
 
 
 HOSTILE = ["<r><t>x</t></r>", "a&b<c>d]]>", " leading", "trailing ", "tab\tin", "line\nbreak", "=1+1", "+86 139",
-           "-1", "@A1", "emoji 😀", "张三", '"quoted"', "&amp;", "<![CDATA[x]]>", "x" * 5000]
+           "-1", "@A1", "emoji 😀", "张三", '"quoted"', "&amp;", "<![CDATA[x]]>", "x" * 32767]
 
 
 def test_cells_read_back_exactly_as_written(tmp_path):
@@ -98,3 +98,16 @@ def test_control_characters_and_excel_escapes_are_escaped_as_excel_expects(tmp_p
     _write_one(tmp_path / "w.xlsx", cells)
     ws = openpyxl.load_workbook(tmp_path / "w.xlsx").active  # openpyxl shows Excel's escapes as stored
     assert [ws.cell(r, 1).value for r in (2, 3)] == ["ctl_x0001_x", "_x005F_x0041_"]
+
+
+def test_a_text_longer_than_an_excel_cell_is_cut_to_32767(tmp_path):
+    """A 1 MB policy number (tests/corpus has one) must not make Excel repair the workbook."""
+    import pandas as pd
+
+    from pipeline.worklists import _write_one
+
+    cells = pd.DataFrame({h: ["保" * 40000, "x" * 1_000_000, "😀" * 20000] for h, _, _ in COLUMNS})
+    _write_one(tmp_path / "w.xlsx", cells)
+    ws = openpyxl.load_workbook(tmp_path / "w.xlsx").active
+    assert [ws.cell(r, 2).value for r in (2, 3)] == ["保" * 32767, "x" * 32767]
+    assert ws.cell(4, 2).value == "😀" * 16383  # two UTF-16 units each: 32766, no half character
