@@ -163,7 +163,7 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
             flagged = pd.Index(fired["policy_no"].astype(object).unique())
             rows_flagged = int(checked["policy_no"].astype(object).isin(flagged).sum()) if len(fired) else 0
             log.info("outputs: %s items listed, %s worklist files, %s quarantined rows", count(len(items)),
-                     count(len(worklist_files)), count(len(quarantine)))
+                     count(sum(map(len, worklist_files.values()))), count(len(quarantine)))
         gate = None
         if cfg["expectations"]["enabled"]:
             with stages.stage("expectations"):
@@ -191,7 +191,8 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
             "coverage_term_unreadable_checked": sp.term_unreadable,
             "rules": {o.rule_code: o.to_dict() for o in outcomes},
             "contact_index": book.stats,
-            "worklists": {"folder": "worklists", "files": len(worklist_files), "rows": len(items)},
+            "worklists": {"folder": "worklists", "files": sum(map(len, worklist_files.values())),
+                          "branches": len(worklist_files), "rows": len(items)},
             "findings_per_rule": {k: int(v) for k, v in fired["rule_code"].value_counts().sort_index().items()},
             "open_items_per_rule": {k: int(v) for k, v in items["rule_code"].value_counts().sort_index().items()},
             "findings_tonight": len(fired),

@@ -53,6 +53,7 @@ COLUMNS = [
 ]
 FILLED_IN = ["处理状态", "处理结果", "处理说明"]  # the teams' columns, pre-filled with the store's disposition
 UNKNOWN_BRANCH = "未知机构"
+ROWS_PER_FILE = 1_048_575  # an Excel sheet holds 1,048,576 rows, the header included
 _FORBIDDEN = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 
 
@@ -200,14 +201,14 @@ def _put_rows(path: Path, rows: bytes, last_row: int) -> None:
             z.writestr(info.filename, data, compress_type=zipfile.ZIP_DEFLATED)
 
 
-def write_worklists(items: pd.DataFrame, out: Path) -> dict[str, str]:
-    """worklists/<branch>.xlsx for every branch with items; returns branch -> file name."""
+def write_worklists(items: pd.DataFrame, out: Path) -> dict[str, list[str]]:
+    """worklists/<branch>.xlsx for every branch with items; returns branch -> its file names."""
     target = out / "worklists"
     staging = out / f".worklists.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     branches = items["branch"].fillna(UNKNOWN_BRANCH).astype(str)
-    written: dict[str, str] = {}
+    written: dict[str, list[str]] = {}
     used: set[str] = set()
     ordered = items.sort_values(["due_date", "policy_no", "rule_code", "role"], na_position="last", kind="stable")
     for branch, part in ordered.groupby(branches.reindex(ordered.index), sort=True):
@@ -215,11 +216,14 @@ def write_worklists(items: pd.DataFrame, out: Path) -> dict[str, str]:
         if name.lower() in used:  # two branch names that clean to one file name
             name = name[:-5] + "_" + hashlib.sha256(branch.encode("utf-8")).hexdigest()[:6] + ".xlsx"
         used.add(name.lower())
-        path = (staging / name).resolve()
-        if path.parent != staging.resolve():
-            raise RuntimeError("worklist file name escaped its folder (bug)")
-        _write_one(path, _cells(part))
-        written[branch] = name
+        # a branch with more items than a sheet holds gets <branch>.xlsx, <branch>-2.xlsx, ...
+        for n, start in enumerate(range(0, max(len(part), 1), ROWS_PER_FILE), start=1):
+            piece = name if n == 1 else f"{name[:-5]}-{n}.xlsx"
+            path = (staging / piece).resolve()
+            if path.parent != staging.resolve():
+                raise RuntimeError("worklist file name escaped its folder (bug)")
+            _write_one(path, _cells(part.iloc[start: start + ROWS_PER_FILE]))
+            written.setdefault(branch, []).append(piece)
     old = out / f".worklists.old-{os.getpid()}"
     if target.exists():
         target.rename(old)

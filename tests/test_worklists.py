@@ -111,3 +111,17 @@ def test_a_text_longer_than_an_excel_cell_is_cut_to_32767(tmp_path):
     ws = openpyxl.load_workbook(tmp_path / "w.xlsx").active
     assert [ws.cell(r, 2).value for r in (2, 3)] == ["保" * 32767, "x" * 32767]
     assert ws.cell(4, 2).value == "😀" * 16383  # two UTF-16 units each: 32766, no half character
+
+
+def test_a_branch_with_more_items_than_a_sheet_holds_gets_more_files(invoke, tmp_path, monkeypatch):
+    """Excel's 1,048,576 rows a sheet (shrunk here to 2 items a file): nothing is cut off."""
+    from pipeline import worklists
+
+    monkeypatch.setattr(worklists, "ROWS_PER_FILE", 2)
+    out = night(invoke, tmp_path, [row(policy_no=f"P{i}", applicant_phone="", branch="广东分公司") for i in range(5)])
+    items, _, manifest = read_outputs(out)
+    names = sorted(p.name for p in (out / "worklists").iterdir())
+    assert names == ["广东分公司-2.xlsx", "广东分公司-3.xlsx", "广东分公司.xlsx"]
+    assert manifest["worklists"]["files"] == 3 and manifest["worklists"]["branches"] == 1
+    ids = [c.value for name in names for c in openpyxl.load_workbook(out / "worklists" / name).active["A"][1:]]
+    assert sorted(ids) == sorted(items["item_id"]) and len(ids) == 5
