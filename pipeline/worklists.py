@@ -147,8 +147,9 @@ def _xml_texts(values: pd.Series) -> pa.Array:
 
 
 def _sheet_rows(cells: pd.DataFrame) -> bytes:
-    """<row> elements of the data rows (sheet rows 2, 3, ...), every non-empty value an
-    inline-string cell; empty values are no cell, as XlsxWriter writes them."""
+    """<row> elements of the data rows (sheet rows 2, 3, ...), every value an inline-string cell,
+    an empty one included (as XlsxWriter's write_string wrote it: a text cell, never a blank the
+    next person's paste could turn into a number or formula)."""
     if not len(cells):
         return b""
     numbers = pa.array(np.arange(2, len(cells) + 2).astype(str))
@@ -159,7 +160,7 @@ def _sheet_rows(cells: pd.DataFrame) -> bytes:
         preserve = pc.if_else(spaced, pa.scalar(' xml:space="preserve"'), pa.scalar(""))
         cell = pc.binary_join_element_wise(f'<c r="{xl_col_to_name(j)}', numbers, '" t="inlineStr"><is><t', preserve,
                                            ">", text, "</t></is></c>", "")
-        row_cells.append(pc.if_else(pc.equal(text, ""), pa.scalar(""), cell))
+        row_cells.append(cell)
     rows = pc.binary_join_element_wise('<row r="', numbers, '">', *row_cells, "</row>", "")
     return "".join(rows.to_pylist()).encode("utf-8")
 
