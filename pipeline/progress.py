@@ -15,6 +15,15 @@ def peak_memory_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def memory_mb() -> float | None:
+    """The process's resident memory now (Linux /proc; None elsewhere)."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return round(int(fh.read().split()[1]) * resource.getpagesize() / 2**20, 1)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 class Stages:
     def __init__(self, names: list[str], stream=None, quiet: bool = False):
         self.names = names
@@ -23,6 +32,7 @@ class Stages:
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.timings: dict[str, float] = {}
         self.peaks: dict[str, float] = {}  # the process's peak memory (MB) when each stage ended
+        self.resident: dict[str, float | None] = {}  # and its resident memory then (what the stage left held)
 
     def _say(self, text: str, end: str = "\n") -> None:
         if not self.quiet:
@@ -41,6 +51,7 @@ class Stages:
         yield
         self.timings[name] = round(time.perf_counter() - started, 3)
         self.peaks[name] = peak_memory_mb()
+        self.resident[name] = memory_mb()
         if not self.tty:
             self._say(f"custdq: {time.strftime('%H:%M:%S')} {n}/{total} {name} done in {self.timings[name]:.2f}s")
         elif n == total:

@@ -218,6 +218,7 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
         manifest["timings_seconds"] = stages.timings
         manifest["peak_memory_mb"] = peak_memory_mb()
         manifest["peak_memory_mb_after_stage"] = stages.peaks
+        manifest["memory_mb_after_stage"] = stages.resident
         manifest["outputs"] = outputs.listing(out)  # what a complete night holds, to check a copy against
         outputs.write_json(manifest, out / "manifest.json")  # last: its presence marks a complete night
         log.debug("stage seconds %s, peak memory %s MB", stages.timings, manifest["peak_memory_mb"])
