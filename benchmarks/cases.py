@@ -14,7 +14,6 @@ import argparse
 import datetime as dt
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd

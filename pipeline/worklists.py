@@ -22,7 +22,6 @@ the new ones, and a branch that has no items tonight leaves no stale file behind
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 import shutil

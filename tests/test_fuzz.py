@@ -15,7 +15,6 @@ import io
 import re
 import string
 
-import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
