@@ -3,9 +3,14 @@
 >>> mask_id(pd.Series(["11010519491231002X", "4.40106E+17", None], dtype="str")).tolist()
 ['1****************X', '4*********7', nan]
 >>> mask_phone(pd.Series(["13812345678", "1012345678", "95588"], dtype="str")).tolist()
-['138****5678', '101***5678', '9***8']
->>> mask_account(pd.Series(["6222021234567890123", "123456789"], dtype="str")).tolist()
-['622202*********0123', '12*****89']
+['138****5678', '10******78', '9***8']
+>>> mask_account(pd.Series(["6222021234567890123", "00000000000", "123456789"], dtype="str")).tolist()
+['622202*********0123', '00*******00', '12*****89']
+
+The SPEC's forms (first 3 + last 4 of a mobile, first 6 + last 4 of a card) are used where they
+hide enough: at least 4 digits of a phone and 6 of an account. A shorter value would show nearly
+all of itself that way (6 + 4 of an 11-digit account is 10 of its digits), so it keeps its first
+2 and last 2 characters, or only its first and last below 8 characters.
 >>> mask_name(pd.Series(["张三", "欧阳娜娜", None], dtype="str")).tolist()
 ['张*', '欧***', nan]
 """
@@ -28,24 +33,25 @@ def mask_id(values: pd.Series) -> pd.Series:
     return (s.str[:1] + _stars(s.str.len() - 2).astype("str") + s.str[-1:]).where(s.notna())
 
 
-def _keep(values: pd.Series, head: int, tail: int, short_head: int = 1, short_tail: int = 1) -> pd.Series:
+def _keep(values: pd.Series, head: int, tail: int, min_hidden: int) -> pd.Series:
     s = values.astype("str")
     n = s.str.len()
-    long = n > head + tail
-    h = s.str[:head].where(long, s.str[:short_head])
-    t = s.str[-tail:].where(long, s.str[-short_tail:])
+    long = n - head - tail >= min_hidden
+    middle = ~long & (n >= 8)
+    h = s.str[:1].mask(long, s.str[:head]).mask(middle, s.str[:2])
+    t = s.str[-1:].mask(long, s.str[-tail:]).mask(middle, s.str[-2:])
     stars = _stars((n - h.str.len() - t.str.len()).clip(lower=0)).astype("str")
     return (h + stars + t).where(s.notna())
 
 
 def mask_phone(values: pd.Series) -> pd.Series:
-    """Phones: the first 3 and last 4 digits (138****5678)."""
-    return _keep(values, 3, 4)
+    """Phones: the first 3 and last 4 digits (138****5678) when 4 or more stay hidden."""
+    return _keep(values, 3, 4, 4)
 
 
 def mask_account(values: pd.Series) -> pd.Series:
-    """Bank accounts: the first 6 and last 4 digits."""
-    return _keep(values, 6, 4, 2, 2)
+    """Bank accounts: the first 6 and last 4 digits when 6 or more stay hidden."""
+    return _keep(values, 6, 4, 6)
 
 
 def mask_name(values: pd.Series) -> pd.Series:
