@@ -5,7 +5,6 @@ a reader sees the previous complete file or the new complete file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -58,14 +57,10 @@ def publish(staging: Path, out: Path) -> None:
 
 def listing(folder: Path) -> dict[str, dict]:
     """Every file under `folder` (relative path -> bytes, sha256), for the manifest."""
-    found = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        found[path.relative_to(folder).as_posix()] = {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
-    return found
+    from pipeline.ingest import sha256_of
+
+    return {path.relative_to(folder).as_posix(): {"bytes": path.stat().st_size, "sha256": sha256_of(path)}
+            for path in sorted(p for p in folder.rglob("*") if p.is_file())}
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

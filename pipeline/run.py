@@ -76,8 +76,9 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
     log.debug("settings: %s", {k: v for k, v in cfg.items() if k not in ("aliases", "placeholders")})
     engine_db = store.open_store(db)
     key = hashkey.load_key(hashkey.key_path(cfg["hash_key_file"], db))
-    store.check_key(engine_db, hashkey.fingerprint(key))
-    log.debug("hash key fingerprint %s", hashkey.fingerprint(key))
+    fingerprint = hashkey.fingerprint(key)
+    store.check_key(engine_db, fingerprint)
+    log.debug("hash key fingerprint %s", fingerprint)
     with store_lock(engine_db, "run", business_date.isoformat(), float(cfg["store"]["lock_wait_seconds"]),
                     notify=stages.note):
         out.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ the new ones, and a branch that has no items tonight leaves no stale file behind
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -166,7 +167,8 @@ def _sheet_rows(cells: pd.DataFrame) -> bytes:
 
 def _write_one(path: Path, cells: pd.DataFrame) -> None:
     last = len(cells)
-    workbook = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False,
+    skeleton = io.BytesIO()  # the structure, in memory: the file is written once, with its rows
+    workbook = xlsxwriter.Workbook(skeleton, {"strings_to_formulas": False, "strings_to_urls": False,
                                                "strings_to_numbers": False})
     sheet = workbook.add_worksheet("问题件清单")
     header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True})
@@ -182,12 +184,12 @@ def _write_one(path: Path, cells: pd.DataFrame) -> None:
     sheet.freeze_panes(1, 1)
     sheet.autofilter(0, 0, max(last, 1), len(COLUMNS) - 1)
     workbook.close()
-    _put_rows(path, _sheet_rows(cells), last + 1)
+    _put_rows(skeleton, path, _sheet_rows(cells), last + 1)
 
 
-def _put_rows(path: Path, rows: bytes, last_row: int) -> None:
-    """Rewrite the workbook with the data rows inside its sheet's <sheetData>."""
-    with zipfile.ZipFile(path) as z:
+def _put_rows(skeleton: io.BytesIO, path: Path, rows: bytes, last_row: int) -> None:
+    """Write the workbook to `path` with the data rows inside its sheet's <sheetData>."""
+    with zipfile.ZipFile(skeleton) as z:
         members = [(info, z.read(info)) for info in z.infolist()]
     sheet_name = "xl/worksheets/sheet1.xml"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as z:
