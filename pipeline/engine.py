@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import pandas as pd
 
@@ -21,6 +21,7 @@ from pipeline.columns import EXTRACT_COLUMNS
 
 log = logging.getLogger("custdq")
 BOOK_RULES = ("PHONE_SHARED", "BANK_SHARED")
+NIGHT_RULES = ("DUPLICATE_POLICY",)  # judged over the whole night's policy numbers, not chunk by chunk
 
 
 @dataclass
@@ -54,12 +55,14 @@ def severity_of(code: str, cfg: dict) -> str:
     return cfg["rules"]["severity"].get(code, RULES[code].severity)
 
 
-def run_rules(frame: pd.DataFrame, ctx: RuleContext, cfg: dict) -> tuple[pd.DataFrame, list[Outcome]]:
-    """Every row-level rule; the book-wide rules (BOOK_RULES) are judged by pipeline.book.detect."""
+def run_rules(frame: pd.DataFrame, ctx: RuleContext, cfg: dict,
+              codes: tuple[str, ...] | None = None) -> tuple[pd.DataFrame, list[Outcome]]:
+    """The rules `codes` (default: every rule but the book-wide ones, BOOK_RULES, which
+    pipeline.book.detect judges) over `frame`."""
     disabled = set(cfg["rules"]["disabled"])
     parts, outcomes = [], []
     for code, spec in RULES.items():
-        if code in BOOK_RULES:
+        if code in BOOK_RULES if codes is None else code not in codes:
             continue
         severity = severity_of(code, cfg)
         if code in disabled:
@@ -90,3 +93,29 @@ def run_rules(frame: pd.DataFrame, ctx: RuleContext, cfg: dict) -> tuple[pd.Data
         parts.append(found)
     table = pd.concat(parts, ignore_index=True) if parts else fnd.empty().assign(rule_code="", severity="", category="")
     return table, outcomes
+
+
+def merge_outcomes(a: list[Outcome], b: list[Outcome]) -> list[Outcome]:
+    """The outcomes of two chunks of one night as one (a rule that failed in either failed)."""
+    if not a:
+        return list(b)
+    theirs = {o.rule_code: o for o in b}
+    out = []
+    for mine in a:
+        other = theirs.get(mine.rule_code)
+        if other is None:
+            out.append(mine)
+            continue
+        if "error" in (mine.status, other.status):  # its findings of every chunk are dropped (run.py)
+            failed = mine if mine.status == "error" else other
+            out.append(replace(failed, rows_tested=mine.rows_tested + other.rows_tested, rows_failed=0, findings=0,
+                               percent_failed=0.0, seconds=round(mine.seconds + other.seconds, 3)))
+            continue
+        if mine.status != "ok" or other.status != "ok":
+            out.append(mine if mine.status != "ok" else other)
+            continue
+        tested, failed = mine.rows_tested + other.rows_tested, mine.rows_failed + other.rows_failed
+        out.append(Outcome(mine.rule_code, mine.severity, "ok", tested, failed, mine.findings + other.findings,
+                           round(100.0 * failed / tested, 4) if tested else 0.0,
+                           round(mine.seconds + other.seconds, 3)))
+    return out

@@ -40,30 +40,47 @@ class GateResult:
                 "results": self.results}
 
 
-def aggregates(raw: pd.DataFrame, checked: pd.DataFrame, rows: dict, outcomes, history: list[dict],
-               cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """(one row of night figures, distinct coded values, the volume reference) for the suite."""
-    nights = int(cfg["volume"]["nights"])
-    earlier = [h["rows_read"] for h in history][-nights:]
-    reference = statistics.median(earlier) if earlier else None
-    n = max(len(checked), 1)
-    figures = {"rows_read": rows["rows_read"], "rows_in_scope": rows["rows_in_scope"],
-               "volume_ratio": (rows["rows_read"] / reference) if reference else 1.0,
-               "duplicate_policy_rows": int(checked["policy_no"].duplicated().sum()) if len(checked) else 0}
-    for name in KEY_FIELDS:
-        if name in checked.columns:
-            figures[f"null_rate_{name}"] = float(checked[name].isna().sum()) / n
-    for o in outcomes:
-        if o.status == "ok":
-            figures[f"fail_pct_{o.rule_code}"] = float(o.percent_failed)
+def profile(checked: pd.DataFrame) -> dict:
+    """What the suite needs of one chunk's in-scope rows: missing key fields, coded values."""
     values: dict[str, set] = {}
     for column, kind in CODED.items():
         if column in checked.columns:
             seen = checked[column].dropna().astype(str).str.strip()
             seen = seen.str.upper() if kind == "sex" else seen
             values.setdefault(kind, set()).update(v for v in seen.unique() if v)
+    return {"rows": len(checked), "values": values,
+            "nulls": {name: int(checked[name].isna().sum()) for name in KEY_FIELDS if name in checked.columns}}
+
+
+def merge_profiles(a: dict | None, b: dict) -> dict:
+    if a is None:
+        return b
+    values = {k: a["values"].get(k, set()) | b["values"].get(k, set()) for k in a["values"].keys() | b["values"]}
+    nulls = {k: a["nulls"].get(k, 0) + b["nulls"].get(k, 0) for k in a["nulls"].keys() | b["nulls"]}
+    return {"rows": a["rows"] + b["rows"], "values": values, "nulls": nulls}
+
+
+def aggregates(seen: dict, duplicate_rows: int, rows: dict, outcomes, history: list[dict],
+               cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(one row of night figures, distinct coded values, the volume reference) for the suite,
+    from the night's merged `profile` and its count of repeated policy numbers."""
+    nights = int(cfg["volume"]["nights"])
+    earlier = [h["rows_read"] for h in history][-nights:]
+    reference = statistics.median(earlier) if earlier else None
+    n = max(seen["rows"], 1)
+    figures = {"rows_read": rows["rows_read"], "rows_in_scope": rows["rows_in_scope"],
+               "volume_ratio": (rows["rows_read"] / reference) if reference else 1.0,
+               "duplicate_policy_rows": duplicate_rows}
+    for name in KEY_FIELDS:
+        if name in seen["nulls"]:
+            figures[f"null_rate_{name}"] = float(seen["nulls"][name]) / n
+    for o in outcomes:
+        if o.status == "ok":
+            figures[f"fail_pct_{o.rule_code}"] = float(o.percent_failed)
+    values = seen["values"]
     longest = max((len(v) for v in values.values()), default=0)
-    distinct = pd.DataFrame({k: sorted(v) + [None] * (longest - len(v)) for k, v in values.items()})
+    distinct = pd.DataFrame({k: sorted(v) + [None] * (longest - len(v)) for k, v in
+                             ((k, values[k]) for k in dict.fromkeys(CODED.values()) if k in values)})
     return pd.DataFrame([figures]), distinct, {"median_rows_read": reference, "nights": len(earlier)}
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from checks import findings
+
 from pipeline.calendar import WorkCalendar
 
 ITEM_COLUMNS = [
@@ -46,13 +48,11 @@ def item_ids(table: pd.DataFrame) -> pd.Series:
     return keys.map(lambda k: "DQ" + hashlib.sha256(k.encode("utf-8")).hexdigest()[:16].upper()).astype("str")
 
 
-def build(found: pd.DataFrame, frame: pd.DataFrame, sources: list[str], business_date: dt.date,
-          deadlines: Deadlines, cfg: dict, book: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Items of the night from the findings table (`row` refers to `frame`'s index) and the
-    book-wide findings, which carry their policy's columns themselves (earlier policies are not
-    rows of tonight's frame)."""
+def rows_of(found: pd.DataFrame, frame: pd.DataFrame, sources: list[str]) -> pd.DataFrame:
+    """The findings of one chunk (`row` refers to `frame`'s index) with their policy's columns
+    and the normalised value each is about (`value_text`), ready for `build`."""
     rows = frame.loc[found["row"].to_numpy()]
-    t = found.reset_index(drop=True).assign(
+    return found.reset_index(drop=True).assign(
         policy_no=rows["policy_no"].to_numpy(),
         branch=rows["branch"].to_numpy(),
         channel=rows["channel"].to_numpy(),
@@ -65,6 +65,15 @@ def build(found: pd.DataFrame, frame: pd.DataFrame, sources: list[str], business
         value_text=_values_of(frame, rows, found["field"].to_numpy()),
         value_key=None, customer_key=None, group_keys=None,
     )
+
+
+def build(parts: list[pd.DataFrame], business_date: dt.date, deadlines: Deadlines, cfg: dict,
+          book: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Items of the night from the chunks' findings (`rows_of`) and the book-wide findings,
+    which carry their policy's columns themselves (earlier policies are not rows of tonight's
+    extract). Parts come in extract order, so a finding met twice keeps its first row."""
+    parts = [p for p in parts if len(p)]
+    t = pd.concat(parts, ignore_index=True) if parts else rows_of(_NO_FINDINGS, _NO_ROWS, [])
     if book is not None and len(book):
         t = pd.concat([t, book.assign(value_text=None)[t.columns]], ignore_index=True)
     t["source_line"] = t["source_line"].astype("Int64")
@@ -86,6 +95,13 @@ def build(found: pd.DataFrame, frame: pd.DataFrame, sources: list[str], business
     for col in DATE_FIELDS:
         t[col] = pd.to_datetime(t[col]).astype("datetime64[us]")
     return t[ITEM_COLUMNS + KEY_COLUMNS].reset_index(drop=True)
+
+
+_NO_FINDINGS = findings.empty().assign(rule_code="", severity="", category="")
+_NO_ROWS = pd.DataFrame({"policy_no": pd.Series(dtype="str"), "branch": pd.Series(dtype="str"),
+                         "channel": pd.Series(dtype="str"), "agent_code": pd.Series(dtype="str"),
+                         "receipt_date_dt": pd.Series(dtype="datetime64[us]"), "_file": pd.Series(dtype="int64"),
+                         "_line": pd.Series(dtype="int64")})
 
 
 def _values_of(frame: pd.DataFrame, rows: pd.DataFrame, fields) -> list:

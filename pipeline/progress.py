@@ -40,6 +40,15 @@ class Stages:
 
     @contextmanager
     def stage(self, name: str):
+        """Time a stage. A stage entered again (the row-level stages run once per chunk) adds to
+        its time silently: progress lines name each stage once."""
+        if name in self.timings:
+            started = time.perf_counter()
+            yield
+            self.timings[name] = round(self.timings[name] + time.perf_counter() - started, 3)
+            self.peaks[name] = peak_memory_mb()
+            self.resident[name] = memory_mb()
+            return
         n = self.names.index(name) + 1 if name in self.names else len(self.timings) + 1
         total = len(self.names)
         if self.tty:

@@ -12,8 +12,10 @@ from pathlib import Path
 import pandas as pd
 
 from checks.catalogue import RULES
-from pipeline import __version__, config, contract, hashkey, outputs, store
+from pipeline import __version__, config, hashkey, outputs, store
 from pipeline.book.detect import shared_night
+from pipeline.book.rows import version_of
+from pipeline.chunks import check_rows, first_rows, night_rules
 from pipeline.cases.night import reconcile
 from pipeline.dashboard.dims import night_dims
 from pipeline.dashboard.page import write_dashboard
@@ -21,15 +23,11 @@ from pipeline.expectations import aggregates, run_gate
 from pipeline.lock import store_lock
 from pipeline.calendar import WorkCalendar
 from pipeline.columns import EXTRACT_COLUMNS, alias_map
-from pipeline.engine import context, run_rules
 from pipeline.errors import InputError
-from pipeline.ingest import read_extract
 from pipeline.items import build, night_deadlines
-from pipeline.normalise import normalise
 from pipeline.logs import count
 from pipeline.progress import Stages, peak_memory_mb
 from pipeline.roster import load_roster
-from pipeline.scope import split
 from pipeline.worklists import write_worklists
 
 log = logging.getLogger("custdq")
@@ -97,32 +95,33 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
 
 
 def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages, started) -> RunResult:
+    mapping = alias_map(EXTRACT_COLUMNS, cfg["aliases"])
     with stages.stage("ingest"):
-        extract = read_extract(extracts, alias_map(EXTRACT_COLUMNS, cfg["aliases"]))
         roster = load_roster(agents, cfg) if agents else None
-    inputs_extra = [roster.manifest] if roster else []
-    for i in extract.inputs:
-        log.info("read %s: %s, encoding %s, %s records, %s malformed, %s blank lines, reader %s", i.path, i.format,
-                 i.encoding, count(i.rows), count(i.malformed_rows), count(i.blank_rows), i.reader)
     if roster:
         log.info("agent roster: %s agents", count(len(roster.agents)))
-    sources = [i.path for i in extract.inputs]
-    with stages.stage("normalise"):
-        frame = normalise(extract.frame, cfg)
-    with stages.stage("contract"):
-        contract.validate_parsed(frame)
-    with stages.stage("scope"):
-        sp = split(frame, sources, cfg)
-        quarantine = pd.concat([extract.quarantine, sp.quarantined], ignore_index=True)
-    log.info("scope: %s in scope, %s out of scope, %s quarantined", count(sp.in_scope.sum()),
-             count(sp.out_of_scope.sum()), count(len(quarantine)))
+    version = version_of(business_date.isoformat(), "night")
+    reading, tally = check_rows(extracts, mapping, business_date, cfg, roster.agents if roster else None, key,
+                                version, stages)
+    inputs_extra = [roster.manifest] if roster else []
+    for i in reading.inputs:
+        log.info("read %s: %s, encoding %s, %s records, %s malformed, %s blank lines, reader %s", i.path, i.format,
+                 i.encoding, count(i.rows), count(i.malformed_rows), count(i.blank_rows), i.reader)
+    sources = [i.path for i in reading.inputs]
+    quarantine = pd.concat([reading.quarantine, *tally.quarantined], ignore_index=True)
+    log.info("scope: %s in scope, %s out of scope, %s quarantined", count(tally.in_scope),
+             count(tally.out_of_scope), count(len(quarantine)))
+    with stages.stage("check"):
+        checked = tally.policy_frame()  # tonight's in-scope rows, their policy columns only
+        found_parts, outcomes = night_rules(checked, tally, business_date, cfg, sources)
+        tally.found = []
+        tonight = tally.contacts
+        tonight.keep_first(first_rows(checked))
     with engine_db.begin() as conn:  # the night's store writes: one transaction
-        with stages.stage("check"):
-            ctx = context(business_date, extract.frame, cfg, roster.agents if roster else None)
-            checked = frame[sp.in_scope]  # one object: analyses cached on ctx are shared by the stages
-            found, outcomes = run_rules(checked, ctx, cfg)
         with stages.stage("shared"):
-            book = shared_night(conn, checked, ctx, key, business_date, cfg, sources)
+            labels = {c.name: c.label for c in EXTRACT_COLUMNS}
+            book = shared_night(conn, tonight, checked, labels, business_date, cfg, sources, tally.contact_seconds)
+            del tonight
             book.stats["compact_due"] = book.stats["recent_rows"] > int(cfg["contact_index"]["recent_rows_warning"])
             if book.stats["compact_due"]:
                 stages.note(f"warning: the contact index's night tiers hold {book.stats['recent_rows']} rows; "
@@ -136,7 +135,8 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
         with stages.stage("items"):
             calendar = WorkCalendar(cfg["calendar"]["years"])
             deadlines = night_deadlines(business_date, calendar, cfg)
-            fired = build(found, frame, sources, business_date, deadlines, cfg, book.found)
+            fired = build(found_parts, business_date, deadlines, cfg, book.found)
+            del found_parts
             fired["value_key"] = value_keys(fired, key)
             if calendar.uncovered:
                 stages.note(f"warning: no official calendar for {sorted(calendar.uncovered)}; "
@@ -149,9 +149,9 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
             log.info("items: %s", ", ".join(f"{k} {count(v)}" for k, v in night.counts.items()))
 
         rows = {
-            "rows_read": sum(i.rows for i in extract.inputs),
-            "rows_in_scope": int(sp.in_scope.sum()),
-            "rows_out_of_scope": int(sp.out_of_scope.sum()),
+            "rows_read": sum(i.rows for i in reading.inputs),
+            "rows_in_scope": tally.in_scope,
+            "rows_out_of_scope": tally.out_of_scope,
             "rows_quarantined": len(quarantine),
         }
         if rows["rows_read"] != rows["rows_in_scope"] + rows["rows_out_of_scope"] + rows["rows_quarantined"]:
@@ -169,7 +169,8 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
         if cfg["expectations"]["enabled"]:
             with stages.stage("expectations"):
                 history = [h for h in store.run_history(engine_db) if h["business_date"] < business_date.isoformat()]
-                figures, distinct, reference = aggregates(extract.frame, checked, rows, outcomes, history,
+                duplicate_rows = int(checked["policy_no"].duplicated().sum())
+                figures, distinct, reference = aggregates(tally.seen, duplicate_rows, rows, outcomes, history,
                                                           cfg["expectations"])
                 gate = run_gate(figures, distinct, reference, cfg["expectations"], out)
                 outputs.write_json({"reference": reference, **gate.to_dict()}, out / "expectations.json")
@@ -183,13 +184,14 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
             "business_date": business_date.isoformat(),
             "started_at": started.isoformat(timespec="seconds"),
             "finished_at": finished.isoformat(timespec="seconds"),
-            "inputs": [i.to_dict() for i in extract.inputs] + inputs_extra,
+            "inputs": [i.to_dict() for i in reading.inputs] + inputs_extra,
             "rows": rows,
-            "rows_blank_skipped": sum(i.blank_rows for i in extract.inputs),
+            "rows_blank_skipped": sum(i.blank_rows for i in reading.inputs),
             "quarantine_reasons": quarantine["reason"].str.replace(r"\d+ fields where", "N fields where", regex=True)
                                                       .value_counts().to_dict(),
-            "optional_columns_absent": extract.absent_optional,
-            "coverage_term_unreadable_checked": sp.term_unreadable,
+            "optional_columns_absent": reading.absent_optional,
+            "coverage_term_unreadable_checked": tally.term_unreadable,
+            "chunks": {"rows_per_chunk": cfg["chunk_rows"], "chunks": tally.chunks},
             "rules": {o.rule_code: o.to_dict() for o in outcomes},
             "contact_index": book.stats,
             "worklists": {"folder": "worklists", "files": sum(map(len, worklist_files.values())),

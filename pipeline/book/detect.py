@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,9 +19,9 @@ import sqlalchemy as sa
 
 from checks import shared
 from checks.catalogue import RULES
-from checks.findings import RuleContext
 from pipeline.book import index
-from pipeline.book.rows import contact_rows, empty, version_of
+from pipeline.book.rows import empty, version_of
+from pipeline.book.tonight import NightContacts
 from pipeline.engine import Outcome, severity_of
 
 RULE_OF_KIND = {"P": "PHONE_SHARED", "B": "BANK_SHARED"}
@@ -32,9 +33,20 @@ class BookResult:
     found: pd.DataFrame | None  # findings carrying their policy's columns (pipeline.items.build `book`)
     outcomes: list[Outcome]
     stats: dict = field(default_factory=dict)
-    # values judged tonight (hex of their keyed hashes): an open shared item on one of them that
-    # did not fire tonight is no longer shared
-    judged: set[str] = field(default_factory=set)
+    # which of some values (hex of their keyed hashes) were judged tonight: an open shared item
+    # on one of them that did not fire tonight is no longer shared
+    judged: Callable[[list[str]], set[str]] = lambda keys: set()
+
+
+def _crowded(v: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """The value digests carried by two or more distinct customer digests."""
+    order = np.lexsort((c, v))
+    vs, cs = v[order], c[order]
+    # distinct (value, customer) pairs, then values with two or more of them
+    new_pair = np.ones(len(vs), dtype=bool)
+    new_pair[1:] = (vs[1:] != vs[:-1]) | (cs[1:] != cs[:-1])
+    values, counts = np.unique(vs[new_pair], return_counts=True)
+    return values[counts >= 2]
 
 
 def _narrow(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -46,13 +58,7 @@ def _narrow(parts: list[pd.DataFrame]) -> pd.DataFrame:
         return empty()
     v = np.concatenate([index.digest64(p["value"], "value") for p in parts])
     c = np.concatenate([index.digest64(p["customer"], "customer") for p in parts])
-    order = np.lexsort((c, v))
-    vs, cs = v[order], c[order]
-    # distinct (value, customer) pairs, then values with two or more of them
-    new_pair = np.ones(len(vs), dtype=bool)
-    new_pair[1:] = (vs[1:] != vs[:-1]) | (cs[1:] != cs[:-1])
-    values, counts = np.unique(vs[new_pair], return_counts=True)
-    keep = np.isin(v, values[counts >= 2])
+    keep = np.isin(v, _crowded(v, c))
     out, start = [], 0
     for p in parts:
         mine = keep[start: start + len(p)]
@@ -62,10 +68,21 @@ def _narrow(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True) if out else empty()
 
 
-def grow(book: index.ContactIndex, tonight: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Tonight's rows plus every stored row needed to judge them and complete their clusters."""
+def grow(book: index.ContactIndex, tonight: NightContacts) -> tuple[pd.DataFrame, dict]:
+    """Tonight's rows that can be shared plus every stored row needed to judge them and
+    complete their clusters. Only those of tonight's rows become a frame: the others are
+    weeded out on digests, straight from tonight's Arrow tables."""
     fetched = set()  # values looked up beyond tonight's own
-    pool = _narrow([tonight, book.by_values(tonight["value"])])
+    found = [book.by_values(values) for values in tonight.values()]  # chunk by chunk: bounded memory
+    stored = pd.concat(found, ignore_index=True).drop_duplicates("id") if found else empty()
+    v, c = tonight.digests()
+    if len(stored):
+        crowded = _crowded(np.concatenate([v, index.digest64(stored["value"], "value")]),
+                           np.concatenate([c, index.digest64(stored["customer"], "customer")]))
+    else:
+        crowded = _crowded(v, c)
+    pool = _narrow([tonight.frame(np.isin(v, crowded)), stored])
+    del v, c
     seen: set[bytes] = set()
     rounds, truncated = 0, False
     while True:
@@ -118,11 +135,13 @@ def suppression_keys(hits: pd.DataFrame) -> dict[str, np.ndarray]:
             "group_keys": members.reindex(hits["group"].to_numpy()).to_numpy()}
 
 
-def shared_night(conn: sa.Connection, frame: pd.DataFrame, ctx: RuleContext, key: bytes,
-                 business_date: dt.date, cfg: dict, sources: list[str]) -> BookResult:
-    """Judge tonight's in-scope rows against the book and write them into the index."""
+def shared_night(conn: sa.Connection, tonight: NightContacts, frame: pd.DataFrame, labels: dict,
+                 business_date: dt.date, cfg: dict, sources: list[str], built: float = 0.0) -> BookResult:
+    """Judge tonight's contact rows (`tonight`, pipeline.book.rows.night_rows) against the book
+    and write them into the index. `frame` holds tonight's in-scope rows (at least `policy_no`,
+    `_file`, `_line`), indexed by their row; `built` is the seconds the contact rows took."""
     started = time.perf_counter()
-    steps: dict[str, float] = {}
+    steps: dict[str, float] = {"contact_rows": round(built, 3)}
 
     def step(name: str, t0: list[float] = [started]) -> None:  # noqa: B006 - a clock shared by the calls
         now = time.perf_counter()
@@ -133,17 +152,15 @@ def shared_night(conn: sa.Connection, frame: pd.DataFrame, ctx: RuleContext, key
     book = index.ContactIndex(conn)
     removed = book.undo(version)
     step("take_back")
-    tonight = contact_rows(frame, ctx, key, version)
-    step("contact_rows")
     book.tonight = pd.Index(frame["policy_no"].unique())
     pool, growth = grow(book, tonight)
     step("lookup")
     hits = shared.involved(pool) if len(pool) else pool.iloc[0:0]
-    found = _findings(hits, frame, sources, ctx.labels) if len(hits) else None
+    found = _findings(hits, frame, sources, labels) if len(hits) else None
     step("judge")
     written = book.write(tonight, frame["policy_no"], version)
     step("write")
-    seconds = round(time.perf_counter() - started, 3)
+    seconds = round(time.perf_counter() - started + built, 3)
 
     disabled = set(cfg["rules"]["disabled"])
     outcomes, parts = [], []
@@ -155,7 +172,7 @@ def shared_night(conn: sa.Connection, frame: pd.DataFrame, ctx: RuleContext, key
         mine = found[found["rule_code"] == code] if found is not None else None
         n = len(mine) if mine is not None else 0
         failed = int(mine.loc[mine["row"] >= 0, "row"].nunique()) if n else 0
-        tested = int(tonight.loc[tonight["kind"] == kind, "row"].nunique())
+        tested = tonight.tested(kind)
         extra = {"earlier_policies_items": int((mine["row"] < 0).sum()) if n else 0,
                  "clusters": int(mine["cluster_id"].nunique()) if n else 0,
                  "largest_cluster": int(mine["cluster_size"].max()) if n else 0}
@@ -164,7 +181,18 @@ def shared_night(conn: sa.Connection, frame: pd.DataFrame, ctx: RuleContext, key
         if n:
             parts.append(mine.assign(severity=severity, category=RULES[code].category))
     result = pd.concat(parts, ignore_index=True) if parts else None
-    stats = {"contact_rows_tonight": len(tonight), "rows_taken_back": removed, "pool_rows": len(pool),
+    stats = {"contact_rows_tonight": tonight.num_rows, "rows_taken_back": removed, "pool_rows": len(pool),
              **growth, **written, **book.size(), "seconds": steps}
-    judged = {bytes(v).hex() for v in pd.unique(pd.concat([tonight["value"], pool["value"]]))}
+    in_pool = {bytes(v) for v in pool["value"]}
+
+    def judged(keys: list[str]) -> set[str]:
+        """Those of `keys` (hex of keyed hashes) that were judged tonight."""
+        wanted = []
+        for k in keys:
+            try:
+                wanted.append(bytes.fromhex(k))
+            except (TypeError, ValueError):
+                continue  # not a key this program wrote: never judged
+        return {k.hex() for k in tonight.carries(wanted) | (in_pool & set(wanted))}
+
     return BookResult(result, outcomes, stats, judged)

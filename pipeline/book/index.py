@@ -27,6 +27,7 @@ import hashlib
 import io
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,9 @@ import sqlalchemy as sa
 
 from pipeline.book.rows import CONTACT_COLUMNS, STORED, empty
 from pipeline.store import contact_segments, contact_superseded, contacts
+
+if TYPE_CHECKING:
+    from pipeline.book.tonight import NightContacts
 
 MAIN = contacts
 SEGMENT_ROWS = 500_000  # rows per Arrow segment (well under the 1 GB blob limits)
@@ -61,6 +65,23 @@ def digest64(values: pd.Series, column: str) -> np.ndarray:
     if len(joined) == 16 * len(items):  # every hash is 16 bytes: cut the first 8 of each, vectorised
         return np.frombuffer(joined, dtype=np.uint8).reshape(-1, 16)[:, :8].copy().view("<u8").ravel()
     return np.frombuffer(b"".join(v[:8].ljust(8, b"\0") for v in items), dtype="<u8")
+
+
+def digest64_arrow(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The first 8 bytes of each 16-byte keyed hash as uint64 (as index.digest64), read straight
+    from Arrow's buffers; a missing or odd-sized value falls back to the Python path."""
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    out = []
+    for arr in chunks:
+        if not len(arr):
+            continue
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset: arr.offset + len(arr) + 1]
+        if arr.null_count or not (np.diff(offsets) == 16).all():
+            out.append(digest64(pd.Series(arr.to_pylist(), dtype=object).fillna(b""), "value"))
+            continue
+        data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]]
+        out.append(data.reshape(-1, 16)[:, :8].copy().view("<u8").ravel())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
 
 
 def _member(probe: np.ndarray, digest: np.ndarray) -> np.ndarray:
@@ -111,7 +132,7 @@ def _bytes(v):
     return None if v is None else bytes(v)
 
 
-def _to_arrow(rows: pd.DataFrame) -> pa.Table:
+def tier_table(rows: pd.DataFrame) -> pa.Table:
     table = pa.Table.from_pandas(rows[STORED].reset_index(drop=True), preserve_index=False)
     for name in DICTIONARY:
         i = table.schema.get_field_index(name)
@@ -119,14 +140,14 @@ def _to_arrow(rows: pd.DataFrame) -> pa.Table:
     return table
 
 
-def _serialise(table: pa.Table) -> bytes:
+def serialise(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
         writer.write_table(table)
     return sink.getvalue()
 
 
-def _frame(table: pa.Table) -> pd.DataFrame:
+def pool_frame(table: pa.Table) -> pd.DataFrame:
     """Arrow rows -> the pandas shape of pool rows (hash columns as bytes)."""
     out = {}
     for name in table.column_names:
@@ -192,7 +213,10 @@ class ContactIndex:
         digest = self.digest("policy" if column == "policy_no" else column)
         if not len(keys) or not len(digest):
             return pd.DataFrame(columns=["id"] + STORED)
-        maybe = keys[_member(digest64(keys, column), digest)].tolist()
+        if isinstance(keys, pa.Array):  # many keyed hashes, straight from tonight's Arrow tables
+            maybe = keys.filter(pa.array(_member(digest64_arrow(keys), digest))).to_pylist()
+        else:
+            maybe = keys[_member(digest64(keys, column), digest)].tolist()
         if not maybe:
             return pd.DataFrame(columns=["id"] + STORED)
         _keys(self.conn, "q_main", maybe, "TEXT" if column == "policy_no" else "BLOB")
@@ -207,19 +231,25 @@ class ContactIndex:
         parts = []
         if not self.tiers() or not len(keys):
             return pd.DataFrame(columns=["id"] + STORED)
-        wanted = pa.array(keys.tolist(), type=pa.string() if column == "policy_no" else pa.binary())
+        wanted = keys if isinstance(keys, pa.Array) else \
+            pa.array(keys.tolist(), type=pa.string() if column == "policy_no" else pa.binary())
         for number, (tier, table) in enumerate(self.tiers().items(), start=1):
             hit = pc.is_in(table.column(column).cast(wanted.type), value_set=wanted)
             positions = np.flatnonzero(hit.to_numpy(zero_copy_only=False))
             if len(positions):
-                frame = _frame(table.take(pa.array(positions)))
+                frame = pool_frame(table.take(pa.array(positions)))
                 frame.insert(0, "id", number * TIER_ID + positions)
                 parts.append(frame)
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["id"] + STORED)
 
-    def _lookup(self, column: str, keys: Iterable, keep_tonight: bool = False) -> pd.DataFrame:
-        keys = keys if isinstance(keys, pd.Series) else pd.Series(list(keys), dtype=object)
-        keys = keys.dropna().reset_index(drop=True)
+    def _lookup(self, column: str, keys: Iterable | pa.Array, keep_tonight: bool = False) -> pd.DataFrame:
+        if isinstance(keys, pa.ChunkedArray):
+            keys = keys.combine_chunks()
+        if isinstance(keys, pa.Array):
+            keys = keys.drop_null()
+        else:
+            keys = keys if isinstance(keys, pd.Series) else pd.Series(list(keys), dtype=object)
+            keys = keys.dropna().reset_index(drop=True)
         found = pd.concat([self._main(column, keys), self._from_tiers(column, keys)], ignore_index=True)
         found = self._live(found, keep_tonight)
         out = found.assign(row=np.int64(-1), tonight=False)
@@ -271,7 +301,7 @@ class ContactIndex:
         sig = pd.DataFrame({"n": np.ones(len(h), dtype=np.int64), "a": h, "b": h2})
         return sig.groupby(rows["policy_no"].to_numpy()).sum()
 
-    def write(self, rows: pd.DataFrame, policies: pd.Series, version: str) -> dict:
+    def write(self, rows: NightContacts, policies: pd.Series, version: str) -> dict:
         """Make `rows` the version `version` of `policies` (a policy without rows had its contacts
         removed). A policy whose live rows are unchanged is not written again."""
         stored = self._current_of(policies)
@@ -285,34 +315,34 @@ class ContactIndex:
             newest = pd.Series(newest["version"].to_numpy(), index=newest["policy_no"].to_numpy())
             later = newest[newest > version]
             same = self._signature(stored)
-            ours = rows[rows["policy_no"].astype(object).isin(same.index)]
+            ours = rows.rows_of_policies(same.index)
             mine = self._signature(ours).reindex(same.index) if len(ours) else same.iloc[0:0].reindex(same.index)
             keep = same.index[(same == mine).all(axis=1).to_numpy()]
             old = pv[~pv["policy_no"].isin(keep.union(later.index))].drop_duplicates()
             supersede = old.assign(by_version=version)
-        todo = rows[~rows["policy_no"].astype(object).isin(keep)]
         # re-running an older night never hides a newer version: its rows arrive already replaced
-        stale = todo[todo["policy_no"].astype(object).isin(later.index)][["policy_no"]].drop_duplicates()
+        stale = rows.rows_of_policies(later.index.difference(keep))[["policy_no"]].drop_duplicates()
         supersede = pd.concat([supersede, stale.assign(version=version, by_version=stale["policy_no"].map(later))])
         if len(supersede):
             bulk_insert(self.conn, contact_superseded.name, ["policy_no", "version", "by_version"],
                         python_rows(supersede[["policy_no", "version", "by_version"]].astype(str)))
-        self._append_segments(version, todo.assign(version=version))
+        written = self._append_segments(version, rows, keep)
         self._superseded = None
-        return {"policies": int(pd.Series(policies).nunique()), "rows_written": len(todo),
+        return {"policies": int(pd.Series(policies).nunique()), "rows_written": written,
                 "policies_unchanged": len(keep), "policies_newer_kept": len(later)}
 
-    def _append_segments(self, tier: str, rows: pd.DataFrame) -> None:
-        if not len(rows):
-            return
+    def _append_segments(self, tier: str, rows: NightContacts, unchanged: pd.Index) -> int:
+        """Write `rows` but those of the `unchanged` policies as tier `tier`; returns rows written."""
         seg = contact_segments
         start = int(self.conn.execute(sa.select(sa.func.coalesce(sa.func.max(seg.c.part) + 1, 0))
                                       .where(seg.c.tier == tier, seg.c.kind == "rows")).scalar())
-        for i, offset in enumerate(range(0, len(rows), SEGMENT_ROWS)):
-            chunk = _to_arrow(rows.iloc[offset: offset + SEGMENT_ROWS])
-            self.conn.execute(seg.insert().values(tier=tier, kind="rows", part=start + i, rows=chunk.num_rows,
-                                                  data=_serialise(chunk)))
+        written = 0
+        for part, (n, blob) in enumerate(rows.tier_blobs(tier, unchanged), start=start):
+            if n:
+                self.conn.execute(seg.insert().values(tier=tier, kind="rows", part=part, rows=n, data=blob))
+                written += n
         self._tiers = None
+        return written
 
     # ---- the main tier -------------------------------------------------------------------
     def _main_rows(self) -> int:
@@ -363,7 +393,7 @@ class ContactIndex:
         def frames():
             for _, table in tiers:
                 for offset in range(0, table.num_rows, SEGMENT_ROWS):
-                    yield _frame(table.slice(offset, SEGMENT_ROWS))
+                    yield pool_frame(table.slice(offset, SEGMENT_ROWS))
 
         if moving:
             self.bulk_main(frames())

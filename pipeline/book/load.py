@@ -20,6 +20,7 @@ import pandas as pd
 from pipeline.lock import store_lock
 from pipeline import config, contract, hashkey, outputs, store
 from pipeline.book import index
+from pipeline.book.tonight import NightContacts
 from pipeline.book.rows import contact_rows, version_of
 from pipeline.columns import EXTRACT_COLUMNS, alias_map
 from pipeline.engine import context
@@ -74,7 +75,8 @@ def load_book(paths: list[str], as_of: dt.date, out_dir: str | None = None, db: 
             written = book.bulk_main(rows for rows, _ in books())
             compacted = None
         else:
-            written = sum(book.write(rows, policies, version)["rows_written"] for rows, policies in books())
+            written = sum(book.write(NightContacts.of(rows, version), policies, version)["rows_written"]
+                          for rows, policies in books())
             progress("custdq: index load: merging the tiers into the main index")
             compacted = book.compact()
         sizes = book.size()

@@ -121,8 +121,9 @@ def _lifecycle(row) -> dict:
 
 
 def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, at: str,
-              judged_policies, rules_ran: set[str], judged_values: set[str]) -> Night:
-    """Apply tonight's findings (`pipeline.items.build` output with `value_key` filled) to the store."""
+              judged_policies, rules_ran: set[str], judged_values) -> Night:
+    """Apply tonight's findings (`pipeline.items.build` output with `value_key` filled) to the store.
+    `judged_values(keys)` says which of some shared values (hex keys) were judged tonight."""
     night = business_date.isoformat()
     taken_back = take_back(conn, night)
     fired = fired.copy()
@@ -204,9 +205,10 @@ def _resolve(conn, fired, night, at, judged_policies, rules_ran, judged_values) 
     not_fired = ~open_items["item_id"].isin(fired["item_id"].astype(object))
     ran = open_items["rule_code"].isin(list(rules_ran))
     # object arrays: a hash-table lookup (isin with a Python set walks it element by element)
+    shared = open_items["rule_code"].isin(list(SHARED_RULES))
+    keys = [k for k in open_items.loc[shared, "value_key"].dropna().astype(str).unique()]
     judged = open_items["policy_no"].astype(object).isin(_objects(judged_policies)) | (
-        open_items["rule_code"].isin(list(SHARED_RULES))
-        & open_items["value_key"].astype(object).isin(_objects(judged_values)))
+        shared & open_items["value_key"].astype(object).isin(_objects(judged_values(keys))))
     gone = open_items[not_fired & ran & judged]
     if gone.empty:
         return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from pipeline import contract
 from pipeline.columns import AGENT_COLUMNS, CANONICAL
 from pipeline.errors import InputError
 from pipeline.ingest import parquet
-from pipeline.ingest.fastcsv import read_fast
+from pipeline.ingest.fastcsv import FastPathLost, iter_fast
 from pipeline.ingest.text import TextSource
 from pipeline.ingest.xlsx import XlsxSource
 
@@ -109,20 +110,35 @@ def _frame_from_rows(names: list[str | None], rows: list[list[str | None]], line
     return frame
 
 
-def _read_records(source, info: InputInfo, quarantine: list[dict], kind: Kind, fast: bool = True) -> pd.DataFrame:
+def _records(source, info: InputInfo, quarantine: list[dict], kind: Kind, fast: bool,
+             chunk_rows: int | None) -> Iterator[pd.DataFrame]:
+    """The file's records in frames of about `chunk_rows` (one frame when None)."""
     found, raw_header, records = source.open()
     info.columns_carried = [str(h).strip() for h, n in zip(raw_header, found.names) if n is None and str(h).strip()]
     kind.check_columns([n for n in found.names if n], info.path)
     if fast and isinstance(source, TextSource):
-        fast = read_fast(source.path, source.encoding, source.delimiter, found.index, found.names, raw_header)
-        if fast is not None:
-            source.close()
-            frame, lines, info.blank_rows = fast
-            info.rows, info.reader = len(frame), "fast"
-            frame["_line"] = lines.astype(np.int64)
-            return frame
+        parts = iter_fast(source.path, source.encoding, source.delimiter, found.index, found.names, raw_header,
+                          chunk_rows)
+        if parts is not None:
+            taken = 0
+            try:
+                for frame, lines, blank in parts:
+                    info.blank_rows += blank
+                    info.rows += len(frame)
+                    info.reader = "fast"
+                    frame["_line"] = lines.astype(np.int64)
+                    taken += 1
+                    yield frame
+            except FastPathLost:
+                if taken:
+                    raise  # rows of this file were handed on: the caller reads the night again
+                info.rows = info.blank_rows = 0  # nothing handed on yet: this file goes the exact way
+            else:
+                source.close()
+                return
     info.reader = "exact"
-    frames, rows, lines = [], [], []
+    rows, lines, size = [], [], chunk_rows or CHUNK
+    frames, yielded = [], False
     for line, fields, reason in records:
         if reason is not None:
             info.rows += 1
@@ -135,50 +151,96 @@ def _read_records(source, info: InputInfo, quarantine: list[dict], kind: Kind, f
         info.rows += 1
         rows.append(fields)
         lines.append(line)
-        if len(rows) >= CHUNK:
+        if len(rows) >= size:
             frames.append(_frame_from_rows(found.names, rows, lines))
             rows, lines = [], []
-    frames.append(_frame_from_rows(found.names, rows, lines))
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            if chunk_rows:
+                yield frames.pop()
+                yielded = True
+    if rows or not (frames or yielded):
+        frames.append(_frame_from_rows(found.names, rows, lines))
+    if frames:
+        yield pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def _read_parquet(path: Path, info: InputInfo, mapping: dict[str, str], kind: Kind) -> pd.DataFrame:
+def _parquet_parts(path: Path, info: InputInfo, mapping: dict[str, str], kind: Kind,
+                   chunk_rows: int | None) -> Iterator[pd.DataFrame]:
     found, table = parquet.read(path, mapping, kind.key, kind.key_label)
     kind.check_columns(table.column_names, info.path)
-    frame = table.to_pandas()
-    frame = frame.astype({c: "str" for c in frame.columns})
-    frame["_line"] = np.arange(1, len(frame) + 1, dtype=np.int64)
-    blank = frame.drop(columns="_line").isna().all(axis=1)
-    info.blank_rows = int(blank.sum())
-    info.rows = len(frame) - info.blank_rows
-    return frame[~blank].reset_index(drop=True)
+    size = chunk_rows or max(table.num_rows, 1)
+    for offset in range(0, max(table.num_rows, 1), size):
+        frame = table.slice(offset, size).to_pandas()
+        frame = frame.astype({c: "str" for c in frame.columns})
+        frame["_line"] = np.arange(offset + 1, offset + len(frame) + 1, dtype=np.int64)
+        blank = frame.drop(columns="_line").isna().all(axis=1)
+        info.blank_rows += int(blank.sum())
+        info.rows += len(frame) - int(blank.sum())
+        yield frame[~blank].reset_index(drop=True)
+
+
+@dataclass
+class Reading:
+    """What reading the night's files found besides the rows: filled in as the chunks go by."""
+
+    inputs: list[InputInfo] = field(default_factory=list)
+    quarantine_rows: list[dict] = field(default_factory=list)
+    present: set[str] = field(default_factory=set)
+    kind: Kind = EXTRACT
+
+    @property
+    def quarantine(self) -> pd.DataFrame:
+        return pd.DataFrame(self.quarantine_rows, columns=QUARANTINE_COLUMNS)
+
+    @property
+    def absent_optional(self) -> list[str]:
+        return [c for c in self.kind.columns if c not in self.present]
+
+
+def iter_extract(paths: list[str | Path], mapping: dict[str, str], reading: Reading, chunk_rows: int | None = None,
+                 fast: bool = True) -> Iterator[pd.DataFrame]:
+    """Every record of every file, in frames of about `chunk_rows` rows (one per file when None)
+    with the kind's columns in order plus `_file` and `_line`, indexed by the record's position
+    in the whole night (so a finding's `row` means the same whichever chunk it came from).
+    Raises InputError naming the file for a structural problem, FastPathLost when the night
+    must be read again with the exact reader."""
+    kind, offset = reading.kind, 0
+    checked = []
+    for p in (Path(x) for x in paths):
+        check_path(p)
+        checked.append(p)
+    ordered = list(kind.columns) + ["_file", "_line"]
+    for file_no, p in enumerate(checked):
+        fmt = sniff_format(p)
+        info = InputInfo(path=str(p), sha256=sha256_of(p), format=fmt)
+        reading.inputs.append(info)
+        if fmt == "parquet":
+            parts = _parquet_parts(p, info, mapping, kind, chunk_rows)
+        else:
+            source = (XlsxSource if fmt == "xlsx" else TextSource)(p, mapping, kind.key, kind.key_label)
+            parts = _records(source, info, reading.quarantine_rows, kind, fast, chunk_rows)
+        for frame in parts:
+            if fmt != "parquet":
+                info.encoding = source.encoding
+                info.delimiter = getattr(source, "delimiter", None)
+                info.sheet = source.sheet if fmt == "xlsx" else None
+            reading.present.update(c for c in frame.columns if c in kind.columns)
+            frame["_file"] = np.int32(file_no)
+            for name in kind.columns:
+                if name not in frame.columns:
+                    frame[name] = pd.array([None] * len(frame), dtype="str")
+            frame.index = pd.RangeIndex(offset, offset + len(frame))
+            offset += len(frame)
+            yield frame[ordered]
 
 
 def read_extract(paths: list[str | Path], mapping: dict[str, str], fast: bool = True, kind: Kind = EXTRACT) -> Extract:
-    """Read every file of one kind (policy extracts by default); raises InputError naming the
-    file for a structural problem."""
-    infos: list[InputInfo] = []
-    frames: list[pd.DataFrame] = []
-    quarantine: list[dict] = []
-    for file_no, p in enumerate(Path(x) for x in paths):
-        check_path(p)
-        fmt = sniff_format(p)
-        info = InputInfo(path=str(p), sha256=sha256_of(p), format=fmt)
-        if fmt == "parquet":
-            frame = _read_parquet(p, info, mapping, kind)
-        else:
-            source = (XlsxSource if fmt == "xlsx" else TextSource)(p, mapping, kind.key, kind.key_label)
-            frame = _read_records(source, info, quarantine, kind, fast)
-            info.encoding = source.encoding
-            info.delimiter = getattr(source, "delimiter", None)
-            info.sheet = source.sheet if fmt == "xlsx" else None
-        frame["_file"] = np.int32(file_no)
-        frames.append(frame)
-        infos.append(info)
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    absent = [c for c in kind.columns if c not in frame.columns]
-    for name in absent:
-        frame[name] = pd.array([None] * len(frame), dtype="str")
-    ordered = list(kind.columns) + ["_file", "_line"]
-    q = pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS)
-    return Extract(frame[ordered], q, infos, absent)
+    """Read every file of one kind (policy extracts by default) whole; raises InputError naming
+    the file for a structural problem."""
+    reading = Reading(kind=kind)
+    try:
+        frames = list(iter_extract(paths, mapping, reading, None, fast))
+    except FastPathLost:  # cannot happen when each file is one part, but read again to be sure
+        reading = Reading(kind=kind)
+        frames = list(iter_extract(paths, mapping, reading, None, False))
+    frame = pd.concat(frames) if len(frames) > 1 else frames[0]
+    return Extract(frame, reading.quarantine, reading.inputs, reading.absent_optional)

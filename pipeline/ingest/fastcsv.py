@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 BLOCK = 64 << 20
+BLOCK_BYTES = 16 << 20  # pyarrow's parsing block
 FAST_ENCODINGS = ("utf-8", "utf-8-sig", "gb18030")
 
 
@@ -45,12 +46,16 @@ def record_ends(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     return np.concatenate(ends or [np.zeros(0, np.int64)]), np.concatenate(lines or [np.zeros(0, np.int64)])
 
 
-def read_fast(path: Path, encoding: str, delimiter: str, header_record: int, names: list[str | None],
-              raw_header: list[str]) -> tuple[pd.DataFrame, np.ndarray, int] | None:
-    """(frame of the canonical columns, start line per row, blank rows) or None to fall back.
+class FastPathLost(Exception):
+    """The fast reader met something only the exact reader handles, after it had yielded rows:
+    the caller reads the night again with the exact reader."""
 
-    `header_record` is the header's position among the file's records (blank lines count).
-    """
+
+def iter_fast(path: Path, encoding: str, delimiter: str, header_record: int, names: list[str | None],
+              raw_header: list[str], chunk_rows: int | None):
+    """None (read this file with the exact reader), or an iterator of (frame, start line per
+    row, blank rows) with about `chunk_rows` records each (all of them when None). The iterator
+    raises FastPathLost when a problem shows only after rows were yielded."""
     if encoding not in FAST_ENCODINGS:
         return None
     size = path.stat().st_size
@@ -69,31 +74,76 @@ def read_fast(path: Path, encoding: str, delimiter: str, header_record: int, nam
     length = stops - starts
     empty = (length == 0) | ((length == 1) & (buf[np.minimum(starts, size - 1)] == 0x0D))
     del buf
+    keep_lines = start_lines[~empty]
     column_names = [n if n else f"_carried_{i}" for i, n in enumerate(names)]
     wanted = [n for n in names if n]
-    try:
-        with path.open("rb") as fh:
-            fh.seek(int(ends[header_record]) + 1)
-            table = pacsv.read_csv(
-                fh,
-                read_options=pacsv.ReadOptions(column_names=column_names, encoding=encoding.replace("-sig", ""),
-                                               block_size=16 << 20),
-                parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
-                                                 ignore_empty_lines=True),
-                convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in column_names},
-                                                     include_columns=wanted, strings_can_be_null=False,
-                                                     quoted_strings_can_be_null=False),
-            )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError, ValueError):
-        return None
-    keep_lines = start_lines[~empty]
-    if table.num_rows != len(keep_lines):
-        return None
-    frame = table.to_pandas()
-    blank = np.ones(len(frame), dtype=bool)
-    for col in wanted:
-        blank &= (frame[col].str.strip().fillna("") == "").to_numpy()
-    return frame[~blank].reset_index(drop=True), keep_lines[~blank], int(blank.sum() + empty.sum())
+    options = dict(
+        read_options=pacsv.ReadOptions(column_names=column_names, encoding=encoding.replace("-sig", ""),
+                                       block_size=_block_size(size, len(keep_lines), chunk_rows)),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=True),
+        convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in column_names},
+                                             include_columns=wanted, strings_can_be_null=False,
+                                             quoted_strings_can_be_null=False),
+    )
+    return _parts(path, int(ends[header_record]) + 1, options, keep_lines, wanted, int(empty.sum()), chunk_rows)
+
+
+def _parts(path: Path, begin: int, options: dict, keep_lines: np.ndarray, wanted: list[str], empty: int,
+           chunk_rows: int | None):
+    done = 0
+
+    def part(batches: list[pa.RecordBatch], first: bool) -> tuple[pd.DataFrame, np.ndarray, int]:
+        nonlocal done
+        frame = pa.Table.from_batches(batches).to_pandas()
+        if done + len(frame) > len(keep_lines):
+            raise FastPathLost(path)
+        lines = keep_lines[done: done + len(frame)]
+        done += len(frame)
+        blank = np.ones(len(frame), dtype=bool)
+        for col in wanted:
+            blank &= (frame[col].str.strip().fillna("") == "").to_numpy()
+        frame = frame[~blank].reset_index(drop=True)
+        return frame, lines[~blank], int(blank.sum()) + (empty if first else 0)
+
+    with path.open("rb") as fh:
+        fh.seek(begin)
+        try:
+            if chunk_rows is None:
+                table = pacsv.read_csv(fh, **options)
+                batches, first = table.to_batches(), True
+                out = part(batches, True) if batches else None
+                if done != len(keep_lines):
+                    raise FastPathLost(path)
+                yield out if out is not None else _empty_part(wanted, empty)
+                return
+            reader = pacsv.open_csv(fh, **options)
+            batches, held, first = [], 0, True
+            schema = reader.schema
+            for batch in reader:
+                batches.append(batch)
+                held += batch.num_rows
+                if held >= chunk_rows:
+                    yield part(batches, first)
+                    batches, held, first = [], 0, False
+            if batches or first:
+                yield part(batches, first) if batches else _empty_part(wanted, empty, schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError, ValueError):
+            raise FastPathLost(path) from None
+    if done != len(keep_lines):
+        raise FastPathLost(path)
+
+
+def _block_size(size: int, records: int, chunk_rows: int | None) -> int:
+    """pyarrow's block: 16 MiB, or smaller so that a chunk is not far over `chunk_rows` records
+    (a record longer than a block makes pyarrow fail, and the exact reader takes over)."""
+    if not chunk_rows or not records:
+        return BLOCK_BYTES
+    return int(min(BLOCK_BYTES, max(64 << 10, chunk_rows * size / records)))
+
+
+def _empty_part(wanted: list[str], empty: int, schema=None) -> tuple[pd.DataFrame, np.ndarray, int]:
+    frame = pa.table({c: pa.array([], pa.string()) for c in wanted}).to_pandas()
+    return frame, np.zeros(0, np.int64), empty
 
 
 def _is_header(path: Path, ends: np.ndarray, index: int, encoding: str, delimiter: str, raw_header: list[str]) -> bool:

@@ -1,0 +1,156 @@
+"""Tonight's contact rows, held compactly while the night's chunks go by (issue 7).
+
+A night of 10M policies has about 25M contact rows. As a pandas frame of Python bytes and
+strings that is ~385 bytes a row (10 GB). Here each chunk's rows are kept as one zstd-compressed
+Arrow stream in the very format of a stored night tier (pipeline.book.index: hashes as binary,
+repeated texts dictionary-encoded; ~75 bytes a row), beside three numpy arrays: the extract row
+each came from and 64-bit digests of its value and customer (24 bytes a row). The night then asks
+of them only what it needs: the digests, to find the few rows that can be shared; those rows as
+a frame; and the streams themselves, written as the night's tier without being decoded when
+nothing in them changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.book.index import SEGMENT_ROWS, digest64, pool_frame, serialise, tier_table
+from pipeline.book.rows import CONTACT_COLUMNS, empty
+
+
+@dataclass
+class _Part:
+    blob: bytes  # the chunk's rows, STORED columns, as a compressed Arrow stream
+    rows: np.ndarray  # the extract row of each
+    value64: np.ndarray
+    customer64: np.ndarray
+    keep: np.ndarray  # which of them are tonight's rows (a policy number's first record)
+    first_id: int = 1  # kept rows are numbered -first_id, -first_id - 1, ...
+
+    def table(self) -> pa.Table:
+        return pa.ipc.open_stream(self.blob).read_all()
+
+    def kept(self) -> pa.Table:
+        table = self.table()
+        return table if self.keep.all() else table.filter(pa.array(self.keep))
+
+
+class NightContacts:
+    """Tonight's contact rows, chunk by chunk (see the module docstring)."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version  # what contact_rows wrote into each row's `version`
+        self.parts: list[_Part] = []
+
+    @classmethod
+    def of(cls, rows: pd.DataFrame, version: str) -> NightContacts:
+        night = cls(version)
+        night.add(rows)
+        return night
+
+    def add(self, rows: pd.DataFrame) -> None:
+        """One chunk's contact rows (pipeline.book.rows.contact_rows)."""
+        if not len(rows):
+            return
+        self.parts.append(_Part(serialise(tier_table(rows)), rows["row"].to_numpy(np.int64),
+                                digest64(rows["value"], "value"), digest64(rows["customer"], "customer"),
+                                np.ones(len(rows), dtype=bool)))
+
+    def keep_first(self, first: np.ndarray) -> None:
+        """Keep only the rows of records flagged in `first` (a flag per extract row: a policy
+        number's first record tonight); number the kept rows -1, -2, ... in order."""
+        start = 1
+        for part in self.parts:
+            part.keep = first[part.rows]
+            part.first_id = start
+            start += int(part.keep.sum())
+
+    @property
+    def num_rows(self) -> int:
+        return sum(int(p.keep.sum()) for p in self.parts)
+
+    def digests(self) -> tuple[np.ndarray, np.ndarray]:
+        """(value, customer) digests of every kept row, in order."""
+        if not self.parts:
+            return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
+        return (np.concatenate([p.value64[p.keep] for p in self.parts]),
+                np.concatenate([p.customer64[p.keep] for p in self.parts]))
+
+    def values(self):
+        """The distinct values of each chunk, chunk by chunk (for lookups in the stored book)."""
+        for part in self.parts:
+            yield pc.unique(part.kept().column("value").combine_chunks())
+
+    def frame(self, flags: np.ndarray | None = None) -> pd.DataFrame:
+        """The kept rows where `flags` (one per kept row, in order; all when None) as a pool
+        frame (CONTACT_COLUMNS)."""
+        frames, start = [], 0
+        for part in self.parts:
+            n = int(part.keep.sum())
+            mine = np.ones(n, dtype=bool) if flags is None else flags[start: start + n]
+            start += n
+            if not mine.any():
+                continue
+            table = part.kept().filter(pa.array(mine))
+            frame = pool_frame(table)
+            frame["id"] = -(part.first_id + np.flatnonzero(mine)).astype(np.int64)
+            frame["row"] = part.rows[part.keep][mine]
+            frames.append(frame)
+        if not frames:
+            return empty()
+        out = pd.concat(frames, ignore_index=True)
+        out["tonight"] = True
+        return out.astype({"id": "int64", "row": "int64"})[CONTACT_COLUMNS]
+
+    def rows_of_policies(self, policies: pd.Index) -> pd.DataFrame:
+        """Every kept row of the given policy numbers."""
+        if not len(policies) or not self.parts:
+            return empty()
+        wanted = pa.array(policies.astype(object).tolist(), type=pa.string())
+        flags = np.concatenate([pc.is_in(p.kept().column("policy_no"), value_set=wanted).to_numpy(zero_copy_only=False)
+                                for p in self.parts])
+        return self.frame(flags)
+
+    def tested(self, kind: str) -> int:
+        """Distinct extract records with a kept contact row of `kind` (P or B)."""
+        rows = []
+        for part in self.parts:
+            kinds = part.kept().column("kind").cast(pa.string())
+            rows.append(part.rows[part.keep][pc.equal(kinds, kind).to_numpy(zero_copy_only=False)])
+        return len(np.unique(np.concatenate(rows))) if rows else 0
+
+    def carries(self, keys: list[bytes]) -> set[bytes]:
+        """Those of `keys` (keyed hashes of values) that a kept row carries."""
+        if not keys:
+            return set()
+        wanted = pa.array(keys, type=pa.binary())
+        probe = digest64(pd.Series(keys, dtype=object), "value")
+        found: set[bytes] = set()
+        for part in self.parts:
+            if np.isin(part.value64[part.keep], probe).any():  # decode only a chunk that may hold one
+                column = part.kept().column("value")
+                found.update(column.filter(pc.is_in(column, value_set=wanted)).to_pylist())
+        return found
+
+    def tier_blobs(self, tier: str, unchanged: pd.Index):
+        """(rows, compressed Arrow stream) segments of the kept rows but those of `unchanged`
+        policies, as tier `tier`: a chunk nothing was taken from is passed on as it is."""
+        skip = pa.array(unchanged.astype(object).tolist(), type=pa.string())
+        for part in self.parts:
+            if part.keep.all() and not len(skip) and tier == self.version and len(part.keep) <= SEGMENT_ROWS:
+                yield len(part.keep), part.blob
+                continue
+            table = part.kept()
+            if len(skip):
+                table = table.filter(pc.invert(pc.is_in(table.column("policy_no"), value_set=skip)))
+            if tier != self.version:
+                table = table.set_column(table.schema.get_field_index("version"), "version",
+                                         pc.dictionary_encode(pa.array([tier] * table.num_rows, type=pa.string())))
+            for offset in range(0, table.num_rows, SEGMENT_ROWS):
+                piece = table.slice(offset, SEGMENT_ROWS)
+                yield piece.num_rows, serialise(piece)

@@ -1,0 +1,147 @@
+"""The row-level stages of a night, chunk by chunk (issue 7: bounded memory at 10M rows).
+
+Each chunk of about `chunk_rows` records is read, normalised, validated, split by scope,
+checked by every row-level rule and turned into contact rows; then it is dropped. What the
+night keeps of it is small: its findings with their policy's columns (a few percent of rows),
+its in-scope rows' policy columns (for DUPLICATE_POLICY, the dashboard's figures and the case
+store's reconciliation), its contact rows (keyed hashes and masked text), its quarantined lines
+and the counts the manifest and the expectations need. Row labels are positions in the whole
+night, so a finding means the same row whichever chunk it came from, and the outputs do not
+depend on the chunk size (tests/test_chunks.py runs one night at several sizes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from checks.catalogue import RULES
+from pipeline import contract
+from pipeline.book.rows import contact_rows
+from pipeline.book.tonight import NightContacts
+from pipeline.engine import BOOK_RULES, NIGHT_RULES, Outcome, context, merge_outcomes, run_rules
+from pipeline.errors import ConfigError
+from pipeline.expectations import merge_profiles, profile
+from pipeline.ingest import FastPathLost, Reading, iter_extract
+from pipeline.items import rows_of
+from pipeline.logs import count
+from pipeline.normalise import normalise
+from pipeline.scope import split
+
+log = logging.getLogger("custdq")
+ROW_RULES = tuple(code for code in RULES if code not in BOOK_RULES + NIGHT_RULES)
+POLICY_COLUMNS = ["policy_no", "branch", "channel", "agent_code", "receipt_date_dt", "_file", "_line"]
+
+
+@dataclass
+class Tally:
+    """What the night keeps of its chunks."""
+
+    found: list[pd.DataFrame] = field(default_factory=list)  # items.rows_of of each chunk
+    outcomes: list[Outcome] = field(default_factory=list)
+    contacts: NightContacts | None = None
+    policies: list[pd.DataFrame] = field(default_factory=list)  # POLICY_COLUMNS of in-scope rows
+    quarantined: list[pd.DataFrame] = field(default_factory=list)
+    in_scope: int = 0
+    out_of_scope: int = 0
+    term_unreadable: int = 0
+    seen: dict | None = None  # expectations.profile, merged
+    contact_seconds: float = 0.0
+    chunks: int = 0
+
+    def policy_frame(self) -> pd.DataFrame:
+        """Tonight's in-scope rows (POLICY_COLUMNS), indexed by their row in the night."""
+        parts = [p for p in self.policies if len(p)] or self.policies[:1]
+        return pd.concat(parts) if len(parts) > 1 else parts[0]
+
+
+def check_rows(extracts: list[str], mapping: dict[str, str], business_date: dt.date, cfg: dict,
+               agents: pd.DataFrame | None, key: bytes, version: str, stages) -> tuple[Reading, Tally]:
+    """Read and check every row of the night; a file the fast reader gives up on half-way makes
+    the whole night read again with the exact reader (nothing is kept of the first pass)."""
+    chunk_rows = cfg["chunk_rows"]
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise ConfigError(f"chunk_rows: must be a whole number of rows, at least 1 (got {chunk_rows!r})")
+    try:
+        return _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, chunk_rows, True)
+    except FastPathLost:
+        stages.note("an extract file needs the exact reader part-way through: reading the night again")
+        return _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, chunk_rows, False)
+
+
+def _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, chunk_rows, fast):
+    reading, tally = Reading(), Tally(contacts=NightContacts(version))
+    parts = iter_extract(extracts, mapping, reading, chunk_rows, fast)
+    rows = 0
+    while True:
+        with stages.stage("ingest"):
+            raw = next(parts, None)
+        if raw is None:
+            break
+        _chunk(raw, [i.path for i in reading.inputs], business_date, cfg, agents, key, version, stages, tally)
+        rows += len(raw)
+        tally.chunks += 1
+        if tally.chunks > 1 or len(raw) >= chunk_rows:
+            stages.note(f"{count(rows)} rows read and checked")
+    if not tally.policies:  # no file held a record: one empty chunk keeps every table's columns
+        _chunk(_empty_raw(reading), [i.path for i in reading.inputs], business_date, cfg, agents, key, version,
+               stages, tally)
+    return reading, tally
+
+
+def _empty_raw(reading: Reading) -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype="str") for c in reading.kind.columns})
+    frame["_file"] = pd.Series(dtype="int32")
+    frame["_line"] = pd.Series(dtype="int64")
+    return frame
+
+
+def _chunk(raw, sources, business_date, cfg, agents, key, version, stages, tally: Tally) -> None:
+    with stages.stage("normalise"):
+        frame = normalise(raw, cfg)
+    with stages.stage("contract"):
+        contract.validate_parsed(frame)
+    with stages.stage("scope"):
+        sp = split(frame, sources, cfg)
+        tally.quarantined.append(sp.quarantined)
+        tally.in_scope += int(sp.in_scope.sum())
+        tally.out_of_scope += int(sp.out_of_scope.sum())
+        tally.term_unreadable += sp.term_unreadable
+    with stages.stage("check"):
+        ctx = context(business_date, raw, cfg, agents)
+        checked = frame[sp.in_scope]  # one object: analyses cached on ctx are shared by the stages
+        found, outcomes = run_rules(checked, ctx, cfg, ROW_RULES)
+        tally.found.append(rows_of(found, frame, sources))
+        tally.outcomes = merge_outcomes(tally.outcomes, outcomes)
+        tally.policies.append(checked[POLICY_COLUMNS])
+        tally.seen = merge_profiles(tally.seen, profile(checked))
+    with stages.stage("shared"):
+        started = time.perf_counter()
+        tally.contacts.add(contact_rows(checked, ctx, key, version))
+        tally.contact_seconds += time.perf_counter() - started
+
+
+def night_rules(policies: pd.DataFrame, tally: Tally, business_date: dt.date, cfg: dict, sources: list[str]
+                ) -> tuple[list[pd.DataFrame], list[Outcome]]:
+    """The rules over the whole night's policy numbers (NIGHT_RULES), added to the chunks'
+    findings; the findings of a rule that failed in any chunk are dropped, as for one frame."""
+    found, outcomes = run_rules(policies, context(business_date, policies, cfg), cfg, NIGHT_RULES)
+    outcomes = tally.outcomes + outcomes
+    failed = {o.rule_code for o in outcomes if o.status == "error"}
+    parts = tally.found + [rows_of(found, policies, sources)]
+    if failed:
+        parts = [p[~p["rule_code"].isin(failed)] for p in parts]
+    return parts, outcomes
+
+
+def first_rows(policies: pd.DataFrame) -> np.ndarray:
+    """A flag per extract row (up to the last in-scope one): the first record of its policy
+    number tonight (its contact rows are the ones kept)."""
+    flags = np.zeros(int(policies.index.max()) + 1 if len(policies) else 0, dtype=bool)
+    flags[policies.index.to_numpy()[~policies["policy_no"].duplicated(keep="first").to_numpy()]] = True
+    return flags
