@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from checks.catalogue import RULES
 from pipeline import contract
@@ -36,6 +37,7 @@ from pipeline.scope import split
 log = logging.getLogger("custdq")
 ROW_RULES = tuple(code for code in RULES if code not in BOOK_RULES + NIGHT_RULES)
 POLICY_COLUMNS = ["policy_no", "branch", "channel", "agent_code", "receipt_date_dt", "_file", "_line"]
+CODED = ["branch", "channel", "agent_code"]  # few distinct values: kept as categories
 
 
 @dataclass
@@ -57,7 +59,12 @@ class Tally:
     def policy_frame(self) -> pd.DataFrame:
         """Tonight's in-scope rows (POLICY_COLUMNS), indexed by their row in the night."""
         parts = [p for p in self.policies if len(p)] or self.policies[:1]
-        return pd.concat(parts) if len(parts) > 1 else parts[0]
+        if len(parts) == 1:
+            return parts[0]
+        out = pd.concat([p.drop(columns=CODED) for p in parts])
+        for name in CODED:  # the categories of every chunk as one dictionary
+            out[name] = pd.Series(union_categoricals([p[name] for p in parts]), index=out.index)
+        return out[POLICY_COLUMNS]
 
 
 def check_rows(extracts: list[str], mapping: dict[str, str], business_date: dt.date, cfg: dict,
@@ -118,7 +125,7 @@ def _chunk(raw, sources, business_date, cfg, agents, key, version, stages, tally
         found, outcomes = run_rules(checked, ctx, cfg, ROW_RULES)
         tally.found.append(rows_of(found, frame, sources))
         tally.outcomes = merge_outcomes(tally.outcomes, outcomes)
-        tally.policies.append(checked[POLICY_COLUMNS])
+        tally.policies.append(checked[POLICY_COLUMNS].astype({c: "category" for c in CODED}))
         tally.seen = merge_profiles(tally.seen, profile(checked))
     with stages.stage("shared"):
         started = time.perf_counter()

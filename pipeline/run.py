@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from checks.arrays import isin_text
 from checks.catalogue import RULES
 from pipeline import __version__, config, hashkey, outputs, store
 from pipeline.book.detect import shared_night
@@ -143,7 +144,7 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
                             "deadlines there count weekends only and are marked provisional")
         with stages.stage("cases"):
             night = reconcile(conn, fired, business_date, dt.datetime.now(CHINA).isoformat(timespec="seconds"),
-                              checked["policy_no"].astype(object).unique(), {o.rule_code for o in outcomes if o.status == "ok"},
+                              pd.Index(checked["policy_no"].unique()), {o.rule_code for o in outcomes if o.status == "ok"},
                               book.judged)
             items = night.listing
             log.info("items: %s", ", ".join(f"{k} {count(v)}" for k, v in night.counts.items()))
@@ -161,8 +162,8 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
             outputs.write_quarantine(quarantine, out)
             worklist_files = write_worklists(items, out)
             dims = night_dims(checked, fired)  # the dashboard's per-branch/channel/agent figures
-            flagged = pd.Index(fired["policy_no"].astype(object).unique())
-            rows_flagged = int(checked["policy_no"].astype(object).isin(flagged).sum()) if len(fired) else 0
+            flagged = pd.Index(fired["policy_no"].astype("str").unique())
+            rows_flagged = int(isin_text(checked["policy_no"], flagged).sum()) if len(fired) else 0
             log.info("outputs: %s items listed, %s worklist files, %s quarantined rows", count(len(items)),
                      count(sum(map(len, worklist_files.values()))), count(len(quarantine)))
         gate = None

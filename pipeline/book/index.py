@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from checks.arrays import isin_text
 from pipeline.book.rows import CONTACT_COLUMNS, STORED, empty
 from pipeline.store import contact_segments, contact_superseded, contacts
 
@@ -205,7 +206,7 @@ class ContactIndex:
             mine = pd.MultiIndex.from_arrays([rows["policy_no"].astype(str), rows["version"].astype(str)])
             rows = rows[~mine.isin(pairs)]
         if not keep_tonight and len(self.tonight):
-            rows = rows[~rows["policy_no"].isin(self.tonight)]
+            rows = rows[~isin_text(rows["policy_no"], self.tonight)]
         return rows
 
     def _main(self, column: str, keys: pd.Series) -> pd.DataFrame:
@@ -402,9 +403,12 @@ class ContactIndex:
         return {"rows_moved": moving, "seconds": round(time.perf_counter() - started, 1), **self.size()}
 
     def size(self) -> dict:
-        tiers = self.tiers()
-        recent = sum(t.num_rows for t in tiers.values())
+        """Row counts from the segments' bookkeeping (the tiers are not read for it)."""
+        seg = contact_segments
+        per_tier = self.conn.execute(sa.select(seg.c.tier, sa.func.sum(seg.c.rows)).where(seg.c.kind == "rows")
+                                     .group_by(seg.c.tier)).all()
+        recent = sum(int(n or 0) for _, n in per_tier)
         main = self._main_rows()
-        return {"rows": main + recent, "main_rows": main, "recent_rows": recent, "night_tiers": len(tiers),
-                "superseded_versions": len(self.superseded())}
-
+        superseded = int(self.conn.execute(sa.select(sa.func.count()).select_from(contact_superseded)).scalar())
+        return {"rows": main + recent, "main_rows": main, "recent_rows": recent, "night_tiers": len(per_tier),
+                "superseded_versions": superseded}

@@ -122,7 +122,12 @@ class NightContacts:
         for part in self.parts:
             kinds = part.kept().column("kind").cast(pa.string())
             rows.append(part.rows[part.keep][pc.equal(kinds, kind).to_numpy(zero_copy_only=False)])
-        return len(np.unique(np.concatenate(rows))) if rows else 0
+        rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+        if not len(rows):
+            return 0
+        seen = np.zeros(int(rows.max()) + 1, dtype=bool)
+        seen[rows] = True
+        return int(seen.sum())
 
     def carries(self, keys: list[bytes]) -> set[bytes]:
         """Those of `keys` (keyed hashes of values) that a kept row carries."""

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from checks.arrays import isin_text
 from pipeline.book.index import bulk_insert, python_rows
 from pipeline.cases.tables import item_events, items, suppressions
 from pipeline.items import DATE_FIELDS, ITEM_COLUMNS
@@ -207,7 +208,7 @@ def _resolve(conn, fired, night, at, judged_policies, rules_ran, judged_values) 
     # object arrays: a hash-table lookup (isin with a Python set walks it element by element)
     shared = open_items["rule_code"].isin(list(SHARED_RULES))
     keys = [k for k in open_items.loc[shared, "value_key"].dropna().astype(str).unique()]
-    judged = open_items["policy_no"].astype(object).isin(_objects(judged_policies)) | (
+    judged = isin_text(open_items["policy_no"], judged_policies) | (
         shared & open_items["value_key"].astype(object).isin(_objects(judged_values(keys))))
     gone = open_items[not_fired & ran & judged]
     if gone.empty:
