@@ -99,7 +99,8 @@ def night(extract: Path, work: Path, limit: int, env: dict) -> dict:
     manifest = work / "out" / "manifest.json"
     if got["exit"] == 0 and manifest.exists():
         m = json.loads(manifest.read_text(encoding="utf-8"))
-        got.update(stages=m["timings_seconds"], items=m["items"]["total"], rows=m["rows"]["rows_read"])
+        got.update(stages=m["timings_seconds"], items=m["items"]["total"], rows=m["rows"]["rows_read"],
+                   peak_mb_after_stage=m.get("peak_memory_mb_after_stage"))
     shutil.rmtree(work, ignore_errors=True)
     return got
 
@@ -166,6 +167,7 @@ def main() -> None:
         if ok:
             stages = {k: round(statistics.median(r["stages"][k] for r in ok), 2) for k in ok[0]["stages"]}
             print(f"\nstages at {rows:,} rows (median s): {stages}")
+            print(f"custdq's own peak memory (MB) when each stage ended, first run: {ok[0]['peak_mb_after_stage']}")
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "scale.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")

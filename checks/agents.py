@@ -17,16 +17,16 @@ from checks.ric_vector import analyse
 
 def _roster(ctx: RuleContext) -> pd.DataFrame:
     key = ("roster",)
-    if key not in ctx.cache:
+    if key not in ctx.night:
         agents = ctx.agents
         numbers = phones.normalise(agents["agent_phone"])
         ids = analyse(agents["agent_id_no"], ctx.business_date)["id18"]
-        ctx.cache[key] = pd.DataFrame({
+        ctx.night[key] = pd.DataFrame({
             "e164": numbers["e164"].where(numbers["valid"]), "agent_code": agents["agent_code"],
             "agent_name": agents["agent_name"].str.replace(r"\s", "", regex=True),
             "agent_id18": ids.fillna(agents["agent_id_no"]),
         }).dropna(subset=["e164"]).drop_duplicates(["e164", "agent_code"])
-    return ctx.cache[key]
+    return ctx.night[key]
 
 
 def phone_is_agent(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:

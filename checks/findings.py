@@ -31,7 +31,8 @@ class RuleContext:
     labels: dict[str, str]  # canonical column -> Chinese name
     params: dict = field(default_factory=dict)
     agents: pd.DataFrame | None = None  # the normalised agent roster, when one was given
-    cache: dict = field(default_factory=dict)  # analyses shared by several rules of one night
+    cache: dict = field(default_factory=dict)  # analyses of this frame shared by several rules
+    night: dict = field(default_factory=dict)  # analyses of the night's fixed inputs (the roster), for every chunk
 
 
 def empty() -> pd.DataFrame:

@@ -32,6 +32,7 @@ from pipeline.ingest import FastPathLost, Reading, iter_extract
 from pipeline.items import rows_of
 from pipeline.logs import count
 from pipeline.normalise import normalise
+from pipeline.progress import release
 from pipeline.scope import split
 
 log = logging.getLogger("custdq")
@@ -54,6 +55,7 @@ class Tally:
     term_unreadable: int = 0
     seen: dict | None = None  # expectations.profile, merged
     contact_seconds: float = 0.0
+    night: dict = field(default_factory=dict)  # RuleContext.night: roster analyses, made once
     chunks: int = 0
 
     def policy_frame(self) -> pd.DataFrame:
@@ -93,7 +95,10 @@ def _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, c
         _chunk(raw, [i.path for i in reading.inputs], business_date, cfg, agents, key, version, stages, tally)
         rows += len(raw)
         tally.chunks += 1
-        if tally.chunks > 1 or len(raw) >= chunk_rows:
+        whole = len(raw) >= chunk_rows
+        del raw
+        release()  # the chunk's working memory goes back before the next one is read
+        if tally.chunks > 1 or whole:
             stages.note(f"{count(rows)} rows read and checked")
     if not tally.policies:  # no file held a record: one empty chunk keeps every table's columns
         _chunk(_empty_raw(reading), [i.path for i in reading.inputs], business_date, cfg, agents, key, version,
@@ -120,7 +125,7 @@ def _chunk(raw, sources, business_date, cfg, agents, key, version, stages, tally
         tally.out_of_scope += int(sp.out_of_scope.sum())
         tally.term_unreadable += sp.term_unreadable
     with stages.stage("check"):
-        ctx = context(business_date, raw, cfg, agents)
+        ctx = context(business_date, raw, cfg, agents, tally.night)
         checked = frame[sp.in_scope]  # one object: analyses cached on ctx are shared by the stages
         found, outcomes = run_rules(checked, ctx, cfg, ROW_RULES)
         tally.found.append(rows_of(found, frame, sources))

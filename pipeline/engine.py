@@ -45,10 +45,12 @@ class Outcome:
 PARAM_KEYS = ("minor_age", "id_card_types", "residence_permit_types", "foreign_permanent_types", "phone_placeholders")
 
 
-def context(business_date, raw: pd.DataFrame, cfg: dict, agents: pd.DataFrame | None = None) -> RuleContext:
-    """The RuleContext of one night (or one book load): labels, rule parameters, roster."""
+def context(business_date, raw: pd.DataFrame, cfg: dict, agents: pd.DataFrame | None = None,
+            night: dict | None = None) -> RuleContext:
+    """The RuleContext of one chunk of a night (or one book load): labels, rule parameters,
+    roster; `night` carries analyses of the roster from chunk to chunk."""
     return RuleContext(business_date, raw, {c.name: c.label for c in EXTRACT_COLUMNS},
-                       {k: cfg[k] for k in PARAM_KEYS}, agents)
+                       {k: cfg[k] for k in PARAM_KEYS}, agents, night=night if night is not None else {})
 
 
 def severity_of(code: str, cfg: dict) -> str:

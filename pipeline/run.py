@@ -17,7 +17,7 @@ from pipeline import __version__, config, hashkey, outputs, store
 from pipeline.book.detect import shared_night
 from pipeline.book.rows import version_of
 from pipeline.chunks import check_rows, first_rows, night_rules
-from pipeline.cases.night import reconcile
+from pipeline.cases.night import reconcile, shared_keys
 from pipeline.dashboard.dims import night_dims
 from pipeline.dashboard.page import write_dashboard
 from pipeline.expectations import aggregates, run_gate
@@ -27,7 +27,7 @@ from pipeline.columns import EXTRACT_COLUMNS, alias_map
 from pipeline.errors import InputError
 from pipeline.items import build, night_deadlines
 from pipeline.logs import count
-from pipeline.progress import Stages, peak_memory_mb
+from pipeline.progress import Stages, peak_memory_mb, release, use_system_allocator
 from pipeline.roster import load_roster
 from pipeline.worklists import write_worklists
 
@@ -65,6 +65,7 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
     if not extracts:
         raise InputError("no extract file given")
     started = dt.datetime.now(CHINA)
+    use_system_allocator()
     cfg = config.load(config_path)
     out = Path(out_dir) if out_dir else Path("out") / business_date.isoformat()
     if out.exists() and not out.is_dir():
@@ -121,8 +122,11 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
     with engine_db.begin() as conn:  # the night's store writes: one transaction
         with stages.stage("shared"):
             labels = {c.name: c.label for c in EXTRACT_COLUMNS}
-            book = shared_night(conn, tonight, checked, labels, business_date, cfg, sources, tally.contact_seconds)
+            book = shared_night(conn, tonight, checked, labels, business_date, cfg, sources, tally.contact_seconds,
+                                shared_keys(conn))
             del tonight
+            tally.contacts = None  # tonight's contact rows are in the index now: their memory goes back
+            release()
             book.stats["compact_due"] = book.stats["recent_rows"] > int(cfg["contact_index"]["recent_rows_warning"])
             if book.stats["compact_due"]:
                 stages.note(f"warning: the contact index's night tiers hold {book.stats['recent_rows']} rows; "

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,9 +32,9 @@ class BookResult:
     found: pd.DataFrame | None  # findings carrying their policy's columns (pipeline.items.build `book`)
     outcomes: list[Outcome]
     stats: dict = field(default_factory=dict)
-    # which of some values (hex of their keyed hashes) were judged tonight: an open shared item
-    # on one of them that did not fire tonight is no longer shared
-    judged: Callable[[list[str]], set[str]] = lambda keys: set()
+    # those of the store's shared items' values (hex of their keyed hashes) judged tonight: an
+    # open shared item on one of them that did not fire tonight is no longer shared
+    judged: set[str] = field(default_factory=set)
 
 
 def _crowded(v: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -136,10 +135,12 @@ def suppression_keys(hits: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def shared_night(conn: sa.Connection, tonight: NightContacts, frame: pd.DataFrame, labels: dict,
-                 business_date: dt.date, cfg: dict, sources: list[str], built: float = 0.0) -> BookResult:
+                 business_date: dt.date, cfg: dict, sources: list[str], built: float = 0.0,
+                 recheck: list[str] = ()) -> BookResult:
     """Judge tonight's contact rows (`tonight`, pipeline.book.rows.night_rows) against the book
     and write them into the index. `frame` holds tonight's in-scope rows (at least `policy_no`,
-    `_file`, `_line`), indexed by their row; `built` is the seconds the contact rows took."""
+    `_file`, `_line`), indexed by their row; `built` is the seconds the contact rows took;
+    `recheck` the values (hex keys) of the store's shared items, to say which were judged tonight."""
     started = time.perf_counter()
     steps: dict[str, float] = {"contact_rows": round(built, 3)}
 
@@ -183,16 +184,11 @@ def shared_night(conn: sa.Connection, tonight: NightContacts, frame: pd.DataFram
     result = pd.concat(parts, ignore_index=True) if parts else None
     stats = {"contact_rows_tonight": tonight.num_rows, "rows_taken_back": removed, "pool_rows": len(pool),
              **growth, **written, **book.size(), "seconds": steps}
-    in_pool = {bytes(v) for v in pool["value"]}
-
-    def judged(keys: list[str]) -> set[str]:
-        """Those of `keys` (hex of keyed hashes) that were judged tonight."""
-        wanted = []
-        for k in keys:
-            try:
-                wanted.append(bytes.fromhex(k))
-            except (TypeError, ValueError):
-                continue  # not a key this program wrote: never judged
-        return {k.hex() for k in tonight.carries(wanted) | (in_pool & set(wanted))}
-
+    wanted = []
+    for k in recheck:
+        try:
+            wanted.append(bytes.fromhex(k))
+        except (TypeError, ValueError):
+            continue  # not a key this program wrote: never judged
+    judged = {k.hex() for k in tonight.carries(wanted) | ({bytes(v) for v in pool["value"]} & set(wanted))}
     return BookResult(result, outcomes, stats, judged)

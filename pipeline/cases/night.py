@@ -124,7 +124,7 @@ def _lifecycle(row) -> dict:
 def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, at: str,
               judged_policies, rules_ran: set[str], judged_values) -> Night:
     """Apply tonight's findings (`pipeline.items.build` output with `value_key` filled) to the store.
-    `judged_values(keys)` says which of some shared values (hex keys) were judged tonight."""
+    `judged_values`: the shared values (hex keys, among `shared_keys`) judged tonight."""
     night = business_date.isoformat()
     taken_back = take_back(conn, night)
     fired = fired.copy()
@@ -197,6 +197,14 @@ def _clean(record: dict) -> dict:
     return {k: _py(v) for k, v in record.items()}
 
 
+def shared_keys(conn: sa.Connection) -> list[str]:
+    """The values (hex keys) of every shared item in the store, whatever its state: those a
+    night (or a re-run of it, which first takes itself back) may find judged or not."""
+    q = sa.select(items.c.value_key).where(items.c.rule_code.in_(sorted(SHARED_RULES)),
+                                           items.c.value_key.is_not(None)).distinct()
+    return [k for k in conn.execute(q).scalars()]
+
+
 def _resolve(conn, fired, night, at, judged_policies, rules_ran, judged_values) -> int:
     open_items = _read(conn, sa.select(items.c.item_id, items.c.rule_code, items.c.policy_no, items.c.value_key,
                                        *[items.c[c] for c in LIFECYCLE if c != "state"], items.c.state)
@@ -207,9 +215,8 @@ def _resolve(conn, fired, night, at, judged_policies, rules_ran, judged_values) 
     ran = open_items["rule_code"].isin(list(rules_ran))
     # object arrays: a hash-table lookup (isin with a Python set walks it element by element)
     shared = open_items["rule_code"].isin(list(SHARED_RULES))
-    keys = [k for k in open_items.loc[shared, "value_key"].dropna().astype(str).unique()]
     judged = isin_text(open_items["policy_no"], judged_policies) | (
-        shared & open_items["value_key"].astype(object).isin(_objects(judged_values(keys))))
+        shared & open_items["value_key"].astype(object).isin(_objects(judged_values)))
     gone = open_items[not_fired & ran & judged]
     if gone.empty:
         return 0
