@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from checks import findings, phones
+from checks.arrays import isin_text
 from checks.findings import NotApplicable, RuleContext
 from checks.identity import analysis
 from checks.masking import mask_name, mask_phone
@@ -37,7 +38,7 @@ def phone_is_agent(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
     for role in ("applicant", "insured"):
         column = f"{role}_phone"
         phone = frame[f"{column}_e164"].where(frame[f"{column}_valid"])
-        hits = phone[phone.isin(set(roster["e164"]))]
+        hits = phone[isin_text(phone, roster["e164"])]
         if hits.empty:
             continue
         pairs = hits.rename("e164").reset_index().merge(roster, on="e164")

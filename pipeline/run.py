@@ -124,8 +124,9 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
             labels = {c.name: c.label for c in EXTRACT_COLUMNS}
             book = shared_night(conn, tonight, checked, labels, business_date, cfg, sources, tally.contact_seconds,
                                 shared_keys(conn))
+            tonight.close()  # tonight's contact rows are in the index now: their memory and file go back
             del tonight
-            tally.contacts = None  # tonight's contact rows are in the index now: their memory goes back
+            tally.contacts = None
             release()
             book.stats["compact_due"] = book.stats["recent_rows"] > int(cfg["contact_index"]["recent_rows_warning"])
             if book.stats["compact_due"]:

@@ -1,17 +1,19 @@
 """Tonight's contact rows, held compactly while the night's chunks go by (issue 7).
 
 A night of 10M policies has about 25M contact rows. As a pandas frame of Python bytes and
-strings that is ~385 bytes a row (10 GB). Here each chunk's rows are kept as one zstd-compressed
-Arrow stream in the very format of a stored night tier (pipeline.book.index: hashes as binary,
-repeated texts dictionary-encoded; ~75 bytes a row), beside three numpy arrays: the extract row
-each came from and 64-bit digests of its value and customer (24 bytes a row). The night then asks
-of them only what it needs: the digests, to find the few rows that can be shared; those rows as
-a frame; and the streams themselves, written as the night's tier without being decoded when
-nothing in them changes.
+strings that is ~385 bytes a row (10 GB). Here each chunk's rows are one zstd-compressed Arrow
+stream in the very format of a stored night tier (pipeline.book.index: hashes as binary,
+repeated texts dictionary-encoded; ~75 bytes a row), kept in a temporary file; in memory stay
+three numpy arrays: the extract row each came from and 64-bit digests of its value and customer
+(24 bytes a row). The night then asks of them only what it needs: the digests, to find the few
+rows that can be shared; those rows as a frame; and the streams themselves, written as the
+night's tier without being decoded when nothing in them changes.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,16 +23,23 @@ import pyarrow.compute as pc
 
 from pipeline.book.index import SEGMENT_ROWS, digest64, pool_frame, serialise, tier_table
 from pipeline.book.rows import CONTACT_COLUMNS, empty
+from pipeline.errors import InputError
 
 
 @dataclass
 class _Part:
-    blob: bytes  # the chunk's rows, STORED columns, as a compressed Arrow stream
+    spill: object  # the night's spill file
+    at: int  # where the chunk's rows (STORED columns, a compressed Arrow stream) are in it
+    size: int
     rows: np.ndarray  # the extract row of each
     value64: np.ndarray
     customer64: np.ndarray
     keep: np.ndarray  # which of them are tonight's rows (a policy number's first record)
     first_id: int = 1  # kept rows are numbered -first_id, -first_id - 1, ...
+
+    @property
+    def blob(self) -> bytes:
+        return os.pread(self.spill.fileno(), self.size, self.at)
 
     def table(self) -> pa.Table:
         return pa.ipc.open_stream(self.blob).read_all()
@@ -46,6 +55,14 @@ class NightContacts:
     def __init__(self, version: str) -> None:
         self.version = version  # what contact_rows wrote into each row's `version`
         self.parts: list[_Part] = []
+        # the compressed rows wait on disk (an unnamed temporary file, gone when closed or when
+        # the process ends): like the stored index they hold keyed hashes and masked text only
+        self.spill = tempfile.TemporaryFile(prefix="custdq-contacts-")
+        self._end = 0
+
+    def close(self) -> None:
+        self.spill.close()
+        self.parts = []
 
     @classmethod
     def of(cls, rows: pd.DataFrame, version: str) -> NightContacts:
@@ -57,9 +74,17 @@ class NightContacts:
         """One chunk's contact rows (pipeline.book.rows.contact_rows)."""
         if not len(rows):
             return
-        self.parts.append(_Part(serialise(tier_table(rows)), rows["row"].to_numpy(np.int64),
+        blob = serialise(tier_table(rows))
+        try:
+            os.pwrite(self.spill.fileno(), blob, self._end)
+        except OSError as exc:
+            raise InputError(f"temporary folder {tempfile.gettempdir()}: cannot hold tonight's contact rows "
+                             f"({exc.strerror or type(exc).__name__}); point TMPDIR at a folder with room "
+                             "(about 80 bytes per contact row)") from None
+        self.parts.append(_Part(self.spill, self._end, len(blob), rows["row"].to_numpy(np.int64),
                                 digest64(rows["value"], "value"), digest64(rows["customer"], "customer"),
                                 np.ones(len(rows), dtype=bool)))
+        self._end += len(blob)
 
     def keep_first(self, first: np.ndarray) -> None:
         """Keep only the rows of records flagged in `first` (a flag per extract row: a policy
