@@ -155,12 +155,12 @@ def test_unknown_config_key_and_bad_date(invoke, tmp_path, runner):
 
 def test_internal_errors_are_one_line_without_debug(runner, tmp_path, monkeypatch):
     monkeypatch.delenv("CUSTDQ_DEBUG")
-    import pipeline.run as run_module
+    import pipeline.chunks as chunks_module
 
     def broken(*a, **k):
         raise KeyError("110101199003070011")
 
-    monkeypatch.setattr(run_module, "normalise", broken)
+    monkeypatch.setattr(chunks_module, "normalise", broken)
     path = write_csv(tmp_path / "e.csv", [row()])
     result = runner.invoke(cli, ["run", str(path), "--business-date", "2026-11-20", "--out", str(tmp_path / "o"),
                                  "--db", f"sqlite:///{tmp_path / 'c.db'}", "--quiet"])
