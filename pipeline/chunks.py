@@ -59,8 +59,10 @@ class Tally:
     chunks: int = 0
 
     def policy_frame(self) -> pd.DataFrame:
-        """Tonight's in-scope rows (POLICY_COLUMNS), indexed by their row in the night."""
+        """Tonight's in-scope rows (POLICY_COLUMNS), indexed by their row in the night (once:
+        the chunks' parts are let go)."""
         parts = [p for p in self.policies if len(p)] or self.policies[:1]
+        self.policies = []  # the parts are not kept beside the whole
         if len(parts) == 1:
             return parts[0]
         out = pd.concat([p.drop(columns=CODED) for p in parts])

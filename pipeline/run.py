@@ -143,6 +143,7 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
             deadlines = night_deadlines(business_date, calendar, cfg)
             fired = build(found_parts, business_date, deadlines, cfg, book.found)
             del found_parts
+            book.found = None
             fired["value_key"] = value_keys(fired, key)
             if calendar.uncovered:
                 stages.note(f"warning: no official calendar for {sorted(calendar.uncovered)}; "

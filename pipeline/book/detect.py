@@ -38,14 +38,21 @@ class BookResult:
 
 
 def _crowded(v: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """The value digests carried by two or more distinct customer digests."""
+    """The value digests (sorted) carried by two or more distinct customer digests; written to
+    hold few copies of 25M-entry arrays at once."""
     order = np.lexsort((c, v))
-    vs, cs = v[order], c[order]
-    # distinct (value, customer) pairs, then values with two or more of them
+    vs = v[order]
+    cs = c[order]
+    del order
+    # distinct (value, customer) pairs, then values with two or more of them (vs is sorted)
     new_pair = np.ones(len(vs), dtype=bool)
     new_pair[1:] = (vs[1:] != vs[:-1]) | (cs[1:] != cs[:-1])
-    values, counts = np.unique(vs[new_pair], return_counts=True)
-    return values[counts >= 2]
+    del cs
+    pairs = vs[new_pair]
+    del vs, new_pair
+    starts = np.flatnonzero(np.concatenate([[True], pairs[1:] != pairs[:-1]]))
+    counts = np.diff(np.append(starts, len(pairs)))
+    return pairs[starts[counts >= 2]]
 
 
 def _narrow(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -57,7 +64,7 @@ def _narrow(parts: list[pd.DataFrame]) -> pd.DataFrame:
         return empty()
     v = np.concatenate([index.digest64(p["value"], "value") for p in parts])
     c = np.concatenate([index.digest64(p["customer"], "customer") for p in parts])
-    keep = np.isin(v, _crowded(v, c))
+    keep = index.member(v, _crowded(v, c))
     out, start = [], 0
     for p in parts:
         mine = keep[start: start + len(p)]
@@ -80,7 +87,7 @@ def grow(book: index.ContactIndex, tonight: NightContacts) -> tuple[pd.DataFrame
                            np.concatenate([c, index.digest64(stored["customer"], "customer")]))
     else:
         crowded = _crowded(v, c)
-    pool = _narrow([tonight.frame(np.isin(v, crowded)), stored])
+    pool = _narrow([tonight.frame(index.member(v, crowded)), stored])
     del v, c
     seen: set[bytes] = set()
     rounds, truncated = 0, False

@@ -85,7 +85,7 @@ def digest64_arrow(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
 
 
-def _member(probe: np.ndarray, digest: np.ndarray) -> np.ndarray:
+def member(probe: np.ndarray, digest: np.ndarray) -> np.ndarray:
     """probe[i] in digest (sorted, unique): binary search, no sort of the 50M-entry digest."""
     at = np.searchsorted(digest, probe)
     hit = at < len(digest)
@@ -215,9 +215,9 @@ class ContactIndex:
         if not len(keys) or not len(digest):
             return pd.DataFrame(columns=["id"] + STORED)
         if isinstance(keys, pa.Array):  # many keyed hashes, straight from tonight's Arrow tables
-            maybe = keys.filter(pa.array(_member(digest64_arrow(keys), digest))).to_pylist()
+            maybe = keys.filter(pa.array(member(digest64_arrow(keys), digest))).to_pylist()
         else:
-            maybe = keys[_member(digest64(keys, column), digest)].tolist()
+            maybe = keys[member(digest64(keys, column), digest)].tolist()
         if not maybe:
             return pd.DataFrame(columns=["id"] + STORED)
         _keys(self.conn, "q_main", maybe, "TEXT" if column == "policy_no" else "BLOB")

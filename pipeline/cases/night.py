@@ -42,6 +42,7 @@ REFRESHED = ["detail", "evidence", "branch", "channel", "agent_code", "source_fi
              "cluster_size", "value_key", "customer_key", "group_keys", "severity", "category"]
 LIST_EXTRA = ["work_state", "result", "note"]
 CHUNK = 900  # bound parameters per IN (...) query: within every SQLite build's limit
+INSERT_ROWS = 50_000
 
 
 @dataclass
@@ -150,10 +151,11 @@ def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, 
         rows = add.assign(state="open", work_state="未处理", close_reason=None, closed_on=None, result=None,
                           note=None, disposed_at=None, disposed_by=None)
         columns = [c.name for c in items.c]
-        bulk_insert(conn, "items", columns, python_rows(rows[columns]))
+        for i in range(0, len(rows), INSERT_ROWS):  # Python rows a slice at a time: bounded memory
+            bulk_insert(conn, "items", columns, python_rows(rows[columns].iloc[i:i + INSERT_ROWS]))
         bulk_insert(conn, "item_events", EVENT_COLUMNS, _event_rows(
-            add["item_id"], night, at, "raised", [{"rule_code": r, "due_date": d} for r, d in
-                                                  zip(add["rule_code"], add["due_date"])], [None] * len(add)))
+            add["item_id"], night, at, "raised", ({"rule_code": r, "due_date": d} for r, d in
+                                                  zip(add["rule_code"], add["due_date"])), [None] * len(add)))
 
     # carried: refresh what the finding shows, keep the deadlines
     refresh = fired[carried | reopen | again]
