@@ -153,6 +153,7 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
                               pd.Index(checked["policy_no"].unique()), {o.rule_code for o in outcomes if o.status == "ok"},
                               book.judged)
             items = night.listing
+            fired = fired[["policy_no", "rule_code"]]  # all the later stages read of tonight's findings
             log.info("items: %s", ", ".join(f"{k} {count(v)}" for k, v in night.counts.items()))
 
         rows = {

@@ -152,7 +152,8 @@ def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, 
                           note=None, disposed_at=None, disposed_by=None)
         columns = [c.name for c in items.c]
         for i in range(0, len(rows), INSERT_ROWS):  # Python rows a slice at a time: bounded memory
-            bulk_insert(conn, "items", columns, python_rows(rows[columns].iloc[i:i + INSERT_ROWS]))
+            bulk_insert(conn, "items", columns, python_rows(rows.iloc[i:i + INSERT_ROWS][columns]))
+        del rows
         bulk_insert(conn, "item_events", EVENT_COLUMNS, _event_rows(
             add["item_id"], night, at, "raised", ({"rule_code": r, "due_date": d} for r, d in
                                                   zip(add["rule_code"], add["due_date"])), [None] * len(add)))
