@@ -153,9 +153,10 @@ def night_rules(policies: pd.DataFrame, tally: Tally, business_date: dt.date, cf
     return parts, outcomes
 
 
-def first_rows(policies: pd.DataFrame) -> np.ndarray:
+def first_rows(policies: pd.DataFrame, repeated: pd.Series) -> np.ndarray:
     """A flag per extract row (up to the last in-scope one): the first record of its policy
-    number tonight (its contact rows are the ones kept)."""
+    number tonight (its contact rows are the ones kept); `repeated` is
+    `policies["policy_no"].duplicated()`."""
     flags = np.zeros(int(policies.index.max()) + 1 if len(policies) else 0, dtype=bool)
-    flags[policies.index.to_numpy()[~policies["policy_no"].duplicated(keep="first").to_numpy()]] = True
+    flags[policies.index.to_numpy()[~repeated.to_numpy()]] = True
     return flags

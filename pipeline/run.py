@@ -118,7 +118,8 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
         found_parts, outcomes = night_rules(checked, tally, business_date, cfg, sources)
         tally.found = []
         tonight = tally.contacts
-        tonight.keep_first(first_rows(checked))
+        repeated = checked["policy_no"].duplicated()  # a policy number's later records tonight
+        tonight.keep_first(first_rows(checked, repeated))
     with engine_db.begin() as conn:  # the night's store writes: one transaction
         with stages.stage("shared"):
             labels = {c.name: c.label for c in EXTRACT_COLUMNS}
@@ -177,7 +178,7 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
         if cfg["expectations"]["enabled"]:
             with stages.stage("expectations"):
                 history = [h for h in store.run_history(engine_db) if h["business_date"] < business_date.isoformat()]
-                duplicate_rows = int(checked["policy_no"].duplicated().sum())
+                duplicate_rows = int(repeated.sum())
                 figures, distinct, reference = aggregates(tally.seen, duplicate_rows, rows, outcomes, history,
                                                           cfg["expectations"])
                 gate = run_gate(figures, distinct, reference, cfg["expectations"], out)

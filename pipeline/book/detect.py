@@ -144,7 +144,7 @@ def suppression_keys(hits: pd.DataFrame) -> dict[str, np.ndarray]:
 def shared_night(conn: sa.Connection, tonight: NightContacts, frame: pd.DataFrame, labels: dict,
                  business_date: dt.date, cfg: dict, sources: list[str], built: float = 0.0,
                  recheck: list[str] = ()) -> BookResult:
-    """Judge tonight's contact rows (`tonight`, pipeline.book.rows.night_rows) against the book
+    """Judge tonight's contact rows (`tonight`, held by pipeline.book.tonight) against the book
     and write them into the index. `frame` holds tonight's in-scope rows (at least `policy_no`,
     `_file`, `_line`), indexed by their row; `built` is the seconds the contact rows took;
     `recheck` the values (hex keys) of the store's shared items, to say which were judged tonight."""

@@ -4,10 +4,10 @@ A night of 10M policies has about 25M contact rows. As a pandas frame of Python 
 strings that is ~385 bytes a row (10 GB). Here each chunk's rows are one zstd-compressed Arrow
 stream in the very format of a stored night tier (pipeline.book.index: hashes as binary,
 repeated texts dictionary-encoded; ~75 bytes a row), kept in a temporary file; in memory stay
-three numpy arrays: the extract row each came from and 64-bit digests of its value and customer
-(24 bytes a row). The night then asks of them only what it needs: the digests, to find the few
-rows that can be shared; those rows as a frame; and the streams themselves, written as the
-night's tier without being decoded when nothing in them changes.
+numpy arrays: the extract row each came from, 64-bit digests of its value and customer and two
+flags (26 bytes a row). The night then asks of them only what it needs: the digests, to find
+the few rows that can be shared; those rows as a frame; and the streams themselves, written as
+the night's tier without being decoded when nothing in them changes.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class _Part:
     value64: np.ndarray
     customer64: np.ndarray
     keep: np.ndarray  # which of them are tonight's rows (a policy number's first record)
+    bank: np.ndarray  # which are accounts (kind B), not phones (kind P)
     first_id: int = 1  # kept rows are numbered -first_id, -first_id - 1, ...
 
     @property
@@ -83,7 +84,7 @@ class NightContacts:
                              "(about 80 bytes per contact row)") from None
         self.parts.append(_Part(self.spill, self._end, len(blob), rows["row"].to_numpy(np.int64),
                                 digest64(rows["value"], "value"), digest64(rows["customer"], "customer"),
-                                np.ones(len(rows), dtype=bool)))
+                                np.ones(len(rows), dtype=bool), (rows["kind"] == "B").to_numpy(dtype=bool)))
         self._end += len(blob)
 
     def keep_first(self, first: np.ndarray) -> None:
@@ -143,10 +144,7 @@ class NightContacts:
 
     def tested(self, kind: str) -> int:
         """Distinct extract records with a kept contact row of `kind` (P or B)."""
-        rows = []
-        for part in self.parts:
-            kinds = part.kept().column("kind").cast(pa.string())
-            rows.append(part.rows[part.keep][pc.equal(kinds, kind).to_numpy(zero_copy_only=False)])
+        rows = [p.rows[p.keep & (p.bank == (kind == "B"))] for p in self.parts]
         rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
         if not len(rows):
             return 0

@@ -138,7 +138,7 @@ def _records(source, info: InputInfo, quarantine: list[dict], kind: Kind, fast: 
                 return
     info.reader = "exact"
     rows, lines, size = [], [], chunk_rows or CHUNK
-    frames, yielded = [], False
+    frames, yielded = [], False  # whole: frames of CHUNK rows joined at the end; in chunks: each yielded
     for line, fields, reason in records:
         if reason is not None:
             info.rows += 1
@@ -157,7 +157,7 @@ def _records(source, info: InputInfo, quarantine: list[dict], kind: Kind, fast: 
             if chunk_rows:
                 yield frames.pop()
                 yielded = True
-    if rows or not (frames or yielded):
+    if rows or not yielded:  # the rest, or an empty frame for a file without records
         frames.append(_frame_from_rows(found.names, rows, lines))
     if frames:
         yield pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

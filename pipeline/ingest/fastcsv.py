@@ -108,29 +108,22 @@ def _parts(path: Path, begin: int, options: dict, keep_lines: np.ndarray, wanted
     with path.open("rb") as fh:
         fh.seek(begin)
         try:
-            if chunk_rows is None:
-                table = pacsv.read_csv(fh, **options)
-                batches, first = table.to_batches(), True
-                out = part(batches, True) if batches else None
-                if done != len(keep_lines):
-                    raise FastPathLost(path)
-                yield out if out is not None else _empty_part(wanted, empty)
-                return
-            reader = pacsv.open_csv(fh, **options)
+            # whole: pyarrow's threaded reader; in chunks: its streaming reader, a block at a time
+            source = pacsv.read_csv(fh, **options).to_batches() if chunk_rows is None else pacsv.open_csv(fh, **options)
             batches, held, first = [], 0, True
-            schema = reader.schema
-            for batch in reader:
+            for batch in source:
                 batches.append(batch)
                 held += batch.num_rows
-                if held >= chunk_rows:
+                if chunk_rows is not None and held >= chunk_rows:
                     yield part(batches, first)
                     batches, held, first = [], 0, False
-            if batches or first:
-                yield part(batches, first) if batches else _empty_part(wanted, empty, schema)
+            last = part(batches, first) if batches else (_empty_part(wanted, empty) if first else None)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError, ValueError):
             raise FastPathLost(path) from None
-    if done != len(keep_lines):
+    if done != len(keep_lines):  # checked before the last part: a one-part file can still fall back alone
         raise FastPathLost(path)
+    if last is not None:
+        yield last
 
 
 def _block_size(size: int, records: int, chunk_rows: int | None) -> int:
@@ -141,7 +134,7 @@ def _block_size(size: int, records: int, chunk_rows: int | None) -> int:
     return int(min(BLOCK_BYTES, max(64 << 10, chunk_rows * size / records)))
 
 
-def _empty_part(wanted: list[str], empty: int, schema=None) -> tuple[pd.DataFrame, np.ndarray, int]:
+def _empty_part(wanted: list[str], empty: int) -> tuple[pd.DataFrame, np.ndarray, int]:
     frame = pa.table({c: pa.array([], pa.string()) for c in wanted}).to_pandas()
     return frame, np.zeros(0, np.int64), empty
 
