@@ -24,7 +24,7 @@ from pandas.api.types import union_categoricals
 from checks.catalogue import RULES
 from pipeline import contract
 from pipeline.book.rows import contact_rows
-from pipeline.book.tonight import NightContacts
+from pipeline.book.tonight import NightContacts, Packed, pack
 from pipeline.engine import BOOK_RULES, NIGHT_RULES, Outcome, context, merge_outcomes, run_rules
 from pipeline.errors import ConfigError
 from pipeline.expectations import merge_profiles, profile
@@ -57,6 +57,20 @@ class Tally:
     contact_seconds: float = 0.0
     night: dict = field(default_factory=dict)  # RuleContext.night: roster analyses, made once
     chunks: int = 0
+
+    def take(self, result: ChunkResult) -> None:
+        """One chunk's results (chunks are taken in the order of the night's rows)."""
+        self.found.append(result.found)
+        self.outcomes = merge_outcomes(self.outcomes, result.outcomes)
+        self.policies.append(result.policies)
+        self.seen = merge_profiles(self.seen, result.seen)
+        self.quarantined.append(result.quarantined)
+        self.in_scope += result.in_scope
+        self.out_of_scope += result.out_of_scope
+        self.term_unreadable += result.term_unreadable
+        if result.contacts is not None:
+            self.contacts.add_packed(result.contacts)
+        self.contact_seconds += result.contact_seconds
 
     def policy_frame(self) -> pd.DataFrame:
         """Tonight's in-scope rows (POLICY_COLUMNS), indexed by their row in the night (once:
@@ -115,29 +129,49 @@ def _empty_raw(reading: Reading) -> pd.DataFrame:
     return frame
 
 
-def _chunk(raw, sources, business_date, cfg, agents, key, version, stages, tally: Tally) -> None:
+@dataclass
+class ChunkResult:
+    """What one chunk gives the night: made where the chunk is checked (here, or on a Spark
+    executor: pipeline.spark), taken into the night's Tally in the order of the extract."""
+
+    first_row: int
+    found: pd.DataFrame
+    outcomes: list[Outcome]
+    policies: pd.DataFrame
+    seen: dict
+    quarantined: pd.DataFrame
+    in_scope: int
+    out_of_scope: int
+    term_unreadable: int
+    contacts: Packed | None
+    contact_seconds: float
+
+
+def check_chunk(raw, sources, business_date, cfg, agents, key, version, stages, night: dict) -> ChunkResult:
+    """The row-level stages of one chunk (`raw`, indexed by its rows' places in the night)."""
     with stages.stage("normalise"):
         frame = normalise(raw, cfg)
     with stages.stage("contract"):
         contract.validate_parsed(frame)
     with stages.stage("scope"):
         sp = split(frame, sources, cfg)
-        tally.quarantined.append(sp.quarantined)
-        tally.in_scope += int(sp.in_scope.sum())
-        tally.out_of_scope += int(sp.out_of_scope.sum())
-        tally.term_unreadable += sp.term_unreadable
     with stages.stage("check"):
-        ctx = context(business_date, raw, cfg, agents, tally.night)
+        ctx = context(business_date, raw, cfg, agents, night)
         checked = frame[sp.in_scope]  # one object: analyses cached on ctx are shared by the stages
         found, outcomes = run_rules(checked, ctx, cfg, ROW_RULES)
-        tally.found.append(rows_of(found, frame, sources))
-        tally.outcomes = merge_outcomes(tally.outcomes, outcomes)
-        tally.policies.append(checked[POLICY_COLUMNS].astype({c: "category" for c in CODED}))
-        tally.seen = merge_profiles(tally.seen, profile(checked))
+        found = rows_of(found, frame, sources)
+        policies = checked[POLICY_COLUMNS].astype({c: "category" for c in CODED})
+        seen = profile(checked)
     with stages.stage("shared"):
         started = time.perf_counter()
-        tally.contacts.add(contact_rows(checked, ctx, key, version))
-        tally.contact_seconds += time.perf_counter() - started
+        contacts = pack(contact_rows(checked, ctx, key, version))
+        seconds = time.perf_counter() - started
+    return ChunkResult(int(raw.index[0]) if len(raw) else 0, found, outcomes, policies, seen, sp.quarantined,
+                       int(sp.in_scope.sum()), int(sp.out_of_scope.sum()), sp.term_unreadable, contacts, seconds)
+
+
+def _chunk(raw, sources, business_date, cfg, agents, key, version, stages, tally: Tally) -> None:
+    tally.take(check_chunk(raw, sources, business_date, cfg, agents, key, version, stages, tally.night))
 
 
 def night_rules(policies: pd.DataFrame, tally: Tally, business_date: dt.date, cfg: dict, sources: list[str]

@@ -27,6 +27,25 @@ from pipeline.errors import InputError
 
 
 @dataclass
+class Packed:
+    """One chunk's contact rows, compressed, with what the night keeps in memory of them."""
+
+    blob: bytes  # STORED columns, a compressed Arrow stream (pipeline.book.index.serialise)
+    rows: np.ndarray
+    value64: np.ndarray
+    customer64: np.ndarray
+    bank: np.ndarray
+
+
+def pack(rows: pd.DataFrame) -> Packed | None:
+    """A chunk's contact rows (pipeline.book.rows.contact_rows) as Packed; None when it has none."""
+    if not len(rows):
+        return None
+    return Packed(serialise(tier_table(rows)), rows["row"].to_numpy(np.int64), digest64(rows["value"], "value"),
+                  digest64(rows["customer"], "customer"), (rows["kind"] == "B").to_numpy(dtype=bool))
+
+
+@dataclass
 class _Part:
     spill: object  # the night's spill file
     at: int  # where the chunk's rows (STORED columns, a compressed Arrow stream) are in it
@@ -73,18 +92,21 @@ class NightContacts:
 
     def add(self, rows: pd.DataFrame) -> None:
         """One chunk's contact rows (pipeline.book.rows.contact_rows)."""
-        if not len(rows):
-            return
-        blob = serialise(tier_table(rows))
+        packed = pack(rows)
+        if packed is not None:
+            self.add_packed(packed)
+
+    def add_packed(self, packed: Packed) -> None:
+        """One chunk's contact rows as `pack` made them (here or where the chunk was checked)."""
+        blob = packed.blob
         try:
             os.pwrite(self.spill.fileno(), blob, self._end)
         except OSError as exc:
             raise InputError(f"temporary folder {tempfile.gettempdir()}: cannot hold tonight's contact rows "
                              f"({exc.strerror or type(exc).__name__}); point TMPDIR at a folder with room "
                              "(about 80 bytes per contact row)") from None
-        self.parts.append(_Part(self.spill, self._end, len(blob), rows["row"].to_numpy(np.int64),
-                                digest64(rows["value"], "value"), digest64(rows["customer"], "customer"),
-                                np.ones(len(rows), dtype=bool), (rows["kind"] == "B").to_numpy(dtype=bool)))
+        self.parts.append(_Part(self.spill, self._end, len(blob), packed.rows, packed.value64, packed.customer64,
+                                np.ones(len(packed.rows), dtype=bool), packed.bank))
         self._end += len(blob)
 
     def keep_first(self, first: np.ndarray) -> None:
