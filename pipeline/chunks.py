@@ -89,14 +89,19 @@ def check_rows(extracts: list[str], mapping: dict[str, str], business_date: dt.d
                agents: pd.DataFrame | None, key: bytes, version: str, stages) -> tuple[Reading, Tally]:
     """Read and check every row of the night; a file the fast reader gives up on half-way makes
     the whole night read again with the exact reader (nothing is kept of the first pass)."""
-    chunk_rows = cfg["chunk_rows"]
-    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
-        raise ConfigError(f"chunk_rows: must be a whole number of rows, at least 1 (got {chunk_rows!r})")
+    chunk_rows = chunk_size(cfg)
     try:
         return _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, chunk_rows, True)
     except FastPathLost:
         stages.note("an extract file needs the exact reader part-way through: reading the night again")
         return _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, chunk_rows, False)
+
+
+def chunk_size(cfg: dict) -> int:
+    chunk_rows = cfg["chunk_rows"]
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise ConfigError(f"chunk_rows: must be a whole number of rows, at least 1 (got {chunk_rows!r})")
+    return chunk_rows
 
 
 def _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, chunk_rows, fast):

@@ -17,7 +17,7 @@ def defaults() -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
-OPEN = ("aliases", "years", "severity", "null_rates", "value_sets", "rule_failure_pct")
+OPEN = ("aliases", "years", "severity", "null_rates", "value_sets", "rule_failure_pct", "conf")
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:

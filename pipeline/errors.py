@@ -26,3 +26,10 @@ class GateFailed(CustdqError):
     """A batch-level gate configured as blocking failed (outputs are still written). Exit 1."""
 
     exit_code = 1
+
+
+class EngineError(CustdqError):
+    """The Spark engine's tasks failed (a cluster problem, not the input). Exit 1; nothing of the
+    night is kept."""
+
+    exit_code = 1

@@ -60,8 +60,8 @@ def versions() -> dict[str, str]:
 def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None = None, db: str | None = None,
               config_path: str | None = None, agents: str | None = None, engine: str = "local",
               quiet: bool = False) -> RunResult:
-    if engine != "local":
-        raise InputError(f"--engine {engine}: only the local engine is available in this release")
+    if engine not in ("local", "spark"):
+        raise InputError(f"--engine {engine}: the engines are local and spark")
     if not extracts:
         raise InputError("no extract file given")
     started = dt.datetime.now(CHINA)
@@ -84,7 +84,13 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
         out.mkdir(parents=True, exist_ok=True)
         staging = outputs.staging_dir(out)
         try:
-            result = _night(extracts, business_date, staging, engine_db, db, cfg, key, agents, stages, started)
+            spark = _spark(engine, cfg)
+            try:
+                result = _night(extracts, business_date, staging, engine_db, db, cfg, key, agents, stages, started,
+                                spark)
+            finally:
+                if spark is not None:
+                    spark.close()
         except OSError as exc:
             raise InputError(f"--out {out}: cannot write the night's outputs ({exc.strerror or type(exc).__name__}); "
                              "nothing was changed: earlier outputs and the case store are as they were") from None
@@ -96,15 +102,25 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
         return result
 
 
-def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages, started) -> RunResult:
+def _spark(engine: str, cfg: dict):
+    """The Spark side of the night (pipeline.spark), or None for the local engine."""
+    if engine != "spark":
+        return None
+    from pipeline.spark.night import SparkNight
+
+    return SparkNight(cfg)
+
+
+def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages, started, spark=None) -> RunResult:
     mapping = alias_map(EXTRACT_COLUMNS, cfg["aliases"])
     with stages.stage("ingest"):
         roster = load_roster(agents, cfg) if agents else None
     if roster:
         log.info("agent roster: %s agents", count(len(roster.agents)))
     version = version_of(business_date.isoformat(), "night")
-    reading, tally = check_rows(extracts, mapping, business_date, cfg, roster.agents if roster else None, key,
-                                version, stages)
+    check = spark.check_rows if spark is not None else check_rows
+    reading, tally = check(extracts, mapping, business_date, cfg, roster.agents if roster else None, key, version,
+                           stages)
     inputs_extra = [roster.manifest] if roster else []
     for i in reading.inputs:
         log.info("read %s: %s, encoding %s, %s records, %s malformed, %s blank lines, reader %s", i.path, i.format,
@@ -124,7 +140,7 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
         with stages.stage("shared"):
             labels = {c.name: c.label for c in EXTRACT_COLUMNS}
             book = shared_night(conn, tonight, checked, labels, business_date, cfg, sources, tally.contact_seconds,
-                                shared_keys(conn))
+                                shared_keys(conn), spark.crowded if spark is not None else None)
             tonight.close()  # tonight's contact rows are in the index now: their memory and file go back
             del tonight
             tally.contacts = None
@@ -201,6 +217,7 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
             "optional_columns_absent": reading.absent_optional,
             "coverage_term_unreadable_checked": tally.term_unreadable,
             "chunks": {"rows_per_chunk": cfg["chunk_rows"], "chunks": tally.chunks},
+            "engine": spark.describe() if spark is not None else {"name": "local"},
             "rules": {o.rule_code: o.to_dict() for o in outcomes},
             "contact_index": book.stats,
             "worklists": {"folder": "worklists", "files": sum(map(len, worklist_files.values())),

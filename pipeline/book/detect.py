@@ -74,15 +74,20 @@ def _narrow(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True) if out else empty()
 
 
-def grow(book: index.ContactIndex, tonight: NightContacts) -> tuple[pd.DataFrame, dict]:
+def grow(book: index.ContactIndex, tonight: NightContacts, grouping=None) -> tuple[pd.DataFrame, dict]:
     """Tonight's rows that can be shared plus every stored row needed to judge them and
     complete their clusters. Only those of tonight's rows become a frame: the others are
-    weeded out on digests, straight from tonight's Arrow tables."""
+    weeded out on digests, straight from tonight's Arrow tables. `grouping(stored_v, stored_c)`,
+    when given, finds the crowded digests over tonight's rows and the stored ones elsewhere (the
+    Spark engine's group-by, pipeline.spark); it may return more than `_crowded` would (never
+    fewer): the pool is narrowed exactly before anything is judged."""
     fetched = set()  # values looked up beyond tonight's own
     found = [book.by_values(values) for values in tonight.values()]  # chunk by chunk: bounded memory
     stored = pd.concat(found, ignore_index=True).drop_duplicates("id") if found else empty()
     v, c = tonight.digests()
-    if len(stored):
+    if grouping is not None:
+        crowded = grouping(index.digest64(stored["value"], "value"), index.digest64(stored["customer"], "customer"))
+    elif len(stored):
         crowded = _crowded(np.concatenate([v, index.digest64(stored["value"], "value")]),
                            np.concatenate([c, index.digest64(stored["customer"], "customer")]))
     else:
@@ -143,11 +148,12 @@ def suppression_keys(hits: pd.DataFrame) -> dict[str, np.ndarray]:
 
 def shared_night(conn: sa.Connection, tonight: NightContacts, frame: pd.DataFrame, labels: dict,
                  business_date: dt.date, cfg: dict, sources: list[str], built: float = 0.0,
-                 recheck: list[str] = ()) -> BookResult:
+                 recheck: list[str] = (), grouping=None) -> BookResult:
     """Judge tonight's contact rows (`tonight`, held by pipeline.book.tonight) against the book
     and write them into the index. `frame` holds tonight's in-scope rows (at least `policy_no`,
     `_file`, `_line`), indexed by their row; `built` is the seconds the contact rows took;
-    `recheck` the values (hex keys) of the store's shared items, to say which were judged tonight."""
+    `recheck` the values (hex keys) of the store's shared items, to say which were judged tonight;
+    `grouping` finds the crowded values elsewhere (see `grow`)."""
     started = time.perf_counter()
     steps: dict[str, float] = {"contact_rows": round(built, 3)}
 
@@ -161,7 +167,7 @@ def shared_night(conn: sa.Connection, tonight: NightContacts, frame: pd.DataFram
     removed = book.undo(version)
     step("take_back")
     book.tonight = pd.Index(frame["policy_no"].unique())
-    pool, growth = grow(book, tonight)
+    pool, growth = grow(book, tonight, grouping)
     step("lookup")
     hits = shared.involved(pool) if len(pool) else pool.iloc[0:0]
     found = _findings(hits, frame, sources, labels) if len(hits) else None

@@ -1,0 +1,174 @@
+"""One night on Spark: stage the extract as Parquet chunks, check them as Spark tasks, take
+their results back in order, and group tonight's contact digests with the book's on Spark."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import shutil
+import tempfile
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.book.tonight import NightContacts
+from pipeline.chunks import Tally, _chunk, _empty_raw, chunk_size
+from pipeline.errors import EngineError, InputError
+from pipeline.ingest import FastPathLost, Reading, iter_extract
+from pipeline.logs import count
+from pipeline.progress import release
+from pipeline.spark import session
+from pipeline.spark.tasks import RESULT_SCHEMA, checker, raw_path, result_path, staging_fs
+
+log = logging.getLogger("custdq")
+
+
+@contextmanager
+def spark_failures(doing: str):
+    """A failed Spark job as one line (its type; the message can quote a worker's traceback)."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - Py4JJavaError, PythonException, AnalysisException ...
+        if os.environ.get("CUSTDQ_DEBUG"):
+            raise
+        raise EngineError(f"Spark failed {doing} ({type(exc).__name__}); nothing of this night was kept. On a "
+                          "cluster: does every executor read spark.staging and run this version of custdq? "
+                          "CUSTDQ_DEBUG=1 shows Spark's message") from None
+
+
+class SparkNight:
+    """The Spark side of one night; close() stops Spark and removes the staging folder."""
+
+    def __init__(self, cfg: dict) -> None:
+        self.cfg = cfg
+        self.spark = session.start(cfg, chunk_size(cfg))
+        configured = cfg["spark"]["staging"]
+        if configured:  # a folder every executor reads (a shared mount, hdfs://, s3://)
+            self.uri = f"{str(configured).rstrip('/')}/custdq-night-{uuid.uuid4().hex}"
+            self.local = None
+        else:  # local mode: a private temporary folder (0700) on this machine
+            self.local = tempfile.mkdtemp(prefix="custdq-spark-")
+            self.uri = self.local
+        self.fs, self.root = staging_fs(self.uri)
+        try:
+            for sub in ("raw", "results", "digests"):
+                self.fs.create_dir(f"{self.root}/{sub}")
+        except OSError as exc:
+            self.close()
+            raise InputError(f"spark.staging {configured}: cannot create the night's staging folder ({exc})") from None
+        self.chunks = 0
+        self.with_digests = 0
+        self.executor_seconds: dict[str, float] = {}
+        self.executor_peak_mb = 0.0
+
+    def close(self) -> None:
+        """Remove the staged rows (they hold the extract's plaintext) and stop Spark."""
+        try:
+            if self.local:
+                shutil.rmtree(self.local, ignore_errors=True)
+            else:
+                self.fs.delete_dir(self.root)
+        except (OSError, AttributeError):
+            log.warning("could not remove the Spark staging folder; remove it by hand")
+        if self.spark is not None:
+            self.spark.stop()
+            self.spark = None
+
+    def describe(self) -> dict:
+        sc = self.spark.sparkContext
+        return {"name": "spark", "spark_version": self.spark.version, "master": sc.master,
+                "default_parallelism": sc.defaultParallelism, "tasks": self.chunks,
+                "staging": "temporary folder" if self.local else str(self.cfg["spark"]["staging"]),
+                "executor_seconds": {k: round(v, 3) for k, v in self.executor_seconds.items()},
+                "executor_peak_memory_mb": self.executor_peak_mb}
+
+    # -- the row-level stages ------------------------------------------------------------------
+
+    def check_rows(self, extracts, mapping, business_date, cfg, agents, key, version, stages
+                   ) -> tuple[Reading, Tally]:
+        try:
+            reading, firsts = self._stage(extracts, mapping, chunk_size(cfg), True, stages)
+        except FastPathLost:
+            stages.note("an extract file needs the exact reader part-way through: reading the night again")
+            reading, firsts = self._stage(extracts, mapping, chunk_size(cfg), False, stages)
+        sources = [i.path for i in reading.inputs]
+        tally = Tally(contacts=NightContacts(version))
+        if not firsts:  # no file held a record: one empty chunk, here, keeps every table's columns
+            _chunk(_empty_raw(reading), sources, business_date, cfg, agents, key, version, stages, tally)
+            return reading, tally
+        job = {"sources": sources, "business_date": business_date, "cfg": cfg, "agents": agents, "key": key,
+               "version": version}
+        with stages.stage("check"):
+            todo = pd.DataFrame({"chunk": np.arange(len(firsts), dtype=np.int64),
+                                 "first_row": np.asarray(firsts, dtype=np.int64)})
+            tasks = self.spark.createDataFrame(todo).repartition(len(firsts), "chunk")
+            with spark_failures("checking the chunks"):
+                done = tasks.mapInPandas(checker(self.uri, job), RESULT_SCHEMA).collect()
+            stages.note(f"Spark checked {len(done)} chunks")
+            for row in done:
+                for name, seconds in json.loads(row["seconds"]).items():
+                    self.executor_seconds[name] = self.executor_seconds.get(name, 0.0) + seconds
+                self.executor_peak_mb = max(self.executor_peak_mb, float(row["peak_memory_mb"]))
+                self.with_digests += row["contact_rows"] > 0
+            for n in range(len(firsts)):  # in the order of the night's rows, as the local engine
+                with self.fs.open_input_stream(result_path(self.root, n)) as fh:
+                    tally.take(pickle.loads(fh.read()))
+                self.fs.delete_file(result_path(self.root, n))
+                tally.chunks += 1
+            release()
+        return reading, tally
+
+    def _stage(self, extracts, mapping, chunk_rows, fast, stages) -> tuple[Reading, list[int]]:
+        """Read the night on the driver and write it as Parquet chunks; the first row of each."""
+        self.fs.delete_dir_contents(f"{self.root}/raw")
+        reading, firsts, rows = Reading(), [], 0
+        parts = iter_extract(extracts, mapping, reading, chunk_rows, fast)
+        while True:
+            with stages.stage("ingest"):
+                raw = next(parts, None)
+                if raw is None:
+                    break
+                if not len(raw):
+                    continue
+                pq.write_table(pa.Table.from_pandas(raw, preserve_index=False), raw_path(self.root, len(firsts)),
+                               filesystem=self.fs, compression="zstd")
+                firsts.append(int(raw.index[0]))
+                rows += len(raw)
+            del raw
+        self.chunks = len(firsts)
+        if firsts:
+            stages.note(f"{count(rows)} rows staged for Spark in {len(firsts)} chunks")
+        return reading, firsts
+
+    # -- the shared-value group-by -------------------------------------------------------------
+
+    def crowded(self, stored_v: np.ndarray, stored_c: np.ndarray) -> np.ndarray:
+        """The value digests carried by two or more customer digests, over tonight's contact
+        rows and the stored rows that share a value with them (sorted, unsigned). Tonight's rows
+        here include a repeated policy number's later records, which the local engine leaves
+        out: a few more candidates, never fewer (pipeline.book.detect.grow narrows exactly)."""
+        from pyspark.sql import functions as F
+
+        frames = []
+        if self.with_digests:
+            frames.append(self.spark.read.parquet(self._spark_path("digests")))
+        if len(stored_v):
+            frames.append(self.spark.createDataFrame(pd.DataFrame({"value64": stored_v.view(np.int64),
+                                                                   "customer64": stored_c.view(np.int64)})))
+        if not frames:
+            return np.zeros(0, dtype=np.uint64)
+        digests = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
+        with spark_failures("grouping the contact values"):
+            found = (digests.groupBy("value64").agg(F.countDistinct("customer64").alias("customers"))
+                     .where(F.col("customers") >= 2).select("value64").toPandas())
+        return np.sort(found["value64"].to_numpy(dtype=np.int64).view(np.uint64))
+
+    def _spark_path(self, sub: str) -> str:
+        return f"{self.uri}/{sub}" if "://" in self.uri else Path(self.root, sub).resolve().as_uri()
