@@ -1,10 +1,12 @@
-"""python -m benchmarks.scale [--rows 1000000 10000000] [--runs 3]: whole nights at scale (issue 7).
+"""python -m benchmarks.scale [--rows 1000000 10000000] [--runs 3] [--engines local spark]:
+whole nights at scale (issue 7).
 
 For each size, an extract generated with `custdq sample`, then `custdq run` on it in a fresh
 process with a fresh SQLite store, `--runs` times; on the smallest size, the straightforward
 baseline (benchmarks/baseline.py) in the same run, its runs alternating with custdq's. Wall
 time, peak memory of the process tree (proportional set sizes from /proc, every 0.2 s) and custdq's stage
-timings (from manifest.json). A run whose tree passes `--memory-limit-gb` is stopped and
+timings (from manifest.json). With `--engines local spark`, each night runs on both engines
+(Spark in local mode on this machine, its JVM and Python workers counted in the memory). A run whose tree passes `--memory-limit-gb` is stopped and
 reported as such, so a size that does not fit cannot take the machine down.
 Prints medians and the ratios issue 7 sets targets for; writes benchmarks/results/scale.json.
 """
@@ -91,11 +93,11 @@ def measured(command: list[str], limit_bytes: int, env: dict) -> dict:
             "stderr_tail": err.decode("utf-8", "replace").strip().splitlines()[-1:]}
 
 
-def night(extract: Path, work: Path, limit: int, env: dict) -> dict:
+def night(extract: Path, work: Path, limit: int, env: dict, engine: str = "local") -> dict:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     got = measured([CUSTDQ, "run", str(extract), "--business-date", "2026-11-20", "--db",
-                    f"sqlite:///{work / 'cases.db'}", "--out", str(work / "out")], limit, env)
+                    f"sqlite:///{work / 'cases.db'}", "--out", str(work / "out"), "--engine", engine], limit, env)
     manifest = work / "out" / "manifest.json"
     if got["exit"] == 0 and manifest.exists():
         m = json.loads(manifest.read_text(encoding="utf-8"))
@@ -116,6 +118,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--memory-limit-gb", type=float, default=20.0)
+    ap.add_argument("--engines", nargs="+", choices=["local", "spark"], default=["local"])
     ap.add_argument("--work", default="benchmarks/results/scale", help="extracts are kept here between runs")
     args = ap.parse_args()
     work = Path(args.work)
@@ -130,44 +133,47 @@ def main() -> None:
             gen = measured([CUSTDQ, "sample", "--rows", str(rows), "--seed", str(args.seed), "--out", str(extract)],
                            limit, env)
             print(f"generated {rows:,} rows in {gen['seconds']} s ({gen['peak_gb']} GB)", flush=True)
-        runs = []
+        runs: dict[str, list] = {e: [] for e in args.engines}
         for i in range(args.runs):
             if rows == sizes[0]:
                 base = measured([sys.executable, "-m", "benchmarks.baseline", str(extract),
                                  str(work / "baseline-findings.csv")], limit, env)
                 results["baseline"].append(base)
                 print(f"  baseline {rows:,}: {base['seconds']} s, {base['peak_gb']} GB, exit {base['exit']}", flush=True)
-            got = night(extract, work / "night", limit, env)
-            runs.append(got)
-            print(f"  custdq run {rows:,}: {got['seconds']} s, {got['peak_gb']} GB, exit {got['exit']}"
-                  f"{' (stopped at the memory limit)' if got['stopped_at_limit'] else ''} "
-                  f"{got.get('stages') or got['stderr_tail']}",
-                  flush=True)
+            for engine in args.engines:
+                got = night(extract, work / "night", limit, env, engine)
+                runs[engine].append(got)
+                print(f"  custdq run --engine {engine} {rows:,}: {got['seconds']} s, {got['peak_gb']} GB, "
+                      f"exit {got['exit']}{' (stopped at the memory limit)' if got['stopped_at_limit'] else ''} "
+                      f"{got.get('stages') or got['stderr_tail']}", flush=True)
         results["sizes"][rows] = runs
 
     base_s = median(results["baseline"], "seconds")
     print(f"\nwhole nights, medians of {args.runs} runs, on {results['machine']}\n")
-    print("| rows | `custdq run` s | peak GB | items | vs baseline | vs smallest size |")
-    print("|---|---|---|---|---|---|")
-    first_s = median(results["sizes"][sizes[0]], "seconds")
-    for rows in sizes:
-        runs = results["sizes"][rows]
-        s, gb = median(runs, "seconds"), median(runs, "peak_gb")
-        items = next((r.get("items") for r in runs if r.get("items") is not None), None)
-        if s is None:
-            why = "stopped at the memory limit" if any(r["stopped_at_limit"] for r in runs) else "failed"
-            print(f"| {rows:,} | {why} | >{max(r['peak_gb'] for r in runs)} | | | |")
-            continue
-        speed = f"{base_s / s:.2f}x faster" if base_s and rows == sizes[0] else ""
-        print(f"| {rows:,} | {s} | {gb} | {items:,} | {speed} | {s / first_s:.2f}x the time |")
+    print("| rows | engine | `custdq run` s | peak GB | items | vs baseline | vs smallest size |")
+    print("|---|---|---|---|---|---|---|")
+    for engine in args.engines:
+        first_s = median(results["sizes"][sizes[0]][engine], "seconds")
+        for rows in sizes:
+            runs = results["sizes"][rows][engine]
+            s, gb = median(runs, "seconds"), median(runs, "peak_gb")
+            items = next((r.get("items") for r in runs if r.get("items") is not None), None)
+            if s is None:
+                why = "stopped at the memory limit" if any(r["stopped_at_limit"] for r in runs) else "failed"
+                print(f"| {rows:,} | {engine} | {why} | >{max(r['peak_gb'] for r in runs)} | | | |")
+                continue
+            speed = f"{base_s / s:.2f}x faster" if base_s and rows == sizes[0] else ""
+            scale = f"{s / first_s:.2f}x the time" if first_s else ""
+            print(f"| {rows:,} | {engine} | {s} | {gb} | {items:,} | {speed} | {scale} |")
     if base_s:
-        print(f"| {sizes[0]:,} (baseline) | {base_s} | {median(results['baseline'], 'peak_gb')} | | 1x | |")
-    for rows in sizes:
-        ok = [r for r in results["sizes"][rows] if r["exit"] == 0]
-        if ok:
-            stages = {k: round(statistics.median(r["stages"][k] for r in ok), 2) for k in ok[0]["stages"]}
-            print(f"\nstages at {rows:,} rows (median s): {stages}")
-            print(f"custdq's own peak memory (MB) when each stage ended, first run: {ok[0]['peak_mb_after_stage']}")
+        print(f"| {sizes[0]:,} (baseline) | | {base_s} | {median(results['baseline'], 'peak_gb')} | | 1x | |")
+    for engine in args.engines:
+        for rows in sizes:
+            ok = [r for r in results["sizes"][rows][engine] if r["exit"] == 0]
+            if ok:
+                stages = {k: round(statistics.median(r["stages"][k] for r in ok), 2) for k in ok[0]["stages"]}
+                print(f"\n{engine}, stages at {rows:,} rows (median s): {stages}")
+                print(f"custdq's own peak memory (MB) when each stage ended, first run: {ok[0]['peak_mb_after_stage']}")
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "scale.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
