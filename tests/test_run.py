@@ -134,7 +134,6 @@ def test_config_years_cover_the_gap(invoke, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--engine", "spark"], "only the local engine"),
     (["--config", "/nonexistent.yaml"], "config file not found"),
     (["--db", "nosuchdb://x"], "not a database URL"),
 ])

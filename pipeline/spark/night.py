@@ -106,9 +106,9 @@ class SparkNight:
         job = {"sources": sources, "business_date": business_date, "cfg": cfg, "agents": agents, "key": key,
                "version": version}
         with stages.stage("check"):
-            todo = pd.DataFrame({"chunk": np.arange(len(firsts), dtype=np.int64),
-                                 "first_row": np.asarray(firsts, dtype=np.int64)})
-            tasks = self.spark.createDataFrame(todo).repartition(len(firsts), "chunk")
+            # one slice per chunk: every chunk its own task, spread over the executors
+            todo = self.spark.sparkContext.parallelize(list(enumerate(firsts)), len(firsts))
+            tasks = self.spark.createDataFrame(todo, "chunk long, first_row long")
             with spark_failures("checking the chunks"):
                 done = tasks.mapInPandas(checker(self.uri, job), RESULT_SCHEMA).collect()
             stages.note(f"Spark checked {len(done)} chunks")
