@@ -26,6 +26,7 @@ import io
 import os
 import re
 import shutil
+import time
 import zipfile
 from pathlib import Path
 
@@ -54,6 +55,8 @@ COLUMNS = [
 FILLED_IN = ["处理状态", "处理结果", "处理说明"]  # the teams' columns, pre-filled with the store's disposition
 UNKNOWN_BRANCH = "未知机构"
 ROWS_PER_FILE = 1_048_575  # an Excel sheet holds 1,048,576 rows, the header included
+SLICE = 20_000  # items turned into sheet XML at a time
+ZIP64_ROWS = 500_000  # past this many rows a sheet's XML may pass 2 GiB
 _FORBIDDEN = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 
 
@@ -146,13 +149,13 @@ def _xml_texts(values: pd.Series) -> pa.Array:
     return arr
 
 
-def _sheet_rows(cells: pd.DataFrame) -> bytes:
-    """<row> elements of the data rows (sheet rows 2, 3, ...), every value an inline-string cell,
-    an empty one included (as XlsxWriter's write_string wrote it: a text cell, never a blank the
-    next person's paste could turn into a number or formula)."""
+def _sheet_rows(cells: pd.DataFrame, first: int = 2) -> bytes:
+    """<row> elements of data rows (sheet rows `first`, `first` + 1, ...), every value an
+    inline-string cell, an empty one included (as XlsxWriter's write_string wrote it: a text
+    cell, never a blank the next person's paste could turn into a number or formula)."""
     if not len(cells):
         return b""
-    numbers = pa.array(np.arange(2, len(cells) + 2).astype(str))
+    numbers = pa.array(np.arange(first, len(cells) + first).astype(str))
     row_cells = []
     for j, header in enumerate(cells.columns):
         text = _xml_texts(cells[header])
@@ -165,8 +168,23 @@ def _sheet_rows(cells: pd.DataFrame) -> bytes:
     return "".join(rows.to_pylist()).encode("utf-8")
 
 
-def _write_one(path: Path, cells: pd.DataFrame) -> None:
-    last = len(cells)
+def _row_pieces(items: pd.DataFrame, cells=_cells):
+    """The sheet's data rows, SLICE items at a time (a 100k-item branch is never one string)."""
+    for start in range(0, len(items), SLICE):
+        yield _sheet_rows(cells(items.iloc[start: start + SLICE]), start + 2)
+
+
+def _write_one(path: Path, items: pd.DataFrame) -> None:
+    """One worklist file of `items`."""
+    _write_book(path, len(items), _row_pieces(items))
+
+
+def _write_cells(path: Path, cells: pd.DataFrame) -> None:
+    """One worklist file of ready cell texts (`_cells`), as they are."""
+    _write_book(path, len(cells), _row_pieces(cells, lambda c: c))
+
+
+def _write_book(path: Path, last: int, pieces) -> None:
     skeleton = io.BytesIO()  # the structure, in memory: the file is written once, with its rows
     workbook = xlsxwriter.Workbook(skeleton, {"strings_to_formulas": False, "strings_to_urls": False,
                                                "strings_to_numbers": False})
@@ -184,23 +202,34 @@ def _write_one(path: Path, cells: pd.DataFrame) -> None:
     sheet.freeze_panes(1, 1)
     sheet.autofilter(0, 0, max(last, 1), len(COLUMNS) - 1)
     workbook.close()
-    _put_rows(skeleton, path, _sheet_rows(cells), last + 1)
+    _put_rows(skeleton, path, pieces, last + 1)
 
 
-def _put_rows(skeleton: io.BytesIO, path: Path, rows: bytes, last_row: int) -> None:
-    """Write the workbook to `path` with the data rows inside its sheet's <sheetData>."""
+def _put_rows(skeleton: io.BytesIO, path: Path, pieces, last_row: int) -> None:
+    """Write the workbook to `path` with the data rows (`pieces`, bytes) streamed into its
+    sheet's <sheetData>."""
     with zipfile.ZipFile(skeleton) as z:
         members = [(info, z.read(info)) for info in z.infolist()]
     sheet_name = "xl/worksheets/sheet1.xml"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as z:
         for info, data in members:
-            if info.filename == sheet_name:
-                if data.count(b"</sheetData>") != 1:
-                    raise RuntimeError("unexpected worksheet XML from XlsxWriter (bug)")
-                data = data.replace(b"</sheetData>", rows + b"</sheetData>")
-                data = re.sub(rb'<dimension ref="A1:([A-Z]+)1"/>',
-                              lambda m: b'<dimension ref="A1:' + m.group(1) + str(last_row).encode() + b'"/>', data)
-            z.writestr(info.filename, data, compress_type=zipfile.ZIP_DEFLATED)
+            if info.filename != sheet_name:
+                z.writestr(info.filename, data, compress_type=zipfile.ZIP_DEFLATED)
+                continue
+            if data.count(b"</sheetData>") != 1:
+                raise RuntimeError("unexpected worksheet XML from XlsxWriter (bug)")
+            data = re.sub(rb'<dimension ref="A1:([A-Z]+)1"/>',
+                          lambda m: b'<dimension ref="A1:' + m.group(1) + str(last_row).encode() + b'"/>', data)
+            head, tail = data.split(b"</sheetData>")
+            entry = zipfile.ZipInfo(info.filename, date_time=time.localtime(time.time())[:6])
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = 0o600 << 16  # as writestr gives a member it names
+            # a sheet near Excel's row limit can pass 2 GiB of XML: Zip64 then
+            with z.open(entry, "w", force_zip64=last_row > ZIP64_ROWS) as fh:
+                fh.write(head)
+                for piece in pieces:
+                    fh.write(piece)
+                fh.write(b"</sheetData>" + tail)
 
 
 def write_worklists(items: pd.DataFrame, out: Path) -> dict[str, list[str]]:
@@ -212,8 +241,11 @@ def write_worklists(items: pd.DataFrame, out: Path) -> dict[str, list[str]]:
     branches = items["branch"].fillna(UNKNOWN_BRANCH).astype(str)
     written: dict[str, list[str]] = {}
     used: set[str] = set()
-    ordered = items.sort_values(["due_date", "policy_no", "rule_code", "role"], na_position="last", kind="stable")
-    for branch, part in ordered.groupby(branches.reindex(ordered.index), sort=True):
+    keys = ["due_date", "policy_no", "rule_code", "role"]
+    order = items[keys].sort_values(keys, na_position="last", kind="stable").index  # labels, not a copy of the items
+    in_order = branches.reindex(order)
+    for branch, at in sorted(in_order.groupby(in_order, sort=False).indices.items()):
+        part = items.loc[order[at]]
         name = file_name(branch)
         if name.lower() in used:  # two branch names that clean to one file name
             name = name[:-5] + "_" + hashlib.sha256(branch.encode("utf-8")).hexdigest()[:6] + ".xlsx"
@@ -224,7 +256,7 @@ def write_worklists(items: pd.DataFrame, out: Path) -> dict[str, list[str]]:
             path = (staging / piece).resolve()
             if path.parent != staging.resolve():
                 raise RuntimeError("worklist file name escaped its folder (bug)")
-            _write_one(path, _cells(part.iloc[start: start + ROWS_PER_FILE]))
+            _write_one(path, part.iloc[start: start + ROWS_PER_FILE])
             written.setdefault(branch, []).append(piece)
     old = out / f".worklists.old-{os.getpid()}"
     if target.exists():

@@ -73,12 +73,12 @@ def test_cells_read_back_exactly_as_written(tmp_path):
     string cell; XML-looking values (XlsxWriter passes '<r>...</r>' through as rich text) stay text."""
     import pandas as pd
 
-    from pipeline.worklists import _write_one
+    from pipeline.worklists import _write_cells
 
     cells = pd.DataFrame({h: [HOSTILE[(i + j) % len(HOSTILE)] for i in range(40)] for j, (h, _, _) in enumerate(COLUMNS)})
     cells.iloc[3, 5] = ""
     path = tmp_path / "w.xlsx"
-    _write_one(path, cells)
+    _write_cells(path, cells)
     ws = openpyxl.load_workbook(path).active
     assert ws.max_row == 41 and ws.auto_filter.ref == "A1:W41" and ws.dimensions == "A1:W41"
     for r in range(40):
@@ -92,10 +92,10 @@ def test_cells_read_back_exactly_as_written(tmp_path):
 def test_control_characters_and_excel_escapes_are_escaped_as_excel_expects(tmp_path):
     import pandas as pd
 
-    from pipeline.worklists import _write_one
+    from pipeline.worklists import _write_cells
 
     cells = pd.DataFrame({h: ["ctl\x01x", "_x0041_"] for h, _, _ in COLUMNS})
-    _write_one(tmp_path / "w.xlsx", cells)
+    _write_cells(tmp_path / "w.xlsx", cells)
     ws = openpyxl.load_workbook(tmp_path / "w.xlsx").active  # openpyxl shows Excel's escapes as stored
     assert [ws.cell(r, 1).value for r in (2, 3)] == ["ctl_x0001_x", "_x005F_x0041_"]
 
@@ -104,13 +104,31 @@ def test_a_text_longer_than_an_excel_cell_is_cut_to_32767(tmp_path):
     """A 1 MB policy number (tests/corpus has one) must not make Excel repair the workbook."""
     import pandas as pd
 
-    from pipeline.worklists import _write_one
+    from pipeline.worklists import _write_cells
 
     cells = pd.DataFrame({h: ["保" * 40000, "x" * 1_000_000, "😀" * 20000] for h, _, _ in COLUMNS})
-    _write_one(tmp_path / "w.xlsx", cells)
+    _write_cells(tmp_path / "w.xlsx", cells)
     ws = openpyxl.load_workbook(tmp_path / "w.xlsx").active
     assert [ws.cell(r, 2).value for r in (2, 3)] == ["保" * 32767, "x" * 32767]
     assert ws.cell(4, 2).value == "😀" * 16383  # two UTF-16 units each: 32766, no half character
+
+
+def test_a_sheet_written_in_slices_reads_back_whole(tmp_path, monkeypatch):
+    """The rows go into the sheet SLICE items at a time (shrunk here to 7): row numbers run on
+    across the slices and every cell reads back as written."""
+    import pandas as pd
+
+    from pipeline import worklists
+
+    monkeypatch.setattr(worklists, "SLICE", 7)
+    short = HOSTILE[:-1]  # the 32767-character one would be cut with a prefix
+    cells = pd.DataFrame({h: [f"{j}-{i}-{short[(i + j) % len(short)]}" for i in range(40)]
+                          for j, (h, _, _) in enumerate(COLUMNS)})
+    worklists._write_cells(tmp_path / "w.xlsx", cells)
+    ws = openpyxl.load_workbook(tmp_path / "w.xlsx").active
+    assert ws.max_row == 41 and ws.dimensions == "A1:W41"
+    got = [[c.value for c in r] for r in ws.iter_rows(min_row=2)]
+    assert got == cells.values.tolist()
 
 
 def test_a_branch_with_more_items_than_a_sheet_holds_gets_more_files(invoke, tmp_path, monkeypatch):
