@@ -119,6 +119,25 @@ def test_two_nights_do_not_depend_on_the_chunk_size(invoke, tmp_path, extracts):
         pd.testing.assert_frame_equal(_store_items(whole[2]), _store_items(outs[size][2]))
 
 
+def test_open_items_read_a_slice_at_a_time_give_the_same_nights(invoke, tmp_path, extracts, monkeypatch):
+    """The case store's open items are read READ_ROWS at a time (shrunk here to 7): the same
+    lists, resolutions and store as when they are read at once."""
+    from pipeline.cases import night
+
+    outs = {}
+    for rows in (1_000_000, 7):
+        monkeypatch.setattr(night, "READ_ROWS", rows)
+        name = f"read-{rows}"
+        out1, _, _ = _night(invoke, tmp_path, name, [extracts / "n1.csv"], "2026-11-20", None)
+        out2, db, _ = _night(invoke, tmp_path, name, [extracts / "n2.csv"], "2026-11-23", None)
+        outs[rows] = (out1, out2, db)
+    _, _, manifest = read_outputs(outs[7][1])
+    assert manifest["items"]["resolved"] > 0 and manifest["items"]["carried"] > 0  # both paths ran
+    for i in (0, 1):
+        _same_night(outs[1_000_000][i], outs[7][i])
+    pd.testing.assert_frame_equal(_store_items(outs[1_000_000][2]), _store_items(outs[7][2]))
+
+
 def test_a_file_the_fast_reader_gives_up_on_late_is_read_again(invoke, tmp_path, extracts):
     """A line with too many fields near the end: the fast reader has handed on chunks before it
     meets it, so the night is read again with the exact reader; the outputs are those of a

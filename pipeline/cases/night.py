@@ -43,6 +43,7 @@ REFRESHED = ["detail", "evidence", "branch", "channel", "agent_code", "source_fi
 LIST_EXTRA = ["work_state", "result", "note"]
 CHUNK = 900  # bound parameters per IN (...) query: within every SQLite build's limit
 INSERT_ROWS = 50_000
+READ_ROWS = 50_000  # open items read at a time
 
 
 @dataclass
@@ -209,18 +210,20 @@ def shared_keys(conn: sa.Connection) -> list[str]:
 
 
 def _resolve(conn, fired, night, at, judged_policies, rules_ran, judged_values) -> int:
-    open_items = _read(conn, sa.select(items.c.item_id, items.c.rule_code, items.c.policy_no, items.c.value_key,
-                                       *[items.c[c] for c in LIFECYCLE if c != "state"], items.c.state)
-                       .where(items.c.state == "open"))
-    if open_items.empty:
-        return 0
-    not_fired = ~open_items["item_id"].isin(fired["item_id"].astype(object))
-    ran = open_items["rule_code"].isin(list(rules_ran))
-    # object arrays: a hash-table lookup (isin with a Python set walks it element by element)
-    shared = open_items["rule_code"].isin(list(SHARED_RULES))
-    judged = isin_text(open_items["policy_no"], judged_policies) | (
-        shared & open_items["value_key"].astype(object).isin(_objects(judged_values)))
-    gone = open_items[not_fired & ran & judged]
+    query = sa.select(items.c.item_id, items.c.rule_code, items.c.policy_no, items.c.value_key,
+                      *[items.c[c] for c in LIFECYCLE if c != "state"], items.c.state).where(items.c.state == "open")
+    fired_ids = fired["item_id"].astype(object)
+    values = _objects(judged_values)
+    parts = []
+    for open_items in batches(conn, query):  # a slice of the open items at a time: bounded memory
+        not_fired = ~open_items["item_id"].isin(fired_ids)
+        ran = open_items["rule_code"].isin(list(rules_ran))
+        # object arrays: a hash-table lookup (isin with a Python set walks it element by element)
+        shared = open_items["rule_code"].isin(list(SHARED_RULES))
+        judged = isin_text(open_items["policy_no"], judged_policies) | (
+            shared & open_items["value_key"].astype(object).isin(values))
+        parts.append(open_items[not_fired & ran & judged])
+    gone = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if gone.empty:
         return 0
     for i in range(0, len(gone), CHUNK):
@@ -239,7 +242,8 @@ def _objects(values) -> np.ndarray:
 
 
 def _listing(conn: sa.Connection, night: str) -> pd.DataFrame:
-    t = _read(conn, sa.select(items).where(items.c.state == "open"))
+    parts = list(batches(conn, sa.select(items).where(items.c.state == "open")))
+    t = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     t["business_date"] = night
     t["status"] = (t["first_seen"] == night).map({True: "new", False: "open"})
     for col in DATE_FIELDS:
@@ -250,3 +254,26 @@ def _listing(conn: sa.Connection, night: str) -> pd.DataFrame:
     t = t.sort_values(["due_date", "branch", "policy_no", "rule_code", "role", "field"], na_position="last",
                       kind="stable")
     return t[ITEM_COLUMNS + LIST_EXTRA].reset_index(drop=True)
+
+
+def batches(conn: sa.Connection, query, rows: int | None = None):
+    """A query on the items table as frames of at most `rows` rows, typed by the table's columns
+    (text as Arrow-backed strings, whole numbers as Int64, flags as booleans), so that no more
+    than one slice is ever held as Python objects; at least one frame, empty when no row."""
+    result = conn.execute(query, execution_options={"yield_per": rows or READ_ROWS})  # this query only, not the connection
+    names = list(result.keys())
+    types = {c.name: _dtype(c.type) for c in query.selected_columns}
+    done = False
+    for chunk in result.partitions():
+        done = True
+        yield pd.DataFrame(chunk, columns=names).astype({n: types[n] for n in names})
+    if not done:
+        yield pd.DataFrame({n: pd.Series(dtype=types[n]) for n in names})
+
+
+def _dtype(kind) -> str:
+    if isinstance(kind, sa.Boolean):
+        return "boolean"
+    if isinstance(kind, sa.Integer):
+        return "Int64"
+    return "str"
