@@ -185,7 +185,7 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
             outputs.write_items(items, out)
             outputs.write_quarantine(quarantine, out)
             worklist_files = write_worklists(items, out)
-            dims = night_dims(checked, fired)  # the dashboard's per-branch/channel/agent figures
+            dims = night_dims(checked, fired, ~repeated.to_numpy())  # the dashboard's per-branch/channel/agent figures
             flagged = pd.Index(fired["policy_no"].astype("str").unique())
             rows_flagged = int(isin_text(checked["policy_no"], flagged).sum()) if len(fired) else 0
             log.info("outputs: %s items listed, %s worklist files, %s quarantined rows", count(len(items)),

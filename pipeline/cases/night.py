@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 
 from checks.arrays import isin_text
@@ -212,18 +213,21 @@ def shared_keys(conn: sa.Connection) -> list[str]:
 def _resolve(conn, fired, night, at, judged_policies, rules_ran, judged_values) -> int:
     query = sa.select(items.c.item_id, items.c.rule_code, items.c.policy_no, items.c.value_key,
                       *[items.c[c] for c in LIFECYCLE if c != "state"], items.c.state).where(items.c.state == "open")
-    fired_ids = fired["item_id"].astype(object)
+    fired_ids = pa.array(fired["item_id"].astype("str").array, type=pa.string())  # hashed by Arrow per slice
     values = _objects(judged_values)
     parts = []
     for open_items in batches(conn, query):  # a slice of the open items at a time: bounded memory
-        not_fired = ~open_items["item_id"].isin(fired_ids)
+        not_fired = ~isin_text(open_items["item_id"], fired_ids)
         ran = open_items["rule_code"].isin(list(rules_ran))
-        # object arrays: a hash-table lookup (isin with a Python set walks it element by element)
-        shared = open_items["rule_code"].isin(list(SHARED_RULES))
-        judged = isin_text(open_items["policy_no"], judged_policies) | (
-            shared & open_items["value_key"].astype(object).isin(values))
-        parts.append(open_items[not_fired & ran & judged])
-    gone = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        parts.append(open_items[not_fired & ran])
+    maybe = pd.concat(parts, ignore_index=True)
+    if maybe.empty:  # every open item fired again tonight (a first night): nothing to look up
+        return 0
+    # judged tonight: its policy was checked, or its shared value looked up (one lookup over
+    # tonight's policies, whose hash set is the large part)
+    shared = maybe["rule_code"].isin(list(SHARED_RULES))
+    judged = isin_text(maybe["policy_no"], judged_policies) | (shared & maybe["value_key"].astype(object).isin(values))
+    gone = maybe[judged]
     if gone.empty:
         return 0
     for i in range(0, len(gone), CHUNK):

@@ -4,28 +4,48 @@ compares fairly with a large one."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
+
+from checks.arrays import _text
 
 DIMS = {"branch": "branch", "channel": "channel", "agent": "agent_code"}
 UNKNOWN = "(空)"
 
 
-def night_dims(checked: pd.DataFrame, fired: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dim, key) over tonight's in-scope policies and tonight's findings on them.
-    Columns stay Arrow strings (a 10M-policy night as Python objects would take gigabytes)."""
-    policies = checked[["policy_no", *DIMS.values()]].drop_duplicates("policy_no")
-    policies = policies.astype("str").fillna({c: UNKNOWN for c in DIMS.values()})
-    if len(fired):  # each finding on an in-scope policy, with its policy's keys
-        mine = fired[["policy_no"]].astype("str").merge(policies, on="policy_no", how="inner")
-        once = mine.drop_duplicates("policy_no")
+def night_dims(checked: pd.DataFrame, fired: pd.DataFrame, first: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per (dim, key) over tonight's in-scope policies (a policy's keys are those of its
+    first record tonight; `first` flags those records when the caller has them) and tonight's
+    findings on them. Counted on category codes with numpy: a 10M-policy night is never turned
+    into Python objects or a joined copy."""
+    if first is None:
+        first = ~checked["policy_no"].duplicated().to_numpy()
+    policies = checked.loc[first, ["policy_no", *DIMS.values()]]
+    at = np.zeros(0, dtype=np.int64)  # the policy (its place in `policies`) of each finding on one
+    if len(fired) and len(policies):
+        found = pc.index_in(_text(fired["policy_no"]), value_set=_text(policies["policy_no"]))
+        at = found.drop_null().to_numpy(zero_copy_only=False).astype(np.int64)
+    once = np.unique(at)
     parts = []
     for dim, column in DIMS.items():
-        counts = policies[column].value_counts()
-        if len(fired):
-            findings, flagged = mine[column].value_counts(), once[column].value_counts()
-        else:
-            findings = flagged = pd.Series(dtype="int64")
-        parts.append(pd.DataFrame({"dim": dim, "key": counts.index.astype(object), "policies": counts.to_numpy(),
-                                   "flagged": flagged.reindex(counts.index).fillna(0).astype("int64").to_numpy(),
-                                   "findings": findings.reindex(counts.index).fillna(0).astype("int64").to_numpy()}))
-    return pd.concat(parts, ignore_index=True)
+        keys = _coded(policies[column])
+        codes, n = keys.codes.astype(np.int64), len(keys.categories)
+        counts = np.bincount(codes, minlength=n)
+        flagged = np.bincount(codes[once], minlength=n)
+        findings = np.bincount(codes[at], minlength=n)
+        seen = np.flatnonzero(counts)
+        frame = pd.DataFrame({"dim": dim, "key": np.array([str(k) for k in keys.categories[seen]], dtype=object),
+                              "policies": counts[seen], "flagged": flagged[seen], "findings": findings[seen]})
+        parts.append(frame.sort_values(["policies", "key"], ascending=[False, True], kind="stable"))
+    return pd.concat(parts, ignore_index=True).astype({"policies": "int64", "flagged": "int64", "findings": "int64"})
+
+
+def _coded(values: pd.Series) -> pd.Categorical:
+    """The column as categories of text, a missing or blank key as UNKNOWN."""
+    cat = values.astype("category") if not isinstance(values.dtype, pd.CategoricalDtype) else values
+    if cat.isna().any():
+        if UNKNOWN not in cat.cat.categories:
+            cat = cat.cat.add_categories([UNKNOWN])
+        cat = cat.fillna(UNKNOWN)
+    return cat.array
