@@ -115,7 +115,7 @@ def grow(book: index.ContactIndex, tonight: NightContacts, grouping=None) -> tup
 
 def _findings(hits: pd.DataFrame, frame: pd.DataFrame, sources: list[str], labels: dict) -> pd.DataFrame:
     tonight = hits["row"].to_numpy() >= 0
-    rows = frame.reindex(hits["row"].where(tonight, frame.index[0] if len(frame) else 0))
+    rows = _rows_at(frame, hits["row"].where(tonight, frame.index[0] if len(frame) else 0).to_numpy())
     role = shared.role_of(hits["field"])
     label = hits["field"].map(labels).astype("str")
     earlier = ("（该保单见于" + hits["version"].astype("str").str[:10] + "的提取）").where(~tonight, "")
@@ -134,6 +134,18 @@ def _findings(hits: pd.DataFrame, frame: pd.DataFrame, sources: list[str], label
         "cluster_id": hits["cluster_id"].to_numpy(), "cluster_size": hits["cluster_size"].to_numpy(),
         **suppression_keys(hits),
     })
+
+
+def _rows_at(frame: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
+    """frame.reindex(labels) for labels of its index; on tonight's rows (labels in order) by
+    binary search, without the hash table pandas would build, and keep, over a 10M-row index."""
+    index = frame.index.to_numpy()
+    if not len(frame) or not frame.index.is_monotonic_increasing:
+        return frame.reindex(labels)
+    pos = np.minimum(np.searchsorted(index, labels), len(index) - 1)
+    if not (index[pos] == labels).all():
+        return frame.reindex(labels)
+    return frame.iloc[pos]
 
 
 def suppression_keys(hits: pd.DataFrame) -> dict[str, np.ndarray]:

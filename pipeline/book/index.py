@@ -232,8 +232,12 @@ class ContactIndex:
         parts = []
         if not self.tiers() or not len(keys):
             return pd.DataFrame(columns=["id"] + STORED)
-        wanted = keys if isinstance(keys, pa.Array) else \
-            pa.array(keys.tolist(), type=pa.string() if column == "policy_no" else pa.binary())
+        if isinstance(keys, pa.Array):
+            wanted = keys
+        elif column == "policy_no":  # text: straight from the Series' Arrow buffers, no Python strings
+            wanted = pa.array(keys.astype("str").array, type=pa.string())
+        else:
+            wanted = pa.array(keys.tolist(), type=pa.binary())
         for number, (tier, table) in enumerate(self.tiers().items(), start=1):
             hit = pc.is_in(table.column(column).cast(wanted.type), value_set=wanted)
             positions = np.flatnonzero(hit.to_numpy(zero_copy_only=False))
@@ -250,7 +254,8 @@ class ContactIndex:
             keys = keys.drop_null()
         else:
             keys = keys if isinstance(keys, pd.Series) else pd.Series(list(keys), dtype=object)
-            keys = keys.dropna().reset_index(drop=True)
+            if keys.isna().any():  # (no copy of tonight's 10M policy numbers when none is missing)
+                keys = keys.dropna()
         found = pd.concat([self._main(column, keys), self._from_tiers(column, keys)], ignore_index=True)
         found = self._live(found, keep_tonight)
         out = found.assign(row=np.int64(-1), tonight=False)
@@ -329,7 +334,8 @@ class ContactIndex:
                         python_rows(supersede[["policy_no", "version", "by_version"]].astype(str)))
         written = self._append_segments(version, rows, keep)
         self._superseded = None
-        return {"policies": int(pd.Series(policies).nunique()), "rows_written": written,
+        distinct = len(self.tonight) if len(self.tonight) else int(pd.Series(policies).nunique())
+        return {"policies": distinct, "rows_written": written,
                 "policies_unchanged": len(keep), "policies_newer_kept": len(later)}
 
     def _append_segments(self, tier: str, rows: NightContacts, unchanged: pd.Index) -> int:

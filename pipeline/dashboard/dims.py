@@ -21,19 +21,23 @@ def night_dims(checked: pd.DataFrame, fired: pd.DataFrame, first: np.ndarray | N
     into Python objects or a joined copy."""
     if first is None:
         first = ~checked["policy_no"].duplicated().to_numpy()
-    policies = checked.loc[first, ["policy_no", *DIMS.values()]]
-    at = np.zeros(0, dtype=np.int64)  # the policy (its place in `policies`) of each finding on one
-    if len(fired) and len(policies):
-        found = pc.index_in(_text(fired["policy_no"]), value_set=_text(policies["policy_no"]))
-        at = found.drop_null().to_numpy(zero_copy_only=False).astype(np.int64)
-    once = np.unique(at)
+    # each policy (its first record) -> its findings tonight: tonight's findings are hashed, the
+    # 10M policy numbers only probed (a hash set of every policy number would take a gigabyte)
+    hit = np.zeros(len(checked), dtype=np.int64)
+    if len(fired) and len(checked):
+        counted = pc.value_counts(_text(fired["policy_no"]).drop_null())
+        at = pc.index_in(_text(checked["policy_no"]), value_set=counted.field("values"))
+        at = pc.fill_null(at, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        found = at >= 0
+        hit[found] = counted.field("counts").to_numpy(zero_copy_only=False)[at[found]]
+    hit = hit[first]
     parts = []
     for dim, column in DIMS.items():
-        keys = _coded(policies[column])
-        codes, n = keys.codes.astype(np.int64), len(keys.categories)
+        keys = _coded(checked[column])
+        codes, n = keys.codes[first].astype(np.int64), len(keys.categories)
         counts = np.bincount(codes, minlength=n)
-        flagged = np.bincount(codes[once], minlength=n)
-        findings = np.bincount(codes[at], minlength=n)
+        flagged = np.bincount(codes, weights=hit > 0, minlength=n).astype(np.int64)
+        findings = np.bincount(codes, weights=hit, minlength=n).astype(np.int64)
         seen = np.flatnonzero(counts)
         frame = pd.DataFrame({"dim": dim, "key": np.array([str(k) for k in keys.categories[seen]], dtype=object),
                               "policies": counts[seen], "flagged": flagged[seen], "findings": findings[seen]})
