@@ -118,6 +118,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--memory-limit-gb", type=float, default=20.0)
+    ap.add_argument("--no-baseline", action="store_true", help="skip the baseline (e.g. a second engine's run)")
     ap.add_argument("--engines", nargs="+", choices=["local", "spark"], default=["local"])
     ap.add_argument("--work", default="benchmarks/results/scale", help="extracts are kept here between runs")
     args = ap.parse_args()
@@ -135,7 +136,7 @@ def main() -> None:
             print(f"generated {rows:,} rows in {gen['seconds']} s ({gen['peak_gb']} GB)", flush=True)
         runs: dict[str, list] = {e: [] for e in args.engines}
         for i in range(args.runs):
-            if rows == sizes[0]:
+            if rows == sizes[0] and not args.no_baseline:
                 base = measured([sys.executable, "-m", "benchmarks.baseline", str(extract),
                                  str(work / "baseline-findings.csv")], limit, env)
                 results["baseline"].append(base)
