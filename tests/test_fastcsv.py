@@ -80,3 +80,25 @@ def test_random_quoted_fields_agree(tmp_path_factory, values, newline):
     path.write_bytes((newline.join(lines_of(rows)) + newline).encode("utf-8"))
     fast, exact = both(path)
     same(fast, exact)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_the_byte_scan_does_not_depend_on_its_block_size(tmp_path, monkeypatch, newline):
+    """The scan reads the file a block at a time: quotes, CRLF pairs and embedded newlines cut
+    by a block's edge give the same record ends at any block size, and the same rows."""
+    import numpy as np
+
+    from pipeline.ingest import fastcsv
+
+    rows = [row(policy_no=f"B{i}", applicant_address='多行\n地址, 带"引号"' if i % 3 else "x\r\ny")
+            for i in range(12)]
+    path = tmp_path / "b.csv"
+    path.write_bytes((newline.join(["", *lines_of(rows)]) + newline).encode("utf-8"))
+    whole = fastcsv.record_ends(path)
+    for size in (1, 2, 5, 64):
+        monkeypatch.setattr(fastcsv, "BLOCK", size)
+        ends, lines = fastcsv.record_ends(path)
+        assert np.array_equal(ends, whole[0]) and np.array_equal(lines, whole[1]), size
+    fast, exact = both(path)
+    assert fast.inputs[0].reader == "fast"
+    same(fast, exact)

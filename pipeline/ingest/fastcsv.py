@@ -26,24 +26,35 @@ FAST_ENCODINGS = ("utf-8", "utf-8-sig", "gb18030")
 def record_ends(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     """(byte offset of every record-ending newline, its 1-based physical line number), or None
     when the file has a bare CR (a line end to some readers and not to others)."""
-    buf = np.memmap(path, dtype=np.uint8, mode="r")
     ends, lines = [], []
     quotes = newlines = 0
-    for start in range(0, len(buf), BLOCK):
-        block = buf[start:start + BLOCK + 1]  # one byte of overlap to see what follows a CR
-        cr = np.flatnonzero(block[:BLOCK] == 0x0D)
-        if len(cr) and (cr[-1] + 1 >= len(block) or (block[cr + 1] != 0x0A).any()):
-            return None
-        block = block[:BLOCK]
-        nl = np.flatnonzero(block == 0x0A)
-        q = np.flatnonzero(block == 0x22)
-        even = (quotes + np.searchsorted(q, nl)) % 2 == 0
-        ends.append(nl[even] + start)
-        lines.append(np.flatnonzero(even) + newlines + 1)
-        quotes += len(q)
-        newlines += len(nl)
-    del buf
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        for start in range(0, size, BLOCK):
+            # read, not memory-mapped: a mapped 3 GB file counts in the process's memory as it is scanned
+            fh.seek(start)
+            block = np.frombuffer(fh.read(BLOCK + 1), dtype=np.uint8)  # a byte of overlap: what follows a CR
+            found = _scan(block, start, quotes, newlines)
+            if found is None:
+                return None
+            block_ends, block_lines, q, nl = found
+            ends.append(block_ends)
+            lines.append(block_lines)
+            quotes += q
+            newlines += nl
     return np.concatenate(ends or [np.zeros(0, np.int64)]), np.concatenate(lines or [np.zeros(0, np.int64)])
+
+
+def _scan(block: np.ndarray, start: int, quotes: int, newlines: int):
+    """One block's record ends and their lines, and its quote and newline counts; None at a bare CR."""
+    cr = np.flatnonzero(block[:BLOCK] == 0x0D)
+    if len(cr) and (cr[-1] + 1 >= len(block) or (block[cr + 1] != 0x0A).any()):
+        return None
+    block = block[:BLOCK]
+    nl = np.flatnonzero(block == 0x0A)
+    q = np.flatnonzero(block == 0x22)
+    even = (quotes + np.searchsorted(q, nl)) % 2 == 0
+    return nl[even] + start, np.flatnonzero(even) + newlines + 1, len(q), len(nl)
 
 
 class FastPathLost(Exception):
@@ -70,10 +81,13 @@ def iter_fast(path: Path, encoding: str, delimiter: str, header_record: int, nam
     stops = np.append(ends[header_record + 1:], size)  # the last record may lack a newline
     if starts[-1] >= size:                             # ... or not exist at all
         starts, start_lines, stops = starts[:-1], start_lines[:-1], stops[:-1]
-    buf = np.memmap(path, dtype=np.uint8, mode="r")
     length = stops - starts
-    empty = (length == 0) | ((length == 1) & (buf[np.minimum(starts, size - 1)] == 0x0D))
-    del buf
+    empty = length == 0
+    one = np.flatnonzero(length == 1)  # a record of one byte is blank when that byte is a CR
+    if len(one):
+        buf = np.memmap(path, dtype=np.uint8, mode="r")  # only those bytes' pages are touched
+        empty[one] = buf[starts[one]] == 0x0D
+        del buf
     keep_lines = start_lines[~empty]
     column_names = [n if n else f"_carried_{i}" for i, n in enumerate(names)]
     wanted = [n for n in names if n]
