@@ -139,7 +139,6 @@ class ChunkResult:
     """What one chunk gives the night: made where the chunk is checked (here, or on a Spark
     executor: pipeline.spark), taken into the night's Tally in the order of the extract."""
 
-    first_row: int
     found: pd.DataFrame
     outcomes: list[Outcome]
     policies: pd.DataFrame
@@ -171,7 +170,7 @@ def check_chunk(raw, sources, business_date, cfg, agents, key, version, stages, 
         started = time.perf_counter()
         contacts = pack(contact_rows(checked, ctx, key, version))
         seconds = time.perf_counter() - started
-    return ChunkResult(int(raw.index[0]) if len(raw) else 0, found, outcomes, policies, seen, sp.quarantined,
+    return ChunkResult(found, outcomes, policies, seen, sp.quarantined,
                        int(sp.in_scope.sum()), int(sp.out_of_scope.sum()), sp.term_unreadable, contacts, seconds)
 
 
