@@ -37,19 +37,22 @@ import pyarrow.compute as pc
 import xlsxwriter
 from xlsxwriter.utility import xl_col_to_name
 
+from checks.catalogue import RULES
+
 ROLE_NAMES = {"applicant": "投保人", "insured": "被保险人", "policy": "保单"}
 SEVERITY_NAMES = {"error": "错误", "warning": "警告"}
 STATUS_NAMES = {"new": "新增", "open": "未结"}
+REOPENED = "重新打开"  # 状态 of an item whose `reopen_reason` is set (a correction that did not happen)
 STATES = ["未处理", "处理中", "已完成"]  # 处理状态 (SPEC 5)
 RESULTS = ["已更正", "核实无误", "虚假资料", "无法联系"]  # 处理结果 (SPEC 5)
 # (header, item column or None for a column the teams fill in, width in characters)
 COLUMNS = [
     ("问题件编号", "item_id", 20), ("保单号", "policy_no", 18), ("角色", "role", 8), ("规则代码", "rule_code", 20),
-    ("严重程度", "severity", 8), ("问题类别", "category", 14), ("问题说明", "detail", 40), ("核查依据", "evidence", 50),
+    ("规则名称", "rule_title", 26), ("严重程度", "severity", 8), ("问题类别", "category", 14), ("问题说明", "detail", 40), ("核查依据", "evidence", 50),
     ("渠道", "channel", 8), ("业务员代码", "agent_code", 12), ("首次发现", "first_seen", 11), ("最近发现", "last_seen", 11),
     ("清单下发期限", "list_due", 12), ("渠道核查期限", "channel_due", 12), ("犹豫期截止", "cooling_off_end", 11),
-    ("处理期限", "due_date", 11), ("期限待定", "provisional", 8), ("状态", "status", 6),
-    ("线索群", "cluster_id", 16), ("线索群人数", "cluster_size", 10),
+    ("处理期限", "due_date", 11), ("期限待定", "provisional", 8), ("状态", "status", 9),
+    ("重开原因", "reopen_reason", 30), ("线索群", "cluster_id", 16), ("线索群人数", "cluster_size", 10),
     ("处理状态", "work_state", 10), ("处理结果", "result", 10), ("处理说明", "note", 40),
 ]
 FILLED_IN = ["处理状态", "处理结果", "处理说明"]  # the teams' columns, pre-filled with the store's disposition
@@ -88,11 +91,28 @@ def _texts(values: pd.Series) -> pd.Series:
     return out.where(out.notna(), "").map(str)
 
 
+RULE_TITLES = {code: rule.title for code, rule in RULES.items()}  # 规则名称 beside 规则代码
+
+
+def _reopen_reasons(items: pd.DataFrame) -> pd.Series:
+    """Why each item was reopened ('' when it was not): the optional `reopen_reason` column."""
+    if "reopen_reason" not in items.columns:
+        return pd.Series("", index=items.index, dtype=object)
+    reasons = items["reopen_reason"].astype(object)
+    reasons = reasons.where(reasons.notna(), "").map(str).str.strip()
+    return reasons.astype(object)
+
+
 def _cells(items: pd.DataFrame) -> pd.DataFrame:
     """The worklist's cell texts, one column per COLUMNS entry that comes from the item."""
     out = pd.DataFrame(index=items.index)
+    reopened = _reopen_reasons(items)
     for header, column, _ in COLUMNS:
-        if column not in items.columns:
+        if column == "rule_title":  # the catalogue's title; the code stays in 规则代码 (cases import checks it)
+            values = items["rule_code"].map(RULE_TITLES)
+        elif column == "reopen_reason":
+            values = reopened
+        elif column not in items.columns:
             values = pd.Series(STATES[0] if header == "处理状态" else "", index=items.index, dtype=object)
         else:
             values = items[column]
@@ -103,7 +123,7 @@ def _cells(items: pd.DataFrame) -> pd.DataFrame:
         elif column == "severity":
             values = values.map(SEVERITY_NAMES).fillna(values)
         elif column == "status":
-            values = values.map(STATUS_NAMES).fillna(values)
+            values = values.map(STATUS_NAMES).fillna(values).astype(object).where(reopened.eq(""), REOPENED)
         elif column == "provisional":
             values = values.map({True: "是", False: "否"})
         out[header] = _texts(values).to_numpy(dtype=object)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import openpyxl
+from openpyxl.utils import get_column_letter
 
 from pipeline.worklists import COLUMNS, RESULTS, STATES
 from tests.conftest import read_outputs, row, write_csv
+
+
+LAST = get_column_letter(len(COLUMNS))  # the last column's letter (处理说明)
 
 
 def night(invoke, tmp_path, rows, name="e.csv"):
@@ -27,13 +31,14 @@ def test_one_workbook_per_branch_with_the_spec_columns(invoke, tmp_path):
     headers = [c.value for c in ws[1]]
     assert headers == [c[0] for c in COLUMNS] and headers[0] == "问题件编号"
     assert headers[-3:] == ["处理状态", "处理结果", "处理说明"]
-    assert ws.freeze_panes == "B2" and ws.auto_filter.ref == f"A1:W{ws.max_row}"
+    assert ws.freeze_panes == "B2" and ws.auto_filter.ref == f"A1:{LAST}{ws.max_row}" and LAST == "Y"
     ids = [ws.cell(r, 1).value for r in range(2, ws.max_row + 1)]
     assert sorted(ids) == sorted(items.loc[items["branch"] == "北京分公司", "item_id"])
     due = [ws.cell(r, headers.index("处理期限") + 1).value for r in range(2, ws.max_row + 1)]
     assert due == sorted(due) and due[0] == "2026-11-25"  # P2: cooling-off ends before the channel deadline
     choices = {str(dv.sqref).split(":")[0][0]: dv.formula1 for dv in ws.data_validations.dataValidation}
-    assert choices == {"U": '"' + ",".join(STATES) + '"', "V": '"' + ",".join(RESULTS) + '"'}
+    assert choices == {"W": '"' + ",".join(STATES) + '"', "X": '"' + ",".join(RESULTS) + '"'}
+    assert headers[headers.index("处理状态") - 1:] == ["线索群人数", "处理状态", "处理结果", "处理说明"]
     assert {ws.cell(r, headers.index("处理状态") + 1).value for r in range(2, ws.max_row + 1)} == {"未处理"}
 
 
@@ -80,7 +85,7 @@ def test_cells_read_back_exactly_as_written(tmp_path):
     path = tmp_path / "w.xlsx"
     _write_cells(path, cells)
     ws = openpyxl.load_workbook(path).active
-    assert ws.max_row == 41 and ws.auto_filter.ref == "A1:W41" and ws.dimensions == "A1:W41"
+    assert ws.max_row == 41 and ws.auto_filter.ref == f"A1:{LAST}41" and ws.dimensions == f"A1:{LAST}41"
     for r in range(40):
         for j in range(len(COLUMNS)):
             cell = ws.cell(r + 2, j + 1)
@@ -126,7 +131,7 @@ def test_a_sheet_written_in_slices_reads_back_whole(tmp_path, monkeypatch):
                           for j, (h, _, _) in enumerate(COLUMNS)})
     worklists._write_cells(tmp_path / "w.xlsx", cells)
     ws = openpyxl.load_workbook(tmp_path / "w.xlsx").active
-    assert ws.max_row == 41 and ws.dimensions == "A1:W41"
+    assert ws.max_row == 41 and ws.dimensions == f"A1:{LAST}41"
     got = [[c.value for c in r] for r in ws.iter_rows(min_row=2)]
     assert got == cells.values.tolist()
 
@@ -143,3 +148,54 @@ def test_a_branch_with_more_items_than_a_sheet_holds_gets_more_files(invoke, tmp
     assert manifest["worklists"]["files"] == 3 and manifest["worklists"]["branches"] == 1
     ids = [c.value for name in names for c in openpyxl.load_workbook(out / "worklists" / name).active["A"][1:]]
     assert sorted(ids) == sorted(items["item_id"]) and len(ids) == 5
+
+
+def sheet_rows(path) -> list[dict]:
+    ws = openpyxl.load_workbook(path).active
+    headers = [c.value for c in ws[1]]
+    return [dict(zip(headers, (c.value or "" for c in r))) for r in ws.iter_rows(min_row=2)]
+
+
+def test_roles_and_rules_read_in_chinese_beside_the_codes(invoke, tmp_path):
+    """角色 in Chinese; 规则代码 keeps the code (cases import checks it) and 规则名称 beside it
+    shows the catalogue's title; the store's values stay English codes."""
+    from checks.catalogue import RULES
+
+    out = night(invoke, tmp_path, [row(applicant_phone=""), row(policy_no="P2", insured_sex="9"),
+                                   row(policy_no="P3", insured_phone="13800138000")])
+    items, _, _ = read_outputs(out)
+    assert set(items["role"]) <= {"applicant", "insured", "policy"}  # items.csv keeps the codes
+    rows = sheet_rows(out / "worklists" / "广东分公司.xlsx")
+    headers = [c[0] for c in COLUMNS]
+    assert headers[headers.index("规则代码") + 1] == "规则名称"
+    assert {r["角色"] for r in rows} <= {"投保人", "被保险人", "保单"} and "被保险人" in {r["角色"] for r in rows}
+    for r in rows:
+        assert r["规则代码"] in RULES and r["规则名称"] == RULES[r["规则代码"]].title
+    assert {r["规则代码"] for r in rows} >= {"MISSING_FIELD", "PHONE_PLACEHOLDER"}
+    assert {r["状态"] for r in rows} == {"新增"} and {r["重开原因"] for r in rows} == {""}
+
+
+def test_a_reopened_item_says_so_and_why(invoke, tmp_path):
+    """The night's frame may carry `reopen_reason`: set, 状态 reads 重新打开 and 重开原因 shows it;
+    missing or null, 状态 is 新增/未结 as before - with or without the column."""
+    import pandas as pd
+
+    from pipeline.worklists import write_worklists
+
+    out = night(invoke, tmp_path, [row(applicant_phone=""), row(policy_no="P2", insured_sex="9"),
+                                   row(policy_no="P3", bank_account="123")])
+    listing = pd.read_parquet(out / "items.parquet")
+    assert len(listing) == 3
+    listing["status"] = ["open", "open", "new"]
+    reason = "2026-11-21 已更正，2026-11-23 仍触发"
+    with_column = listing.assign(reopen_reason=[reason, None, float("nan")])
+    by_id = {r["问题件编号"]: r for r in sheet_rows(
+        tmp_path / "a" / "worklists" / write_worklists(with_column, tmp_path / "a")["广东分公司"][0])}
+    ids = listing["item_id"].tolist()
+    assert (by_id[ids[0]]["状态"], by_id[ids[0]]["重开原因"]) == ("重新打开", reason)
+    assert (by_id[ids[1]]["状态"], by_id[ids[1]]["重开原因"]) == ("未结", "")
+    assert (by_id[ids[2]]["状态"], by_id[ids[2]]["重开原因"]) == ("新增", "")
+    without = {r["问题件编号"]: r for r in sheet_rows(
+        tmp_path / "b" / "worklists" / write_worklists(listing, tmp_path / "b")["广东分公司"][0])}
+    assert [without[i]["状态"] for i in ids] == ["未结", "未结", "新增"]
+    assert {r["重开原因"] for r in without.values()} == {""}
