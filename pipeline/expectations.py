@@ -5,7 +5,8 @@ computed - one row of night aggregates (volume against recent nights, null rates
 duplicate policy numbers, each rule's failure rate) and the distinct values of the coded
 columns - so it costs a fraction of a second after its import. The suite comes from the config
 (`expectations`); an expectation listed in `expectations.blocking` that fails makes the run
-exit 1 after every output is written. Data Docs are built into `<out>/data_docs/`, the results
+exit 1 after every output is written. Data Docs are built into `<out>/data_docs/` and made to
+open offline (`pipeline/datadocs.py`: vendored copies instead of CDNs, no marketing), the results
 are kept in `<out>/expectations.json`, the manifest and the case store's run history.
 """
 
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
+from pipeline.datadocs import localise
 
 KEY_FIELDS = ["applicant_name", "applicant_id_no", "applicant_phone", "branch",
               "channel", "agent_code"]
@@ -136,7 +139,8 @@ def _run(gx, ProgressBarsConfig, figures, distinct, cfg, out, started) -> GateRe
         shutil.rmtree(scratch, ignore_errors=True)
     docs = out / "data_docs"
     ctx.add_data_docs_site(site_name="custdq", site_config={
-        "class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        "class_name": "SiteBuilder", "show_how_to_buttons": False,  # no tutorial footer, no walkthrough
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "show_how_to_buttons": False},
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs.resolve())}})
     # one batch: the night's figures in the first row, the coded columns' distinct values down
     # their own columns (each expectation ignores the other columns' empty cells), so one
@@ -154,6 +158,8 @@ def _run(gx, ProgressBarsConfig, figures, distinct, cfg, out, started) -> GateRe
         actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["custdq"])],
         result_format={"result_format": "SUMMARY"}))
     run = checkpoint.run(batch_parameters={"dataframe": batch_frame})
+    if docs.is_dir():
+        localise(docs)  # every page opens offline: vendored copies instead of CDNs, no marketing
     result = GateResult()
     blocking = set(cfg["blocking"])
     for validation in run.run_results.values():
