@@ -117,7 +117,7 @@ def test_round_trip_run_fill_import_twice_next_night(invoke, night, tmp_path, db
     first = invoke(*args)
     assert first.exit_code == 0, first.output
     assert "4 applied" in first.output and "1 rejected" in first.output
-    assert "已完成 needs a 处理结果" in first.output
+    assert "处理状态为已完成，但未填写处理结果" in first.output
     rejects = pd.read_csv(tmp_path / "rej.csv", dtype=str)
     assert rejects["item_id"].tolist() == [other_branch]
     events_after_first = len(store_rows(db, item_events))
@@ -127,8 +127,9 @@ def test_round_trip_run_fill_import_twice_next_night(invoke, night, tmp_path, db
 
     tampered = invoke("cases", "import", str(tmp_path / "tampered.xlsx"), "--db", db)
     assert tampered.exit_code == 0 and "0 applied" in tampered.output and "3 rejected" in tampered.output
-    assert "unknown 问题件编号" in tampered.output and "保单号 does not match" in tampered.output
-    assert "'搞定' is not one of" in tampered.output
+    assert "问题件编号 DQ0000000000000000 不存在" in tampered.output
+    assert f"保单号已被修改，与问题件 {corrected} 的记录不一致" in tampered.output
+    assert "处理状态「搞定」不在可选项中（未处理 / 处理中 / 已完成）" in tampered.output
 
     stored = store_rows(db, items).set_index("item_id")
     assert stored.loc[corrected, ["state", "close_reason", "work_state", "result"]].tolist() == \
@@ -242,7 +243,7 @@ def test_import_of_something_that_is_not_a_worklist_is_exit_2(invoke, tmp_path, 
     bad = tmp_path / "x.xlsx"
     bad.write_bytes(b"not a zip")
     result = invoke("cases", "import", str(bad), "--db", db)
-    assert result.exit_code == 2 and "x.xlsx: not an xlsx worklist" in result.output
+    assert result.exit_code == 2 and "x.xlsx: 不是 xlsx 格式的问题件清单" in result.output
     from openpyxl import Workbook
     whole = Workbook()
     whole.active.append(["问题件编号", "处理状态", "处理结果", "处理说明"])
@@ -250,13 +251,13 @@ def test_import_of_something_that_is_not_a_worklist_is_exit_2(invoke, tmp_path, 
     data = (tmp_path / "whole.xlsx").read_bytes()
     (tmp_path / "cut.xlsx").write_bytes(data[: len(data) // 2])  # a worklist cut short in transfer
     result = invoke("cases", "import", str(tmp_path / "cut.xlsx"), "--db", db)
-    assert result.exit_code == 2 and "cut.xlsx: not an xlsx worklist" in result.output
+    assert result.exit_code == 2 and "cut.xlsx: 不是 xlsx 格式的问题件清单" in result.output
     from openpyxl import Workbook
     wb = Workbook()
     wb.active.append(["保单号", "备注"])
     wb.save(tmp_path / "other.xlsx")
     result = invoke("cases", "import", str(tmp_path / "other.xlsx"), "--db", db)
-    assert result.exit_code == 2 and "not a custdq worklist" in result.output
+    assert result.exit_code == 2 and "other.xlsx: 不是 custdq 问题件清单" in result.output
     assert invoke("cases", "import", str(tmp_path / "missing.xlsx"), "--db", db).exit_code == 2
 
 

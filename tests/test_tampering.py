@@ -72,30 +72,34 @@ def set_row(sheet, col, r: int, **values) -> None:
 # each: (name, edit of the sheet, what the rejection says); row 2 is the first item
 TAMPERINGS = [
     ("unknown item id", lambda s, c: set_row(s, c, 2, 问题件编号="DQ" + "0" * 16, 处理状态="已完成", 处理结果="核实无误"),
-     "unknown 问题件编号"),
+     "问题件编号 DQ0000000000000000 不存在"),
     ("item id made a formula", lambda s, c: set_row(s, c, 2, 问题件编号='=HYPERLINK("http://evil.example","x")',
                                                    处理状态="已完成", 处理结果="已更正"),
-     "问题件编号 is empty"),  # a formula is never evaluated: its cell reads as empty
+     "问题件编号为空"),  # a formula is never evaluated: its cell reads as empty
     ("item id lower-cased", lambda s, c: set_row(s, c, 2, 问题件编号=s.cell(2, 1).value.lower(), 处理状态="已完成",
-                                                处理结果="已更正"), "unknown 问题件编号"),
+                                                处理结果="已更正"), "不存在（不是本案件库中的问题件）"),
     ("item id emptied", lambda s, c: set_row(s, c, 2, 问题件编号=None, 处理状态="已完成", 处理结果="已更正"),
-     "问题件编号 is empty"),
+     "问题件编号为空"),
     ("policy number edited", lambda s, c: set_row(s, c, 2, 保单号="T9", 处理状态="已完成", 处理结果="已更正"),
-     "保单号 does not match"),
+     "保单号已被修改，与问题件 DQ"),
     ("rule code edited", lambda s, c: set_row(s, c, 2, 规则代码="FIELD_INVALID", 处理状态="已完成", 处理结果="已更正"),
-     "规则代码 does not match"),
-    ("state not a choice", lambda s, c: set_row(s, c, 2, 处理状态="完成", 处理结果="已更正"), "'完成' is not one of"),
-    ("state a number", lambda s, c: set_row(s, c, 2, 处理状态=1, 处理结果="已更正"), "'1' is not one of"),
-    ("result not a choice", lambda s, c: set_row(s, c, 2, 处理状态="已完成", 处理结果="已核实"), "'已核实' is not one of"),
+     "规则代码已被修改，与问题件 DQ"),
+    ("state not a choice", lambda s, c: set_row(s, c, 2, 处理状态="完成", 处理结果="已更正"),
+     "处理状态「完成」不在可选项中（未处理 / 处理中 / 已完成）"),
+    ("state a number", lambda s, c: set_row(s, c, 2, 处理状态=1, 处理结果="已更正"),
+     "处理状态「1」不在可选项中（未处理 / 处理中 / 已完成）"),
+    ("result not a choice", lambda s, c: set_row(s, c, 2, 处理状态="已完成", 处理结果="已核实"),
+     "处理结果「已核实」不在可选项中（已更正 / 核实无误 / 虚假资料 / 无法联系）"),
     ("result a formula", lambda s, c: set_row(s, c, 2, 处理状态="已完成", 处理结果='=IF(1,"已更正")'),
-     "已完成 needs a 处理结果"),  # a formula is never evaluated: its cell reads as empty
-    ("result without a state", lambda s, c: set_row(s, c, 2, 处理结果="虚假资料"), "处理状态 is 未处理"),
+     "处理状态为已完成，但未填写处理结果"),  # a formula is never evaluated: its cell reads as empty
+    ("result without a state", lambda s, c: set_row(s, c, 2, 处理结果="虚假资料"),
+     "填写了处理结果，但处理状态为未处理"),
     ("settled while in progress", lambda s, c: set_row(s, c, 2, 处理状态="处理中", 处理结果="虚假资料"),
-     "settles the item only with 处理状态 已完成"),
+     "处理结果「虚假资料」会办结问题件，只能在处理状态为已完成时填写"),
     ("one item twice, two answers", lambda s, c: (set_row(s, c, 2, 处理状态="已完成", 处理结果="已更正"),
                                                s.append([s.cell(2, i).value for i in range(1, s.max_column + 1)]),
                                                set_row(s, c, s.max_row, 处理结果="虚假资料")),
-     "appears again with another disposition"),
+     "再次出现，且处理与首次不同（首次出现在 广东分公司.xlsx 第 2 行）"),
 ]
 
 
@@ -135,7 +139,8 @@ def test_a_settled_item_is_not_moved_backwards(invoke, tmp_path):
     for state in ("处理中", "未处理"):
         back = tampered(path, tmp_path / state / path.name, lambda s, c: set_row(s, c, 2, 处理状态=state, 处理结果=None))
         result = invoke("cases", "import", str(back), "--db", db)
-        assert result.exit_code == 0 and "0 applied" in result.output and "would reopen it" in result.output, result.output
+        assert result.exit_code == 0 and "0 applied" in result.output, result.output
+        assert "办结（虚假资料）：此行会把它重新打开" in result.output, result.output
         after = snapshot(db)
         pd.testing.assert_frame_equal(after[0], before[0])
         assert after[1] == before[1]

@@ -3,7 +3,8 @@
 Each row is validated against the store before anything changes: an unknown 问题件编号, a value
 outside the drop-down choices, a policy number or rule code that does not match the item (an
 edited row), an inconsistent pair (已完成 without a 处理结果), or a row that would move a settled
-item backwards is rejected with its reason and changes nothing. A row equal to the item's
+item backwards is rejected with its reason and changes nothing. Reasons (and a refused file's
+message) are in Chinese, for the teams who read them, naming the item and the value at fault. A row equal to the item's
 current disposition changes nothing, so importing the same file twice changes nothing more.
 
 Settling (已完成 + a result): 已更正 and 核实无误 close the item, 虚假资料 closes it and keeps it
@@ -60,7 +61,7 @@ class Row:
 
     @property
     def where(self) -> str:
-        return f"{self.file} row {self.line}"
+        return f"{self.file} 第 {self.line} 行"
 
 
 @dataclass
@@ -90,17 +91,17 @@ def read_worklist(path: str | Path) -> list[Row]:
 
     p = Path(path)
     if not p.exists():
-        raise InputError(f"{p}: no such file")
+        raise InputError(f"{p}: 文件不存在")
     if not p.is_file():
-        raise InputError(f"{p}: not a file")
+        raise InputError(f"{p}: 不是文件")
     data = p.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     if not data.startswith(b"PK"):
-        raise InputError(f"{p}: not an xlsx worklist (an .xlsx file is a zip archive; save it as .xlsx)")
+        raise InputError(f"{p}: 不是 xlsx 格式的问题件清单（请另存为 .xlsx 格式后再导入）")
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except UNREADABLE as exc:
-        raise InputError(f"{p}: not an xlsx worklist ({type(exc).__name__})") from None
+        raise InputError(f"{p}: 不是 xlsx 格式的问题件清单，无法打开（{type(exc).__name__}）") from None
     try:
         for sheet in book.worksheets:
             rows = sheet.iter_rows(values_only=True)
@@ -111,16 +112,16 @@ def read_worklist(path: str | Path) -> list[Row]:
                 if number >= 5:
                     break
     except UNREADABLE as exc:
-        raise InputError(f"{p}: the workbook is damaged ({type(exc).__name__})") from None
+        raise InputError(f"{p}: 工作簿已损坏，无法读取（{type(exc).__name__}）") from None
     finally:
         book.close()
-    raise InputError(f"{p}: not a custdq worklist (no 问题件编号 header in any sheet)")
+    raise InputError(f"{p}: 不是 custdq 问题件清单（所有工作表的前 5 行中都没有“问题件编号”列标题）")
 
 
 def _rows(name: str, sha: str, names: list[str], rows, header_line: int) -> list[Row]:
     missing = [h for h in REQUIRED if h not in names]
     if missing:
-        raise InputError(f"{name}: worklist columns missing: {', '.join(missing)}")
+        raise InputError(f"{name}: 问题件清单缺少以下列：{'、'.join(missing)}")
     at = {h: names.index(h) for h in REQUIRED + [c for c in CHECKED if c in names]}
     out = []
     for line, values in enumerate(rows, start=header_line + 1):
@@ -133,32 +134,37 @@ def _rows(name: str, sha: str, names: list[str], rows, header_line: int) -> list
     return out
 
 
+def _choices(values: list[str]) -> str:
+    return " / ".join(values)
+
+
 def _problem(row: Row, item: dict | None) -> str | None:
-    """Why the row must be rejected, or None."""
+    """Why the row must be rejected (in Chinese: the teams read it), or None."""
     if not row.item_id:
-        return "问题件编号 is empty"
+        return "问题件编号为空"
     if item is None:
-        return f"unknown 问题件编号 {row.item_id[:40]!r}: not an item of this case store"
+        return f"问题件编号 {row.item_id[:40]} 不存在（不是本案件库中的问题件）"
     for header, column in CHECKED.items():
         if row.checked.get(header) and row.checked[header] != str(item[column]):
-            return f"{header} does not match item {row.item_id} (the row was edited): nothing changed"
+            return f"{header}已被修改，与问题件 {row.item_id} 的记录不一致：此行未作任何更改"
     if row.state and row.state not in STATES:
-        return f"处理状态 {row.state[:20]!r} is not one of {'/'.join(STATES)}"
+        return f"处理状态「{row.state[:20]}」不在可选项中（{_choices(STATES)}）"
     if row.result and row.result not in RESULTS:
-        return f"处理结果 {row.result[:20]!r} is not one of {'/'.join(RESULTS)}"
+        return f"处理结果「{row.result[:20]}」不在可选项中（{_choices(RESULTS)}）"
     state = row.state or STATES[0]
     if state == "已完成" and not row.result:
-        return "处理状态 已完成 needs a 处理结果"
+        return "处理状态为已完成，但未填写处理结果"
     if state == "未处理" and row.result:
-        return "处理结果 given but 处理状态 is 未处理: set 处理中 or 已完成"
+        return "填写了处理结果，但处理状态为未处理：请改为处理中或已完成"
     if state == "处理中" and row.result in CLOSING:
-        return f"处理结果 {row.result} settles the item only with 处理状态 已完成"
+        return f"处理结果「{row.result}」会办结问题件，只能在处理状态为已完成时填写"
     if item["state"] == "closed" and item["close_reason"] != "resolved" and row.result not in CLOSING:
         settled = next(k for k, v in CLOSING.items() if v == item["close_reason"]) if item["close_reason"] in \
             CLOSING.values() else item["close_reason"]
-        return f"item {row.item_id} was already settled ({settled}) on {item['closed_on']}: this row would reopen it"
+        return f"问题件 {row.item_id} 已于 {item['closed_on']} 办结（{settled}）：此行会把它重新打开，未作更改"
     if item["state"] == "closed" and item["close_reason"] == "resolved" and row.result not in CLOSING:
-        return f"item {row.item_id} closed on {item['closed_on']}: the finding no longer fires; only a 已完成 result is recorded"
+        return (f"问题件 {row.item_id} 已于 {item['closed_on']} 关闭（该问题已不再触发）："
+                f"只接受处理状态为已完成的处理结果")
     return None
 
 
@@ -196,7 +202,7 @@ def import_worklists(conn: sa.Connection, paths: list[str], who: str | None = No
         first = seen.get(row.item_id)
         if reason is None and first is not None and (first.state, first.result, first.note) != \
                 (row.state, row.result, row.note):
-            reason = f"item {row.item_id} appears again with another disposition (first at {first.where})"
+            reason = f"问题件 {row.item_id} 再次出现，且处理与首次不同（首次出现在 {first.where}）"
         if reason is not None:
             report.rejected.append({"file": row.file, "row": row.line, "item_id": row.item_id[:40], "reason": reason})
             continue
