@@ -1,10 +1,13 @@
 """Worklists (SPEC 5): one XLSX per branch for the people who work through the items.
 
 Chinese headers, 问题件编号 (the item id) first, sorted by 处理期限 (due date), frozen header,
-filter, drop-downs for 处理状态 and 处理结果, column widths that fit Chinese text. Personal data
-is only ever the masked evidence. A branch name becomes a file name inside `worklists/` and
-nothing else: path separators, dots and characters Windows forbids are replaced, and the
-resolved path is checked.
+filter, drop-downs for 处理状态 and 处理结果, column widths that fit Chinese text; 角色 and 状态 in
+Chinese, 规则名称 (the catalogue's title) beside 规则代码, and 状态 重新打开 with its 重开原因 when
+the night's frame carries `reopen_reason`. Printed: A4 landscape, all columns on one page wide,
+the header row on every page, a page header with the title and a footer with the branch, the
+business date and 第 n 页 / 共 N 页. Personal data is only ever the masked evidence. A branch
+name becomes a file name inside `worklists/` and nothing else: path separators, dots and
+characters Windows forbids are replaced, and the resolved path is checked.
 
 XlsxWriter writes each workbook's structure (header, styles, widths, frozen pane, filter,
 drop-downs); the data rows, tens of thousands of string cells, are built column-wise as
@@ -194,21 +197,67 @@ def _row_pieces(items: pd.DataFrame, cells=_cells):
         yield _sheet_rows(cells(items.iloc[start: start + SLICE]), start + 2)
 
 
-def _write_one(path: Path, items: pd.DataFrame) -> None:
+def _write_one(path: Path, items: pd.DataFrame, branch: str = "") -> None:
     """One worklist file of `items`."""
-    _write_book(path, len(items), _row_pieces(items))
+    dates = _texts(items["business_date"].drop_duplicates()) if "business_date" in items.columns else []
+    business_date = max((d for d in dates if d), default="")  # tonight's T (the printed footer says it)
+    _write_book(path, len(items), _row_pieces(items), branch, business_date)
 
 
-def _write_cells(path: Path, cells: pd.DataFrame) -> None:
+def _write_cells(path: Path, cells: pd.DataFrame, branch: str = "", business_date: str = "") -> None:
     """One worklist file of ready cell texts (`_cells`), as they are."""
-    _write_book(path, len(cells), _row_pieces(cells, lambda c: c))
+    _write_book(path, len(cells), _row_pieces(cells, lambda c: c), branch, business_date)
 
 
-def _write_book(path: Path, last: int, pieces) -> None:
+SHEET = "问题件清单"
+
+
+def _hf_text(value: str, room: int) -> str:
+    """A text for a page header/footer: '&' starts a control code there (&P, &G, ...), so a
+    branch's '&' becomes a full-width '＆'; tabs, line breaks and control characters become
+    spaces; cut to `room` UTF-16 units (Excel allows 255 in the whole string)."""
+    value = re.sub(r"[\x00-\x1f\x7f]+", " ", _NOT_XML.sub("", str(value))).replace("&", "＆").strip()
+    return value.encode("utf-16-le")[: 2 * room].decode("utf-16-le", "ignore")
+
+
+def header_footer(branch: str, business_date: str) -> tuple[str, str]:
+    """The printed page's header (the sheet's title) and footer (branch, page n of N, business date).
+
+    >>> header_footer("广东分公司", "2026-11-20")
+    ('&C问题件清单（广东分公司，业务日期 2026-11-20）', '&L广东分公司&C第 &P 页 / 共 &N 页&R业务日期 2026-11-20')
+    >>> header_footer("R&D", "")
+    ('&C问题件清单（R＆D）', '&LR＆D&C第 &P 页 / 共 &N 页')
+    """
+    name, date = _hf_text(branch, 120), _hf_text(business_date, 10)
+    about = "，".join(filter(None, [name, date and f"业务日期 {date}"]))
+    header = f"&C{SHEET}（{about}）" if about else f"&C{SHEET}"
+    footer = f"&L{name}&C第 &P 页 / 共 &N 页" + (f"&R业务日期 {date}" if date else "")
+    return header, footer
+
+
+def _print_setup(sheet, branch: str, business_date: str) -> None:
+    """A4 landscape, every column on one page wide (as many pages tall as it takes), the header
+    row on every printed page, gridlines, a header with the sheet's title and a footer with the
+    branch, the business date and the page number. XlsxWriter writes these after <sheetData>
+    (<printOptions>, <pageMargins>, <pageSetup>, <headerFooter>, as CT_Worksheet orders them) and
+    in <sheetPr> (fitToPage) and workbook.xml (_xlnm.Print_Titles): the rows spliced into
+    <sheetData> leave them where they are."""
+    sheet.set_paper(9)  # A4
+    sheet.set_landscape()
+    sheet.fit_to_pages(1, 0)  # one page wide, any number tall
+    sheet.repeat_rows(0)
+    sheet.hide_gridlines(0)  # 0: gridlines on screen and on paper
+    sheet.set_margins(left=0.25, right=0.25, top=0.55, bottom=0.55)
+    header, footer = header_footer(branch, business_date)
+    sheet.set_header(header, {"margin": 0.2})
+    sheet.set_footer(footer, {"margin": 0.2})
+
+
+def _write_book(path: Path, last: int, pieces, branch: str = "", business_date: str = "") -> None:
     skeleton = io.BytesIO()  # the structure, in memory: the file is written once, with its rows
     workbook = xlsxwriter.Workbook(skeleton, {"strings_to_formulas": False, "strings_to_urls": False,
                                                "strings_to_numbers": False})
-    sheet = workbook.add_worksheet("问题件清单")
+    sheet = workbook.add_worksheet(SHEET)
     header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True})
     fill_in = workbook.add_format({"bold": True, "bg_color": "#FFF2CC", "border": 1})
     for col, (title, source, width) in enumerate(COLUMNS):
@@ -221,6 +270,7 @@ def _write_book(path: Path, last: int, pieces) -> None:
         sheet.data_validation(1, result_col, last, result_col, {"validate": "list", "source": RESULTS})
     sheet.freeze_panes(1, 1)
     sheet.autofilter(0, 0, max(last, 1), len(COLUMNS) - 1)
+    _print_setup(sheet, branch, business_date)
     workbook.close()
     _put_rows(skeleton, path, pieces, last + 1)
 
@@ -240,6 +290,8 @@ def _put_rows(skeleton: io.BytesIO, path: Path, pieces, last_row: int) -> None:
                 raise RuntimeError("unexpected worksheet XML from XlsxWriter (bug)")
             data = re.sub(rb'<dimension ref="A1:([A-Z]+)1"/>',
                           lambda m: b'<dimension ref="A1:' + m.group(1) + str(last_row).encode() + b'"/>', data)
+            # XlsxWriter leaves out fitToWidth="1" (the schema's default); said outright, no reader guesses
+            data = re.sub(rb"<pageSetup (?![^>]*fitToWidth)", b'<pageSetup fitToWidth="1" ', data, count=1)
             head, tail = data.split(b"</sheetData>")
             entry = zipfile.ZipInfo(info.filename, date_time=time.localtime(time.time())[:6])
             entry.compress_type = zipfile.ZIP_DEFLATED
@@ -276,7 +328,7 @@ def write_worklists(items: pd.DataFrame, out: Path) -> dict[str, list[str]]:
             path = (staging / piece).resolve()
             if path.parent != staging.resolve():
                 raise RuntimeError("worklist file name escaped its folder (bug)")
-            _write_one(path, part.iloc[start: start + ROWS_PER_FILE])
+            _write_one(path, part.iloc[start: start + ROWS_PER_FILE], branch)
             written.setdefault(branch, []).append(piece)
     old = out / f".worklists.old-{os.getpid()}"
     if target.exists():

@@ -199,3 +199,41 @@ def test_a_reopened_item_says_so_and_why(invoke, tmp_path):
         tmp_path / "b" / "worklists" / write_worklists(listing, tmp_path / "b")["广东分公司"][0])}
     assert [without[i]["状态"] for i in ids] == ["未结", "未结", "新增"]
     assert {r["重开原因"] for r in without.values()} == {""}
+
+
+# CT_Worksheet's sequence (ECMA-376 Part 1, 18.3.1.99): Excel and LibreOffice expect this order
+CT_WORKSHEET = ["sheetPr", "dimension", "sheetViews", "sheetFormatPr", "cols", "sheetData", "sheetCalcPr",
+                "sheetProtection", "protectedRanges", "scenarios", "autoFilter", "sortState", "dataConsolidate",
+                "customSheetViews", "mergeCells", "phoneticPr", "conditionalFormatting", "dataValidations",
+                "hyperlinks", "printOptions", "pageMargins", "pageSetup", "headerFooter", "rowBreaks", "colBreaks",
+                "customProperties", "cellWatches", "ignoredErrors", "smartTags", "drawing", "legacyDrawing",
+                "legacyDrawingHF", "drawingHF", "picture", "oleObjects", "controls", "webPublishItems", "tableParts",
+                "extLst"]
+
+
+def test_a_worklist_prints_a4_landscape_one_page_wide_with_titles_and_footer(invoke, tmp_path):
+    """Issue 15: printed, every column on one page wide (as many pages tall as it takes), A4
+    landscape, the header row on every page, a footer with branch, business date and page n of N;
+    the print settings survive the rows spliced into <sheetData>, in CT_Worksheet's order."""
+    import zipfile
+    import xml.etree.ElementTree as ET
+
+    out = night(invoke, tmp_path, [row(policy_no=f"P{i}", applicant_phone="", branch="R&D 分公司") for i in range(30)])
+    path = out / "worklists" / "R&D 分公司.xlsx"
+    ws = openpyxl.load_workbook(path).active
+    setup = ws.page_setup
+    assert (setup.orientation, setup.paperSize, setup.fitToWidth, setup.fitToHeight) == ("landscape", 9, 1, 0)
+    assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.print_title_rows == "$1:$1"
+    assert ws.print_options.gridLines
+    assert ws.oddFooter.left.text == "R＆D 分公司"  # '&' would start a footer control code
+    assert ws.oddFooter.center.text == "第 &P 页 / 共 &N 页" and ws.oddFooter.right.text == "业务日期 2026-11-20"
+    assert ws.oddHeader.center.text == "问题件清单（R＆D 分公司，业务日期 2026-11-20）"
+    assert ws.max_row == 31 and ws.cell(31, 1).value.startswith("DQ")  # the rows are all there too
+    with zipfile.ZipFile(path) as z:
+        sheet = ET.fromstring(z.read("xl/worksheets/sheet1.xml"))
+        names = ET.fromstring(z.read("xl/workbook.xml")).find("{*}definedNames")
+    children = [child.tag.split("}")[1] for child in sheet]
+    assert {"pageSetup", "printOptions", "headerFooter", "pageMargins", "sheetData"} <= set(children)
+    assert children == sorted(children, key=CT_WORKSHEET.index) and len(set(children)) == len(children)
+    titles = [n.text for n in names if n.get("name") == "_xlnm.Print_Titles"]
+    assert titles == ["问题件清单!$1:$1"]
