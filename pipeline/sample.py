@@ -4,7 +4,9 @@ Everything is drawn with numpy from one seed, column-wise, so 10M rows take a mi
 same seed gives the same file. Identity numbers carry correct GB 11643 check characters over
 real GB/T 2260 county codes (python-stdnum's data, current and retired); values come in the
 mixed formats real extracts have; customers recur across policies; a share of rows
-(`defect_rate`) gets one injected defect, spread over the kinds in `DEFECTS`.
+(`defect_rate`) gets one injected defect, spread over the kinds in `DEFECTS`. A later night
+against earlier extracts (`write_sample(after=...)`, `custdq sample --after`) is made by
+pipeline.sample_later from the same generator.
 """
 
 from __future__ import annotations
@@ -244,7 +246,10 @@ def make_sample(rows: int, seed: int, defect_rate: float = 0.05,
 
 
 def write_sample(rows: int, seed: int, out: str, defect_rate: float = 0.05, encoding: str = "utf-8",
-                 business_date: dt.date = dt.date(2026, 11, 20), agents_out: str | None = None) -> dict:
+                 business_date: dt.date = dt.date(2026, 11, 20), agents_out: str | None = None,
+                 after: list[str] | None = None, shares: dict | None = None) -> dict:
+    """Write a first night's extract, or with `after` (earlier extracts) a later night's one
+    (pipeline.sample_later; `shares` overrides its SHARES). Returns the counts written."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -255,15 +260,28 @@ def write_sample(rows: int, seed: int, out: str, defect_rate: float = 0.05, enco
         raise InputError(f"--out {out}: the file name must end in .csv, .xlsx or .parquet")
     if suffix == ".xlsx" and rows > 200_000:
         raise InputError(f"--out {out}: XLSX samples are capped at 200000 rows; use .csv or .parquet")
+    stats: dict = {}
+    if after:
+        from pipeline.sample_later import SHARES, later_chunks, read_earlier
+
+        earlier = read_earlier(list(after))  # read before the output is created: --out may be an --after file
+
+        def chunks():
+            return later_chunks(rows, seed, earlier, business_date, defect_rate, stats=stats,
+                                **{**SHARES, **(shares or {})})
+    else:
+        def chunks():
+            return sample_chunks(rows, seed, defect_rate, business_date)
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".xlsx":
-        frame, agents = make_sample(rows, seed, defect_rate, business_date)
+        parts = list(chunks())
+        frame = pd.concat([p for p, _ in parts], ignore_index=True)
         frame.to_excel(path, index=False, engine="openpyxl")
-        written, rosters = len(frame), [agents]
+        written, rosters = len(frame), [a for _, a in parts]
     else:
         written, rosters, parquet = 0, [], None
         with path.open("wb") as fh:
-            for i, (part, agents) in enumerate(sample_chunks(rows, seed, defect_rate, business_date)):
+            for i, (part, agents) in enumerate(chunks()):
                 rosters.append(agents)
                 written += len(part)
                 if suffix == ".parquet":
@@ -276,10 +294,14 @@ def write_sample(rows: int, seed: int, out: str, defect_rate: float = 0.05, enco
                     pacsv.write_csv(pa.Table.from_pandas(part, preserve_index=False), fh,
                                     pacsv.WriteOptions(include_header=False, quoting_style="needed"))
                 else:
-                    fh.write(part.to_csv(index=False, header=i == 0).encode(encoding))
+                    try:
+                        fh.write(part.to_csv(index=False, header=i == 0).encode(encoding))
+                    except UnicodeEncodeError as exc:
+                        raise InputError(f"--encoding {encoding} cannot hold a value of an --after extract "
+                                         f"(character {exc.object[exc.start]!r}); use utf-8") from None
             if parquet:
                 parquet.close()
     if agents_out:
         Path(agents_out).parent.mkdir(parents=True, exist_ok=True)
         pd.concat(rosters, ignore_index=True).drop_duplicates("业务员代码").to_csv(agents_out, index=False, encoding="utf-8")
-    return {"rows": written}
+    return {"rows": written, **stats}
