@@ -1,7 +1,9 @@
 """Worklists through LibreOffice Calc (issue 15), the office suite of the teams on Linux and a
-stand-in for the other suites that are not Excel (WPS): a real night's worklist printed to PDF the way Calc
-prints it (A4 landscape, every column on one page wide, the header row on every page, the
-footer with branch, business date and page number).
+stand-in for the other suites that are not Excel (WPS): a real night's worklist printed to PDF
+the way Calc prints it (A4 landscape, every column on one page wide, the header row on every
+page, the footer with branch, business date and page number), and a filled-in worklist
+re-saved by Calc (shared strings, its own cell types, formulas' results stored) imports exactly
+as the original.
 
 Runs LibreOffice headless (`soffice --convert-to`) with a private profile per test and a
 timeout; reads PDFs with poppler's pdfinfo/pdftotext. Skipped, saying why, only when those
@@ -10,14 +12,22 @@ programs are not installed (.ci/run installs libreoffice-calc-nogui and poppler-
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from openpyxl import load_workbook
 
+from pipeline import store
+from pipeline.cases import imports
+from pipeline.cases.tables import item_events, items
 from tests.conftest import row, write_csv
+from tests.test_cases import fill, item_of, store_rows
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 pytestmark = pytest.mark.skipif(SOFFICE is None, reason="LibreOffice (soffice) is not installed: "
@@ -77,3 +87,51 @@ def test_a_printed_worklist_is_a4_landscape_one_page_wide_with_header_and_footer
         assert re.search(rf"第\s*{n}\s*页\s*/\s*共\s*{pages}\s*页", footer), footer
     assert sum(page.count("DQ") for page in text) == 260  # every item printed once
 
+
+def test_a_worklist_re_saved_by_calc_imports_exactly_as_the_original(invoke, tmp_path):
+    """A filled worklist (openpyxl, as Excel users' files arrive) and the same file re-saved by
+    Calc, imported into two copies of one store: the same report, the same items, the same events;
+    a formula typed into a cell reads as empty in both, though Calc stored its result."""
+    out, db = run_night(invoke, tmp_path, faulty(12) + [row(policy_no="Z1", bank_account="123")])
+    found = pd.read_csv(out / "items.csv", dtype=str, keep_default_na=False)
+    choices = {
+        item_of(found, "P0000", "MISSING_FIELD"): ("已完成", "已更正", "已补录电话 139 1234 5678"),
+        item_of(found, "P0001", "PHONE_PLACEHOLDER"): ("已完成", "核实无误", "  客户确认\n号码为本人所有 "),
+        item_of(found, "Z1", "BANK_ACCOUNT_INVALID"): ("已完成", "虚假资料", None),
+        item_of(found, "P0000", "FIELD_INVALID"): ("处理中", "无法联系", "=HYPERLINK(\"http://x\")"),
+        item_of(found, "P0003", "MISSING_FIELD"): ("已完成", None, "12345"),  # rejected: no 处理结果
+        item_of(found, "P0004", "PHONE_PLACEHOLDER"): ("搞定", None, None),  # rejected: not a choice
+        item_of(found, "P0005", "FIELD_INVALID"): ("处理中", None, "0012"),
+        item_of(found, "P0006", "MISSING_FIELD"): ("已完成", '=IF(1,"已更正")', None),  # rejected: a formula
+    }
+    (original,) = fill(out, choices, tmp_path / "filled")
+    resaved = soffice(tmp_path, original, "xlsx:Calc MS Excel 2007 XML", tmp_path / "calc")  # no shell: no quotes
+    assert resaved.name == original.name and resaved.read_bytes() != original.read_bytes()
+    with zipfile.ZipFile(resaved) as z:
+        assert "xl/sharedStrings.xml" in z.namelist()  # Calc writes shared strings, not inline ones
+    cached = [c.value for r in load_workbook(resaved, data_only=True).active.iter_rows() for c in r]
+    assert "http://x" in cached and cached.count("已更正") == 2  # Calc stored the formulas' results
+
+    stores = {}
+    for name, path in (("excel", original), ("calc", resaved)):
+        shutil.copytree(tmp_path / "store", tmp_path / f"store-{name}")  # two identical stores
+        url = f"sqlite:///{tmp_path / f'store-{name}' / 'cases.db'}"
+        with store.open_store(url).begin() as conn:
+            report = imports.import_worklists(conn, [str(path)], "审核员",
+                                              dt.datetime(2026, 11, 21, 9, tzinfo=dt.timezone(dt.timedelta(hours=8))))
+        stores[name] = (url, report)
+    (a_url, a), (b_url, b) = stores["excel"], stores["calc"]
+    assert a.applied == 5 and len(a.rejected) == 3 and a.untouched == len(found) - 8
+    no_result, not_a_choice = "处理状态为已完成，但未填写处理结果", "处理状态「搞定」不在可选项中（未处理 / 处理中 / 已完成）"
+    assert sorted(r["reason"] for r in b.rejected) == sorted([no_result, no_result, not_a_choice])
+    assert [f["rows"] for f in a.files] == [f["rows"] for f in b.files] == [len(found)]
+    assert {**a.to_dict(), "files": None} == {**b.to_dict(), "files": None}
+    assert a.rejected == b.rejected
+    one, other = (store_rows(u, items).sort_values("item_id").reset_index(drop=True) for u in (a_url, b_url))
+    pd.testing.assert_frame_equal(one, other)
+    assert one.set_index("item_id").loc[item_of(found, "P0001", "PHONE_PLACEHOLDER"), "note"] == \
+        "客户确认\n号码为本人所有"
+    events = [store_rows(u, item_events).drop(columns=["id", "source"], errors="ignore")
+              .sort_values(["item_id", "action"]).reset_index(drop=True) for u in (a_url, b_url)]
+    pd.testing.assert_frame_equal(*events)
+    assert (store_rows(b_url, item_events)["source"].str.contains(" row ")).any()

@@ -99,12 +99,12 @@ def read_worklist(path: str | Path) -> list[Row]:
     if not data.startswith(b"PK"):
         raise InputError(f"{p}: 不是 xlsx 格式的问题件清单（请另存为 .xlsx 格式后再导入）")
     try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=False)  # formulas as formulas
     except UNREADABLE as exc:
         raise InputError(f"{p}: 不是 xlsx 格式的问题件清单，无法打开（{type(exc).__name__}）") from None
     try:
         for sheet in book.worksheets:
-            rows = sheet.iter_rows(values_only=True)
+            rows = _values(sheet.iter_rows())
             for number, header in enumerate(rows, start=1):
                 names = [_text(h) for h in header or ()]
                 if "问题件编号" in names:
@@ -116,6 +116,14 @@ def read_worklist(path: str | Path) -> list[Row]:
     finally:
         book.close()
     raise InputError(f"{p}: 不是 custdq 问题件清单（所有工作表的前 5 行中都没有“问题件编号”列标题）")
+
+
+def _values(rows):
+    """Each row's cell values, a formula cell read as empty: a formula is never evaluated nor its
+    cached result taken, whoever saved the file (openpyxl leaves no result, Excel and LibreOffice
+    Calc store one), so a formula typed into 处理结果 never settles an item."""
+    for cells in rows:
+        yield tuple(None if cell.data_type == "f" else cell.value for cell in cells)
 
 
 def _rows(name: str, sha: str, names: list[str], rows, header_line: int) -> list[Row]:
