@@ -51,8 +51,9 @@ RESULTS = ["已更正", "核实无误", "虚假资料", "无法联系"]  # 处�
 # (header, item column or None for a column the teams fill in, width in characters)
 COLUMNS = [
     ("问题件编号", "item_id", 20), ("保单号", "policy_no", 18), ("角色", "role", 8), ("规则代码", "rule_code", 20),
-    ("规则名称", "rule_title", 26), ("严重程度", "severity", 8), ("问题类别", "category", 14), ("问题说明", "detail", 40), ("核查依据", "evidence", 50),
-    ("渠道", "channel", 8), ("业务员代码", "agent_code", 12), ("首次发现", "first_seen", 11), ("最近发现", "last_seen", 11),
+    ("规则名称", "rule_title", 26), ("严重程度", "severity", 8), ("问题类别", "category", 14), ("问题说明", "detail", 40),
+    ("核查依据", "evidence", 50), ("渠道", "channel", 8), ("业务员代码", "agent_code", 12), ("首次发现", "first_seen", 11),
+    ("最近发现", "last_seen", 11),
     ("清单下发期限", "list_due", 12), ("渠道核查期限", "channel_due", 12), ("犹豫期截止", "cooling_off_end", 11),
     ("处理期限", "due_date", 11), ("期限待定", "provisional", 8), ("状态", "status", 9),
     ("重开原因", "reopen_reason", 30), ("线索群", "cluster_id", 16), ("线索群人数", "cluster_size", 10),
