@@ -14,6 +14,7 @@ from checks import findings
 from checks.findings import RuleContext
 from checks.masking import mask_account, mask_name, mask_phone
 from checks.arrays import char_matrix
+from checks.phones import area_code_length
 
 PHONES = (("applicant", "applicant_phone"), ("insured", "insured_phone"))
 
@@ -33,10 +34,23 @@ def placeholder_flags(frame: pd.DataFrame, ctx: RuleContext, column: str) -> pd.
 
 
 def placeholder(national: pd.Series, ctx: RuleContext) -> pd.Series:
-    """Filler numbers (config `phone_placeholders`): a listed number; one digit repeated through
-    the whole number; a whole number that is a consecutive run (12345678901); a landline whose
-    local number is an 8-digit run (010-12345678). A mobile with a run only in its last digits
-    (138 1234 5678) is a real vanity number and is not flagged."""
+    """Filler numbers (config `phone_placeholders`) in a column of national numbers.
+
+    Typed fillers, whatever their shape: a listed number; one digit repeated through the whole
+    number; a whole number that is a consecutive run (12345678901, 12345678). And a real
+    landline whose local number is a run (010-12345678, 0755-87654321): real as phonenumbers
+    judges it from its CN metadata - a valid fixed-line number, its area code the one
+    phonenumbers finds (`phones.area_code_length`), never a guess from the first digit. So a
+    number that only looks like area code + run (238 1234 5678: 023 takes 8-digit local
+    numbers) is not a valid number at all, PHONE_INVALID. A mobile with a run only in its last
+    digits (138 1234 5678) is a real vanity number and is not flagged.
+
+    >>> from types import SimpleNamespace
+    >>> ctx = SimpleNamespace(params={"phone_placeholders": {"numbers": ["13800138000"]}})
+    >>> placeholder(pd.Series(["1012345678", "75587654321", "23812345678", "13800138000", "13812345678",
+    ...                        "11111111111", "12345678", "2387654321", None]), ctx).tolist()
+    [True, True, False, True, False, True, True, True, False]
+    """
     cfg = ctx.params.get("phone_placeholders", {})
     listed = {str(n).lstrip("0") for n in cfg.get("numbers", [])}
     hit = national.isin(listed).fillna(False)
@@ -46,8 +60,15 @@ def placeholder(national: pd.Series, ctx: RuleContext) -> pd.Series:
         length = national.str.len()
         for n in range(7, 12):
             hit |= national.where(length == n).isin(_runs(n)).fillna(False)
-        landline = national.str.fullmatch(r"[2-9][0-9]{9,10}|10[0-9]{8}", na=False)
-        hit |= landline & national.str[-8:].isin(_runs(8)).fillna(False)
+        # the area code is looked up only where the last 7 or 8 digits (a local number's) are a run
+        ends = (national.str[-7:].isin(_runs(7)) | national.str[-8:].isin(_runs(8))).fillna(False) & ~hit
+        if ends.any():
+            candidates = national[ends]
+            area = area_code_length(candidates)
+            for digits in sorted(set(area[area > 0].tolist())):
+                local = candidates.where(area == digits).str[digits:]
+                for n in (7, 8):  # mainland local numbers
+                    hit[ends] |= local.where(local.str.len() == n).isin(_runs(n)).fillna(False)
     return hit.astype(bool)
 
 

@@ -8,6 +8,8 @@ number must match the region's general pattern and lengths and at least one numb
 pattern (`phonenumberutil._number_type_helper`), with the same regular expressions, run by
 Arrow. Every other shape (extensions, 转, letters, foreign prefixes) goes through
 `phonenumbers.parse` one value at a time. Tests hold both paths equal to per-row phonenumbers.
+The same way, `fixed_line` and `area_code_length` give phonenumbers' number type and
+geographical area code over a column (PHONE_PLACEHOLDER judges a landline's local number).
 """
 
 from __future__ import annotations
@@ -68,6 +70,69 @@ def valid_national(national: pd.Series) -> pd.Series:
 @lru_cache(maxsize=1)
 def _descs_mobile() -> str:
     return phonenumbers.PhoneMetadata.metadata_for_region("CN").mobile.national_number_pattern
+
+
+@lru_cache(maxsize=1)
+def _formats() -> list[tuple[str | None, str, str]]:
+    """(leading digits, pattern, rule) of the CN formats phonenumbers uses for the international
+    format (its `intl_number_format`, else `number_format`), in the metadata's order."""
+    md = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+    return [(f.leading_digits_pattern[-1] if f.leading_digits_pattern else None, f.pattern, f.format)
+            for f in (md.intl_number_format or md.number_format)]
+
+
+def fixed_line(national: pd.Series) -> pd.Series:
+    """phonenumbers' number_type is FIXED_LINE or FIXED_LINE_OR_MOBILE, over a column of CN
+    national numbers: the general pattern, none of the types phonenumbers tries before the
+    fixed line (premium rate, toll free, shared cost, ...), then the fixed-line pattern.
+
+    >>> fixed_line(pd.Series(["1012345678", "23812345678", "13800138000", "4001234567", None])).tolist()
+    [True, False, False, False, False]
+    """
+    general, _ = _descs()
+    md = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+    ok = _matches(national, *general)
+    for name in _TYPES[:_TYPES.index("fixed_line")]:
+        desc = getattr(md, name)
+        if desc is not None and desc.national_number_pattern and ok.any():
+            ok &= ~_matches(national, desc.national_number_pattern, tuple(desc.possible_length) or general[1])
+    return ok & _matches(national, md.fixed_line.national_number_pattern,
+                         tuple(md.fixed_line.possible_length) or general[1])
+
+
+def area_code_length(national: pd.Series) -> pd.Series:
+    """phonenumbers' `length_of_geographical_area_code` for CN national numbers, over a column.
+
+    Only a fixed line has one (China's mobiles are geographic without an area code; any other
+    number, valid or not, has none: 0). Its length is the first group of the international
+    format phonenumbers formats it with: the first of the metadata's formats whose leading
+    digits start the number and whose pattern matches all of it, rewritten by that format's
+    rule (Arrow's RE2 kernels, the metadata's own expressions). So an area code is one the
+    metadata knows with a local number of a length that area uses: 010 and 0755 are area codes,
+    023 with a 9-digit local number is no number at all.
+
+    >>> area_code_length(pd.Series(["1012345678", "75588889999", "23812345678", "2381234567", "13800138000"])).tolist()
+    [2, 3, 0, 2, 0]
+    """
+    national = national.astype("str")
+    out = np.zeros(len(national), dtype=np.int64)
+    todo = fixed_line(national).to_numpy(dtype=bool, copy=True)
+    for leading, pattern, rule in _formats():
+        if not todo.any():
+            break
+        sub = national[todo]
+        hit = _matches(sub, pattern, ())
+        if leading is not None:
+            hit &= sub.str.match(f"(?:{leading})", na=False).astype(bool)
+        if not hit.any():
+            continue
+        formatted = _replace(sub[hit], f"^(?:{pattern})$", rule)
+        # the first group after the country code, when another group follows it
+        ndc = _group(formatted, r"^[^0-9]*(?P<g>[0-9]+)[^0-9]+[0-9]").str.len().fillna(0)
+        where = np.flatnonzero(todo)[hit.to_numpy(dtype=bool)]
+        out[where] = ndc.to_numpy(dtype=np.int64)
+        todo[where] = False
+    return pd.Series(out, index=national.index)
 
 
 def _replace(values: pd.Series, pattern: str, repl: str) -> pd.Series:
