@@ -11,7 +11,7 @@ import sys
 import click
 
 from pipeline import __version__, logs
-from pipeline.errors import CustdqError
+from pipeline.errors import CustdqError, ExitCode
 
 
 class IsoDate(click.ParamType):
@@ -35,24 +35,57 @@ def reports_errors(fn):
             return fn(*args, **kwargs)
         except CustdqError as exc:
             click.echo(f"custdq: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            sys.exit(int(exc.exit_code))
         except KeyboardInterrupt:
             click.echo("custdq: interrupted; outputs of this night were not replaced", err=True)
-            sys.exit(130)
+            sys.exit(ExitCode.INTERRUPTED)
         except Exception as exc:
             if os.environ.get("CUSTDQ_DEBUG"):
                 raise
             click.echo(f"custdq: internal error ({type(exc).__name__}); rerun with CUSTDQ_DEBUG=1 "
                        "for the traceback and report it", err=True)
-            sys.exit(1)
+            sys.exit(ExitCode.FAILED)
 
     return wrapper
 
 
-db_option = click.option("--db", metavar="URL", help="case store URL (default: sqlite:///.custdq/cases.db)")
+db_option = click.option("--db", metavar="URL", help="case store URL (default: CUSTDQ_DB, else store.url in "
+                                                     "--config, else sqlite:///.custdq/cases.db)")
+config_option = click.option("--config", "config_path", metavar="FILE", help="YAML settings merged over the defaults")
 
 
-@click.group()
+def existing_store(db, config_path):
+    """(the case store, the settings) for a command that reads or changes an existing store: a
+    store that does not exist is exit 2 and nothing is created."""
+    from pipeline import config, store
+
+    cfg = config.load(config_path)
+    return store.open_store(db, create=False, cfg=cfg), cfg
+
+
+class OneLineErrors(click.Group):
+    """click's usage errors as one line on stderr (exit 2), like every other custdq error."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else "custdq --help", err=True)
+            sys.exit(ExitCode.INPUT)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "custdq"
+            message = " ".join(exc.format_message().split())
+            click.echo(f"custdq: error: {message} (see '{where} --help')", err=True)
+            sys.exit(ExitCode.INPUT)
+        except click.ClickException as exc:  # a file option that cannot be opened, ...
+            click.echo(f"custdq: error: {' '.join(exc.format_message().split())}", err=True)
+            sys.exit(ExitCode.INPUT)
+        except click.exceptions.Abort:
+            click.echo("custdq: interrupted", err=True)
+            sys.exit(ExitCode.INTERRUPTED)
+
+
+@click.group(cls=OneLineErrors)
 @click.version_option(__version__, prog_name="custdq")
 @click.option("-v", "--verbose", count=True,
               help="more detail on stderr: -v stage details and counts, -vv debug lines and SQL statements "
@@ -71,15 +104,20 @@ def cli(verbose):
 @click.option("--config", "config_path", metavar="FILE", help="YAML settings merged over the defaults")
 @click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True)
 @click.option("--quiet", is_flag=True, help="no progress output")
+@click.option("--rewind", is_flag=True,
+              help="T is earlier than the store's latest night: take the later nights back first (newest first); "
+                   "they must then be run again")
 @reports_errors
-def run(extracts, business_date, agents, out_dir, db, config_path, engine, quiet):
+def run(extracts, business_date, agents, out_dir, db, config_path, engine, quiet, rewind):
     """Run the nightly job for business date T over one or more policy extracts.
+
+    Re-running T replaces everything an earlier run of T did (SPEC 7).
 
     Example: custdq run data/samples/policies_sample.csv --business-date 2026-11-20
     """
     from pipeline.run import run_night
 
-    result = run_night(list(extracts), business_date, out_dir, db, config_path, agents, engine, quiet)
+    result = run_night(list(extracts), business_date, out_dir, db, config_path, agents, engine, quiet, rewind)
     m = result.manifest
     r = m["rows"]
     click.echo(
@@ -88,11 +126,13 @@ def run(extracts, business_date, agents, out_dir, db, config_path, engine, quiet
         f"{m['items']['total']} items; list due {m['deadlines']['list_due']}; outputs in {result.out_dir}",
         err=True,
     )
+    for line in m.get("warnings", []):
+        click.echo(f"warning: {line}", err=True)
     if result.gate_failed:
         click.echo(f"custdq: error: blocking expectations failed: "
                    f"{', '.join(m['expectations']['blocking_failed'])} (outputs written; see data_docs/index.html)",
                    err=True)
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
 
 
 @cli.command()
@@ -100,23 +140,49 @@ def run(extracts, business_date, agents, out_dir, db, config_path, engine, quiet
 @click.option("--seed", type=int, required=True, help="random seed (same seed, same file)")
 @click.option("--out", "out_path", required=True, metavar="FILE", help=".csv, .xlsx or .parquet")
 @click.option("--defect-rate", type=click.FloatRange(0, 1), default=0.05, show_default=True,
-              help="share of rows given an injected defect")
+              help="share of (new) rows given an injected defect")
 @click.option("--encoding", type=click.Choice(["utf-8", "utf-8-sig", "gbk", "gb18030"]), default="utf-8",
               show_default=True, help="text encoding for .csv")
 @click.option("--business-date", "business_date", type=IsoDate(), default="2026-11-20", show_default=True,
-              help="issue dates fall in the weeks before this date")
+              help="issue dates fall in the weeks before this date (required with --after)")
 @click.option("--agents-out", metavar="FILE", help="also write the matching agent roster (CSV)")
+@click.option("--after", "after", multiple=True, metavar="EXTRACT",
+              help="make a later night against this earlier extract (repeatable, oldest first)")
+@click.option("--recurring", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+              help="with --after: share of new policies whose applicant is an earlier customer")
+@click.option("--resend", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="with --after: share of rows that are earlier policies sent again")
+@click.option("--changed", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+              help="with --after: share of re-sent policies with a new phone or bank account")
+@click.option("--corrected", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="with --after: share of re-sent policies whose earlier defects are corrected")
 @reports_errors
-def sample(rows, seed, out_path, defect_rate, encoding, business_date, agents_out):
-    """Write a realistic synthetic policy extract (no real personal data).
+def sample(rows, seed, out_path, defect_rate, encoding, business_date, agents_out, after, recurring, resend,
+           changed, corrected):
+    """Write a realistic synthetic policy extract (no real personal data); with --after, the
+    extract of a later night: new policies numbered after the earlier ones, recurring customers,
+    and re-sent earlier policies, some changed, some corrected.
 
     Example: custdq sample --rows 2000 --seed 20261120 --out data/samples/policies_sample.csv
+
+    Example: custdq sample --rows 2000 --seed 20261123 --after night1.csv --business-date 2026-11-23 --out night2.csv
     """
     from pipeline.sample import write_sample
 
+    if after and click.get_current_context().get_parameter_source("business_date").name == "DEFAULT":
+        raise click.UsageError("--after needs --business-date (the later night's date)")
+    if changed + corrected > 1:
+        raise click.UsageError("--changed and --corrected are shares of the re-sent policies: together at most 1")
     info = write_sample(rows, seed, out_path, defect_rate=defect_rate, encoding=encoding,
-                        business_date=business_date, agents_out=agents_out)
-    click.echo(f"custdq: wrote {info['rows']} rows to {out_path}", err=True)
+                        business_date=business_date, agents_out=agents_out,
+                        after=list(after), shares=dict(recurring=recurring, resend=resend, changed=changed,
+                                                       corrected=corrected))
+    detail = ""
+    if after:
+        detail = (f" ({info['new']} new, {info['recurring']} of them for earlier customers; {info['resent']} "
+                  f"re-sent: {info['corrected']} corrected, {info['changed_phone']} with a new phone, "
+                  f"{info['changed_account']} with a new account)")
+    click.echo(f"custdq: wrote {info['rows']} rows to {out_path}{detail}", err=True)
 
 
 @cli.group()
@@ -148,8 +214,9 @@ def index_load(books, as_of, out_dir, db, config_path):
 
 @index.command("compact")
 @db_option
+@config_option
 @reports_errors
-def index_compact(db):
+def index_compact(db, config_path):
     """Fold the contact index's night tiers into its main tier (maintenance, a quiet hour).
 
     Example: custdq index compact --db sqlite:///.custdq/cases.db
@@ -158,8 +225,9 @@ def index_compact(db):
     from pipeline.book import index as contact_index
     from pipeline.lock import store_lock
 
-    engine = store.open_store(db)
-    with store_lock(engine, "index compact", None, 3600, notify=lambda s: click.echo(f"custdq: {s}", err=True)), \
+    engine, cfg = existing_store(db, config_path)
+    with store_lock(engine, "index compact", None, float(cfg["store"]["lock_wait_seconds"]),
+                    notify=lambda s: click.echo(f"custdq: {s}", err=True)), \
             engine.begin() as conn:
         m = contact_index.ContactIndex(conn).compact()
     click.echo(f"custdq: index compact: {m['rows_moved']} rows merged in {m['seconds']}s; "
@@ -181,14 +249,16 @@ def cases():
 def cases_import(worklists, db, who, rejects_out, config_path):
     """Read dispositions filled in by the teams back into the case store.
 
+    Rejected rows are printed with their reason and change nothing; the other rows are applied.
+    Exit status 1 when any row was rejected.
+
     Example: custdq cases import out/2026-11-20/worklists/广东分公司.xlsx --by 张三
     """
-    from pipeline import config, outputs, store
+    from pipeline import outputs
     from pipeline.cases.imports import import_worklists, rejects_frame
     from pipeline.lock import store_lock
 
-    cfg = config.load(config_path)
-    engine = store.open_store(db)
+    engine, cfg = existing_store(db, config_path)
     with store_lock(engine, "cases import", None, float(cfg["store"]["lock_wait_seconds"]),
                     notify=lambda s: click.echo(f"custdq: {s}", err=True)):
         with engine.begin() as conn:
@@ -199,50 +269,98 @@ def cases_import(worklists, db, who, rejects_out, config_path):
         from pathlib import Path
         frame = rejects_frame(report)
         frame["item_id"] = outputs.defuse(frame["item_id"].astype("str"))
-        outputs.atomic_write(Path(rejects_out), lambda p: frame.to_csv(p, index=False, encoding="utf-8"))
+        outputs.atomic_write(Path(rejects_out), lambda p: frame.to_csv(p, index=False, encoding="utf-8-sig"))
     click.echo(f"custdq: cases import: {sum(f['rows'] for f in report.files)} rows in {len(report.files)} "
                f"file(s): {report.applied} applied, {report.unchanged} unchanged, {report.untouched} not filled in, "
                f"{len(report.rejected)} rejected", err=True)
+    if report.rejected:
+        sys.exit(ExitCode.FAILED)
 
 
 @cases.command("list")
 @click.option("--overdue", is_flag=True, help="only items past their due date")
 @click.option("--branch", metavar="B", help="only this branch (机构)")
 @click.option("--as-of", "as_of", type=IsoDate(), help="judge overdue on this date (default: today, China time)")
-@click.option("--limit", type=click.IntRange(min=1), help="print at most this many rows")
-@click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout instead of a table")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="print at most this many rows (0: all)")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout instead of a table (every row)")
 @db_option
+@config_option
 @reports_errors
-def cases_list(overdue, branch, as_of, limit, as_csv, db):
-    """Print open items, deadline first.
+def cases_list(overdue, branch, as_of, limit, as_csv, db, config_path):
+    """Print open items, deadline first, with the total.
 
     Example: custdq cases list --overdue --branch 广东分公司
     """
     from pipeline import outputs, store
     from pipeline.cases.listing import open_items, render
-    from pipeline.run import CHINA
+    from pipeline.clock import now
 
-    as_of = as_of or dt.datetime.now(CHINA).date()
-    with store.open_store(db).connect() as conn:
+    as_of = as_of or now().date()
+    with existing_store(db, config_path)[0].connect() as conn:
         t = open_items(conn, as_of, overdue, branch)
     if as_csv:
-        out = t.head(limit) if limit else t
+        out = t.copy()
         for col in ("item_id", "branch", "channel", "policy_no"):
             out[col] = outputs.defuse(out[col].astype("str"))
         click.echo(out.to_csv(index=False), nl=False)
     else:
-        click.echo(render(t, limit))
+        click.echo(render(t, limit or None))
     late = int((t["days_overdue"] > 0).sum())
+    shown = "" if as_csv or not limit or len(t) <= limit else f" ({limit} shown; --limit 0 shows all)"
     click.echo(f"custdq: {len(t)} open item(s){' in ' + branch if branch else ''}, {late} overdue as of "
-               f"{as_of.isoformat()}", err=True)
+               f"{as_of.isoformat()}{shown}", err=True)
+
+
+@cases.command("show")
+@click.argument("item_id", metavar="ITEM_ID")
+@db_option
+@config_option
+@reports_errors
+def cases_show(item_id, db, config_path):
+    """Show one item (masked) and its whole history: every event with who, when, what changed,
+    from which worklist file or night.
+
+    Example: custdq cases show DQ0123456789ABCDEF
+    """
+    from pipeline.cases.listing import show
+
+    with existing_store(db, config_path)[0].connect() as conn:
+        click.echo(show(conn, item_id))
+
+
+@cli.group()
+def runs():
+    """The nights in the case store."""
+
+
+@runs.command("list")
+@db_option
+@config_option
+@reports_errors
+def runs_list(db, config_path):
+    """List the nights in the store (date, rows, items, list on time, inputs with sha256, engine,
+    version) and the nights taken back by --rewind.
+
+    Example: custdq runs list
+    """
+    from pipeline.cases.listing import render_frame
+    from pipeline.nights import listing
+
+    with existing_store(db, config_path)[0].connect() as conn:
+        t = listing(conn)
+    click.echo(render_frame(t))
+    click.echo(f"custdq: {int((t['note'] == '').sum())} night(s) in the store, {int((t['note'] != '').sum())} "
+               "rewound", err=True)
 
 
 @cli.command()
 @db_option
 @click.option("--out", "out_path", required=True, metavar="FILE", help="the HTML file to write")
 @click.option("--night", type=IsoDate(), help="the business date to show (default: the latest run)")
+@config_option
 @reports_errors
-def dashboard(db, out_path, night):
+def dashboard(db, out_path, night, config_path):
     """(Re)build the managers' dashboard from the case store's run history.
 
     Example: custdq dashboard --out dashboard.html
@@ -252,7 +370,7 @@ def dashboard(db, out_path, night):
     from pipeline import store
     from pipeline.dashboard.page import write_dashboard
 
-    board = write_dashboard(store.open_store(db), Path(out_path), night.isoformat() if night else None)
+    board = write_dashboard(existing_store(db, config_path)[0], Path(out_path), night.isoformat() if night else None)
     click.echo(f"custdq: dashboard for {board.night or 'no night yet'} written to {out_path}", err=True)
 
 
@@ -265,8 +383,9 @@ def report():
 @click.option("--quarter", required=True, metavar="YYYYQn", help="e.g. 2026Q3")
 @db_option
 @click.option("--out", "out_path", required=True, metavar="FILE", help="the .xlsx file to write")
+@config_option
 @reports_errors
-def report_quarterly(quarter, db, out_path):
+def report_quarterly(quarter, db, out_path, config_path):
     """The quarter's confirmed-false customer information per branch, channel and agent (xlsx).
 
     Example: custdq report quarterly --quarter 2026Q3 --out 2026Q3.xlsx
@@ -277,6 +396,6 @@ def report_quarterly(quarter, db, out_path):
     from pipeline.cases.quarterly import quarter_bounds, write_report
 
     quarter_bounds(quarter)  # a malformed quarter is refused before the store is opened
-    info = write_report(store.open_store(db), quarter, Path(out_path))
+    info = write_report(existing_store(db, config_path)[0], quarter, Path(out_path))
     click.echo(f"custdq: report {info['quarter']} ({info['from']} to {info['to']}): {info['items']} items on "
                f"{info['policies']} policies in {info['groups']} branch/channel/agent groups -> {out_path}", err=True)

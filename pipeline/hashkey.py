@@ -45,15 +45,30 @@ def key_path(configured: str | None, db_url: str | None) -> Path:
     return Path.home() / ".custdq" / "hash.key"
 
 
-def load_key(key_file: str | Path) -> bytes:
-    """The hash key: from CUSTDQ_HASH_KEY, else the key file (created 0600 when absent)."""
+def source(key_file: str | Path) -> str:
+    """Where the key is read from, for messages."""
+    return f"the hash key in {ENV}" if os.environ.get(ENV) is not None else f"the hash key file {key_file}"
+
+
+def load_key(key_file: str | Path, may_create: bool = True, notify=None) -> bytes:
+    """The hash key: from CUSTDQ_HASH_KEY, else the key file, created 0600 when absent and
+    `may_create` (a store that has no key yet); `notify` is told where it was created."""
     env = os.environ.get(ENV)
     if env is not None:
         if len(env) < MIN_ENV_KEY:
             raise InputError(f"{ENV}: the hash key must be at least {MIN_ENV_KEY} characters")
         return env.encode("utf-8")
     path = Path(key_file)
+    if not path.exists() and not may_create:
+        raise InputError(f"{path}: no hash key file there, but this case store was built with a key: restore "
+                         f"the key file from the store's backup (or set {ENV} or hash_key_file); nothing was created")
     try:
+        if not path.exists():
+            key = _from_file(path)
+            if notify:
+                notify(f"created the hash key {path}: back it up with the case store (without it the contact "
+                       "index can never be matched again)")
+            return key
         return _from_file(path)
     except OSError as exc:
         raise InputError(f"{path}: cannot read or create the hash key file ({exc.strerror or type(exc).__name__})") from None

@@ -97,14 +97,14 @@ def items_for_csv(items: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_items(items: pd.DataFrame, out: Path) -> None:
-    atomic_write(out / "items.csv", lambda p: items_for_csv(items).to_csv(p, index=False, encoding="utf-8"))
+    atomic_write(out / "items.csv", lambda p: items_for_csv(items).to_csv(p, index=False, encoding="utf-8-sig"))
     atomic_write(out / "items.parquet", lambda p: items[ITEM_COLUMNS].to_parquet(p, index=False))
 
 
 def write_quarantine(quarantine: pd.DataFrame, out: Path) -> None:
     q = quarantine.copy()
     q["policy_no"] = defuse(q["policy_no"].astype("str"))
-    atomic_write(out / "quarantine.csv", lambda p: q.to_csv(p, index=False, encoding="utf-8"))
+    atomic_write(out / "quarantine.csv", lambda p: q.to_csv(p, index=False, encoding="utf-8-sig"))
 
 
 def write_json(data: dict, path: Path) -> None:

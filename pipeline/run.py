@@ -13,7 +13,7 @@ import pandas as pd
 
 from checks.arrays import isin_text
 from checks.catalogue import RULES
-from pipeline import __version__, config, hashkey, outputs, store
+from pipeline import __version__, alerts, config, hashkey, nights, outputs, store
 from pipeline.book.detect import shared_night
 from pipeline.book.rows import version_of
 from pipeline.chunks import check_rows, first_rows, night_rules
@@ -23,6 +23,8 @@ from pipeline.dashboard.page import write_dashboard
 from pipeline.expectations import aggregates, run_gate
 from pipeline.lock import store_lock
 from pipeline.calendar import WorkCalendar
+from pipeline import clock
+from pipeline.clock import CHINA
 from pipeline.columns import EXTRACT_COLUMNS, alias_map
 from pipeline.errors import InputError
 from pipeline.items import build, night_deadlines
@@ -32,7 +34,6 @@ from pipeline.roster import load_roster
 from pipeline.worklists import write_worklists
 
 log = logging.getLogger("custdq")
-CHINA = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no daylight saving since 1991
 STAGES = ["ingest", "normalise", "contract", "scope", "check", "shared", "items", "cases", "outputs", "expectations",
           "store", "dashboard"]
 PACKAGES = ["pandas", "pandera", "pyarrow", "numpy", "openpyxl", "click", "chinesecalendar",
@@ -59,7 +60,7 @@ def versions() -> dict[str, str]:
 
 def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None = None, db: str | None = None,
               config_path: str | None = None, agents: str | None = None, engine: str = "local",
-              quiet: bool = False) -> RunResult:
+              quiet: bool = False, rewind: bool = False) -> RunResult:
     if engine not in ("local", "spark"):
         raise InputError(f"--engine {engine}: the engines are local and spark")
     if not extracts:
@@ -74,20 +75,19 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
     log.info("business date %s, %d extract file(s), case store %s, output folder %s", business_date, len(extracts),
              store.safe_url(db), out)
     log.debug("settings: %s", {k: v for k, v in cfg.items() if k not in ("aliases", "placeholders")})
-    engine_db = store.open_store(db)
-    key = hashkey.load_key(hashkey.key_path(cfg["hash_key_file"], db))
-    fingerprint = hashkey.fingerprint(key)
-    store.check_key(engine_db, fingerprint)
-    log.debug("hash key fingerprint %s", fingerprint)
+    engine_db, key, db = store.open_with_key(db, cfg, notify=lambda line: click_echo(f"custdq: {line}"))
+    log.debug("hash key fingerprint %s", hashkey.fingerprint(key))
     with store_lock(engine_db, "run", business_date.isoformat(), float(cfg["store"]["lock_wait_seconds"]),
                     notify=stages.note):
+        with engine_db.connect() as conn:  # an older night is refused before any work (SPEC 7)
+            later = nights.check_order(conn, business_date.isoformat(), rewind)
         out.mkdir(parents=True, exist_ok=True)
         staging = outputs.staging_dir(out)
         try:
             spark = _spark(engine, cfg)
             try:
                 result = _night(extracts, business_date, staging, engine_db, db, cfg, key, agents, stages, started,
-                                spark)
+                                spark, later)
             finally:
                 if spark is not None:
                     spark.close()
@@ -102,6 +102,13 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
         return result
 
 
+def click_echo(line: str) -> None:
+    """A line an operator must see even with --quiet (store or key created), on stderr."""
+    import sys
+
+    print(line, file=sys.stderr, flush=True)
+
+
 def _spark(engine: str, cfg: dict):
     """The Spark side of the night (pipeline.spark), or None for the local engine."""
     if engine != "spark":
@@ -111,7 +118,8 @@ def _spark(engine: str, cfg: dict):
     return SparkNight(cfg)
 
 
-def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages, started, spark=None) -> RunResult:
+def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages, started, spark=None,
+           later=()) -> RunResult:
     mapping = alias_map(EXTRACT_COLUMNS, cfg["aliases"])
     with stages.stage("ingest"):
         roster = load_roster(agents, cfg) if agents else None
@@ -136,8 +144,14 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
         tonight = tally.contacts
         repeated = checked["policy_no"].duplicated()  # a policy number's later records tonight
         tonight.keep_first(first_rows(checked, repeated))
+    warnings: list[str] = []
     with engine_db.begin() as conn:  # the night's store writes: one transaction
         with stages.stage("shared"):
+            # first, the later nights of a rewind and any earlier run of tonight go (SPEC 7)
+            rewound = nights.rewind(conn, list(later), business_date.isoformat(), clock.stamp()) if later else []
+            if rewound:
+                warnings.append(f"rewound night(s) {', '.join(rewound)}: run them again, oldest first")
+            replaced = nights.take_back(conn, business_date.isoformat())
             labels = {c.name: c.label for c in EXTRACT_COLUMNS}
             book = shared_night(conn, tonight, checked, labels, business_date, cfg, sources, tally.contact_seconds,
                                 shared_keys(conn), spark.crowded if spark is not None else None)
@@ -145,10 +159,11 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
             del tonight
             tally.contacts = None
             release()
+            book.stats["rows_taken_back"] = replaced["contact_rows_taken_back"]
             book.stats["compact_due"] = book.stats["recent_rows"] > int(cfg["contact_index"]["recent_rows_warning"])
             if book.stats["compact_due"]:
-                stages.note(f"warning: the contact index's night tiers hold {book.stats['recent_rows']} rows; "
-                            "run `custdq index compact` in a quiet hour")
+                warnings.append(f"the contact index's night tiers hold {book.stats['recent_rows']} rows; "
+                                "run `custdq index compact` in a quiet hour")
             order = {code: i for i, code in enumerate(RULES)}
             outcomes = sorted(outcomes + book.outcomes, key=lambda o: order[o.rule_code])
             log.info("shared contacts: %s", {k: v for k, v in book.stats.items() if not isinstance(v, dict)})
@@ -162,13 +177,10 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
             del found_parts
             book.found = None
             fired["value_key"] = value_keys(fired, key)
-            if calendar.uncovered:
-                stages.note(f"warning: no official calendar for {sorted(calendar.uncovered)}; "
-                            "deadlines there count weekends only and are marked provisional")
         with stages.stage("cases"):
             night = reconcile(conn, fired, business_date, dt.datetime.now(CHINA).isoformat(timespec="seconds"),
                               pd.Index(checked["policy_no"].unique()), {o.rule_code for o in outcomes if o.status == "ok"},
-                              book.judged)
+                              book.judged, replaced["run_events_taken_back"])
             items = night.listing
             fired = fired[["policy_no", "rule_code"]]  # all the later stages read of tonight's findings
             log.info("items: %s", ", ".join(f"{k} {count(v)}" for k, v in night.counts.items()))
@@ -238,9 +250,13 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
             "peak_memory_mb": peak_memory_mb(),
             "versions": versions(),
         }
+        manifest["warnings"] = alerts.night_warnings(
+            manifest, gate.results if gate else [], reference if gate else {},
+            nights.same_inputs(conn, manifest["inputs"], business_date.isoformat()), warnings)
         with stages.stage("store"):
             store.record_run(conn, manifest)
             store.record_dims(conn, business_date.isoformat(), dims)
+            nights.keep_journals(conn, int(cfg["store"]["undo_nights"]))
         with stages.stage("dashboard"):  # inside the transaction: it sees tonight, and a failure undoes it
             write_dashboard(conn, out / "dashboard.html", business_date.isoformat(),
                             gate.docs if gate and gate.docs else None)

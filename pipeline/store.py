@@ -5,12 +5,14 @@ book-wide contact index (`contacts`, `contact_segments`, `contact_superseded`; p
 plaintext identity number, phone or account. Items, events and suppressions join them with the
 case lifecycle (pipeline.cases.tables). Schema versions: 1 runs; 2 adds contacts and the hash-key
 fingerprint; 3 adds items, item_events and suppressions; 4 adds night_dims (the dashboard's
-per-branch, channel and agent figures of each night).
+per-branch, channel and agent figures of each night); 5 adds `items.reopen_reason`, `night_undo`
+(each night's changes, for exact re-runs) and `rewinds`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +21,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from pipeline.errors import InputError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DEFAULT_URL = "sqlite:///.custdq/cases.db"
 
 metadata = sa.MetaData()
@@ -107,13 +109,35 @@ contact_superseded = sa.Table(
 )
 
 
+ENV = "CUSTDQ_DB"
+DIALECTS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg", "postgresql+psycopg": "postgresql+psycopg"}
+
+
+def resolve(db: str | None, cfg: dict | None = None) -> str:
+    """The store's URL: `--db`, else the environment's CUSTDQ_DB, else `store.url` in the config,
+    else the default `sqlite:///.custdq/cases.db` (SPEC 1)."""
+    return db or os.environ.get(ENV) or ((cfg or {}).get("store") or {}).get("url") or DEFAULT_URL
+
+
 def engine_url(url: str | None) -> str:
-    url = url or DEFAULT_URL
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    """The SQLAlchemy URL of a case-store URL, or one clear line for the mistakes people make."""
+    url = (url or DEFAULT_URL).strip()
+    if url.startswith("postgres://"):
+        raise InputError(f"case store {safe_url(url)}: write postgresql://, not postgres:// "
+                         "(postgresql://user@host:5432/dbname)")
+    if "://" not in url:
+        raise InputError(f"case store {url[:200]}: not a database URL; for an SQLite file write sqlite:///{url[:200]}")
+    dialect = url.split("://", 1)[0].lower()
+    if dialect not in DIALECTS:
+        raise InputError(f"case store {safe_url(url)}: custdq keeps its store in SQLite (sqlite:///path/cases.db) "
+                         f"or PostgreSQL (postgresql://user@host:5432/dbname), not '{dialect}'")
+    return DIALECTS[dialect] + url[len(dialect):]
+
+
+def _sqlite_path(url: str) -> Path | None:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    return url
+        return Path(url[len("sqlite:///"):])
+    return None
 
 
 SQLITE_PRAGMAS = (
@@ -131,14 +155,33 @@ def _sqlite_setup(dbapi_conn, _record) -> None:
         dbapi_conn.execute(pragma)
 
 
-def open_store(url: str | None) -> sa.Engine:
+def open_store(url: str | None, create: bool = True, notify=None, cfg: dict | None = None) -> sa.Engine:
+    """The case store at `url` (resolved as `resolve` says). Only `create=True` (`custdq run`,
+    `custdq index load`) may create one, and says so through `notify`; otherwise a store that does
+    not exist is an input error and nothing is created."""
     import pipeline.cases.tables  # noqa: F401 - registers the lifecycle tables on `metadata`
 
+    url = resolve(url, cfg)
+    target = engine_url(url)
+    path = _sqlite_path(url)
+    absent = f"no case store at {safe_url(url)}; nothing was created (name the store with --db, CUSTDQ_DB or " \
+             "store.url; only `custdq run` and `custdq index load` create one)"
+    if path is not None and not path.exists():
+        if not create:
+            raise InputError(absent)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"case store {path}: cannot create its folder ({exc.strerror})") from None
     try:
-        engine = sa.create_engine(engine_url(url))
+        engine = sa.create_engine(target)
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_setup)
         with engine.begin() as conn:
+            new = not sa.inspect(conn).has_table(meta.name)
+            if new and not create:
+                raise InputError(absent if path is None or not path.stat().st_size else
+                                 f"{path}: not a custdq case store (no custdq_meta table); nothing was changed")
             metadata.create_all(conn)
             have = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
             if have is None:
@@ -148,26 +191,55 @@ def open_store(url: str | None) -> sa.Engine:
             elif int(have) < SCHEMA_VERSION:
                 migrate(conn, int(have))
     except (ArgumentError, NoSuchModuleError):
-        raise InputError(f"--db: not a database URL custdq can open: {safe_url(url)}") from None
-    except OperationalError as exc:
-        raise InputError(f"--db: cannot open the case store {safe_url(url)} ({type(exc.orig).__name__})") from None
+        raise InputError(f"case store {safe_url(url)}: not a database URL custdq can open") from None
+    except sa.exc.DBAPIError as exc:
+        raise InputError(f"case store {safe_url(url)}: cannot open it ({_reason(exc, url)})") from None
+    if new and notify:
+        notify(f"created a new case store at {safe_url(url)}")
     return engine
+
+
+def _reason(exc: sa.exc.DBAPIError, url: str) -> str:
+    """The driver's reason on one line, never the password."""
+    text = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
+    try:
+        password = sa.engine.make_url(url).password
+    except ArgumentError:
+        password = None
+    return (text.replace(password, "***") if password else text)[:300]
+
+
+def open_with_key(db: str | None, cfg: dict, notify=None) -> tuple[sa.Engine, bytes, str]:
+    """For the commands that write contact hashes (`run`, `index load`): the store (created when
+    absent), its hash key (created only for a store that has none yet) and the store's URL."""
+    from pipeline import hashkey
+
+    url = resolve(db, cfg)
+    engine = open_store(url, create=True, notify=notify)
+    with engine.connect() as conn:
+        known = conn.execute(sa.select(meta.c.value).where(meta.c.key == "hash_key_fingerprint")).scalar()
+    path = hashkey.key_path(cfg["hash_key_file"], url)
+    key = hashkey.load_key(path, may_create=known is None, notify=notify)
+    check_key(engine, hashkey.fingerprint(key), hashkey.source(path))
+    return engine, key, url
 
 
 def migrate(conn: sa.Connection, have: int) -> None:
     """Bring an older store up to SCHEMA_VERSION (tables new in a version come from create_all)."""
+    if have < 5 and "reopen_reason" not in {c["name"] for c in sa.inspect(conn).get_columns("items")}:
+        conn.exec_driver_sql("ALTER TABLE items ADD COLUMN reopen_reason TEXT")
     conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
 
-def check_key(engine: sa.Engine, fingerprint: str) -> None:
+def check_key(engine: sa.Engine, fingerprint: str, source: str = "the hash key") -> None:
     """Remember the hash key's fingerprint; refuse a different key (its hashes would match nothing)."""
     with engine.begin() as conn:
         have = conn.execute(sa.select(meta.c.value).where(meta.c.key == "hash_key_fingerprint")).scalar()
         if have is None:
             conn.execute(meta.insert().values(key="hash_key_fingerprint", value=fingerprint))
         elif have != fingerprint:
-            raise InputError("the hash key (CUSTDQ_HASH_KEY or the key file) is not the key this case store "
-                             "was built with: restore the original key, or start a new store")
+            raise InputError(f"{source} is not the key this case store was built with: restore the original "
+                             "key, or start a new store")
 
 
 def safe_url(url: str | None) -> str:

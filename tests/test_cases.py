@@ -115,18 +115,18 @@ def test_round_trip_run_fill_import_twice_next_night(invoke, night, tmp_path, db
 
     args = ["cases", "import", *map(str, files), "--db", db, "--by", "王五", "--rejects", str(tmp_path / "rej.csv")]
     first = invoke(*args)
-    assert first.exit_code == 0, first.output
+    assert first.exit_code == 1, first.output  # a row was rejected (SPEC 1); the other four applied
     assert "4 applied" in first.output and "1 rejected" in first.output
     assert "处理状态为已完成，但未填写处理结果" in first.output
     rejects = pd.read_csv(tmp_path / "rej.csv", dtype=str)
     assert rejects["item_id"].tolist() == [other_branch]
     events_after_first = len(store_rows(db, item_events))
     again = invoke(*args)
-    assert again.exit_code == 0 and "0 applied" in again.output and "4 unchanged" in again.output
+    assert again.exit_code == 1 and "0 applied" in again.output and "4 unchanged" in again.output
     assert len(store_rows(db, item_events)) == events_after_first  # importing twice changes nothing more
 
     tampered = invoke("cases", "import", str(tmp_path / "tampered.xlsx"), "--db", db)
-    assert tampered.exit_code == 0 and "0 applied" in tampered.output and "3 rejected" in tampered.output
+    assert tampered.exit_code == 1 and "0 applied" in tampered.output and "3 rejected" in tampered.output
     assert "问题件编号 DQ0000000000000000 不存在" in tampered.output
     assert f"保单号已被修改，与问题件 {corrected} 的记录不一致" in tampered.output
     assert "处理状态「搞定」不在可选项中（未处理 / 处理中 / 已完成）" in tampered.output
@@ -198,8 +198,11 @@ def test_re_runs_replace_never_duplicate(night, db):
     rows = [row(policy_no="X1", applicant_phone=""), row(policy_no="X2", insured_sex="9")]
     night("2026-11-20", rows)
     night("2026-11-23", rows[:1])  # X1 carried, X2 unjudged
-    again, m, _ = night("2026-11-20", rows)  # a re-run of an earlier night
+    refused = night("2026-11-20", rows, code=2)  # an earlier night: refused without --rewind (SPEC 7)
+    assert "--rewind" in refused.output
+    again, m, _ = night("2026-11-20", rows, "--rewind")  # 2026-11-23 taken back first
     assert sorted(again["policy_no"]) == ["X1", "X2"] and m["items"]["new"] == 2
+    assert m["warnings"][0] == "rewound night(s) 2026-11-23: run them again, oldest first"
     redo, m2, _ = night("2026-11-23", [row(policy_no="X1"), row(policy_no="X2", insured_sex="9")])
     redo2, m3, _ = night("2026-11-23", [row(policy_no="X1"), row(policy_no="X2", insured_sex="9")])
     assert redo.equals(redo2) and m2["items"] == m3["items"] | {"run_events_taken_back": m2["items"]["run_events_taken_back"]}
@@ -239,7 +242,8 @@ def test_cases_list_overdue_and_branch(night, invoke, db):
     assert "13912345678" not in listing.output
 
 
-def test_import_of_something_that_is_not_a_worklist_is_exit_2(invoke, tmp_path, db):
+def test_import_of_something_that_is_not_a_worklist_is_exit_2(invoke, night, tmp_path, db):
+    night("2026-11-20", [row()])  # the store exists: only the files are wrong
     bad = tmp_path / "x.xlsx"
     bad.write_bytes(b"not a zip")
     result = invoke("cases", "import", str(bad), "--db", db)

@@ -264,8 +264,11 @@ def test_compaction_changes_no_answer(invoke, night, db):
     assert contact_counts(db) == before
     assert night("2026-11-20", [policy("P2", 2, applicant_phone=person(1)["applicant_phone"])]).empty
     assert night("2026-11-21", [policy("P3", 3, applicant_phone="13911112222")])["policy_no"].tolist() == ["P1", "P3"]
-    # a re-run of a night that was compacted takes its rows back out of the main tier
-    night("2026-11-19", [policy("P9", 9)])
+    # a re-run of a night that was compacted takes its rows back out of the main tier: P1's phone
+    # of 2026-11-18 is live again; P2 (2026-11-20) went with the rewound later nights
+    night("2026-11-19", [policy("P9", 9)], "--rewind")
+    assert night("2026-11-22", [policy("P4", 4, applicant_phone=person(1)["applicant_phone"])])["policy_no"].tolist() == ["P1", "P4"]
+    night("2026-11-20", [policy("P2", 2, applicant_phone=person(1)["applicant_phone"])], "--rewind")
     assert night("2026-11-22", [policy("P4", 4, applicant_phone=person(1)["applicant_phone"])])["policy_no"].tolist() == ["P1", "P2", "P4"]
 
 

@@ -58,5 +58,6 @@ def test_unreachable_postgres_is_a_clear_error(invoke, tmp_path):
     path = write_csv(tmp_path / "e.csv", [row()])
     result = invoke("run", str(path), "--business-date", "2026-11-20", "--db",
                     "postgresql://nobody:secret@127.0.0.1:1/none", "--out", str(tmp_path / "o"), "--quiet")
-    assert result.exit_code == 2 and "cannot open the case store" in result.output
+    assert result.exit_code == 2 and "cannot open it (connection failed" in result.output  # the driver's reason
+    assert "Connection refused" in result.output and len(result.output.strip().splitlines()) == 1
     assert "secret" not in result.output

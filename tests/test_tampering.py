@@ -109,7 +109,7 @@ def test_a_tampered_row_changes_nothing_and_says_why(invoke, worklist, db, tmp_p
     before = snapshot(db)
     target = tampered(path, tmp_path / "back" / path.name, edit)
     result = invoke("cases", "import", str(target), "--db", db, "--rejects", str(tmp_path / "rejects.csv"))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # a rejected row: exit 1, the others applied
     assert "Traceback" not in result.output
     assert reason in result.output, result.output
     rejects = pd.read_csv(tmp_path / "rejects.csv", dtype=str)
@@ -139,7 +139,7 @@ def test_a_settled_item_is_not_moved_backwards(invoke, tmp_path):
     for state in ("处理中", "未处理"):
         back = tampered(path, tmp_path / state / path.name, lambda s, c: set_row(s, c, 2, 处理状态=state, 处理结果=None))
         result = invoke("cases", "import", str(back), "--db", db)
-        assert result.exit_code == 0 and "0 applied" in result.output, result.output
+        assert result.exit_code == 1 and "0 applied" in result.output, result.output
         assert "办结（虚假资料）：此行会把它重新打开" in result.output, result.output
         after = snapshot(db)
         pd.testing.assert_frame_equal(after[0], before[0])

@@ -175,9 +175,7 @@ def shared_night(conn: sa.Connection, tonight: NightContacts, frame: pd.DataFram
         t0[0] = now
 
     version = version_of(business_date.isoformat(), "night")
-    book = index.ContactIndex(conn)
-    removed = book.undo(version)
-    step("take_back")
+    book = index.ContactIndex(conn)  # an earlier run of the night was taken back (pipeline.nights)
     book.tonight = pd.Index(frame["policy_no"].unique())
     pool, growth = grow(book, tonight, grouping)
     step("lookup")
@@ -207,7 +205,7 @@ def shared_night(conn: sa.Connection, tonight: NightContacts, frame: pd.DataFram
         if n:
             parts.append(mine.assign(severity=severity, category=RULES[code].category))
     result = pd.concat(parts, ignore_index=True) if parts else None
-    stats = {"contact_rows_tonight": tonight.num_rows, "rows_taken_back": removed, "pool_rows": len(pool),
+    stats = {"contact_rows_tonight": tonight.num_rows, "pool_rows": len(pool),
              **growth, **written, **book.size(), "seconds": steps}
     wanted = []
     for k in recheck:

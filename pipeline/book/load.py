@@ -34,9 +34,7 @@ def load_book(paths: list[str], as_of: dt.date, out_dir: str | None = None, db: 
               config_path: str | None = None, progress=print) -> dict:
     started = time.perf_counter()
     cfg = config.load(config_path)
-    engine = store.open_store(db)
-    key = hashkey.load_key(hashkey.key_path(cfg["hash_key_file"], db))
-    store.check_key(engine, hashkey.fingerprint(key))
+    engine, key, db = store.open_with_key(db, cfg, notify=lambda line: progress(f"custdq: {line}"))
     version = version_of(as_of.isoformat(), "book")
     out = Path(out_dir) if out_dir else Path("out") / f"index-load-{as_of.isoformat()}"
     files, quarantines = [], []

@@ -14,8 +14,8 @@ resolved or suppressed, and the list that goes out tonight.
 - The list = every open item after tonight, deadline first; `status` is `new` for the items
   raised tonight, `open` for the others.
 
-Every automatic change is an event of the night with the item's fields before it, so a re-run
-of the same business date first takes the night back (`take_back`) and never duplicates.
+Every automatic change is an event of the night, and goes into the night's undo journal
+(pipeline.cases.undo), so a re-run of the same business date first takes the night back exactly.
 """
 
 from __future__ import annotations
@@ -31,17 +31,13 @@ import sqlalchemy as sa
 
 from checks.arrays import isin_text
 from pipeline.book.index import bulk_insert, python_rows
-from pipeline.cases.tables import item_events, items, suppressions
+from pipeline.cases.tables import items, suppressions
+from pipeline.cases.undo import FINDING, WHO, WRITABLE, Journal, _py
 from pipeline.items import DATE_FIELDS, ITEM_COLUMNS
 from pipeline.store import read_frame as _read
 
-WHO = "custdq run"
 SHARED_RULES = {"PHONE_SHARED", "BANK_SHARED"}
-LIFECYCLE = ["state", "close_reason", "closed_on", "work_state", "result", "note", "first_seen", "list_due",
-             "channel_due", "cooling_off_end", "due_date", "provisional", "last_seen"]
-REFRESHED = ["detail", "evidence", "branch", "channel", "agent_code", "source_file", "source_line", "cluster_id",
-             "cluster_size", "value_key", "customer_key", "group_keys", "severity", "category"]
-LIST_EXTRA = ["work_state", "result", "note"]
+LIST_EXTRA = ["work_state", "result", "note", "reopen_reason"]
 CHUNK = 900  # bound parameters per IN (...) query: within every SQLite build's limit
 INSERT_ROWS = 50_000
 READ_ROWS = 50_000  # open items read at a time
@@ -64,39 +60,12 @@ def _by_ids(conn: sa.Connection, ids: list[str]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[c.name for c in items.c])
 
 
-def _event_rows(ids, night: str, at: str, action: str, what: list[dict], before: list[dict | None]):
-    for item_id, w, b in zip(ids, what, before):
-        yield (item_id, at, WHO, night, action, json.dumps(w, ensure_ascii=False, default=str),
-               None if b is None else json.dumps(b, ensure_ascii=False, default=str), None)
+def _event_rows(ids, night: str, at: str, action: str, what):
+    for item_id, w in zip(ids, what):
+        yield item_id, at, WHO, night, action, json.dumps(w, ensure_ascii=False, default=str), None, None
 
 
 EVENT_COLUMNS = ["item_id", "at", "who", "night", "action", "what", "before", "source"]
-
-
-def take_back(conn: sa.Connection, night: str) -> int:
-    """Undo what an earlier run of this business date did to the case lifecycle (re-run)."""
-    events = _read(conn, sa.select(item_events).where(item_events.c.night == night, item_events.c.who == WHO)
-                   .order_by(item_events.c.id.desc()))
-    if events.empty:
-        return 0
-    # items someone disposed of, or a later night touched, stay (with their "raised" event)
-    others = sa.or_(item_events.c.who != WHO, item_events.c.night != night, item_events.c.night.is_(None))
-    human = set(_read(conn, sa.select(item_events.c.item_id).where(others)
-                      .where(item_events.c.item_id.in_(sa.select(item_events.c.item_id)
-                                                       .where(item_events.c.night == night))))["item_id"])
-    raised = events[(events["action"] == "raised") & ~events["item_id"].isin(human)]
-    for i in range(0, len(raised), CHUNK):
-        ids = raised["item_id"].iloc[i:i + CHUNK].tolist()
-        conn.execute(items.delete().where(items.c.item_id.in_(ids)))
-    restore = events[events["before"].notna()]  # newest first: an item ends as before its first change
-    if len(restore):
-        params = [dict(json.loads(b), b_id=i) for i, b in zip(restore["item_id"], restore["before"])]
-        conn.execute(items.update().where(items.c.item_id == sa.bindparam("b_id"))
-                     .values({k: sa.bindparam(k) for k in LIFECYCLE}), params)
-    drop = events[~((events["action"] == "raised") & events["item_id"].isin(human))]["id"].tolist()
-    for i in range(0, len(drop), CHUNK):
-        conn.execute(item_events.delete().where(item_events.c.id.in_(drop[i:i + CHUNK])))
-    return len(events)
 
 
 def _suppressed(conn: sa.Connection, fired: pd.DataFrame) -> pd.Series:
@@ -113,23 +82,18 @@ def _suppressed(conn: sa.Connection, fired: pd.DataFrame) -> pd.Series:
     return pd.Series([k in keys for k in probe], index=fired.index)
 
 
-def _py(value):
-    """A plain Python value for the database and JSON (no numpy scalars, no NaN/NaT)."""
-    if value is None or (not isinstance(value, (list, str)) and pd.isna(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value
-
-
-def _lifecycle(row) -> dict:
-    return {c: _py(row[c]) for c in LIFECYCLE}
+LIFECYCLE_SHOWN = ["state", "close_reason", "closed_on", "work_state", "result", "note", "first_seen", "list_due",
+                   "channel_due", "cooling_off_end", "due_date", "provisional", "last_seen"]
 
 
 def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, at: str,
-              judged_policies, rules_ran: set[str], judged_values) -> Night:
-    """Apply tonight's findings (`pipeline.items.build` output with `value_key` filled) to the store.
-    `judged_values`: the shared values (hex keys, among `shared_keys`) judged tonight."""
+              judged_policies, rules_ran: set[str], judged_values, taken_back: int = 0) -> Night:
+    """Apply tonight's findings (`pipeline.items.build` output with `value_key` filled) to the store,
+    after any earlier run of the night was taken back (pipeline.cases.undo). Every change goes
+    into the night's undo journal. `judged_values`: the shared values (hex keys, among
+    `shared_keys`) judged tonight."""
     night = business_date.isoformat()
-    taken_back = take_back(conn, night)
+    journal = Journal(conn, night)
     fired = fired.copy()
     for col in DATE_FIELDS:
         fired[col] = _iso(fired[col])
@@ -151,44 +115,58 @@ def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, 
     add = fired[new]
     if len(add):
         rows = add.assign(state="open", work_state="未处理", close_reason=None, closed_on=None, result=None,
-                          note=None, disposed_at=None, disposed_by=None)
+                          note=None, disposed_at=None, disposed_by=None, reopen_reason=None)
         columns = [c.name for c in items.c]
         for i in range(0, len(rows), INSERT_ROWS):  # Python rows a slice at a time: bounded memory
             bulk_insert(conn, "items", columns, python_rows(rows.iloc[i:i + INSERT_ROWS][columns]))
         del rows
+        journal.raised(add["item_id"])
         bulk_insert(conn, "item_events", EVENT_COLUMNS, _event_rows(
             add["item_id"], night, at, "raised", ({"rule_code": r, "due_date": d} for r, d in
-                                                  zip(add["rule_code"], add["due_date"])), [None] * len(add)))
+                                                  zip(add["rule_code"], add["due_date"]))))
 
-    # carried: refresh what the finding shows, keep the deadlines
-    refresh = fired[carried | reopen | again]
-    if len(refresh):
-        conn.execute(items.update().where(items.c.item_id == sa.bindparam("b_id"))
-                     .values({c: sa.bindparam(c) for c in REFRESHED + ["last_seen"]}),
-                     [dict(_clean(r), b_id=r["item_id"]) for r in refresh[REFRESHED + ["last_seen", "item_id"]]
-                      .to_dict("records")])
-
-    def change(mask: pd.Series, action: str, values) -> None:
-        """One executemany update and one bulk event insert per kind of change."""
-        rows = fired[mask]
-        if rows.empty:
-            return
-        befores = [_lifecycle(existing.loc[i]) for i in rows["item_id"]]
-        afters = [{k: _py(v) for k, v in values(f).items()} for f in rows.to_dict("records")]
-        conn.execute(items.update().where(items.c.item_id == sa.bindparam("b_id"))
-                     .values({k: sa.bindparam(k) for k in afters[0]}),
-                     [dict(a, b_id=i) for a, i in zip(afters, rows["item_id"])])
-        whats = [{k: [b.get(k), v] for k, v in a.items() if b.get(k) != v} for a, b in zip(afters, befores)]
-        bulk_insert(conn, "item_events", EVENT_COLUMNS, _event_rows(rows["item_id"], night, at, action, whats, befores))
-
+    # the stored items tonight's findings touch, before and after tonight (one frame each)
+    touched = carried | reopen | again | close_now
+    before = existing.loc[fired.loc[touched, "item_id"].to_numpy(), WRITABLE].astype(object)
+    after = before.copy()
+    mine = fired[touched].set_index("item_id")
+    refresh = mine.index[(carried | reopen | again)[touched].to_numpy()]  # what the finding shows, refreshed
+    after.loc[refresh, FINDING] = mine.loc[refresh, FINDING].to_numpy()
     open_fields = dict(state="open", close_reason=None, closed_on=None, work_state="未处理", result=None)
-    change(reopen, "reopened", lambda f: dict(open_fields))
-    change(again, "raised_again", lambda f: dict(open_fields, note=None, **{
-        c: f[c] for c in ["first_seen", "list_due", "channel_due", "cooling_off_end", "due_date", "provisional"]}))
-    change(close_now, "suppressed", lambda f: dict(state="closed", close_reason="legitimate", closed_on=night))
+    kinds = {"reopened": reopen, "raised_again": again, "suppressed": close_now}
+    for action, mask in kinds.items():
+        ids = fired.loc[mask, "item_id"].to_numpy()
+        if not len(ids):
+            continue
+        if action == "reopened":  # the correction did not happen: open again, its deadlines kept
+            closed = before.loc[ids, "closed_on"].astype(object).fillna("").astype(str)
+            values = dict(open_fields, reopen_reason=("已更正于 " + closed + "，" + night + " 仍触发").to_numpy())
+        elif action == "raised_again":
+            values = dict(open_fields, note=None, reopen_reason=None, **{
+                c: mine.loc[ids, c].to_numpy() for c in ["first_seen", "list_due", "channel_due", "cooling_off_end",
+                                                         "due_date", "provisional"]})
+        else:
+            values = dict(state="closed", close_reason="legitimate", closed_on=night)
+        for column, value in values.items():
+            after.loc[ids, column] = value
+    moved = journal.changed(before, after)
+    if len(moved):
+        params = [dict({c: _py(v) for c, v in zip(WRITABLE, r)}, b_id=i)
+                  for i, r in zip(moved, after.loc[moved, WRITABLE].itertuples(index=False))]
+        conn.execute(items.update().where(items.c.item_id == sa.bindparam("b_id"))
+                     .values({c: sa.bindparam(c) for c in WRITABLE}), params)
+    for action, mask in kinds.items():  # one event per lifecycle change, with what changed
+        ids = fired.loc[mask, "item_id"].to_numpy()
+        if not len(ids):
+            continue
+        shown = [c for c in LIFECYCLE_SHOWN if c != "last_seen"]
+        whats = [{c: [_py(b), _py(a)] for c, b, a in zip(shown, old, now) if _py(b) != _py(a)}
+                 for old, now in zip(before.loc[ids, shown].itertuples(index=False),
+                                     after.loc[ids, shown].itertuples(index=False))]
+        bulk_insert(conn, "item_events", EVENT_COLUMNS, _event_rows(ids, night, at, action, whats))
 
     # resolved: open, judged tonight, not fired
-    resolved = _resolve(conn, fired, night, at, judged_policies, rules_ran, judged_values)
+    resolved = _resolve(conn, journal, fired, night, at, judged_policies, rules_ran, judged_values)
 
     listing = _listing(conn, night)
     counts = {"total": len(listing), "new": int((listing["status"] == "new").sum()),
@@ -196,10 +174,6 @@ def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, 
               "raised_again": int(again.sum()), "resolved": resolved, "suppressed": int(suppressed.sum()),
               "settled_still_firing": int(settled.sum()), "run_events_taken_back": taken_back}
     return Night(listing, counts)
-
-
-def _clean(record: dict) -> dict:
-    return {k: _py(v) for k, v in record.items()}
 
 
 def shared_keys(conn: sa.Connection) -> list[str]:
@@ -210,9 +184,9 @@ def shared_keys(conn: sa.Connection) -> list[str]:
     return [k for k in conn.execute(q).scalars()]
 
 
-def _resolve(conn, fired, night, at, judged_policies, rules_ran, judged_values) -> int:
+def _resolve(conn, journal, fired, night, at, judged_policies, rules_ran, judged_values) -> int:
     query = sa.select(items.c.item_id, items.c.rule_code, items.c.policy_no, items.c.value_key,
-                      *[items.c[c] for c in LIFECYCLE if c != "state"], items.c.state).where(items.c.state == "open")
+                      items.c.state, items.c.close_reason, items.c.closed_on).where(items.c.state == "open")
     fired_ids = pa.array(fired["item_id"].astype("str").array, type=pa.string())  # hashed by Arrow per slice
     values = _objects(judged_values)
     parts = []
@@ -230,14 +204,15 @@ def _resolve(conn, fired, night, at, judged_policies, rules_ran, judged_values) 
     gone = maybe[judged]
     if gone.empty:
         return 0
+    before = gone.set_index("item_id")[["state", "close_reason", "closed_on"]].astype(object)
+    journal.changed(before, before.assign(state="closed", close_reason="resolved", closed_on=night))
     for i in range(0, len(gone), CHUNK):
         ids = gone["item_id"].iloc[i:i + CHUNK].tolist()
         conn.execute(items.update().where(items.c.item_id.in_(ids))
                      .values(state="closed", close_reason="resolved", closed_on=night))
-    befores = [_lifecycle(r) for _, r in gone.iterrows()]
     bulk_insert(conn, "item_events", EVENT_COLUMNS, _event_rows(
         gone["item_id"], night, at, "resolved",
-        [{"state": ["open", "closed"], "close_reason": [None, "resolved"]}] * len(gone), befores))
+        [{"state": ["open", "closed"], "close_reason": [None, "resolved"]}] * len(gone)))
     return len(gone)
 
 

@@ -1,4 +1,4 @@
-"""The case store's lifecycle tables (schema version 3), on the store's one MetaData.
+"""The case store's lifecycle tables (schema versions 3 and 5), on the store's one MetaData.
 
 Personal data: an item holds what the worklist shows (masked evidence, policy number, branch,
 channel, agent code) and keyed hashes (`value_key`, `customer_key`, `group_keys`), never a
@@ -54,6 +54,8 @@ items = sa.Table(
     sa.Column("value_key", sa.String(32)),  # HMAC of the value the finding is about
     sa.Column("customer_key", sa.String(32)),  # HMAC of the customer (shared-contact rules)
     sa.Column("group_keys", sa.Text),  # the customers sharing the value, comma-separated
+    # why an item is open again after 已更正 (Chinese, for the teams), until it is raised anew
+    sa.Column("reopen_reason", sa.Text),
     sa.Index("ix_items_open", "state", "due_date"),
     sa.Index("ix_items_policy", "policy_no"),
     sa.Index("ix_items_branch", "branch"),
@@ -82,4 +84,27 @@ suppressions = sa.Table(
     sa.Column("item_id", sa.String(18), nullable=False),  # the confirmation that created it
     sa.Column("at", STAMP, nullable=False),
     sa.Column("who", sa.Text, nullable=False),
+)
+
+# What each night changed in `items`, so that a re-run (or a rewind) can take the night back
+# exactly (pipeline.cases.undo): one row per item the night raised (`before` NULL) or changed
+# (`before`: JSON of the changed columns' earlier values), and one marker row per night
+# (`item_id` "", `before` {"event_mark": the last event id before the night}). Kept for the
+# latest `store.undo_nights` nights.
+night_undo = sa.Table(
+    "night_undo", metadata,
+    sa.Column("night", D, primary_key=True),
+    sa.Column("item_id", sa.String(18), primary_key=True),
+    sa.Column("before", sa.Text),
+)
+
+# Nights taken back by `custdq run --rewind` (shown by `custdq runs list`): not part of the
+# store's answer, a record of what the operator did.
+rewinds = sa.Table(
+    "rewinds", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("business_date", D, nullable=False),
+    sa.Column("rewound_at", STAMP, nullable=False),
+    sa.Column("by_night", D, nullable=False),  # the older night whose run rewound it
+    sa.Column("manifest", sa.Text),  # the rewound night's run record, as it was
 )

@@ -1,0 +1,108 @@
+"""The nights in the case store (SPEC 7): taking a night back before it is run again, refusing
+an older night unless `--rewind` takes the later ones back first, and `custdq runs list`.
+
+A night's trace in the store is: its items and events (pipeline.cases.undo), its contact-index
+version (pipeline.book.index), its `night_dims` and its `runs` row. `take_back` removes all of
+them, newest night first, inside the transaction of the run that replaces them, so a failed
+run leaves every night as it was.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import sqlalchemy as sa
+
+from pipeline.book.index import ContactIndex
+from pipeline.book.rows import version_of
+from pipeline.cases import undo
+from pipeline.cases.tables import rewinds
+from pipeline.errors import InputError
+from pipeline.store import night_dims, runs
+
+
+def nights(conn: sa.Connection) -> list[str]:
+    """The business dates the store holds a run of, oldest first."""
+    return list(conn.execute(sa.select(runs.c.business_date).order_by(runs.c.business_date)).scalars())
+
+
+def later_than(conn: sa.Connection, night: str) -> list[str]:
+    return [n for n in nights(conn) if n > night]
+
+
+def check_order(conn: sa.Connection, night: str, rewind: bool) -> list[str]:
+    """The later nights a run of `night` must take back first: refused without `--rewind`, or when
+    one of them can no longer be taken back."""
+    later = later_than(conn, night)
+    if later and not rewind:
+        one = len(later) == 1
+        raise InputError(f"business date {night} is earlier than the store's later night(s) {', '.join(later)}; "
+                         f"run it with --rewind to take {'that night' if one else 'those nights'} back first "
+                         f"(then run {'it' if one else 'them'} again)")
+    for n in [night, *later]:
+        if undo.pruned(conn, n):
+            raise InputError(f"night {n} can no longer be taken back: its undo journal was dropped "
+                             "(store.undo_nights keeps the latest nights' journals)")
+    return later
+
+
+def take_back(conn: sa.Connection, night: str) -> dict:
+    """Remove everything the store holds of `night`'s run (nothing when it never ran)."""
+    events = undo.take_back(conn, night)
+    contact_rows = ContactIndex(conn).undo(version_of(night, "night"))
+    conn.execute(night_dims.delete().where(night_dims.c.business_date == night))
+    manifest = conn.execute(sa.select(runs.c.manifest).where(runs.c.business_date == night)).scalar()
+    conn.execute(runs.delete().where(runs.c.business_date == night))
+    return {"run_events_taken_back": events, "contact_rows_taken_back": contact_rows, "manifest": manifest}
+
+
+def rewind(conn: sa.Connection, later: list[str], by_night: str, at: str) -> list[str]:
+    """Take the `later` nights back, newest first, recording each in `rewinds`."""
+    for n in sorted(later, reverse=True):
+        gone = take_back(conn, n)
+        conn.execute(rewinds.insert().values(business_date=n, rewound_at=at, by_night=by_night,
+                                             manifest=gone["manifest"]))
+    return sorted(later)
+
+
+def keep_journals(conn: sa.Connection, keep: int) -> None:
+    """Keep the undo journals of the latest `keep` nights (store.undo_nights); older ones are dropped."""
+    undo.prune(conn, nights(conn)[-keep:])
+
+
+def same_inputs(conn: sa.Connection, inputs: list[dict], night: str) -> list[tuple[str, str]]:
+    """(input path, earlier night) for each of tonight's files whose sha256 an earlier night read."""
+    seen: dict[str, str] = {}
+    for n, manifest in conn.execute(sa.select(runs.c.business_date, runs.c.manifest)
+                                    .where(runs.c.business_date < night).order_by(runs.c.business_date)):
+        for i in json.loads(manifest).get("inputs", []):
+            if i.get("sha256") and i.get("role", "extract") == "extract":
+                seen.setdefault(i["sha256"], n)
+    return [(i["path"], seen[i["sha256"]]) for i in inputs if i.get("sha256") in seen]
+
+
+def listing(conn: sa.Connection) -> pd.DataFrame:
+    """`custdq runs list`: each night in the store, and each night taken back by a rewind."""
+    rows = []
+    for n, manifest in conn.execute(sa.select(runs.c.business_date, runs.c.manifest).order_by(runs.c.business_date)):
+        rows.append(_row(n, json.loads(manifest), ""))
+    for n, at, by, manifest in conn.execute(sa.select(rewinds.c.business_date, rewinds.c.rewound_at,
+                                                      rewinds.c.by_night, rewinds.c.manifest)
+                                            .order_by(rewinds.c.id)):
+        rows.append(_row(n, json.loads(manifest) if manifest else {}, f"rewound {at[:16]} by the run of {by}"))
+    columns = ["business_date", "rows_read", "items_new", "items_open", "items_resolved", "list_due",
+               "list_due_met", "inputs", "engine", "custdq_version", "note"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["business_date", "note"], kind="stable")
+
+
+def _row(night: str, m: dict, note: str) -> dict:
+    items = m.get("items", {})
+    inputs = "; ".join(f"{i.get('path')} sha256:{str(i.get('sha256', ''))[:12]}" for i in m.get("inputs", []))
+    return {"business_date": night, "rows_read": m.get("rows", {}).get("rows_read"),
+            "items_new": items.get("new"), "items_open": items.get("total"), "items_resolved": items.get("resolved"),
+            "list_due": m.get("deadlines", {}).get("list_due"), "list_due_met": m.get("deadlines", {}).get("list_due_met"),
+            "inputs": inputs, "engine": m.get("engine", {}).get("name"), "custdq_version": m.get("custdq_version"),
+            "note": note}
+
+

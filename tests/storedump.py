@@ -1,0 +1,108 @@
+"""The whole case store as comparable frames, less what differs between equal stores: run
+timestamps, surrogate ids, event times, the record of rewinds. Used by the re-run property
+tests (tests/test_reruns.py) to say that a store equals the one a clean sequence gives."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+
+from pipeline import store
+
+# manifest keys that describe the run rather than the night (times, memory, re-run bookkeeping)
+VOLATILE = {"started_at", "finished_at", "timings_seconds", "peak_memory_mb", "peak_memory_mb_after_stage",
+            "memory_mb_after_stage", "outputs", "case_store", "warnings"}
+SECONDS = ("expectations", "contact_index")  # sections whose "seconds" is a timing
+SKIP_TABLES = {"rewinds", "custdq_meta"}
+
+
+def _manifest(text: str) -> str:
+    m = {k: v for k, v in json.loads(text).items() if k not in VOLATILE}
+    m.get("items", {}).pop("run_events_taken_back", None)
+    for section in SECONDS:
+        m.get(section, {}).pop("seconds", None)
+    m.get("contact_index", {}).pop("rows_taken_back", None)
+    for rule in m.get("rules", {}).values():
+        rule.pop("seconds", None)
+    for i in m.get("inputs", []):
+        i.pop("path", None)
+    m.get("engine", {}).pop("seconds", None)
+    return json.dumps(m, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _segments(frame: pd.DataFrame) -> pd.DataFrame:
+    """Night tiers decoded to their rows (the blobs' compression is not part of the answer)."""
+    out = []
+    for r in frame.itertuples():
+        if r.kind == "rows":
+            t = pa.ipc.open_stream(io.BytesIO(bytes(r.data))).read_all().to_pandas()
+            t = t.astype(object).map(lambda v: bytes(v).hex() if isinstance(v, (bytes, memoryview)) else str(v))
+            t = t.sort_values(list(t.columns)).to_csv(index=False)
+            out.append((r.tier, r.kind, r.part, r.rows, t))
+        else:
+            out.append((r.tier, r.kind, r.part, r.rows, bytes(r.data).hex()))
+    return pd.DataFrame(out, columns=["tier", "kind", "part", "rows", "data"])
+
+
+def dump(url: str) -> dict[str, pd.DataFrame]:
+    engine = store.open_store(url)
+    out = {}
+    with engine.connect() as conn:
+        for name, table in store.metadata.tables.items():
+            if name in SKIP_TABLES:
+                continue
+            frame = store.read_frame(conn, sa.select(table))
+            if name == "runs":
+                frame["manifest"] = frame["manifest"].map(_manifest)
+                frame = frame.drop(columns=["started_at", "finished_at"])
+            if name == "item_events":
+                frame = frame.drop(columns=["id", "at"])
+            if name == "contacts":
+                frame = frame.drop(columns=["id"])
+            if name == "contact_segments":
+                frame = _segments(frame)
+            if name == "night_undo":  # the marker holds an event id, a surrogate
+                frame = frame[frame["item_id"] != ""]
+            frame = frame.astype(object).where(frame.notna(), None).map(
+                lambda v: bytes(v).hex() if isinstance(v, (bytes, memoryview)) else v)
+            out[name] = frame.astype(str).sort_values(list(frame.columns)).reset_index(drop=True)
+    engine.dispose()
+    return out
+
+
+def _json_diff(a, b, where="") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _json_diff(a.get(k), b.get(k), f"{where}.{k}")
+        return out
+    return [] if a == b else [f"{where}: {str(a)[:200]} != {str(b)[:200]}"]
+
+
+def differences(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> list[str]:
+    """Human-readable differences between two dumps (empty when equal)."""
+    found = []
+    for name in sorted(set(a) | set(b)):
+        x, y = a.get(name), b.get(name)
+        if x is not None and y is not None and x.equals(y):
+            continue
+        if x is None or y is None or len(x) != len(y):
+            only = pd.concat([x.assign(_in="a"), y.assign(_in="b")]).drop_duplicates(
+                subset=list(x.columns), keep=False).head(8) if x is not None and y is not None else None
+            found.append(f"{name}: {len(x) if x is not None else '-'} vs {len(y) if y is not None else '-'} rows\n"
+                         f"{only.to_string() if only is not None else ''}")
+            continue
+        for col in x.columns:
+            if not x[col].equals(y[col]):
+                if col == "manifest":
+                    for u, v in zip(x[col], y[col]):
+                        found += [f"{name}.manifest{d}" for d in _json_diff(json.loads(u), json.loads(v))]
+                else:
+                    bad = x[col] != y[col]
+                    found.append(f"{name}.{col}: {int(bad.sum())} rows differ, e.g. "
+                                 f"{list(zip(x.loc[bad, col].head(3), y.loc[bad, col].head(3)))}")
+    return found
