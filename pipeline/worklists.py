@@ -41,11 +41,9 @@ import xlsxwriter
 from xlsxwriter.utility import xl_col_to_name
 
 from checks.catalogue import RULES
+from pipeline.labels import ROLE_NAMES, SEVERITY_NAMES, STATUS_NAMES
 
-ROLE_NAMES = {"applicant": "投保人", "insured": "被保险人", "policy": "保单"}
-SEVERITY_NAMES = {"error": "错误", "warning": "警告"}
-STATUS_NAMES = {"new": "新增", "open": "未结"}
-REOPENED = "重新打开"  # 状态 of an item whose `reopen_reason` is set (a correction that did not happen)
+REOPENED = STATUS_NAMES["reopened"]  # 状态 of an item whose `reopen_reason` is set (a correction that did not happen)
 STATES = ["未处理", "处理中", "已完成"]  # 处理状态 (SPEC 5)
 RESULTS = ["已更正", "核实无误", "虚假资料", "无法联系"]  # 处理结果 (SPEC 5)
 # (header, item column or None for a column the teams fill in, width in characters)

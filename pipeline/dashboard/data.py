@@ -60,7 +60,8 @@ def gather(conn: sa.Connection, night: str | None = None) -> Board:
         "resolved": last.get("items", {}).get("resolved", 0), "rows_quarantined": last.get("rows", {}).get("rows_quarantined", 0),
         "rows_out_of_scope": last.get("rows", {}).get("rows_out_of_scope", 0),
         "calendar_source": last.get("deadlines", {}).get("calendar_source", ""),
-        "provisional": last.get("deadlines", {}).get("provisional", False)}
+        "provisional": last.get("deadlines", {}).get("provisional", False),
+        "warnings": list(last.get("warnings", []))}
     per_rule = last.get("findings_per_rule", {})
     board.rules = pd.DataFrame([{"rule": code, "category": spec.category, "severity": spec.severity,
                                  "findings": int(per_rule.get(code, 0)),

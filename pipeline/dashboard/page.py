@@ -18,6 +18,8 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bot
 .sub{color:#666;font-size:13px} .cards{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}
 .card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:10px 14px;min-width:130px}
 .card .v{font-size:24px;font-weight:bold} .card .k{font-size:12px;color:#666}
+.warnings{background:#fff4f4;border:1px solid #e0b4b4;border-radius:6px;padding:4px 14px;margin:0 0 16px}
+.warnings h2{font-size:15px;margin:8px 0} .warnings li{font-size:13px;margin:2px 0}
 .bad{color:#C23B22} .ok{color:#2E7D32} .grid{display:flex;flex-wrap:wrap;gap:24px}
 table{border-collapse:collapse;font-size:13px;background:#fff;margin:6px 0}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:right} th{background:#EEF3FA}
@@ -70,8 +72,12 @@ def render(board: Board, docs_link: str | None = None) -> str:
               "bad" if len(board.ageing) and board.ageing["overdue"].sum() else ""),
         _card("清单按时下发", "是" if t["on_time"] else "否", "ok" if t["on_time"] else "bad"),
         _card(f"近{len(trend)}晚按时率", _pct(on_time)),
+        _card("运行提醒", f"{len(t.get('warnings', []))}", "bad" if t.get("warnings") else "ok"),
     ])
     sections = [f'<div class="cards">{cards}</div>']
+    if t.get("warnings"):  # what the operator was warned of tonight (pipeline.alerts)
+        lines = "".join(f"<li>{escape(w)}</li>" for w in t["warnings"])
+        sections.append(f'<div class="warnings"><h2>运行提醒（{len(t["warnings"])} 条）</h2><ul>{lines}</ul></div>')
     if t.get("provisional"):
         sections.append('<p class="bad">注意：部分期限落在日历尚未公布的年份，按周末推算，标记为“期限待定”。</p>')
 
