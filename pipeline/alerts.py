@@ -8,6 +8,23 @@ values such as a sex code or a channel name may appear).
 
 from __future__ import annotations
 
+import re
+
+
+DIGITS = re.compile(r"\d{4}")
+
+
+def coded(values: list, most: int = 5) -> list[str]:
+    """Unexpected coded values fit to show: short, without a run of digits (a column that holds
+    identity numbers or names by mistake is counted, never printed).
+
+    >>> coded(["9", "未说明", "440106198005170035", "张三丰的身份证号码填在这里了"])
+    ['9', '未说明', '2 other values']
+    """
+    fit = [str(v) for v in values if len(str(v)) <= 10 and not DIGITS.search(str(v))][:most]
+    rest = len(values) - len(fit)
+    return fit + ([f"{rest} other value{'s' if rest > 1 else ''}"] if rest else [])
+
 
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
@@ -29,7 +46,7 @@ def expectation(result: dict, reference: dict) -> str:
     if name == "unique_policy_no" and value is not None:
         return f"expectation {name} failed{blocking}: {value:.0f} rows repeat a policy number of tonight's extract"
     if name.startswith("value_set:"):
-        shown = ", ".join(map(str, seen[:5])) + (" ..." if len(seen) > 5 else "")
+        shown = ", ".join(coded(seen))
         return (f"expectation {name} failed{blocking}: {name.split(':', 1)[1]} holds values outside the "
                 f"expected set ({shown})")
     if name.startswith("rule_failure:") and value is not None:

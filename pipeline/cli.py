@@ -118,6 +118,8 @@ def run(extracts, business_date, agents, out_dir, db, config_path, engine, quiet
     from pipeline.run import run_night
 
     result = run_night(list(extracts), business_date, out_dir, db, config_path, agents, engine, quiet, rewind)
+    for line in result.created:
+        click.echo(f"custdq: {line}", err=True)
     m = result.manifest
     r = m["rows"]
     click.echo(

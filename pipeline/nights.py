@@ -18,7 +18,7 @@ from pipeline.book.index import ContactIndex
 from pipeline.book.rows import version_of
 from pipeline.cases import undo
 from pipeline.cases.tables import rewinds
-from pipeline.errors import InputError
+from pipeline.errors import ConfigError, InputError
 from pipeline.store import night_dims, runs
 
 
@@ -67,8 +67,13 @@ def rewind(conn: sa.Connection, later: list[str], by_night: str, at: str) -> lis
 
 
 def keep_journals(conn: sa.Connection, keep: int) -> None:
-    """Keep the undo journals of the latest `keep` nights (store.undo_nights); older ones are dropped."""
-    undo.prune(conn, nights(conn)[-keep:])
+    """Keep the undo journals of the latest `keep` nights (store.undo_nights, at least 1: the
+    latest night can always be re-run); older ones are dropped."""
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise ConfigError(f"store.undo_nights: must be a whole number of nights, at least 1 (got {keep!r})")
+    kept = nights(conn)[-keep:]
+    if kept:
+        undo.prune(conn, kept[0])
 
 
 def same_inputs(conn: sa.Connection, inputs: list[dict], night: str) -> list[tuple[str, str]]:

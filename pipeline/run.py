@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata as md
 from pathlib import Path
 
@@ -46,6 +46,7 @@ class RunResult:
     manifest: dict
     items: pd.DataFrame
     gate_failed: bool = False  # a blocking expectation failed: exit 1 (outputs are written)
+    created: list[str] = field(default_factory=list)  # what the run created (a store, a hash key)
 
 
 def versions() -> dict[str, str]:
@@ -73,10 +74,23 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
         raise InputError(f"--out {out}: exists and is not a directory")
     stages = Stages(STAGES, quiet=quiet)
     log.info("business date %s, %d extract file(s), case store %s, output folder %s", business_date, len(extracts),
-             store.safe_url(db), out)
+             store.safe_url(store.resolve(db, cfg)), out)
     log.debug("settings: %s", {k: v for k, v in cfg.items() if k not in ("aliases", "placeholders")})
-    engine_db, key, db = store.open_with_key(db, cfg, notify=lambda line: click_echo(f"custdq: {line}"))
+    engine_db, key, created = store.open_with_key(db, cfg)
+    db = created.url
     log.debug("hash key fingerprint %s", hashkey.fingerprint(key))
+    try:
+        result = _locked_night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages, started,
+                               engine, rewind)
+    except BaseException:
+        created.remove(engine_db)  # a first night that failed leaves no store and no key behind
+        raise
+    result.created = created.notes()
+    return result
+
+
+def _locked_night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages, started, engine,
+                  rewind) -> RunResult:
     with store_lock(engine_db, "run", business_date.isoformat(), float(cfg["store"]["lock_wait_seconds"]),
                     notify=stages.note):
         with engine_db.connect() as conn:  # an older night is refused before any work (SPEC 7)
@@ -100,13 +114,6 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
         outputs.publish(staging, out)  # the complete night replaces the old one, manifest.json last
         result.out_dir = out
         return result
-
-
-def click_echo(line: str) -> None:
-    """A line an operator must see even with --quiet (store or key created), on stderr."""
-    import sys
-
-    print(line, file=sys.stderr, flush=True)
 
 
 def _spark(engine: str, cfg: dict):
@@ -256,7 +263,7 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
         with stages.stage("store"):
             store.record_run(conn, manifest)
             store.record_dims(conn, business_date.isoformat(), dims)
-            nights.keep_journals(conn, int(cfg["store"]["undo_nights"]))
+            nights.keep_journals(conn, cfg["store"]["undo_nights"])
         with stages.stage("dashboard"):  # inside the transaction: it sees tonight, and a failure undoes it
             write_dashboard(conn, out / "dashboard.html", business_date.isoformat(),
                             gate.docs if gate and gate.docs else None)

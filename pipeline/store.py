@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -126,17 +128,18 @@ def engine_url(url: str | None) -> str:
         raise InputError(f"case store {safe_url(url)}: write postgresql://, not postgres:// "
                          "(postgresql://user@host:5432/dbname)")
     if "://" not in url:
-        raise InputError(f"case store {url[:200]}: not a database URL; for an SQLite file write sqlite:///{url[:200]}")
+        shown = re.sub(r":[^:@/]*@", ":***@", url[:200])  # a mistyped URL may still hold a password
+        raise InputError(f"case store {shown}: not a database URL; for an SQLite file write sqlite:///{shown}")
     dialect = url.split("://", 1)[0].lower()
     if dialect not in DIALECTS:
-        raise InputError(f"case store {safe_url(url)}: custdq keeps its store in SQLite (sqlite:///path/cases.db) "
-                         f"or PostgreSQL (postgresql://user@host:5432/dbname), not '{dialect}'")
+        raise InputError(f"case store {safe_url(url)}: not a database URL custdq can open ('{dialect}'); custdq keeps "
+                         "its store in SQLite (sqlite:///path/cases.db) or PostgreSQL (postgresql://user@host:5432/dbname)")
     return DIALECTS[dialect] + url[len(dialect):]
 
 
 def _sqlite_path(url: str) -> Path | None:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        return Path(url[len("sqlite:///"):])
+        return Path(url[len("sqlite:///"):].split("?", 1)[0])  # less any ?timeout=... options
     return None
 
 
@@ -209,19 +212,64 @@ def _reason(exc: sa.exc.DBAPIError, url: str) -> str:
     return (text.replace(password, "***") if password else text)[:300]
 
 
-def open_with_key(db: str | None, cfg: dict, notify=None) -> tuple[sa.Engine, bytes, str]:
+@dataclass
+class Created:
+    """What opening a store for writing created: said once the command has succeeded, taken
+    away again when it failed (a first night on a bad file leaves no store and no key behind)."""
+
+    url: str
+    store: bool = False
+    folder: Path | None = None
+    key: Path | None = None
+
+    def notes(self) -> list[str]:
+        out = [f"created a new case store at {safe_url(self.url)}"] if self.store else []
+        if self.key is not None:
+            out.append(f"created the hash key {self.key}: back it up with the case store (without it the contact "
+                       "index can never be matched again)")
+        return out
+
+    def remove(self, engine: sa.Engine) -> None:
+        engine.dispose()
+        if self.key is not None:
+            self.key.unlink(missing_ok=True)
+        if self.store:
+            path = _sqlite_path(self.url)
+            if path is None:
+                with engine.begin() as conn:
+                    metadata.drop_all(conn)
+            else:
+                for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", ".lock"))):
+                    p.unlink(missing_ok=True)
+                if self.folder is not None:
+                    try:
+                        self.folder.rmdir()
+                    except OSError:
+                        pass  # not empty: somebody else's files
+
+
+def open_with_key(db: str | None, cfg: dict) -> tuple[sa.Engine, bytes, Created]:
     """For the commands that write contact hashes (`run`, `index load`): the store (created when
-    absent), its hash key (created only for a store that has none yet) and the store's URL."""
+    absent), its hash key (created only for a store that has none yet) and what was created."""
     from pipeline import hashkey
 
     url = resolve(db, cfg)
-    engine = open_store(url, create=True, notify=notify)
-    with engine.connect() as conn:
-        known = conn.execute(sa.select(meta.c.value).where(meta.c.key == "hash_key_fingerprint")).scalar()
-    path = hashkey.key_path(cfg["hash_key_file"], url)
-    key = hashkey.load_key(path, may_create=known is None, notify=notify)
-    check_key(engine, hashkey.fingerprint(key), hashkey.source(path))
-    return engine, key, url
+    created = Created(url)
+    path = _sqlite_path(url)
+    if path is not None and not path.parent.exists():
+        created.folder = path.parent
+    engine = open_store(url, create=True, notify=lambda _line: setattr(created, "store", True))
+    try:
+        with engine.connect() as conn:
+            known = conn.execute(sa.select(meta.c.value).where(meta.c.key == "hash_key_fingerprint")).scalar()
+        key_file = hashkey.key_path(cfg["hash_key_file"], url)
+        key = hashkey.load_key(key_file, may_create=known is None,
+                               notify=lambda _line: setattr(created, "key", Path(key_file)))
+        check_key(engine, hashkey.fingerprint(key), hashkey.source(key_file))
+    except BaseException:
+        created.remove(engine)
+        raise
+    return engine, key, created
 
 
 def migrate(conn: sa.Connection, have: int) -> None:

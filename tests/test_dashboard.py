@@ -56,7 +56,12 @@ def test_custdq_dashboard_rebuilds_it_from_the_store(invoke, tmp_path):
     assert result.exit_code == 0 and "2026-11-20" in result.output
     older = invoke("dashboard", "--db", db, "--out", str(tmp_path / "old.html"), "--night", "2026-11-19")
     assert older.exit_code == 0 and "业务日期 2026-11-19" in (tmp_path / "old.html").read_text(encoding="utf-8")
-    empty = invoke("dashboard", "--db", f"sqlite:///{tmp_path / 'none.db'}", "--out", str(tmp_path / "e.html"))
+    missing = invoke("dashboard", "--db", f"sqlite:///{tmp_path / 'none.db'}", "--out", str(tmp_path / "e.html"))
+    assert missing.exit_code == 2 and not (tmp_path / "none.db").exists() and not (tmp_path / "e.html").exists()
+    from pipeline import store
+
+    store.open_store(f"sqlite:///{tmp_path / 'empty.db'}").dispose()  # a store without a night yet
+    empty = invoke("dashboard", "--db", f"sqlite:///{tmp_path / 'empty.db'}", "--out", str(tmp_path / "e.html"))
     assert empty.exit_code == 0 and "还没有任何批次" in (tmp_path / "e.html").read_text(encoding="utf-8")
 
 

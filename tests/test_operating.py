@@ -89,7 +89,7 @@ def test_the_store_is_named_by_the_environment_or_the_config(runner, tmp_path, m
 @pytest.mark.parametrize("url,says", [
     ("postgres://postgres@127.0.0.1:5432/test", "write postgresql://, not postgres://"),
     ("cases.db", "not a database URL; for an SQLite file write sqlite:///cases.db"),
-    ("mysql://root@127.0.0.1/test", "not 'mysql'"),
+    ("mysql://root@127.0.0.1/test", "not a database URL custdq can open ('mysql')"),
 ])
 def test_url_mistakes_get_one_clear_line(runner, tmp_path, monkeypatch, url, says):
     monkeypatch.chdir(tmp_path)
@@ -204,3 +204,39 @@ def test_what_the_teams_read(invoke, night_at, tmp_path):
     runs = invoke("runs", "list", "--db", db)
     assert runs.exit_code == 0 and "2026-11-20" in runs.output and "2026-11-23" in runs.output
     assert "sha256:" in runs.output and "local" in runs.output
+
+
+def test_only_the_latest_nights_keep_their_undo_journal(invoke, night_at, tmp_path):
+    import sqlalchemy as sa
+
+    from pipeline import store
+    from pipeline.cases.tables import night_undo
+
+    db = f"sqlite:///{tmp_path / 'cases.db'}"
+    config = tmp_path / "c.yaml"
+    config.write_text("store:\n  undo_nights: 1\n", encoding="utf-8")
+    rows = [row(policy_no=f"P{i}", applicant_phone="") for i in range(3)]
+    night_at(db, "2026-11-20", rows, "--config", str(config), name="a")
+    night_at(db, "2026-11-23", rows[:2], "--config", str(config), name="b")
+    with store.open_store(db).connect() as conn:
+        kept = conn.execute(sa.select(night_undo.c.night, sa.func.count()).group_by(night_undo.c.night)).all()
+    # night 1: its marker alone; night 2: its marker and the two carried items (P2 was not judged)
+    assert dict(kept) == {"2026-11-20": 1, "2026-11-23": 3}
+    refused = invoke("run", str(tmp_path / "a.csv"), "--business-date", "2026-11-20", "--db", db, "--rewind",
+                     "--config", str(config), "--out", str(tmp_path / "x"), "--quiet")
+    assert refused.exit_code == 2 and "night 2026-11-20 can no longer be taken back" in one_line(refused)
+    again = invoke("run", str(tmp_path / "b.csv"), "--business-date", "2026-11-23", "--db", db,
+                   "--config", str(config), "--out", str(tmp_path / "y"), "--quiet")
+    assert again.exit_code == 0, again.output  # the latest night can always be re-run
+
+
+def test_a_first_night_that_fails_leaves_no_store_and_no_key(runner, tmp_path, monkeypatch):
+    monkeypatch.delenv("CUSTDQ_HASH_KEY")
+    bad = write_csv(tmp_path / "bad.csv", [{k: v for k, v in row().items() if k != "relation"}])
+    db = f"sqlite:///{tmp_path / 'new' / 'cases.db'}"
+    result = runner.invoke(cli, ["run", str(bad), "--business-date", "2026-11-20", "--db", db, "--quiet",
+                                 "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "missing required column" in one_line(result)
+    assert not (tmp_path / "new").exists()  # no store, no key, no lock file, no folder
+    loaded = runner.invoke(cli, ["index", "load", str(bad), "--db", db, "--out", str(tmp_path / "l")])
+    assert loaded.exit_code == 2 and not (tmp_path / "new").exists()

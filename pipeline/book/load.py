@@ -34,7 +34,18 @@ def load_book(paths: list[str], as_of: dt.date, out_dir: str | None = None, db: 
               config_path: str | None = None, progress=print) -> dict:
     started = time.perf_counter()
     cfg = config.load(config_path)
-    engine, key, db = store.open_with_key(db, cfg, notify=lambda line: progress(f"custdq: {line}"))
+    engine, key, created = store.open_with_key(db, cfg)
+    try:
+        manifest = _load(paths, as_of, out_dir, engine, key, created.url, cfg, progress, started)
+    except BaseException:
+        created.remove(engine)  # a first load that failed leaves no store and no key behind
+        raise
+    for line in created.notes():
+        progress(f"custdq: {line}")
+    return manifest
+
+
+def _load(paths, as_of, out_dir, engine, key, db, cfg, progress, started) -> dict:
     version = version_of(as_of.isoformat(), "book")
     out = Path(out_dir) if out_dir else Path("out") / f"index-load-{as_of.isoformat()}"
     files, quarantines = [], []

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -78,11 +79,21 @@ class Journal:
         moved = differs.any(axis=1)
         if not moved.any():
             return after.index[:0]
-        rows = []
-        for item_id, flags, values in zip(after.index[moved], differs[moved].to_numpy(),
-                                          before.loc[moved, cols].itertuples(index=False)):
-            rows.append((self.night, item_id, json.dumps({c: _py(v) for c, f, v in zip(cols, flags, values) if f},
-                                                         ensure_ascii=False, default=str)))
+        differs, earlier = differs[moved], before.loc[moved, cols]
+        # the JSON of each row's earlier values, built column-wise: each distinct value is
+        # encoded once (most rows of a night differ only in `last_seen`, a handful of dates)
+        text = pd.Series("", index=earlier.index, dtype=object)
+        for c in cols:
+            flag = differs[c].to_numpy()
+            if not flag.any():
+                continue
+            codes, uniques = pd.factorize(earlier[c].astype(object), use_na_sentinel=True)
+            encoded = np.array([json.dumps(_py(u), ensure_ascii=False, default=str) for u in uniques] + ["null"],
+                               dtype=object)[codes]
+            part = pd.Series(f', "{c}": ' + encoded, index=earlier.index)
+            text[flag] = text[flag] + part[flag]
+        json_rows = "{" + text.str.slice(2) + "}"
+        rows = zip([self.night] * len(json_rows), json_rows.index, json_rows.to_numpy())
         bulk_insert(self.conn, night_undo.name, ["night", "item_id", "before"], rows)
         return after.index[moved]
 
@@ -128,21 +139,20 @@ def take_back(conn: sa.Connection, night: str) -> int:
         conn.execute(items.update().where(items.c.item_id == sa.bindparam("b_id"))
                      .values({k: sa.bindparam(k) for k in keys}), params)
     own = sa.and_(item_events.c.night == night, item_events.c.who == WHO)
-    keep = [i for i in raised if i in people]
-    taken = int(conn.execute(sa.select(sa.func.count()).select_from(item_events).where(own)).scalar())
-    if keep:
-        conn.execute(item_events.delete().where(own, sa.not_(sa.and_(item_events.c.action == "raised",
-                                                                      item_events.c.item_id.in_(keep)))))
-    else:
-        conn.execute(item_events.delete().where(own))
+    # the night's events go, but on the items people disposed of since: their state is the
+    # night's, so the events that led to it stay with them
+    later = sa.select(item_events.c.item_id).where(item_events.c.id > event_mark, item_events.c.who != WHO)
+    gone = sa.and_(own, item_events.c.item_id.not_in(later))
+    taken = int(conn.execute(sa.select(sa.func.count()).select_from(item_events).where(gone)).scalar())
+    conn.execute(item_events.delete().where(gone))
     conn.execute(night_undo.delete().where(night_undo.c.night == night))
     return taken
 
 
-def prune(conn: sa.Connection, keep_nights: list[str]) -> None:
-    """Drop the journals of every night but `keep_nights` (the latest `store.undo_nights`); their
-    marker rows stay, saying the night can no longer be taken back."""
-    old = sa.and_(night_undo.c.night.not_in(keep_nights), night_undo.c.before != PRUNED)
+def prune(conn: sa.Connection, oldest_kept: str) -> None:
+    """Drop the journals of the nights before `oldest_kept` (the latest `store.undo_nights` nights
+    keep theirs); their marker rows stay, saying the night can no longer be taken back."""
+    old = night_undo.c.night < oldest_kept  # a range on the key: no scan of the kept journals
     conn.execute(night_undo.delete().where(old, night_undo.c.item_id != MARK))
     conn.execute(night_undo.update().where(old, night_undo.c.item_id == MARK).values(before=PRUNED))
 
