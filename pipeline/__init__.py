@@ -2,7 +2,7 @@
 
 The folder reads as the data flow of one night:
 
-    ingest.py      files -> raw text frame (+ source line numbers, quarantine of malformed lines)
+    ingest/        files -> raw text frames (+ source line numbers, quarantine of malformed lines)
     columns.py     the extract's column contract (canonical names, aliases, required/optional)
     contract.py    the pandera schema of the parsed extract
     normalise.py   SPEC 2.5 normalisation, parsed dates and sex codes, raw kept for display
@@ -14,8 +14,16 @@ The folder reads as the data flow of one night:
     hashkey.py     the HMAC key (file 0600 or environment) and keyed hashing
     items.py       findings -> items with stable ids and deadlines
     calendar.py    mainland China's working-day calendar (chinese-calendar + config)
+    cases/         the lifecycle: night.py (findings -> the open list), undo.py (each night's
+                   journal, take-back), imports.py, listing.py, quarterly.py, tables.py
+    nights.py      the nights in the store: take back, refuse or rewind an older night, runs list
     outputs.py     atomic writers for items, quarantine, manifest
-    store.py       the case store's tables (SQLAlchemy): run history, contact index
+    worklists.py   one xlsx per branch; labels.py the Chinese names people read
+    expectations.py  the batch expectations (GX); datadocs.py makes Data Docs open offline
+    dashboard/     the managers' page
+    alerts.py      the night's warnings, one line each
+    store.py       the case store (SQLAlchemy): its URL, tables, creation only by run/index load
+    clock.py       China time
     chunks.py      the row-level stages chunk by chunk (check_chunk: one chunk's results)
     spark/         the Spark engine: chunks checked as Spark tasks, the shared-value group-by
     run.py         the nightly job, stage by stage

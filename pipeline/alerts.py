@@ -44,7 +44,8 @@ def expectation(result: dict, reference: dict) -> str:
         return (f"expectation {name} failed{blocking}: {name.split(':', 1)[1]} is empty in {100 * value:.1f}% of "
                 f"the rows read (at most {100 * kw.get('max_value', 0):.1f}% expected)")
     if name == "unique_policy_no" and value is not None:
-        return f"expectation {name} failed{blocking}: {value:.0f} rows repeat a policy number of tonight's extract"
+        return (f"expectation {name} failed{blocking}: {value:.0f} row{'s' if value != 1 else ''} repeat"
+                f"{'' if value != 1 else 's'} a policy number of tonight's extract")
     if name.startswith("value_set:"):
         shown = ", ".join(coded(seen))
         return (f"expectation {name} failed{blocking}: {name.split(':', 1)[1]} holds values outside the "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+import re
 import sys
 
 import click
@@ -20,8 +21,11 @@ class IsoDate(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, dt.date):
             return value
+        text = str(value).strip()
         try:
-            return dt.date.fromisoformat(str(value).strip())
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):  # 20261123 would be read, but the form is documented
+                raise ValueError(text)
+            return dt.date.fromisoformat(text)
         except ValueError:
             self.fail(f"'{value}' is not a date in the form YYYY-MM-DD", param, ctx)
 
@@ -125,7 +129,8 @@ def run(extracts, business_date, agents, out_dir, db, config_path, engine, quiet
     click.echo(
         f"custdq: {m['business_date']}: {r['rows_read']} rows read, {r['rows_in_scope']} checked, "
         f"{r['rows_out_of_scope']} out of scope, {r['rows_quarantined']} quarantined; "
-        f"{m['items']['total']} items; list due {m['deadlines']['list_due']}; outputs in {result.out_dir}",
+        f"{m['items']['total']} items; list due {m['deadlines']['list_due']}; outputs in {result.out_dir}"
+        f"{'; replaced the earlier run of this date' if m.get('replaced_earlier_run') else ''}",
         err=True,
     )
     for line in m.get("warnings", []):
@@ -205,9 +210,9 @@ def index_load(books, as_of, out_dir, db, config_path):
     Example: custdq index load book_2026-11.csv --as-of 2026-11-19
     """
     from pipeline.book.load import load_book
-    from pipeline.run import CHINA
+    from pipeline.clock import now
 
-    as_of = as_of or dt.datetime.now(CHINA).date()
+    as_of = as_of or now().date()
     m = load_book(list(books), as_of, out_dir, db, config_path, progress=lambda s: click.echo(s, err=True))
     click.echo(f"custdq: index load: {m['rows_read']} rows read, {m['contact_rows_written']} contact rows "
                f"written; the index holds {m['index']['rows']} rows; manifest in {m['out_dir']}",
@@ -285,7 +290,7 @@ def cases_import(worklists, db, who, rejects_out, config_path):
 @click.option("--as-of", "as_of", type=IsoDate(), help="judge overdue on this date (default: today, China time)")
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
               help="print at most this many rows (0: all)")
-@click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout instead of a table (every row)")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout instead of a table (every row unless --limit)")
 @db_option
 @config_option
 @reports_errors
@@ -301,8 +306,9 @@ def cases_list(overdue, branch, as_of, limit, as_csv, db, config_path):
     as_of = as_of or now().date()
     with existing_store(db, config_path)[0].connect() as conn:
         t = open_items(conn, as_of, overdue, branch)
+    explicit = click.get_current_context().get_parameter_source("limit") != click.core.ParameterSource.DEFAULT
     if as_csv:
-        out = t.copy()
+        out = (t.head(limit) if explicit and limit else t).copy()
         for col in ("item_id", "branch", "channel", "policy_no"):
             out[col] = outputs.defuse(out[col].astype("str"))
         click.echo(out.to_csv(index=False), nl=False)
@@ -372,7 +378,17 @@ def dashboard(db, out_path, night, config_path):
     from pipeline import store
     from pipeline.dashboard.page import write_dashboard
 
-    board = write_dashboard(existing_store(db, config_path)[0], Path(out_path), night.isoformat() if night else None)
+    from pipeline.errors import InputError
+    from pipeline.nights import nights
+
+    engine = existing_store(db, config_path)[0]
+    if night is not None:
+        with engine.connect() as conn:
+            known = nights(conn)
+        if night.isoformat() not in known:
+            raise InputError(f"--night {night}: the store holds no run of that night (its nights: "
+                             f"{', '.join(known[-5:]) or 'none'}{' ...' if len(known) > 5 else ''})")
+    board = write_dashboard(engine, Path(out_path), night.isoformat() if night else None)
     click.echo(f"custdq: dashboard for {board.night or 'no night yet'} written to {out_path}", err=True)
 
 
@@ -398,6 +414,10 @@ def report_quarterly(quarter, db, out_path, config_path):
     from pipeline.cases.quarterly import quarter_bounds, write_report
 
     quarter_bounds(quarter)  # a malformed quarter is refused before the store is opened
+    if not out_path.lower().endswith(".xlsx"):
+        from pipeline.errors import InputError
+
+        raise InputError(f"--out {out_path}: the report is an Excel workbook: name it .xlsx")
     info = write_report(existing_store(db, config_path)[0], quarter, Path(out_path))
     click.echo(f"custdq: report {info['quarter']} ({info['from']} to {info['to']}): {info['items']} items on "
                f"{info['policies']} policies in {info['groups']} branch/channel/agent groups -> {out_path}", err=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import platform
+import shutil
 from dataclasses import dataclass, field
 from importlib import metadata as md
 from pathlib import Path
@@ -78,12 +79,15 @@ def run_night(extracts: list[str], business_date: dt.date, out_dir: str | None =
     log.debug("settings: %s", {k: v for k, v in cfg.items() if k not in ("aliases", "placeholders")})
     engine_db, key, created = store.open_with_key(db, cfg)
     db = created.url
+    new_dirs = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)
     log.debug("hash key fingerprint %s", hashkey.fingerprint(key))
     try:
         result = _locked_night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages, started,
                                engine, rewind)
     except BaseException:
         created.remove(engine_db)  # a first night that failed leaves no store and no key behind
+        if new_dirs is not None and new_dirs.is_dir() and not any(p.is_file() for p in new_dirs.rglob("*")):
+            shutil.rmtree(new_dirs, ignore_errors=True)  # nor an empty output folder
         raise
     result.created = created.notes()
     return result
@@ -245,6 +249,7 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
             "open_items_per_rule": {k: int(v) for k, v in items["rule_code"].value_counts().sort_index().items()},
             "findings_tonight": len(fired),
             "rows_flagged": rows_flagged,
+            "replaced_earlier_run": replaced["manifest"] is not None,
             "expectations": gate.to_dict() if gate else {"enabled": False},
             "items": night.counts,
             "deadlines": {

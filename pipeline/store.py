@@ -167,7 +167,10 @@ def open_store(url: str | None, create: bool = True, notify=None, cfg: dict | No
     url = resolve(url, cfg)
     target = engine_url(url)
     path = _sqlite_path(url)
-    absent = f"no case store at {safe_url(url)}; nothing was created (name the store with --db, CUSTDQ_DB or " \
+    shown = f"sqlite:///{path.resolve()}" if path is not None else safe_url(url)
+    if path is not None and path.is_dir():
+        raise InputError(f"case store {shown}: a folder, not a store file (write sqlite:///path/cases.db)")
+    absent = f"no case store at {shown}; nothing was created (name the store with --db, CUSTDQ_DB or " \
              "store.url; only `custdq run` and `custdq index load` create one)"
     if path is not None and not path.exists():
         if not create:

@@ -240,3 +240,27 @@ def test_a_first_night_that_fails_leaves_no_store_and_no_key(runner, tmp_path, m
     assert not (tmp_path / "new").exists()  # no store, no key, no lock file, no folder
     loaded = runner.invoke(cli, ["index", "load", str(bad), "--db", db, "--out", str(tmp_path / "l")])
     assert loaded.exit_code == 2 and not (tmp_path / "new").exists()
+
+
+def test_a_worklist_returned_as_sent_after_its_items_resolved_is_no_rejection(invoke, night_at, tmp_path):
+    db = f"sqlite:///{tmp_path / 'cases.db'}"
+    night_at(db, "2026-11-20", [row(policy_no=f"P{i}", applicant_phone="") for i in range(3)], name="a")
+    night_at(db, "2026-11-23", [row(policy_no=f"P{i}", applicant_phone=f"1391234567{i}") for i in range(3)],
+             name="b")  # corrected in the core system: resolved
+    late = invoke("cases", "import", *map(str, (tmp_path / "2026-11-20" / "worklists").glob("*.xlsx")), "--db", db)
+    assert late.exit_code == 0 and "0 rejected" in late.output, late.output
+
+
+def test_mistakes_that_used_to_pass_silently(invoke, night_at, tmp_path, monkeypatch):
+    db = f"sqlite:///{tmp_path / 'cases.db'}"
+    night_at(db, "2026-11-20", [row()])
+    assert invoke("dashboard", "--db", db, "--out", str(tmp_path / "d.html"), "--night", "2026-11-21").exit_code == 2
+    report = invoke("report", "quarterly", "--quarter", "2026Q4", "--db", db, "--out", str(tmp_path / "r.csv"))
+    assert report.exit_code == 2 and "name it .xlsx" in one_line(report)
+    assert invoke("run", str(tmp_path / "2026-11-20.csv"), "--business-date", "20261120").exit_code == 2
+    monkeypatch.chdir(tmp_path)
+    failed = invoke("run", "nosuch.csv", "--business-date", "2026-11-24", "--db", db)
+    assert failed.exit_code == 2 and not (tmp_path / "out").exists()  # no empty output folder left
+    rerun = invoke("run", str(tmp_path / "2026-11-20.csv"), "--business-date", "2026-11-20", "--db", db,
+                   "--out", str(tmp_path / "again"))
+    assert "replaced the earlier run of this date" in rerun.output

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from openpyxl.utils.exceptions import InvalidFileException
 
 from checks.masking import mask_digits_in_text
+from pipeline import clock
 from pipeline.cases.night import CHUNK, _py
 from pipeline.store import read_frame as _read
 from pipeline.cases.tables import item_events, items, suppressions
@@ -166,6 +167,8 @@ def _problem(row: Row, item: dict | None) -> str | None:
         return "填写了处理结果，但处理状态为未处理：请改为处理中或已完成"
     if state == "处理中" and row.result in CLOSING:
         return f"处理结果「{row.result}」会办结问题件，只能在处理状态为已完成时填写"
+    if (state, row.result or None, _note(row.note)) == (item["work_state"] or STATES[0], item["result"], item["note"]):
+        return None  # the row says what the store holds (a worklist returned as it was sent): no change
     if item["state"] == "closed" and item["close_reason"] != "resolved" and row.result not in CLOSING:
         settled = next(k for k, v in CLOSING.items() if v == item["close_reason"]) if item["close_reason"] in \
             CLOSING.values() else item["close_reason"]
@@ -194,7 +197,7 @@ def _note(text: str) -> str | None:
 def import_worklists(conn: sa.Connection, paths: list[str], who: str | None = None,
                      now: dt.datetime | None = None) -> ImportReport:
     who = who or _login()
-    now = now or dt.datetime.now(dt.timezone(dt.timedelta(hours=8)))
+    now = now or clock.now()
     at, today = now.isoformat(timespec="seconds"), now.date().isoformat()
     report = ImportReport()
     rows: list[Row] = []

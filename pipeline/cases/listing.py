@@ -17,7 +17,8 @@ import sqlalchemy as sa
 
 from pipeline.cases.tables import item_events, items
 from pipeline.errors import InputError
-from pipeline.labels import ACTION_NAMES, CLOSE_NAMES, ROLE_NAMES, SEVERITY_NAMES, STATE_NAMES, rule_name
+from pipeline.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROLE_NAMES, SEVERITY_NAMES, STATE_NAMES,
+                             rule_name, value_name)
 from pipeline.store import read_frame as _read
 
 COLUMNS = ["due_date", "item_id", "branch", "channel", "policy_no", "rule_code", "role", "first_seen",
@@ -102,7 +103,8 @@ def show(conn: sa.Connection, item_id: str) -> str:
                           .order_by(item_events.c.id))
     for e in events.mappings():
         what = json.loads(e["what"]) if e["what"] else {}
-        changes = "；".join(f"{k} {v[0]} → {v[1]}" if isinstance(v, list) and len(v) == 2 else f"{k} {v}"
+        changes = "；".join(f"{FIELD_NAMES.get(k, k)} {value_name(k, v[0])} → {value_name(k, v[1])}"
+                           if isinstance(v, list) and len(v) == 2 else f"{FIELD_NAMES.get(k, k)} {value_name(k, v)}"
                            for k, v in what.items())
         origin = f"夜间批次 {e['night']}" if e["night"] else (e["source"] or "")
         lines.append(f"  {e['at']}  {e['who']}  {ACTION_NAMES.get(e['action'], e['action'])}  {changes}  {origin}"
