@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import multiprocessing
+import os
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,7 +25,7 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 from checks.catalogue import RULES
-from pipeline import contract
+from pipeline import contract, expectations
 from pipeline.book.rows import contact_rows
 from pipeline.book.tonight import NightContacts, Packed, pack
 from pipeline.engine import BOOK_RULES, NIGHT_RULES, Outcome, context, merge_outcomes, run_rules
@@ -32,7 +35,7 @@ from pipeline.ingest import FastPathLost, Reading, iter_extract
 from pipeline.items import rows_of
 from pipeline.logs import count
 from pipeline.normalise import normalise
-from pipeline.progress import release
+from pipeline.progress import Stages, release
 from pipeline.scope import split
 
 log = logging.getLogger("custdq")
@@ -104,23 +107,49 @@ def chunk_size(cfg: dict) -> int:
     return chunk_rows
 
 
+def workers_of(cfg: dict) -> int:
+    """`workers`: processes checking chunks side by side (null: one per core)."""
+    n = cfg.get("workers")
+    if n is None:
+        return max(1, os.cpu_count() or 1)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"workers: must be a whole number of processes, at least 1, or null (got {n!r})")
+    return n
+
+
 def _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, chunk_rows, fast):
     reading, tally = Reading(), Tally(contacts=NightContacts(version))
     parts = iter_extract(extracts, mapping, reading, chunk_rows, fast)
+    workers = workers_of(cfg)
+    pool = Workers(workers, (business_date, cfg, agents, key, version)) if workers > 1 else None
+    if pool is not None and cfg["expectations"]["enabled"]:
+        expectations.preload()  # the gate's slow import, while the main process waits for the workers
     rows = 0
-    while True:
-        with stages.stage("ingest"):
-            raw = next(parts, None)
-        if raw is None:
-            break
-        _chunk(raw, [i.path for i in reading.inputs], business_date, cfg, agents, key, version, stages, tally)
-        rows += len(raw)
-        tally.chunks += 1
-        whole = len(raw) >= chunk_rows
-        del raw
-        release()  # the chunk's working memory goes back before the next one is read
-        if tally.chunks > 1 or whole:
-            stages.note(f"{count(rows)} rows read and checked")
+    try:
+        while True:
+            with stages.stage("ingest"):
+                raw = next(parts, None)
+            if raw is None:
+                break
+            sources = [i.path for i in reading.inputs]
+            if pool is None:
+                _chunk(raw, sources, business_date, cfg, agents, key, version, stages, tally)
+            else:
+                pool.submit(raw, sources)
+            rows += len(raw)
+            tally.chunks += 1
+            whole = len(raw) >= chunk_rows
+            del raw
+            if pool is not None:
+                pool.take(tally, stages, keep=workers)  # at most `workers` chunks waiting their turn
+            release()  # the chunk's working memory goes back before the next one is read
+            if tally.chunks > 1 or whole:
+                stages.note(f"{count(rows)} rows {'read' if pool else 'read and checked'}")
+        if pool is not None:
+            pool.take(tally, stages, keep=0)
+    finally:
+        if pool is not None:
+            pool.close()
     if not tally.policies:  # no file held a record: one empty chunk keeps every table's columns
         _chunk(_empty_raw(reading), [i.path for i in reading.inputs], business_date, cfg, agents, key, version,
                stages, tally)
@@ -176,6 +205,52 @@ def check_chunk(raw, sources, business_date, cfg, agents, key, version, stages, 
 
 def _chunk(raw, sources, business_date, cfg, agents, key, version, stages, tally: Tally) -> None:
     tally.take(check_chunk(raw, sources, business_date, cfg, agents, key, version, stages, tally.night))
+
+
+_JOB: tuple | None = None  # in a chunk worker: (business_date, cfg, agents, key, version)
+_NIGHT: dict = {}  # in a chunk worker: its RuleContext.night (roster analyses, made once per worker)
+
+
+def _start_worker(job: tuple) -> None:
+    from pipeline.lock import close_inherited
+
+    global _JOB
+    close_inherited()  # the writer lock stays the writer's: a killed night's lock goes with it
+    _JOB = job
+    _NIGHT.clear()
+
+
+def _check_in_worker(raw: pd.DataFrame, sources: list[str]) -> tuple[ChunkResult, dict]:
+    stages = Stages([], quiet=True)
+    result = check_chunk(raw, sources, *_JOB, stages, _NIGHT)
+    release()
+    return result, stages.timings
+
+
+class Workers:
+    """Chunks checked in worker processes side by side (`workers`), their results taken back in
+    the extract's order, so the night is the one a single process makes. The workers are forked
+    before the night's heavy objects exist and get the night's settings once; each chunk travels
+    to a worker and its ChunkResult back, pickled. At most `workers` chunks wait their turn, so
+    memory stays bounded by the chunk size."""
+
+    def __init__(self, n: int, job: tuple):
+        expectations.settle()
+        self.pool = multiprocessing.get_context("fork").Pool(n, initializer=_start_worker, initargs=(job,))
+        self.pending: deque = deque()
+
+    def submit(self, raw: pd.DataFrame, sources: list[str]) -> None:
+        self.pending.append(self.pool.apply_async(_check_in_worker, (raw, sources)))
+
+    def take(self, tally: Tally, stages, keep: int) -> None:
+        while len(self.pending) > keep:
+            result, timings = self.pending.popleft().get()
+            tally.take(result)
+            stages.add(timings)
+
+    def close(self) -> None:
+        self.pool.terminate()
+        self.pool.join()
 
 
 def night_rules(policies: pd.DataFrame, tally: Tally, business_date: dt.date, cfg: dict, sources: list[str]

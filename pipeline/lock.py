@@ -41,6 +41,18 @@ def _describe(h: dict | None) -> str:
     return f"`custdq {h.get('what')}`{night} (pid {h.get('pid')} on {h.get('host')}, since {h.get('since')})"
 
 
+_HELD: set[int] = set()  # the file descriptors that hold a lock now (the lock file, the locking session's socket)
+
+
+def close_inherited() -> None:
+    """In a forked child (a chunk worker): close its copies of the lock's descriptors, so that
+    only the writer itself holds the lock and a killed writer's lock goes with it."""
+    for fd in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
 @contextlib.contextmanager
 def store_lock(engine: sa.Engine, what: str, night: str | None = None, wait_seconds: float = 3600,
                notify=None):
@@ -79,6 +91,7 @@ def _wait(try_once, read_holder, night, wait_seconds, notify):
 def _file_lock(path: Path, what, night, wait_seconds, notify):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    _HELD.add(fd)
     try:
         def try_once() -> bool:
             try:
@@ -102,6 +115,7 @@ def _file_lock(path: Path, what, night, wait_seconds, notify):
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
+        _HELD.discard(fd)
         os.close(fd)
 
 
@@ -110,6 +124,9 @@ def _advisory_lock(engine: sa.Engine, what, night, wait_seconds, notify):
     from pipeline.store import meta  # the holder is noted in custdq_meta
 
     with engine.connect() as conn:
+        socket = conn.connection.driver_connection.fileno()
+        _HELD.add(socket)
+
         def try_once() -> bool:
             got = conn.execute(sa.text("select pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY}).scalar()
             conn.commit()
@@ -132,3 +149,4 @@ def _advisory_lock(engine: sa.Engine, what, night, wait_seconds, notify):
                     c.execute(meta.delete().where(meta.c.key == "writer"))
             conn.execute(sa.text("select pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
             conn.commit()
+            _HELD.discard(socket)

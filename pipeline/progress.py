@@ -95,6 +95,11 @@ class Stages:
         elif n == total:
             self._say(f"\rcustdq [{'#' * total}] {total}/{total} done{' ' * 12}")
 
+    def add(self, timings: dict[str, float]) -> None:
+        """Add seconds spent elsewhere (a chunk worker) to the stages they were spent in."""
+        for name, seconds in timings.items():
+            self.timings[name] = round(self.timings.get(name, 0.0) + seconds, 3)
+
     def note(self, text: str) -> None:
         if self.tty:
             self._say("")

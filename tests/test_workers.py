@@ -1,0 +1,63 @@
+"""Chunks checked by worker processes (issue 16, `workers`): the same night with one process and
+with two gives byte-identical items and quarantine files, the same worklist cells and the same
+case store (tests/storedump.py), over two nights with a roster and small chunks; and a bad
+`workers` setting is one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from openpyxl import load_workbook
+
+from pipeline.sample import write_sample
+from tests.storedump import differences, dump
+
+
+def _cells(folder: Path) -> dict[str, list]:
+    return {p.name: [list(r) for r in load_workbook(p, read_only=True).active.iter_rows(values_only=True)]
+            for p in sorted((folder / "worklists").glob("*.xlsx"))}
+
+
+@pytest.fixture(scope="module")
+def nights(tmp_path_factory) -> tuple[Path, Path, Path]:
+    folder = tmp_path_factory.mktemp("nights")
+    first = folder / "n1.csv"
+    write_sample(1500, 5, str(first), agents_out=str(folder / "agents.csv"))
+    second = folder / "n2.csv"
+    write_sample(1200, 6, str(second), business_date=pd.Timestamp("2026-11-23").date(), after=[str(first)])
+    return first, second, folder / "agents.csv"
+
+
+@pytest.mark.parametrize("chunk_rows", [97, 100000])
+def test_two_workers_make_the_night_one_process_makes(invoke, tmp_path, nights, chunk_rows):
+    first, second, agents = nights
+    outs = {}
+    for workers in (1, 2):
+        config = tmp_path / f"w{workers}.yaml"
+        config.write_text(f"chunk_rows: {chunk_rows}\nworkers: {workers}\n", encoding="utf-8")
+        db = f"sqlite:///{tmp_path / f'w{workers}' / 'cases.db'}"
+        for date, extract in (("2026-11-20", first), ("2026-11-23", second)):
+            out = tmp_path / f"w{workers}" / date
+            result = invoke("run", str(extract), "--business-date", date, "--agents", str(agents), "--db", db,
+                            "--out", str(out), "--config", str(config), "--quiet")
+            assert result.exit_code == 0, result.output
+        outs[workers] = (tmp_path / f"w{workers}", db)
+    for date in ("2026-11-20", "2026-11-23"):
+        a, b = outs[1][0] / date, outs[2][0] / date
+        assert (a / "items.csv").read_bytes() == (b / "items.csv").read_bytes()
+        assert (a / "quarantine.csv").read_bytes() == (b / "quarantine.csv").read_bytes()
+        assert _cells(a) == _cells(b)
+    assert len(pd.read_csv(outs[1][0] / "2026-11-23" / "items.csv")) > 50
+    assert differences(dump(outs[1][1]), dump(outs[2][1])) == []
+
+
+def test_a_bad_workers_setting_is_one_line(invoke, tmp_path, nights):
+    config = tmp_path / "c.yaml"
+    config.write_text("workers: 0\n", encoding="utf-8")
+    result = invoke("run", str(nights[0]), "--business-date", "2026-11-20", "--config", str(config), "--quiet",
+                    "--out", str(tmp_path / "o"))
+    assert result.exit_code == 2
+    assert result.output.strip() == "custdq: error: workers: must be a whole number of processes, at least 1, " \
+                                    "or null (got 0)"
