@@ -1,12 +1,13 @@
-"""python -m benchmarks.scale [--rows 1000000 10000000] [--runs 3] [--engines local spark]:
-whole nights at scale (issue 7).
+"""python -m benchmarks.scale [--rows 1000000 10000000] [--runs 3] [--engines local spark] [--workers 1 2]:
+whole nights at scale (issues 7 and 16).
 
 For each size, an extract generated with `custdq sample`, then `custdq run` on it in a fresh
 process with a fresh SQLite store, `--runs` times; on the smallest size, the straightforward
 baseline (benchmarks/baseline.py) in the same run, its runs alternating with custdq's. Wall
 time, peak memory of the process tree (proportional set sizes from /proc, every 0.2 s) and custdq's stage
 timings (from manifest.json). With `--engines local spark`, each night runs on both engines
-(Spark in local mode on this machine, its JVM and Python workers counted in the memory). A run whose tree passes `--memory-limit-gb` is stopped and
+(Spark in local mode on this machine, its JVM and Python workers counted in the memory); with
+`--workers 1 2`, each local night runs with each number of chunk workers (the `workers` setting). A run whose tree passes `--memory-limit-gb` is stopped and
 reported as such, so a size that does not fit cannot take the machine down.
 Prints medians and the ratios issue 7 sets targets for; writes benchmarks/results/scale.json.
 """
@@ -93,11 +94,16 @@ def measured(command: list[str], limit_bytes: int, env: dict) -> dict:
             "stderr_tail": err.decode("utf-8", "replace").strip().splitlines()[-1:]}
 
 
-def night(extract: Path, work: Path, limit: int, env: dict, engine: str = "local") -> dict:
+def night(extract: Path, work: Path, limit: int, env: dict, engine: str = "local", workers: int | None = None) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    extra = []
+    if workers is not None:
+        (work / "workers.yaml").write_text(f"workers: {workers}\n", encoding="utf-8")
+        extra = ["--config", str(work / "workers.yaml")]
     got = measured([CUSTDQ, "run", str(extract), "--business-date", "2026-11-20", "--db",
-                    f"sqlite:///{work / 'cases.db'}", "--out", str(work / "out"), "--engine", engine], limit, env)
+                    f"sqlite:///{work / 'cases.db'}", "--out", str(work / "out"), "--engine", engine, *extra],
+                   limit, env)
     manifest = work / "out" / "manifest.json"
     if got["exit"] == 0 and manifest.exists():
         m = json.loads(manifest.read_text(encoding="utf-8"))
@@ -120,6 +126,8 @@ def main() -> None:
     ap.add_argument("--memory-limit-gb", type=float, default=20.0)
     ap.add_argument("--no-baseline", action="store_true", help="skip the baseline (e.g. a second engine's run)")
     ap.add_argument("--engines", nargs="+", choices=["local", "spark"], default=["local"])
+    ap.add_argument("--workers", type=int, nargs="+", help="chunk workers of the local engine to compare (default: "
+                                                          "the setting's default, one per core)")
     ap.add_argument("--work", default="benchmarks/results/scale", help="extracts are kept here between runs")
     args = ap.parse_args()
     work = Path(args.work)
@@ -127,6 +135,8 @@ def main() -> None:
     env = dict(os.environ, CUSTDQ_HASH_KEY=KEY)
     limit = int(args.memory_limit_gb * 2**30)
     sizes = sorted(args.rows)
+    setups = [(e, w) for e in args.engines for w in (args.workers if e == "local" and args.workers else [None])]
+    label = {(e, w): e if w is None else f"{e} workers={w}" for e, w in setups}
     results: dict = {"machine": machine(), "sizes": {}, "baseline": []}
     for rows in sizes:
         extract = work / f"night-{rows}.csv"
@@ -134,17 +144,17 @@ def main() -> None:
             gen = measured([CUSTDQ, "sample", "--rows", str(rows), "--seed", str(args.seed), "--out", str(extract)],
                            limit, env)
             print(f"generated {rows:,} rows in {gen['seconds']} s ({gen['peak_gb']} GB)", flush=True)
-        runs: dict[str, list] = {e: [] for e in args.engines}
+        runs: dict[str, list] = {label[x]: [] for x in setups}
         for i in range(args.runs):
             if rows == sizes[0] and not args.no_baseline:
                 base = measured([sys.executable, "-m", "benchmarks.baseline", str(extract),
                                  str(work / "baseline-findings.csv")], limit, env)
                 results["baseline"].append(base)
                 print(f"  baseline {rows:,}: {base['seconds']} s, {base['peak_gb']} GB, exit {base['exit']}", flush=True)
-            for engine in args.engines:
-                got = night(extract, work / "night", limit, env, engine)
-                runs[engine].append(got)
-                print(f"  custdq run --engine {engine} {rows:,}: {got['seconds']} s, {got['peak_gb']} GB, "
+            for engine, workers in setups:
+                got = night(extract, work / "night", limit, env, engine, workers)
+                runs[label[(engine, workers)]].append(got)
+                print(f"  custdq run {label[(engine, workers)]} {rows:,}: {got['seconds']} s, {got['peak_gb']} GB, "
                       f"exit {got['exit']}{' (stopped at the memory limit)' if got['stopped_at_limit'] else ''} "
                       f"{got.get('stages') or got['stderr_tail']}", flush=True)
         results["sizes"][rows] = runs
@@ -153,7 +163,7 @@ def main() -> None:
     print(f"\nwhole nights, medians of {args.runs} runs, on {results['machine']}\n")
     print("| rows | engine | `custdq run` s | peak GB | items | vs baseline | vs smallest size |")
     print("|---|---|---|---|---|---|---|")
-    for engine in args.engines:
+    for engine in label.values():
         first_s = median(results["sizes"][sizes[0]][engine], "seconds")
         for rows in sizes:
             runs = results["sizes"][rows][engine]
@@ -168,7 +178,7 @@ def main() -> None:
             print(f"| {rows:,} | {engine} | {s} | {gb} | {items:,} | {speed} | {scale} |")
     if base_s:
         print(f"| {sizes[0]:,} (baseline) | | {base_s} | {median(results['baseline'], 'peak_gb')} | | 1x | |")
-    for engine in args.engines:
+    for engine in label.values():
         for rows in sizes:
             ok = [r for r in results["sizes"][rows][engine] if r["exit"] == 0]
             if ok:

@@ -22,7 +22,8 @@ SKIP_TABLES = {"rewinds", "custdq_meta"}
 
 def _manifest(text: str) -> str:
     m = {k: v for k, v in json.loads(text).items() if k not in VOLATILE}
-    m.get("items", {}).pop("run_events_taken_back", None)
+    m.get("items", {}).pop("run_events_taken_back", None)  # what the run replaced: bookkeeping, not the night
+    m.pop("replaced_earlier_run", None)
     for section in SECONDS:
         m.get(section, {}).pop("seconds", None)
     m.get("contact_index", {}).pop("rows_taken_back", None)
