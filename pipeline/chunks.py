@@ -140,13 +140,12 @@ def _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, c
             tally.chunks += 1
             whole = len(raw) >= chunk_rows
             del raw
-            if pool is not None:
-                pool.take(tally, stages, keep=workers)  # at most `workers` chunks waiting their turn
+            done = rows if pool is None else pool.take(tally, stages, keep=workers)  # at most `workers` waiting
             release()  # the chunk's working memory goes back before the next one is read
-            if tally.chunks > 1 or whole:
-                stages.note(f"{count(rows)} rows {'read' if pool else 'read and checked'}")
-        if pool is not None:
-            pool.take(tally, stages, keep=0)
+            if (tally.chunks > 1 or whole) and done:
+                stages.note(f"{count(done)} rows read and checked")
+        if pool is not None and pool.take(tally, stages, keep=0) and tally.chunks > 1:
+            stages.note(f"{count(rows)} rows read and checked")
     finally:
         if pool is not None:
             pool.close()
@@ -239,14 +238,22 @@ class Workers:
         self.pool = multiprocessing.get_context("fork").Pool(n, initializer=_start_worker, initargs=(job,))
         self.pending: deque = deque()
 
-    def submit(self, raw: pd.DataFrame, sources: list[str]) -> None:
-        self.pending.append(self.pool.apply_async(_check_in_worker, (raw, sources)))
+        self.done = 0  # rows of the chunks taken back
 
-    def take(self, tally: Tally, stages, keep: int) -> None:
+    def submit(self, raw: pd.DataFrame, sources: list[str]) -> None:
+        self.pending.append((self.pool.apply_async(_check_in_worker, (raw, sources)), len(raw)))
+
+    def take(self, tally: Tally, stages, keep: int) -> int:
+        """Take back the oldest results until `keep` are waiting; returns the rows taken so far
+        (0 when nothing new was taken)."""
+        before = self.done
         while len(self.pending) > keep:
-            result, timings = self.pending.popleft().get()
+            pending, rows = self.pending.popleft()
+            result, timings = pending.get()
             tally.take(result)
             stages.add(timings)
+            self.done += rows
+        return self.done if self.done > before else 0
 
     def close(self) -> None:
         self.pool.terminate()
