@@ -92,7 +92,7 @@ def check_rows(extracts: list[str], mapping: dict[str, str], business_date: dt.d
                agents: pd.DataFrame | None, key: bytes, version: str, stages) -> tuple[Reading, Tally]:
     """Read and check every row of the night; a file the fast reader gives up on half-way makes
     the whole night read again with the exact reader (nothing is kept of the first pass)."""
-    chunk_rows = chunk_size(cfg)
+    chunk_rows = per_worker(chunk_size(cfg), workers_of(cfg))
     try:
         return _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, chunk_rows, True)
     except FastPathLost:
@@ -105,6 +105,14 @@ def chunk_size(cfg: dict) -> int:
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise ConfigError(f"chunk_rows: must be a whole number of rows, at least 1 (got {chunk_rows!r})")
     return chunk_rows
+
+
+def per_worker(chunk_rows: int, workers: int) -> int:
+    """The rows of one chunk with `workers` processes: a worker checks one chunk while one more
+    waits for it, so each chunk is chunk_rows / (2 x workers) and the night holds about what one
+    process holds with `chunk_rows` (measured at 1M rows: 2.02 GB with one process and 250,000,
+    2.03 GB with two and 62,500 a chunk, 2.59 GB with 125,000, 3.72 GB with 250,000)."""
+    return chunk_rows if workers < 2 else max(1, -(-chunk_rows // (2 * workers)))
 
 
 def workers_of(cfg: dict) -> int:

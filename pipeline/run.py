@@ -17,7 +17,7 @@ from checks.catalogue import RULES
 from pipeline import __version__, alerts, config, hashkey, nights, outputs, store
 from pipeline.book.detect import shared_night
 from pipeline.book.rows import version_of
-from pipeline.chunks import check_rows, first_rows, night_rules
+from pipeline.chunks import check_rows, first_rows, night_rules, per_worker, workers_of
 from pipeline.cases.night import reconcile, shared_keys
 from pipeline.dashboard.dims import night_dims
 from pipeline.dashboard.page import write_dashboard
@@ -239,7 +239,8 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
                                                       .value_counts().to_dict(),
             "optional_columns_absent": reading.absent_optional,
             "coverage_term_unreadable_checked": tally.term_unreadable,
-            "chunks": {"rows_per_chunk": cfg["chunk_rows"], "chunks": tally.chunks},
+            "chunks": {"rows_per_chunk": cfg["chunk_rows"], "chunks": tally.chunks} | ({} if spark is not None else {
+                "workers": workers_of(cfg), "rows_per_worker_chunk": per_worker(cfg["chunk_rows"], workers_of(cfg))}),
             "engine": spark.describe() if spark is not None else {"name": "local"},
             "rules": {o.rule_code: o.to_dict() for o in outcomes},
             "contact_index": book.stats,
