@@ -69,6 +69,9 @@ def luhn(digits: str) -> bool:
 def run(extract: str, out_csv: str) -> int:
     names = alias_map(EXTRACT_COLUMNS)
     frame = pd.read_csv(extract, dtype=str, keep_default_na=False, engine="c").rename(columns=names)
+    for c in EXTRACT_COLUMNS:  # the optional columns an extract may lack (SPEC 2.1): empty, as custdq reads them
+        if c.optional and c.name not in frame.columns:
+            frame[c.name] = ""
     findings: list[tuple[str, str, str]] = []
     phones_seen = []
     selves = set(config.defaults()["self_relation"])
