@@ -1,4 +1,5 @@
-"""python -m benchmarks.scale [--rows 1000000 10000000] [--runs 3] [--engines local spark] [--workers 1 2]:
+"""python -m benchmarks.scale [--rows 1000000 10000000] [--runs 3] [--engines local spark] [--workers 1 2]
+[--defect-rate 1.0]:
 whole nights at scale (issues 7 and 16).
 
 For each size, an extract generated with `custdq sample`, then `custdq run` on it in a fresh
@@ -123,6 +124,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--defect-rate", type=float, default=None,
+                    help="custdq sample's share of rows given a defect (1.0: a bad night, nearly every row an item)")
     ap.add_argument("--memory-limit-gb", type=float, default=20.0)
     ap.add_argument("--no-baseline", action="store_true", help="skip the baseline (e.g. a second engine's run)")
     ap.add_argument("--engines", nargs="+", choices=["local", "spark"], default=["local"])
@@ -139,10 +142,11 @@ def main() -> None:
     label = {(e, w): e if w is None else f"{e} workers={w}" for e, w in setups}
     results: dict = {"machine": machine(), "sizes": {}, "baseline": []}
     for rows in sizes:
-        extract = work / f"night-{rows}.csv"
+        rate = [] if args.defect_rate is None else ["--defect-rate", str(args.defect_rate)]
+        extract = work / f"night-{rows}{'' if args.defect_rate is None else f'-defects-{args.defect_rate}'}.csv"
         if not extract.exists():
-            gen = measured([CUSTDQ, "sample", "--rows", str(rows), "--seed", str(args.seed), "--out", str(extract)],
-                           limit, env)
+            gen = measured([CUSTDQ, "sample", "--rows", str(rows), "--seed", str(args.seed), "--out", str(extract),
+                            *rate], limit, env)
             print(f"generated {rows:,} rows in {gen['seconds']} s ({gen['peak_gb']} GB)", flush=True)
         runs: dict[str, list] = {label[x]: [] for x in setups}
         for i in range(args.runs):
