@@ -317,7 +317,7 @@ def record_run(conn: sa.Connection, manifest: dict) -> None:
 def read_frame(conn: sa.Connection, query) -> pd.DataFrame:
     """A query's rows as a DataFrame with the query's column names (also when it returns none)."""
     result = conn.execute(query)
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    return pd.DataFrame([tuple(r) for r in result], columns=list(result.keys()))  # tuples: see cases.night.batches
 
 
 def run_history(engine: sa.Engine) -> list[dict]:

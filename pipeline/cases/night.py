@@ -243,7 +243,8 @@ def batches(conn: sa.Connection, query, rows: int | None = None):
     done = False
     for chunk in result.partitions():
         done = True
-        yield pd.DataFrame(chunk, columns=names).astype({n: types[n] for n in names})
+        # plain tuples: pandas probes SQLAlchemy's Row objects as mappings, 8x slower
+        yield pd.DataFrame([tuple(r) for r in chunk], columns=names).astype({n: types[n] for n in names})
     if not done:
         yield pd.DataFrame({n: pd.Series(dtype=types[n]) for n in names})
 
