@@ -98,12 +98,6 @@ class Journal:
         return after.index[moved]
 
 
-def journaled(conn: sa.Connection, night: str) -> bool:
-    """Whether `night` has an undo journal (every night run by schema 5 and later has one)."""
-    return conn.execute(sa.select(night_undo.c.night).where(night_undo.c.night == night,
-                                                            night_undo.c.item_id == MARK)).first() is not None
-
-
 def take_back(conn: sa.Connection, night: str) -> int:
     """Undo what the run of `night` did to the items and their events; returns the run's events
     taken back. A night without a journal (an older store) is taken back from its events."""
