@@ -125,3 +125,130 @@ def test_volume_is_judged_against_recent_nights(invoke, tmp_path):
     assert result.exit_code == 1 and "volume" in result.output
     gate = json.loads((tmp_path / "s" / "expectations.json").read_text())
     assert gate["reference"] == {"median_rows_read": 20, "nights": 2}
+
+
+# --- the backlog's aggregates (pipeline.dashboard.data): grouped by the database, never read item by item
+
+
+def _backlog_store(url: str, n: int = 600, seed: int = 5):
+    """A store with two runs and `n` crafted items: missing and literal "(空)" branches and agent
+    codes, open and closed, due dates in every age bucket, shared-contact items first seen inside
+    and before the trend window, clusters whose items disagree on cluster_size, items without a
+    cluster id or size."""
+    import numpy as np
+    import sqlalchemy as sa
+
+    from pipeline import store
+    from pipeline.cases.tables import items
+
+    rng = np.random.default_rng(seed)
+    engine = store.open_store(url)
+
+    def pick(values):
+        return values[rng.integers(len(values))]
+
+    sizes = [2, 3, 4, 5, 6, 10, 11, 40] * 4
+
+    rows = []
+    for i in range(n):
+        day = int(rng.integers(-40, 15))
+        seen = f"2026-11-{int(rng.integers(10, 21)):02d}"
+        cluster = int(rng.integers(-1, 30))
+        rows.append(dict(
+            item_id=f"DQ{i:016d}", rule_code=pick(["PHONE_SHARED", "BANK_SHARED", "MISSING_FIELD"]),
+            policy_no=f"P{int(rng.integers(n // 3)):05d}", role="applicant", field="applicant_phone",
+            severity="high", category="c", branch=pick(["广东分公司", "北京分公司", None, "(空)", "上海分公司"]),
+            agent_code=pick([f"A{k:03d}" for k in range(12)] + [None, "(空)"]),
+            cluster_id=None if cluster < 0 else f"CL{cluster:012d}",  # a cluster's items mostly agree on its size
+            cluster_size=sizes[cluster] if rng.random() < 0.97 else pick(sizes + [None]),
+            first_seen=seen, list_due=seen, channel_due=seen, due_date=str(pd.Timestamp("2026-11-20") + pd.Timedelta(days=day))[:10],
+            provisional=False, last_seen=seen, state=pick(["open", "open", "closed"]), work_state="未处理"))
+    with engine.begin() as conn:
+        for date in ("2026-11-19", "2026-11-20"):
+            conn.execute(store.runs.insert().values(business_date=date, started_at=date, finished_at=date, rows_read=1,
+                                                    rows_in_scope=1, rows_quarantined=0, items=n, list_due=date,
+                                                    list_due_met=True, manifest="{}"))
+        conn.execute(store.night_dims.insert().values(business_date="2026-11-20", dim="branch", key="广东分公司",
+                                                      policies=3, flagged=1, findings=2))
+        if rows:
+            conn.execute(sa.insert(items), rows)
+    return engine, pd.DataFrame(rows)
+
+
+def _expected(all_items: pd.DataFrame, as_of: str, since: str) -> dict[str, pd.DataFrame]:
+    """The figures from every item in pandas, as the dashboard computed them before (with the
+    largest cluster_size of a cluster's open items as its size)."""
+    opened = all_items[all_items["state"] == "open"]
+    late = (pd.Timestamp(as_of) - pd.to_datetime(opened["due_date"])).dt.days
+    t = opened.assign(branch=opened["branch"].fillna("(空)"), late=late.to_numpy())
+    ageing = pd.DataFrame({"branch": sorted(t["branch"].unique())}).set_index("branch")
+    for label, lo, hi in [("未到期", None, 0), ("逾期1-3天", 1, 3), ("逾期4-7天", 4, 7), ("逾期8-30天", 8, 30),
+                          ("逾期30天以上", 31, None)]:
+        mask = (t["late"] <= hi) if lo is None else (t["late"] >= lo) & (True if hi is None else t["late"] <= hi)
+        ageing[label] = t[mask].groupby("branch").size().reindex(ageing.index).fillna(0).astype(int)
+    ageing["open"] = t.groupby("branch").size().reindex(ageing.index).fillna(0).astype(int)
+    ageing["overdue"] = t[t["late"] > 0].groupby("branch").size().reindex(ageing.index).fillna(0).astype(int)
+    shared = ("PHONE_SHARED", "BANK_SHARED")
+    recent = all_items[all_items["rule_code"].isin(shared) & (all_items["first_seen"] >= since)]
+    agents = recent.assign(agent_code=recent["agent_code"].fillna("(空)")).groupby("agent_code").agg(
+        findings=("rule_code", "size"), policies=("policy_no", "nunique"), clusters=("cluster_id", "nunique"))
+    size = opened[opened["rule_code"].isin(shared)].groupby("cluster_id", dropna=False)["cluster_size"].max()
+    buckets = [("2人", 2, 2), ("3人", 3, 3), ("4-5人", 4, 5), ("6-10人", 6, 10), ("11人以上", 11, None)]
+    return {"ageing": ageing.sort_values(["overdue", "open"], ascending=False).reset_index(),
+            "shared_agents": agents.sort_values(["findings", "clusters"], ascending=False).head(15).reset_index(),
+            "clusters": pd.DataFrame([{"bucket": b, "clusters": int(((size >= lo) & (True if hi is None else size <= hi)).sum())}
+                                      for b, lo, hi in buckets])}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    from tests.test_store import postgres_url
+
+    return f"sqlite:///{tmp_path / 'cases.db'}" if request.param == "sqlite" else postgres_url()
+
+
+def test_the_backlog_figures_are_grouped_by_the_database(store_url):
+    import sqlalchemy as sa
+
+    from pipeline.dashboard.data import gather
+
+    engine, all_items = _backlog_store(store_url)
+    statements = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with engine.connect() as conn:
+        board = gather(conn)
+    engine.dispose()
+    expected = _expected(all_items, "2026-11-20", "2026-11-19")
+    assert len(expected["ageing"]) == 4 and expected["ageing"][["逾期1-3天", "逾期30天以上"]].to_numpy().min() > 0
+    assert len(expected["shared_agents"]) == 13 and expected["clusters"]["clusters"].sum() == 31
+    for name, frame in expected.items():
+        pd.testing.assert_frame_equal(getattr(board, name), frame, check_dtype=False, obj=name)
+    # every read of the items is a grouping: the open backlog never comes back item by item
+    item_reads = [s for s in statements if re.search(r"\bFROM items\b", s)]
+    assert len(item_reads) == 3 and all("GROUP BY" in s for s in item_reads), item_reads
+
+
+def test_a_cluster_counts_once_at_its_largest_open_size(tmp_path):
+    """Items of one cluster raised on different nights may disagree on its size: the largest
+    open one counts (closed items do not), each cluster once."""
+    import sqlalchemy as sa
+
+    from pipeline.cases.tables import items
+    from pipeline.dashboard.data import gather
+
+    engine, _ = _backlog_store(f"sqlite:///{tmp_path / 'c.db'}", n=0)
+
+    base = dict(rule_code="PHONE_SHARED", role="applicant", field="applicant_phone", severity="high", category="c",
+                first_seen="2026-11-20", list_due="2026-11-23", channel_due="2026-11-23", due_date="2026-11-23",
+                provisional=False, last_seen="2026-11-20", work_state="未处理", state="open")
+    with engine.begin() as conn:
+        conn.execute(sa.insert(items), [
+            base | dict(item_id="I1", policy_no="P1", cluster_id="CLA", cluster_size=2),  # grew from 2 ...
+            base | dict(item_id="I2", policy_no="P2", cluster_id="CLA", cluster_size=6),  # ... to 6
+            base | dict(item_id="I3", policy_no="P3", cluster_id="CLA", cluster_size=9, state="closed"),
+            base | dict(item_id="I4", policy_no="P4", cluster_id="CLB", cluster_size=None),
+            base | dict(item_id="I5", policy_no="P5", cluster_id="CLB", cluster_size=3, rule_code="BANK_SHARED")])
+    with engine.connect() as conn:
+        clusters = gather(conn).clusters.set_index("bucket")["clusters"].to_dict()
+    engine.dispose()
+    assert clusters == {"2人": 0, "3人": 1, "4-5人": 0, "6-10人": 1, "11人以上": 0}

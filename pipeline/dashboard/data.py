@@ -15,6 +15,7 @@ from pipeline.cases.tables import items
 from pipeline.store import night_dims, read_frame as _frame, runs
 
 TREND_NIGHTS = 30
+UNKNOWN = "(空)"  # a missing branch or agent code
 SHARED = ("PHONE_SHARED", "BANK_SHARED")
 AGEING = [("未到期", None, 0), ("逾期1-3天", 1, 3), ("逾期4-7天", 4, 7), ("逾期8-30天", 8, 30), ("逾期30天以上", 31, None)]
 CLUSTER_BUCKETS = [("2人", 2, 2), ("3人", 3, 3), ("4-5人", 4, 5), ("6-10人", 6, 10), ("11人以上", 11, None)]
@@ -85,35 +86,67 @@ def gather(conn: sa.Connection, night: str | None = None) -> Board:
         out["per_1000"] = (1000.0 * out["findings_30"] / out["policies_30"].where(out["policies_30"] > 0)).round(1)
         board.dims[dim] = out.sort_values(["per_1000", "findings_30"], ascending=False).reset_index(drop=True)
 
-    open_items = _frame(conn, sa.select(items.c.branch, items.c.due_date, items.c.rule_code, items.c.agent_code,
-                                        items.c.cluster_id, items.c.cluster_size, items.c.first_seen)
-                        .where(items.c.state == "open"))
-    board.ageing = _ageing(open_items, dt.date.fromisoformat(night))
-    recent = _frame(conn, sa.select(items.c.agent_code, items.c.rule_code, items.c.cluster_id, items.c.policy_no)
-                    .where(items.c.rule_code.in_(SHARED), items.c.first_seen >= window[0]))
-    if len(recent):
-        agents = recent.assign(agent_code=recent["agent_code"].fillna("(空)")).groupby("agent_code").agg(
-            findings=("rule_code", "size"), policies=("policy_no", "nunique"), clusters=("cluster_id", "nunique"))
-        board.shared_agents = agents.sort_values(["findings", "clusters"], ascending=False).head(15).reset_index()
-    shared_open = open_items[open_items["rule_code"].isin(SHARED)].drop_duplicates("cluster_id")
-    board.clusters = pd.DataFrame([{"bucket": label, "clusters": int(((shared_open["cluster_size"] >= lo) & (
-        True if hi is None else shared_open["cluster_size"] <= hi)).sum())} for label, lo, hi in CLUSTER_BUCKETS])
+    # aggregates only, grouped by the database: the open backlog is never read item by item
+    board.ageing = _ageing(_frame(conn, sa.select(items.c.branch, items.c.due_date, sa.func.count().label("n"))
+                                  .where(items.c.state == "open").group_by(items.c.branch, items.c.due_date)),
+                           dt.date.fromisoformat(night))
+    board.shared_agents = _shared_agents(conn, window[0])
+    board.clusters = _clusters(conn)
     return board
 
 
-def _ageing(open_items: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+def _ageing(counts: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """Open items per branch and age bucket, from the open items' counts `n` per (branch, due_date)."""
     columns = ["branch"] + [label for label, _, _ in AGEING] + ["open", "overdue"]
-    if open_items.empty:
+    if counts.empty:
         return pd.DataFrame(columns=columns)
-    late = (pd.Timestamp(as_of) - pd.to_datetime(open_items["due_date"])).dt.days
-    t = open_items.assign(branch=open_items["branch"].fillna("(空)"), late=late.to_numpy())
+    late = (pd.Timestamp(as_of) - pd.to_datetime(counts["due_date"])).dt.days
+    t = counts.assign(branch=counts["branch"].fillna(UNKNOWN), late=late.to_numpy())
     out = pd.DataFrame({"branch": sorted(t["branch"].unique())}).set_index("branch")
     for label, lo, hi in AGEING:
         if lo is None:
             mask = t["late"] <= hi
         else:
             mask = (t["late"] >= lo) & (True if hi is None else t["late"] <= hi)
-        out[label] = t[mask].groupby("branch").size().reindex(out.index).fillna(0).astype(int)
-    out["open"] = t.groupby("branch").size().reindex(out.index).fillna(0).astype(int)
-    out["overdue"] = t[t["late"] > 0].groupby("branch").size().reindex(out.index).fillna(0).astype(int)
+        out[label] = _per_branch(t[mask], out.index)
+    out["open"] = _per_branch(t, out.index)
+    out["overdue"] = _per_branch(t[t["late"] > 0], out.index)
     return out.sort_values(["overdue", "open"], ascending=False).reset_index()
+
+
+def _per_branch(t: pd.DataFrame, branches: pd.Index) -> pd.Series:
+    return t.groupby("branch")["n"].sum().reindex(branches).fillna(0).astype(int)
+
+
+def _shared_agents(conn: sa.Connection, since: str) -> pd.DataFrame:
+    """The 15 agents with the most shared-contact items first seen since `since` (any state):
+    items, distinct policies, distinct clusters. A missing agent code counts as UNKNOWN, merged
+    before counting distinct (so the key is computed once, in a subquery)."""
+    recent = sa.select(sa.func.coalesce(items.c.agent_code, UNKNOWN).label("agent_code"), items.c.policy_no,
+                       items.c.cluster_id).where(items.c.rule_code.in_(SHARED), items.c.first_seen >= since).subquery()
+    agents = _frame(conn, sa.select(recent.c.agent_code, sa.func.count().label("findings"),
+                                    sa.func.count(sa.distinct(recent.c.policy_no)).label("policies"),
+                                    sa.func.count(sa.distinct(recent.c.cluster_id)).label("clusters"))
+                    .group_by(recent.c.agent_code))
+    if agents.empty:
+        return pd.DataFrame()
+    # agent codes in Python's order (as a pandas group-by gives them), whatever the database's collation:
+    # equal counts keep that order through the (stable) sort on several columns
+    agents = agents.set_index("agent_code").sort_index()
+    return agents.sort_values(["findings", "clusters"], ascending=False).head(15).reset_index()
+
+
+def _clusters(conn: sa.Connection) -> pd.DataFrame:
+    """Open shared-contact clusters per size bucket. A cluster's size is the largest cluster_size
+    among its open items: its items normally agree (one night's judgement gives every row of a
+    component the same size), but items raised on different nights may carry the sizes of their
+    nights, and the largest is a defined answer where "the first item's" was arbitrary. Items
+    without a cluster id count as one cluster, as they did (pandas' drop_duplicates keeps one
+    row for all of them, SQL's GROUP BY makes one group of the NULLs)."""
+    per_cluster = sa.select(sa.func.max(items.c.cluster_size).label("size")).where(
+        items.c.state == "open", items.c.rule_code.in_(SHARED)).group_by(items.c.cluster_id).subquery()
+    sizes = _frame(conn, sa.select(per_cluster.c.size, sa.func.count().label("n")).group_by(per_cluster.c.size))
+    sizes = sizes[sizes["size"].notna()]
+    size, n = sizes["size"].astype("int64"), sizes["n"].astype("int64")
+    return pd.DataFrame([{"bucket": label, "clusters": int(n[(size >= lo) & (True if hi is None else size <= hi)].sum())}
+                         for label, lo, hi in CLUSTER_BUCKETS])
