@@ -105,16 +105,55 @@ def python_rows(frame: pd.DataFrame) -> list[tuple]:
     return list(zip(*(_column(frame[c]) for c in frame.columns)))
 
 
-def bulk_insert(conn: sa.Connection, table: str, columns: list[str], rows: Iterable[tuple]) -> None:
-    """Fast insert: executemany on SQLite, COPY on PostgreSQL (same transaction as `conn`)."""
+def bulk_insert(conn: sa.Connection, table: str, columns: list[str], rows: Iterable[tuple],
+                constants: dict | None = None) -> None:
+    """Fast insert: executemany on SQLite, COPY on PostgreSQL (same transaction as `conn`).
+    `constants`: columns with one value for every row (a night's date, NULL columns), which
+    SQLite takes as literals of the statement instead of a bound value per row (binding is most
+    of an executemany's cost)."""
     raw = conn.connection.driver_connection
-    names = ", ".join(columns)
+    constants = dict(constants or {})
+    names = ", ".join([*columns, *constants])
     if _sqlite(conn):
-        raw.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})", rows)
+        values = ", ".join(["?"] * len(columns) + [_literal(v) for v in constants.values()])
+        raw.executemany(f"INSERT INTO {table} ({names}) VALUES ({values})", rows)
         return
+    tail = tuple(constants.values())
     with raw.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
         for row in rows:
-            copy.write_row(row)
+            copy.write_row(tuple(row) + tail if tail else row)
+
+
+def _literal(value) -> str:
+    """An SQL literal for SQLite (None, a flag, a whole number or text)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, (bool, np.bool_)):
+        return "1" if value else "0"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, str) and "\x00" not in value:
+        return "'" + value.replace("'", "''") + "'"
+    raise ValueError(f"no SQL literal for {type(value).__name__}")
+
+
+def constant_columns(frame: pd.DataFrame) -> dict:
+    """The columns of `frame` holding one value in every row (or none), as column -> value."""
+    found = {}
+    if not len(frame):
+        return found
+    for name in frame.columns:
+        col = frame[name]
+        if col.isna().all():
+            found[name] = None
+            continue
+        first = col.iloc[0]
+        if pd.isna(first) or isinstance(first, float) or not col.notna().all():
+            continue
+        first = first.item() if hasattr(first, "item") else first
+        if isinstance(first, (bool, int, str)) and "\x00" not in str(first) and bool((col == first).all()):
+            found[name] = first
+    return found
 
 
 def _keys(conn: sa.Connection, name: str, values: Iterable, kind: str) -> None:
@@ -127,6 +166,20 @@ def _keys(conn: sa.Connection, name: str, values: Iterable, kind: str) -> None:
     bulk_insert(conn, name, ["k"], ((v,) for v in sorted(pd.unique(pd.Series(list(values), dtype=object)))))
     if not _sqlite(conn):
         conn.exec_driver_sql(f"ANALYZE {name}")  # the planner knows nothing of a fresh temporary table
+
+
+def key_table(conn: sa.Connection, name: str, values: pd.Series, kind: str = "TEXT") -> sa.TableClause:
+    """A temporary table `name` (column `k`) of the distinct text `values`, sorted, to join with."""
+    if kind != "TEXT":
+        _keys(conn, name, values, kind)
+    else:
+        distinct = pc.unique(pa.array(values, type=pa.string(), from_pandas=True).drop_null())
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} (k TEXT)")
+        bulk_insert(conn, name, ["k"], ((v,) for v in distinct.take(pc.sort_indices(distinct)).to_pylist()))
+        if not _sqlite(conn):
+            conn.exec_driver_sql(f"ANALYZE {name}")
+    return sa.table(name, sa.column("k"))
 
 
 def _bytes(v):

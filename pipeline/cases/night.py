@@ -29,9 +29,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from checks.arrays import isin_text
-from pipeline.book.index import bulk_insert, python_rows
+from pipeline.book.index import bulk_insert, constant_columns, key_table, python_rows
 from pipeline.cases.tables import items, suppressions
-from pipeline.cases.undo import FINDING, WHO, WRITABLE, Journal, _py
+from pipeline.cases.undo import FINDING, WHO, WRITABLE, Journal, _py, json_values
 from pipeline.items import DATE_FIELDS, ITEM_COLUMNS
 from pipeline.store import read_frame as _read
 
@@ -49,14 +49,19 @@ class Night:
 
 
 def _iso(series: pd.Series) -> pd.Series:
-    return pd.to_datetime(series).dt.strftime("%Y-%m-%d").where(series.notna(), None)
+    """Dates as ISO text (None when missing), each distinct date formatted once."""
+    codes, uniques = pd.factorize(pd.to_datetime(series))
+    text = np.array([*pd.DatetimeIndex(uniques).strftime("%Y-%m-%d"), None], dtype=object)
+    return pd.Series(text[codes], index=series.index, dtype=object)
 
 
-def _by_ids(conn: sa.Connection, ids: list[str]) -> pd.DataFrame:
-    parts = [_read(conn, sa.select(items).where(items.c.item_id.in_(ids[i:i + CHUNK])))
-             for i in range(0, len(ids), CHUNK)]
-    parts = [p for p in parts if len(p)]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[c.name for c in items.c])
+def _existing(conn: sa.Connection, ids: pd.Series) -> pd.DataFrame:
+    """The stored items among `ids`: one join with a temporary table of the ids (set-based,
+    not a query per slice of ids)."""
+    tmp = key_table(conn, "tmp_fired_items", ids, "TEXT")
+    found = _read(conn, sa.select(items).join(tmp, items.c.item_id == tmp.c.k))
+    conn.exec_driver_sql(f"DROP TABLE {tmp.name}")
+    return found
 
 
 def _event_rows(ids, night: str, at: str, action: str, what):
@@ -98,7 +103,7 @@ def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, 
         fired[col] = _iso(fired[col])
     fired["last_seen"] = night
     suppressed = _suppressed(conn, fired)
-    existing = _by_ids(conn, fired["item_id"].tolist()).set_index("item_id")
+    existing = _existing(conn, fired["item_id"]).set_index("item_id")
     have = fired["item_id"].isin(existing.index)
     state = fired["item_id"].map(existing["state"]) if len(existing) else pd.Series(None, index=fired.index)
     reason = fired["item_id"].map(existing["close_reason"]) if len(existing) else state
@@ -113,16 +118,7 @@ def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, 
     # new items
     add = fired[new]
     if len(add):
-        rows = add.assign(state="open", work_state="未处理", close_reason=None, closed_on=None, result=None,
-                          note=None, disposed_at=None, disposed_by=None, reopen_reason=None)
-        columns = [c.name for c in items.c]
-        for i in range(0, len(rows), INSERT_ROWS):  # Python rows a slice at a time: bounded memory
-            bulk_insert(conn, "items", columns, python_rows(rows.iloc[i:i + INSERT_ROWS][columns]))
-        del rows
-        journal.raised(add["item_id"])
-        bulk_insert(conn, "item_events", EVENT_COLUMNS, _event_rows(
-            add["item_id"], night, at, "raised", ({"rule_code": r, "due_date": d} for r, d in
-                                                  zip(add["rule_code"], add["due_date"]))))
+        _insert_new(conn, journal, add, night, at)
 
     # the stored items tonight's findings touch, before and after tonight (one frame each)
     touched = carried | reopen | again | close_now
@@ -165,14 +161,45 @@ def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, 
         bulk_insert(conn, "item_events", EVENT_COLUMNS, _event_rows(ids, night, at, action, whats))
 
     # resolved: open, judged tonight, not fired
-    resolved = _resolve(conn, journal, night, at, judged_policies, rules_ran, judged_values)
+    backlog = _backlog(conn, night)
+    gone = _resolve(conn, journal, night, at, backlog, judged_policies, rules_ran, judged_values)
 
-    listing = _listing(conn, night)
+    still = carried | reopen | again  # the stored items open after tonight that fired tonight
+    kept = existing.loc[fired.loc[still, "item_id"].to_numpy(), list(STATIC)]
+    kept = kept.join(after.loc[kept.index, WRITABLE]).reset_index()
+    listing = _listing(night, [add.assign(**NEW_ITEM), kept, backlog[~gone]])
     counts = {"total": len(listing), "new": int((listing["status"] == "new").sum()),
               "carried": int((listing["status"] == "open").sum()), "reopened": int(reopen.sum()),
-              "raised_again": int(again.sum()), "resolved": resolved, "suppressed": int(suppressed.sum()),
+              "raised_again": int(again.sum()), "resolved": int(gone.sum()), "suppressed": int(suppressed.sum()),
               "settled_still_firing": int(settled.sum()), "run_events_taken_back": taken_back}
     return Night(listing, counts)
+
+
+# what a new item holds beside its finding
+NEW_ITEM = dict(state="open", work_state="未处理", close_reason=None, closed_on=None, result=None, note=None,
+                disposed_at=None, disposed_by=None, reopen_reason=None)
+STATIC = ["rule_code", "policy_no", "role", "field"]  # with item_id: what makes the item (never changes)
+
+
+def _insert_new(conn: sa.Connection, journal: Journal, add: pd.DataFrame, night: str, at: str) -> None:
+    """Tonight's new items, their undo journal rows and `raised` events, in bulk: the columns
+    with one value for a whole slice (tonight's dates, the empty lifecycle) go as constants."""
+    rows = add.assign(**NEW_ITEM)
+    columns = [c.name for c in items.c]
+    for i in range(0, len(rows), INSERT_ROWS):  # Python rows a slice at a time: bounded memory
+        part = rows.iloc[i:i + INSERT_ROWS][columns]
+        same = {k: v for k, v in constant_columns(part).items() if k != "item_id"}  # a row per item, always
+        varying = [c for c in columns if c not in same]
+        bulk_insert(conn, "items", varying, python_rows(part[varying]), same)
+    del rows
+    journal.raised(add["item_id"])
+    what = json_values({"rule_code": add["rule_code"], "due_date": add["due_date"]})
+    bulk_insert(conn, "item_events", ["item_id", "what"], zip(add["item_id"].tolist(), what),
+                _event_constants(night, at, "raised"))
+
+
+def _event_constants(night: str, at: str, action: str) -> dict:
+    return {"at": at, "who": WHO, "night": night, "action": action, "before": None, "source": None}
 
 
 def shared_keys(conn: sa.Connection) -> list[str]:
@@ -183,54 +210,71 @@ def shared_keys(conn: sa.Connection) -> list[str]:
     return [k for k in conn.execute(q).scalars()]
 
 
-def _resolve(conn, journal, night, at, judged_policies, rules_ran, judged_values) -> int:
-    # the open items that did not fire tonight: every item that fired has tonight's `last_seen`
-    # (raised or refreshed above), so the store hands over only the others - on a night where
-    # most items fire, a small part of the open list
-    query = sa.select(items.c.item_id, items.c.rule_code, items.c.policy_no, items.c.value_key,
-                      items.c.state, items.c.close_reason, items.c.closed_on).where(
-        items.c.state == "open", items.c.last_seen != night, items.c.rule_code.in_(sorted(rules_ran)))
+def _backlog(conn: sa.Connection, night: str) -> pd.DataFrame:
+    """The open items that did not fire tonight (every item that fired has tonight's
+    `last_seen`, raised or refreshed above): what the resolution looks at, and the part of the
+    list the store holds. On a night where most items fire, a small part of the open list."""
+    columns = [items.c[c] for c in ["item_id", *STATIC, *WRITABLE]]
+    query = sa.select(*columns).where(items.c.state == "open", items.c.last_seen != night)
+    parts = list(batches(conn, query))  # a slice of them at a time as Python objects: bounded memory
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def _resolve(conn, journal, night, at, backlog, judged_policies, rules_ran, judged_values) -> np.ndarray:
+    """Close the backlog's items whose finding was judged tonight (its policy was checked by a
+    rule that ran, or its shared value looked up: one lookup over tonight's policies, whose
+    hash set is the large part). Returns which of the backlog's items it closed."""
+    gone = np.zeros(len(backlog), dtype=bool)
+    ran = backlog["rule_code"].isin(sorted(rules_ran)).to_numpy()
+    if not ran.any():
+        return gone
+    maybe = backlog[ran]
     values = _objects(judged_values)
-    parts = list(batches(conn, query))  # a slice of them at a time: bounded memory
-    maybe = pd.concat(parts, ignore_index=True)
-    if maybe.empty:  # every open item fired again tonight (a first night): nothing to look up
-        return 0
-    # judged tonight: its policy was checked, or its shared value looked up (one lookup over
-    # tonight's policies, whose hash set is the large part)
     shared = maybe["rule_code"].isin(list(SHARED_RULES))
     judged = isin_text(maybe["policy_no"], judged_policies) | (shared & maybe["value_key"].astype(object).isin(values))
-    gone = maybe[judged]
-    if gone.empty:
-        return 0
-    before = gone.set_index("item_id")[["state", "close_reason", "closed_on"]].astype(object)
+    gone[np.flatnonzero(ran)[judged.to_numpy()]] = True
+    closing = backlog[gone]
+    if closing.empty:
+        return gone
+    before = closing.set_index("item_id")[["state", "close_reason", "closed_on"]].astype(object)
     journal.changed(before, before.assign(state="closed", close_reason="resolved", closed_on=night))
-    for i in range(0, len(gone), CHUNK):
-        ids = gone["item_id"].iloc[i:i + CHUNK].tolist()
+    for i in range(0, len(closing), CHUNK):
+        ids = closing["item_id"].iloc[i:i + CHUNK].tolist()
         conn.execute(items.update().where(items.c.item_id.in_(ids))
                      .values(state="closed", close_reason="resolved", closed_on=night))
-    bulk_insert(conn, "item_events", EVENT_COLUMNS, _event_rows(
-        gone["item_id"], night, at, "resolved",
-        [{"state": ["open", "closed"], "close_reason": [None, "resolved"]}] * len(gone)))
-    return len(gone)
+    what = json.dumps({"state": ["open", "closed"], "close_reason": [None, "resolved"]}, ensure_ascii=False)
+    bulk_insert(conn, "item_events", ["item_id"], ((i,) for i in closing["item_id"].tolist()),
+                _event_constants(night, at, "resolved") | {"what": what})
+    return gone
 
 
 def _objects(values) -> np.ndarray:
     return np.asarray(list(values) if isinstance(values, (set, frozenset)) else values, dtype=object)
 
 
-def _listing(conn: sa.Connection, night: str) -> pd.DataFrame:
-    parts = list(batches(conn, sa.select(items).where(items.c.state == "open")))
-    t = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+LISTED = [c for c in ITEM_COLUMNS + LIST_EXTRA if c not in ("business_date", "status")]  # what the store holds
+
+
+def _listing(night: str, parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The open list after tonight, from the night's own frames (new items, the stored items
+    that fired, the backlog the store handed over), typed as the store reads them back."""
+    t = pd.concat([_typed(p[LISTED]) for p in parts], ignore_index=True)
     t["business_date"] = night
     t["status"] = (t["first_seen"] == night).map({True: "new", False: "open"})
     for col in DATE_FIELDS:
         t[col] = pd.to_datetime(t[col]).astype("datetime64[us]")
-    t["provisional"] = t["provisional"].astype(bool)
-    t["source_line"] = t["source_line"].astype("Int64")
-    t["cluster_size"] = t["cluster_size"].astype("Int64")
     t = t.sort_values(["due_date", "branch", "policy_no", "rule_code", "role", "field"], na_position="last",
                       kind="stable")
     return t[ITEM_COLUMNS + LIST_EXTRA].reset_index(drop=True)
+
+
+def _typed(part: pd.DataFrame) -> pd.DataFrame:
+    """Columns typed by the items table (text as strings, whole numbers Int64, flags bool)."""
+    types = {c: _dtype(items.c[c].type) for c in part.columns}
+    out = part.astype({c: t for c, t in types.items() if t != "boolean"})
+    for c in (c for c, t in types.items() if t == "boolean"):
+        out[c] = part[c].astype(bool)
+    return out
 
 
 def batches(conn: sa.Connection, query, rows: int | None = None):

@@ -67,7 +67,8 @@ class Journal:
     def raised(self, ids) -> None:
         from pipeline.book.index import bulk_insert
 
-        bulk_insert(self.conn, night_undo.name, ["night", "item_id", "before"], ((self.night, i, None) for i in ids))
+        bulk_insert(self.conn, night_undo.name, ["item_id"], ((i,) for i in list(ids)),
+                    {"night": self.night, "before": None})
 
     def changed(self, before: pd.DataFrame, after: pd.DataFrame) -> pd.Index:
         """Record the earlier values of what changed between `before` and `after` (both indexed
@@ -87,15 +88,29 @@ class Journal:
             flag = differs[c].to_numpy()
             if not flag.any():
                 continue
-            codes, uniques = pd.factorize(earlier[c].astype(object), use_na_sentinel=True)
-            encoded = np.array([json.dumps(_py(u), ensure_ascii=False, default=str) for u in uniques] + ["null"],
-                               dtype=object)[codes]
-            part = pd.Series(f', "{c}": ' + encoded, index=earlier.index)
+            part = pd.Series(f', "{c}": ' + _encoded(earlier[c]), index=earlier.index)
             text[flag] = text[flag] + part[flag]
         json_rows = "{" + text.str.slice(2) + "}"
         rows = zip([self.night] * len(json_rows), json_rows.index, json_rows.to_numpy())
         bulk_insert(self.conn, night_undo.name, ["night", "item_id", "before"], rows)
         return after.index[moved]
+
+
+def _encoded(values: pd.Series) -> np.ndarray:
+    """Each value's JSON text (as json.dumps writes it), each distinct value encoded once."""
+    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
+    return np.array([json.dumps(_py(u), ensure_ascii=False, default=str) for u in uniques] + ["null"],
+                    dtype=object)[codes]
+
+
+def json_values(columns: dict[str, pd.Series]) -> list[str]:
+    """One JSON object per row of the `columns` (name -> values), built column-wise: the text
+    json.dumps gives {name: value, ...} of each row."""
+    text = None
+    for name, values in columns.items():
+        part = f'"{name}": ' + _encoded(values)
+        text = part if text is None else text + ", " + part
+    return ("{" + text + "}").tolist()
 
 
 def take_back(conn: sa.Connection, night: str) -> int:
