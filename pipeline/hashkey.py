@@ -162,13 +162,15 @@ def _digest_parallel(key: bytes, texts: list[bytes]) -> list[bytes]:
         return first + second.get()
 
 
-def keyed(key: bytes, values: pd.Series) -> pd.Series:
+def keyed(key: bytes, values: pd.Series, as_hex: bool = False) -> pd.Series:
     """Keyed hash (HMAC-SHA-256, first 16 bytes) of each text value; missing stays missing.
+    With `as_hex`, as hex text (each distinct digest turned into text once).
 
     Each distinct value is hashed once (phones and customers repeat across roles and policies).
     """
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     table = np.empty(len(uniques) + 1, dtype=object)  # the last slot (code -1) stays None
     # UTF-8 bytes straight out of Arrow (no per-value Python str, no encode)
-    table[:-1] = _digest_parallel(key, pa.array(uniques, type=pa.string()).cast(pa.binary()).to_pylist())
+    digests = _digest_parallel(key, pa.array(uniques, type=pa.string()).cast(pa.binary()).to_pylist())
+    table[:-1] = [d.hex() for d in digests] if as_hex else digests
     return pd.Series(table[codes], index=values.index, dtype=object)

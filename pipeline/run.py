@@ -287,5 +287,5 @@ def value_keys(fired: pd.DataFrame, key: bytes) -> pd.Series:
     """Keyed hash (hex) of what each finding is about: the shared value for book-wide findings
     (already set), else rule + field + the field's normalised value."""
     text = fired["rule_code"] + "|" + fired["field"] + "|" + fired["value_text"].fillna("").astype(str)
-    own = hashkey.keyed(key, text).map(lambda b: bytes(b).hex())
+    own = hashkey.keyed(key, text, as_hex=True)
     return fired["value_key"].where(fired["value_key"].notna(), own)
