@@ -126,7 +126,11 @@ def _column_texts(values: pd.Series, texts=_texts):
     kind, types = values.dtype, pd.api.types
     if texts in (_texts, None) and isinstance(kind, pd.StringDtype) and kind.storage == "pyarrow":
         arr = pa.array(values.array)  # no copy
-        return None, (arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr).cast(pa.large_string())
+        arr = (arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr).cast(pa.large_string())
+        if pc.count_distinct(arr.slice(0, 1000), mode="all").as_py() > 100:  # free text: as it is
+            return None, arr
+        coded = pc.dictionary_encode(arr, null_encoding="encode")  # a code list: its distinct texts escaped once
+        return coded.indices.to_numpy(), coded.dictionary
     if texts and (isinstance(kind, pd.StringDtype) or types.is_datetime64_any_dtype(kind)
                   or types.is_bool_dtype(kind) or types.is_integer_dtype(kind)):
         codes, distinct = pd.factorize(values, use_na_sentinel=False)

@@ -93,7 +93,7 @@ def ref_files(items: pd.DataFrame) -> dict[str, list[list[str]]]:
 
 # --- hostile items -------------------------------------------------------------------------------
 
-def hostile_items(n: int = 90, dtype="str") -> pd.DataFrame:
+def hostile_items(n: int = 240, dtype="str") -> pd.DataFrame:
     rng = np.random.default_rng(7)
 
     def pick(values):
@@ -122,6 +122,9 @@ def hostile_items(n: int = 90, dtype="str") -> pd.DataFrame:
         "work_state": pick([None, "处理中", "已完成", "_x0041_"]), "result": pick([None, "已更正", "a&b"]),
         "note": pick(HOSTILE), "reopen_reason": pick([None, "", "  ", " 仍触发 ", "2026-11-21 已更正"]),
     })
+    for column in ("evidence", "note", "agent_code"):  # free text (over 100 distinct texts): escaped a slice at a time
+        items[column] = pd.Series([None if v is None else (f"{i}{v}" if i % 2 else f"{v}{i}")
+                                   for i, v in enumerate(items[column].astype(object))], dtype=dtype)
     return items.set_axis(range(1000, 1000 + n))  # labels that are not positions
 
 
