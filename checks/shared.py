@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -90,8 +92,11 @@ def clusters(pool: pd.DataFrame, shared: pd.Series) -> pd.DataFrame:
     first = per_customer.groupby("label")["code"].min()
     size = per_customer.groupby("label").size()
     row_label = label[customer]
-    out.loc[rows.index, "cluster_id"] = ["CL" + bytes(names[c]).hex()[:12].upper() for c in first.reindex(row_label)]
-    out.loc[rows.index, "cluster_size"] = size.reindex(row_label).to_numpy()
+    # the id of each component once, then each row's by position
+    ids = np.array(["CL" + bytes(names[c]).hex()[:12].upper() for c in first.to_numpy()], dtype=object)
+    at = first.index.get_indexer(row_label)
+    out.loc[rows.index, "cluster_id"] = ids[at]
+    out.loc[rows.index, "cluster_size"] = size.to_numpy()[size.index.get_indexer(row_label)]
     return out
 
 
@@ -109,8 +114,10 @@ def involved(pool: pd.DataFrame) -> pd.DataFrame:
     pool = resolve(pool)
     p = parties(pool)
     shared = pd.Series(p["parties"].to_numpy() >= 2, index=pool.index)
-    tonight_groups = set(p.loc[pool["tonight"].to_numpy() & shared.to_numpy(), "group"])
-    hit = shared & p["group"].isin(tonight_groups)
+    group = p["group"].to_numpy()
+    tonight_groups = np.zeros(group.max(initial=-1) + 1, dtype=bool)
+    tonight_groups[group[pool["tonight"].to_numpy() & shared.to_numpy()]] = True
+    hit = shared & tonight_groups[group]
     columns = list(pool.columns) + ["group", "party", "others", "evidence", "cluster_id", "cluster_size"]
     if not hit.any():
         return pd.DataFrame(columns=columns)
@@ -120,22 +127,51 @@ def involved(pool: pd.DataFrame) -> pd.DataFrame:
     # other customers = the group's customers minus those of the row's own party
     per_group = rows.groupby("group")["customer"].transform("nunique")
     per_party = rows.groupby(["group", "party"])["customer"].transform("nunique")
-    evidence = {}
-    for _, members in rows.groupby("group", sort=False):
-        party = members["party"].to_numpy()
-        desc = members["desc"].to_numpy()
-        masked = members["masked_value"].to_numpy()
-        for i, idx in enumerate(members.index):
-            other = np.flatnonzero(party != party[i])
-            listed = "；".join(desc[other[:EVIDENCE_LIMIT]])
-            more = f"；等共{len(other)}条记录" if len(other) > EVIDENCE_LIMIT else ""
-            evidence[idx] = f"{masked[i]} 同时出现在：{listed}{more}"
+    evidence = _evidence(rows["group"].to_numpy(), rows["party"].to_numpy(), rows["desc"].to_numpy(dtype=object),
+                         rows["masked_value"].to_numpy(dtype=object))
     out = rows.drop(columns=["desc"])
     out["others"] = (per_group - per_party).astype("int64")
-    out["evidence"] = pd.Series(evidence, dtype="str").reindex(out.index).to_numpy()
+    out["evidence"] = pd.Series(evidence, dtype="str", index=out.index).to_numpy()
     out["cluster_id"] = cl.loc[out.index, "cluster_id"].to_numpy()
     out["cluster_size"] = cl.loc[out.index, "cluster_size"].to_numpy()
     return out
+
+
+def _evidence(group: np.ndarray, party: np.ndarray, desc: np.ndarray, masked: np.ndarray) -> list[str]:
+    """Per row (each group's rows together, in their order): '<masked value> 同时出现在：' and the
+    descriptions of the first EVIDENCE_LIMIT rows of its group outside its own party, '；等共N条记录'
+    when there are more. That listing depends on the row's (group, party) only: it is built once
+    per pair, column-wise (numpy positions, Arrow's list join), not row by row."""
+    n = len(group)
+    starts = np.flatnonzero(np.concatenate([[True], group[1:] != group[:-1]]))
+    sizes = np.diff(np.append(starts, n))
+    ordinal = np.repeat(np.arange(len(starts)), sizes)  # the row's group, 0..groups-1
+    pair, firsts = _first_codes(ordinal.astype(np.int64) * (int(party.max(initial=0)) + 1) + party)
+    pair_group, pair_party = ordinal[firsts], party[firsts]
+    members = np.bincount(pair, minlength=len(firsts))  # rows of the pair's party in its group
+    others = sizes[pair_group] - members
+    # the first EVIDENCE_LIMIT others of a pair are among its group's first (limit + own rows) rows
+    window = np.minimum(sizes[pair_group], EVIDENCE_LIMIT + members)
+    seg = np.repeat(np.arange(len(firsts)), window)
+    j = np.repeat(starts[pair_group], window) + (np.arange(len(seg)) - np.repeat(np.cumsum(window) - window, window))
+    other = party[j] != pair_party[seg]
+    seg, j = seg[other], j[other]
+    counted = np.bincount(seg, minlength=len(firsts))
+    rank = np.arange(len(seg)) - (np.cumsum(counted) - counted)[seg]
+    seg, j = seg[rank < EVIDENCE_LIMIT], j[rank < EVIDENCE_LIMIT]
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(seg, minlength=len(firsts)))])
+    listed = pc.binary_join(pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()),
+                                                          pa.array(desc[j], pa.large_string())),
+                            pa.scalar("；", pa.large_string()))
+    more = [f"；等共{k}条记录" if k > EVIDENCE_LIMIT else "" for k in others.tolist()]
+    tail = [a + b for a, b in zip(listed.to_pylist(), more)]
+    return [f"{m} 同时出现在：{tail[k]}" for m, k in zip(masked, pair.tolist())]
+
+
+def _first_codes(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of `keys` in order of first appearance, and the position of each code's first row."""
+    codes = pd.factorize(keys)[0]
+    return codes, np.unique(codes, return_index=True)[1]
 
 
 def shared_customers(pool: pd.DataFrame) -> set[bytes]:

@@ -90,6 +90,61 @@ def test_row_order_never_changes_the_result(rows, rnd):
     assert view(a) == view(b)
 
 
+def _evidence_row_by_row(hits: pd.DataFrame) -> list[str]:
+    """The evidence as it was first written: per group, per row, its other parties' records."""
+    import numpy as np
+
+    out = {}
+    for _, members in hits.groupby("group", sort=False):
+        party, desc = members["party"].to_numpy(), shared._describe(members).to_numpy()
+        masked = members["masked_value"].to_numpy()
+        for i, idx in enumerate(members.index):
+            other = np.flatnonzero(party != party[i])
+            more = f"；等共{len(other)}条记录" if len(other) > shared.EVIDENCE_LIMIT else ""
+            out[idx] = f"{masked[i]} 同时出现在：{'；'.join(desc[other[:shared.EVIDENCE_LIMIT]])}{more}"
+    return [out[i] for i in hits.index]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("xy"), st.sampled_from("ABCDEFGHIJKLMNOP"),
+                          st.sampled_from([f"P{i:02d}" for i in range(30)]), st.sampled_from([AP, IP])),
+                min_size=2, max_size=60, unique_by=lambda r: (r[2], r[3])))
+def test_evidence_lists_the_first_ten_records_of_other_parties(rows):
+    # big groups on two values, families (applicant and insured of one policy) as parties of several rows
+    p = pool(*rows)
+    p = p.assign(masked_name=p["customer"].map(lambda c: c.decode() + "*"),
+                 masked_value=p["value"].map(lambda v: f"139****{v.decode()}"))
+    hits = shared.involved(p)
+    assert hits["evidence"].tolist() == _evidence_row_by_row(hits)
+
+
+def test_evidence_past_ten_records_says_how_many():
+    rows = [("x", "A", "P00", AP), ("x", "A", "P01", AP)] + [("x", c, f"P{i + 2:02d}", AP) for i, c in enumerate("BCDEFGHIJKLM")]
+    hits = shared.involved(pool(*rows))
+    evidence = dict(zip(hits["policy_no"], hits["evidence"]))
+    assert evidence["P00"].endswith("；等共12条记录") and evidence["P00"].count("保单") == 10
+    assert "保单P01" not in evidence["P00"] and "保单P02" in evidence["P00"]  # not its own party's records
+    assert evidence["P02"].endswith("；等共13条记录") and "保单P00" in evidence["P02"]
+    assert evidence["P13"].count("保单") == 10 and "保单P13" not in evidence["P13"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.sampled_from([b"\x00\x01", b"\xff\x10", b"ab", b"\x7f\x80"])),
+                min_size=1, max_size=30), st.booleans())
+def test_suppression_keys_are_the_hex_of_the_hashes(pairs, mixed_widths):
+    from pipeline.book import detect
+
+    customers = [c + (b"\x05" if mixed_widths and i % 3 == 0 else b"") for i, (_, c) in enumerate(pairs)]
+    hits = pd.DataFrame({"group": [g for g, _ in pairs], "value": [bytes([g]) * 16 for g, _ in pairs],
+                         "customer": customers})
+    keys = detect.suppression_keys(hits)
+    customer = hits["customer"].map(lambda b: bytes(b).hex())
+    members = customer.groupby(hits["group"].to_numpy()).agg(lambda s: ",".join(sorted(set(s))))
+    assert list(keys["value_key"]) == [bytes([g]).hex() * 16 for g, _ in pairs]
+    assert list(keys["customer_key"]) == list(customer)
+    assert list(keys["group_keys"]) == list(members.reindex(hits["group"].to_numpy()))
+
+
 def test_key_file_is_created_private_and_reused(tmp_path, monkeypatch):
     monkeypatch.delenv(hashkey.ENV)
     path = tmp_path / "keys" / "hash.key"
