@@ -16,6 +16,7 @@ from checks.arrays import isin_text
 from checks.catalogue import RULES
 from pipeline import __version__, alerts, config, hashkey, nights, outputs, store
 from pipeline.book.detect import shared_night
+from pipeline.book.index import ContactIndex
 from pipeline.book.rows import version_of
 from pipeline.chunks import check_rows, first_rows, night_rules, per_worker, workers_of
 from pipeline.cases.night import reconcile, shared_keys
@@ -171,10 +172,7 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
             tally.contacts = None
             release()
             book.stats["rows_taken_back"] = replaced["contact_rows_taken_back"]
-            book.stats["compact_due"] = book.stats["recent_rows"] > int(cfg["contact_index"]["recent_rows_warning"])
-            if book.stats["compact_due"]:
-                warnings.append(f"the contact index's night tiers hold {book.stats['recent_rows']} rows; "
-                                "run `custdq index compact` in a quiet hour")
+            book.stats.update(_compaction(conn, book.stats, cfg["contact_index"], warnings))
             order = {code: i for i, code in enumerate(RULES)}
             outcomes = sorted(outcomes + book.outcomes, key=lambda o: order[o.rule_code])
             log.info("shared contacts: %s", {k: v for k, v in book.stats.items() if not isinstance(v, dict)})
@@ -281,6 +279,24 @@ def _night(extracts, business_date, out, engine_db, db, cfg, key, agents, stages
         outputs.write_json(manifest, out / "manifest.json")  # last: its presence marks a complete night
         log.debug("stage seconds %s, peak memory %s MB", stages.timings, manifest["peak_memory_mb"])
     return RunResult(out, manifest, items, gate_failed=bool(gate and gate.blocking_failed))
+
+
+def _compaction(conn, stats: dict, settings: dict, warnings: list[str]) -> dict:
+    """Past `recent_rows_warning` rows in night tiers, the night folds them into the main tier
+    itself (`auto_compact`, in its own transaction, under the writer lock it holds), so that no
+    operator has to remember `custdq index compact`; with `auto_compact` off it warns instead."""
+    due = stats["recent_rows"] > int(settings["recent_rows_warning"])
+    if not due:
+        return {"compact_due": False, "rows_compacted": 0}
+    if not settings["auto_compact"]:
+        warnings.append(f"the contact index's night tiers hold {stats['recent_rows']} rows; "
+                        "run `custdq index compact` in a quiet hour")
+        return {"compact_due": True, "rows_compacted": 0}
+    done = ContactIndex(conn).compact()
+    log.info("contact index compacted: %s rows folded into the main tier in %s s", count(done["rows_moved"]),
+             done["seconds"])
+    return {"compact_due": False, "rows_compacted": done["rows_moved"], "main_rows": done["main_rows"],
+            "recent_rows": done["recent_rows"], "night_tiers": done["night_tiers"]}
 
 
 def value_keys(fired: pd.DataFrame, key: bytes) -> pd.Series:
