@@ -93,9 +93,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             tmp.unlink()
 
 
-def _texts(arr) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    """A large_string array (chunks combined), where each text starts and the texts' bytes, back
-    to back (no copy)."""
+def text_bytes(arr) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """A large_string array (chunks combined), where each text starts (and the last ends) and
+    the texts' bytes, back to back, as they lie in Arrow's buffer (no copy)."""
     arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
     data = np.frombuffer(arr.buffers()[2] or b"", dtype=np.uint8)[offsets[0]: offsets[-1]]
@@ -115,7 +115,7 @@ def defuse(series: pd.Series) -> pd.Series:
     s = series.astype("str")
     if s.dtype.storage != "pyarrow":
         return s.where(~s.str.startswith(FORMULA_START).fillna(False), "'" + s)
-    arr, starts, data = _texts(pa.array(s.array))
+    arr, starts, data = text_bytes(pa.array(s.array))
     full = starts[1:] > starts[:-1]
     risky = full & _FORMULA_BYTES[data[np.where(full, starts[:-1], 0)]] if len(data) else full
     if not risky.any():
@@ -157,7 +157,7 @@ def _csv_field(values: pd.Series) -> pa.Array | None:
             return None
     except (pa.ArrowException, OverflowError, UnicodeEncodeError):  # past 64 bits, a lone surrogate: pandas
         return None
-    arr, _, data = _texts(arr.fill_null(""))
+    arr, _, data = text_bytes(arr.fill_null(""))
     raw = data.tobytes()
     if b"," in raw or b'"' in raw or b"\n" in raw:  # the few fields the csv module quotes
         quoted = pc.binary_join_element_wise(_QUOTE, pc.replace_substring(arr, '"', '""'), _QUOTE, _NOTHING)
@@ -178,7 +178,7 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
         for start in range(0, len(frame), CSV_SLICE):
             cells = [f.slice(start, CSV_SLICE) for f in fields]
             rows = pc.binary_join_element_wise(*[x for cell in cells for x in (cell, _COMMA)][:-1], _END, _NOTHING)
-            fh.write(_texts(rows)[2])
+            fh.write(text_bytes(rows)[2])
 
 
 def write_items(items: pd.DataFrame, out: Path) -> None:

@@ -10,21 +10,19 @@ name becomes a file name inside `worklists/` and nothing else: path separators, 
 characters Windows forbids are replaced, and the resolved path is checked.
 
 XlsxWriter writes each workbook's structure (header, styles, widths, pane, filter, drop-downs,
-print setup); the data rows are inline-string cells put into the sheet's <sheetData>. Every value
-is a string cell, never a formula whatever a name or detail holds; text is escaped as XlsxWriter
-escapes it (&, <, >; control characters, lone surrogates, literal `_xHHHH_`; cut to 32767 UTF-16
-units), and a value shaped like `<r>...</r>` is text too, never rich text.
+print setup); the data rows are inline-string cells put into the sheet's <sheetData>: every value
+a string cell, never a formula, escaped as XlsxWriter escapes text (&, <, >; control characters,
+lone surrogates, literal `_xHHHH_`; cut to 32767 UTF-16 units), `<r>...</r>` text, not rich text.
 
-Why so (a 1.22M-item night spent 45 s here; a row is ~1.5 kB of XML, three quarters markup): the
-texts are made once for all items, column-wise - dates, codes and flags factorized, so only their
-distinct values are formatted and escaped; free text stays the Arrow array pandas holds - and one
-`binary_join_element_wise` over all columns makes a slice's <row> elements, whose data buffer goes
-to zlib as it is (no Python strings). Escaping is a byte scan of a slice's texts: only one with
-&, <, >, a control character, '_x' or an over-long text meets the string kernels. zlib level 2: of
-a 200k-row night's 367 MB of sheet XML level 6 took 3.26 s of CPU for 33.8 MB, level 1 1.21 s for
-44.0 MB (+30 %), level 2 1.27 s for 41.2 MB (+22 %): as fast as 1, and smaller. Files are written
-two at a time on threads (Arrow's kernels and zlib let go of the GIL), each by one thread alone,
-so a file's content does not depend on the scheduling.
+Why so (1.22M items took 45 s here; a row is ~1.5 kB of XML, three quarters markup): the texts
+are made once, column-wise - dates, codes and flags factorized, so only distinct values are
+formatted and escaped; free text stays the Arrow array pandas holds - and one Arrow join over
+all columns makes a slice's <row>s, whose data buffer goes to zlib as it is. Escaping is a byte
+scan; only texts with &, <, >, a control character, '_x' or over 32767 bytes meet string kernels.
+zlib level 2: of a 200k-row night's 367 MB of sheet XML, level 6 took 3.26 s of CPU for 33.8 MB,
+level 1 1.21 s for 44.0 MB (+30 %), level 2 1.27 s for 41.2 MB (+22 %) - as fast as 1, smaller.
+Files are written two at a time on threads (Arrow and zlib let go of the GIL), each by one thread
+alone, so a file's content does not depend on the scheduling.
 
 The folder is written beside the old one and swapped in, so a reader sees the old worklists or
 the new ones, and a branch that has no items tonight leaves no stale file behind.
@@ -51,6 +49,7 @@ from xlsxwriter.utility import xl_col_to_name
 
 from checks.catalogue import RULES
 from pipeline.labels import ROLE_NAMES, SEVERITY_NAMES, STATUS_NAMES
+from pipeline.outputs import text_bytes
 
 REOPENED = STATUS_NAMES["reopened"]  # 状态 of an item whose `reopen_reason` is set (a correction that did not happen)
 STATES = ["未处理", "处理中", "已完成"]  # 处理状态 (SPEC 5)
@@ -201,13 +200,6 @@ def _fit(value: str) -> str:
     return units[: 2 * EXCEL_MAX_TEXT].decode("utf-16-le", "ignore")
 
 
-def _data(arr: pa.Array) -> tuple[np.ndarray, memoryview]:
-    """A large_string array's offsets and its texts' bytes, back to back (no copy)."""
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
-    data = arr.buffers()[2]
-    return offsets, memoryview(data if data is not None else b"")[offsets[0]: offsets[-1]]
-
-
 def _fix(arr: pa.Array, mask: pa.Array, fix) -> pa.Array:
     """`fix` applied to the few texts `mask` marks (in Python), the others kept as they are."""
     if not pc.any(mask).as_py():
@@ -223,7 +215,7 @@ def _escaped(texts) -> pa.Array:
         arr = _fix(arr, pc.greater(pc.binary_length(arr), EXCEL_MAX_TEXT), _fit)  # UTF-16 units <= UTF-8 bytes
     else:
         arr = texts.fill_null("") if texts.null_count else texts
-        offsets, data = _data(arr)
+        arr, offsets, data = text_bytes(arr)
         raw = data.tobytes()
         if (not raw.translate(None, _KEEP) and b"_x" not in raw and b"\xef\xbf\xbe" not in raw
                 and b"\xef\xbf\xbf" not in raw and np.diff(offsets).max(initial=0) <= EXCEL_MAX_TEXT):
@@ -248,8 +240,8 @@ _SPACE[list(b"\t\n\f\r ")] = True  # RE2's \s, of XlsxWriter's test ^\s|\s$ as t
 def _openings(escaped: pa.Array) -> pa.Array:
     """'>', or ' xml:space="preserve">' before a text that starts or ends with white space (an
     ASCII byte, so each text's first and last byte tell)."""
-    offsets, data = _data(escaped)
-    data, starts, ends = np.frombuffer(data, dtype=np.uint8), offsets[:-1] - offsets[0], offsets[1:] - offsets[0]
+    _, offsets, data = text_bytes(escaped)
+    starts, ends = offsets[:-1], offsets[1:]
     if not len(data):
         return pa.repeat(_PLAIN, len(escaped))
     full = ends > starts
@@ -274,7 +266,7 @@ class _Column:
         return [_openings(escaped), escaped]
 
 
-def _sheet_rows(columns: list[_Column], rows: np.ndarray, first: int = 2) -> memoryview:
+def _sheet_rows(columns: list[_Column], rows: np.ndarray, first: int = 2) -> np.ndarray:
     """<row> elements of data rows (sheet rows `first`, `first` + 1, ...), every value an
     inline-string cell, an empty one included (as XlsxWriter's write_string wrote it: a text
     cell, never a blank the next person's paste could turn into a number or formula): one Arrow
@@ -287,7 +279,7 @@ def _sheet_rows(columns: list[_Column], rows: np.ndarray, first: int = 2) -> mem
     xml = pc.binary_join_element_wise(*args, _text("</t></is></c></row>"), _NOTHING, _NOTHING)
     if xml.null_count:
         raise RuntimeError("a worklist cell without text (bug)")
-    return _data(xml)[1]
+    return text_bytes(xml)[2]
 
 
 def _row_pieces(columns: list[_Column], rows: np.ndarray):
@@ -365,12 +357,7 @@ def _write_book(path: Path, last: int, pieces, branch: str = "", business_date: 
     sheet.autofilter(0, 0, max(last, 1), len(COLUMNS) - 1)
     _print_setup(sheet, branch, business_date)
     workbook.close()
-    _put_rows(skeleton, path, pieces, last + 1)
-
-
-def _put_rows(skeleton: io.BytesIO, path: Path, pieces, last_row: int) -> None:
-    """Write the workbook to `path` with the data rows (`pieces`, bytes) streamed into its
-    sheet's <sheetData>."""
+    last_row = last + 1  # the file is written once: XlsxWriter's members, the rows streamed into <sheetData>
     with zipfile.ZipFile(skeleton) as z:
         members = [(info, z.read(info)) for info in z.infolist()]
     sheet_name = "xl/worksheets/sheet1.xml"
