@@ -133,7 +133,7 @@ def _column_texts(values: pd.Series, texts=_texts):
     if texts and (isinstance(kind, pd.StringDtype) or types.is_datetime64_any_dtype(kind)
                   or types.is_bool_dtype(kind) or types.is_integer_dtype(kind)):
         codes, distinct = pd.factorize(values, use_na_sentinel=False)
-        return codes, _arrow(texts(pd.Series(distinct)).tolist())
+        return codes.astype(np.int32), _arrow(texts(pd.Series(distinct)).tolist())  # 4 bytes an item a column
     return np.arange(len(values)), _arrow((texts(values) if texts else values).tolist())
 
 
@@ -146,7 +146,7 @@ def _arrow(texts: list):
 
 def _cell_texts(items: pd.DataFrame) -> list:
     """(codes, texts) of every COLUMNS entry (`_column_texts`)."""
-    absent = np.zeros(len(items), dtype=np.intp)
+    absent = np.zeros(len(items), dtype=np.int32)
     reasons = (_column_texts(items["reopen_reason"], TRANSFORMS["reopen_reason"]) if "reopen_reason" in items.columns
                else (absent, [""]))
     out = []
