@@ -203,17 +203,22 @@ def index():
 @click.option("--out", "out_dir", metavar="DIR", help="quarantine and manifest (default: out/index-load-<as-of>/)")
 @db_option
 @click.option("--config", "config_path", metavar="FILE", help="YAML settings merged over the defaults")
+@click.option("--engine", "engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+              help="where the book's rows are read, checked and hashed (spark: settings under `spark`)")
 @reports_errors
-def index_load(books, as_of, out_dir, db, config_path):
+def index_load(books, as_of, out_dir, db, config_path, engine):
     """Seed the contact index from a full customer-book extract (policy-extract columns).
 
     Example: custdq index load book_2026-11.csv --as-of 2026-11-19
+
+    Example: custdq index load book_part1.csv book_part2.csv --as-of 2026-11-19 --engine spark
     """
     from pipeline.book.load import load_book
     from pipeline.clock import now
 
     as_of = as_of or now().date()
-    m = load_book(list(books), as_of, out_dir, db, config_path, progress=lambda s: click.echo(s, err=True))
+    m = load_book(list(books), as_of, out_dir, db, config_path, progress=lambda s: click.echo(s, err=True),
+                  engine_name=engine)
     click.echo(f"custdq: index load: {m['rows_read']} rows read, {m['contact_rows_written']} contact rows "
                f"written; the index holds {m['index']['rows']} rows; manifest in {m['out_dir']}",
                err=True)

@@ -7,6 +7,11 @@ transaction; loading a book with the same `--as-of` date again replaces that loa
 empty index the rows go straight into the main tier with its lookup indexes dropped and rebuilt
 afterwards (one sort per index instead of millions of random inserts); otherwise they are
 written like a night's and the tiers are compacted at the end (pipeline.book.index).
+
+With `--engine spark` each file's rows are read, normalised, checked and turned into keyed
+contact rows as Spark tasks (pipeline.spark.night, the night's own row stages), and the driver
+writes what they hand back: the same rows as the local load, for a book whose row stages
+outgrow one machine.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import datetime as dt
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.lock import store_lock
@@ -24,56 +30,89 @@ from pipeline.book.tonight import NightContacts
 from pipeline.book.rows import contact_rows, version_of
 from pipeline.columns import EXTRACT_COLUMNS, alias_map
 from pipeline.engine import context
+from pipeline.errors import InputError
 from pipeline.ingest import read_extract
 from pipeline.normalise import normalise
-from pipeline.progress import peak_memory_mb
+from pipeline.progress import Stages, peak_memory_mb
 from pipeline.scope import split
+
+SPARK_STAGES = ["ingest", "normalise", "contract", "scope", "check"]  # the row stages Spark runs
 
 
 def load_book(paths: list[str], as_of: dt.date, out_dir: str | None = None, db: str | None = None,
-              config_path: str | None = None, progress=print) -> dict:
+              config_path: str | None = None, progress=print, engine_name: str = "local") -> dict:
+    if engine_name not in ("local", "spark"):
+        raise InputError(f"--engine {engine_name}: the engines are local and spark")
     started = time.perf_counter()
     cfg = config.load(config_path)
     engine, key, created = store.open_with_key(db, cfg)
+    spark = None
     try:
-        manifest = _load(paths, as_of, out_dir, engine, key, created.url, cfg, progress, started)
+        if engine_name == "spark":
+            from pipeline.spark.night import SparkNight
+
+            spark = SparkNight(cfg)
+        manifest = _load(paths, as_of, out_dir, engine, key, created.url, cfg, progress, started, spark)
     except BaseException:
         created.remove(engine)  # a first load that failed leaves no store and no key behind
         raise
+    finally:
+        if spark is not None:
+            spark.close()
     for line in created.notes():
         progress(f"custdq: {line}")
     return manifest
 
 
-def _load(paths, as_of, out_dir, engine, key, db, cfg, progress, started) -> dict:
+def _load(paths, as_of, out_dir, engine, key, db, cfg, progress, started, spark=None) -> dict:
     version = version_of(as_of.isoformat(), "book")
     out = Path(out_dir) if out_dir else Path("out") / f"index-load-{as_of.isoformat()}"
     files, quarantines = [], []
     loaded: set[str] = set()  # a policy in two book files: the first file's row counts
 
+    def files_rows():
+        """Per file: its accounting, its in-scope rows' policy numbers (indexed by row), and its
+        contact rows (NightContacts) of every in-scope row."""
+        for path in paths:
+            if spark is None:
+                extract = read_extract([path], alias_map(EXTRACT_COLUMNS, cfg["aliases"]))
+                frame = normalise(extract.frame, cfg)
+                contract.validate_parsed(frame)
+                sp = split(frame, [i.path for i in extract.inputs], cfg)
+                checked = frame.loc[sp.in_scope, ["policy_no"]]
+                rows = contact_rows(frame[sp.in_scope], context(as_of, extract.frame, cfg), key, version)
+                info = extract.inputs[0].to_dict() | {
+                    "rows_in_scope": int(sp.in_scope.sum()), "rows_out_of_scope": int(sp.out_of_scope.sum())}
+                yield info, pd.concat([extract.quarantine, sp.quarantined], ignore_index=True), checked, \
+                    NightContacts.of(rows, version)
+            else:
+                reading, tally = spark.check_rows([path], alias_map(EXTRACT_COLUMNS, cfg["aliases"]), as_of, cfg,
+                                                  None, key, version, Stages(SPARK_STAGES, quiet=True))
+                info = reading.inputs[0].to_dict() | {"rows_in_scope": tally.in_scope,
+                                                      "rows_out_of_scope": tally.out_of_scope}
+                yield info, pd.concat([reading.quarantine, *tally.quarantined], ignore_index=True), \
+                    tally.policy_frame()[["policy_no"]], tally.contacts
+
     def books():
         """(contact rows, policies) of each file in turn; the file's accounting into `files`."""
-        for path in paths:
-            extract = read_extract([path], alias_map(EXTRACT_COLUMNS, cfg["aliases"]))
-            frame = normalise(extract.frame, cfg)
-            contract.validate_parsed(frame)
-            sources = [i.path for i in extract.inputs]
-            sp = split(frame, sources, cfg)
-            checked = frame[sp.in_scope]
+        for info, quarantine, checked, contacts in files_rows():
             again = checked["policy_no"].isin(loaded)
-            rows = contact_rows(checked[~again], context(as_of, extract.frame, cfg), key, version)
+            # a policy's first record in the book counts, as a night keeps a policy number's
+            # first record (its later copies in the file, and its rows in a later file, do not)
+            first = ~again.to_numpy() & ~checked["policy_no"].duplicated().to_numpy()
+            keep = np.zeros(int(checked.index.max()) + 1 if len(checked) else 0, dtype=bool)
+            keep[checked.index[first].to_numpy()] = True
+            contacts.keep_first(keep)
             loaded.update(checked["policy_no"])
-            quarantine = pd.concat([extract.quarantine, sp.quarantined], ignore_index=True)
             quarantines.append(quarantine)
-            info = extract.inputs[0].to_dict() | {
-                "rows_in_scope": int(sp.in_scope.sum()), "rows_out_of_scope": int(sp.out_of_scope.sum()),
-                "rows_quarantined": len(quarantine), "policies_in_earlier_file": int(again.sum()),
-                "contact_rows": len(rows)}
+            info = info | {"rows_quarantined": len(quarantine), "policies_in_earlier_file": int(again.sum()),
+                           "contact_rows": contacts.num_rows}
             if info["rows"] != info["rows_in_scope"] + info["rows_out_of_scope"] + info["rows_quarantined"]:
                 raise RuntimeError("row reconciliation failed: a row was lost (bug)")
             files.append(info)
-            progress(f"custdq: index load: {path}: {info['rows']} rows, {len(rows)} contact rows")
-            yield rows, checked.loc[~again, "policy_no"]
+            progress(f"custdq: index load: {info['path']}: {info['rows']} rows, {contacts.num_rows} contact rows")
+            yield contacts, checked.loc[first, "policy_no"]
+            contacts.close()
 
     with store_lock(engine, "index load", None, float(cfg["store"]["lock_wait_seconds"]), notify=progress), \
             engine.begin() as conn:
@@ -81,18 +120,18 @@ def _load(paths, as_of, out_dir, engine, key, db, cfg, progress, started) -> dic
         taken_back = book.undo(version)
         bulk = book.size()["rows"] == 0
         if bulk:  # into an empty index: straight into the main tier, file by file, indexes built once
-            written = book.bulk_main(rows for rows, _ in books())
+            written = book.bulk_main(contacts.frame() for contacts, _ in books())
             compacted = None
         else:
-            written = sum(book.write(NightContacts.of(rows, version), policies, version)["rows_written"]
-                          for rows, policies in books())
+            written = sum(book.write(contacts, policies, version)["rows_written"] for contacts, policies in books())
             progress("custdq: index load: merging the tiers into the main index")
             compacted = book.compact()
         sizes = book.size()
     manifest = {
         "command": "index load", "as_of": as_of.isoformat(), "version": version, "inputs": files,
         "rows_read": sum(f["rows"] for f in files), "contact_rows_written": written,
-        "rows_taken_back": taken_back, "bulk_mode": bulk, "compacted": compacted, "index": sizes, "case_store": store.safe_url(db),
+        "rows_taken_back": taken_back, "bulk_mode": bulk,
+        "engine": spark.describe() if spark is not None else {"name": "local"}, "compacted": compacted, "index": sizes, "case_store": store.safe_url(db),
         "seconds": round(time.perf_counter() - started, 1), "peak_memory_mb": peak_memory_mb(),
     }
     out.mkdir(parents=True, exist_ok=True)
