@@ -107,12 +107,23 @@ def _describe(rows: pd.DataFrame) -> pd.Series:
     return ("保单" + rows["policy_no"] + " " + role_of(rows["field"]).map(ROLE_NAMES) + " " + who + ident).astype("str")
 
 
-def involved(pool: pd.DataFrame) -> pd.DataFrame:
+def judge(pool: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """Each row's customer after `resolve` and its `parties`: what `shared_customers` and
+    `involved` start from (pipeline.book.detect.grow judges the pool it ends with, so `involved`
+    need not judge it again)."""
+    resolved = resolve(pool)
+    return resolved["customer"].to_numpy(), parties(resolved)
+
+
+def involved(pool: pd.DataFrame, judged: tuple[np.ndarray, pd.DataFrame] | None = None) -> pd.DataFrame:
     """The rows that get an item tonight: every row of a shared group that has a row of tonight's
     extract, with `others` (how many other customers share the value), `evidence`, `cluster_id`
-    and `cluster_size`."""
-    pool = resolve(pool)
-    p = parties(pool)
+    and `cluster_size`. `judged`: `judge` of these rows in this order, when the caller has it."""
+    if judged is not None and len(judged[0]) == len(pool) and judged[1].index.equals(pool.index):
+        pool, p = pool.assign(customer=judged[0]), judged[1]
+    else:
+        pool = resolve(pool)
+        p = parties(pool)
     shared = pd.Series(p["parties"].to_numpy() >= 2, index=pool.index)
     group = p["group"].to_numpy()
     tonight_groups = np.zeros(group.max(initial=-1) + 1, dtype=bool)
@@ -174,8 +185,7 @@ def _first_codes(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.unique(codes, return_index=True)[1]
 
 
-def shared_customers(pool: pd.DataFrame) -> set[bytes]:
+def shared_customers(pool: pd.DataFrame, judged: tuple[np.ndarray, pd.DataFrame] | None = None) -> set[bytes]:
     """Customers carrying at least one shared value of the pool (to grow clusters from)."""
-    pool = resolve(pool)
-    p = parties(pool)
-    return set(pool.loc[p["parties"].to_numpy() >= 2, "customer"])
+    customer, p = judged if judged is not None else judge(pool)
+    return set(customer[p["parties"].to_numpy() >= 2])

@@ -90,6 +90,17 @@ def test_row_order_never_changes_the_result(rows, rnd):
     assert view(a) == view(b)
 
 
+def test_a_judgement_handed_in_gives_the_same_items():
+    p = pool(("x", "D1", "P1", AP, "N1"), ("x", "N1", "P2", AP, "N1"), ("x", "B", "P3", AP), ("y", "B", "P3", IP),
+             ("y", "C", "P4", AP))
+    alone = shared.involved(p)
+    assert len(alone) == 5 and alone["cluster_size"].tolist() == [3] * 5  # N1 is D1: customers D1, B, C
+    pd.testing.assert_frame_equal(shared.involved(p, shared.judge(p)), alone)
+    other = p.iloc[:3].reset_index(drop=True)  # a judgement of other rows is not used
+    pd.testing.assert_frame_equal(shared.involved(p, shared.judge(other)), alone)
+    assert shared.shared_customers(p, shared.judge(p)) == shared.shared_customers(p) == {b"D1", b"B", b"C"}
+
+
 def _evidence_row_by_row(hits: pd.DataFrame) -> list[str]:
     """The evidence as it was first written: per group, per row, its other parties' records."""
     import numpy as np

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from checks import shared
@@ -74,13 +76,14 @@ def _narrow(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True) if out else empty()
 
 
-def grow(book: index.ContactIndex, tonight: NightContacts, grouping=None) -> tuple[pd.DataFrame, dict]:
+def grow(book: index.ContactIndex, tonight: NightContacts, grouping=None) -> tuple[pd.DataFrame, dict, tuple | None]:
     """Tonight's rows that can be shared plus every stored row needed to judge them and
-    complete their clusters. Only those of tonight's rows become a frame: the others are
-    weeded out on digests, straight from tonight's Arrow tables. `grouping(stored_v, stored_c)`,
-    when given, finds the crowded digests over tonight's rows and the stored ones elsewhere (the
-    Spark engine's group-by, pipeline.spark); it may return more than `_crowded` would (never
-    fewer): the pool is narrowed exactly before anything is judged."""
+    complete their clusters, with their judgement (checks.shared.judge; None for no rows). Only
+    those of tonight's rows become a frame: the others are weeded out on digests, straight from
+    tonight's Arrow tables. `grouping(stored_v, stored_c)`, when given, finds the crowded digests
+    over tonight's rows and the stored ones elsewhere (the Spark engine's group-by,
+    pipeline.spark); it may return more than `_crowded` would (never fewer): the pool is narrowed
+    exactly before anything is judged."""
     fetched = set()  # values looked up beyond tonight's own
     found = [book.by_values(values) for values in tonight.values()]  # chunk by chunk: bounded memory
     stored = pd.concat(found, ignore_index=True).drop_duplicates("id") if found else empty()
@@ -97,7 +100,8 @@ def grow(book: index.ContactIndex, tonight: NightContacts, grouping=None) -> tup
     seen: set[bytes] = set()
     rounds, truncated = 0, False
     while True:
-        frontier = shared.shared_customers(pool) - seen if len(pool) else set()
+        judged = shared.judge(pool) if len(pool) else None
+        frontier = shared.shared_customers(pool, judged) - seen if judged is not None else set()
         if not frontier:
             break
         if rounds == MAX_ROUNDS:
@@ -109,8 +113,14 @@ def grow(book: index.ContactIndex, tonight: NightContacts, grouping=None) -> tup
         new_values = set(more["value"]) - fetched - set(pool["value"])
         fetched |= new_values
         parts = [pool, more] + ([book.by_values(new_values)] if new_values else [])
-        pool = _narrow([pd.concat(parts, ignore_index=True).drop_duplicates("id")])
-    return pool.reset_index(drop=True), {"cluster_rounds": rounds, "cluster_growth_truncated": truncated}
+        grown = _narrow([pd.concat(parts, ignore_index=True).drop_duplicates("id")])
+        # the pool's own rows stay (their values only get more customers) and come first: no row
+        # added means the same rows in the same order, judged already, their shared customers seen
+        done = len(grown) == len(pool)
+        pool = grown
+        if done:
+            break
+    return pool.reset_index(drop=True), {"cluster_rounds": rounds, "cluster_growth_truncated": truncated}, judged
 
 
 def _findings(hits: pd.DataFrame, frame: pd.DataFrame, sources: list[str], labels: dict) -> pd.DataFrame:
@@ -151,11 +161,29 @@ def _rows_at(frame: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
 def suppression_keys(hits: pd.DataFrame) -> dict[str, np.ndarray]:
     """What a confirmation of legitimacy suppresses (SPEC 6): the value, the row's customer and
     every customer of the value's group, as hex of their keyed hashes (never plaintext)."""
-    value = hits["value"].map(lambda b: bytes(b).hex())
-    customer = hits["customer"].map(lambda b: bytes(b).hex())
-    members = customer.groupby(hits["group"].to_numpy()).agg(lambda s: ",".join(sorted(set(s))))
-    return {"value_key": value.to_numpy(), "customer_key": customer.to_numpy(),
-            "group_keys": members.reindex(hits["group"].to_numpy()).to_numpy()}
+    value = _hex(hits["value"])
+    customer = _hex(hits["customer"])
+    # each group's distinct customers, sorted, comma-joined: sorted pairs and Arrow's list join
+    group = hits["group"].to_numpy()
+    pairs = pd.DataFrame({"group": group, "customer": customer}).drop_duplicates()
+    pairs = pairs.sort_values(["group", "customer"], kind="stable")
+    groups, starts = np.unique(pairs["group"].to_numpy(), return_index=True)
+    offsets = np.append(starts, len(pairs)).astype(np.int64)
+    joined = pc.binary_join(pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(
+        pairs["customer"].to_numpy(dtype=object), pa.large_string())), pa.scalar(",", pa.large_string()))
+    members = np.array(joined.to_pylist(), dtype=object)
+    return {"value_key": value, "customer_key": customer, "group_keys": members[np.searchsorted(groups, group)]}
+
+
+def _hex(values: pd.Series) -> np.ndarray:
+    """Hex text of each keyed hash: one hex pass over their concatenation when all have one length
+    (anything but bytes-like fails here as bytes(b) did)."""
+    v = values.to_numpy(dtype=object)
+    width = np.fromiter(map(len, v), dtype=np.int64, count=len(v))
+    if not len(v) or not width[0] or (width != width[0]).any():
+        return np.array([bytes(b).hex() for b in v], dtype=object)
+    text = np.frombuffer(b"".join(v).hex().encode("ascii"), dtype=f"S{2 * width[0]}")
+    return text.astype(f"U{2 * width[0]}").astype(object)
 
 
 def shared_night(conn: sa.Connection, tonight: NightContacts, frame: pd.DataFrame, labels: dict,
@@ -177,9 +205,9 @@ def shared_night(conn: sa.Connection, tonight: NightContacts, frame: pd.DataFram
     version = version_of(business_date.isoformat(), "night")
     book = index.ContactIndex(conn)  # an earlier run of the night was taken back (pipeline.nights)
     book.tonight = pd.Index(frame["policy_no"].unique())
-    pool, growth = grow(book, tonight, grouping)
+    pool, growth, judged = grow(book, tonight, grouping)
     step("lookup")
-    hits = shared.involved(pool) if len(pool) else pool.iloc[0:0]
+    hits = shared.involved(pool, judged) if len(pool) else pool.iloc[0:0]
     found = _findings(hits, frame, sources, labels) if len(hits) else None
     step("judge")
     written = book.write(tonight, frame["policy_no"], version)
