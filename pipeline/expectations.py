@@ -119,9 +119,30 @@ def _suite(gx, figures: pd.DataFrame, distinct: pd.DataFrame, cfg: dict):
 _PRELOAD: threading.Thread | None = None
 
 
+def import_gx():
+    """`import great_expectations`, safe where the main module has no file.
+
+    When PySpark is installed GX probes its Spark Connect module, and PySpark's probe ends the
+    process with exit status 0 ("Skipping doctests", `sys.exit(0)`) when `__main__` has neither
+    a spec nor a file nor an interactive prompt - `python -c`, a pytest-xdist worker, any host
+    that embeds custdq - and grpc is missing: the night would stop silently, with success. For
+    the import only, `sys.ps1` is set, so the probe raises its ImportError, which GX handles."""
+    main = sys.modules.get("__main__")
+    bare = (main is not None and getattr(main, "__spec__", None) is None and not hasattr(main, "__file__")
+            and not hasattr(sys, "ps1"))
+    if bare:
+        sys.ps1 = ">>> "
+    try:
+        import great_expectations as gx
+    finally:
+        if bare:
+            del sys.ps1
+    return gx
+
+
 def _import_gx() -> None:
     try:
-        import great_expectations  # noqa: F401 - imported for run_gate, ahead of time
+        import_gx()  # imported for run_gate, ahead of time
     except Exception:  # noqa: BLE001 - run_gate imports it again and reports what is wrong
         pass
 
@@ -146,7 +167,7 @@ def run_gate(figures: pd.DataFrame, distinct: pd.DataFrame, reference: dict, cfg
     import time
     started = time.perf_counter()
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no usage statistics leave the machine
-    import great_expectations as gx
+    gx = import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.disable(logging.CRITICAL)  # GX logs at INFO on its own loggers: our stderr carries our lines only

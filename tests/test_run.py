@@ -178,3 +178,22 @@ def test_manifest_is_written_last(invoke, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         run(invoke, tmp_path, [row()])
     assert not (tmp_path / "out-2026-11-20" / "manifest.json").exists()
+
+
+def test_a_night_started_from_python_c_writes_its_outputs(tmp_path):
+    """With PySpark installed, Great Expectations' probe of Spark Connect used to end a process
+    whose main module has no file (`python -c`, a pytest-xdist worker, an embedding host) with
+    exit status 0 and no outputs: a silent success. The night must run to its end."""
+    import os
+    import subprocess
+    import sys
+
+    extract = write_csv(tmp_path / "e.csv", [row()])
+    code = "import sys; from pipeline.cli import cli; sys.exit(cli())"
+    env = dict(os.environ, CUSTDQ_HASH_KEY="k" * 40)
+    done = subprocess.run([sys.executable, "-c", code, "run", str(extract), "--business-date", "2026-11-20",
+                           "--db", f"sqlite:///{tmp_path / 'cases.db'}", "--out", str(tmp_path / "o"), "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Skipping doctests" not in done.stderr
+    assert (tmp_path / "o" / "manifest.json").exists() and (tmp_path / "o" / "expectations.json").exists()
