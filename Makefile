@@ -35,6 +35,8 @@ bench: venv
 	$(BIN)/python -m benchmarks.shared --rows 1000000 --book 50000000 --work benchmarks/results/shared
 	$(BIN)/python -m benchmarks.cases --rows 1000000
 	$(BIN)/python -m benchmarks.scale --rows 1000000 10000000 --runs 3
+	$(BIN)/python -m benchmarks.scale --rows 1000000 --runs 1 --defect-rate 1.0
+	$(BIN)/python -m benchmarks.hashing
 
 ## regenerate the bundled sample (the exact command is recorded in data/samples/README.md)
 sample: venv
