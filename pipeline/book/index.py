@@ -158,27 +158,25 @@ def constant_columns(frame: pd.DataFrame) -> dict:
 
 def _keys(conn: sa.Connection, name: str, values: Iterable, kind: str) -> None:
     """(Re)fill the temporary key table `name` with distinct `values`, sorted (the join then walks
-    the big index in order)."""
+    the big index in order); text is made distinct and sorted by Arrow."""
     if kind == "BLOB" and not _sqlite(conn):
         kind = "BYTEA"
+    if kind == "TEXT":
+        text = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
+        distinct = pc.unique(pa.array(text, type=pa.string(), from_pandas=True).drop_null())
+        keys = distinct.take(pc.sort_indices(distinct)).to_pylist()
+    else:
+        keys = sorted(pd.unique(pd.Series(list(values), dtype=object)))
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
     conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} (k {kind})")
-    bulk_insert(conn, name, ["k"], ((v,) for v in sorted(pd.unique(pd.Series(list(values), dtype=object)))))
+    bulk_insert(conn, name, ["k"], ((v,) for v in keys))
     if not _sqlite(conn):
         conn.exec_driver_sql(f"ANALYZE {name}")  # the planner knows nothing of a fresh temporary table
 
 
 def key_table(conn: sa.Connection, name: str, values: pd.Series, kind: str = "TEXT") -> sa.TableClause:
-    """A temporary table `name` (column `k`) of the distinct text `values`, sorted, to join with."""
-    if kind != "TEXT":
-        _keys(conn, name, values, kind)
-    else:
-        distinct = pc.unique(pa.array(values, type=pa.string(), from_pandas=True).drop_null())
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
-        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} (k TEXT)")
-        bulk_insert(conn, name, ["k"], ((v,) for v in distinct.take(pc.sort_indices(distinct)).to_pylist()))
-        if not _sqlite(conn):
-            conn.exec_driver_sql(f"ANALYZE {name}")
+    """A temporary table `name` (column `k`) of the distinct `values`, sorted, to join with."""
+    _keys(conn, name, values, kind)
     return sa.table(name, sa.column("k"))
 
 
