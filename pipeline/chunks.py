@@ -18,6 +18,8 @@ import multiprocessing
 import os
 import time
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,7 +31,7 @@ from pipeline import contract, expectations
 from pipeline.book.rows import contact_rows
 from pipeline.book.tonight import NightContacts, Packed, pack
 from pipeline.engine import BOOK_RULES, NIGHT_RULES, Outcome, context, merge_outcomes, run_rules
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, CustdqError
 from pipeline.expectations import merge_profiles, profile
 from pipeline.ingest import FastPathLost, Reading, iter_extract
 from pipeline.items import rows_of
@@ -234,22 +236,49 @@ def _check_in_worker(raw: pd.DataFrame, sources: list[str]) -> tuple[ChunkResult
     return result, stages.timings
 
 
+class WorkerLost(CustdqError):
+    """A chunk worker process ended in the middle of the night (killed, out of memory). Exit 1;
+    nothing of the night is kept."""
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
 class Workers:
     """Chunks checked in worker processes side by side (`workers`), their results taken back in
     the extract's order, so the night is the one a single process makes. The workers are forked
-    before the night's heavy objects exist and get the night's settings once; each chunk travels
-    to a worker and its ChunkResult back, pickled. At most `workers` chunks wait their turn, so
-    memory stays bounded by the chunk size."""
+    before the night's heavy objects exist (and before the gate's background import) and get the
+    night's settings once; each chunk travels to a worker and its ChunkResult back, pickled. At
+    most `workers` chunks wait their turn, so memory stays bounded by the chunk size.
+
+    A worker that dies (the kernel's out-of-memory killer, an operator's `kill`) ends the night
+    with WorkerLost at once: a process pool that replaces the dead worker would wait for its
+    chunk for ever (concurrent.futures reports the broken pool; multiprocessing.Pool does not)."""
 
     def __init__(self, n: int, job: tuple):
         expectations.settle()
-        self.pool = multiprocessing.get_context("fork").Pool(n, initializer=_start_worker, initargs=(job,))
+        before = set(multiprocessing.active_children())
+        self.pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"),
+                                        initializer=_start_worker, initargs=(job,))
         self.pending: deque = deque()
-
         self.done = 0  # rows of the chunks taken back
+        self._result(self.pool.submit(_ready))  # forks every worker now (a fork pool starts all at once)
+        self.children = [p for p in multiprocessing.active_children() if p not in before]
+
+    def _result(self, future):
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            codes = sorted({p.exitcode for p in self.children if p.exitcode is not None}) if hasattr(self, "children") \
+                else []
+            how = f" (exit status {', '.join(map(str, codes))})" if codes else ""
+            raise WorkerLost(f"a chunk worker process ended in the middle of the night{how}: killed or out of "
+                             "memory? Nothing of the night was kept; run it again (with `workers: 1` in the "
+                             "config the night uses one process, or lower `chunk_rows`)") from None
 
     def submit(self, raw: pd.DataFrame, sources: list[str]) -> None:
-        self.pending.append((self.pool.apply_async(_check_in_worker, (raw, sources)), len(raw)))
+        self.pending.append((self.pool.submit(_check_in_worker, raw, sources), len(raw)))
 
     def take(self, tally: Tally, stages, keep: int) -> int:
         """Take back the oldest results until `keep` are waiting; returns the rows taken so far
@@ -257,15 +286,18 @@ class Workers:
         before = self.done
         while len(self.pending) > keep:
             pending, rows = self.pending.popleft()
-            result, timings = pending.get()
+            result, timings = self._result(pending)
             tally.take(result)
             stages.add(timings)
             self.done += rows
         return self.done if self.done > before else 0
 
     def close(self) -> None:
-        self.pool.terminate()
-        self.pool.join()
+        """Stop the workers at once (they may be busy with chunks nobody will take back)."""
+        for p in getattr(self, "children", []):
+            if p.is_alive():
+                p.kill()
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def night_rules(policies: pd.DataFrame, tally: Tally, business_date: dt.date, cfg: dict, sources: list[str]

@@ -61,3 +61,63 @@ def test_a_bad_workers_setting_is_one_line(invoke, tmp_path, nights):
     assert result.exit_code == 2
     assert result.output.strip() == "custdq: error: workers: must be a whole number of processes, at least 1, " \
                                     "or null (got 0)"
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def test_a_killed_worker_ends_the_night_with_one_line_and_keeps_nothing(tmp_path):
+    """A worker killed in the middle of the chunk loop (as the out-of-memory killer would): the
+    night stops at once with exit 1 and one line, and the store holds no run of it. (With
+    multiprocessing.Pool the night waited for the dead worker's chunk for ever.)"""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import sqlalchemy as sa
+
+    extract = tmp_path / "night.csv"
+    write_sample(60000, 9, str(extract))
+    config = tmp_path / "w.yaml"
+    config.write_text("chunk_rows: 4000\nworkers: 2\nexpectations:\n  enabled: false\n", encoding="utf-8")
+    db = tmp_path / "cases.db"
+    custdq = str(Path(sys.executable).with_name("custdq"))
+    env = dict(os.environ, CUSTDQ_HASH_KEY="custdq-test-key-0123456789abcdef0123456789")
+    proc = subprocess.Popen([custdq, "run", str(extract), "--business-date", "2026-11-20", "--db", f"sqlite:///{db}",
+                             "--out", str(tmp_path / "out"), "--config", str(config)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, victim = time.monotonic() + 120, None
+    while victim is None and time.monotonic() < deadline and proc.poll() is None:
+        kids = _children(proc.pid)
+        if len(kids) >= 2:
+            time.sleep(0.5)  # a few chunks in
+            victim = kids[0]
+            os.kill(victim, signal.SIGKILL)
+        time.sleep(0.02)
+    assert victim is not None, "the night never had two chunk workers"
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the night waited for its dead worker")
+    lines = [ln for ln in err.decode("utf-8").splitlines() if ln.strip()]
+    assert proc.returncode == 1, lines
+    assert "chunk worker process ended in the middle of the night" in lines[-1]
+    assert "Traceback" not in err.decode("utf-8")
+    assert not _children(proc.pid)
+    if db.exists():
+        with sa.create_engine(f"sqlite:///{db}").connect() as conn:
+            tables = sa.inspect(conn).get_table_names()
+            assert "runs" not in tables or conn.execute(sa.text("select count(*) from runs")).scalar() == 0
+    assert not (tmp_path / "out" / "manifest.json").exists()

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from checks import shared
 from checks.catalogue import RULES
 from pipeline.book import index
+from pipeline.book.digests import digest64, member
 from pipeline.book.rows import empty, version_of
 from pipeline.book.tonight import NightContacts
 from pipeline.engine import Outcome, severity_of
@@ -64,9 +65,9 @@ def _narrow(parts: list[pd.DataFrame]) -> pd.DataFrame:
     parts = [p for p in parts if len(p)]
     if not parts:
         return empty()
-    v = np.concatenate([index.digest64(p["value"], "value") for p in parts])
-    c = np.concatenate([index.digest64(p["customer"], "customer") for p in parts])
-    keep = index.member(v, _crowded(v, c))
+    v = np.concatenate([digest64(p["value"], "value") for p in parts])
+    c = np.concatenate([digest64(p["customer"], "customer") for p in parts])
+    keep = member(v, _crowded(v, c))
     out, start = [], 0
     for p in parts:
         mine = keep[start: start + len(p)]
@@ -85,17 +86,17 @@ def grow(book: index.ContactIndex, tonight: NightContacts, grouping=None) -> tup
     pipeline.spark); it may return more than `_crowded` would (never fewer): the pool is narrowed
     exactly before anything is judged."""
     fetched = set()  # values looked up beyond tonight's own
-    found = [book.by_values(values) for values in tonight.values()]  # chunk by chunk: bounded memory
-    stored = pd.concat(found, ignore_index=True).drop_duplicates("id") if found else empty()
+    chunks = list(tonight.values())  # each chunk's distinct values, looked up in one pass over the tiers
+    stored = book.by_values(chunks).drop_duplicates("id") if chunks else empty()
     v, c = tonight.digests()
     if grouping is not None:
-        crowded = grouping(index.digest64(stored["value"], "value"), index.digest64(stored["customer"], "customer"))
+        crowded = grouping(digest64(stored["value"], "value"), digest64(stored["customer"], "customer"))
     elif len(stored):
-        crowded = _crowded(np.concatenate([v, index.digest64(stored["value"], "value")]),
-                           np.concatenate([c, index.digest64(stored["customer"], "customer")]))
+        crowded = _crowded(np.concatenate([v, digest64(stored["value"], "value")]),
+                           np.concatenate([c, digest64(stored["customer"], "customer")]))
     else:
         crowded = _crowded(v, c)
-    pool = _narrow([tonight.frame(index.member(v, crowded)), stored])
+    pool = _narrow([tonight.frame(member(v, crowded)), stored])
     del v, c
     seen: set[bytes] = set()
     rounds, truncated = 0, False

@@ -10,12 +10,18 @@ into a 50M-row table with four indexes: 108 s here), and even into an empty SQLi
   by sorting. Beside it the store keeps sorted 64-bit digests of its values, customers and
   policy numbers (`contact_segments`, tier `main`): a night tests its 2.5M values against them
   with numpy and asks SQL only for the few that can match;
-* each night's rows are one tier: compressed Arrow record batches in `contact_segments`
-  (dictionary-encoded, zstd), written in a couple of seconds and read back into memory by the
-  next nights until `custdq index compact` folds them into the main tier;
+* each night's rows are one tier: compressed Arrow segments in `contact_segments`
+  (pipeline.book.segments), written in a couple of seconds and read by the next nights a
+  segment at a time, skipped on their digests, until a night past
+  `contact_index.recent_rows_warning` (or `custdq index compact`) folds them into the main tier;
 * a policy's rows are versioned (the night or book load that wrote them). When a later version
   of a policy arrives, `contact_superseded` records that the older one is replaced; re-running a
-  night deletes its tier and its supersessions, which brings the previous versions back.
+  night deletes its tier and its supersessions, which brings the previous versions back. A
+  re-sent policy whose rows are unchanged is not written again (pipeline.book.signature).
+
+Nothing here holds every stored row of a lookup in memory: main-tier rows come a page of SQL
+results at a time, tier rows a segment at a time, and each is filtered (live, not tonight's) on
+Arrow data before any becomes a Python value.
 
 Every method works inside the caller's transaction: a night's index writes commit together with
 its run record, or not at all.
@@ -23,8 +29,6 @@ its run record, or not at all.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -36,61 +40,22 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from checks.arrays import isin_text
+from pipeline.book import signature
+from pipeline.book.digests import digest64, digest64_arrow, member, within
 from pipeline.book.rows import CONTACT_COLUMNS, STORED, empty
+from pipeline.book.segments import Tiers, pool_frame
 from pipeline.store import contact_segments, contact_superseded, contacts
 
 if TYPE_CHECKING:
     from pipeline.book.tonight import NightContacts
 
 MAIN = contacts
-SEGMENT_ROWS = 500_000  # rows per Arrow segment (well under the 1 GB blob limits)
 DIGEST_PART = 16_000_000  # digest entries per blob (128 MB)
-TIER_ID = 1 << 40  # pool ids of tier rows: (tier number) * TIER_ID + position; main rows keep theirs
-DICTIONARY = ["kind", "field", "branch", "channel", "agent_code", "receipt_date", "version"]
 DIGESTS = {"value": "value", "customer": "customer", "policy": "policy_no"}
 
 
 def _sqlite(conn: sa.Connection) -> bool:
     return conn.dialect.name == "sqlite"
-
-
-def digest64(values: pd.Series, column: str) -> np.ndarray:
-    """64-bit digests: the first 8 bytes of a keyed hash, or BLAKE2b of a policy number."""
-    if column == "policy_no":
-        return np.fromiter((int.from_bytes(hashlib.blake2b(p.encode("utf-8"), digest_size=8).digest(), "little")
-                            for p in values), dtype=np.uint64, count=len(values))
-    if not len(values):
-        return np.zeros(0, dtype=np.uint64)
-    items = values.tolist() if isinstance(values, pd.Series) else list(values)
-    joined = b"".join(items)
-    if len(joined) == 16 * len(items):  # every hash is 16 bytes: cut the first 8 of each, vectorised
-        return np.frombuffer(joined, dtype=np.uint8).reshape(-1, 16)[:, :8].copy().view("<u8").ravel()
-    return np.frombuffer(b"".join(v[:8].ljust(8, b"\0") for v in items), dtype="<u8")
-
-
-def digest64_arrow(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """The first 8 bytes of each 16-byte keyed hash as uint64 (as index.digest64), read straight
-    from Arrow's buffers; a missing or odd-sized value falls back to the Python path."""
-    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
-    out = []
-    for arr in chunks:
-        if not len(arr):
-            continue
-        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset: arr.offset + len(arr) + 1]
-        if arr.null_count or not (np.diff(offsets) == 16).all():
-            out.append(digest64(pd.Series(arr.to_pylist(), dtype=object).fillna(b""), "value"))
-            continue
-        data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]]
-        out.append(data.reshape(-1, 16)[:, :8].copy().view("<u8").ravel())
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
-
-
-def member(probe: np.ndarray, digest: np.ndarray) -> np.ndarray:
-    """probe[i] in digest (sorted, unique): binary search, no sort of the 50M-entry digest."""
-    at = np.searchsorted(digest, probe)
-    hit = at < len(digest)
-    hit[hit] = digest[at[hit]] == probe[hit]
-    return hit
 
 
 def _column(values: pd.Series) -> list:
@@ -184,31 +149,45 @@ def _bytes(v):
     return None if v is None else bytes(v)
 
 
-def tier_table(rows: pd.DataFrame) -> pa.Table:
-    table = pa.Table.from_pandas(rows[STORED].reset_index(drop=True), preserve_index=False)
-    for name in DICTIONARY:
-        i = table.schema.get_field_index(name)
-        table = table.set_column(i, name, pc.dictionary_encode(table.column(name).cast(pa.string())))
-    return table
+ARROW_TYPES = {c: pa.binary() if c in ("value", "customer", "person") else pa.large_string() for c in STORED}
+FETCH_ROWS = 200_000  # main-tier rows fetched at a time
 
 
-def serialise(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
+def _arrow_rows(rows: list, names: list[str]) -> pa.Table:
+    """SQL result rows -> an Arrow table (hashes binary, texts large strings, `id` int64)."""
+    columns = list(zip(*rows)) if rows else [()] * len(names)
+    arrays = {}
+    for name, values in zip(names, columns):
+        if name == "id":
+            arrays[name] = pa.array(values, type=pa.int64())
+        elif ARROW_TYPES[name] == pa.binary():
+            arrays[name] = pa.array([_bytes(v) for v in values], type=pa.binary())
+        else:
+            arrays[name] = pa.array(values, type=pa.large_string())
+    return pa.table(arrays)
 
 
-def pool_frame(table: pa.Table) -> pd.DataFrame:
-    """Arrow rows -> the pandas shape of pool rows (hash columns as bytes)."""
-    out = {}
-    for name in table.column_names:
-        col = table.column(name)
-        if pa.types.is_dictionary(col.type):
-            col = col.cast(pa.string())
-        out[name] = col.to_pylist() if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type) \
-            else col.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
-    return pd.DataFrame(out)
+def _as_keys(keys, column: str) -> list[pa.Array]:
+    """Lookup keys (a Series or iterable of values, an Arrow array or a list of them) as Arrow
+    arrays without missing values: text for policy numbers, binary for keyed hashes."""
+    if isinstance(keys, (pa.Array, pa.ChunkedArray)):
+        keys = [keys]
+    elif not (isinstance(keys, list) and keys and all(isinstance(k, (pa.Array, pa.ChunkedArray)) for k in keys)):
+        values = keys if isinstance(keys, pd.Series) else pd.Series(list(keys), dtype=object)
+        values = values.dropna() if values.isna().any() else values
+        if column == "policy_no":
+            keys = [pa.array(values.astype("str").array, type=pa.large_string())]
+        else:
+            keys = [pa.array(values.map(_bytes).tolist(), type=pa.binary())]
+    out = []
+    for k in keys:
+        k = k.combine_chunks() if isinstance(k, pa.ChunkedArray) else k
+        k = k.drop_null()
+        if pa.types.is_string(k.type):
+            k = k.cast(pa.large_string())
+        if len(k):
+            out.append(k)
+    return out
 
 
 class ContactIndex:
@@ -217,27 +196,36 @@ class ContactIndex:
     def __init__(self, conn: sa.Connection):
         self.conn = conn
         self.tonight = pd.Index([], dtype=object)  # policies tonight replaces: lookups leave them out
-        self._tiers: dict[str, pa.Table] | None = None
+        self.segments = Tiers(conn)
         self._superseded: pd.DataFrame | None = None
+        self._gone: dict[str, pa.Array] | None = None
+        self._tonight_keys: tuple[int, pa.Array] | None = None
         self._digests: dict[str, np.ndarray] = {}
 
     # ---- reading -------------------------------------------------------------------------
     def tiers(self) -> dict[str, pa.Table]:
-        """The night tiers (and book loads not yet compacted), oldest first, as Arrow tables."""
-        if self._tiers is None:
-            q = (sa.select(contact_segments.c.tier, contact_segments.c.data)
-                 .where(contact_segments.c.kind == "rows").order_by(contact_segments.c.tier, contact_segments.c.part))
-            parts: dict[str, list[pa.Table]] = {}
-            for tier, data in self.conn.execute(q):
-                parts.setdefault(tier, []).append(pa.ipc.open_stream(bytes(data)).read_all())
-            self._tiers = {t: pa.concat_tables(p, promote_options="permissive") for t, p in parts.items()}
-        return self._tiers
+        """The night tiers decoded whole, oldest first (for tools and tests; lookups read them a
+        segment at a time, pipeline.book.segments)."""
+        return self.segments.tables()
 
     def superseded(self) -> pd.DataFrame:
         if self._superseded is None:
             result = self.conn.execute(sa.select(contact_superseded))
             self._superseded = pd.DataFrame(result.fetchall(), columns=["policy_no", "version", "by_version"])
         return self._superseded
+
+    def _gone_at(self) -> dict[str, pa.Array]:
+        """Per version, the policy numbers whose rows of that version were replaced."""
+        if self._gone is None:
+            self._gone = {str(v): pa.array(g["policy_no"].astype(str).tolist(), type=pa.large_string())
+                          for v, g in self.superseded().groupby("version")}
+        return self._gone
+
+    def _tonight(self) -> pa.Array:
+        if self._tonight_keys is None or self._tonight_keys[0] != id(self.tonight):
+            self._tonight_keys = (id(self.tonight), pa.array(pd.Series(self.tonight, dtype=object).astype(str).tolist(),
+                                                             type=pa.large_string()))
+        return self._tonight_keys[1]
 
     def digest(self, name: str) -> np.ndarray:
         if name not in self._digests:
@@ -247,73 +235,88 @@ class ContactIndex:
             self._digests[name] = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
         return self._digests[name]
 
-    def _live(self, rows: pd.DataFrame, keep_tonight: bool = False) -> pd.DataFrame:
+    def _live(self, table: pa.Table, keep_tonight: bool) -> pa.Table:
         """Rows not replaced by a later version (nor, unless asked, by tonight's extract)."""
-        if not len(rows):
-            return rows
-        gone = self.superseded()
-        if len(gone):
-            pairs = pd.MultiIndex.from_frame(gone[["policy_no", "version"]].astype(str))
-            mine = pd.MultiIndex.from_arrays([rows["policy_no"].astype(str), rows["version"].astype(str)])
-            rows = rows[~mine.isin(pairs)]
+        if not table.num_rows:
+            return table
+        ok = np.ones(table.num_rows, dtype=bool)
+        policy = table.column("policy_no").combine_chunks().cast(pa.large_string())
+        gone = self._gone_at()
+        if gone:
+            version = table.column("version").combine_chunks()
+            version = version.cast(pa.string()) if pa.types.is_dictionary(version.type) else version
+            for v in pc.unique(version).to_pylist():
+                if v in gone:
+                    at = pc.equal(version, v).to_numpy(zero_copy_only=False)
+                    ok[at] &= ~within(policy.filter(pa.array(at)), gone[v])
         if not keep_tonight and len(self.tonight):
-            rows = rows[~isin_text(rows["policy_no"], self.tonight)]
-        return rows
+            ok &= ~within(policy, self._tonight())
+        return table if ok.all() else table.filter(pa.array(ok))
 
-    def _main(self, column: str, keys: pd.Series) -> pd.DataFrame:
-        """Main-tier rows whose `column` is among `keys`: the digest first, SQL for the rest."""
+    def _main(self, column: str, keys: list[pa.Array], keep_tonight: bool):
+        """Live main-tier rows whose `column` is among `keys`, a page at a time: the digest first,
+        SQL for the rest."""
         digest = self.digest("policy" if column == "policy_no" else column)
-        if not len(keys) or not len(digest):
-            return pd.DataFrame(columns=["id"] + STORED)
-        if isinstance(keys, pa.Array):  # many keyed hashes, straight from tonight's Arrow tables
-            maybe = keys.filter(pa.array(member(digest64_arrow(keys), digest))).to_pylist()
-        else:
-            maybe = keys[member(digest64(keys, column), digest)].tolist()
+        if not keys or not len(digest):
+            return
+        maybe = []
+        for k in keys:
+            d = digest64(pd.Series(k.to_pylist(), dtype=object), column) if column == "policy_no" else digest64_arrow(k)
+            maybe += k.filter(pa.array(member(d, digest))).to_pylist()
         if not maybe:
-            return pd.DataFrame(columns=["id"] + STORED)
+            return
         _keys(self.conn, "q_main", maybe, "TEXT" if column == "policy_no" else "BLOB")
-        select = ", ".join(f"c.{c}" for c in ["id"] + STORED)
+        names = ["id"] + STORED
+        select = ", ".join(f"c.{c}" for c in names)
         result = self.conn.exec_driver_sql(f"SELECT {select} FROM q_main q CROSS JOIN {MAIN.name} c WHERE c.{column} = q.k")
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-        for col in ("value", "customer", "person"):
-            frame[col] = frame[col].map(_bytes)
-        return frame
+        while rows := result.fetchmany(FETCH_ROWS):
+            table = self._live(_arrow_rows(rows, names), keep_tonight)
+            if table.num_rows:
+                yield table
 
-    def _from_tiers(self, column: str, keys: pd.Series) -> pd.DataFrame:
-        parts = []
-        if not self.tiers() or not len(keys):
-            return pd.DataFrame(columns=["id"] + STORED)
-        if isinstance(keys, pa.Array):
-            wanted = keys
-        elif column == "policy_no":  # text: straight from the Series' Arrow buffers, no Python strings
-            wanted = pa.array(keys.astype("str").array, type=pa.string())
-        else:
-            wanted = pa.array(keys.tolist(), type=pa.binary())
-        for number, (tier, table) in enumerate(self.tiers().items(), start=1):
-            hit = pc.is_in(table.column(column).cast(wanted.type), value_set=wanted)
-            positions = np.flatnonzero(hit.to_numpy(zero_copy_only=False))
-            if len(positions):
-                frame = pool_frame(table.take(pa.array(positions)))
-                frame.insert(0, "id", number * TIER_ID + positions)
-                parts.append(frame)
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["id"] + STORED)
+    def _from_tiers(self, column: str, keys: list[pa.Array], keep_tonight: bool):
+        """Live tier rows whose `column` is among `keys`, a segment at a time: segments are
+        skipped on their digests, rows picked on digests first and exactly after."""
+        if not keys:
+            return
+        probe = None if column == "policy_no" else np.unique(np.concatenate([digest64_arrow(k) for k in keys]))
+        for segment, table in self.segments.scan(None if probe is None else {column: probe}):
+            values = table.column(column).combine_chunks()
+            if probe is None:
+                positions = np.flatnonzero(within(values.cast(pa.large_string()), keys[0]))
+            else:
+                positions = np.flatnonzero(member(digest64_arrow(values), probe))
+                if len(positions):
+                    picked = values.take(pa.array(positions))
+                    exact = np.zeros(len(positions), dtype=bool)
+                    for k in keys:
+                        exact |= within(picked, k)
+                    positions = positions[exact]
+            if not len(positions):
+                continue
+            rows = table.take(pa.array(positions))
+            rows = rows.add_column(0, "id", pa.array(segment.first_id + positions, type=pa.int64()))
+            rows = self._live(rows, keep_tonight)
+            if rows.num_rows:
+                yield rows
 
-    def _lookup(self, column: str, keys: Iterable | pa.Array, keep_tonight: bool = False) -> pd.DataFrame:
-        if isinstance(keys, pa.ChunkedArray):
-            keys = keys.combine_chunks()
-        if isinstance(keys, pa.Array):
-            keys = keys.drop_null()
-        else:
-            keys = keys if isinstance(keys, pd.Series) else pd.Series(list(keys), dtype=object)
-            if keys.isna().any():  # (no copy of tonight's 10M policy numbers when none is missing)
-                keys = keys.dropna()
-        found = pd.concat([self._main(column, keys), self._from_tiers(column, keys)], ignore_index=True)
-        found = self._live(found, keep_tonight)
-        out = found.assign(row=np.int64(-1), tonight=False)
-        return out.astype({"id": "int64"})[CONTACT_COLUMNS] if len(out) else empty()
+    def _stored(self, column: str, keys, keep_tonight: bool = False):
+        """Live stored rows (main tier, then the tiers) whose `column` is among `keys`, as Arrow
+        tables a page or segment at a time."""
+        keys = _as_keys(keys, column)
+        yield from self._main(column, keys, keep_tonight)
+        yield from self._from_tiers(column, keys, keep_tonight)
 
-    def by_values(self, values: Iterable[bytes]) -> pd.DataFrame:
-        """Live rows of other policies than tonight's carrying any of `values`."""
+    def _lookup(self, column: str, keys, keep_tonight: bool = False) -> pd.DataFrame:
+        frames = [pool_frame(t) for t in self._stored(column, keys, keep_tonight)]
+        if not frames:
+            return empty()
+        out = pd.concat(frames, ignore_index=True).assign(row=np.int64(-1), tonight=False)
+        return out.astype({"id": "int64"})[CONTACT_COLUMNS]
+
+    def by_values(self, values) -> pd.DataFrame:
+        """Live rows of other policies than tonight's carrying any of `values` (keyed hashes, or
+        Arrow arrays of them: tonight's chunks, looked up in one pass over the tiers)."""
         return self._lookup("value", values)
 
     def by_customers(self, customers: Iterable[bytes]) -> pd.DataFrame:
@@ -334,48 +337,35 @@ class ContactIndex:
             removed += gone
         sup = contact_superseded
         self.conn.execute(sup.delete().where(sa.or_(sup.c.by_version == version, sup.c.version == version)))
-        self._tiers, self._superseded = None, None
+        self.segments.forget()
+        self._superseded, self._gone = None, None
         return removed
-
-    def _current_of(self, policies: pd.Series) -> pd.DataFrame:
-        return self._lookup("policy_no", policies, keep_tonight=True)
-
-    @staticmethod
-    def _signature(rows: pd.DataFrame) -> pd.DataFrame:
-        """Per policy, an order-independent fingerprint of everything stored about it except the
-        version: the row count and two wrapping sums of 64-bit row hashes (vectorised; a policy's
-        rows may come back in any order and from a dictionary-encoded tier)."""
-        cols = {}
-        for c in (c for c in STORED if c != "version"):
-            col = rows[c].astype(object)
-            binary = c in ("value", "customer", "person")  # keyed hashes (bytes)
-            cols[c] = col.where(col.notna(), b"" if binary else "")
-            if not binary:
-                cols[c] = cols[c].astype(str)
-        h = pd.util.hash_pandas_object(pd.DataFrame(cols), index=False).to_numpy()
-        with np.errstate(over="ignore"):
-            h2 = (h * np.uint64(0x9E3779B97F4A7C15)) ^ (h >> np.uint64(29))
-        sig = pd.DataFrame({"n": np.ones(len(h), dtype=np.int64), "a": h, "b": h2})
-        return sig.groupby(rows["policy_no"].to_numpy()).sum()
 
     def write(self, rows: NightContacts, policies: pd.Series, version: str) -> dict:
         """Make `rows` the version `version` of `policies` (a policy without rows had its contacts
-        removed). A policy whose live rows are unchanged is not written again."""
-        stored = self._current_of(policies)
+        removed). A policy whose live rows are unchanged is not written again: stored and
+        tonight's rows are compared per policy by fingerprints (pipeline.book.signature), folded a
+        segment, page or chunk at a time."""
+        parts, pairs = [], []
+        for table in self._stored("policy_no", policies, keep_tonight=True):
+            parts.append(signature.partial(table))
+            pv = table.select(["policy_no", "version"])
+            pv = pv.set_column(1, "version", pv.column("version").cast(pa.string()))
+            pairs.append(pv.group_by(["policy_no", "version"]).aggregate([]))
+        stored = signature.combine(parts)
         keep, later = pd.Index([]), pd.Series(dtype=object)
         supersede = pd.DataFrame(columns=["policy_no", "version", "by_version"])
-        if len(stored):
-            # newest stored version per policy (sort + last: vectorised on Arrow strings, where a
-            # group-by max falls back to Python per group)
-            pv = stored[["policy_no", "version"]].astype(object)
+        if stored.num_rows:
+            pv = pa.concat_tables(pairs).group_by(["policy_no", "version"]).aggregate([]).to_pandas()
+            pv = pv[["policy_no", "version"]].astype(object)
+            # newest stored version per policy (sort + last: vectorised)
             newest = pv.sort_values("version", kind="stable").drop_duplicates("policy_no", keep="last")
             newest = pd.Series(newest["version"].to_numpy(), index=newest["policy_no"].to_numpy())
             later = newest[newest > version]
-            same = self._signature(stored)
-            ours = rows.rows_of_policies(same.index)
-            mine = self._signature(ours).reindex(same.index) if len(ours) else same.iloc[0:0].reindex(same.index)
-            keep = same.index[(same == mine).all(axis=1).to_numpy()]
-            old = pv[~pv["policy_no"].isin(keep.union(later.index))].drop_duplicates()
+            mine = signature.combine([signature.partial(t) for t in rows.tables_of_policies(stored.column("policy_no"))])
+            keep = pd.Index(signature.unchanged(stored, mine).to_pylist(), dtype=object)
+            moved = keep.union(later.index)
+            old = pv[~isin_text(pv["policy_no"], moved)] if len(moved) else pv
             supersede = old.assign(by_version=version)
         # re-running an older night never hides a newer version: its rows arrive already replaced
         stale = rows.rows_of_policies(later.index.difference(keep))[["policy_no"]].drop_duplicates()
@@ -383,24 +373,11 @@ class ContactIndex:
         if len(supersede):
             bulk_insert(self.conn, contact_superseded.name, ["policy_no", "version", "by_version"],
                         python_rows(supersede[["policy_no", "version", "by_version"]].astype(str)))
-        written = self._append_segments(version, rows, keep)
-        self._superseded = None
+        written = self.segments.append(version, rows.tier_blobs(version, keep))
+        self._superseded, self._gone = None, None
         distinct = len(self.tonight) if len(self.tonight) else int(pd.Series(policies).nunique())
         return {"policies": distinct, "rows_written": written,
                 "policies_unchanged": len(keep), "policies_newer_kept": len(later)}
-
-    def _append_segments(self, tier: str, rows: NightContacts, unchanged: pd.Index) -> int:
-        """Write `rows` but those of the `unchanged` policies as tier `tier`; returns rows written."""
-        seg = contact_segments
-        start = int(self.conn.execute(sa.select(sa.func.coalesce(sa.func.max(seg.c.part) + 1, 0))
-                                      .where(seg.c.tier == tier, seg.c.kind == "rows")).scalar())
-        written = 0
-        for part, (n, blob) in enumerate(rows.tier_blobs(tier, unchanged), start=start):
-            if n:
-                self.conn.execute(seg.insert().values(tier=tier, kind="rows", part=part, rows=n, data=blob))
-                written += n
-        self._tiers = None
-        return written
 
     # ---- the main tier -------------------------------------------------------------------
     def _main_rows(self) -> int:
@@ -443,20 +420,13 @@ class ContactIndex:
         return total
 
     def compact(self) -> dict:
-        """Fold every tier into the main tier (a maintenance step for a quiet hour)."""
+        """Fold every tier into the main tier, a segment at a time (automatic after a night past
+        `contact_index.recent_rows_warning`, or `custdq index compact`)."""
         started = time.perf_counter()
-        tiers = list(self.tiers().items())
-        moving = sum(t.num_rows for _, t in tiers)
-
-        def frames():
-            for _, table in tiers:
-                for offset in range(0, table.num_rows, SEGMENT_ROWS):
-                    yield pool_frame(table.slice(offset, SEGMENT_ROWS))
-
+        moving = sum(seg.rows for seg in self.segments.segments())
         if moving:
-            self.bulk_main(frames())
-            self.conn.execute(contact_segments.delete().where(contact_segments.c.kind == "rows"))
-        self._tiers = None
+            self.bulk_main(pool_frame(table) for _, table in self.segments.scan())
+            self.segments.drop_all()
         return {"rows_moved": moving, "seconds": round(time.perf_counter() - started, 1), **self.size()}
 
     def size(self) -> dict:

@@ -21,7 +21,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.book.index import SEGMENT_ROWS, digest64, pool_frame, serialise, tier_table
+from pipeline.book.digests import digest64, within
+from pipeline.book.segments import SEGMENT_ROWS, pool_frame, serialise, sorted_digests, tier_table
 from pipeline.book.rows import CONTACT_COLUMNS, empty
 from pipeline.errors import InputError
 
@@ -30,7 +31,7 @@ from pipeline.errors import InputError
 class Packed:
     """One chunk's contact rows, compressed, with what the night keeps in memory of them."""
 
-    blob: bytes  # STORED columns, a compressed Arrow stream (pipeline.book.index.serialise)
+    blob: bytes  # STORED columns, a compressed Arrow stream (pipeline.book.segments.serialise)
     rows: np.ndarray
     value64: np.ndarray
     customer64: np.ndarray
@@ -155,14 +156,27 @@ class NightContacts:
         out["tonight"] = True
         return out.astype({"id": "int64", "row": "int64"})[CONTACT_COLUMNS]
 
+    def _flags_of_policies(self, policies: pa.Array) -> list[np.ndarray]:
+        """Per part, which kept rows belong to `policies` (large strings)."""
+        return [within(p.kept().column("policy_no").combine_chunks().cast(pa.large_string()), policies)
+                for p in self.parts]
+
     def rows_of_policies(self, policies: pd.Index) -> pd.DataFrame:
         """Every kept row of the given policy numbers."""
         if not len(policies) or not self.parts:
             return empty()
-        wanted = pa.array(policies.astype(object).tolist(), type=pa.string())
-        flags = np.concatenate([pc.is_in(p.kept().column("policy_no"), value_set=wanted).to_numpy(zero_copy_only=False)
-                                for p in self.parts])
-        return self.frame(flags)
+        wanted = pa.array(policies.astype(object).tolist(), type=pa.large_string())
+        return self.frame(np.concatenate(self._flags_of_policies(wanted)))
+
+    def tables_of_policies(self, policies: pa.Array):
+        """The kept rows of the given policy numbers (large strings), as Arrow tables, part by part."""
+        if not len(policies):
+            return
+        for part in self.parts:
+            table = part.kept()
+            mine = within(table.column("policy_no").combine_chunks().cast(pa.large_string()), policies)
+            if mine.any():
+                yield table.filter(pa.array(mine))
 
     def tested(self, kind: str) -> int:
         """Distinct extract records with a kept contact row of `kind` (P or B)."""
@@ -188,19 +202,21 @@ class NightContacts:
         return found
 
     def tier_blobs(self, tier: str, unchanged: pd.Index):
-        """(rows, compressed Arrow stream) segments of the kept rows but those of `unchanged`
-        policies, as tier `tier`: a chunk nothing was taken from is passed on as it is."""
-        skip = pa.array(unchanged.astype(object).tolist(), type=pa.string())
+        """(rows, compressed Arrow stream, digests) segments of the kept rows but those of
+        `unchanged` policies, as tier `tier`: a chunk nothing was taken from is passed on as it is."""
+        skip = pa.array(unchanged.astype(object).tolist(), type=pa.large_string())
         for part in self.parts:
             if part.keep.all() and not len(skip) and tier == self.version and len(part.keep) <= SEGMENT_ROWS:
-                yield len(part.keep), part.blob
+                yield len(part.keep), part.blob, {"value": np.unique(part.value64), "customer": np.unique(part.customer64)}
                 continue
             table = part.kept()
             if len(skip):
-                table = table.filter(pc.invert(pc.is_in(table.column("policy_no"), value_set=skip)))
+                table = table.filter(pa.array(~within(table.column("policy_no").combine_chunks().cast(pa.large_string()),
+                                                      skip)))
             if tier != self.version:
                 table = table.set_column(table.schema.get_field_index("version"), "version",
                                          pc.dictionary_encode(pa.array([tier] * table.num_rows, type=pa.string())))
             for offset in range(0, table.num_rows, SEGMENT_ROWS):
                 piece = table.slice(offset, SEGMENT_ROWS)
-                yield piece.num_rows, serialise(piece)
+                yield piece.num_rows, serialise(piece), {name: sorted_digests(piece.column(name))
+                                                         for name in ("value", "customer")}

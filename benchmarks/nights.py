@@ -1,0 +1,144 @@
+"""python -m benchmarks.nights resend [--rows 1000000] | series [--nights 20 --new 500000 --resent 100000]:
+nights in a row on one store (issue 16, point 7).
+
+`resend`: a first night of `--rows` policies, then the next night re-sends the whole book
+(`custdq sample --after --resend 1.0 --changed 0.1`: a tenth with a new phone or account). The
+target: the re-sent night costs ≤ 1.5x the first night's time and peak memory.
+
+`series`: `--nights` consecutive nights on one store, nobody settling items (so the listed
+backlog grows) and no manual compaction: the first night `--new` policies, every later one
+`--new` new policies (a tenth of them recurring customers) plus `--resent` policies of the
+three nights before it, some changed, some corrected. The target: the last night costs ≤ 1.3x
+the second per (row read + item listed), and ≤ 1.3x its peak memory.
+
+Each night runs `custdq run` in a fresh process (wall time and the peak memory of its process
+tree, as benchmarks.scale measures them). Extracts are generated first, outside the timings,
+and kept in `--work` between runs. Writes benchmarks/results/nights-<mode>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from benchmarks.__main__ import machine
+from benchmarks.scale import CUSTDQ, KEY, measured
+
+START = dt.date(2026, 11, 2)
+
+
+def generate(out: Path, rows: int, seed: int, date: dt.date, after: list[Path], env: dict, **shares) -> None:
+    if out.exists():
+        return
+    extra = [a for p in after for a in ("--after", str(p))]
+    extra += [a for k, v in shares.items() for a in (f"--{k}", str(v))]
+    got = measured([CUSTDQ, "sample", "--rows", str(rows), "--seed", str(seed), "--out", str(out),
+                    "--business-date", date.isoformat(), *extra], 2**40, env)
+    if got["exit"]:
+        sys.exit(f"custdq sample failed: {got['stderr_tail']}")
+    print(f"generated {out.name}: {rows:,} rows in {got['seconds']} s", flush=True)
+
+
+def run(extract: Path, date: dt.date, store: Path, out: Path, limit: int, env: dict) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    got = measured([CUSTDQ, "run", str(extract), "--business-date", date.isoformat(), "--db", f"sqlite:///{store}",
+                    "--out", str(out)], limit, env)
+    manifest = out / "manifest.json"
+    if got["exit"] == 0 and manifest.exists():
+        m = json.loads(manifest.read_text(encoding="utf-8"))
+        index = m["contact_index"]
+        got.update(rows=m["rows"]["rows_read"], listed=m["items"]["total"], new_items=m["items"]["new"],
+                   stages=m["timings_seconds"], index_rows=index.get("rows"), recent_rows=index.get("recent_rows"),
+                   unchanged=index.get("policies_unchanged"), compacted=index.get("rows_compacted", 0),
+                   store_mb=round(store.stat().st_size / 2**20))
+    shutil.rmtree(out, ignore_errors=True)
+    return got
+
+
+def show(i: int, got: dict) -> None:
+    print(f"  night {i}: {got['seconds']} s, {got['peak_gb']} GB, exit {got['exit']}, rows {got.get('rows')}, "
+          f"listed {got.get('listed')}, index {got.get('index_rows')} (recent {got.get('recent_rows')}, "
+          f"compacted {got.get('compacted')}), store {got.get('store_mb')} MB, stages {got.get('stages')}"
+          f"{'' if got['exit'] == 0 else got['stderr_tail']}", flush=True)
+
+
+def resend(args, env: dict, limit: int) -> dict:
+    work = Path(args.work)
+    first, again = work / f"book-{args.rows}.csv", work / f"book-{args.rows}-resent.csv"
+    generate(first, args.rows, args.seed, START, [], env)
+    generate(again, args.rows, args.seed + 1, START + dt.timedelta(days=1), [first], env,
+             resend=1.0, changed=0.1, recurring=0.0)
+    store = work / "cases.db"
+    store.unlink(missing_ok=True)
+    nights = []
+    for i, (extract, date) in enumerate([(first, START), (again, START + dt.timedelta(days=1))], start=1):
+        nights.append(run(extract, date, store, work / "out", limit, env))
+        show(i, nights[-1])
+    store.unlink(missing_ok=True)
+    a, b = nights
+    if a["exit"] == 0 and b["exit"] == 0:
+        print(f"\nre-sent book of {args.rows:,} policies on {machine()}: {b['seconds'] / a['seconds']:.2f}x the first "
+              f"night's time, {b['peak_gb'] / a['peak_gb']:.2f}x its peak memory (target ≤ 1.5x both)")
+    return {"rows": args.rows, "nights": nights}
+
+
+def series(args, env: dict, limit: int) -> dict:
+    work = Path(args.work)
+    store = work / "cases.db"
+    store.unlink(missing_ok=True)
+    extracts: list[Path] = []
+    nights = []
+    rows = args.new + args.resent
+    for i in range(1, args.nights + 1):
+        date = START + dt.timedelta(days=i - 1)
+        extract = work / f"series-{args.new}-{args.resent}-{i:02d}.csv"
+        if i == 1:
+            generate(extract, args.new, args.seed, date, [], env)
+        else:
+            generate(extract, rows, args.seed + i, date, extracts[-3:], env, resend=round(args.resent / rows, 6))
+        extracts.append(extract)
+        nights.append(run(extract, date, store, work / "out", limit, env))
+        show(i, nights[-1])
+        if nights[-1]["exit"]:
+            break
+        for old in extracts[:-3]:
+            old.unlink(missing_ok=True)  # only the last three feed the next night's re-sent policies
+    store.unlink(missing_ok=True)
+    ok = [n for n in nights if n["exit"] == 0]
+    if len(ok) == args.nights and args.nights >= 3:
+        second, last = ok[1], ok[-1]
+        per = [n["seconds"] / (n["rows"] + n["listed"]) * 1e6 for n in (second, last)]
+        print(f"\n{args.nights} nights of {args.new:,} new + {args.resent:,} re-sent on {machine()}: night "
+              f"{args.nights} costs {per[1] / per[0]:.2f}x night 2 per (row read + item listed) ({per[0]:.1f} → "
+              f"{per[1]:.1f} µs), {last['peak_gb'] / second['peak_gb']:.2f}x its peak memory (target ≤ 1.3x both)")
+    return {"new": args.new, "resent": args.resent, "nights": nights}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("mode", choices=["resend", "series"])
+    ap.add_argument("--rows", type=int, default=1_000_000, help="resend: policies in the book")
+    ap.add_argument("--nights", type=int, default=20)
+    ap.add_argument("--new", type=int, default=500_000)
+    ap.add_argument("--resent", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--memory-limit-gb", type=float, default=20.0)
+    ap.add_argument("--work", default="benchmarks/results/nights")
+    args = ap.parse_args()
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, CUSTDQ_HASH_KEY=KEY)
+    limit = int(args.memory_limit_gb * 2**30)
+    results = {"machine": machine(), "date": dt.date.today().isoformat(),
+               **(resend if args.mode == "resend" else series)(args, env, limit)}
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"nights-{args.mode}.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
