@@ -9,8 +9,10 @@ The folder reads as the data flow of one night:
     scope.py       quarantine (no policy number) and scope (term under one year)
     engine.py      runs every enabled row rule of checks/ into one findings table
     book/          the book-wide contact index: rows.py (keyed contact rows of an extract),
-                   index.py (the tiers in the case store), detect.py (PHONE_SHARED/BANK_SHARED
-                   for one night), load.py (`custdq index load`)
+                   tonight.py (tonight's rows, packed), digests.py (64-bit digests, membership),
+                   segments.py (night tiers a segment at a time), signature.py (per-policy
+                   fingerprints), index.py (the index in the case store), detect.py
+                   (PHONE_SHARED/BANK_SHARED for one night), load.py (`custdq index load`)
     hashkey.py     the HMAC key (file 0600 or environment) and keyed hashing
     items.py       findings -> items with stable ids and deadlines
     calendar.py    mainland China's working-day calendar (chinese-calendar + config)
