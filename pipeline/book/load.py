@@ -2,7 +2,9 @@
 
 A book file has the columns of a policy extract and goes through the same reading,
 normalisation, contract and scope as a night, so the index holds exactly what a night would
-have written. Files are read one at a time (memory follows the largest file). The load is one
+have written. Files are read one at a time, each chunk by chunk through the night's own row
+stages (pipeline.chunks, on `workers` processes): memory follows the chunk and a file's packed
+contact rows (~26 bytes a row in memory, the rest in a temporary file). The load is one
 transaction; loading a book with the same `--as-of` date again replaces that load. Into an
 empty index the rows go straight into the main tier with its lookup indexes dropped and rebuilt
 afterwards (one sort per index instead of millions of random inserts); otherwise they are
@@ -23,20 +25,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.lock import store_lock
-from pipeline import config, contract, hashkey, outputs, store
+from pipeline import chunks, config, outputs, store
 from pipeline.book import index
-from pipeline.book.tonight import NightContacts
-from pipeline.book.rows import contact_rows, version_of
+from pipeline.book.rows import version_of
 from pipeline.columns import EXTRACT_COLUMNS, alias_map
-from pipeline.engine import context
 from pipeline.errors import InputError
-from pipeline.ingest import read_extract
-from pipeline.normalise import normalise
+from pipeline.lock import store_lock
 from pipeline.progress import Stages, peak_memory_mb
-from pipeline.scope import split
 
-SPARK_STAGES = ["ingest", "normalise", "contract", "scope", "check"]  # the row stages Spark runs
+SPARK_STAGES = ["ingest", "normalise", "contract", "scope", "check"]  # the row stages of a book file
 
 
 def load_book(paths: list[str], as_of: dt.date, out_dir: str | None = None, db: str | None = None,
@@ -70,28 +67,20 @@ def _load(paths, as_of, out_dir, engine, key, db, cfg, progress, started, spark=
     files, quarantines = [], []
     loaded: set[str] = set()  # a policy in two book files: the first file's row counts
 
+    checker = spark if spark is not None else chunks  # both offer check_rows(...) -> (Reading, Tally)
+
     def files_rows():
-        """Per file: its accounting, its in-scope rows' policy numbers (indexed by row), and its
-        contact rows (NightContacts) of every in-scope row."""
+        """Per file: its accounting, its quarantine, its in-scope rows' policy numbers (indexed by
+        row), and its contact rows (NightContacts) of every in-scope row. Both engines run the
+        night's own row stages chunk by chunk (the local one on `workers` processes), so memory
+        follows the chunk and the file's packed contact rows, not the file."""
         for path in paths:
-            if spark is None:
-                extract = read_extract([path], alias_map(EXTRACT_COLUMNS, cfg["aliases"]))
-                frame = normalise(extract.frame, cfg)
-                contract.validate_parsed(frame)
-                sp = split(frame, [i.path for i in extract.inputs], cfg)
-                checked = frame.loc[sp.in_scope, ["policy_no"]]
-                rows = contact_rows(frame[sp.in_scope], context(as_of, extract.frame, cfg), key, version)
-                info = extract.inputs[0].to_dict() | {
-                    "rows_in_scope": int(sp.in_scope.sum()), "rows_out_of_scope": int(sp.out_of_scope.sum())}
-                yield info, pd.concat([extract.quarantine, sp.quarantined], ignore_index=True), checked, \
-                    NightContacts.of(rows, version)
-            else:
-                reading, tally = spark.check_rows([path], alias_map(EXTRACT_COLUMNS, cfg["aliases"]), as_of, cfg,
-                                                  None, key, version, Stages(SPARK_STAGES, quiet=True))
-                info = reading.inputs[0].to_dict() | {"rows_in_scope": tally.in_scope,
-                                                      "rows_out_of_scope": tally.out_of_scope}
-                yield info, pd.concat([reading.quarantine, *tally.quarantined], ignore_index=True), \
-                    tally.policy_frame()[["policy_no"]], tally.contacts
+            reading, tally = checker.check_rows([path], alias_map(EXTRACT_COLUMNS, cfg["aliases"]), as_of, cfg,
+                                                None, key, version, Stages(SPARK_STAGES, quiet=True))
+            info = reading.inputs[0].to_dict() | {"rows_in_scope": tally.in_scope,
+                                                  "rows_out_of_scope": tally.out_of_scope}
+            yield info, pd.concat([reading.quarantine, *tally.quarantined], ignore_index=True), \
+                tally.policy_frame()[["policy_no"]], tally.contacts
 
     def books():
         """(contact rows, policies) of each file in turn; the file's accounting into `files`."""
@@ -120,7 +109,7 @@ def _load(paths, as_of, out_dir, engine, key, db, cfg, progress, started, spark=
         taken_back = book.undo(version)
         bulk = book.size()["rows"] == 0
         if bulk:  # into an empty index: straight into the main tier, file by file, indexes built once
-            written = book.bulk_main(contacts.frame() for contacts, _ in books())
+            written = book.bulk_main(frame for contacts, _ in books() for frame in contacts.frames())
             compacted = None
         else:
             written = sum(book.write(contacts, policies, version)["rows_written"] for contacts, policies in books())

@@ -161,6 +161,19 @@ class NightContacts:
         return [within(p.kept().column("policy_no").combine_chunks().cast(pa.large_string()), policies)
                 for p in self.parts]
 
+    def frames(self):
+        """The kept rows as pool frames, one part (chunk) at a time (a book load's bulk write)."""
+        start = 1
+        for part in self.parts:
+            n = int(part.keep.sum())
+            if n:
+                frame = pool_frame(part.kept())
+                frame["id"] = -np.arange(start, start + n, dtype=np.int64)
+                frame["row"] = part.rows[part.keep]
+                frame["tonight"] = True
+                yield frame.astype({"id": "int64", "row": "int64"})[CONTACT_COLUMNS]
+            start += n
+
     def rows_of_policies(self, policies: pd.Index) -> pd.DataFrame:
         """Every kept row of the given policy numbers."""
         if not len(policies) or not self.parts:
