@@ -286,6 +286,9 @@ class ContactIndex:
                 positions = np.flatnonzero(within(values.cast(pa.large_string()), keys[0]))
             else:
                 positions = np.flatnonzero(member(digest64_arrow(values), probe))
+                if len(positions) and not keep_tonight and len(self.tonight):  # (a re-sent book: most of them)
+                    policy = table.column("policy_no").combine_chunks().take(pa.array(positions))
+                    positions = positions[~within(policy.cast(pa.large_string()), self._tonight())]
                 if len(positions):
                     picked = values.take(pa.array(positions))
                     exact = np.zeros(len(positions), dtype=bool)

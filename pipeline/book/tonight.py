@@ -26,6 +26,8 @@ from pipeline.book.segments import SEGMENT_ROWS, pool_frame, serialise, sorted_d
 from pipeline.book.rows import CONTACT_COLUMNS, empty
 from pipeline.errors import InputError
 
+GROUP_ROWS = 1_000_000  # kept rows tested against a set of policy numbers at a time
+
 
 @dataclass
 class Packed:
@@ -156,10 +158,30 @@ class NightContacts:
         out["tonight"] = True
         return out.astype({"id": "int64", "row": "int64"})[CONTACT_COLUMNS]
 
-    def _flags_of_policies(self, policies: pa.Array) -> list[np.ndarray]:
-        """Per part, which kept rows belong to `policies` (large strings)."""
-        return [within(p.kept().column("policy_no").combine_chunks().cast(pa.large_string()), policies)
-                for p in self.parts]
+    def _flags_of_policies(self, policies: pa.Array):
+        """(part, its kept rows as a table, which of them belong to `policies`) for every part.
+        Parts are tested a group of up to GROUP_ROWS rows at a time: one hash set of a million
+        policy numbers per group, not per 62,500-row chunk."""
+        group: list[tuple[_Part, pa.Table]] = []
+
+        def flush():
+            column = pa.chunked_array([t.column("policy_no").cast(pa.large_string()) for _, t in group]).combine_chunks()
+            flags, start = within(column, policies), 0
+            for part, table in group:
+                yield part, table, flags[start: start + table.num_rows]
+                start += table.num_rows
+            group.clear()
+
+        rows = 0
+        for part in self.parts:
+            table = part.kept()
+            group.append((part, table))
+            rows += table.num_rows
+            if rows >= GROUP_ROWS:
+                yield from flush()
+                rows = 0
+        if group:
+            yield from flush()
 
     def frames(self):
         """The kept rows as pool frames, one part (chunk) at a time (a book load's bulk write)."""
@@ -179,17 +201,15 @@ class NightContacts:
         if not len(policies) or not self.parts:
             return empty()
         wanted = pa.array(policies.astype(object).tolist(), type=pa.large_string())
-        return self.frame(np.concatenate(self._flags_of_policies(wanted)))
+        return self.frame(np.concatenate([flags for _, _, flags in self._flags_of_policies(wanted)]))
 
     def tables_of_policies(self, policies: pa.Array):
         """The kept rows of the given policy numbers (large strings), as Arrow tables, part by part."""
         if not len(policies):
             return
-        for part in self.parts:
-            table = part.kept()
-            mine = within(table.column("policy_no").combine_chunks().cast(pa.large_string()), policies)
+        for _, table, mine in self._flags_of_policies(policies):
             if mine.any():
-                yield table.filter(pa.array(mine))
+                yield table if mine.all() else table.filter(pa.array(mine))
 
     def tested(self, kind: str) -> int:
         """Distinct extract records with a kept contact row of `kind` (P or B)."""
@@ -218,14 +238,17 @@ class NightContacts:
         """(rows, compressed Arrow stream, digests) segments of the kept rows but those of
         `unchanged` policies, as tier `tier`: a chunk nothing was taken from is passed on as it is."""
         skip = pa.array(unchanged.astype(object).tolist(), type=pa.large_string())
-        for part in self.parts:
-            if part.keep.all() and not len(skip) and tier == self.version and len(part.keep) <= SEGMENT_ROWS:
+        if not len(skip):
+            parts = ((part, None, None) for part in self.parts)
+        else:
+            parts = self._flags_of_policies(skip)
+        for part, table, skipped in parts:
+            if skipped is None and part.keep.all() and tier == self.version and len(part.keep) <= SEGMENT_ROWS:
                 yield len(part.keep), part.blob, {"value": np.unique(part.value64), "customer": np.unique(part.customer64)}
                 continue
-            table = part.kept()
-            if len(skip):
-                table = table.filter(pa.array(~within(table.column("policy_no").combine_chunks().cast(pa.large_string()),
-                                                      skip)))
+            table = part.kept() if table is None else table
+            if skipped is not None and skipped.any():
+                table = table.filter(pa.array(~skipped))
             if tier != self.version:
                 table = table.set_column(table.schema.get_field_index("version"), "version",
                                          pc.dictionary_encode(pa.array([tier] * table.num_rows, type=pa.string())))
