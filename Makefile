@@ -37,6 +37,8 @@ bench: venv
 	$(BIN)/python -m benchmarks.scale --rows 1000000 10000000 --runs 3
 	$(BIN)/python -m benchmarks.scale --rows 1000000 --runs 1 --defect-rate 1.0
 	$(BIN)/python -m benchmarks.hashing
+	$(BIN)/python -m benchmarks.nights resend --rows 1000000
+	$(BIN)/python -m benchmarks.nights series --nights 20 --new 500000 --resent 100000
 
 ## regenerate the bundled sample (the exact command is recorded in data/samples/README.md)
 sample: venv
