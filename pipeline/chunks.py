@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
@@ -278,7 +278,13 @@ class Workers:
                              "config the night uses one process, or lower `chunk_rows`)") from None
 
     def submit(self, raw: pd.DataFrame, sources: list[str]) -> None:
-        self.pending.append((self.pool.submit(_check_in_worker, raw, sources), len(raw)))
+        try:
+            future = self.pool.submit(_check_in_worker, raw, sources)
+        except BrokenProcessPool:  # a worker died before this chunk was handed over
+            future = Future()
+            future.set_exception(BrokenProcessPool())
+            self._result(future)
+        self.pending.append((future, len(raw)))
 
     def take(self, tally: Tally, stages, keep: int) -> int:
         """Take back the oldest results until `keep` are waiting; returns the rows taken so far

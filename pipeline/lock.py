@@ -125,28 +125,37 @@ def _advisory_lock(engine: sa.Engine, what, night, wait_seconds, notify):
 
     with engine.connect() as conn:
         socket = conn.connection.driver_connection.fileno()
+        # held from here until the lock is let go or refused: a descriptor number left in _HELD
+        # after its socket closed would be reused (by a worker pool's pipes) and closed in a child
         _HELD.add(socket)
-
-        def try_once() -> bool:
-            got = conn.execute(sa.text("select pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY}).scalar()
-            conn.commit()
-            return bool(got)
-
-        def read_holder() -> dict | None:
-            with engine.connect() as c:
-                text = c.execute(sa.select(meta.c.value).where(meta.c.key == "writer")).scalar()
-            return json.loads(text) if text else None
-
-        _wait(try_once, read_holder, night, wait_seconds, notify)
         try:
-            with engine.begin() as c:
-                c.execute(meta.delete().where(meta.c.key == "writer"))
-                c.execute(meta.insert().values(key="writer", value=json.dumps(_holder(what, night))[:256]))
-            yield
+            _advisory_hold(engine, conn, what, night, wait_seconds, notify, meta)
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):
+                    with engine.begin() as c:
+                        c.execute(meta.delete().where(meta.c.key == "writer"))
+                conn.execute(sa.text("select pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
+                conn.commit()
         finally:
-            with contextlib.suppress(Exception):
-                with engine.begin() as c:
-                    c.execute(meta.delete().where(meta.c.key == "writer"))
-            conn.execute(sa.text("select pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
-            conn.commit()
             _HELD.discard(socket)
+
+
+def _advisory_hold(engine: sa.Engine, conn: sa.Connection, what, night, wait_seconds, notify, meta) -> None:
+    """Wait for the advisory lock on `conn` (InputError when refused), then note the holder."""
+
+    def try_once() -> bool:
+        got = conn.execute(sa.text("select pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY}).scalar()
+        conn.commit()
+        return bool(got)
+
+    def read_holder() -> dict | None:
+        with engine.connect() as c:
+            text = c.execute(sa.select(meta.c.value).where(meta.c.key == "writer")).scalar()
+        return json.loads(text) if text else None
+
+    _wait(try_once, read_holder, night, wait_seconds, notify)
+    with engine.begin() as c:
+        c.execute(meta.delete().where(meta.c.key == "writer"))
+        c.execute(meta.insert().values(key="writer", value=json.dumps(_holder(what, night))[:256]))

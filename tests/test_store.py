@@ -61,3 +61,30 @@ def test_unreachable_postgres_is_a_clear_error(invoke, tmp_path):
     assert result.exit_code == 2 and "cannot open it (connection failed" in result.output  # the driver's reason
     assert "Connection refused" in result.output and len(result.output.strip().splitlines()) == 1
     assert "secret" not in result.output
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_refused_lock_leaves_no_descriptor_behind_and_the_holder_noted(kind, tmp_path):
+    """A writer refused the store's lock must not leave its descriptor in the set a forked chunk
+    worker closes: the number is reused (a worker pool's pipe, in a long-lived process) and a
+    later night's workers died on it. The holder's note stays the holder's."""
+    from pipeline import lock
+    from pipeline.errors import InputError
+
+    url = f"sqlite:///{tmp_path / 'cases.db'}" if kind == "sqlite" else postgres_url()
+    engine = store.open_store(url)
+    try:
+        with lock.store_lock(engine, "run", "2026-11-20"):
+            held = set(lock._HELD)
+            assert held
+            with pytest.raises(InputError, match="already being run"):
+                with lock.store_lock(engine, "run", "2026-11-20", wait_seconds=0):
+                    pass
+            assert lock._HELD == held
+            if kind == "postgresql":
+                with engine.connect() as conn:
+                    note = conn.execute(sa.select(store.meta.c.value).where(store.meta.c.key == "writer")).scalar()
+                assert note and '"night": "2026-11-20"' in note
+        assert lock._HELD == set()
+    finally:
+        engine.dispose()
