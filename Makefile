@@ -22,8 +22,11 @@ demo: venv
 	$(BIN)/custdq run $(SAMPLE) --business-date $(DATE) --agents data/samples/agents_sample.csv
 	@echo "outputs: out/$(DATE)/"
 
-## the whole test suite, one test file per core at a time (pytest-xdist: CI stays under 20 minutes)
+## the gates (ruff: pyflakes + bugbear; mypy on the rules), then the whole test suite, one test
+## file per core at a time (pytest-xdist: CI stays under 20 minutes)
 test: venv
+	$(BIN)/ruff check --quiet .
+	$(BIN)/mypy
 	@$(BIN)/python -m pytest -q -n auto --dist loadfile; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 

@@ -149,7 +149,7 @@ def main() -> None:
                             *rate], limit, env)
             print(f"generated {rows:,} rows in {gen['seconds']} s ({gen['peak_gb']} GB)", flush=True)
         runs: dict[str, list] = {label[x]: [] for x in setups}
-        for i in range(args.runs):
+        for _ in range(args.runs):
             if rows == sizes[0] and not args.no_baseline:
                 base = measured([sys.executable, "-m", "benchmarks.baseline", str(extract),
                                  str(work / "baseline-findings.csv")], limit, env)

@@ -15,6 +15,7 @@ geographical area code over a column (PHONE_PLACEHOLDER judges a landline's loca
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,8 +35,18 @@ _TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number",
 
 
 @lru_cache(maxsize=1)
-def _descs() -> tuple[tuple[str, tuple[int, ...]], list[tuple[str, tuple[int, ...]]]]:
+def _cn() -> Any:
+    """phonenumbers' CN metadata (its descriptions' fields are optional to a type checker; CN's
+    are all there)."""
     md = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+    if md is None:
+        raise RuntimeError("phonenumbers has no metadata for CN")
+    return md
+
+
+@lru_cache(maxsize=1)
+def _descs() -> tuple[tuple[str, tuple[int, ...]], list[tuple[str, tuple[int, ...]]]]:
+    md = _cn()
     general = (md.general_desc.national_number_pattern, tuple(md.general_desc.possible_length))
     types = []
     for name in _TYPES:
@@ -69,14 +80,14 @@ def valid_national(national: pd.Series) -> pd.Series:
 
 @lru_cache(maxsize=1)
 def _descs_mobile() -> str:
-    return phonenumbers.PhoneMetadata.metadata_for_region("CN").mobile.national_number_pattern
+    return _cn().mobile.national_number_pattern
 
 
 @lru_cache(maxsize=1)
 def _formats() -> list[tuple[str | None, str, str]]:
     """(leading digits, pattern, rule) of the CN formats phonenumbers uses for the international
     format (its `intl_number_format`, else `number_format`), in the metadata's order."""
-    md = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+    md = _cn()
     return [(f.leading_digits_pattern[-1] if f.leading_digits_pattern else None, f.pattern, f.format)
             for f in (md.intl_number_format or md.number_format)]
 
@@ -90,7 +101,7 @@ def fixed_line(national: pd.Series) -> pd.Series:
     [True, False, False, False, False]
     """
     general, _ = _descs()
-    md = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+    md = _cn()
     ok = _matches(national, *general)
     for name in _TYPES[:_TYPES.index("fixed_line")]:
         desc = getattr(md, name)

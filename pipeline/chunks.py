@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
-from checks.catalogue import RULES
+from checks.catalogue import NIGHT_RULES, ROW_RULES
 from pipeline import contract, expectations
 from pipeline.book.rows import contact_rows
 from pipeline.book.tonight import NightContacts, Packed, pack
-from pipeline.engine import BOOK_RULES, NIGHT_RULES, Outcome, context, merge_outcomes, run_rules
+from pipeline.engine import Outcome, context, merge_outcomes, run_rules
 from pipeline.errors import ConfigError, CustdqError
 from pipeline.expectations import merge_profiles, profile
 from pipeline.ingest import FastPathLost, Reading, iter_extract
@@ -41,7 +41,6 @@ from pipeline.progress import Stages, release
 from pipeline.scope import split
 
 log = logging.getLogger("custdq")
-ROW_RULES = tuple(code for code in RULES if code not in BOOK_RULES + NIGHT_RULES)
 POLICY_COLUMNS = ["policy_no", "branch", "channel", "agent_code", "receipt_date_dt", "_file", "_line"]
 CODED = ["branch", "channel", "agent_code"]  # few distinct values: kept as categories
 

@@ -233,7 +233,6 @@ def index_compact(db, config_path):
 
     Example: custdq index compact --db sqlite:///.custdq/cases.db
     """
-    from pipeline import store
     from pipeline.book import index as contact_index
     from pipeline.lock import store_lock
 
@@ -304,7 +303,7 @@ def cases_list(overdue, branch, as_of, limit, as_csv, db, config_path):
 
     Example: custdq cases list --overdue --branch 广东分公司
     """
-    from pipeline import outputs, store
+    from pipeline import outputs
     from pipeline.cases.listing import open_items, render
     from pipeline.clock import now
 
@@ -380,7 +379,6 @@ def dashboard(db, out_path, night, config_path):
     """
     from pathlib import Path
 
-    from pipeline import store
     from pipeline.dashboard.page import write_dashboard
 
     from pipeline.errors import InputError
@@ -415,7 +413,6 @@ def report_quarterly(quarter, db, out_path, config_path):
     """
     from pathlib import Path
 
-    from pipeline import store
     from pipeline.cases.quarterly import quarter_bounds, write_report
 
     quarter_bounds(quarter)  # a malformed quarter is refused before the store is opened

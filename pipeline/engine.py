@@ -14,14 +14,11 @@ from dataclasses import asdict, dataclass, replace
 import pandas as pd
 
 from checks import findings as fnd
-from checks.catalogue import RULES
+from checks.catalogue import BOOK_RULES, EVALUATORS, RULES
 from checks.findings import RuleContext
-from checks.registry import EVALUATORS
 from pipeline.columns import EXTRACT_COLUMNS
 
 log = logging.getLogger("custdq")
-BOOK_RULES = ("PHONE_SHARED", "BANK_SHARED")
-NIGHT_RULES = ("DUPLICATE_POLICY",)  # judged over the whole night's policy numbers, not chunk by chunk
 
 
 @dataclass
@@ -40,6 +37,14 @@ class Outcome:
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def judged(cls, rule_code: str, severity: str, tested: int, failed: int, findings: int, seconds: float,
+               **extra) -> Outcome:
+        """A rule that ran: `failed` of `tested` rows raised `findings` findings (the one home
+        of the percent's formula)."""
+        return cls(rule_code, severity, "ok", tested, failed, findings,
+                   round(100.0 * failed / tested, 4) if tested else 0.0, round(seconds, 3), **extra)
 
 
 PARAM_KEYS = ("minor_age", "id_card_types", "residence_permit_types", "foreign_permanent_types", "phone_placeholders")
@@ -87,11 +92,8 @@ def run_rules(frame: pd.DataFrame, ctx: RuleContext, cfg: dict,
             continue
         found = found.assign(rule_code=code, severity=severity, category=spec.category)
         failed = int(found["row"].nunique())
-        outcomes.append(Outcome(
-            code, severity, "ok", len(frame), failed, len(found),
-            round(100.0 * failed / len(frame), 4) if len(frame) else 0.0,
-            round(time.perf_counter() - started, 3),
-        ))
+        outcomes.append(Outcome.judged(code, severity, len(frame), failed, len(found),
+                                       time.perf_counter() - started))
         parts.append(found)
     table = pd.concat(parts, ignore_index=True) if parts else fnd.empty().assign(rule_code="", severity="", category="")
     return table, outcomes
@@ -117,7 +119,6 @@ def merge_outcomes(a: list[Outcome], b: list[Outcome]) -> list[Outcome]:
             out.append(mine if mine.status != "ok" else other)
             continue
         tested, failed = mine.rows_tested + other.rows_tested, mine.rows_failed + other.rows_failed
-        out.append(Outcome(mine.rule_code, mine.severity, "ok", tested, failed, mine.findings + other.findings,
-                           round(100.0 * failed / tested, 4) if tested else 0.0,
-                           round(mine.seconds + other.seconds, 3)))
+        out.append(Outcome.judged(mine.rule_code, mine.severity, tested, failed, mine.findings + other.findings,
+                                  mine.seconds + other.seconds))
     return out

@@ -345,7 +345,7 @@ def _write_book(path: Path, last: int, pieces, branch: str = "", business_date: 
     sheet = workbook.add_worksheet(SHEET)
     header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True})
     fill_in = workbook.add_format({"bold": True, "bg_color": "#FFF2CC", "border": 1})
-    for col, (title, source, width) in enumerate(COLUMNS):
+    for col, (title, _source, width) in enumerate(COLUMNS):
         sheet.set_column(col, col, width)
         sheet.write_string(0, col, title, fill_in if title in FILLED_IN else header)
     state_col = [c[0] for c in COLUMNS].index("处理状态")

@@ -112,11 +112,11 @@ def test_chromium_opens_a_copied_data_docs_folder_offline_and_styled(night, tmp_
         for name, path in (("index", copy / "index.html"), ("validation", validation)):
             page = browser.new_page(viewport={"width": 1300, "height": 900})
             problems, requests = [], []
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+            page.on("console", lambda m, problems=problems: problems.append(f"console {m.type}: {m.text}")
                     if m.type in ("error", "warning") else None)
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
-            page.on("request", lambda r: requests.append(r.url))
+            page.on("pageerror", lambda e, problems=problems: problems.append(f"page error: {e}"))
+            page.on("requestfailed", lambda r, problems=problems: problems.append(f"failed: {r.url}"))
+            page.on("request", lambda r, requests=requests: requests.append(r.url))
             page.goto(path.resolve().as_uri(), wait_until="load")
             page.evaluate("document.fonts.ready")
             seen[name] = {

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checks.findings import FINDING_COLUMNS, RuleContext
-from checks.registry import EVALUATORS
+from checks.catalogue import EVALUATORS
 from pipeline import config
 from pipeline.columns import CANONICAL, EXTRACT_COLUMNS
 from pipeline.contract import validate_parsed

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from checks import registry
+from checks import catalogue as registry
 from checks.catalogue import RULES
 from tests.conftest import read_outputs, row, write_csv
 

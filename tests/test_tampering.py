@@ -137,7 +137,7 @@ def test_a_settled_item_is_not_moved_backwards(invoke, tmp_path):
     assert "1 applied" in invoke("cases", "import", str(settle), "--db", db).output
     before = snapshot(db)
     for state in ("处理中", "未处理"):
-        back = tampered(path, tmp_path / state / path.name, lambda s, c: set_row(s, c, 2, 处理状态=state, 处理结果=None))
+        back = tampered(path, tmp_path / state / path.name, lambda s, c, state=state: set_row(s, c, 2, 处理状态=state, 处理结果=None))
         result = invoke("cases", "import", str(back), "--db", db)
         assert result.exit_code == 1 and "0 applied" in result.output, result.output
         assert "办结（虚假资料）：此行会把它重新打开" in result.output, result.output

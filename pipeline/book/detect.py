@@ -19,14 +19,13 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from checks import shared
-from checks.catalogue import RULES
+from checks.catalogue import RULE_OF_KIND, RULES
 from pipeline.book import index
 from pipeline.book.digests import digest64, member
 from pipeline.book.rows import empty, version_of
 from pipeline.book.tonight import NightContacts
 from pipeline.engine import Outcome, severity_of
 
-RULE_OF_KIND = {"P": "PHONE_SHARED", "B": "BANK_SHARED"}
 MAX_ROUNDS = 25  # cluster growth rounds (each adds customers two links further out)
 
 
@@ -229,8 +228,7 @@ def shared_night(conn: sa.Connection, tonight: NightContacts, frame: pd.DataFram
         extra = {"earlier_policies_items": int((mine["row"] < 0).sum()) if n else 0,
                  "clusters": int(mine["cluster_id"].nunique()) if n else 0,
                  "largest_cluster": int(mine["cluster_size"].max()) if n else 0}
-        outcomes.append(Outcome(code, severity, "ok", tested, failed, n,
-                                round(100.0 * failed / tested, 4) if tested else 0.0, seconds, book=extra))
+        outcomes.append(Outcome.judged(code, severity, tested, failed, n, seconds, book=extra))
         if n:
             parts.append(mine.assign(severity=severity, category=RULES[code].category))
     result = pd.concat(parts, ignore_index=True) if parts else None

@@ -33,7 +33,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 
 from checks.masking import mask_digits_in_text
 from pipeline import clock
-from pipeline.cases.night import CHUNK, _py
+from pipeline.cases.night import CHUNK, SHARED_RULES, _py
 from pipeline.store import read_frame as _read
 from pipeline.cases.tables import item_events, items, suppressions
 from pipeline.errors import InputError
@@ -42,7 +42,6 @@ from pipeline.worklists import RESULTS, STATES
 CLOSING = {"已更正": "corrected", "核实无误": "legitimate", "虚假资料": "false"}  # 无法联系 leaves it open
 REQUIRED = ["问题件编号", "处理状态", "处理结果", "处理说明"]
 CHECKED = {"保单号": "policy_no", "规则代码": "rule_code"}  # must still match the item
-SHARED_RULES = {"PHONE_SHARED", "BANK_SHARED"}
 MAX_NOTE = 2000
 # what openpyxl raises on a file that is not a readable workbook (a damaged zip, broken XML ...)
 UNREADABLE = (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError, TypeError, AttributeError,

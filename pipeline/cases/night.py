@@ -29,13 +29,14 @@ import pandas as pd
 import sqlalchemy as sa
 
 from checks.arrays import isin_text
+from checks.catalogue import BOOK_RULES
 from pipeline.book.index import bulk_insert, constant_columns, key_table, python_rows
 from pipeline.cases.tables import items, suppressions
 from pipeline.cases.undo import FINDING, WHO, WRITABLE, Journal, _py, json_values
 from pipeline.items import DATE_FIELDS, ITEM_COLUMNS
 from pipeline.store import read_frame as _read
 
-SHARED_RULES = {"PHONE_SHARED", "BANK_SHARED"}
+SHARED_RULES = set(BOOK_RULES)  # items of a shared value, one per customer
 LIST_EXTRA = ["work_state", "result", "note", "reopen_reason"]
 CHUNK = 900  # bound parameters per IN (...) query: within every SQLite build's limit
 INSERT_ROWS = 50_000
