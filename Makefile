@@ -22,15 +22,16 @@ demo: venv
 	$(BIN)/custdq run $(SAMPLE) --business-date $(DATE) --agents data/samples/agents_sample.csv
 	@echo "outputs: out/$(DATE)/"
 
-## the gates (ruff: pyflakes + bugbear; mypy on the rules), then the whole test suite, one test
+## the gates (ruff: pyflakes + bugbear; mypy on the rules; the docs site builds), then the whole test suite, one test
 ## file per core at a time (pytest-xdist: CI stays under 20 minutes)
 test: venv
 	$(BIN)/ruff check --quiet .
 	$(BIN)/mypy
+	$(BIN)/mkdocs build --strict --quiet
 	@$(BIN)/python -m pytest -q -n auto --dist loadfile; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
-## benchmarks (figures go into the README by hand, with the machine they ran on)
+## benchmarks (figures go into docs/benchmarks.md by hand, with the machine they ran on)
 bench: venv
 	$(BIN)/python -m benchmarks --rows 1000000
 	$(BIN)/python -m benchmarks.ids --rows 10000000
@@ -48,4 +49,4 @@ sample: venv
 	$(BIN)/custdq sample --rows 2000 --seed 20261120 --out $(SAMPLE) --agents-out data/samples/agents_sample.csv
 
 clean:
-	rm -rf $(VENV) out .custdq .pytest_cache
+	rm -rf $(VENV) out .custdq .pytest_cache .site
