@@ -44,6 +44,7 @@ from pipeline.book import signature
 from pipeline.book.digests import digest64, digest64_arrow, member, within
 from pipeline.book.rows import CONTACT_COLUMNS, STORED, empty
 from pipeline.book.segments import Tiers, pool_frame
+from pipeline.sql import bulk_insert, fill_keys, python_rows
 from pipeline.store import contact_segments, contact_superseded, contacts
 
 if TYPE_CHECKING:
@@ -52,97 +53,6 @@ if TYPE_CHECKING:
 MAIN = contacts
 DIGEST_PART = 16_000_000  # digest entries per blob (128 MB)
 DIGESTS = {"value": "value", "customer": "customer", "policy": "policy_no"}
-
-
-def _sqlite(conn: sa.Connection) -> bool:
-    return conn.dialect.name == "sqlite"
-
-
-def _column(values: pd.Series) -> list:
-    """One column as Python values with None for missing (Arrow strings without a numpy detour)."""
-    if isinstance(values.dtype, pd.StringDtype) or str(values.dtype) in ("str", "string"):
-        return pa.array(values, type=pa.string(), from_pandas=True).to_pylist()
-    return values.astype(object).where(values.notna(), None).tolist()
-
-
-def python_rows(frame: pd.DataFrame) -> list[tuple]:
-    """Frame -> tuples with None for missing values (what both drivers want)."""
-    return list(zip(*(_column(frame[c]) for c in frame.columns)))
-
-
-def bulk_insert(conn: sa.Connection, table: str, columns: list[str], rows: Iterable[tuple],
-                constants: dict | None = None) -> None:
-    """Fast insert: executemany on SQLite, COPY on PostgreSQL (same transaction as `conn`).
-    `constants`: columns with one value for every row (a night's date, NULL columns), which
-    SQLite takes as literals of the statement instead of a bound value per row (binding is most
-    of an executemany's cost)."""
-    raw = conn.connection.driver_connection
-    constants = dict(constants or {})
-    names = ", ".join([*columns, *constants])
-    if _sqlite(conn):
-        values = ", ".join(["?"] * len(columns) + [_literal(v) for v in constants.values()])
-        raw.executemany(f"INSERT INTO {table} ({names}) VALUES ({values})", rows)
-        return
-    tail = tuple(constants.values())
-    with raw.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(tuple(row) + tail if tail else row)
-
-
-def _literal(value) -> str:
-    """An SQL literal for SQLite (None, a flag, a whole number or text)."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, (bool, np.bool_)):
-        return "1" if value else "0"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, str) and "\x00" not in value:
-        return "'" + value.replace("'", "''") + "'"
-    raise ValueError(f"no SQL literal for {type(value).__name__}")
-
-
-def constant_columns(frame: pd.DataFrame) -> dict:
-    """The columns of `frame` holding one value in every row (or none), as column -> value."""
-    found = {}
-    if not len(frame):
-        return found
-    for name in frame.columns:
-        col = frame[name]
-        if col.isna().all():
-            found[name] = None
-            continue
-        first = col.iloc[0]
-        if pd.isna(first) or isinstance(first, float) or not col.notna().all():
-            continue
-        first = first.item() if hasattr(first, "item") else first
-        if isinstance(first, (bool, int, str)) and "\x00" not in str(first) and bool((col == first).all()):
-            found[name] = first
-    return found
-
-
-def _keys(conn: sa.Connection, name: str, values: Iterable, kind: str) -> None:
-    """(Re)fill the temporary key table `name` with distinct `values`, sorted (the join then walks
-    the big index in order); text is made distinct and sorted by Arrow."""
-    if kind == "BLOB" and not _sqlite(conn):
-        kind = "BYTEA"
-    if kind == "TEXT":
-        text = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
-        distinct = pc.unique(pa.array(text, type=pa.string(), from_pandas=True).drop_null())
-        keys = distinct.take(pc.sort_indices(distinct)).to_pylist()
-    else:
-        keys = sorted(pd.unique(pd.Series(list(values), dtype=object)))
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} (k {kind})")
-    bulk_insert(conn, name, ["k"], ((v,) for v in keys))
-    if not _sqlite(conn):
-        conn.exec_driver_sql(f"ANALYZE {name}")  # the planner knows nothing of a fresh temporary table
-
-
-def key_table(conn: sa.Connection, name: str, values: pd.Series, kind: str = "TEXT") -> sa.TableClause:
-    """A temporary table `name` (column `k`) of the distinct `values`, sorted, to join with."""
-    _keys(conn, name, values, kind)
-    return sa.table(name, sa.column("k"))
 
 
 def _bytes(v):
@@ -265,7 +175,7 @@ class ContactIndex:
             maybe += k.filter(pa.array(member(d, digest))).to_pylist()
         if not maybe:
             return
-        _keys(self.conn, "q_main", maybe, "TEXT" if column == "policy_no" else "BLOB")
+        fill_keys(self.conn, "q_main", maybe, "TEXT" if column == "policy_no" else "BLOB")
         names = ["id"] + STORED
         select = ", ".join(f"c.{c}" for c in names)
         result = self.conn.exec_driver_sql(f"SELECT {select} FROM q_main q CROSS JOIN {MAIN.name} c WHERE c.{column} = q.k")

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from checks.arrays import isin_text
 from checks.catalogue import BOOK_RULES
-from pipeline.book.index import bulk_insert, constant_columns, key_table, python_rows
+from pipeline.sql import bulk_insert, constant_columns, key_table, python_rows
 from pipeline.cases.tables import items, suppressions
 from pipeline.cases.undo import FINDING, WHO, WRITABLE, Journal, _py, json_values
 from pipeline.items import DATE_FIELDS, ITEM_COLUMNS
