@@ -9,10 +9,10 @@ business date and 第 n 页 / 共 N 页. Personal data is only ever the masked e
 name becomes a file name inside `worklists/` and nothing else: path separators, dots and
 characters Windows forbids are replaced, and the resolved path is checked.
 
-XlsxWriter writes each workbook's structure (header, styles, widths, pane, filter, drop-downs,
-print setup); the data rows are inline-string cells put into the sheet's <sheetData>: every value
-a string cell, never a formula, escaped as XlsxWriter escapes text (&, <, >; control characters,
-lone surrogates, literal `_xHHHH_`; cut to 32767 UTF-16 units), `<r>...</r>` text, not rich text.
+pipeline/worklist_file.py writes each workbook whole (its structure: header, styles, widths,
+pane, filter, drop-downs, print setup); the data rows are inline-string cells: every value a
+string cell, never a formula, escaped as Excel expects text (&, <, >; control characters, lone
+surrogates, literal `_xHHHH_`; cut to 32767 UTF-16 units), `<r>...</r>` text, not rich text.
 
 Why so (1.22M items took 45 s here; a row is ~1.5 kB of XML, three quarters markup): the texts
 are made once, column-wise - dates, codes and flags factorized, so only distinct values are
@@ -31,12 +31,9 @@ the new ones, and a branch that has no items tonight leaves no stale file behind
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 import shutil
-import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,12 +41,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import xlsxwriter
-from xlsxwriter.utility import xl_col_to_name
 
 from checks.catalogue import RULES
 from pipeline.labels import ROLE_NAMES, SEVERITY_NAMES, STATUS_NAMES
+from pipeline import worklist_file
 from pipeline.outputs import text_bytes
+from pipeline.worklist_file import col_name
 
 REOPENED = STATUS_NAMES["reopened"]  # 状态 of an item whose `reopen_reason` is set (a correction that did not happen)
 STATES = ["未处理", "处理中", "已完成"]  # 处理状态 (SPEC 5)
@@ -70,8 +67,6 @@ FILLED_IN = ["处理状态", "处理结果", "处理说明"]  # the teams' colum
 UNKNOWN_BRANCH = "未知机构"
 ROWS_PER_FILE = 1_048_575  # an Excel sheet holds 1,048,576 rows, the header included
 SLICE = 20_000  # items turned into sheet XML at a time
-ZIP64_ROWS = 500_000  # past this many rows a sheet's XML may pass 2 GiB
-COMPRESSION = 2  # zlib level of the sheet XML (the module's docstring says why)
 WORKERS = min(2, os.cpu_count() or 1)  # files written at a time
 _FORBIDDEN = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 
@@ -275,7 +270,7 @@ def _sheet_rows(columns: list[_Column], rows: np.ndarray, first: int = 2) -> np.
     cell = pc.binary_join_element_wise(numbers, _text('" t="inlineStr"><is><t'), _NOTHING)  # 'n" t=...><t'
     args = [_text('<row r="'), numbers]
     for j, column in enumerate(columns):
-        args += [_text(('"><c r="' if j == 0 else '</t></is></c><c r="') + xl_col_to_name(j)), cell, *column.take(rows)]
+        args += [_text(('"><c r="' if j == 0 else '</t></is></c><c r="') + col_name(j)), cell, *column.take(rows)]
     xml = pc.binary_join_element_wise(*args, _text("</t></is></c></row>"), _NOTHING, _NOTHING)
     if xml.null_count:
         raise RuntimeError("a worklist cell without text (bug)")
@@ -297,91 +292,26 @@ def _write_cells(path: Path, cells: pd.DataFrame, branch: str = "", business_dat
 SHEET = "问题件清单"
 
 
-def _hf_text(value: str, room: int) -> str:
-    """A text for a page header/footer: '&' starts a control code there (&P, &G, ...), so a
-    branch's '&' becomes a full-width '＆'; tabs, line breaks and control characters become
-    spaces; cut to `room` UTF-16 units (Excel allows 255 in the whole string)."""
-    value = re.sub(r"[\x00-\x1f\x7f]+", " ", _NOT_XML.sub("", str(value))).replace("&", "＆").strip()
-    return value.encode("utf-16-le")[: 2 * room].decode("utf-16-le", "ignore")
-
-
 def header_footer(branch: str, business_date: str) -> tuple[str, str]:
-    """The printed page's header (the sheet's title) and footer (branch, page n of N, business date).
+    """The printed page's header and footer of a branch's worklist (worklist_file.header_footer).
 
     >>> header_footer("广东分公司", "2026-11-20")
     ('&C问题件清单（广东分公司，业务日期 2026-11-20）', '&L广东分公司&C第 &P 页 / 共 &N 页&R业务日期 2026-11-20')
-    >>> header_footer("R&D", "")
-    ('&C问题件清单（R＆D）', '&LR＆D&C第 &P 页 / 共 &N 页')
     """
-    name, date = _hf_text(branch, 120), _hf_text(business_date, 10)
-    about = "，".join(filter(None, [name, date and f"业务日期 {date}"]))
-    header = f"&C{SHEET}（{about}）" if about else f"&C{SHEET}"
-    footer = f"&L{name}&C第 &P 页 / 共 &N 页" + (f"&R业务日期 {date}" if date else "")
-    return header, footer
-
-
-def _print_setup(sheet, branch: str, business_date: str) -> None:
-    """A4 landscape, every column on one page wide (as many pages tall as it takes), the header
-    row on every printed page, gridlines, a header with the sheet's title and a footer with the
-    branch, the business date and the page number. XlsxWriter writes these after <sheetData>
-    (<printOptions>, <pageMargins>, <pageSetup>, <headerFooter>, as CT_Worksheet orders them) and
-    in <sheetPr> (fitToPage) and workbook.xml (_xlnm.Print_Titles): the rows spliced into
-    <sheetData> leave them where they are."""
-    sheet.set_paper(9)  # A4
-    sheet.set_landscape()
-    sheet.fit_to_pages(1, 0)  # one page wide, any number tall
-    sheet.repeat_rows(0)
-    sheet.hide_gridlines(0)  # 0: gridlines on screen and on paper
-    sheet.set_margins(left=0.25, right=0.25, top=0.55, bottom=0.55)
-    header, footer = header_footer(branch, business_date)
-    sheet.set_header(header, {"margin": 0.2})
-    sheet.set_footer(footer, {"margin": 0.2})
+    return worklist_file.header_footer(SHEET, branch, business_date)
 
 
 def _write_book(path: Path, last: int, pieces, branch: str = "", business_date: str = "") -> None:
-    skeleton = io.BytesIO()  # the structure, in memory: the file is written once, with its rows
-    workbook = xlsxwriter.Workbook(skeleton, {"strings_to_formulas": False, "strings_to_urls": False,
-                                               "strings_to_numbers": False})
-    sheet = workbook.add_worksheet(SHEET)
-    header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True})
-    fill_in = workbook.add_format({"bold": True, "bg_color": "#FFF2CC", "border": 1})
-    for col, (title, _source, width) in enumerate(COLUMNS):
-        sheet.set_column(col, col, width)
-        sheet.write_string(0, col, title, fill_in if title in FILLED_IN else header)
-    state_col = [c[0] for c in COLUMNS].index("处理状态")
-    result_col = state_col + 1
-    if last:
-        sheet.data_validation(1, state_col, last, state_col, {"validate": "list", "source": STATES})
-        sheet.data_validation(1, result_col, last, result_col, {"validate": "list", "source": RESULTS})
-    sheet.freeze_panes(1, 1)
-    sheet.autofilter(0, 0, max(last, 1), len(COLUMNS) - 1)
-    _print_setup(sheet, branch, business_date)
-    workbook.close()
-    last_row = last + 1  # the file is written once: XlsxWriter's members, the rows streamed into <sheetData>
-    with zipfile.ZipFile(skeleton) as z:
-        members = [(info, z.read(info)) for info in z.infolist()]
-    sheet_name = "xl/worksheets/sheet1.xml"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=COMPRESSION) as z:
-        for info, data in members:
-            if info.filename != sheet_name:
-                z.writestr(info.filename, data, compress_type=zipfile.ZIP_DEFLATED)
-                continue
-            if data.count(b"</sheetData>") != 1:
-                raise RuntimeError("unexpected worksheet XML from XlsxWriter (bug)")
-            data = re.sub(rb'<dimension ref="A1:([A-Z]+)1"/>',
-                          lambda m: b'<dimension ref="A1:' + m.group(1) + str(last_row).encode() + b'"/>', data)
-            # XlsxWriter leaves out fitToWidth="1" (the schema's default); said outright, no reader guesses
-            data = re.sub(rb"<pageSetup (?![^>]*fitToWidth)", b'<pageSetup fitToWidth="1" ', data, count=1)
-            head, tail = data.split(b"</sheetData>")
-            entry = zipfile.ZipInfo(info.filename, date_time=time.localtime(time.time())[:6])
-            entry.compress_type, entry._compresslevel = zipfile.ZIP_DEFLATED, COMPRESSION  # open() takes no level
-            entry.external_attr = 0o600 << 16  # as writestr gives a member it names
-            # a sheet near Excel's row limit can pass 2 GiB of XML: Zip64 then
-            with z.open(entry, "w", force_zip64=last_row > ZIP64_ROWS) as fh:
-                fh.write(head)
-                for piece in pieces:
-                    fh.write(piece)
-                fh.write(b"</sheetData>" + tail)
+    """A4 landscape, every column on one page wide (as many pages tall as it takes), the header
+    row on every printed page, gridlines, a header with the sheet's title and a footer with the
+    branch, the business date and the page number; frozen header, filter, drop-downs."""
+    titles = [c[0] for c in COLUMNS]
+    header, footer = header_footer(branch, business_date)
+    sheet = worklist_file.Sheet(
+        SHEET, [worklist_file.Column(title, width, worklist_file.FILL_IN if title in FILLED_IN else worklist_file.HEADER)
+                for title, _source, width in COLUMNS],
+        {titles.index("处理状态"): STATES, titles.index("处理结果"): RESULTS}, header, footer)
+    worklist_file.write_book(path, sheet, last, pieces)
 
 
 def _sorted_rows(items: pd.DataFrame) -> np.ndarray:
