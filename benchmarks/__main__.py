@@ -16,7 +16,7 @@ import pandas as pd
 from pipeline.columns import EXTRACT_COLUMNS, alias_map
 from pipeline.ingest import read_extract
 from pipeline.normalise import map_distinct, parse_dates
-from pipeline.run import run_night
+from pipeline.run import NightRequest, run_night
 from pipeline.sample import write_sample
 
 
@@ -63,8 +63,8 @@ def main() -> None:
     rows = []
 
     base_s, _ = timed(lambda: pd.read_csv(extract, dtype=str, keep_default_na=False))
-    night_s, result = timed(lambda: run_night([str(extract)], dt.date(2026, 11, 20), str(work / "out"),
-                                              f"sqlite:///{work / 'c.db'}", quiet=True))
+    night_s, result = timed(lambda: run_night(NightRequest([str(extract)], dt.date(2026, 11, 20), str(work / "out"),
+                                                           f"sqlite:///{work / 'c.db'}", quiet=True)))
     rows.append(("night end to end (custdq run)", night_s, "pandas.read_csv(dtype=str) alone", base_s))
 
     fast_s, _ = timed(lambda: read_extract([extract], mapping, fast=True))

@@ -25,7 +25,7 @@ from pipeline import store
 from pipeline.cases.night import _iso
 from pipeline.cases.tables import items
 from pipeline.items import DATE_FIELDS
-from pipeline.run import run_night
+from pipeline.run import NightRequest, run_night
 from pipeline.sample import write_sample
 from pipeline.worklists import COLUMNS, _cells, write_worklists
 
@@ -90,7 +90,7 @@ def main() -> None:
     t1 = dt.date(2026, 11, 20)
     t2 = dt.date(2026, 11, 23)
 
-    s1, r1 = timed(lambda: run_night([str(extract)], t1, str(work / "n1"), url, quiet=True))
+    s1, r1 = timed(lambda: run_night(NightRequest([str(extract)], t1, str(work / "n1"), url, quiet=True)))
     listing = r1.items
     base_s, _ = timed(lambda: naive_store(f"sqlite:///{work / 'naive.db'}", listing))
     xl_s, _ = timed(lambda: write_worklists(listing, work / "wl"))
@@ -100,8 +100,8 @@ def main() -> None:
     engine = store.open_store(url)
     with engine.begin() as conn:
         imp_s, report = timed(lambda: import_worklists(conn, [str(p) for p in filled], "bench"))
-    s2, r2 = timed(lambda: run_night([str(extract)], t2, str(work / "n2"), url, quiet=True))
-    s3, r3 = timed(lambda: run_night([str(extract)], t2, str(work / "n2"), url, quiet=True))
+    s2, r2 = timed(lambda: run_night(NightRequest([str(extract)], t2, str(work / "n2"), url, quiet=True)))
+    s3, r3 = timed(lambda: run_night(NightRequest([str(extract)], t2, str(work / "n2"), url, quiet=True)))
 
     n = len(listing)
     rows = [

@@ -119,9 +119,10 @@ def run(extracts, business_date, agents, out_dir, db, config_path, engine, quiet
 
     Example: custdq run data/samples/policies_sample.csv --business-date 2026-11-20
     """
-    from pipeline.run import run_night
+    from pipeline.run import NightRequest, run_night
 
-    result = run_night(list(extracts), business_date, out_dir, db, config_path, agents, engine, quiet, rewind)
+    result = run_night(NightRequest(list(extracts), business_date, out_dir, db, config_path, agents, engine, quiet,
+                                    rewind))
     for line in result.created:
         click.echo(f"custdq: {line}", err=True)
     m = result.manifest

@@ -298,7 +298,7 @@ def test_a_night_that_fails_leaves_the_index_as_it_was(tmp_path, db, monkeypatch
     import datetime as dt
 
     from pipeline import outputs
-    from pipeline.run import run_night
+    from pipeline.run import NightRequest, run_night
     extract = write_csv(tmp_path / "e.csv", [policy("P1", 1), policy("P2", 2)])
 
     def disk_full(*_args, **_kwargs):
@@ -307,6 +307,6 @@ def test_a_night_that_fails_leaves_the_index_as_it_was(tmp_path, db, monkeypatch
     monkeypatch.setattr(outputs, "write_items", disk_full)
     from pipeline.errors import InputError
     with pytest.raises(InputError, match="No space left on device"):
-        run_night([str(extract)], dt.date(2026, 11, 20), str(tmp_path / "out"), db, quiet=True)
+        run_night(NightRequest([str(extract)], dt.date(2026, 11, 20), str(tmp_path / "out"), db, quiet=True))
     assert contact_counts(db) == (0, 0)
     assert store.run_history(store.open_store(db)) == []
