@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pandas.api.types import union_categoricals
 
 from checks.catalogue import NIGHT_RULES, ROW_RULES
@@ -61,10 +62,12 @@ class Tally:
     contact_seconds: float = 0.0
     night: dict = field(default_factory=dict)  # RuleContext.night: roster analyses, made once
     chunks: int = 0
+    keeps_findings: bool = True  # a book load judges no items: it keeps no findings
 
     def take(self, result: ChunkResult) -> None:
         """One chunk's results (chunks are taken in the order of the night's rows)."""
-        self.found.append(result.found)
+        if self.keeps_findings:
+            self.found.append(result.found)
         self.outcomes = merge_outcomes(self.outcomes, result.outcomes)
         self.policies.append(result.policies)
         self.seen = merge_profiles(self.seen, result.seen)
@@ -75,6 +78,15 @@ class Tally:
         if result.contacts is not None:
             self.contacts.add_packed(result.contacts)
         self.contact_seconds += result.contact_seconds
+
+    def policy_numbers(self) -> tuple[np.ndarray, pa.Array]:
+        """(row in the night, policy number) of every in-scope row, in order, as numpy positions
+        and one Arrow string array (a book load's whole file: no frame of the other columns,
+        no Python strings); the chunks' parts are let go."""
+        parts, self.policies = self.policies, []
+        rows = np.concatenate([p.index.to_numpy(np.int64) for p in parts]) if parts else np.zeros(0, np.int64)
+        numbers = [pa.array(p["policy_no"], type=pa.large_string()) for p in parts if len(p)]
+        return rows, pa.chunked_array(numbers, pa.large_string()).combine_chunks()
 
     def policy_frame(self) -> pd.DataFrame:
         """Tonight's in-scope rows (POLICY_COLUMNS), indexed by their row in the night (once:
@@ -90,15 +102,17 @@ class Tally:
 
 
 def check_rows(extracts: list[str], mapping: dict[str, str], business_date: dt.date, cfg: dict,
-               agents: pd.DataFrame | None, key: bytes, version: str, stages) -> tuple[Reading, Tally]:
+               agents: pd.DataFrame | None, key: bytes, version: str, stages,
+               book_load: bool = False) -> tuple[Reading, Tally]:
     """Read and check every row of the night; a file the fast reader gives up on half-way makes
-    the whole night read again with the exact reader (nothing is kept of the first pass)."""
+    the whole night read again with the exact reader (nothing is kept of the first pass). A
+    `book_load` keeps no findings and needs no expectations."""
     chunk_rows = per_worker(chunk_size(cfg), workers_of(cfg))
     try:
-        return _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, chunk_rows, True)
+        return _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, chunk_rows, True, book_load)
     except FastPathLost:
         stages.note("an extract file needs the exact reader part-way through: reading the night again")
-        return _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, chunk_rows, False)
+        return _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, chunk_rows, False, book_load)
 
 
 def chunk_size(cfg: dict) -> int:
@@ -126,12 +140,12 @@ def workers_of(cfg: dict) -> int:
     return n
 
 
-def _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, chunk_rows, fast):
-    reading, tally = Reading(), Tally(contacts=NightContacts(version))
+def _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, chunk_rows, fast, book_load=False):
+    reading, tally = Reading(), Tally(contacts=NightContacts(version), keeps_findings=not book_load)
     parts = iter_extract(extracts, mapping, reading, chunk_rows, fast)
     workers = workers_of(cfg)
     pool = Workers(workers, (business_date, cfg, agents, key, version)) if workers > 1 else None
-    if pool is not None and cfg["expectations"]["enabled"]:
+    if pool is not None and cfg["expectations"]["enabled"] and not book_load:
         expectations.preload()  # the gate's slow import, while the main process waits for the workers
     rows = 0
     try:

@@ -254,7 +254,7 @@ class ContactIndex:
         self._superseded, self._gone = None, None
         return removed
 
-    def write(self, rows: NightContacts, policies: pd.Series, version: str) -> dict:
+    def write(self, rows: NightContacts, policies: pd.Series | pa.Array, version: str) -> dict:
         """Make `rows` the version `version` of `policies` (a policy without rows had its contacts
         removed). A policy whose live rows are unchanged is not written again: stored and
         tonight's rows are compared per policy by fingerprints (pipeline.book.signature), folded a
@@ -288,7 +288,12 @@ class ContactIndex:
                         python_rows(supersede[["policy_no", "version", "by_version"]].astype(str)))
         written = self.segments.append(version, rows.tier_blobs(version, keep))
         self._superseded, self._gone = None, None
-        distinct = len(self.tonight) if len(self.tonight) else int(pd.Series(policies).nunique())
+        if len(self.tonight):
+            distinct = len(self.tonight)
+        elif isinstance(policies, (pa.Array, pa.ChunkedArray)):
+            distinct = int(pc.count_distinct(policies).as_py())
+        else:
+            distinct = int(pd.Series(policies).nunique())
         return {"policies": distinct, "rows_written": written,
                 "policies_unchanged": len(keep), "policies_newer_kept": len(later)}
 

@@ -24,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+from pipeline.book.digests import within
 
 from pipeline import chunks, config, outputs, store
 from pipeline.book import index
@@ -61,11 +64,25 @@ def load_book(paths: list[str], as_of: dt.date, out_dir: str | None = None, db: 
     return manifest
 
 
+def first_records(policies: pa.Array) -> np.ndarray:
+    """Flags of the first record of each policy number, in order (an Arrow group-by of the
+    positions, not a pandas hash table of Python strings).
+
+    >>> first_records(pa.array(["P1", "P2", "P1", "P3", "P2"])).tolist()
+    [True, True, False, True, False]
+    """
+    positions = pa.table({"p": policies, "i": pa.array(np.arange(len(policies), dtype=np.int64))})
+    firsts = positions.group_by("p", use_threads=False).aggregate([("i", "min")])["i_min"]
+    flags = np.zeros(len(policies), dtype=bool)
+    flags[firsts.to_numpy()] = True
+    return flags
+
+
 def _load(paths, as_of, out_dir, engine, key, db, cfg, progress, started, spark=None) -> dict:
     version = version_of(as_of.isoformat(), "book")
     out = Path(out_dir) if out_dir else Path("out") / f"index-load-{as_of.isoformat()}"
     files, quarantines = [], []
-    loaded: set[str] = set()  # a policy in two book files: the first file's row counts
+    loaded: list[pa.Array] = []  # the policy numbers of the earlier files (a policy in two: the first counts)
 
     checker = spark if spark is not None else chunks  # both offer check_rows(...) -> (Reading, Tally)
 
@@ -76,23 +93,26 @@ def _load(paths, as_of, out_dir, engine, key, db, cfg, progress, started, spark=
         follows the chunk and the file's packed contact rows, not the file."""
         for path in paths:
             reading, tally = checker.check_rows([path], alias_map(EXTRACT_COLUMNS, cfg["aliases"]), as_of, cfg,
-                                                None, key, version, Stages(SPARK_STAGES, quiet=True))
+                                                None, key, version, Stages(SPARK_STAGES, quiet=True), book_load=True)
             info = reading.inputs[0].to_dict() | {"rows_in_scope": tally.in_scope,
                                                   "rows_out_of_scope": tally.out_of_scope}
             yield info, pd.concat([reading.quarantine, *tally.quarantined], ignore_index=True), \
-                tally.policy_frame()[["policy_no"]], tally.contacts
+                tally.policy_numbers(), tally.contacts
 
     def books():
         """(contact rows, policies) of each file in turn; the file's accounting into `files`."""
-        for info, quarantine, checked, contacts in files_rows():
-            again = checked["policy_no"].isin(loaded)
+        for info, quarantine, (rows, policies), contacts in files_rows():
             # a policy's first record in the book counts, as a night keeps a policy number's
-            # first record (its later copies in the file, and its rows in a later file, do not)
-            first = ~again.to_numpy() & ~checked["policy_no"].duplicated().to_numpy()
-            keep = np.zeros(int(checked.index.max()) + 1 if len(checked) else 0, dtype=bool)
-            keep[checked.index[first].to_numpy()] = True
+            # first record (its later copies in the file, and its rows in a later file, do not);
+            # found on Arrow data: a 20M-row book file is never 20M Python strings
+            again = within(policies, pa.chunked_array(loaded, pa.large_string()).combine_chunks()) if loaded \
+                else np.zeros(len(policies), dtype=bool)
+            first = first_records(policies) & ~again
+            keep = np.zeros(int(rows.max()) + 1 if len(rows) else 0, dtype=bool)
+            keep[rows[first]] = True
             contacts.keep_first(keep)
-            loaded.update(checked["policy_no"])
+            if len(paths) > 1:
+                loaded.append(policies.filter(pa.array(first)))
             quarantines.append(quarantine)
             info = info | {"rows_quarantined": len(quarantine), "policies_in_earlier_file": int(again.sum()),
                            "contact_rows": contacts.num_rows}
@@ -100,7 +120,7 @@ def _load(paths, as_of, out_dir, engine, key, db, cfg, progress, started, spark=
                 raise RuntimeError("row reconciliation failed: a row was lost (bug)")
             files.append(info)
             progress(f"custdq: index load: {info['path']}: {info['rows']} rows, {contacts.num_rows} contact rows")
-            yield contacts, checked.loc[first, "policy_no"]
+            yield contacts, policies.filter(pa.array(first))
             contacts.close()
 
     with store_lock(engine, "index load", None, float(cfg["store"]["lock_wait_seconds"]), notify=progress), \

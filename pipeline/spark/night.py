@@ -91,15 +91,15 @@ class SparkNight:
 
     # -- the row-level stages ------------------------------------------------------------------
 
-    def check_rows(self, extracts, mapping, business_date, cfg, agents, key, version, stages
-                   ) -> tuple[Reading, Tally]:
+    def check_rows(self, extracts, mapping, business_date, cfg, agents, key, version, stages,
+                   book_load: bool = False) -> tuple[Reading, Tally]:
         try:
             reading, firsts = self._stage(extracts, mapping, chunk_size(cfg), True, stages)
         except FastPathLost:
             stages.note("an extract file needs the exact reader part-way through: reading the night again")
             reading, firsts = self._stage(extracts, mapping, chunk_size(cfg), False, stages)
         sources = [i.path for i in reading.inputs]
-        tally = Tally(contacts=NightContacts(version))
+        tally = Tally(contacts=NightContacts(version), keeps_findings=not book_load)
         if not firsts:  # no file held a record: one empty chunk, here, keeps every table's columns
             _chunk(_empty_raw(reading), sources, business_date, cfg, agents, key, version, stages, tally)
             return reading, tally
