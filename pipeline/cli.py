@@ -59,12 +59,13 @@ config_option = click.option("--config", "config_path", metavar="FILE", help="YA
 
 
 def existing_store(db, config_path):
-    """(the case store, the settings) for a command that reads or changes an existing store: a
-    store that does not exist is exit 2 and nothing is created."""
-    from pipeline import config, store
+    from pipeline import store
 
-    cfg = config.load(config_path)
-    return store.open_store(db, create=False, cfg=cfg), cfg
+    return store.existing(db, config_path)
+
+
+def say(line: str) -> None:
+    click.echo(f"custdq: {line}", err=True)
 
 
 class OneLineErrors(click.Group):
@@ -123,23 +124,9 @@ def run(extracts, business_date, agents, out_dir, db, config_path, engine, quiet
 
     result = run_night(NightRequest(list(extracts), business_date, out_dir, db, config_path, agents, engine, quiet,
                                     rewind))
-    for line in result.created:
-        click.echo(f"custdq: {line}", err=True)
-    m = result.manifest
-    r = m["rows"]
-    click.echo(
-        f"custdq: {m['business_date']}: {r['rows_read']} rows read, {r['rows_in_scope']} checked, "
-        f"{r['rows_out_of_scope']} out of scope, {r['rows_quarantined']} quarantined; "
-        f"{m['items']['total']} items; list due {m['deadlines']['list_due']}; outputs in {result.out_dir}"
-        f"{'; replaced the earlier run of this date' if m.get('replaced_earlier_run') else ''}",
-        err=True,
-    )
-    for line in m.get("warnings", []):
-        click.echo(f"warning: {line}", err=True)
+    for line in result.summary():
+        click.echo(line, err=True)
     if result.gate_failed:
-        click.echo(f"custdq: error: blocking expectations failed: "
-                   f"{', '.join(m['expectations']['blocking_failed'])} (outputs written; see data_docs/index.html)",
-                   err=True)
         sys.exit(ExitCode.FAILED)
 
 
@@ -234,14 +221,9 @@ def index_compact(db, config_path):
 
     Example: custdq index compact --db sqlite:///.custdq/cases.db
     """
-    from pipeline.book import index as contact_index
-    from pipeline.lock import store_lock
+    from pipeline.book.load import compact_index
 
-    engine, cfg = existing_store(db, config_path)
-    with store_lock(engine, "index compact", None, float(cfg["store"]["lock_wait_seconds"]),
-                    notify=lambda s: click.echo(f"custdq: {s}", err=True)), \
-            engine.begin() as conn:
-        m = contact_index.ContactIndex(conn).compact()
+    m = compact_index(db, config_path, notify=say)
     click.echo(f"custdq: index compact: {m['rows_moved']} rows merged in {m['seconds']}s; "
                f"the index holds {m['rows']} rows", err=True)
 
@@ -266,22 +248,11 @@ def cases_import(worklists, db, who, rejects_out, config_path):
 
     Example: custdq cases import out/2026-11-20/worklists/广东分公司.xlsx --by 张三
     """
-    from pipeline import outputs
-    from pipeline.cases.imports import import_worklists, rejects_frame
-    from pipeline.lock import store_lock
+    from pipeline.cases.imports import import_files
 
-    engine, cfg = existing_store(db, config_path)
-    with store_lock(engine, "cases import", None, float(cfg["store"]["lock_wait_seconds"]),
-                    notify=lambda s: click.echo(f"custdq: {s}", err=True)):
-        with engine.begin() as conn:
-            report = import_worklists(conn, list(worklists), who)
+    report = import_files(db, config_path, list(worklists), who, rejects_out, notify=say)
     for r in report.rejected:
         click.echo(f"rejected: {r['file']} row {r['row']}: {r['reason']}")
-    if rejects_out:
-        from pathlib import Path
-        frame = rejects_frame(report)
-        frame["item_id"] = outputs.defuse(frame["item_id"].astype("str"))
-        outputs.atomic_write(Path(rejects_out), lambda p: frame.to_csv(p, index=False, encoding="utf-8-sig"))
     click.echo(f"custdq: cases import: {sum(f['rows'] for f in report.files)} rows in {len(report.files)} "
                f"file(s): {report.applied} applied, {report.unchanged} unchanged, {report.untouched} not filled in, "
                f"{len(report.rejected)} rejected", err=True)
@@ -295,32 +266,28 @@ def cases_import(worklists, db, who, rejects_out, config_path):
 @click.option("--as-of", "as_of", type=IsoDate(), help="judge overdue on this date (default: today, China time)")
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
               help="print at most this many rows (0: all)")
-@click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout instead of a table (every row unless --limit)")
+@click.option("--csv", "csv", is_flag=True, help="CSV on stdout instead of a table (every row unless --limit)")
 @db_option
 @config_option
 @reports_errors
-def cases_list(overdue, branch, as_of, limit, as_csv, db, config_path):
+def cases_list(overdue, branch, as_of, limit, csv, db, config_path):
     """Print open items, deadline first, with the total.
 
     Example: custdq cases list --overdue --branch 广东分公司
     """
-    from pipeline import outputs
-    from pipeline.cases.listing import open_items, render
+    from pipeline.cases.listing import as_csv, open_items, render
     from pipeline.clock import now
 
     as_of = as_of or now().date()
     with existing_store(db, config_path)[0].connect() as conn:
         t = open_items(conn, as_of, overdue, branch)
     explicit = click.get_current_context().get_parameter_source("limit") != click.core.ParameterSource.DEFAULT
-    if as_csv:
-        out = (t.head(limit) if explicit and limit else t).copy()
-        for col in ("item_id", "branch", "channel", "policy_no"):
-            out[col] = outputs.defuse(out[col].astype("str"))
-        click.echo(out.to_csv(index=False), nl=False)
+    if csv:
+        click.echo(as_csv(t, limit if explicit else None), nl=False)
     else:
         click.echo(render(t, limit or None))
     late = int((t["days_overdue"] > 0).sum())
-    shown = "" if as_csv or not limit or len(t) <= limit else f" ({limit} shown; --limit 0 shows all)"
+    shown = "" if csv or not limit or len(t) <= limit else f" ({limit} shown; --limit 0 shows all)"
     click.echo(f"custdq: {len(t)} open item(s){' in ' + branch if branch else ''}, {late} overdue as of "
                f"{as_of.isoformat()}{shown}", err=True)
 
@@ -380,19 +347,9 @@ def dashboard(db, out_path, night, config_path):
     """
     from pathlib import Path
 
-    from pipeline.dashboard.page import write_dashboard
+    from pipeline.dashboard.page import rebuild
 
-    from pipeline.errors import InputError
-    from pipeline.nights import nights
-
-    engine = existing_store(db, config_path)[0]
-    if night is not None:
-        with engine.connect() as conn:
-            known = nights(conn)
-        if night.isoformat() not in known:
-            raise InputError(f"--night {night}: the store holds no run of that night (its nights: "
-                             f"{', '.join(known[-5:]) or 'none'}{' ...' if len(known) > 5 else ''})")
-    board = write_dashboard(engine, Path(out_path), night.isoformat() if night else None)
+    board = rebuild(db, config_path, Path(out_path), night.isoformat() if night else None)
     click.echo(f"custdq: dashboard for {board.night or 'no night yet'} written to {out_path}", err=True)
 
 
@@ -414,13 +371,8 @@ def report_quarterly(quarter, db, out_path, config_path):
     """
     from pathlib import Path
 
-    from pipeline.cases.quarterly import quarter_bounds, write_report
+    from pipeline.cases.quarterly import quarterly_report
 
-    quarter_bounds(quarter)  # a malformed quarter is refused before the store is opened
-    if not out_path.lower().endswith(".xlsx"):
-        from pipeline.errors import InputError
-
-        raise InputError(f"--out {out_path}: the report is an Excel workbook: name it .xlsx")
-    info = write_report(existing_store(db, config_path)[0], quarter, Path(out_path))
+    info = quarterly_report(db, config_path, quarter, Path(out_path))
     click.echo(f"custdq: report {info['quarter']} ({info['from']} to {info['to']}): {info['items']} items on "
                f"{info['policies']} policies in {info['groups']} branch/channel/agent groups -> {out_path}", err=True)

@@ -46,6 +46,22 @@ class RunResult:
     gate_failed: bool = False  # a blocking expectation failed: exit 1 (outputs are written)
     created: list[str] = field(default_factory=list)  # what the run created (a store, a hash key)
 
+    def summary(self) -> list[str]:
+        """What the operator reads on stderr at the end of the night: what was created, the
+        counts, every warning, a failed gate."""
+        m, r = self.manifest, self.manifest["rows"]
+        lines = [f"custdq: {line}" for line in self.created]
+        lines.append(
+            f"custdq: {m['business_date']}: {r['rows_read']} rows read, {r['rows_in_scope']} checked, "
+            f"{r['rows_out_of_scope']} out of scope, {r['rows_quarantined']} quarantined; "
+            f"{m['items']['total']} items; list due {m['deadlines']['list_due']}; outputs in {self.out_dir}"
+            f"{'; replaced the earlier run of this date' if m.get('replaced_earlier_run') else ''}")
+        lines += [f"warning: {line}" for line in m.get("warnings", [])]
+        if self.gate_failed:
+            lines.append(f"custdq: error: blocking expectations failed: "
+                         f"{', '.join(m['expectations']['blocking_failed'])} (outputs written; see data_docs/index.html)")
+        return lines
+
 
 @dataclass(frozen=True)
 class NightRequest:

@@ -251,6 +251,15 @@ class Created:
                         pass  # not empty: somebody else's files
 
 
+def existing(db: str | None, config_path: str | None) -> tuple[sa.Engine, dict]:
+    """(the case store, the settings) for a command that reads or changes an existing store: a
+    store that does not exist is exit 2 and nothing is created."""
+    from pipeline import config
+
+    cfg = config.load(config_path)
+    return open_store(db, create=False, cfg=cfg), cfg
+
+
 def open_with_key(db: str | None, cfg: dict) -> tuple[sa.Engine, bytes, Created]:
     """For the commands that write contact hashes (`run`, `index load`): the store (created when
     absent), its hash key (created only for a store that has none yet) and what was created."""

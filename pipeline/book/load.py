@@ -64,6 +64,15 @@ def load_book(paths: list[str], as_of: dt.date, out_dir: str | None = None, db: 
     return manifest
 
 
+def compact_index(db: str | None, config_path: str | None, notify=None) -> dict:
+    """`custdq index compact`: the night tiers folded into the main tier, in one transaction
+    under the writer lock (`store.lock_wait_seconds`)."""
+    engine, cfg = store.existing(db, config_path)
+    with store_lock(engine, "index compact", None, float(cfg["store"]["lock_wait_seconds"]), notify=notify), \
+            engine.begin() as conn:
+        return index.ContactIndex(conn).compact()
+
+
 def first_records(policies: pa.Array) -> np.ndarray:
     """Flags of the first record of each policy number, in order (an Arrow group-by of the
     positions, not a pandas hash table of Python strings).

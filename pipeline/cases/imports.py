@@ -272,3 +272,22 @@ def _login() -> str:
 def rejects_frame(report: ImportReport) -> pd.DataFrame:
     return pd.DataFrame(report.rejected, columns=["file", "row", "item_id", "reason"])
 
+
+def import_files(db: str | None, config_path: str | None, paths: list[str], who: str | None = None,
+                 rejects_out: str | None = None, notify=None) -> ImportReport:
+    """`custdq cases import`: the worklists read back into an existing store in one transaction,
+    under the writer lock (`store.lock_wait_seconds`); with `rejects_out`, the rejected rows also
+    written to that CSV (UTF-8 with a BOM, the item ids defused for spreadsheets)."""
+    from pipeline import outputs, store
+    from pipeline.lock import store_lock
+
+    engine, cfg = store.existing(db, config_path)
+    with store_lock(engine, "cases import", None, float(cfg["store"]["lock_wait_seconds"]), notify=notify):
+        with engine.begin() as conn:
+            report = import_worklists(conn, list(paths), who)
+    if rejects_out:
+        frame = rejects_frame(report)
+        frame["item_id"] = outputs.defuse(frame["item_id"].astype("str"))
+        outputs.atomic_write(Path(rejects_out), lambda p: frame.to_csv(p, index=False, encoding="utf-8-sig"))
+    return report
+

@@ -49,6 +49,17 @@ def open_items(conn: sa.Connection, as_of: dt.date, overdue: bool = False, branc
     return t[COLUMNS]
 
 
+def as_csv(t: pd.DataFrame, limit: int | None = None) -> str:
+    """The open items as CSV (the first `limit` rows, or all), ids and names defused for
+    spreadsheets."""
+    from pipeline import outputs
+
+    out = (t.head(limit) if limit else t).copy()
+    for col in ("item_id", "branch", "channel", "policy_no"):
+        out[col] = outputs.defuse(out[col].astype("str"))
+    return out.to_csv(index=False)
+
+
 def render(t: pd.DataFrame, limit: int | None = None) -> str:
     """A plain text table (fixed columns, CJK counted double width) for a terminal or a pager."""
     shown = (t if limit is None else t.head(limit)).copy()

@@ -103,3 +103,15 @@ def write_report(engine: sa.Engine, quarter: str, path: Path) -> dict:
     atomic_write(path, write)
     return {"quarter": quarter.upper(), "from": start.isoformat(), "to": end.isoformat(), "items": len(detail),
             "policies": int(detail["policy_no"].nunique()) if len(detail) else 0, "groups": len(table)}
+
+
+def quarterly_report(db: str | None, config_path: str | None, quarter: str, path: Path) -> dict:
+    """`custdq report quarterly`: a malformed quarter or an --out that is not .xlsx is refused
+    before the store is opened."""
+    from pipeline import store
+    from pipeline.errors import InputError
+
+    quarter_bounds(quarter)
+    if path.suffix.lower() != ".xlsx":
+        raise InputError(f"--out {path}: the report is an Excel workbook: name it .xlsx")
+    return write_report(store.existing(db, config_path)[0], quarter, path)

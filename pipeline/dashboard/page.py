@@ -158,3 +158,20 @@ def write_dashboard(source: sa.Engine | sa.Connection, path: Path, night: str | 
     text = render(board, docs_link)
     atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
     return board
+
+
+def rebuild(db: str | None, config_path: str | None, path: Path, night: str | None = None):
+    """`custdq dashboard`: the page rebuilt from an existing store alone (`night`: a business
+    date the store holds a run of; default the latest)."""
+    from pipeline import store
+    from pipeline.errors import InputError
+    from pipeline.nights import nights
+
+    engine = store.existing(db, config_path)[0]
+    if night is not None:
+        with engine.connect() as conn:
+            known = nights(conn)
+        if night not in known:
+            raise InputError(f"--night {night}: the store holds no run of that night (its nights: "
+                             f"{', '.join(known[-5:]) or 'none'}{' ...' if len(known) > 5 else ''})")
+    return write_dashboard(engine, path, night)
