@@ -24,7 +24,7 @@ def char_matrix(values: pd.Series, width: int) -> np.ndarray:
     return data[offsets[0]: offsets[-1]].reshape(len(arr), width)
 
 
-def _text(values) -> pa.Array | pa.ChunkedArray:
+def text_array(values) -> pa.Array | pa.ChunkedArray:
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         return values.cast(pa.string())
     if isinstance(values, (pd.Series, pd.Index)):
@@ -39,5 +39,5 @@ def isin_text(values, within) -> np.ndarray:
     >>> isin_text(pd.Series(["P1", "P2", None], dtype="str"), ["P2", "P3"]).tolist()
     [False, True, False]
     """
-    found = pc.is_in(_text(values), value_set=_text(within), skip_nulls=True)  # a missing value is in nothing
+    found = pc.is_in(text_array(values), value_set=text_array(within), skip_nulls=True)  # a missing value is in nothing
     return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)

@@ -156,7 +156,7 @@ def _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, c
                 break
             sources = [i.path for i in reading.inputs]
             if pool is None:
-                _chunk(raw, sources, business_date, cfg, agents, key, version, stages, tally)
+                check_here(raw, sources, business_date, cfg, agents, key, version, stages, tally)
             else:
                 pool.submit(raw, sources)
             rows += len(raw)
@@ -173,12 +173,13 @@ def _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, c
         if pool is not None:
             pool.close()
     if not tally.policies:  # no file held a record: one empty chunk keeps every table's columns
-        _chunk(_empty_raw(reading), [i.path for i in reading.inputs], business_date, cfg, agents, key, version,
+        check_here(empty_raw(reading), [i.path for i in reading.inputs], business_date, cfg, agents, key, version,
                stages, tally)
     return reading, tally
 
 
-def _empty_raw(reading: Reading) -> pd.DataFrame:
+def empty_raw(reading: Reading) -> pd.DataFrame:
+    """A chunk of no rows with the reading's columns (a night whose files hold no record)."""
     frame = pd.DataFrame({c: pd.Series(dtype="str") for c in reading.kind.columns})
     frame["_file"] = pd.Series(dtype="int32")
     frame["_line"] = pd.Series(dtype="int64")
@@ -225,7 +226,8 @@ def check_chunk(raw, sources, business_date, cfg, agents, key, version, stages, 
                        int(sp.in_scope.sum()), int(sp.out_of_scope.sum()), sp.term_unreadable, contacts, seconds)
 
 
-def _chunk(raw, sources, business_date, cfg, agents, key, version, stages, tally: Tally) -> None:
+def check_here(raw, sources, business_date, cfg, agents, key, version, stages, tally: Tally) -> None:
+    """One chunk checked in this process, its results into `tally`."""
     tally.take(check_chunk(raw, sources, business_date, cfg, agents, key, version, stages, tally.night))
 
 

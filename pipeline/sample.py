@@ -104,7 +104,7 @@ def people(n: int, rng: np.random.Generator, today: dt.date, min_age: int, max_a
     })
 
 
-def _sample_frame(n: int, rng: np.random.Generator, today: dt.date, defect_rate: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def sample_frame(n: int, rng: np.random.Generator, today: dt.date, defect_rate: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     from pipeline.sample_vocab import BRANCH_WEIGHTS, CHANNEL_WEIGHTS, TERM_WEIGHTS
 
     def w(x):
@@ -227,7 +227,7 @@ def sample_chunks(rows: int, seed: int, defect_rate: float = 0.05, business_date
     """Yield (extract chunk, roster chunk) of at most CHUNK rows: bounded memory at 10M rows."""
     rng = np.random.default_rng(seed)
     for start in range(0, max(rows, 1), CHUNK):
-        part, agents = _sample_frame(max(1, min(CHUNK, rows - start)), rng, business_date, defect_rate)
+        part, agents = sample_frame(max(1, min(CHUNK, rows - start)), rng, business_date, defect_rate)
         if rows == 0:
             part = part.iloc[:0]
         if start:  # keep policy and agent numbers unique across chunks

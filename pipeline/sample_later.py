@@ -33,7 +33,7 @@ from pipeline.columns import EXTRACT_COLUMNS, alias_map
 from pipeline.config import defaults
 from pipeline.errors import InputError
 from pipeline.normalise import clean_text, parse_sex
-from pipeline.sample import CHUNK, ID_WEIGHTS, CHECK_CHARS, _sample_frame, luhn_cards, people
+from pipeline.sample import CHUNK, ID_WEIGHTS, CHECK_CHARS, sample_frame, luhn_cards, people
 
 SHARES = {"recurring": 0.1, "resend": 0.05, "changed": 0.3, "corrected": 0.5}
 APPLICANT = ["applicant_name", "applicant_sex", "applicant_birth_date", "applicant_id_type", "applicant_id_no",
@@ -210,7 +210,7 @@ def later_chunks(rows: int, seed: int, earlier: pd.DataFrame, business_date: dt.
         size = max(0, min(CHUNK, rows - start))
         a, b = n_resend * start // max(rows, 1), n_resend * (start + size) // max(rows, 1)
         n_new = size - (b - a)
-        f, agents = _sample_frame(max(1, n_new), rng, business_date, defect_rate)
+        f, agents = sample_frame(max(1, n_new), rng, business_date, defect_rate)
         f = f.iloc[:n_new].copy()
         header = {alias_map(EXTRACT_COLUMNS)[h]: h for h in f.columns}
         if start:

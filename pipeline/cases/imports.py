@@ -33,7 +33,8 @@ from openpyxl.utils.exceptions import InvalidFileException
 
 from checks.masking import mask_digits_in_text
 from pipeline import clock
-from pipeline.cases.night import CHUNK, SHARED_RULES, _py
+from pipeline.cases.night import CHUNK, SHARED_RULES
+from pipeline.cases.undo import python_value
 from pipeline.store import read_frame as _read
 from pipeline.cases.tables import item_events, items, suppressions
 from pipeline.errors import InputError
@@ -258,7 +259,7 @@ def _items(conn: sa.Connection, ids: list[str]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for i in range(0, len(ids), CHUNK):
         for record in conn.execute(sa.select(items).where(items.c.item_id.in_(ids[i:i + CHUNK]))).mappings():
-            out[record["item_id"]] = {k: _py(v) for k, v in record.items()}
+            out[record["item_id"]] = {k: python_value(v) for k, v in record.items()}
     return out
 
 

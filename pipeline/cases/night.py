@@ -32,7 +32,7 @@ from checks.arrays import isin_text
 from checks.catalogue import BOOK_RULES
 from pipeline.sql import bulk_insert, constant_columns, key_table, python_rows
 from pipeline.cases.tables import items, suppressions
-from pipeline.cases.undo import FINDING, WHO, WRITABLE, Journal, _py, json_values
+from pipeline.cases.undo import FINDING, WHO, WRITABLE, Journal, json_values, python_value
 from pipeline.items import DATE_FIELDS, ITEM_COLUMNS
 from pipeline.store import read_frame as _read
 
@@ -147,7 +147,7 @@ def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, 
             after.loc[ids, column] = value
     moved = journal.changed(before, after)
     if len(moved):
-        params = [dict({c: _py(v) for c, v in zip(WRITABLE, r)}, b_id=i)
+        params = [dict({c: python_value(v) for c, v in zip(WRITABLE, r)}, b_id=i)
                   for i, r in zip(moved, after.loc[moved, WRITABLE].itertuples(index=False))]
         conn.execute(items.update().where(items.c.item_id == sa.bindparam("b_id"))
                      .values({c: sa.bindparam(c) for c in WRITABLE}), params)
@@ -156,7 +156,7 @@ def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, 
         if not len(ids):
             continue
         shown = [c for c in LIFECYCLE_SHOWN if c != "last_seen"]
-        whats = [{c: [_py(b), _py(a)] for c, b, a in zip(shown, old, now) if _py(b) != _py(a)}
+        whats = [{c: [python_value(b), python_value(a)] for c, b, a in zip(shown, old, now) if python_value(b) != python_value(a)}
                  for old, now in zip(before.loc[ids, shown].itertuples(index=False),
                                      after.loc[ids, shown].itertuples(index=False))]
         bulk_insert(conn, "item_events", EVENT_COLUMNS, _event_rows(ids, night, at, action, whats))

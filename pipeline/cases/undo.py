@@ -42,7 +42,7 @@ WRITABLE = FINDING + LIFECYCLE  # every column of `items` a night may change
 CHUNK = 900  # bound parameters per IN (...) query
 
 
-def _py(value):
+def python_value(value):
     """A plain Python value for the database and JSON (no numpy scalars, no NaN/NaT)."""
     if value is None or (not isinstance(value, (list, str)) and pd.isna(value)):
         return None
@@ -99,7 +99,7 @@ class Journal:
 def _encoded(values: pd.Series) -> np.ndarray:
     """Each value's JSON text (as json.dumps writes it), each distinct value encoded once."""
     codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
-    return np.array([json.dumps(_py(u), ensure_ascii=False, default=str) for u in uniques] + ["null"],
+    return np.array([json.dumps(python_value(u), ensure_ascii=False, default=str) for u in uniques] + ["null"],
                     dtype=object)[codes]
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from checks.arrays import _text
+from checks.arrays import text_array
 
 DIMS = {"branch": "branch", "channel": "channel", "agent": "agent_code"}
 UNKNOWN = "(空)"
@@ -25,8 +25,8 @@ def night_dims(checked: pd.DataFrame, fired: pd.DataFrame, first: np.ndarray | N
     # 10M policy numbers only probed (a hash set of every policy number would take a gigabyte)
     hit = np.zeros(len(checked), dtype=np.int64)
     if len(fired) and len(checked):
-        counted = pc.value_counts(_text(fired["policy_no"]).drop_null())
-        at = pc.index_in(_text(checked["policy_no"]), value_set=counted.field("values"))
+        counted = pc.value_counts(text_array(fired["policy_no"]).drop_null())
+        at = pc.index_in(text_array(checked["policy_no"]), value_set=counted.field("values"))
         at = pc.fill_null(at, -1).to_numpy(zero_copy_only=False).astype(np.int64)
         found = at >= 0
         hit[found] = counted.field("counts").to_numpy(zero_copy_only=False)[at[found]]

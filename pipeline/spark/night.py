@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.book.tonight import NightContacts
-from pipeline.chunks import Tally, _chunk, _empty_raw, chunk_size
+from pipeline.chunks import Tally, check_here, chunk_size, empty_raw
 from pipeline.errors import EngineError, InputError
 from pipeline.ingest import FastPathLost, Reading, iter_extract
 from pipeline.logs import count
@@ -101,7 +101,7 @@ class SparkNight:
         sources = [i.path for i in reading.inputs]
         tally = Tally(contacts=NightContacts(version), keeps_findings=not book_load)
         if not firsts:  # no file held a record: one empty chunk, here, keeps every table's columns
-            _chunk(_empty_raw(reading), sources, business_date, cfg, agents, key, version, stages, tally)
+            check_here(empty_raw(reading), sources, business_date, cfg, agents, key, version, stages, tally)
             return reading, tally
         job = {"sources": sources, "business_date": business_date, "cfg": cfg, "agents": agents, "key": key,
                "version": version}
