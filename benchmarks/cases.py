@@ -23,7 +23,7 @@ from openpyxl import Workbook, load_workbook
 from benchmarks.__main__ import machine, timed
 from pipeline import store
 from pipeline.cases.night import _iso
-from pipeline.cases.tables import items
+from pipeline.schema import items
 from pipeline.items import DATE_FIELDS
 from pipeline.run import NightRequest, run_night
 from pipeline.sample import write_sample

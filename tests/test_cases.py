@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from openpyxl import load_workbook
 
 from pipeline import store
-from pipeline.cases.tables import item_events, items, suppressions
+from pipeline.schema import item_events, items, suppressions
 from pipeline.lock import store_lock
 from tests.conftest import read_outputs, row, write_csv
 from tests.test_shared import person, policy

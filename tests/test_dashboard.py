@@ -139,7 +139,7 @@ def _backlog_store(url: str, n: int = 600, seed: int = 5):
     import sqlalchemy as sa
 
     from pipeline import store
-    from pipeline.cases.tables import items
+    from pipeline.schema import items
 
     rng = np.random.default_rng(seed)
     engine = store.open_store(url)
@@ -233,7 +233,7 @@ def test_a_cluster_counts_once_at_its_largest_open_size(tmp_path):
     open one counts (closed items do not), each cluster once."""
     import sqlalchemy as sa
 
-    from pipeline.cases.tables import items
+    from pipeline.schema import items
     from pipeline.dashboard.data import gather
 
     engine, _ = _backlog_store(f"sqlite:///{tmp_path / 'c.db'}", n=0)
@@ -252,3 +252,21 @@ def test_a_cluster_counts_once_at_its_largest_open_size(tmp_path):
         clusters = gather(conn).clusters.set_index("bucket")["clusters"].to_dict()
     engine.dispose()
     assert clusters == {"2人": 0, "3人": 1, "4-5人": 0, "6-10人": 1, "11人以上": 0}
+
+
+def test_the_rules_table_shows_the_severity_the_night_judged_at(invoke, tmp_path):
+    """A config's `rules.severity` override is what the dashboard shows (the catalogue's
+    default only where the night recorded none), on the run's page and on a rebuild."""
+    from pipeline import store
+    from pipeline.dashboard.data import gather
+
+    config = tmp_path / "severity.yaml"
+    config.write_text("rules:\n  severity:\n    BANK_CARD_LUHN: error\n    PHONE_INVALID: warning\n", encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'cases.db'}"
+    extract = write_csv(tmp_path / "n.csv", [row(), row(policy_no="P0002", bank_account="6222021234567890123")])
+    assert invoke("run", str(extract), "--business-date", "2026-11-20", "--db", db, "--config", str(config),
+                  "--out", str(tmp_path / "out"), "--quiet").exit_code == 0
+    with store.open_store(db, create=False).connect() as conn:
+        rules = gather(conn).rules.set_index("rule")["severity"]
+    assert rules["BANK_CARD_LUHN"] == "error" and rules["PHONE_INVALID"] == "warning"
+    assert rules["ID_CHECKSUM"] == "error" and rules["PHONE_SHARED"] == "warning"  # not overridden

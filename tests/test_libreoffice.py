@@ -25,7 +25,7 @@ from openpyxl import load_workbook
 
 from pipeline import store
 from pipeline.cases import imports
-from pipeline.cases.tables import item_events, items
+from pipeline.schema import item_events, items
 from tests.conftest import row, write_csv
 from tests.test_cases import fill, item_of, store_rows
 

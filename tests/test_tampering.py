@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from pipeline.cases.tables import item_events, items
+from pipeline.schema import item_events, items
 from tests.conftest import row, write_csv
 from tests.test_cases import store_rows
 

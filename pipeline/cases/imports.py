@@ -36,7 +36,7 @@ from pipeline import clock
 from pipeline.cases.night import CHUNK, SHARED_RULES
 from pipeline.cases.undo import python_value
 from pipeline.store import read_frame as _read
-from pipeline.cases.tables import item_events, items, suppressions
+from pipeline.schema import item_events, items, suppressions
 from pipeline.errors import InputError
 from pipeline.worklists import RESULTS, STATES
 

@@ -15,7 +15,7 @@ import json
 import pandas as pd
 import sqlalchemy as sa
 
-from pipeline.cases.tables import item_events, items
+from pipeline.schema import item_events, items
 from pipeline.errors import InputError
 from pipeline.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROLE_NAMES, SEVERITY_NAMES, STATE_NAMES,
                              rule_name, value_name)

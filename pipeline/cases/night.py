@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from checks.arrays import isin_text
 from checks.catalogue import BOOK_RULES
 from pipeline.sql import bulk_insert, constant_columns, key_table, python_rows
-from pipeline.cases.tables import items, suppressions
+from pipeline.schema import items, suppressions
 from pipeline.cases.undo import FINDING, WHO, WRITABLE, Journal, json_values, python_value
 from pipeline.items import DATE_FIELDS, ITEM_COLUMNS
 from pipeline.store import read_frame as _read

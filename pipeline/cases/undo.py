@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from pipeline.cases.tables import item_events, items, night_undo
+from pipeline.schema import item_events, items, night_undo
 from pipeline.errors import InputError
 from pipeline.store import read_frame as _read
 

@@ -11,8 +11,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from checks.catalogue import RULES
-from pipeline.cases.tables import items
-from pipeline.store import night_dims, read_frame as _frame, runs
+from pipeline.schema import items
+from pipeline.schema import night_dims, runs
+from pipeline.store import read_frame as _frame
 
 TREND_NIGHTS = 30
 UNKNOWN = "(空)"  # a missing branch or agent code
@@ -64,7 +65,10 @@ def gather(conn: sa.Connection, night: str | None = None) -> Board:
         "provisional": last.get("deadlines", {}).get("provisional", False),
         "warnings": list(last.get("warnings", []))}
     per_rule = last.get("findings_per_rule", {})
-    board.rules = pd.DataFrame([{"rule": code, "category": spec.category, "severity": spec.severity,
+    # the severity the night judged each rule at (the config's `rules.severity` overrides, as
+    # the night's manifest recorded them), the catalogue's only for a rule the night did not report
+    board.rules = pd.DataFrame([{"rule": code, "category": spec.category,
+                                 "severity": last.get("rules", {}).get(code, {}).get("severity", spec.severity),
                                  "findings": int(per_rule.get(code, 0)),
                                  "percent": last.get("rules", {}).get(code, {}).get("percent_failed"),
                                  "status": last.get("rules", {}).get(code, {}).get("status", "")}

@@ -1,16 +1,99 @@
-"""The case store's lifecycle tables (schema versions 3 and 5), on the store's one MetaData.
+"""Every table of the case store, on one MetaData (schema version SCHEMA_VERSION).
 
-Personal data: an item holds what the worklist shows (masked evidence, policy number, branch,
-channel, agent code) and keyed hashes (`value_key`, `customer_key`, `group_keys`), never a
-plaintext identity number, phone or account. Dates are ISO text (YYYY-MM-DD), the same on
-SQLite and PostgreSQL.
+Versions: 1 runs; 2 adds the contact index and the hash-key fingerprint; 3 adds items,
+item_events and suppressions; 4 adds night_dims (the dashboard's per-branch, channel and agent
+figures of each night); 5 adds `items.reopen_reason`, `night_undo` (each night's changes, for
+exact re-runs) and `rewinds`. An older store is migrated on open (pipeline.store.migrate), a
+newer one refused.
+
+Personal data: keyed hashes and masked forms only, never a plaintext identity number, phone or
+account. An item holds what the worklist shows (masked evidence, policy number, branch,
+channel, agent code) and keyed hashes (`value_key`, `customer_key`, `group_keys`). Dates are
+ISO text (YYYY-MM-DD), the same on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from pipeline.store import metadata
+SCHEMA_VERSION = 5
+
+metadata = sa.MetaData()
+meta = sa.Table("custdq_meta", metadata,
+                sa.Column("key", sa.String(64), primary_key=True),
+                sa.Column("value", sa.String(256), nullable=False))
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("business_date", sa.String(10), primary_key=True),
+    sa.Column("started_at", sa.String(32), nullable=False),
+    sa.Column("finished_at", sa.String(32), nullable=False),
+    sa.Column("rows_read", sa.Integer, nullable=False),
+    sa.Column("rows_in_scope", sa.Integer, nullable=False),
+    sa.Column("rows_quarantined", sa.Integer, nullable=False),
+    sa.Column("items", sa.Integer, nullable=False),
+    sa.Column("list_due", sa.String(10), nullable=False),
+    sa.Column("list_due_met", sa.Boolean, nullable=False),
+    sa.Column("manifest", sa.Text, nullable=False),
+)
+
+night_dims = sa.Table(
+    "night_dims", metadata,
+    sa.Column("business_date", sa.String(10), primary_key=True),
+    sa.Column("dim", sa.String(10), primary_key=True),  # branch / channel / agent
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("policies", sa.Integer, nullable=False),  # in-scope policies checked tonight
+    sa.Column("flagged", sa.Integer, nullable=False),  # of them, policies with a finding tonight
+    sa.Column("findings", sa.Integer, nullable=False),  # tonight's findings on those policies
+)
+
+
+def contact_table(name: str, meta_data: sa.MetaData = metadata) -> sa.Table:
+    """The main tier of the contact index (pipeline.book.index)."""
+    return sa.Table(
+        name, meta_data,
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(1), nullable=False),  # P phone, B bank account
+        sa.Column("value", sa.LargeBinary(16), nullable=False),  # HMAC of the E.164 phone / account digits
+        sa.Column("customer", sa.LargeBinary(16), nullable=False),  # HMAC of the customer identity (SPEC 2.4)
+        sa.Column("person", sa.LargeBinary(16)),  # HMAC of name + birth date + sex, when all are known
+        sa.Column("policy_no", sa.Text, nullable=False),
+        sa.Column("field", sa.String(20), nullable=False),  # applicant_phone / insured_phone / bank_account
+        sa.Column("masked_value", sa.Text),
+        sa.Column("masked_name", sa.Text),
+        sa.Column("masked_id", sa.Text),
+        sa.Column("branch", sa.Text),
+        sa.Column("channel", sa.Text),
+        sa.Column("agent_code", sa.Text),
+        sa.Column("receipt_date", sa.String(10)),
+        sa.Column("version", sa.String(11), nullable=False),  # business date + N (night) / B (book load)
+        sa.Index(f"ix_{name}_value", "value"),
+        sa.Index(f"ix_{name}_customer", "customer"),
+        sa.Index(f"ix_{name}_policy", "policy_no"),
+        sa.Index(f"ix_{name}_version", "version"),
+    )
+
+
+# The contact index (pipeline.book.index): the bulk-built main tier `contacts`; each night's rows
+# as compressed Arrow segments (and the main tier's sorted digests) in `contact_segments`; which
+# (policy, version) rows a later version replaced in `contact_superseded`.
+contacts = contact_table("contacts")
+contact_segments = sa.Table(
+    "contact_segments", metadata,
+    sa.Column("tier", sa.String(16), primary_key=True),  # a version (2026-11-20N) or "main"
+    sa.Column("kind", sa.String(16), primary_key=True),  # rows | value | customer | policy
+    sa.Column("part", sa.Integer, primary_key=True),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+contact_superseded = sa.Table(
+    "contact_superseded", metadata,
+    sa.Column("policy_no", sa.Text, primary_key=True),
+    sa.Column("version", sa.String(11), primary_key=True),  # this version of the policy ...
+    sa.Column("by_version", sa.String(11), nullable=False, index=True),  # ... was replaced by this one
+)
+
+
+# --- the case lifecycle (pipeline.cases) --------------------------------------------------
 
 D = sa.String(10)  # an ISO date
 STAMP = sa.String(32)  # an ISO timestamp with its offset
