@@ -1,77 +1,14 @@
-"""Shared helpers: a valid extract row, writers for every input format, the CLI runner."""
+"""The fixtures the test modules share: the CLI runner and `invoke`, a fixed test hash key,
+tracebacks for bugs, the PostgreSQL test databases dropped at the end, two generated nights
+(`extracts`). Plain helpers are in tests/helpers.py."""
 
 from __future__ import annotations
 
-import csv
-import json
-from pathlib import Path
-
-import openpyxl
-import pandas as pd
 import pytest
 from click.testing import CliRunner
-from stdnum.cn import ric
 
 from pipeline.cli import cli
-from pipeline.columns import BY_NAME
-
-CANONICAL_ORDER = list(BY_NAME)
-
-
-def id_no(body17: str) -> str:
-    """A resident identity number with a correct check character (python-stdnum as reference)."""
-    return body17 + ric.calc_check_digit(body17 + "?")  # stdnum expects a check position
-
-
-def row(**over) -> dict:
-    """One fully valid policy row (canonical names); keyword arguments override fields."""
-    base = {
-        "policy_no": "P0001", "issue_date": "2026-11-18", "receipt_date": "2026-11-19",
-        "product_code": "PL1001", "coverage_years": "20", "channel": "个险", "branch": "广东分公司",
-        "agent_code": "A0001", "applicant_name": "张三", "applicant_sex": "男",
-        "applicant_birth_date": "1980-05-17", "applicant_id_type": "身份证",
-        "applicant_id_no": id_no("44010619800517003"), "applicant_address": "广东省广州市天河区中山路1号",
-        "applicant_phone": "13912345678", "insured_name": "李四", "insured_sex": "女",
-        "insured_birth_date": "1982-03-04", "insured_id_type": "身份证",
-        "insured_id_no": id_no("44010619820304002"), "insured_phone": "13712345678", "relation": "配偶",
-        "bank_account": "6222021234567890128", "bank_account_holder": "张三",  # a Luhn-valid card
-    }
-    base.update(over)
-    return base
-
-
-def write_csv(path: Path, rows: list[dict], encoding: str = "utf-8", headers: dict | None = None,
-              delimiter: str = ",") -> Path:
-    """Write rows; `headers` maps canonical names to the header text to use (e.g. Chinese aliases)."""
-    names = list(rows[0]) if rows else CANONICAL_ORDER
-    with path.open("w", encoding=encoding, newline="") as fh:
-        w = csv.writer(fh, delimiter=delimiter)
-        w.writerow([(headers or {}).get(n, n) for n in names])
-        for r in rows:
-            w.writerow([r.get(n, "") for n in names])
-    return path
-
-
-def chinese_headers() -> dict[str, str]:
-    return {c.name: c.aliases[0] for c in BY_NAME.values()}
-
-
-def write_xlsx(path: Path, rows: list[dict], headers: dict | None = None, title_rows: int = 0,
-               extra_first_sheet: bool = False, cell=lambda name, value: value) -> Path:
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    if extra_first_sheet:
-        ws.title = "说明"
-        ws.append(["本文件为保单清单", "请勿修改"])
-        ws = wb.create_sheet("清单")
-    for i in range(title_rows):
-        ws.append([f"标题行 {i + 1}"])
-    names = list(rows[0])
-    ws.append([(headers or {}).get(n, n) for n in names])
-    for r in rows:
-        ws.append([cell(n, r.get(n)) for n in names])
-    wb.save(path)
-    return path
+from tests.helpers import PG_CREATED
 
 
 @pytest.fixture
@@ -93,18 +30,6 @@ def invoke(runner, tmp_path):
     return _invoke
 
 
-def read_outputs(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    items = pd.read_csv(out / "items.csv", dtype=str, keep_default_na=False)
-    quarantine = pd.read_csv(out / "quarantine.csv", dtype=str, keep_default_na=False)
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    return items, quarantine, manifest
-
-
-def reconciles(manifest: dict) -> bool:
-    r = manifest["rows"]
-    return r["rows_read"] == r["rows_in_scope"] + r["rows_out_of_scope"] + r["rows_quarantined"]
-
-
 @pytest.fixture(autouse=True)
 def _debug_internal_errors(monkeypatch):
     """Bugs surface as tracebacks in tests; operator-facing errors still exit with one line."""
@@ -116,9 +41,6 @@ def _test_hash_key(monkeypatch):
     """A fixed synthetic hash key, so tests never create key files in the working directory
     (tests of the key file itself remove it)."""
     monkeypatch.setenv("CUSTDQ_HASH_KEY", "custdq-test-key-0123456789abcdef0123456789")
-
-
-PG_CREATED: list[str] = []  # databases made on the local PostgreSQL server by this session
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -133,3 +55,27 @@ def _drop_test_databases():
         for name in PG_CREATED:
             conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
     admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def extracts(tmp_path_factory):
+    """Two nights of a generated extract; night 1 has copies of policy numbers far apart (they
+    land in different chunks) and a few blank lines."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    folder = tmp_path_factory.mktemp("chunk-extracts")
+    runner = CliRunner()
+    for seed, name in ((11, "n1.csv"), (12, "n2.csv")):
+        result = runner.invoke(cli, ["sample", "--rows", "1500", "--seed", str(seed), "--out", str(folder / name),
+                                     "--agents-out", str(folder / f"agents-{name}")])
+        assert result.exit_code == 0, result.output
+    lines = (folder / "n1.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    # rows 2, 3 and 700 again at the end; a blank line in the middle
+    lines = lines[:900] + ["\n"] + lines[900:] + [lines[2], lines[3], lines[700]]
+    (folder / "n1.csv").write_text("".join(lines), encoding="utf-8")
+    # the second night meets some of the first night's policies again (lifecycle across chunks)
+    n2 = (folder / "n2.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    (folder / "n2.csv").write_text("".join(n2 + lines[1:300]), encoding="utf-8")
+    return folder

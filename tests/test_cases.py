@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from pathlib import Path
 
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 from openpyxl import load_workbook
 
 from pipeline import store
 from pipeline.schema import item_events, items, suppressions
 from pipeline.lock import store_lock
-from tests.conftest import read_outputs, row, write_csv
-from tests.test_shared import person, policy
-from tests.test_store import postgres_url
+from tests.helpers import fill, item_of, read_outputs, row, store_rows, write_csv
+from tests.helpers import person, policy
+from tests.helpers import postgres_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -42,39 +40,6 @@ def night(invoke, tmp_path, db):
         return found, manifest, out
 
     return _night
-
-
-def fill(out: Path, choices: dict[str, tuple], target: Path) -> list[Path]:
-    """Copy the night's worklists to `target`, filling in 处理状态/处理结果/处理说明
-    for the given item ids, as a person would in Excel."""
-    target.mkdir(exist_ok=True)
-    written = []
-    for path in sorted((out / "worklists").glob("*.xlsx")):
-        book = load_workbook(path)
-        sheet = book.active
-        headers = [c.value for c in sheet[1]]
-        for r in range(2, sheet.max_row + 1):
-            item_id = sheet.cell(r, 1).value
-            if item_id in choices:
-                for header, value in zip(["处理状态", "处理结果", "处理说明"], choices[item_id]):
-                    sheet.cell(r, headers.index(header) + 1, value)
-        book.save(target / path.name)
-        written.append(target / path.name)
-    return written
-
-
-def store_rows(db: str, table: sa.Table) -> pd.DataFrame:
-    with store.open_store(db).connect() as conn:
-        result = conn.execute(sa.select(table))
-        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-
-
-def item_of(found: pd.DataFrame, policy_no: str, rule: str, role: str | None = None) -> str:
-    hit = found[(found["policy_no"] == policy_no) & (found["rule_code"] == rule)]
-    if role:
-        hit = hit[hit["role"] == role]
-    assert len(hit) == 1, hit
-    return hit["item_id"].iloc[0]
 
 
 NIGHT1 = [row(policy_no="A1", applicant_phone=""),  # MISSING_FIELD

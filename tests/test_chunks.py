@@ -8,24 +8,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import openpyxl
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
-from tests.conftest import read_outputs
-
-VOLATILE = {"timings_seconds", "started_at", "finished_at", "peak_memory_mb", "peak_memory_mb_after_stage",
-            "memory_mb_after_stage", "outputs", "case_store", "chunks", "expectations"}
-
-
-def _stable(value):
-    """A manifest part without its timings (`seconds`), for comparison."""
-    if isinstance(value, dict):
-        return {k: _stable(v) for k, v in value.items() if k != "seconds"}
-    if isinstance(value, list):
-        return [_stable(v) for v in value]
-    return value
+from tests.helpers import VOLATILE, read_outputs, stable, store_items, worklist_cells
 
 
 def _night(invoke, tmp_path: Path, name: str, extracts: list[Path], date: str, chunk_rows: int | None,
@@ -42,55 +28,15 @@ def _night(invoke, tmp_path: Path, name: str, extracts: list[Path], date: str, c
     return out, db, result.output
 
 
-def _worklist_cells(out: Path) -> dict[str, list]:
-    cells = {}
-    for path in sorted((out / "worklists").glob("*.xlsx")):
-        ws = openpyxl.load_workbook(path, read_only=True).worksheets[0]
-        cells[path.name] = [list(r) for r in ws.iter_rows(values_only=True)]
-    return cells
-
-
-def _store_items(db: str) -> pd.DataFrame:
-    engine = sa.create_engine(db)
-    with engine.connect() as conn:
-        table = pd.read_sql("select * from items order by item_id", conn)
-    engine.dispose()
-    return table.drop(columns=[c for c in table.columns if c.endswith("_at")])
-
-
 def _same_night(a: Path, b: Path) -> None:
     items_a, quarantine_a, manifest_a = read_outputs(a)
     items_b, quarantine_b, manifest_b = read_outputs(b)
     pd.testing.assert_frame_equal(items_a, items_b)
     pd.testing.assert_frame_equal(quarantine_a, quarantine_b)
     for key in manifest_a.keys() - VOLATILE:
-        assert _stable(manifest_a[key]) == _stable(manifest_b[key]), key
-    assert _stable(manifest_a["expectations"]["results"]) == _stable(manifest_b["expectations"]["results"])
-    assert _worklist_cells(a) == _worklist_cells(b)
-
-
-@pytest.fixture(scope="module")
-def extracts(tmp_path_factory):
-    """Two nights of a generated extract; night 1 has copies of policy numbers far apart (they
-    land in different chunks) and a few blank lines."""
-    from click.testing import CliRunner
-
-    from pipeline.cli import cli
-
-    folder = tmp_path_factory.mktemp("chunk-extracts")
-    runner = CliRunner()
-    for seed, name in ((11, "n1.csv"), (12, "n2.csv")):
-        result = runner.invoke(cli, ["sample", "--rows", "1500", "--seed", str(seed), "--out", str(folder / name),
-                                     "--agents-out", str(folder / f"agents-{name}")])
-        assert result.exit_code == 0, result.output
-    lines = (folder / "n1.csv").read_text(encoding="utf-8").splitlines(keepends=True)
-    # rows 2, 3 and 700 again at the end; a blank line in the middle
-    lines = lines[:900] + ["\n"] + lines[900:] + [lines[2], lines[3], lines[700]]
-    (folder / "n1.csv").write_text("".join(lines), encoding="utf-8")
-    # the second night meets some of the first night's policies again (lifecycle across chunks)
-    n2 = (folder / "n2.csv").read_text(encoding="utf-8").splitlines(keepends=True)
-    (folder / "n2.csv").write_text("".join(n2 + lines[1:300]), encoding="utf-8")
-    return folder
+        assert stable(manifest_a[key]) == stable(manifest_b[key]), key
+    assert stable(manifest_a["expectations"]["results"]) == stable(manifest_b["expectations"]["results"])
+    assert worklist_cells(a) == worklist_cells(b)
 
 
 def test_two_nights_do_not_depend_on_the_chunk_size(invoke, tmp_path, extracts):
@@ -116,7 +62,7 @@ def test_two_nights_do_not_depend_on_the_chunk_size(invoke, tmp_path, extracts):
     for size in (211, 1000):
         _same_night(whole[0], outs[size][0])
         _same_night(whole[1], outs[size][1])
-        pd.testing.assert_frame_equal(_store_items(whole[2]), _store_items(outs[size][2]))
+        pd.testing.assert_frame_equal(store_items(whole[2]), store_items(outs[size][2]))
 
 
 def test_open_items_read_a_slice_at_a_time_give_the_same_nights(invoke, tmp_path, extracts, monkeypatch):
@@ -135,7 +81,7 @@ def test_open_items_read_a_slice_at_a_time_give_the_same_nights(invoke, tmp_path
     assert manifest["items"]["resolved"] > 0 and manifest["items"]["carried"] > 0  # both paths ran
     for i in (0, 1):
         _same_night(outs[1_000_000][i], outs[7][i])
-    pd.testing.assert_frame_equal(_store_items(outs[1_000_000][2]), _store_items(outs[7][2]))
+    pd.testing.assert_frame_equal(store_items(outs[1_000_000][2]), store_items(outs[7][2]))
 
 
 def test_a_file_the_fast_reader_gives_up_on_late_is_read_again(invoke, tmp_path, extracts):

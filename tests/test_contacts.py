@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checks.phones import _one, normalise
-from tests.conftest import read_outputs, row, write_csv
+from tests.helpers import night, row
 
 
 def per_row(values):
@@ -42,16 +42,6 @@ def test_any_text_of_phone_characters_agrees(text):
     if pd.isna(out["extension"]):
         ref_e164, ref_valid = _one(text.upper())
         assert bool(out["valid"]) == ref_valid or not text.strip()
-
-
-def night(invoke, tmp_path, rows):
-    out = tmp_path / "out"
-    result = invoke("run", str(write_csv(tmp_path / "e.csv", rows)), "--business-date", "2026-11-20",
-                    "--out", str(out), "--quiet")
-    assert result.exit_code == 0, result.output
-    items = read_outputs(out)[0]
-    items = items[items["rule_code"].str.startswith(("PHONE_", "BANK_"))]
-    return sorted(zip(items["policy_no"], items["rule_code"], items["field"])), items
 
 
 @pytest.mark.parametrize("phone", ["13912345678", "+86 139 1234 5678", "0086-13912345678", "8613912345678",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import reconciles
+from tests.helpers import reconciles
 from tests.corpus.make_corpus import EXPECTED, build
 
 CORPUS = Path(__file__).parent / "corpus"

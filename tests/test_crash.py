@@ -122,7 +122,7 @@ def test_a_killed_night_run_again_equals_an_uninterrupted_one(night_file, tmp_pa
 def test_a_full_disk_fails_cleanly_and_keeps_the_previous_night(invoke, tmp_path):
     """A small tmpfs as --out: the first night fits, the second does not - exit 2 with one line,
     the first night's files unchanged, the store without the second night."""
-    from tests.conftest import row, write_csv
+    from tests.helpers import row, write_csv
 
     mount = tmp_path / "tiny"
     mount.mkdir()

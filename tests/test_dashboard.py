@@ -8,16 +8,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import read_outputs, row, write_csv
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
+from tests.helpers import ARTIFACTS, CHROMIUM, read_outputs, row, write_csv
 
 
 def two_nights(invoke, tmp_path, extra=()):
@@ -202,7 +197,7 @@ def _expected(all_items: pd.DataFrame, as_of: str, since: str) -> dict[str, pd.D
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request, tmp_path) -> str:
-    from tests.test_store import postgres_url
+    from tests.helpers import postgres_url
 
     return f"sqlite:///{tmp_path / 'cases.db'}" if request.param == "sqlite" else postgres_url()
 

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.datadocs import VENDORED, _rewrite, localise
-from tests.test_dashboard import ARTIFACTS, CHROMIUM
+from tests.helpers import ARTIFACTS, CHROMIUM
 
 OUTSIDE = re.compile(r"https?://|(?:src|href|action)\s*=\s*[\"']//|url\(\s*[\"']?//", re.I)
 

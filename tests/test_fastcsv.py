@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from pipeline.columns import EXTRACT_COLUMNS, alias_map
 from pipeline.ingest import read_extract
-from tests.conftest import chinese_headers, row
+from tests.helpers import chinese_headers, row
 
 MAPPING = alias_map(EXTRACT_COLUMNS)
 

@@ -30,7 +30,7 @@ from pipeline.columns import CANONICAL, EXTRACT_COLUMNS, alias_map
 from pipeline.errors import InputError
 from pipeline.ingest import read_extract
 from pipeline.normalise import clean_text, parse_dates, parse_sex, parse_term_years
-from tests.test_robustness import evaluate_all, frame_of
+from tests.helpers import evaluate_all, frame_of
 
 TODAY = dt.date(2026, 11, 20)
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

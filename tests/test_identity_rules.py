@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from checks import ric
-from tests.conftest import id_no, read_outputs, row, write_csv
+from tests.helpers import id_no, read_outputs, row, write_csv
 
 
 def night(invoke, tmp_path, rows):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.conftest import chinese_headers, id_no, read_outputs, row, write_csv, write_xlsx
+from tests.helpers import chinese_headers, id_no, read_outputs, row, write_csv, write_xlsx
 
 DATE = "2026-11-20"
 

@@ -26,8 +26,8 @@ from openpyxl import load_workbook
 from pipeline import store
 from pipeline.cases import imports
 from pipeline.schema import item_events, items
-from tests.conftest import row, write_csv
-from tests.test_cases import fill, item_of, store_rows
+from tests.helpers import row, write_csv
+from tests.helpers import fill, item_of, store_rows
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 pytestmark = pytest.mark.skipif(SOFFICE is None, reason="LibreOffice (soffice) is not installed: "

@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.conftest import read_outputs, row, write_csv
+from tests.helpers import read_outputs, row, write_csv
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "manifest.schema.json").read_text(encoding="utf-8"))
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())

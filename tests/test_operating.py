@@ -14,8 +14,8 @@ import pytest
 
 from pipeline.cli import cli
 from pipeline.errors import ExitCode
-from tests.conftest import read_outputs, row, write_csv
-from tests.test_cases import fill
+from tests.helpers import read_outputs, row, write_csv
+from tests.helpers import fill
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import id_no, read_outputs, row, write_csv
+from tests.helpers import id_no, read_outputs, row, write_csv
 
 AGENT_ID = id_no("44010619850101001")
 

@@ -17,8 +17,8 @@ import pytest
 
 from checks.contacts import _runs, placeholder
 from checks.phones import area_code_length, fixed_line
-from tests.conftest import row
-from tests.test_contacts import night
+from tests.helpers import row
+from tests.helpers import night
 
 DEFAULTS = {"numbers": ["13800138000", "12345678901", "13888888888", "01012345678"]}
 

@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 
 from pipeline.sample import make_sample
-from tests.conftest import read_outputs
+from tests.helpers import read_outputs
 from tests.storedump import differences, dump
-from tests.test_store import postgres_url
+from tests.helpers import postgres_url
 
 DATES = ["2026-11-20", "2026-11-23", "2026-11-24"]
 ROWS = 240
@@ -133,7 +133,7 @@ def test_an_older_night_is_refused_then_rewound(invoke, tmp_path, extracts, back
 def test_a_disposition_made_after_a_wrong_run_stands(invoke, tmp_path, extracts):
     """People come first: an item settled after the wrong run keeps its disposition when the
     night is re-run; only what its finding shows goes back."""
-    from tests.test_cases import fill
+    from tests.helpers import fill
 
     db = _store("sqlite", tmp_path, "s")
     _run(invoke, db, extracts["n1"], DATES[0], tmp_path / "n1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import row, write_csv, write_xlsx
+from tests.helpers import row, write_csv, write_xlsx
 
 AGENT = {"agent_code": "A0001", "agent_name": "王五", "agent_phone": "13600001111",
          "agent_id_no": "110101198001010011", "branch": "广东分公司"}

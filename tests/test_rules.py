@@ -8,7 +8,7 @@ import pytest
 
 from checks import catalogue as registry
 from checks.catalogue import RULES
-from tests.conftest import read_outputs, row, write_csv
+from tests.helpers import read_outputs, row, write_csv
 
 DATE = "2026-11-20"
 

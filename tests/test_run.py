@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipeline.cli import cli
-from tests.conftest import read_outputs, reconciles, row, write_csv
+from tests.helpers import read_outputs, reconciles, row, write_csv
 
 
 def run(invoke, tmp_path, rows, date="2026-11-20", *extra):

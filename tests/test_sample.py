@@ -11,7 +11,7 @@ from stdnum.cn import ric
 
 from checks.regions import county_codes
 from pipeline.sample import make_sample
-from tests.conftest import read_outputs, reconciles
+from tests.helpers import read_outputs, reconciles
 
 
 def test_same_seed_same_file(invoke, tmp_path):

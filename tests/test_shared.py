@@ -12,35 +12,10 @@ import sqlalchemy as sa
 
 from pipeline import store
 from pipeline.book import index
-from tests.conftest import id_no, read_outputs, row, write_csv
-from tests.test_store import postgres_url
+from tests.helpers import person, policy, read_outputs, row, write_csv
+from tests.helpers import postgres_url
 
 SHARED = ("PHONE_SHARED", "BANK_SHARED")
-
-
-def person(n: int, role: str = "applicant", sex: str = "男", **over) -> dict:
-    """Customer n as the `role` of a policy: own name, birth date, ID number, phone and card."""
-    birth = f"19{70 + n % 30:02d}-0{1 + n % 9}-1{n % 10}"
-    seq = f"{(2 * n + 1) if sex == '男' else (2 * n + 2):03d}"[-3:]
-    fields = {
-        "name": f"客户{n}号", "sex": sex, "birth_date": birth, "id_type": "身份证",
-        "id_no": id_no("440106" + birth.replace("-", "") + seq), "phone": f"139{n:08d}",
-    }
-    out = {f"{role}_{k}": v for k, v in fields.items()}
-    if role == "applicant":
-        out |= {"bank_account": f"62220200{n:011d}", "bank_account_holder": fields["name"]}
-    return out | over
-
-
-def policy(no: str, applicant: int, insured: int | None = None, **over) -> dict:
-    """A policy of customer `applicant`; the insured is customer `insured`, or the applicant (本人)."""
-    base = row(policy_no=no, **person(applicant))
-    if insured is None:
-        base |= {"relation": "本人", "insured_name": "", "insured_sex": "", "insured_birth_date": "",
-                 "insured_id_type": "", "insured_id_no": "", "insured_phone": ""}
-    else:
-        base |= person(insured, "insured", sex="女") | {"relation": "配偶"}
-    return base | over
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -174,7 +174,7 @@ def test_a_short_key_is_refused(tmp_path, monkeypatch):
 
 
 def test_another_key_on_the_same_store_is_refused(invoke, tmp_path, monkeypatch):
-    from tests.conftest import row, write_csv
+    from tests.helpers import row, write_csv
     extract = write_csv(tmp_path / "e.csv", [row()])
     assert invoke("run", str(extract), "--business-date", "2026-11-20", "--out", str(tmp_path / "o"), "--quiet").exit_code == 0
     monkeypatch.setenv(hashkey.ENV, "another-key-" + "x" * 40)
@@ -184,7 +184,7 @@ def test_another_key_on_the_same_store_is_refused(invoke, tmp_path, monkeypatch)
 
 
 def test_an_unusable_key_location_is_an_input_error(invoke, tmp_path, monkeypatch):
-    from tests.conftest import row, write_csv
+    from tests.helpers import row, write_csv
     monkeypatch.delenv(hashkey.ENV)
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
@@ -208,7 +208,7 @@ def test_two_processes_creating_the_key_agree(tmp_path, monkeypatch):
 
 def test_the_key_lives_beside_the_store_whatever_the_working_directory(runner, tmp_path, monkeypatch):
     from pipeline.cli import cli
-    from tests.conftest import row, write_csv
+    from tests.helpers import row, write_csv
     monkeypatch.delenv(hashkey.ENV)
     db = f"sqlite:///{tmp_path / 'store' / 'cases.db'}"
     extract = write_csv(tmp_path / "e.csv", [row()])

@@ -12,9 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import read_outputs
-from tests.test_chunks import VOLATILE, _stable, _store_items, _worklist_cells
-from tests.test_chunks import extracts  # noqa: F401 - the two generated nights, shared with test_chunks
+from tests.helpers import read_outputs
+from tests.helpers import VOLATILE, stable, store_items, worklist_cells
 
 pytest.importorskip("pyspark", reason="the spark extra is not installed (pip install 'custdq[spark]')")
 if shutil.which("java") is None:
@@ -42,9 +41,9 @@ def _same_night(a: Path, b: Path) -> None:
     pd.testing.assert_frame_equal(items_a, items_b)
     pd.testing.assert_frame_equal(quarantine_a, quarantine_b)
     for key in manifest_a.keys() - VOLATILE - {"engine"}:
-        assert _stable(manifest_a[key]) == _stable(manifest_b[key]), key
-    assert _stable(manifest_a["expectations"]["results"]) == _stable(manifest_b["expectations"]["results"])
-    assert _worklist_cells(a) == _worklist_cells(b)
+        assert stable(manifest_a[key]) == stable(manifest_b[key]), key
+    assert stable(manifest_a["expectations"]["results"]) == stable(manifest_b["expectations"]["results"])
+    assert worklist_cells(a) == worklist_cells(b)
 
 
 def test_spark_nights_equal_the_local_engine(invoke, tmp_path, extracts):  # noqa: F811
@@ -63,7 +62,7 @@ def test_spark_nights_equal_the_local_engine(invoke, tmp_path, extracts):  # noq
         nights[engine] = (first, second, db)
     _same_night(nights["local"][0], nights["spark"][0])
     _same_night(nights["local"][1], nights["spark"][1])
-    pd.testing.assert_frame_equal(_store_items(nights["local"][2]), _store_items(nights["spark"][2]))
+    pd.testing.assert_frame_equal(store_items(nights["local"][2]), store_items(nights["spark"][2]))
     engine = json.loads((nights["spark"][1] / "manifest.json").read_text(encoding="utf-8"))["engine"]
     assert engine["name"] == "spark" and engine["master"] == "local[2]"
     assert engine["tasks"] >= 4  # really in pieces

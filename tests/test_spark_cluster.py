@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import read_outputs
-from tests.test_chunks import extracts  # noqa: F401 - the two generated nights, shared with test_chunks
+from tests.helpers import read_outputs
 
 pyspark = pytest.importorskip("pyspark", reason="the spark extra is not installed (pip install 'custdq[spark]')")
 if shutil.which("java") is None:

@@ -10,9 +10,8 @@ import shutil
 
 import pytest
 
-from tests.conftest import read_outputs
+from tests.helpers import read_outputs
 from tests.storedump import dump
-from tests.test_chunks import extracts  # noqa: F401 - the two generated nights, shared with test_chunks
 
 pytest.importorskip("pyspark", reason="the spark extra is not installed (pip install 'custdq[spark]')")
 if shutil.which("java") is None:

@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 
 import pytest
 import sqlalchemy as sa
 
 from pipeline import store
-from tests.conftest import PG_CREATED, row, write_csv
-
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def postgres_url() -> str:
-    """A fresh database on the local server, or skip with the reason."""
-    try:
-        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        name = f"custdq_test_{uuid.uuid4().hex[:8]}"
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"create database {name}"))
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"no PostgreSQL server reachable at 127.0.0.1:5432 ({type(exc).__name__})")
-    PG_CREATED.append(name)
-    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+from tests.helpers import postgres_url, row, write_csv
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

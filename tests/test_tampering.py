@@ -14,8 +14,8 @@ import pytest
 from openpyxl import load_workbook
 
 from pipeline.schema import item_events, items
-from tests.conftest import row, write_csv
-from tests.test_cases import store_rows
+from tests.helpers import row, write_csv
+from tests.helpers import store_rows
 
 DATE = "2026-11-20"
 ROWS = [row(policy_no="T1", applicant_phone=""), row(policy_no="T2", bank_account="123"),

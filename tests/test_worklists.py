@@ -6,7 +6,7 @@ import openpyxl
 from openpyxl.utils import get_column_letter
 
 from pipeline.worklists import COLUMNS, RESULTS, STATES
-from tests.conftest import read_outputs, row, write_csv
+from tests.helpers import read_outputs, row, write_csv
 
 
 LAST = get_column_letter(len(COLUMNS))  # the last column's letter (处理说明)
