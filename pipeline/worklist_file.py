@@ -26,7 +26,7 @@ from xml.sax.saxutils import escape
 COMPRESSION = 2  # zlib level of the sheet XML (pipeline/worklists.py says why)
 ZIP64_ROWS = 500_000  # past this many rows a sheet's XML may pass 2 GiB
 HEADER, FILL_IN = 1, 2  # the header cells' styles (styles.xml's cellXfs)
-_NOT_XML = re.compile(r"[\ud800-\udfff\ufffe\uffff]")
+NOT_XML = re.compile(r"[\ud800-\udfff\ufffe\uffff]")  # no XML 1.0 character: lone surrogates, U+FFFE, U+FFFF
 _DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -79,7 +79,7 @@ def hf_text(value: str, room: int) -> str:
     """A text for a page header/footer: '&' starts a control code there (&P, &G, ...), so a
     branch's '&' becomes a full-width '＆'; tabs, line breaks and control characters become
     spaces; cut to `room` UTF-16 units (Excel allows 255 in the whole string)."""
-    value = re.sub(r"[\x00-\x1f\x7f]+", " ", _NOT_XML.sub("", str(value))).replace("&", "＆").strip()
+    value = re.sub(r"[\x00-\x1f\x7f]+", " ", NOT_XML.sub("", str(value))).replace("&", "＆").strip()
     return value.encode("utf-16-le")[: 2 * room].decode("utf-16-le", "ignore")
 
 

@@ -46,7 +46,7 @@ from checks.catalogue import RULES
 from pipeline.labels import ROLE_NAMES, SEVERITY_NAMES, STATUS_NAMES
 from pipeline import worklist_file
 from pipeline.outputs import text_bytes
-from pipeline.worklist_file import col_name
+from pipeline.worklist_file import NOT_XML, col_name
 
 REOPENED = STATUS_NAMES["reopened"]  # 状态 of an item whose `reopen_reason` is set (a correction that did not happen)
 STATES = ["未处理", "处理中", "已完成"]  # 处理状态 (SPEC 5)
@@ -175,7 +175,6 @@ def _cells(items: pd.DataFrame) -> pd.DataFrame:
 EXCEL_MAX_TEXT = 32767  # UTF-16 code units a cell may hold; Excel refuses (repairs) a longer one
 _ESCAPED = re.compile(r"(_x[0-9a-fA-F]{4}_)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")
-_NOT_XML = re.compile(r"[\ud800-\udfff\ufffe\uffff]")
 _ODD = r"_x[0-9a-fA-F]{4}_|[\x00-\x08\x0b-\x1f]|\x{FFFE}|\x{FFFF}"  # what _excel_text changes (RE2)
 _KEEP = bytes(b for b in range(256) if b in (9, 10) or (b >= 32 and b not in b"&<>"))  # bytes never escaped
 
@@ -184,7 +183,7 @@ def _excel_text(value: str) -> str:
     """The rare value with a control character or a literal _xHHHH_ (XlsxWriter's escaping)."""
     value = _ESCAPED.sub(r"_x005F\1", value)
     value = _CONTROL.sub(lambda m: f"_x{ord(m.group(0)):04X}_", value)
-    return _NOT_XML.sub(lambda m: f"_x{ord(m.group(0)):04X}_", value)
+    return NOT_XML.sub(lambda m: f"_x{ord(m.group(0)):04X}_", value)
 
 
 def _fit(value: str) -> str:
