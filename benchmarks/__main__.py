@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.columns import EXTRACT_COLUMNS, alias_map
+from pipeline.ingest.columns import EXTRACT_COLUMNS, alias_map
 from pipeline.ingest import read_extract
-from pipeline.normalise import map_distinct, parse_dates
-from pipeline.run import NightRequest, run_night
+from pipeline.rows.normalise import map_distinct, parse_dates
+from pipeline.night.run import NightRequest, run_night
 from pipeline.sample import write_sample
 
 

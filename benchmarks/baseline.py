@@ -19,7 +19,7 @@ import pandas as pd
 import phonenumbers
 
 from pipeline import config
-from pipeline.columns import EXTRACT_COLUMNS, alias_map
+from pipeline.ingest.columns import EXTRACT_COLUMNS, alias_map
 
 KEY = ["policy_no", "applicant_name", "applicant_id_no", "applicant_phone", "insured_name", "insured_id_no",
        "branch", "channel", "agent_code"]

@@ -23,11 +23,11 @@ from openpyxl import Workbook, load_workbook
 from benchmarks.__main__ import machine, timed
 from pipeline import store
 from pipeline.cases.night import _iso
-from pipeline.schema import items
-from pipeline.items import DATE_FIELDS
-from pipeline.run import NightRequest, run_night
+from pipeline.store.schema import items
+from pipeline.night.items import DATE_FIELDS
+from pipeline.night.run import NightRequest, run_night
 from pipeline.sample import write_sample
-from pipeline.worklists import COLUMNS, _cells, write_worklists
+from pipeline.outputs.worklists import COLUMNS, _cells, write_worklists
 
 
 def naive_store(url: str, fired: pd.DataFrame) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.__main__ import machine
-from pipeline import hashkey
+from pipeline.store import hashkey
 
 KEY = b"custdq-benchmark-key-0123456789abcdef0123"
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from benchmarks.__main__ import machine
 from checks.phones import _one, normalise
-from pipeline.sample_vocab import MOBILE_PREFIXES
+from pipeline.sample.vocab import MOBILE_PREFIXES
 
 
 def values(n: int, rng: np.random.Generator) -> pd.Series:

@@ -25,13 +25,14 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.__main__ import machine
-from pipeline import config, hashkey, store
+from pipeline import config, store
+from pipeline.store import hashkey
 from pipeline.book import index
 from pipeline.book.rows import STORED, contact_rows, version_of
-from pipeline.columns import EXTRACT_COLUMNS, alias_map
-from pipeline.engine import context
+from pipeline.ingest.columns import EXTRACT_COLUMNS, alias_map
+from pipeline.rows.engine import context
 from pipeline.ingest import read_extract
-from pipeline.normalise import normalise
+from pipeline.rows.normalise import normalise
 from pipeline.sample import write_sample
 
 KEY = "custdq-benchmark-key-0123456789abcdef0123456789"

@@ -6,7 +6,7 @@ vectorised function that evaluates it.
 
 Scopes:
 
-- ``row``: judged on each row alone, chunk by chunk (pipeline.chunks);
+- ``row``: judged on each row alone, chunk by chunk (pipeline.rows.chunks);
 - ``night``: judged over the whole night's policy numbers once the chunks are read
   (DUPLICATE_POLICY);
 - ``book``: judged against the book-wide contact index (pipeline.book.detect); `kind` is the

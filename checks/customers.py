@@ -17,7 +17,7 @@ A record's identity text is, in order of preference:
                         with another customer, but is never merged with anyone).
 
 The insured of a policy whose `relation` is 本人 is the applicant. These texts are personal
-data: they only ever leave memory as keyed hashes (pipeline.hashkey).
+data: they only ever leave memory as keyed hashes (pipeline.store.hashkey).
 """
 
 from __future__ import annotations

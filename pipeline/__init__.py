@@ -1,4 +1,5 @@
-"""custdq pipeline: ingest -> normalise -> check -> items -> outputs, plus the CLI and store.
+"""custdq pipeline, its packages in the order a night runs: ingest -> rows -> book -> night ->
+cases -> store -> outputs; spark/ (the other engine), sample/ and the CLI beside them.
 
 The tour of the tree, module by module, is docs/index.md ("A tour of the code"); how a night
 runs, stage by stage, is docs/night.md.

@@ -120,7 +120,7 @@ def run(extracts, business_date, agents, out_dir, db, config_path, engine, quiet
 
     Example: custdq run data/samples/policies_sample.csv --business-date 2026-11-20
     """
-    from pipeline.run import NightRequest, run_night
+    from pipeline.night.run import NightRequest, run_night
 
     result = run_night(NightRequest(list(extracts), business_date, out_dir, db, config_path, agents, engine, quiet,
                                     rewind))
@@ -325,7 +325,7 @@ def runs_list(db, config_path):
     Example: custdq runs list
     """
     from pipeline.cases.listing import render_frame
-    from pipeline.nights import listing
+    from pipeline.night.nights import listing
 
     with existing_store(db, config_path)[0].connect() as conn:
         t = listing(conn)
@@ -347,7 +347,7 @@ def dashboard(db, out_path, night, config_path):
     """
     from pathlib import Path
 
-    from pipeline.dashboard.page import rebuild
+    from pipeline.outputs.dashboard.page import rebuild
 
     board = rebuild(db, config_path, Path(out_path), night.isoformat() if night else None)
     click.echo(f"custdq: dashboard for {board.night or 'no night yet'} written to {out_path}", err=True)

@@ -23,9 +23,9 @@ from stdnum.cn import ric
 from checks.catalogue import EVALUATORS
 from checks.findings import FINDING_COLUMNS, RuleContext
 from pipeline import config, store
-from pipeline.columns import BY_NAME, CANONICAL, EXTRACT_COLUMNS
-from pipeline.contract import validate_parsed
-from pipeline.normalise import normalise
+from pipeline.ingest.columns import BY_NAME, CANONICAL, EXTRACT_COLUMNS
+from pipeline.ingest.contract import validate_parsed
+from pipeline.rows.normalise import normalise
 
 CANONICAL_ORDER = list(BY_NAME)
 

@@ -13,8 +13,8 @@ import pytest
 from openpyxl import load_workbook
 
 from pipeline import store
-from pipeline.schema import item_events, items, suppressions
-from pipeline.lock import store_lock
+from pipeline.store.schema import item_events, items, suppressions
+from pipeline.store.lock import store_lock
 from tests.helpers import fill, item_of, read_outputs, row, store_rows, write_csv
 from tests.helpers import person, policy
 from tests.helpers import postgres_url

@@ -1,4 +1,4 @@
-"""A night is read and checked chunk by chunk (config `chunk_rows`, pipeline.chunks); its
+"""A night is read and checked chunk by chunk (config `chunk_rows`, pipeline.rows.chunks); its
 outputs must not depend on the chunk size: the same items, quarantine, manifest figures,
 worklists and case store, night after night, whatever the size and wherever a policy number's
 copies fall."""

@@ -122,7 +122,7 @@ def test_volume_is_judged_against_recent_nights(invoke, tmp_path):
     assert gate["reference"] == {"median_rows_read": 20, "nights": 2}
 
 
-# --- the backlog's aggregates (pipeline.dashboard.data): grouped by the database, never read item by item
+# --- the backlog's aggregates (pipeline.outputs.dashboard.data): grouped by the database, never read item by item
 
 
 def _backlog_store(url: str, n: int = 600, seed: int = 5):
@@ -134,7 +134,7 @@ def _backlog_store(url: str, n: int = 600, seed: int = 5):
     import sqlalchemy as sa
 
     from pipeline import store
-    from pipeline.schema import items
+    from pipeline.store.schema import items
 
     rng = np.random.default_rng(seed)
     engine = store.open_store(url)
@@ -205,7 +205,7 @@ def store_url(request, tmp_path) -> str:
 def test_the_backlog_figures_are_grouped_by_the_database(store_url):
     import sqlalchemy as sa
 
-    from pipeline.dashboard.data import gather
+    from pipeline.outputs.dashboard.data import gather
 
     engine, all_items = _backlog_store(store_url)
     statements = []
@@ -228,8 +228,8 @@ def test_a_cluster_counts_once_at_its_largest_open_size(tmp_path):
     open one counts (closed items do not), each cluster once."""
     import sqlalchemy as sa
 
-    from pipeline.schema import items
-    from pipeline.dashboard.data import gather
+    from pipeline.store.schema import items
+    from pipeline.outputs.dashboard.data import gather
 
     engine, _ = _backlog_store(f"sqlite:///{tmp_path / 'c.db'}", n=0)
 
@@ -253,7 +253,7 @@ def test_the_rules_table_shows_the_severity_the_night_judged_at(invoke, tmp_path
     """A config's `rules.severity` override is what the dashboard shows (the catalogue's
     default only where the night recorded none), on the run's page and on a rebuild."""
     from pipeline import store
-    from pipeline.dashboard.data import gather
+    from pipeline.outputs.dashboard.data import gather
 
     config = tmp_path / "severity.yaml"
     config.write_text("rules:\n  severity:\n    BANK_CARD_LUHN: error\n    PHONE_INVALID: warning\n", encoding="utf-8")

@@ -1,6 +1,6 @@
 """Data Docs that open inside a network without internet (issue 15, point 9): after a real
 night, no page of `data_docs/` names an outside host; the stylesheets, scripts and icon font GX
-links from CDNs are vendored copies (checksums as in `pipeline/data_docs_static/SOURCES.txt`)
+links from CDNs are vendored copies (checksums as in `pipeline/outputs/data_docs_static/SOURCES.txt`)
 listed in the manifest; the newsletter and tutorial footers are gone. A real headless Chromium
 (Debian's `chromium`, as in the dashboard test) opens `index.html` and a validation-result page
 of a *copied* folder: every request stays inside that folder, no console or page error, and
@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.datadocs import VENDORED, _rewrite, localise
+from pipeline.outputs.datadocs import VENDORED, _rewrite, localise
 from tests.helpers import ARTIFACTS, CHROMIUM
 
 OUTSIDE = re.compile(r"https?://|(?:src|href|action)\s*=\s*[\"']//|url\(\s*[\"']?//", re.I)

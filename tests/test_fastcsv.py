@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.columns import EXTRACT_COLUMNS, alias_map
+from pipeline.ingest.columns import EXTRACT_COLUMNS, alias_map
 from pipeline.ingest import read_extract
 from tests.helpers import chinese_headers, row
 

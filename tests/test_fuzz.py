@@ -26,10 +26,10 @@ from checks.contacts import luhn_ok
 from checks.exceptions import InvalidComponent, ValidationError
 from checks.masking import mask_account, mask_digits_in_text, mask_id, mask_name, mask_phone
 from checks.ric_vector import analyse
-from pipeline.columns import CANONICAL, EXTRACT_COLUMNS, alias_map
+from pipeline.ingest.columns import CANONICAL, EXTRACT_COLUMNS, alias_map
 from pipeline.errors import InputError
 from pipeline.ingest import read_extract
-from pipeline.normalise import clean_text, parse_dates, parse_sex, parse_term_years
+from pipeline.rows.normalise import clean_text, parse_dates, parse_sex, parse_term_years
 from tests.helpers import evaluate_all, frame_of
 
 TODAY = dt.date(2026, 11, 20)

@@ -79,7 +79,7 @@ def test_xlsx_finds_the_header_sheet_and_keeps_numeric_ids(invoke, tmp_path):
     items, _, manifest = read_outputs(out)
     assert manifest["inputs"][0]["format"] == "xlsx" and manifest["inputs"][0]["sheet"] == "清单"
     assert items[["policy_no", "field", "source_line"]].values.tolist() == [["X2", "insured_birth_date", "5"]]
-    from pipeline.columns import EXTRACT_COLUMNS, alias_map
+    from pipeline.ingest.columns import EXTRACT_COLUMNS, alias_map
     from pipeline.ingest.xlsx import XlsxSource
     _, _, records = XlsxSource(path, alias_map(EXTRACT_COLUMNS)).open()
     line, cells, reason = next(records)

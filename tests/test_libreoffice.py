@@ -25,7 +25,7 @@ from openpyxl import load_workbook
 
 from pipeline import store
 from pipeline.cases import imports
-from pipeline.schema import item_events, items
+from pipeline.store.schema import item_events, items
 from tests.helpers import row, write_csv
 from tests.helpers import fill, item_of, store_rows
 

@@ -210,7 +210,7 @@ def test_only_the_latest_nights_keep_their_undo_journal(invoke, night_at, tmp_pa
     import sqlalchemy as sa
 
     from pipeline import store
-    from pipeline.schema import night_undo
+    from pipeline.store.schema import night_undo
 
     db = f"sqlite:///{tmp_path / 'cases.db'}"
     config = tmp_path / "c.yaml"

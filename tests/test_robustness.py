@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.columns import CANONICAL
+from pipeline.ingest.columns import CANONICAL
 
 from tests.helpers import evaluate_all, frame_of
 

@@ -154,7 +154,7 @@ def test_unknown_config_key_and_bad_date(invoke, tmp_path, runner):
 
 def test_internal_errors_are_one_line_without_debug(runner, tmp_path, monkeypatch):
     monkeypatch.delenv("CUSTDQ_DEBUG")
-    import pipeline.chunks as chunks_module
+    import pipeline.rows.chunks as chunks_module
 
     def broken(*a, **k):
         raise KeyError("110101199003070011")

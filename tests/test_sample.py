@@ -73,7 +73,7 @@ def test_sample_formats(invoke, tmp_path):
 # --- later nights (--after) -----------------------------------------------------------------
 
 from pipeline.sample import write_sample  # noqa: E402
-from pipeline.sample_later import APPLICANT, CORRECTABLE, INSURED, flaws, read_earlier  # noqa: E402
+from pipeline.sample.later import APPLICANT, CORRECTABLE, INSURED, flaws, read_earlier  # noqa: E402
 
 D2, D3 = dt.date(2026, 11, 23), dt.date(2026, 11, 24)
 
@@ -89,7 +89,7 @@ def _night(tmp_path, name, rows, seed, after=(), date=D2, **kw):
 
 def _rows(path) -> pd.DataFrame:
     from pipeline.ingest import read_extract
-    from pipeline.columns import EXTRACT_COLUMNS, alias_map
+    from pipeline.ingest.columns import EXTRACT_COLUMNS, alias_map
     frame = read_extract([path], alias_map(EXTRACT_COLUMNS)).frame.drop(columns=["_file", "_line"])
     return frame.where(frame != "")  # an empty CSV cell is missing
 

@@ -273,7 +273,7 @@ def test_a_night_that_fails_leaves_the_index_as_it_was(tmp_path, db, monkeypatch
     import datetime as dt
 
     from pipeline import outputs
-    from pipeline.run import NightRequest, run_night
+    from pipeline.night.run import NightRequest, run_night
     extract = write_csv(tmp_path / "e.csv", [policy("P1", 1), policy("P2", 2)])
 
     def disk_full(*_args, **_kwargs):

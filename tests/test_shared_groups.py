@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 
 from checks import shared
-from pipeline import hashkey
+from pipeline.store import hashkey
 from pipeline.errors import InputError
 
 

@@ -52,7 +52,7 @@ def test_a_refused_lock_leaves_no_descriptor_behind_and_the_holder_noted(kind, t
     """A writer refused the store's lock must not leave its descriptor in the set a forked chunk
     worker closes: the number is reused (a worker pool's pipe, in a long-lived process) and a
     later night's workers died on it. The holder's note stays the holder's."""
-    from pipeline import lock
+    from pipeline.store import lock
     from pipeline.errors import InputError
 
     url = f"sqlite:///{tmp_path / 'cases.db'}" if kind == "sqlite" else postgres_url()

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from pipeline.schema import item_events, items
+from pipeline.store.schema import item_events, items
 from tests.helpers import row, write_csv
 from tests.helpers import store_rows
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import openpyxl
 from openpyxl.utils import get_column_letter
 
-from pipeline.worklists import COLUMNS, RESULTS, STATES
+from pipeline.outputs.worklists import COLUMNS, RESULTS, STATES
 from tests.helpers import read_outputs, row, write_csv
 
 
@@ -78,7 +78,7 @@ def test_cells_read_back_exactly_as_written(tmp_path):
     string cell; XML-looking values (XlsxWriter passes '<r>...</r>' through as rich text) stay text."""
     import pandas as pd
 
-    from pipeline.worklists import _write_cells
+    from pipeline.outputs.worklists import _write_cells
 
     cells = pd.DataFrame({h: [HOSTILE[(i + j) % len(HOSTILE)] for i in range(40)] for j, (h, _, _) in enumerate(COLUMNS)})
     cells.iloc[3, 5] = ""
@@ -97,7 +97,7 @@ def test_cells_read_back_exactly_as_written(tmp_path):
 def test_control_characters_and_excel_escapes_are_escaped_as_excel_expects(tmp_path):
     import pandas as pd
 
-    from pipeline.worklists import _write_cells
+    from pipeline.outputs.worklists import _write_cells
 
     cells = pd.DataFrame({h: ["ctl\x01x", "_x0041_"] for h, _, _ in COLUMNS})
     _write_cells(tmp_path / "w.xlsx", cells)
@@ -109,7 +109,7 @@ def test_a_text_longer_than_an_excel_cell_is_cut_to_32767(tmp_path):
     """A 1 MB policy number (tests/corpus has one) must not make Excel repair the workbook."""
     import pandas as pd
 
-    from pipeline.worklists import _write_cells
+    from pipeline.outputs.worklists import _write_cells
 
     cells = pd.DataFrame({h: ["保" * 40000, "x" * 1_000_000, "😀" * 20000] for h, _, _ in COLUMNS})
     _write_cells(tmp_path / "w.xlsx", cells)
@@ -123,7 +123,7 @@ def test_a_sheet_written_in_slices_reads_back_whole(tmp_path, monkeypatch):
     across the slices and every cell reads back as written."""
     import pandas as pd
 
-    from pipeline import worklists
+    from pipeline.outputs import worklists
 
     monkeypatch.setattr(worklists, "SLICE", 7)
     short = HOSTILE[:-1]  # the 32767-character one would be cut with a prefix
@@ -138,7 +138,7 @@ def test_a_sheet_written_in_slices_reads_back_whole(tmp_path, monkeypatch):
 
 def test_a_branch_with_more_items_than_a_sheet_holds_gets_more_files(invoke, tmp_path, monkeypatch):
     """Excel's 1,048,576 rows a sheet (shrunk here to 2 items a file): nothing is cut off."""
-    from pipeline import worklists
+    from pipeline.outputs import worklists
 
     monkeypatch.setattr(worklists, "ROWS_PER_FILE", 2)
     out = night(invoke, tmp_path, [row(policy_no=f"P{i}", applicant_phone="", branch="广东分公司") for i in range(5)])
@@ -180,7 +180,7 @@ def test_a_reopened_item_says_so_and_why(invoke, tmp_path):
     missing or null, 状态 is 新增/未结 as before - with or without the column."""
     import pandas as pd
 
-    from pipeline.worklists import write_worklists
+    from pipeline.outputs.worklists import write_worklists
 
     out = night(invoke, tmp_path, [row(applicant_phone=""), row(policy_no="P2", insured_sex="9"),
                                    row(policy_no="P3", bank_account="123")])

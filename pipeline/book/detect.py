@@ -24,14 +24,14 @@ from pipeline.book import index
 from pipeline.book.digests import digest64, member
 from pipeline.book.rows import empty, version_of
 from pipeline.book.tonight import NightContacts
-from pipeline.engine import Outcome, severity_of
+from pipeline.rows.engine import Outcome, severity_of
 
 MAX_ROUNDS = 25  # cluster growth rounds (each adds customers two links further out)
 
 
 @dataclass
 class BookResult:
-    found: pd.DataFrame | None  # findings carrying their policy's columns (pipeline.items.build `book`)
+    found: pd.DataFrame | None  # findings carrying their policy's columns (pipeline.night.items.build `book`)
     outcomes: list[Outcome]
     stats: dict = field(default_factory=dict)
     # those of the store's shared items' values (hex of their keyed hashes) judged tonight: an
@@ -203,7 +203,7 @@ def shared_night(conn: sa.Connection, tonight: NightContacts, frame: pd.DataFram
         t0[0] = now
 
     version = version_of(business_date.isoformat(), "night")
-    book = index.ContactIndex(conn)  # an earlier run of the night was taken back (pipeline.nights)
+    book = index.ContactIndex(conn)  # an earlier run of the night was taken back (pipeline.night.nights)
     book.tonight = pd.Index(frame["policy_no"].unique())
     pool, growth, judged = grow(book, tonight, grouping)
     step("lookup")

@@ -44,8 +44,8 @@ from pipeline.book import signature
 from pipeline.book.digests import digest64, digest64_arrow, member, within
 from pipeline.book.rows import CONTACT_COLUMNS, STORED, empty
 from pipeline.book.segments import Tiers, pool_frame
-from pipeline.sql import bulk_insert, fill_keys, python_rows
-from pipeline.schema import contact_segments, contact_superseded, contacts
+from pipeline.store.sql import bulk_insert, fill_keys, python_rows
+from pipeline.store.schema import contact_segments, contact_superseded, contacts
 
 if TYPE_CHECKING:
     from pipeline.book.tonight import NightContacts

@@ -3,7 +3,7 @@
 A book file has the columns of a policy extract and goes through the same reading,
 normalisation, contract and scope as a night, so the index holds exactly what a night would
 have written. Files are read one at a time, each chunk by chunk through the night's own row
-stages (pipeline.chunks, on `workers` processes): memory follows the chunk and a file's packed
+stages (pipeline.rows.chunks, on `workers` processes): memory follows the chunk and a file's packed
 contact rows (~26 bytes a row in memory, the rest in a temporary file). The load is one
 transaction; loading a book with the same `--as-of` date again replaces that load. Into an
 empty index the rows go straight into the main tier with its lookup indexes dropped and rebuilt
@@ -28,13 +28,14 @@ import pyarrow as pa
 
 from pipeline.book.digests import within
 
-from pipeline import chunks, config, outputs, store
+from pipeline import config, outputs, store
+from pipeline.rows import chunks
 from pipeline.book import index
 from pipeline.book.rows import version_of
-from pipeline.columns import EXTRACT_COLUMNS, alias_map
+from pipeline.ingest.columns import EXTRACT_COLUMNS, alias_map
 from pipeline.errors import InputError
-from pipeline.lock import store_lock
-from pipeline.progress import Stages, peak_memory_mb
+from pipeline.store.lock import store_lock
+from pipeline.night.progress import Stages, peak_memory_mb
 
 SPARK_STAGES = ["ingest", "normalise", "contract", "scope", "check"]  # the row stages of a book file
 

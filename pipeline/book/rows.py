@@ -18,7 +18,7 @@ from checks.contacts import placeholder_flags
 from checks.customers import customers
 from checks.findings import RuleContext
 from checks.masking import mask_account, mask_id, mask_name, mask_phone
-from pipeline.hashkey import keyed
+from pipeline.store.hashkey import keyed
 
 CONTACT_COLUMNS = ["id", "kind", "value", "customer", "person", "policy_no", "field", "masked_value", "masked_name",
                    "masked_id", "branch", "channel", "agent_code", "receipt_date", "version", "row", "tonight"]

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from pipeline.book.digests import digest64_arrow, member
 from pipeline.book.rows import STORED
-from pipeline.schema import contact_segments
+from pipeline.store.schema import contact_segments
 
 SEGMENT_ROWS = 500_000  # rows per Arrow segment (well under the 1 GB blob limits)
 TIER_ID = 1 << 40  # pool ids of tier rows: (tier number) * TIER_ID + position; main rows keep theirs

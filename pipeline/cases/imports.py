@@ -36,9 +36,9 @@ from pipeline import clock
 from pipeline.cases.night import CHUNK, SHARED_RULES
 from pipeline.cases.undo import python_value
 from pipeline.store import read_frame as _read
-from pipeline.schema import item_events, items, suppressions
+from pipeline.store.schema import item_events, items, suppressions
 from pipeline.errors import InputError
-from pipeline.worklists import RESULTS, STATES
+from pipeline.outputs.worklists import RESULTS, STATES
 
 CLOSING = {"已更正": "corrected", "核实无误": "legitimate", "虚假资料": "false"}  # 无法联系 leaves it open
 REQUIRED = ["问题件编号", "处理状态", "处理结果", "处理说明"]
@@ -280,7 +280,7 @@ def import_files(db: str | None, config_path: str | None, paths: list[str], who:
     under the writer lock (`store.lock_wait_seconds`); with `rejects_out`, the rejected rows also
     written to that CSV (UTF-8 with a BOM, the item ids defused for spreadsheets)."""
     from pipeline import outputs, store
-    from pipeline.lock import store_lock
+    from pipeline.store.lock import store_lock
 
     engine, cfg = store.existing(db, config_path)
     with store_lock(engine, "cases import", None, float(cfg["store"]["lock_wait_seconds"]), notify=notify):

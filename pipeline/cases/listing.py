@@ -4,7 +4,7 @@ An item is overdue when it is open and its `due_date` has passed (SPEC 6: past i
 without a disposition; 无法联系 records an attempt, it does not settle the item).
 No personal data is printed: item id, policy number, branch, rule, role, deadlines, disposition,
 and in `cases show` the masked evidence the worklists show. Roles, rules and statuses are named
-in Chinese (pipeline.labels).
+in Chinese (pipeline.outputs.labels).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import json
 import pandas as pd
 import sqlalchemy as sa
 
-from pipeline.schema import item_events, items
+from pipeline.store.schema import item_events, items
 from pipeline.errors import InputError
-from pipeline.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROLE_NAMES, SEVERITY_NAMES, STATE_NAMES,
+from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROLE_NAMES, SEVERITY_NAMES, STATE_NAMES,
                              rule_name, value_name)
 from pipeline.store import read_frame as _read
 

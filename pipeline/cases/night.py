@@ -30,10 +30,10 @@ import sqlalchemy as sa
 
 from checks.arrays import isin_text
 from checks.catalogue import BOOK_RULES
-from pipeline.sql import bulk_insert, constant_columns, key_table, python_rows
-from pipeline.schema import items, suppressions
+from pipeline.store.sql import bulk_insert, constant_columns, key_table, python_rows
+from pipeline.store.schema import items, suppressions
 from pipeline.cases.undo import FINDING, WHO, WRITABLE, Journal, json_values, python_value
-from pipeline.items import DATE_FIELDS, ITEM_COLUMNS
+from pipeline.night.items import DATE_FIELDS, ITEM_COLUMNS
 from pipeline.store import read_frame as _read
 
 SHARED_RULES = set(BOOK_RULES)  # items of a shared value, one per customer
@@ -93,7 +93,7 @@ LIFECYCLE_SHOWN = ["state", "close_reason", "closed_on", "work_state", "result",
 
 def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, at: str,
               judged_policies, rules_ran: set[str], judged_values, taken_back: int = 0) -> Night:
-    """Apply tonight's findings (`pipeline.items.build` output with `value_key` filled) to the store,
+    """Apply tonight's findings (`pipeline.night.items.build` output with `value_key` filled) to the store,
     after any earlier run of the night was taken back (pipeline.cases.undo). Every change goes
     into the night's undo journal. `judged_values`: the shared values (hex keys, among
     `shared_keys`) judged tonight."""

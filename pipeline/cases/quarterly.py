@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 import xlsxwriter
 
-from pipeline.schema import items
+from pipeline.store.schema import items
 from pipeline.errors import InputError
 from pipeline.store import read_frame
 

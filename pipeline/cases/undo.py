@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from pipeline.schema import item_events, items, night_undo
+from pipeline.store.schema import item_events, items, night_undo
 from pipeline.errors import InputError
 from pipeline.store import read_frame as _read
 
@@ -65,7 +65,7 @@ class Journal:
                                                 before=json.dumps({"event_mark": int(mark or 0)})))
 
     def raised(self, ids) -> None:
-        from pipeline.sql import bulk_insert
+        from pipeline.store.sql import bulk_insert
 
         bulk_insert(self.conn, night_undo.name, ["item_id"], ((i,) for i in list(ids)),
                     {"night": self.night, "before": None})
@@ -73,7 +73,7 @@ class Journal:
     def changed(self, before: pd.DataFrame, after: pd.DataFrame) -> pd.Index:
         """Record the earlier values of what changed between `before` and `after` (both indexed
         by item id, columns among WRITABLE); returns the ids of the items that changed."""
-        from pipeline.sql import bulk_insert
+        from pipeline.store.sql import bulk_insert
 
         cols = [c for c in WRITABLE if c in after.columns]
         differs = pd.DataFrame({c: ~_same(before[c], after[c]) for c in cols}, index=after.index)

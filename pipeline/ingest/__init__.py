@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipeline import contract
-from pipeline.columns import AGENT_COLUMNS, CANONICAL
+from pipeline.ingest import contract
+from pipeline.ingest.columns import AGENT_COLUMNS, CANONICAL
 from pipeline.errors import InputError
 from pipeline.ingest import parquet
 from pipeline.ingest.fastcsv import FastPathLost, iter_fast
@@ -55,7 +55,7 @@ class Kind:
     key: str
     key_label: str
     columns: tuple[str, ...]
-    check_columns: object  # (names, source) -> None, raises InputError
+    check_columns: Callable[[list[str], str], None]  # (names, source); raises InputError
 
 
 EXTRACT = Kind("policy_no", "保单号", CANONICAL, contract.check_columns)
@@ -222,7 +222,7 @@ def iter_extract(paths: list[str | Path], mapping: dict[str, str], reading: Read
             if fmt != "parquet":
                 info.encoding = source.encoding
                 info.delimiter = getattr(source, "delimiter", None)
-                info.sheet = source.sheet if fmt == "xlsx" else None
+                info.sheet = source.sheet if isinstance(source, XlsxSource) else None
             reading.present.update(c for c in frame.columns if c in kind.columns)
             frame["_file"] = np.int32(file_no)
             for name in kind.columns:

@@ -7,9 +7,10 @@ policy number.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline.columns import clean_header
+from pipeline.ingest.columns import clean_header
 from pipeline.errors import InputError
 
 SCAN_ROWS = 30
@@ -22,11 +23,11 @@ class Header:
     matched: int
 
 
-def score(row: list[object], mapping: dict[str, str]) -> int:
+def score(row: Sequence[object], mapping: dict[str, str]) -> int:
     return len({mapping[h] for h in (clean_header(c) for c in row) if h in mapping})
 
 
-def locate(rows: list[list[object]], mapping: dict[str, str], key: str = "policy_no") -> Header | None:
+def locate(rows: Sequence[Sequence[object]], mapping: dict[str, str], key: str = "policy_no") -> Header | None:
     """Best header among `rows`, or None when no row names `key` and one other column."""
     best: Header | None = None
     for i, row in enumerate(rows[:SCAN_ROWS]):
@@ -40,7 +41,7 @@ def locate(rows: list[list[object]], mapping: dict[str, str], key: str = "policy
     return best
 
 
-def check_unique(names: list[str | None], raw: list[object], source: str) -> None:
+def check_unique(names: list[str | None], raw: Sequence[object], source: str) -> None:
     """Two header cells that mean the same canonical column make the extract ambiguous."""
     seen: dict[str, str] = {}
     for name, cell in zip(names, raw):

@@ -63,7 +63,7 @@ def detect_encoding(head: bytes) -> str:
         except UnicodeDecodeError:
             continue
     damage = {enc: _damage(head, enc) for enc in ("utf-8", "gb18030")}
-    best = min(damage, key=damage.get)
+    best = min(damage, key=damage.__getitem__)
     if damage[best] < 0.05:
         return best
     raise ValueError("neither UTF-8 nor GBK/GB18030")

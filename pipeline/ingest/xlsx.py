@@ -52,7 +52,7 @@ class XlsxSource:
         self.encoding = None
         self.sheet = None
 
-    def open(self) -> tuple[hdr.Header, list[str], Iterator[tuple[int, list[str] | None, str | None]]]:
+    def open(self) -> tuple[hdr.Header, list[str], Iterator[tuple[int, list[str | None] | None, str | None]]]:
         handle = self.path.open("rb")  # a handle, so openpyxl does not judge the file by its name
         try:
             book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
@@ -78,7 +78,7 @@ class XlsxSource:
         width = len(raw_header)
         first = found.index + 2  # 1-based sheet row after the header
 
-        def records() -> Iterator[tuple[int, list[str] | None, str | None]]:
+        def records() -> Iterator[tuple[int, list[str | None] | None, str | None]]:
             try:
                 for line, row in enumerate(ws.iter_rows(min_row=first, values_only=True), start=first):
                     cells = [cell_text(v) for v in row[:width]]

@@ -4,7 +4,7 @@ The same night as the local engine, with its two heavy parts on Spark:
 
 - the row-level stages (normalise, contract, scope, every row rule, tonight's keyed contact
   rows) run as Spark tasks, one per chunk, through `mapInPandas` calling the very function the
-  local engine calls (pipeline.chunks.check_chunk);
+  local engine calls (pipeline.rows.chunks.check_chunk);
 - the night-wide grouping of PHONE_SHARED / BANK_SHARED (which values do two or more customers
   carry, tonight's rows and the stored book's together) is a Spark group-by.
 

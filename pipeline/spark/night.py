@@ -19,11 +19,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.book.tonight import NightContacts
-from pipeline.chunks import Tally, check_here, chunk_size, empty_raw
+from pipeline.rows.chunks import Tally, check_here, chunk_size, empty_raw
 from pipeline.errors import EngineError, InputError
 from pipeline.ingest import FastPathLost, Reading, iter_extract
 from pipeline.logs import count
-from pipeline.progress import release
+from pipeline.night.progress import release
 from pipeline.spark import session
 from pipeline.spark.tasks import RESULT_SCHEMA, checker, raw_path, result_path, staging_fs
 

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipeline.chunks import check_chunk
-from pipeline.progress import Stages, peak_memory_mb
+from pipeline.rows.chunks import check_chunk
+from pipeline.night.progress import Stages, peak_memory_mb
 
 RESULT_COLUMNS = ["chunk", "rows", "contact_rows", "seconds", "peak_memory_mb"]
 RESULT_SCHEMA = "chunk long, rows long, contact_rows long, seconds string, peak_memory_mb double"

@@ -8,7 +8,7 @@ After GX has written the site, `localise` turns it into a folder that needs noth
 itself:
 
 - each stylesheet and script GX links is replaced by the same release from the npm registry,
-  vendored with custdq in `pipeline/data_docs_static/` (`vendor.sh` rebuilds it; `SOURCES.txt`
+  vendored with custdq in `pipeline/outputs/data_docs_static/` (`vendor.sh` rebuilds it; `SOURCES.txt`
   lists package, version, licence and checksum of every file) and copied into
   `data_docs/static/custdq/`, linked by relative paths, so a copied folder still works;
 - GX's logo points to the copy GX itself writes into `data_docs/static/images/`;

@@ -29,10 +29,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from checks.arrays import isin_text
-from pipeline.columns import EXTRACT_COLUMNS, alias_map
+from pipeline.ingest.columns import EXTRACT_COLUMNS, alias_map
 from pipeline.config import defaults
 from pipeline.errors import InputError
-from pipeline.normalise import clean_text, parse_sex
+from pipeline.rows.normalise import clean_text, parse_sex
 from pipeline.sample import CHUNK, ID_WEIGHTS, CHECK_CHARS, sample_frame, luhn_cards, people
 
 SHARES = {"recurring": 0.1, "resend": 0.05, "changed": 0.3, "corrected": 0.5}

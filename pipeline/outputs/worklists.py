@@ -9,7 +9,7 @@ business date and 第 n 页 / 共 N 页. Personal data is only ever the masked e
 name becomes a file name inside `worklists/` and nothing else: path separators, dots and
 characters Windows forbids are replaced, and the resolved path is checked.
 
-pipeline/worklist_file.py writes each workbook whole (its structure: header, styles, widths,
+pipeline/outputs/worklist_file.py writes each workbook whole (its structure: header, styles, widths,
 pane, filter, drop-downs, print setup); the data rows are inline-string cells: every value a
 string cell, never a formula, escaped as Excel expects text (&, <, >; control characters, lone
 surrogates, literal `_xHHHH_`; cut to 32767 UTF-16 units), `<r>...</r>` text, not rich text.
@@ -43,10 +43,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from checks.catalogue import RULES
-from pipeline.labels import ROLE_NAMES, SEVERITY_NAMES, STATUS_NAMES
-from pipeline import worklist_file
+from pipeline.outputs.labels import ROLE_NAMES, SEVERITY_NAMES, STATUS_NAMES
+from pipeline.outputs import worklist_file
 from pipeline.outputs import text_bytes
-from pipeline.worklist_file import NOT_XML, col_name
+from pipeline.outputs.worklist_file import NOT_XML, col_name
 
 REOPENED = STATUS_NAMES["reopened"]  # 状态 of an item whose `reopen_reason` is set (a correction that did not happen)
 STATES = ["未处理", "处理中", "已完成"]  # 处理状态 (SPEC 5)

@@ -6,7 +6,7 @@ real GB/T 2260 county codes (python-stdnum's data, current and retired); values 
 mixed formats real extracts have; customers recur across policies; a share of rows
 (`defect_rate`) gets one injected defect, spread over the kinds in `DEFECTS`. A later night
 against earlier extracts (`write_sample(after=...)`, `custdq sample --after`) is made by
-pipeline.sample_later from the same generator.
+pipeline.sample.later from the same generator.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pandas as pd
 
 from checks.regions import county_codes
 from pipeline.errors import InputError
-from pipeline.sample_vocab import (BRANCHES, CHANNELS, GIVEN, MOBILE_PREFIXES, PRODUCTS, STREETS, SURNAMES,
+from pipeline.sample.vocab import (BRANCHES, CHANNELS, GIVEN, MOBILE_PREFIXES, PRODUCTS, STREETS, SURNAMES,
                                    TERMS)
 
 ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])  # GB 11643-1999
@@ -105,7 +105,7 @@ def people(n: int, rng: np.random.Generator, today: dt.date, min_age: int, max_a
 
 
 def sample_frame(n: int, rng: np.random.Generator, today: dt.date, defect_rate: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from pipeline.sample_vocab import BRANCH_WEIGHTS, CHANNEL_WEIGHTS, TERM_WEIGHTS
+    from pipeline.sample.vocab import BRANCH_WEIGHTS, CHANNEL_WEIGHTS, TERM_WEIGHTS
 
     def w(x):
         a = np.asarray(x, dtype=float)
@@ -249,7 +249,7 @@ def write_sample(rows: int, seed: int, out: str, defect_rate: float = 0.05, enco
                  business_date: dt.date = dt.date(2026, 11, 20), agents_out: str | None = None,
                  after: list[str] | None = None, shares: dict | None = None) -> dict:
     """Write a first night's extract, or with `after` (earlier extracts) a later night's one
-    (pipeline.sample_later; `shares` overrides its SHARES). Returns the counts written."""
+    (pipeline.sample.later; `shares` overrides its SHARES). Returns the counts written."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -262,7 +262,7 @@ def write_sample(rows: int, seed: int, out: str, defect_rate: float = 0.05, enco
         raise InputError(f"--out {out}: XLSX samples are capped at 200000 rows; use .csv or .parquet")
     stats: dict = {}
     if after:
-        from pipeline.sample_later import SHARES, later_chunks, read_earlier
+        from pipeline.sample.later import SHARES, later_chunks, read_earlier
 
         earlier = read_earlier(list(after))  # read before the output is created: --out may be an --after file
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-COMPRESSION = 2  # zlib level of the sheet XML (pipeline/worklists.py says why)
+COMPRESSION = 2  # zlib level of the sheet XML (pipeline/outputs/worklists.py says why)
 ZIP64_ROWS = 500_000  # past this many rows a sheet's XML may pass 2 GiB
 HEADER, FILL_IN = 1, 2  # the header cells' styles (styles.xml's cellXfs)
 NOT_XML = re.compile(r"[\ud800-\udfff\ufffe\uffff]")  # no XML 1.0 character: lone surrogates, U+FFFE, U+FFFF

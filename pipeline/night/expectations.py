@@ -6,7 +6,7 @@ duplicate policy numbers, each rule's failure rate) and the distinct values of t
 columns - so it costs a fraction of a second after its import. The suite comes from the config
 (`expectations`); an expectation listed in `expectations.blocking` that fails makes the run
 exit 1 after every output is written. Data Docs are built into `<out>/data_docs/` and made to
-open offline (`pipeline/datadocs.py`: vendored copies instead of CDNs, no marketing), the results
+open offline (`pipeline/outputs/datadocs.py`: vendored copies instead of CDNs, no marketing), the results
 are kept in `<out>/expectations.json`, the manifest and the case store's run history.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.datadocs import localise
+from pipeline.outputs.datadocs import localise
 
 KEY_FIELDS = ["applicant_name", "applicant_id_no", "applicant_phone", "branch",
               "channel", "agent_code"]

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from checks import phones as phone_numbers
-from pipeline.columns import CANONICAL, DATE_COLUMNS, HALF_WIDTH, SEX_COLUMNS
+from pipeline.ingest.columns import CANONICAL, DATE_COLUMNS, HALF_WIDTH, SEX_COLUMNS
 
 ID_COLUMNS = ("applicant_id_no", "insured_id_no")
 PHONE_COLUMNS = ("applicant_phone", "insured_phone")
@@ -124,7 +124,7 @@ def parse_term_years(values: pd.Series) -> pd.Series:
 
 
 def normalise(raw: pd.DataFrame, cfg: dict) -> pd.DataFrame:
-    """The normalised frame the rules read (see `pipeline.contract.PARSED`)."""
+    """The normalised frame the rules read (see `pipeline.ingest.contract.PARSED`)."""
     placeholders = {str(p).upper() for p in cfg["placeholders"]}
     out = pd.DataFrame(index=raw.index)
     for name in CANONICAL:

@@ -11,14 +11,16 @@ from importlib import metadata as md
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline import __version__, alerts, nights, outputs, store
-from pipeline.chunks import per_worker, workers_of
+from pipeline import __version__, outputs, store
+from pipeline.night import alerts
+from pipeline.night import nights
+from pipeline.rows.chunks import per_worker, workers_of
 from pipeline.clock import CHINA
-from pipeline.progress import peak_memory_mb
+from pipeline.night.progress import peak_memory_mb
 
 if TYPE_CHECKING:
-    from pipeline.progress import Stages
-    from pipeline.run import Night
+    from pipeline.night.progress import Stages
+    from pipeline.night.run import Night
 
 PACKAGES = ["pandas", "pandera", "pyarrow", "numpy", "openpyxl", "click", "chinesecalendar",
             "SQLAlchemy", "phonenumbers", "python-stdnum", "PyYAML", "scipy", "XlsxWriter", "great-expectations"]

@@ -11,8 +11,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from checks.catalogue import RULES
-from pipeline.schema import items
-from pipeline.schema import night_dims, runs
+from pipeline.store.schema import items
+from pipeline.store.schema import night_dims, runs
 from pipeline.store import read_frame as _frame
 
 TREND_NIGHTS = 30

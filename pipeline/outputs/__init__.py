@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.items import DATE_FIELDS, ITEM_COLUMNS
+from pipeline.night.items import DATE_FIELDS, ITEM_COLUMNS
 
 # A cell a person may open in a spreadsheet never starts a formula (OWASP CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -169,8 +169,8 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """`frame.to_csv(path, index=False, encoding="utf-8-sig")`, byte for byte, at Arrow's speed."""
     # one column: the csv module writes an empty field alone on its line as "" (pandas does that)
     simple = os.linesep == "\n" and frame.columns.is_unique and len(frame.columns) > 1
-    fields = [_csv_field(frame[c]) for c in frame.columns] if simple else [None]
-    if any(f is None for f in fields):
+    fields = [f for f in (_csv_field(frame[c]) for c in frame.columns) if f is not None] if simple else []
+    if len(fields) < len(frame.columns) or not simple:
         frame.to_csv(path, index=False, encoding="utf-8-sig")
         return
     with open(path, "wb") as fh:
@@ -178,7 +178,7 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
         for start in range(0, len(frame), CSV_SLICE):
             cells = [f.slice(start, CSV_SLICE) for f in fields]
             rows = pc.binary_join_element_wise(*[x for cell in cells for x in (cell, _COMMA)][:-1], _END, _NOTHING)
-            fh.write(text_bytes(rows)[2])
+            fh.write(text_bytes(rows)[2].data)
 
 
 def write_items(items: pd.DataFrame, out: Path) -> None:
@@ -197,4 +197,8 @@ def write_quarantine(quarantine: pd.DataFrame, out: Path) -> None:
 
 def write_json(data: dict, path: Path) -> None:
     text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
-    atomic_write(path, lambda p: p.write_text(text + "\n", encoding="utf-8"))
+
+    def write(p: Path) -> None:
+        p.write_text(text + "\n", encoding="utf-8")
+
+    atomic_write(path, write)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from pipeline.dashboard import svg
-from pipeline.dashboard.data import AGEING, Board, gather
+from pipeline.outputs.dashboard import svg
+from pipeline.outputs.dashboard.data import AGEING, Board, gather
 
 STYLE = """
 body{font-family:"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif;margin:24px;color:#222;background:#fafafa}
@@ -75,7 +75,7 @@ def render(board: Board, docs_link: str | None = None) -> str:
         _card("运行提醒", f"{len(t.get('warnings', []))}", "bad" if t.get("warnings") else "ok"),
     ])
     sections = [f'<div class="cards">{cards}</div>']
-    if t.get("warnings"):  # what the operator was warned of tonight (pipeline.alerts)
+    if t.get("warnings"):  # what the operator was warned of tonight (pipeline.night.alerts)
         lines = "".join(f"<li>{escape(w)}</li>" for w in t["warnings"])
         sections.append(f'<div class="warnings"><h2>运行提醒（{len(t["warnings"])} 条）</h2><ul>{lines}</ul></div>')
     if t.get("provisional"):
@@ -165,7 +165,7 @@ def rebuild(db: str | None, config_path: str | None, path: Path, night: str | No
     date the store holds a run of; default the latest)."""
     from pipeline import store
     from pipeline.errors import InputError
-    from pipeline.nights import nights
+    from pipeline.night.nights import nights
 
     engine = store.existing(db, config_path)[0]
     if night is not None:

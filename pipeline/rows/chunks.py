@@ -28,18 +28,19 @@ import pyarrow as pa
 from pandas.api.types import union_categoricals
 
 from checks.catalogue import NIGHT_RULES, ROW_RULES
-from pipeline import contract, expectations
+from pipeline.ingest import contract
+from pipeline.night import expectations
 from pipeline.book.rows import contact_rows
 from pipeline.book.tonight import NightContacts, Packed, pack
-from pipeline.engine import Outcome, context, merge_outcomes, run_rules
+from pipeline.rows.engine import Outcome, context, merge_outcomes, run_rules
 from pipeline.errors import ConfigError, CustdqError
-from pipeline.expectations import merge_profiles, profile
+from pipeline.night.expectations import merge_profiles, profile
 from pipeline.ingest import FastPathLost, Reading, iter_extract
-from pipeline.items import rows_of
+from pipeline.night.items import rows_of
 from pipeline.logs import count
-from pipeline.normalise import normalise
-from pipeline.progress import Stages, release
-from pipeline.scope import split
+from pipeline.rows.normalise import normalise
+from pipeline.night.progress import Stages, release
+from pipeline.rows.scope import split
 
 log = logging.getLogger("custdq")
 POLICY_COLUMNS = ["policy_no", "branch", "channel", "agent_code", "receipt_date_dt", "_file", "_line"]
@@ -236,7 +237,7 @@ _NIGHT: dict = {}  # in a chunk worker: its RuleContext.night (roster analyses, 
 
 
 def _start_worker(job: tuple) -> None:
-    from pipeline.lock import close_inherited
+    from pipeline.store.lock import close_inherited
 
     global _JOB
     close_inherited()  # the writer lock stays the writer's: a killed night's lock goes with it

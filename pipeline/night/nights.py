@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from pipeline.book.index import ContactIndex
 from pipeline.book.rows import version_of
 from pipeline.cases import undo
-from pipeline.schema import rewinds
+from pipeline.store.schema import rewinds
 from pipeline.errors import ConfigError, InputError
-from pipeline.schema import night_dims, runs
+from pipeline.store.schema import night_dims, runs
 
 
 def nights(conn: sa.Connection) -> list[str]:

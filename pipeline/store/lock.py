@@ -121,7 +121,7 @@ def _file_lock(path: Path, what, night, wait_seconds, notify):
 
 @contextlib.contextmanager
 def _advisory_lock(engine: sa.Engine, what, night, wait_seconds, notify):
-    from pipeline.schema import meta  # the holder is noted in custdq_meta
+    from pipeline.store.schema import meta  # the holder is noted in custdq_meta
 
     with engine.connect() as conn:
         socket = conn.connection.driver_connection.fileno()

@@ -16,7 +16,7 @@ import pandas as pd
 from checks import findings as fnd
 from checks.catalogue import BOOK_RULES, EVALUATORS, RULES
 from checks.findings import RuleContext
-from pipeline.columns import EXTRACT_COLUMNS
+from pipeline.ingest.columns import EXTRACT_COLUMNS
 
 log = logging.getLogger("custdq")
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from pipeline.columns import AGENT_COLUMNS, BY_NAME, CANONICAL, DATE_COLUMNS, REQUIRED, SEX_COLUMNS
+from pipeline.ingest.columns import AGENT_COLUMNS, BY_NAME, CANONICAL, DATE_COLUMNS, REQUIRED, SEX_COLUMNS
 from pipeline.errors import InputError
 
 HEADER = pa.DataFrameSchema(

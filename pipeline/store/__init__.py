@@ -1,6 +1,6 @@
 """The case store (SQLAlchemy): embedded SQLite by default, PostgreSQL by URL: which store a
 command works on, creating it only for `run` and `index load`, the hash key's fingerprint,
-schema migration, the run records. The tables themselves are pipeline.schema."""
+schema migration, the run records. The tables themselves are pipeline.store.schema."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from pipeline.errors import InputError
-from pipeline.schema import SCHEMA_VERSION, meta, metadata, night_dims, runs
+from pipeline.store.schema import SCHEMA_VERSION, meta, metadata, night_dims, runs
 
 DEFAULT_URL = "sqlite:///.custdq/cases.db"
 
@@ -180,7 +180,7 @@ def existing(db: str | None, config_path: str | None) -> tuple[sa.Engine, dict]:
 def open_with_key(db: str | None, cfg: dict) -> tuple[sa.Engine, bytes, Created]:
     """For the commands that write contact hashes (`run`, `index load`): the store (created when
     absent), its hash key (created only for a store that has none yet) and what was created."""
-    from pipeline import hashkey
+    from pipeline.store import hashkey
 
     url = resolve(db, cfg)
     created = Created(url)

@@ -12,27 +12,29 @@ import pandas as pd
 
 from checks.arrays import isin_text
 from checks.catalogue import RULES
-from pipeline import config, hashkey, nights, outputs, store
+from pipeline import config, outputs, store
+from pipeline.store import hashkey
+from pipeline.night import nights
 from pipeline.book.detect import shared_night
 from pipeline.book.index import ContactIndex
 from pipeline.book.rows import version_of
-from pipeline.chunks import check_rows, first_rows, night_rules
+from pipeline.rows.chunks import check_rows, first_rows, night_rules
 from pipeline.cases.night import reconcile, shared_keys
-from pipeline.dashboard.dims import night_dims
-from pipeline.dashboard.page import write_dashboard
-from pipeline.manifest import finish_manifest, night_manifest
-from pipeline.expectations import aggregates, run_gate
-from pipeline.lock import store_lock
+from pipeline.outputs.dashboard.dims import night_dims
+from pipeline.outputs.dashboard.page import write_dashboard
+from pipeline.night.manifest import finish_manifest, night_manifest
+from pipeline.night.expectations import aggregates, run_gate
+from pipeline.store.lock import store_lock
 from pipeline.calendar import WorkCalendar
 from pipeline import clock
 from pipeline.clock import CHINA
-from pipeline.columns import EXTRACT_COLUMNS, alias_map
+from pipeline.ingest.columns import EXTRACT_COLUMNS, alias_map
 from pipeline.errors import InputError
-from pipeline.items import build, night_deadlines
+from pipeline.night.items import build, night_deadlines
 from pipeline.logs import count
-from pipeline.progress import Stages, release, use_system_allocator
-from pipeline.roster import load_roster
-from pipeline.worklists import write_worklists
+from pipeline.night.progress import Stages, release, use_system_allocator
+from pipeline.ingest.roster import load_roster
+from pipeline.outputs.worklists import write_worklists
 
 log = logging.getLogger("custdq")
 STAGES = ["ingest", "normalise", "contract", "scope", "check", "shared", "items", "cases", "outputs", "expectations",
@@ -213,7 +215,7 @@ def _night(n: Night) -> RunResult:
 
 def read_and_check(n: Night) -> None:
     """ingest .. check: the roster, then every row read, normalised, held to the contract,
-    scoped and checked by the row rules, chunk by chunk (pipeline.chunks, or Spark tasks)."""
+    scoped and checked by the row rules, chunk by chunk (pipeline.rows.chunks, or Spark tasks)."""
     mapping = alias_map(EXTRACT_COLUMNS, n.cfg["aliases"])
     with n.stages.stage("ingest"):
         n.roster = load_roster(n.request.agents, n.cfg) if n.request.agents else None

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pipeline.columns import AGENT_COLUMNS, alias_map
+from pipeline.ingest.columns import AGENT_COLUMNS, alias_map
 from pipeline.ingest import ROSTER, read_extract
-from pipeline.normalise import clean_text
+from pipeline.rows.normalise import clean_text
 
 
 @dataclass
