@@ -10,6 +10,7 @@ import re
 import sys
 
 import click
+from click.core import ParameterSource
 
 from pipeline import __version__, logs
 from pipeline.errors import CustdqError, ExitCode
@@ -164,7 +165,7 @@ def sample(rows, seed, out_path, defect_rate, encoding, business_date, agents_ou
     """
     from pipeline.sample import write_sample
 
-    if after and click.get_current_context().get_parameter_source("business_date").name == "DEFAULT":
+    if after and click.get_current_context().get_parameter_source("business_date") == ParameterSource.DEFAULT:
         raise click.UsageError("--after needs --business-date (the later night's date)")
     if changed + corrected > 1:
         raise click.UsageError("--changed and --corrected are shares of the re-sent policies: together at most 1")

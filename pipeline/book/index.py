@@ -30,7 +30,7 @@ its run record, or not at all.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -63,7 +63,7 @@ ARROW_TYPES = {c: pa.binary() if c in ("value", "customer", "person") else pa.la
 FETCH_ROWS = 200_000  # main-tier rows fetched at a time
 
 
-def _arrow_rows(rows: list, names: list[str]) -> pa.Table:
+def _arrow_rows(rows: Sequence, names: list[str]) -> pa.Table:
     """SQL result rows -> an Arrow table (hashes binary, texts large strings, `id` int64)."""
     columns = list(zip(*rows)) if rows else [()] * len(names)
     arrays = {}
@@ -241,7 +241,7 @@ class ContactIndex:
         """Take back everything `version` wrote (a re-run of the same night). Returns rows removed."""
         seg = contact_segments
         removed = int(self.conn.execute(sa.select(sa.func.coalesce(sa.func.sum(seg.c.rows), 0))
-                                        .where(seg.c.tier == version, seg.c.kind == "rows")).scalar())
+                                        .where(seg.c.tier == version, seg.c.kind == "rows")).scalar_one())
         self.conn.execute(seg.delete().where(seg.c.tier == version))
         if self._main_rows():
             gone = self.conn.execute(MAIN.delete().where(MAIN.c.version == version)).rowcount
@@ -354,6 +354,6 @@ class ContactIndex:
                                      .group_by(seg.c.tier)).all()
         recent = sum(int(n or 0) for _, n in per_tier)
         main = self._main_rows()
-        superseded = int(self.conn.execute(sa.select(sa.func.count()).select_from(contact_superseded)).scalar())
+        superseded = int(self.conn.execute(sa.select(sa.func.count()).select_from(contact_superseded)).scalar_one())
         return {"rows": main + recent, "main_rows": main, "recent_rows": recent, "night_tiers": len(per_tier),
                 "superseded_versions": superseded}

@@ -147,7 +147,7 @@ class Tiers:
         """Write (rows, blob, digests) pieces as the next segments of `tier`; returns rows written."""
         seg = contact_segments
         start = int(self.conn.execute(sa.select(sa.func.coalesce(sa.func.max(seg.c.part) + 1, 0))
-                                      .where(seg.c.tier == tier, seg.c.kind == "rows")).scalar())
+                                      .where(seg.c.tier == tier, seg.c.kind == "rows")).scalar_one())
         written, part = 0, start
         for n, blob, digests in pieces:
             if not n:

@@ -12,6 +12,7 @@ the night's tier without being decoded when nothing in them changes.
 
 from __future__ import annotations
 
+from typing import BinaryIO
 import os
 import tempfile
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ def pack(rows: pd.DataFrame) -> Packed | None:
 
 @dataclass
 class _Part:
-    spill: object  # the night's spill file
+    spill: BinaryIO  # the night's spill file
     at: int  # where the chunk's rows (STORED columns, a compressed Arrow stream) are in it
     size: int
     rows: np.ndarray  # the extract row of each
@@ -213,8 +214,8 @@ class NightContacts:
 
     def tested(self, kind: str) -> int:
         """Distinct extract records with a kept contact row of `kind` (P or B)."""
-        rows = [p.rows[p.keep & (p.bank == (kind == "B"))] for p in self.parts]
-        rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+        kept = [p.rows[p.keep & (p.bank == (kind == "B"))] for p in self.parts]
+        rows = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
         if not len(rows):
             return 0
         seen = np.zeros(int(rows.max()) + 1, dtype=bool)

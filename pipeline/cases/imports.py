@@ -218,6 +218,7 @@ def import_worklists(conn: sa.Connection, paths: list[str], who: str | None = No
             report.rejected.append({"file": row.file, "row": row.line, "item_id": row.item_id[:40], "reason": reason})
             continue
         seen.setdefault(row.item_id, row)
+        assert item is not None  # _problem refused a row whose item is not in the store
         if row.state in ("", STATES[0]) and not row.result and not row.note:
             report.untouched += 1  # nobody filled it in: an older copy never undoes progress
             continue

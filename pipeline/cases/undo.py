@@ -20,6 +20,7 @@ changes only.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -106,7 +107,7 @@ def _encoded(values: pd.Series) -> np.ndarray:
 def json_values(columns: dict[str, pd.Series]) -> list[str]:
     """One JSON object per row of the `columns` (name -> values), built column-wise: the text
     json.dumps gives {name: value, ...} of each row."""
-    text = None
+    text: Any = None  # numpy string arrays, joined column by column
     for name, values in columns.items():
         part = f'"{name}": ' + _encoded(values)
         text = part if text is None else text + ", " + part
@@ -152,7 +153,7 @@ def take_back(conn: sa.Connection, night: str) -> int:
     # night's, so the events that led to it stay with them
     later = sa.select(item_events.c.item_id).where(item_events.c.id > event_mark, item_events.c.who != WHO)
     gone = sa.and_(own, item_events.c.item_id.not_in(later))
-    taken = int(conn.execute(sa.select(sa.func.count()).select_from(item_events).where(gone)).scalar())
+    taken = int(conn.execute(sa.select(sa.func.count()).select_from(item_events).where(gone)).scalar_one())
     conn.execute(item_events.delete().where(gone))
     conn.execute(night_undo.delete().where(night_undo.c.night == night))
     return taken

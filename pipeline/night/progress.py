@@ -37,11 +37,11 @@ def release() -> None:
             _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
         except (OSError, AttributeError):
             _LIBC = False
-    if _LIBC:
+    if isinstance(_LIBC, ctypes.CDLL):
         _LIBC.malloc_trim(0)
 
 
-_LIBC = None
+_LIBC: ctypes.CDLL | bool | None = None  # None: not looked for yet; False: not glibc
 
 
 def memory_mb() -> float | None:

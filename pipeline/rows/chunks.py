@@ -77,6 +77,8 @@ class Tally:
         self.out_of_scope += result.out_of_scope
         self.term_unreadable += result.term_unreadable
         if result.contacts is not None:
+            if self.contacts is None:
+                raise RuntimeError("a chunk's contact rows came back to a tally that keeps none (bug)")
             self.contacts.add_packed(result.contacts)
         self.contact_seconds += result.contact_seconds
 
@@ -232,7 +234,7 @@ def check_here(raw, sources, business_date, cfg, agents, key, version, stages, t
     tally.take(check_chunk(raw, sources, business_date, cfg, agents, key, version, stages, tally.night))
 
 
-_JOB: tuple | None = None  # in a chunk worker: (business_date, cfg, agents, key, version)
+_JOB: tuple = ()  # in a chunk worker: (business_date, cfg, agents, key, version)
 _NIGHT: dict = {}  # in a chunk worker: its RuleContext.night (roster analyses, made once per worker)
 
 
@@ -247,7 +249,8 @@ def _start_worker(job: tuple) -> None:
 
 def _check_in_worker(raw: pd.DataFrame, sources: list[str]) -> tuple[ChunkResult, dict]:
     stages = Stages([], quiet=True)
-    result = check_chunk(raw, sources, *_JOB, stages, _NIGHT)
+    business_date, cfg, agents, key, version = _JOB
+    result = check_chunk(raw, sources, business_date, cfg, agents, key, version, stages, _NIGHT)
     release()
     return result, stages.timings
 

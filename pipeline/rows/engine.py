@@ -111,8 +111,8 @@ def merge_outcomes(a: list[Outcome], b: list[Outcome]) -> list[Outcome]:
             out.append(mine)
             continue
         if "error" in (mine.status, other.status):  # its findings of every chunk are dropped (run.py)
-            failed = mine if mine.status == "error" else other
-            out.append(replace(failed, rows_tested=mine.rows_tested + other.rows_tested, rows_failed=0, findings=0,
+            broken = mine if mine.status == "error" else other
+            out.append(replace(broken, rows_tested=mine.rows_tested + other.rows_tested, rows_failed=0, findings=0,
                                percent_failed=0.0, seconds=round(mine.seconds + other.seconds, 3)))
             continue
         if mine.status != "ok" or other.status != "ok":

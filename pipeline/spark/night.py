@@ -128,7 +128,8 @@ class SparkNight:
     def _stage(self, extracts, mapping, chunk_rows, fast, stages) -> tuple[Reading, list[int]]:
         """Read the night on the driver and write it as Parquet chunks; the first row of each."""
         self.fs.delete_dir_contents(f"{self.root}/raw")
-        reading, firsts, rows = Reading(), [], 0
+        reading, rows = Reading(), 0
+        firsts: list[int] = []
         parts = iter_extract(extracts, mapping, reading, chunk_rows, fast)
         while True:
             with stages.stage("ingest"):

@@ -12,6 +12,7 @@ writer (another night, `cases import`, `index load`) waits up to `wait_seconds`,
 
 from __future__ import annotations
 
+from typing import Any
 import contextlib
 import datetime as dt
 import fcntl
@@ -124,7 +125,8 @@ def _advisory_lock(engine: sa.Engine, what, night, wait_seconds, notify):
     from pipeline.store.schema import meta  # the holder is noted in custdq_meta
 
     with engine.connect() as conn:
-        socket = conn.connection.driver_connection.fileno()
+        raw: Any = conn.connection.driver_connection
+        socket = raw.fileno()
         # held from here until the lock is let go or refused: a descriptor number left in _HELD
         # after its socket closed would be reused (by a worker pool's pipes) and closed in a child
         _HELD.add(socket)

@@ -3,6 +3,7 @@ COPY on PostgreSQL), constant columns as literals, temporary key tables to join 
 
 from __future__ import annotations
 
+from typing import Any
 from collections.abc import Iterable
 
 import numpy as np
@@ -34,7 +35,7 @@ def bulk_insert(conn: sa.Connection, table: str, columns: list[str], rows: Itera
     `constants`: columns with one value for every row (a night's date, NULL columns), which
     SQLite takes as literals of the statement instead of a bound value per row (binding is most
     of an executemany's cost)."""
-    raw = conn.connection.driver_connection
+    raw: Any = conn.connection.driver_connection
     constants = dict(constants or {})
     names = ", ".join([*columns, *constants])
     if is_sqlite(conn):
@@ -62,7 +63,7 @@ def _literal(value) -> str:
 
 def constant_columns(frame: pd.DataFrame) -> dict:
     """The columns of `frame` holding one value in every row (or none), as column -> value."""
-    found = {}
+    found: dict[str, object] = {}
     if not len(frame):
         return found
     for name in frame.columns:

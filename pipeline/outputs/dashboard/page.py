@@ -3,6 +3,7 @@ external reference) with Chinese labels, written atomically. Aggregates only."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from html import escape
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def _pct(v) -> str:
     return "—" if v is None or pd.isna(v) else f"{100 * v:.2f}%"
 
 
-def _table(frame: pd.DataFrame, columns: list[tuple[str, str]], left: set[str] = frozenset(), limit: int = 50) -> str:
+def _table(frame: pd.DataFrame, columns: list[tuple[str, str]], left: Collection[str] = frozenset(), limit: int = 50) -> str:
     if frame.empty:
         return '<p class="empty">暂无数据</p>'
     head = "".join(f'<th class="{"l" if c in left else ""}">{escape(h)}</th>' for c, h in columns)
@@ -156,7 +157,11 @@ def write_dashboard(source: sa.Engine | sa.Connection, path: Path, night: str | 
         with source.connect() as conn:
             board = gather(conn, night)
     text = render(board, docs_link)
-    atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+    def write(p: Path) -> None:
+        p.write_text(text, encoding="utf-8")
+
+    atomic_write(path, write)
     return board
 
 

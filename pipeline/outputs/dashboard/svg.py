@@ -68,7 +68,8 @@ def line(xs: list[str], ys: list[float | None], title: str, unit: str = "", widt
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{py(v):.1f}" y2="{py(v):.1f}" '
                      f'stroke="{PALETTE["grid"]}"/><text x="{left - 4}" y="{py(v) + 4:.1f}" font-size="11" '
                      f'text-anchor="end" fill="{PALETTE["text"]}">{escape(fmt(v))}</text>')
-    segment, segments = [], []
+    segment: list = []
+    segments: list = []
     for i, y in enumerate(ys):
         if y is None:
             if segment:
