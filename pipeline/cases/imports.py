@@ -7,12 +7,8 @@ item backwards is rejected with its reason and changes nothing. Reasons (and a r
 message) are in Chinese, for the teams who read them, naming the item and the value at fault. A row equal to the item's
 current disposition changes nothing, so importing the same file twice changes nothing more.
 
-Settling (已完成 + a result): 已更正 and 核实无误 close the item, 虚假资料 closes it and keeps it
-for the quarterly report, 无法联系 records the attempt and leaves it open. 核实无误 also writes
-suppressions: the same customers on the same value are not raised again (pipeline.cases.night).
-Every change is an event: who (`--by`, else the login name), when, what, from which file and row.
-Free text in 处理说明 is stored with long digit runs masked (teams sometimes type a phone or an
-identity number there; the store keeps none in plaintext).
+What a row may say and what it changes is pipeline.cases.disposition, the web app's code path
+too. Every change is an event: who (`--by`, else the login name), when, what, from which file and row.
 """
 
 from __future__ import annotations
@@ -20,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import hashlib
-import json
 import io
 import zipfile
 from xml.etree.ElementTree import ParseError
@@ -31,19 +26,14 @@ import pandas as pd
 import sqlalchemy as sa
 from openpyxl.utils.exceptions import InvalidFileException
 
-from checks.masking import mask_digits_in_text
 from pipeline import clock
-from pipeline.cases.night import CHUNK, SHARED_RULES
+from pipeline.cases.disposition import CHECKED, Entry, apply, problem
+from pipeline.cases.night import CHUNK
 from pipeline.cases.undo import python_value
-from pipeline.store import read_frame as _read
-from pipeline.store.schema import item_events, items, suppressions
+from pipeline.store.schema import items
 from pipeline.errors import InputError
-from pipeline.outputs.worklists import RESULTS, STATES
 
-CLOSING = {"已更正": "corrected", "核实无误": "legitimate", "虚假资料": "false"}  # 无法联系 leaves it open
 REQUIRED = ["问题件编号", "处理状态", "处理结果", "处理说明"]
-CHECKED = {"保单号": "policy_no", "规则代码": "rule_code"}  # must still match the item
-MAX_NOTE = 2000
 # what openpyxl raises on a file that is not a readable workbook (a damaged zip, broken XML ...)
 UNREADABLE = (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError, TypeError, AttributeError,
               OSError, ParseError, EOFError)
@@ -63,6 +53,10 @@ class Row:
     @property
     def where(self) -> str:
         return f"{self.file} 第 {self.line} 行"
+
+    @property
+    def entry(self) -> Entry:
+        return Entry(self.item_id, self.state, self.result, self.note, self.checked)
 
 
 @dataclass
@@ -143,57 +137,6 @@ def _rows(name: str, sha: str, names: list[str], rows, header_line: int) -> list
     return out
 
 
-def _choices(values: list[str]) -> str:
-    return " / ".join(values)
-
-
-def _problem(row: Row, item: dict | None) -> str | None:
-    """Why the row must be rejected (in Chinese: the teams read it), or None."""
-    if not row.item_id:
-        return "问题件编号为空"
-    if item is None:
-        return f"问题件编号 {row.item_id[:40]} 不存在（不是本案件库中的问题件）"
-    for header, column in CHECKED.items():
-        if row.checked.get(header) and row.checked[header] != str(item[column]):
-            return f"{header}已被修改，与问题件 {row.item_id} 的记录不一致：此行未作任何更改"
-    if row.state and row.state not in STATES:
-        return f"处理状态「{row.state[:20]}」不在可选项中（{_choices(STATES)}）"
-    if row.result and row.result not in RESULTS:
-        return f"处理结果「{row.result[:20]}」不在可选项中（{_choices(RESULTS)}）"
-    state = row.state or STATES[0]
-    if state == "已完成" and not row.result:
-        return "处理状态为已完成，但未填写处理结果"
-    if state == "未处理" and row.result:
-        return "填写了处理结果，但处理状态为未处理：请改为处理中或已完成"
-    if state == "处理中" and row.result in CLOSING:
-        return f"处理结果「{row.result}」会办结问题件，只能在处理状态为已完成时填写"
-    if (state, row.result or None, _note(row.note)) == (item["work_state"] or STATES[0], item["result"], item["note"]):
-        return None  # the row says what the store holds (a worklist returned as it was sent): no change
-    if item["state"] == "closed" and item["close_reason"] != "resolved" and row.result not in CLOSING:
-        settled = next(k for k, v in CLOSING.items() if v == item["close_reason"]) if item["close_reason"] in \
-            CLOSING.values() else item["close_reason"]
-        return f"问题件 {row.item_id} 已于 {item['closed_on']} 办结（{settled}）：此行会把它重新打开，未作更改"
-    if item["state"] == "closed" and item["close_reason"] == "resolved" and row.result not in CLOSING:
-        return (f"问题件 {row.item_id} 已于 {item['closed_on']} 关闭（该问题已不再触发）："
-                f"只接受处理状态为已完成的处理结果")
-    return None
-
-
-def _after(row: Row, item: dict, today: str, who: str, at: str) -> dict:
-    """The item's fields after the row (only the disposition and the lifecycle change)."""
-    state = row.state or STATES[0]
-    after = {"work_state": state, "result": row.result or None, "note": _note(row.note)}
-    if row.result in CLOSING:
-        after.update(state="closed", close_reason=CLOSING[row.result],
-                     closed_on=item["closed_on"] if item["state"] == "closed" else today)
-    return after
-
-
-def _note(text: str) -> str | None:
-    text = mask_digits_in_text(text)[:MAX_NOTE]
-    return text or None
-
-
 def import_worklists(conn: sa.Connection, paths: list[str], who: str | None = None,
                      now: dt.datetime | None = None) -> ImportReport:
     who = who or _login()
@@ -209,7 +152,7 @@ def import_worklists(conn: sa.Connection, paths: list[str], who: str | None = No
     seen: dict[str, Row] = {}
     for row in rows:
         item = current.get(row.item_id)
-        reason = _problem(row, item)
+        reason = problem(row.entry, item)
         first = seen.get(row.item_id)
         if reason is None and first is not None and (first.state, first.result, first.note) != \
                 (row.state, row.result, row.note):
@@ -218,42 +161,10 @@ def import_worklists(conn: sa.Connection, paths: list[str], who: str | None = No
             report.rejected.append({"file": row.file, "row": row.line, "item_id": row.item_id[:40], "reason": reason})
             continue
         seen.setdefault(row.item_id, row)
-        assert item is not None  # _problem refused a row whose item is not in the store
-        if row.state in ("", STATES[0]) and not row.result and not row.note:
-            report.untouched += 1  # nobody filled it in: an older copy never undoes progress
-            continue
-        after = _after(row, item, today, who, at)
-        changed = {k: [item.get(k), v] for k, v in after.items() if item.get(k) != v}
-        if not changed:
-            report.unchanged += 1
-            continue
-        after.update(disposed_at=at, disposed_by=who)
-        conn.execute(items.update().where(items.c.item_id == row.item_id).values(**after))
-        conn.execute(item_events.insert().values(
-            item_id=row.item_id, at=at, who=who, night=None, action="disposed",
-            what=json.dumps(changed, ensure_ascii=False), before=None,
-            source=f"{row.file} sha256:{row.sha[:16]} row {row.line}"))
-        _suppress(conn, item, after, at, who)
-        item.update(after)
-        report.applied += 1
+        assert item is not None  # problem() refused a row whose item is not in the store
+        done = apply(conn, row.entry, item, who, at, today, f"{row.file} sha256:{row.sha[:16]} row {row.line}")
+        setattr(report, done, getattr(report, done) + 1)
     return report
-
-
-def _suppress(conn: sa.Connection, item: dict, after: dict, at: str, who: str) -> None:
-    """核实无误 suppresses the finding for the same customers and value; changing a disposition
-    away from 核实无误 takes its suppressions back."""
-    conn.execute(suppressions.delete().where(suppressions.c.item_id == item["item_id"]))
-    if after.get("close_reason", item["close_reason"]) != "legitimate" or not item["value_key"]:
-        return
-    if item["rule_code"] in SHARED_RULES:
-        subjects = set(filter(None, (item["group_keys"] or "").split(","))) | {item["customer_key"]} - {None}
-    else:
-        subjects = {item["item_id"]}
-    have = set(_read(conn, sa.select(suppressions.c.subject_key).where(
-        suppressions.c.rule_code == item["rule_code"], suppressions.c.value_key == item["value_key"]))["subject_key"])
-    for subject in sorted(subjects - have):
-        conn.execute(suppressions.insert().values(rule_code=item["rule_code"], value_key=item["value_key"],
-                                                  subject_key=subject, item_id=item["item_id"], at=at, who=who))
 
 
 def _items(conn: sa.Connection, ids: list[str]) -> dict[str, dict]:

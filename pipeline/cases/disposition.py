@@ -1,0 +1,127 @@
+"""One disposition of one item (SPEC 6), the one code path of `cases import` and the web app:
+which values are refused and why (in Chinese: the teams read it), and what a disposition
+changes: the item, an event with who made it and from where, and the suppressions of 核实无误.
+
+Settling (已完成 + a result): 已更正 and 核实无误 close the item, 虚假资料 closes it and keeps it
+for the quarterly report, 无法联系 records the attempt and leaves it open. 核实无误 also writes
+suppressions: the same customers on the same value are not raised again (pipeline.cases.night).
+Free text in 处理说明 is stored with long digit runs masked (teams sometimes type a phone or an
+identity number there; the store keeps none in plaintext).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from checks.masking import mask_digits_in_text
+from pipeline.cases.night import SHARED_RULES
+from pipeline.outputs.worklists import RESULTS, STATES
+from pipeline.store import read_frame
+from pipeline.store.schema import item_events, items, suppressions
+
+CLOSING = {"已更正": "corrected", "核实无误": "legitimate", "虚假资料": "false"}  # 无法联系 leaves it open
+CHECKED = {"保单号": "policy_no", "规则代码": "rule_code"}  # a worklist row's columns that must match the item
+MAX_NOTE = 2000
+
+
+@dataclass
+class Entry:
+    """What a person entered for an item: a worklist row, or the web app's form."""
+
+    item_id: str
+    state: str  # 处理状态 ("" reads as 未处理)
+    result: str  # 处理结果
+    note: str  # 处理说明
+    checked: dict[str, str] = field(default_factory=dict)  # CHECKED columns as the row shows them
+
+
+def _choices(values: list[str]) -> str:
+    return " / ".join(values)
+
+
+def problem(entry: Entry, item: dict | None) -> str | None:
+    """Why the entry must be refused, or None."""
+    if not entry.item_id:
+        return "问题件编号为空"
+    if item is None:
+        return f"问题件编号 {entry.item_id[:40]} 不存在（不是本案件库中的问题件）"
+    for header, column in CHECKED.items():
+        if entry.checked.get(header) and entry.checked[header] != str(item[column]):
+            return f"{header}已被修改，与问题件 {entry.item_id} 的记录不一致：此行未作任何更改"
+    if entry.state and entry.state not in STATES:
+        return f"处理状态「{entry.state[:20]}」不在可选项中（{_choices(STATES)}）"
+    if entry.result and entry.result not in RESULTS:
+        return f"处理结果「{entry.result[:20]}」不在可选项中（{_choices(RESULTS)}）"
+    state = entry.state or STATES[0]
+    if state == "已完成" and not entry.result:
+        return "处理状态为已完成，但未填写处理结果"
+    if state == "未处理" and entry.result:
+        return "填写了处理结果，但处理状态为未处理：请改为处理中或已完成"
+    if state == "处理中" and entry.result in CLOSING:
+        return f"处理结果「{entry.result}」会办结问题件，只能在处理状态为已完成时填写"
+    if (state, entry.result or None, note_of(entry.note)) == (item["work_state"] or STATES[0], item["result"],
+                                                              item["note"]):
+        return None  # the entry says what the store holds (a worklist returned as it was sent): no change
+    if item["state"] == "closed" and item["close_reason"] != "resolved" and entry.result not in CLOSING:
+        settled = next(k for k, v in CLOSING.items() if v == item["close_reason"]) if item["close_reason"] in \
+            CLOSING.values() else item["close_reason"]
+        return f"问题件 {entry.item_id} 已于 {item['closed_on']} 办结（{settled}）：此行会把它重新打开，未作更改"
+    if item["state"] == "closed" and item["close_reason"] == "resolved" and entry.result not in CLOSING:
+        return (f"问题件 {entry.item_id} 已于 {item['closed_on']} 关闭（该问题已不再触发）："
+                f"只接受处理状态为已完成的处理结果")
+    return None
+
+
+def note_of(text: str) -> str | None:
+    text = mask_digits_in_text(text or "")[:MAX_NOTE]
+    return text or None
+
+
+def _after(entry: Entry, item: dict, today: str) -> dict:
+    """The item's fields after the entry (only the disposition and the lifecycle change)."""
+    state = entry.state or STATES[0]
+    after = {"work_state": state, "result": entry.result or None, "note": note_of(entry.note)}
+    if entry.result in CLOSING:
+        after.update(state="closed", close_reason=CLOSING[entry.result],
+                     closed_on=item["closed_on"] if item["state"] == "closed" else today)
+    return after
+
+
+def apply(conn: sa.Connection, entry: Entry, item: dict, who: str, at: str, today: str, source: str) -> str:
+    """Apply an entry `problem` accepted to `item` (a dict of its stored columns, updated in
+    place). Returns "untouched" (nothing filled in: an older copy never undoes progress),
+    "unchanged" (it says what the store holds) or "applied" (the item, an event, suppressions)."""
+    if entry.state in ("", STATES[0]) and not entry.result and not entry.note:
+        return "untouched"
+    after = _after(entry, item, today)
+    changed = {k: [item.get(k), v] for k, v in after.items() if item.get(k) != v}
+    if not changed:
+        return "unchanged"
+    after.update(disposed_at=at, disposed_by=who)
+    conn.execute(items.update().where(items.c.item_id == entry.item_id).values(**after))
+    conn.execute(item_events.insert().values(
+        item_id=entry.item_id, at=at, who=who, night=None, action="disposed",
+        what=json.dumps(changed, ensure_ascii=False), before=None, source=source))
+    _suppress(conn, item, after, at, who)
+    item.update(after)
+    return "applied"
+
+
+def _suppress(conn: sa.Connection, item: dict, after: dict, at: str, who: str) -> None:
+    """核实无误 suppresses the finding for the same customers and value; changing a disposition
+    away from 核实无误 takes its suppressions back."""
+    conn.execute(suppressions.delete().where(suppressions.c.item_id == item["item_id"]))
+    if after.get("close_reason", item["close_reason"]) != "legitimate" or not item["value_key"]:
+        return
+    if item["rule_code"] in SHARED_RULES:
+        subjects = set(filter(None, (item["group_keys"] or "").split(","))) | {item["customer_key"]} - {None}
+    else:
+        subjects = {item["item_id"]}
+    have = set(read_frame(conn, sa.select(suppressions.c.subject_key).where(
+        suppressions.c.rule_code == item["rule_code"], suppressions.c.value_key == item["value_key"]))["subject_key"])
+    for subject in sorted(subjects - have):
+        conn.execute(suppressions.insert().values(rule_code=item["rule_code"], value_key=item["value_key"],
+                                                  subject_key=subject, item_id=item["item_id"], at=at, who=who))
