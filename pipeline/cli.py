@@ -3,92 +3,16 @@ function, turn custdq's exceptions into exit codes (README "Exit codes")."""
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
-import os
-import re
 import sys
 
 import click
 from click.core import ParameterSource
 
 from pipeline import __version__, logs
-from pipeline.errors import CustdqError, ExitCode
-
-
-class IsoDate(click.ParamType):
-    name = "YYYY-MM-DD"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, dt.date):
-            return value
-        text = str(value).strip()
-        try:
-            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):  # 20261123 would be read, but the form is documented
-                raise ValueError(text)
-            return dt.date.fromisoformat(text)
-        except ValueError:
-            self.fail(f"'{value}' is not a date in the form YYYY-MM-DD", param, ctx)
-
-
-def reports_errors(fn):
-    """Turn custdq errors into one line on stderr and the documented exit status."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except CustdqError as exc:
-            click.echo(f"custdq: error: {exc}", err=True)
-            sys.exit(int(exc.exit_code))
-        except KeyboardInterrupt:
-            click.echo("custdq: interrupted; outputs of this night were not replaced", err=True)
-            sys.exit(ExitCode.INTERRUPTED)
-        except Exception as exc:
-            if os.environ.get("CUSTDQ_DEBUG"):
-                raise
-            click.echo(f"custdq: internal error ({type(exc).__name__}); rerun with CUSTDQ_DEBUG=1 "
-                       "for the traceback and report it", err=True)
-            sys.exit(ExitCode.FAILED)
-
-    return wrapper
-
-
-db_option = click.option("--db", metavar="URL", help="case store URL (default: CUSTDQ_DB, else store.url in "
-                                                     "--config, else sqlite:///.custdq/cases.db)")
-config_option = click.option("--config", "config_path", metavar="FILE", help="YAML settings merged over the defaults")
-
-
-def existing_store(db, config_path):
-    from pipeline import store
-
-    return store.existing(db, config_path)
-
-
-def say(line: str) -> None:
-    click.echo(f"custdq: {line}", err=True)
-
-
-class OneLineErrors(click.Group):
-    """click's usage errors as one line on stderr (exit 2), like every other custdq error."""
-
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        try:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.NoArgsIsHelpError as exc:
-            click.echo(exc.ctx.get_help() if exc.ctx else "custdq --help", err=True)
-            sys.exit(ExitCode.INPUT)
-        except click.UsageError as exc:
-            where = exc.ctx.command_path if exc.ctx else "custdq"
-            message = " ".join(exc.format_message().split())
-            click.echo(f"custdq: error: {message} (see '{where} --help')", err=True)
-            sys.exit(ExitCode.INPUT)
-        except click.ClickException as exc:  # a file option that cannot be opened, ...
-            click.echo(f"custdq: error: {' '.join(exc.format_message().split())}", err=True)
-            sys.exit(ExitCode.INPUT)
-        except click.exceptions.Abort:
-            click.echo("custdq: interrupted", err=True)
-            sys.exit(ExitCode.INTERRUPTED)
+from pipeline.errors import ExitCode
+from pipeline.options import (IsoDate, OneLineErrors, config_option, db_option, existing_store, reports_errors,
+                              say)
+from pipeline.web.commands import audit, serve, users
 
 
 @click.group(cls=OneLineErrors)
@@ -377,3 +301,8 @@ def report_quarterly(quarter, db, out_path, config_path):
     info = quarterly_report(db, config_path, quarter, Path(out_path))
     click.echo(f"custdq: report {info['quarter']} ({info['from']} to {info['to']}): {info['items']} items on "
                f"{info['policies']} policies in {info['groups']} branch/channel/agent groups -> {out_path}", err=True)
+
+
+cli.add_command(serve)
+cli.add_command(users)
+cli.add_command(audit)

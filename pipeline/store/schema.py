@@ -3,7 +3,8 @@
 Versions: 1 runs; 2 adds the contact index and the hash-key fingerprint; 3 adds items,
 item_events and suppressions; 4 adds night_dims (the dashboard's per-branch, channel and agent
 figures of each night); 5 adds `items.reopen_reason`, `night_undo` (each night's changes, for
-exact re-runs) and `rewinds`. An older store is migrated on open (pipeline.store.migrate), a
+exact re-runs) and `rewinds`; 6 adds the web app's `users`, `api_tokens` and
+`access_log`. An older store is migrated on open (pipeline.store.migrate), a
 newer one refused.
 
 Personal data: keyed hashes and masked forms only, never a plaintext identity number, phone or
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = sa.MetaData()
 meta = sa.Table("custdq_meta", metadata,
@@ -190,4 +191,38 @@ rewinds = sa.Table(
     sa.Column("rewound_at", STAMP, nullable=False),
     sa.Column("by_night", D, nullable=False),  # the older night whose run rewound it
     sa.Column("manifest", sa.Text),  # the rewound night's run record, as it was
+)
+
+
+# --- the web app (pipeline.web, SPEC 8) ----------------------------------------------------
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(12), nullable=False),  # branch / manager / compliance / admin
+    sa.Column("branches", sa.Text, nullable=False),  # JSON list: a branch user's branches
+    sa.Column("password_hash", sa.Text, nullable=False),  # Argon2id (argon2-cffi's encoded form)
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("created_at", STAMP, nullable=False),
+    sa.Column("failed_logins", sa.Integer, nullable=False),  # wrong passwords in a row
+    sa.Column("locked_until", STAMP),
+)
+api_tokens = sa.Table(
+    "api_tokens", metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),  # SHA-256 of the token, hex
+    sa.Column("user_name", sa.String(64), nullable=False, index=True),
+    sa.Column("created_at", STAMP, nullable=False),
+)
+# every request that showed or changed items, the report or users; the app only appends
+access_log = sa.Table(
+    "access_log", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("at", STAMP, nullable=False),
+    sa.Column("user_name", sa.String(64)),  # None: nobody signed in (a refused request)
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),  # with its query string
+    sa.Column("item_ids", sa.Text),  # the item ids shown or changed, comma-separated
+    sa.Column("client", sa.Text),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Index("ix_access_log_user", "user_name", "at"),
 )

@@ -1,0 +1,182 @@
+"""`custdq serve`: the web app over the case store (SPEC 8). Starlette, Jinja2 pages rendered on
+the server (no script of its own), run by uvicorn. Pages: /login, /items (the worklist),
+/items/{id} (one item, its history and the disposition form), /access-log; the JSON API is
+pipeline.web.api."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import jinja2
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from checks.catalogue import RULES
+from pipeline import clock
+from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROLE_NAMES, SEVERITY_NAMES,
+                                     STATE_NAMES, STATUS_NAMES, value_name)
+from pipeline.outputs.worklists import COLUMNS, RESULTS, STATES
+from pipeline.store import hashkey
+from pipeline.web import api, audit, queries, security, users
+from pipeline.web.calls import NOT_FOUND, Call, Refused, guarded
+from pipeline.web.dispose import dispose
+
+HERE = Path(__file__).parent
+HEADERS = {column: header for header, column, _ in COLUMNS if column}
+ROLE_TITLES = {"branch": "机构用户", "manager": "管理人员", "compliance": "合规人员", "admin": "系统管理员"}
+
+
+def create_app(engine: sa.Engine, cfg: dict, url: str) -> Starlette:
+    web = cfg["web"]
+    key_file = Path(web["session_key_file"]).expanduser() if web["session_key_file"] else \
+        hashkey.key_path(None, url).with_name("web.key")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
+    env.globals.update(HEADERS=HEADERS, ROLE_NAMES=ROLE_NAMES, SEVERITY_NAMES=SEVERITY_NAMES, STATUS_NAMES=STATUS_NAMES,
+                       STATE_NAMES=STATE_NAMES, CLOSE_NAMES=CLOSE_NAMES, ACTION_NAMES=ACTION_NAMES,
+                       FIELD_NAMES=FIELD_NAMES, ROLE_TITLES=ROLE_TITLES, RULES=RULES, STATES=STATES, RESULTS=RESULTS,
+                       value_name=value_name)
+    routes = [
+        Route("/", home), Route("/login", login, methods=["GET", "POST"]), Route("/logout", logout, methods=["POST"]),
+        Route("/items", worklist), Route("/items/{item_id}", item_page),
+        Route("/items/{item_id}/disposition", disposition_form, methods=["POST"]),
+        Route("/access-log", access_page), Route("/users", users_page),
+        *api.ROUTES,
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    middleware = [
+        Middleware(security.SecurityHeaders),
+        Middleware(SessionMiddleware, secret_key=security.secret_key(key_file), session_cookie="custdq_session",
+                   max_age=int(web["session_idle_minutes"]) * 60, same_site="strict", https_only=bool(web["https_only"])),
+    ]
+    app = Starlette(routes=routes, middleware=middleware)
+    app.state.engine, app.state.cfg = engine, cfg
+    app.state.templates = Jinja2Templates(env=env)
+    return app
+
+
+def _page(call: Call, name: str, context: dict, status: int = 200) -> Response:
+    return call.request.app.state.templates.TemplateResponse(
+        call.request, name, {"user": call.user, "csrf": security.csrf_token(call.request), **context},
+        status_code=status)
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse("/items", status_code=303)
+
+
+async def login(request: Request) -> Response:
+    templates = request.app.state.templates
+    if request.method == "GET":
+        return templates.TemplateResponse(request, "login.html", {"user": None, "message": None,
+                                                                  "csrf": security.csrf_token(request)})
+    form = await request.form()
+    return await run_in_threadpool(_login, request, dict(form))
+
+
+def _login(request: Request, form: dict) -> Response:
+    app, templates = request.app.state, request.app.state.templates
+    web = app.cfg["web"]
+    name = str(form.get("name", ""))[:users.MAX_NAME]
+    status, message, who = 200, None, None
+    if not security.csrf_ok(request, form.get("csrf")):
+        status, message = 403, "表单已过期，请重新登录"
+    else:
+        with app.engine.begin() as conn:
+            done = users.authenticate(conn, name, str(form.get("password", "")), clock.now(),
+                                      int(web["login_failures"]), dt.timedelta(minutes=int(web["lockout_minutes"])))
+        if done.user is not None:
+            request.session.clear()
+            request.session["user"] = done.user.name
+            security.csrf_token(request)  # a new token for the new session
+            who = done.user.name
+            _log_login(request, who, 303)
+            return RedirectResponse("/items" if done.user.may("items") else "/users", status_code=303)
+        status = 429 if done.locked_until else 401
+        message = (f"登录失败次数过多，账号已锁定至 {done.locked_until[:16].replace('T', ' ')}" if done.locked_until
+                   else "用户名或密码错误")
+    _log_login(request, who, status)
+    return templates.TemplateResponse(request, "login.html", {"user": None, "message": message,
+                                                              "csrf": security.csrf_token(request)},
+                                      status_code=status)
+
+
+def _log_login(request: Request, who: str | None, status: int) -> None:
+    with request.app.state.engine.begin() as conn:
+        audit.record(conn, clock.stamp(), who, "POST", "/login", [],
+                     request.client.host if request.client else None, status)
+
+
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    if security.csrf_ok(request, str(form.get("csrf", ""))):
+        request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+@guarded("items", api=False)
+def worklist(call: Call) -> Response:
+    f = api.filters(call.request, int(call.request.app.state.cfg["web"]["page_size"]))
+    today = clock.now().date()
+    page, total = queries.open_items(call.conn, call.user, f, today)
+    call.shown.extend(page["item_id"].tolist())
+    query = {k: v for k, v in call.request.query_params.items() if k != "offset"}
+    return _page(call, "items.html", {
+        "items": page.to_dict("records"), "total": total, "f": f, "today": today.isoformat(),
+        "branches": queries.branches(call.conn, call.user), "query": query,
+        "categories": sorted({r.category for r in RULES.values()}), "sizes": queries.PAGE_SIZES})
+
+
+@guarded("items", api=False)
+def item_page(call: Call) -> Response:
+    return _item(call, None, 200)
+
+
+def _item(call: Call, message: str | None, status: int) -> Response:
+    item_id = call.request.path_params["item_id"]
+    found = queries.item(call.conn, call.user, item_id)
+    if found is None:
+        raise Refused(404, NOT_FOUND)
+    call.shown.append(item_id)
+    cluster = queries.cluster(call.conn, call.user, found)
+    call.shown.extend(c["item_id"] for c in cluster if c["visible"])
+    return _page(call, "item.html", {"item": found, "events": queries.events(call.conn, item_id),
+                                     "cluster": cluster, "message": message,
+                                     "may_dispose": call.user.may("dispose")}, status)
+
+
+@guarded("dispose", api=False)
+def disposition_form(call: Call) -> Response:
+    form = call.request.state.form
+    item_id = call.request.path_params["item_id"]
+    try:
+        dispose(call, item_id, str(form.get("state", "")), str(form.get("result", "")), str(form.get("note", "")),
+                form.get("version"))
+    except Refused as exc:
+        if exc.status in (409, 422):  # the form again, with why
+            return _item(call, exc.message, exc.status)
+        raise
+    return RedirectResponse(f"/items/{item_id}?saved=1", status_code=303)
+
+
+@guarded("access_log", api=False)
+def access_page(call: Call) -> Response:
+    who = call.request.query_params.get("user") or None
+    since = api.since(call.request)
+    log = audit.entries(call.conn, who, since)
+    rows = log.tail(500).iloc[::-1].to_dict("records")
+    return _page(call, "access.html", {"rows": rows, "total": len(log), "who": who or "",
+                                       "since": since.isoformat() if since else ""})
+
+
+@guarded("users", api=False)
+def users_page(call: Call) -> Response:
+    return _page(call, "users.html", {"users": users.listing(call.conn)})

@@ -1,0 +1,152 @@
+"""`custdq serve`, `custdq users ...` and `custdq audit list` (SPEC 1, 8): thin click commands over
+pipeline.web. The web stack (Starlette, uvicorn, argon2) is imported only by these commands."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pipeline import clock
+from pipeline.errors import InputError
+from pipeline.options import IsoDate, config_option, db_option, existing_store, reports_errors, say
+
+
+@click.command()
+@db_option
+@click.option("--host", default=None, help="address to listen on (default: web.host, 127.0.0.1)")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="port (default: web.port, 8080)")
+@config_option
+@reports_errors
+def serve(db, host, port, config_path):
+    """The teams' and managers' web app and JSON API over the case store (docs/web.md).
+
+    Example: custdq serve --db sqlite:///.custdq/cases.db --port 8080
+    """
+    import uvicorn
+
+    from pipeline import store
+    from pipeline.web.app import create_app
+
+    engine, cfg = existing_store(db, config_path)
+    host = host or cfg["web"]["host"]
+    port = port or int(cfg["web"]["port"])
+    app = create_app(engine, cfg, store.resolve(db, cfg))
+    say(f"serving the case store {store.safe_url(store.resolve(db, cfg))} on http://{host}:{port}/ (Ctrl-C stops)")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False)
+
+
+@click.group()
+def users():
+    """The web app's users and API tokens."""
+
+
+def _password() -> str:
+    """The new password, twice: prompted on a terminal, else two lines of standard input."""
+    if sys.stdin.isatty():
+        return click.prompt("password", hide_input=True, confirmation_prompt=True)
+    first, second = sys.stdin.readline().rstrip("\r\n"), sys.stdin.readline().rstrip("\r\n")
+    if first != second:
+        raise InputError("the two passwords read from standard input differ")
+    return first
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["branch", "manager", "compliance", "admin"]), required=True)
+@click.option("--branch", "branches", multiple=True, metavar="B", help="a branch user's branch (repeatable)")
+@db_option
+@config_option
+@reports_errors
+def users_add(name, role, branches, db, config_path):
+    """Create a user; the password is read twice from standard input (or prompted on a terminal).
+
+    Example: printf 'secret-pass-1\\nsecret-pass-1\\n' | custdq users add 张三 --role branch --branch 广州分公司
+    """
+    from pipeline.web.users import add_user
+
+    password = _password()
+    engine = existing_store(db, config_path)[0]
+    with engine.begin() as conn:
+        user = add_user(conn, name, role, list(branches), password, clock.stamp())
+    say(f"user {user.name} added ({user.role}{': ' + ', '.join(user.branches) if user.branches else ''})")
+
+
+@users.command("token")
+@click.argument("name")
+@db_option
+@config_option
+@reports_errors
+def users_token(name, db, config_path):
+    """Print a new API bearer token for the user as the last line (stored hashed: shown once).
+
+    Example: custdq users token 张三
+    """
+    from pipeline.web.users import new_token
+
+    with existing_store(db, config_path)[0].begin() as conn:
+        token = new_token(conn, name, clock.stamp())
+    say(f"a new API token for {name} (shown once; send it as 'Authorization: Bearer <token>'):")
+    click.echo(token)
+
+
+@users.command("list")
+@db_option
+@config_option
+@reports_errors
+def users_list(db, config_path):
+    """The users, their roles, branches and whether they are disabled.
+
+    Example: custdq users list
+    """
+    import pandas as pd
+
+    from pipeline.cases.listing import render_frame
+    from pipeline.web.users import listing
+
+    with existing_store(db, config_path)[0].connect() as conn:
+        rows = listing(conn)
+    click.echo(render_frame(pd.DataFrame(rows, columns=["name", "role", "branches", "disabled", "created_at",
+                                                        "tokens"])))
+
+
+@users.command("disable")
+@click.argument("name")
+@db_option
+@config_option
+@reports_errors
+def users_disable(name, db, config_path):
+    """Disable a user: their sessions and API tokens stop working at once.
+
+    Example: custdq users disable 张三
+    """
+    from pipeline.web.users import disable
+
+    with existing_store(db, config_path)[0].begin() as conn:
+        disable(conn, name)
+    say(f"user {name} disabled; their sessions and tokens no longer work")
+
+
+@click.group()
+def audit():
+    """The web app's access log."""
+
+
+@audit.command("list")
+@click.option("--user", "who", metavar="NAME", help="only this user's requests")
+@click.option("--since", type=IsoDate(), help="from this day on (China time)")
+@db_option
+@config_option
+@reports_errors
+def audit_list(who, since, db, config_path):
+    """Every request that showed or changed items, the report or users: who, when, what, from where.
+
+    Example: custdq audit list --user 张三 --since 2026-11-01
+    """
+    from pipeline.cases.listing import render_frame
+    from pipeline.web.audit import entries
+
+    with existing_store(db, config_path)[0].connect() as conn:
+        log = entries(conn, who, since)
+    click.echo(render_frame(log))
+    say(f"{len(log)} request(s) on record{' by ' + who if who else ''}{' since ' + since.isoformat() if since else ''}")

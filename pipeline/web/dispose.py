@@ -1,0 +1,53 @@
+"""A disposition made in the web app or the API: the same checks and changes as `cases import`
+(pipeline.cases.disposition), under the store's writer lock (a night changing the items at the
+same moment would otherwise overwrite it), refused when the form is stale."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from pipeline import clock
+from pipeline.cases.disposition import Entry, apply, problem
+from pipeline.errors import InputError
+from pipeline.store.lock import store_lock
+from pipeline.store.schema import item_events, items
+from pipeline.web import queries
+from pipeline.web.calls import NOT_FOUND, Call, Refused
+
+
+def dispose(call: Call, item_id: str, state: str, result: str, note: str, version) -> dict:
+    """Apply the disposition; returns the item as it is after. Refused: 404 (not the caller's),
+    409 (`version` is not the item's: changed since the form was made), 422 (a value `cases
+    import` would refuse), 503 (a night holds the store)."""
+    app = call.request.app.state
+    if queries.item(call.conn, call.user, item_id) is None:
+        raise Refused(404, NOT_FOUND)
+    try:
+        sent = int(version)
+    except (TypeError, ValueError):
+        raise Refused(422, "缺少版本号（version）：请刷新页面后重试", {"reason": "version missing"}) from None
+    try:
+        with store_lock(app.engine, "web disposition", None, float(app.cfg["web"]["lock_wait_seconds"])):
+            with app.engine.begin() as conn:
+                return _apply(conn, call, item_id, Entry(item_id, state.strip(), result.strip(), note), sent)
+    except InputError:
+        raise Refused(503, "案件库正在被夜间批处理使用，请几分钟后重试", {"reason": "the store is busy"}) from None
+
+
+def _apply(conn: sa.Connection, call: Call, item_id: str, entry: Entry, sent: int) -> dict:
+    # take the item's row (PostgreSQL) or the database (SQLite) for writing before reading its version
+    conn.execute(items.update().where(items.c.item_id == item_id).values(item_id=items.c.item_id))
+    have = queries.version(conn, item_id)
+    if have != sent:
+        last = conn.execute(sa.select(item_events.c.who, item_events.c.at).where(item_events.c.id == have)).first()
+        by = f"已被 {last.who} 于 {last.at[:16].replace('T', ' ')} 修改" if last else "已被修改"
+        raise Refused(409, f"问题件 {item_id} {by}：请查看最新内容后重新提交",
+                      {"reason": "stale version", "version": have})
+    stored = queries.stored(conn, item_id)
+    reason = problem(entry, stored)
+    if reason is not None or stored is None:
+        raise Refused(422, reason or NOT_FOUND, {"reason": reason})
+    now = clock.now()
+    apply(conn, entry, stored, call.user.name, now.isoformat(timespec="seconds"), now.date().isoformat(), "web")
+    call.shown.append(item_id)
+    return queries.item(conn, call.user, item_id) or {}

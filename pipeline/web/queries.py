@@ -1,0 +1,163 @@
+"""What the web app reads from the case store, always within the caller's scope: the open items
+of the branches a user may see (filtered, sorted and paged by the database), one item with its
+events and its shared-contact cluster, and an item's version for optimistic updates.
+
+An item outside the caller's branches reads exactly like an unknown one (None, so 404). An
+item's `version` is the id of its latest event: every change to its lifecycle or disposition
+is an event (raised, reopened, resolved, disposed ...), and taking a night back removes the
+night's events, so a form made before a change reads as stale after it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+import sqlalchemy as sa
+
+from checks.masking import mask_id
+from pipeline.cases.undo import python_value
+from pipeline.outputs.worklists import STATES
+from pipeline.store import read_frame
+from pipeline.store.schema import item_events, items, runs
+from pipeline.web.users import User
+
+PAGE_SIZES = (20, 50, 100, 200)
+SORTS = {"due_date": items.c.due_date, "first_seen": items.c.first_seen, "policy_no": items.c.policy_no,
+         "rule_code": items.c.rule_code, "branch": items.c.branch, "severity": items.c.severity,
+         "agent_code": items.c.agent_code}
+# the items.csv fields an item carries in the app (SPEC 5), its disposition and lifecycle
+FIELDS = ["item_id", "policy_no", "role", "rule_code", "severity", "category", "field", "detail", "evidence",
+          "branch", "channel", "agent_code", "first_seen", "last_seen", "list_due", "channel_due",
+          "cooling_off_end", "due_date", "provisional", "cluster_id", "cluster_size", "source_file",
+          "source_line", "state", "close_reason", "closed_on", "work_state", "result", "note",
+          "reopen_reason", "disposed_at", "disposed_by"]
+
+
+@dataclass
+class Filters:
+    branch: str | None = None
+    rule: str | None = None
+    category: str | None = None
+    status: str | None = None  # new (raised on the latest night) / open (earlier) / reopened
+    work_state: str | None = None  # 处理状态
+    overdue: bool = False
+    due_within: int | None = None  # days from today
+    agent: str | None = None
+    sort: str = "due_date"
+    descending: bool = False
+    limit: int = 50
+    offset: int = 0
+
+
+def latest_night(conn: sa.Connection) -> str | None:
+    return conn.execute(sa.select(sa.func.max(runs.c.business_date))).scalar()
+
+
+def _version():
+    return (sa.select(sa.func.coalesce(sa.func.max(item_events.c.id), 0))
+            .where(item_events.c.item_id == items.c.item_id).scalar_subquery())
+
+
+def _scope(q, user: User):
+    if not user.every_branch:
+        q = q.where(items.c.branch.in_(list(user.branches)))
+    return q
+
+
+def open_items(conn: sa.Connection, user: User, f: Filters, today: dt.date) -> tuple[pd.DataFrame, int]:
+    """One page of the open items the user may see, and how many match in all."""
+    where = [items.c.state == "open"]
+    night = latest_night(conn)
+    if f.branch:
+        where.append(items.c.branch == f.branch)
+    if f.rule:
+        where.append(items.c.rule_code == f.rule)
+    if f.category:
+        where.append(items.c.category == f.category)
+    if f.agent:
+        where.append(items.c.agent_code == f.agent)
+    if f.work_state in STATES:
+        where.append(sa.func.coalesce(items.c.work_state, STATES[0]) == f.work_state)
+    if f.status == "new":
+        where.append(items.c.first_seen == (night or ""))
+    elif f.status == "open":
+        where.append(items.c.first_seen != (night or ""))
+    elif f.status == "reopened":
+        where.append(items.c.reopen_reason.is_not(None))
+    if f.overdue:
+        where.append(items.c.due_date < today.isoformat())
+    if f.due_within is not None:
+        where.append(items.c.due_date <= (today + dt.timedelta(days=f.due_within)).isoformat())
+    total = conn.execute(_scope(sa.select(sa.func.count()).select_from(items), user).where(*where)).scalar_one()
+    order = SORTS.get(f.sort, items.c.due_date)
+    q = _scope(sa.select(*[items.c[c] for c in FIELDS], _version().label("version")), user).where(*where)
+    q = q.order_by(order.desc() if f.descending else order.asc(), items.c.item_id).limit(f.limit).offset(f.offset)
+    page = read_frame(conn, q)
+    if len(page):
+        page["status"] = _status(page, night)
+    else:
+        page["status"] = pd.Series(dtype=object)
+    return page, int(total)
+
+
+def _status(frame: pd.DataFrame, night: str | None) -> pd.Series:
+    status = pd.Series("open", index=frame.index, dtype=object)
+    status[frame["first_seen"] == night] = "new"
+    status[frame["reopen_reason"].notna()] = "reopened"
+    return status
+
+
+def item(conn: sa.Connection, user: User, item_id: str) -> dict | None:
+    """The item with its version, or None when it does not exist or the user may not see it."""
+    row = conn.execute(_scope(sa.select(*[items.c[c] for c in FIELDS], _version().label("version"),
+                                        items.c.value_key, items.c.customer_key, items.c.group_keys), user)
+                       .where(items.c.item_id == item_id)).mappings().first()
+    if row is None:
+        return None
+    out = {k: python_value(v) for k, v in row.items()}
+    out["status"] = _status(pd.DataFrame([out]), latest_night(conn)).iloc[0] if out["state"] == "open" else "closed"
+    return out
+
+
+def events(conn: sa.Connection, item_id: str) -> list[dict]:
+    q = (sa.select(item_events.c.id, item_events.c.at, item_events.c.who, item_events.c.night,
+                   item_events.c.action, item_events.c.what, item_events.c.source)
+         .where(item_events.c.item_id == item_id).order_by(item_events.c.id))
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def cluster(conn: sa.Connection, user: User, found: dict) -> list[dict]:
+    """The other items of the item's shared-contact cluster; those of branches the user may not
+    see show only a masked policy number and the branch."""
+    if not found.get("cluster_id"):
+        return []
+    q = (sa.select(items.c.item_id, items.c.policy_no, items.c.role, items.c.branch, items.c.evidence,
+                   items.c.state, items.c.work_state, items.c.result)
+         .where(items.c.cluster_id == found["cluster_id"], items.c.item_id != found["item_id"])
+         .order_by(items.c.branch, items.c.policy_no))
+    frame = read_frame(conn, q)
+    out = []
+    for r in frame.itertuples(index=False):
+        if user.sees(r.branch):
+            out.append({"visible": True, **{k: python_value(v) for k, v in r._asdict().items()}})
+        else:
+            out.append({"visible": False, "policy_no": mask_id(pd.Series([r.policy_no])).iloc[0], "branch": r.branch})
+    return out
+
+
+def branches(conn: sa.Connection, user: User) -> list[str]:
+    """The branches with open items the user may see (for the worklist's filter)."""
+    q = _scope(sa.select(items.c.branch).where(items.c.state == "open", items.c.branch.is_not(None)).distinct(), user)
+    return sorted(conn.execute(q).scalars())
+
+
+def stored(conn: sa.Connection, item_id: str) -> dict | None:
+    """Every stored column of the item (what a disposition needs), unscoped: call after `item`."""
+    row = conn.execute(sa.select(items).where(items.c.item_id == item_id)).mappings().first()
+    return {k: python_value(v) for k, v in row.items()} if row is not None else None
+
+
+def version(conn: sa.Connection, item_id: str) -> int:
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(item_events.c.id), 0))
+                            .where(item_events.c.item_id == item_id)).scalar_one())

@@ -1,0 +1,106 @@
+"""Who is asking, and the headers every answer carries (SPEC 8, issue 18).
+
+- The browser: a session in a signed cookie (Starlette's SessionMiddleware: HttpOnly,
+  SameSite=Strict, re-signed on every answer, so it expires after `web.session_idle_minutes`
+  without a request), holding the user's name only; the user is looked up on every request, so
+  a disabled user is out at once. Every form carries the session's CSRF token.
+- Other systems: `Authorization: Bearer TOKEN` (`custdq users token`), on /api/ only.
+- Behind a single-sign-on proxy: with `web.trusted_user_header` set, the proxy's header names
+  the user (the proxy must set it on every request and strip it from the client's).
+- Every answer: a Content-Security-Policy with no inline script or style, frames refused,
+  no MIME sniffing, no referrer, nothing cached.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pipeline.errors import InputError
+from pipeline.web import users
+
+HEADERS = {
+    "content-security-policy": ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                                "frame-ancestors 'none'; base-uri 'none'"),
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+}
+
+
+class SecurityHeaders:
+    """A pure ASGI middleware adding HEADERS to every answer."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in HEADERS.items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def secret_key(path: Path) -> str:
+    """The key that signs session cookies: a file of 0600 beside the store's other secrets,
+    created with 256 random bits on first use."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the web app's session key ({exc.strerror})") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(key + "\n")
+    return key
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return token
+
+
+def csrf_ok(request: Request, sent: str | None) -> bool:
+    token = request.session.get("csrf")
+    return bool(token and sent and hmac.compare_digest(str(token), str(sent)))
+
+
+def bearer(request: Request) -> str | None:
+    value = request.headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def browser_user(conn, request: Request, trusted_header: str | None) -> users.User | None:
+    if trusted_header:
+        return users.active(conn, request.headers.get(trusted_header))
+    return users.active(conn, request.session.get("user"))
+
+
+def api_user(conn, request: Request) -> users.User | None:
+    token = bearer(request)
+    return users.by_token(conn, token) if token else None
