@@ -5,28 +5,20 @@ honouring them, the access log, login throttling, hostile text, the security hea
 
 from __future__ import annotations
 
-import http.cookiejar
-import json
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import policy, postgres_url, read_outputs, write_csv
+from tests.webserve import Client, Server, custdq
 
 GD, BJ = "广东分公司", "北京分公司"
-PASSWORDS = {"gd": "gd-password-1", "bj": "bj-password-1", "boss": "boss-password", "audit": "audit-password",
+PASSWORDS = {"gd": "gd-password-1", "gd2": "gd2-password-1", "bj": "bj-password-1", "boss": "boss-password", "audit": "audit-password",
              "root": "root-password"}
 HOSTILE = '<script>alert("x")</script>'
-CUSTDQ = str(Path(sys.executable).with_name("custdq"))
 
 
 def rows() -> list[dict]:
@@ -37,90 +29,13 @@ def rows() -> list[dict]:
     return out
 
 
-def custdq(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """The real `custdq` command of this environment."""
-    return subprocess.run([CUSTDQ, *args], input=stdin, capture_output=True, text=True, cwd=cwd, timeout=120)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, db: str, folder: Path):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([CUSTDQ, "serve", "--db", db,
-                                      "--port", str(self.port)], cwd=folder, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(self.base + "/login", timeout=2)
-                return
-            except (urllib.error.URLError, ConnectionError):
-                if self.proc.poll() is not None:
-                    raise RuntimeError(self.proc.stdout.read() if self.proc.stdout else "serve ended") from None
-                time.sleep(0.2)
-        raise RuntimeError("custdq serve did not answer within 30 s")
-
-    def stop(self) -> str:
-        self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=20)
-        return out
-
-
-class Client:
-    """HTTP on loopback: a bearer token (the API) or a browser-like cookie jar (the pages)."""
-
-    def __init__(self, base: str, token: str | None = None):
-        self.base, self.token = base, token
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect())
-
-    def call(self, method: str, path: str, body=None, form: dict | None = None):
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        data = None
-        if body is not None:
-            data, headers["Content-Type"] = json.dumps(body).encode("utf-8"), "application/json"
-        if form is not None:
-            data = urllib.parse.urlencode(form).encode("utf-8")
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        req = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
-        try:
-            with self.opener.open(req, timeout=30) as r:
-                return r.status, dict(r.headers), r.read().decode("utf-8")
-        except urllib.error.HTTPError as e:
-            return e.code, dict(e.headers), e.read().decode("utf-8")
-
-    def json(self, method: str, path: str, body=None):
-        status, _, text = self.call(method, path, body)
-        return status, json.loads(text)
-
-    def login(self, name: str, password: str) -> int:
-        _, _, page = self.call("GET", "/login")
-        status, _, _ = self.call("POST", "/login", form={"name": name, "password": password, "csrf": csrf_of(page)})
-        return status
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-def csrf_of(page: str) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-
-
 def make_store(folder: Path, db: str) -> dict[str, str]:
     """A night of rows() in `db`, the users of every role, their tokens."""
     extract = write_csv(folder / "n1.csv", rows())
     night = custdq("run", str(extract), "--business-date", "2026-11-20", "--db", db, "--out", str(folder / "o1"),
                    "--quiet", cwd=folder)
     assert night.returncode == 0, night.stderr
-    roles = {"gd": ("branch", [GD]), "bj": ("branch", [BJ]), "boss": ("manager", []), "audit": ("compliance", []),
+    roles = {"gd": ("branch", [GD]), "gd2": ("branch", [GD]), "bj": ("branch", [BJ]), "boss": ("manager", []), "audit": ("compliance", []),
              "root": ("admin", [])}
     tokens = {}
     for name, (role, branches) in roles.items():
@@ -270,6 +185,81 @@ def test_the_access_log_holds_every_look(site):
     assert shown.returncode == 0 and mine[0]["item_id"] in shown.stdout
 
 
+# SPEC 8's table, endpoint by endpoint: the status each role gets (401/303: not signed in)
+PAGES = {"/items": {"gd": 200, "boss": 200, "audit": 200, "root": 403, None: 303},
+         "/access-log": {"gd": 403, "boss": 403, "audit": 200, "root": 403, None: 303},
+         "/users": {"gd": 403, "boss": 403, "audit": 403, "root": 200, None: 303}}
+CALLS = {"/api/items": {"gd": 200, "boss": 200, "audit": 200, "root": 403, None: 401},
+         "/api/dashboard": {"gd": 200, "boss": 200, "audit": 200, "root": 403, None: 401},
+         "/api/access-log": {"gd": 403, "boss": 403, "audit": 200, "root": 403, None: 401}}
+
+
+def test_every_endpoint_answers_each_role_as_spec_8_says(site):
+    item = items_of(site, "gd", "&rule=PHONE_SHARED")[0]
+    pages = dict(PAGES, **{f"/items/{item['item_id']}": {"gd": 200, "bj": 404, "boss": 200, "audit": 200,
+                                                         "root": 403, None: 303}})
+    calls = dict(CALLS, **{f"/api/items/{item['item_id']}": {"gd": 200, "bj": 404, "boss": 200, "audit": 200,
+                                                             "root": 403, None: 401}})
+    for path, answers in pages.items():
+        for who, expected in answers.items():
+            browser = Client(site["server"].base)
+            if who:
+                assert browser.login(who, PASSWORDS[who]) == 303, who
+            assert browser.call("GET", path)[0] == expected, (path, who)
+    for path, answers in calls.items():
+        for who, expected in answers.items():
+            assert api(site, who).call("GET", path)[0] == expected, (path, who)
+    post = f"/api/items/{item['item_id']}/disposition"
+    for who, expected in {"boss": 403, "audit": 403, "root": 403, "bj": 404, None: 401}.items():
+        assert api(site, who).json("POST", post, {"state": "处理中", "version": item["version"]})[0] == expected, who
+    branch = api(site, "gd").json("GET", "/api/dashboard")[1]
+    assert {b["key"] for b in branch["branches"]} == {GD} and "rules" not in branch  # its branches only
+    assert {b["key"] for b in api(site, "boss").json("GET", "/api/dashboard")[1]["branches"]} == {GD, BJ}
+
+
+def test_two_users_settling_one_item_the_second_is_told_who_came_first(site):
+    item = items_of(site, "gd", "&rule=PHONE_SHARED")[0]
+    first, second = api(site, "gd"), api(site, "gd2")
+    body = {"state": "处理中", "result": "", "note": "已致电", "version": item["version"]}
+    assert first.json("POST", f"/api/items/{item['item_id']}/disposition", body)[0] == 200
+    status, why = second.json("POST", f"/api/items/{item['item_id']}/disposition", dict(body, note="另一说明"))
+    assert status == 409 and "已被 gd 于" in why["error"]
+    assert api(site, "gd").json("GET", f"/api/items/{item['item_id']}")[1]["note"] == "已致电"
+
+
+
+def test_a_session_ends_after_its_idle_time_and_lives_while_used(site):
+    config = site["folder"] / "idle.yaml"
+    config.write_text("web:\n  session_idle_minutes: 0.05\n", encoding="utf-8")  # 3 seconds
+    server = Server(site["db"], site["folder"], "--config", str(config))
+    try:
+        browser = Client(server.base)
+        assert browser.login("gd", PASSWORDS["gd"]) == 303
+        for _ in range(3):  # a request every 2 s keeps it alive past its 3 s
+            time.sleep(2)
+            assert browser.call("GET", "/items")[0] == 200
+        time.sleep(4)
+        status, headers, _ = browser.call("GET", "/items")
+        assert status == 303 and headers["location"] == "/login"
+    finally:
+        server.stop()
+
+
+def test_a_trusted_proxy_header_names_the_user(site):
+    config = site["folder"] / "sso.yaml"
+    config.write_text("web:\n  trusted_user_header: X-Remote-User\n", encoding="utf-8")
+    server = Server(site["db"], site["folder"], "--config", str(config))
+    try:
+        client = Client(server.base)
+        status, _, page = client.call("GET", "/items", headers={"X-Remote-User": "boss"})
+        assert status == 200 and "boss（管理人员）" in page
+        assert client.call("GET", "/items")[0] == 303
+        assert client.call("GET", "/items", headers={"X-Remote-User": "nobody"})[0] == 303
+    finally:
+        server.stop()
+
+
+# last: it locks a user and disables another
 def test_five_wrong_passwords_lock_the_user_and_a_disabled_user_is_out(site):
     browser = Client(site["server"].base)
     for _ in range(5):

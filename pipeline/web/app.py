@@ -55,7 +55,7 @@ def create_app(engine: sa.Engine, cfg: dict, url: str) -> Starlette:
     middleware = [
         Middleware(security.SecurityHeaders),
         Middleware(SessionMiddleware, secret_key=security.secret_key(key_file), session_cookie="custdq_session",
-                   max_age=int(web["session_idle_minutes"]) * 60, same_site="strict", https_only=bool(web["https_only"])),
+                   max_age=max(1, int(float(web["session_idle_minutes"]) * 60)), same_site="strict", https_only=bool(web["https_only"])),
     ]
     app = Starlette(routes=routes, middleware=middleware)
     app.state.engine, app.state.cfg = engine, cfg

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -61,6 +62,8 @@ def guarded(right: str | None, api: bool, logged: bool = True):
                             else security.browser_user(conn, request, app.cfg["web"]["trusted_user_header"]))
                     if user is None:
                         raise Refused(401, "请先登录")
+                    if not api:  # a changed session is signed anew: the idle time starts again
+                        request.session["seen"] = int(time.time())
                     if right is not None and not user.may(right):
                         raise Refused(403, "您的角色无权访问此页面")
                     if request.method == "POST" and not api and not security.csrf_ok(
