@@ -8,10 +8,14 @@ from __future__ import annotations
 import os
 import re
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
+import openpyxl
 import pytest
 
+from pipeline.outputs.worklists import COLUMNS
 from tests.helpers import policy, postgres_url, read_outputs, write_csv
 from tests.webserve import Client, Server, custdq
 
@@ -188,6 +192,8 @@ def test_the_access_log_holds_every_look(site):
 # SPEC 8's table, endpoint by endpoint: the status each role gets (401/303: not signed in)
 PAGES = {"/items": {"gd": 200, "boss": 200, "audit": 200, "root": 403, None: 303},
          "/access-log": {"gd": 403, "boss": 403, "audit": 200, "root": 403, None: 303},
+         "/dashboard": {"gd": 200, "boss": 200, "audit": 200, "root": 403, None: 303},
+         "/items.xlsx": {"gd": 200, "boss": 200, "audit": 200, "root": 403, None: 303},
          "/users": {"gd": 403, "boss": 403, "audit": 403, "root": 200, None: 303}}
 CALLS = {"/api/items": {"gd": 200, "boss": 200, "audit": 200, "root": 403, None: 401},
          "/api/dashboard": {"gd": 200, "boss": 200, "audit": 200, "root": 403, None: 401},
@@ -257,6 +263,50 @@ def test_a_trusted_proxy_header_names_the_user(site):
         assert client.call("GET", "/items", headers={"X-Remote-User": "nobody"})[0] == 303
     finally:
         server.stop()
+
+
+
+def test_the_export_is_the_lists_items_as_a_worklist_that_imports_back(site):
+    browser = Client(site["server"].base)
+    browser.login("gd", PASSWORDS["gd"])
+    status, headers, _ = browser.call("GET", "/items.xlsx?rule=ID_SEX_MISMATCH")
+    assert status == 200 and headers["content-type"].startswith("application/vnd.openxmlformats")
+    path = site["folder"] / "export.xlsx"
+    req = urllib.request.Request(site["server"].base + "/items.xlsx?rule=ID_SEX_MISMATCH")
+    path.write_bytes(browser.opener.open(req, timeout=30).read())
+    sheet = openpyxl.load_workbook(path).active
+    header = [c.value for c in sheet[1]]
+    assert header == [h for h, _, _ in COLUMNS]
+    exported = [dict(zip(header, [c.value for c in r])) for r in sheet.iter_rows(min_row=2)]
+    listed = items_of(site, "gd", "&rule=ID_SEX_MISMATCH")
+    assert [r["问题件编号"] for r in exported] == [i["item_id"] for i in listed]
+    target = exported[-1]
+    sheet.cell(row=len(exported) + 1, column=header.index("处理状态") + 1, value="处理中")
+    sheet.cell(row=len(exported) + 1, column=header.index("处理说明") + 1, value="导出后填写")
+    openpyxl.Workbook.save(sheet.parent, path)
+    back = custdq("cases", "import", str(path), "--by", "gd", "--db", site["db"], cwd=site["folder"])
+    assert back.returncode == 0, back.stderr
+    after = api(site, "gd").json("GET", f"/api/items/{target['问题件编号']}")[1]
+    assert (after["work_state"], after["note"]) == ("处理中", "导出后填写")
+
+
+def test_the_dashboard_links_to_the_items_behind_its_figures(site):
+    browser = Client(site["server"].base)
+    browser.login("boss", PASSWORDS["boss"])
+    status, _, page = browser.call("GET", "/dashboard")
+    links = set(re.findall(r'href="(/items\?[^"]+)"', page))
+    assert status == 200 and links
+    branch_link = [link for link in links if link.startswith("/items?branch=") and "overdue" not in link]
+    assert len(branch_link) == 2
+    for link in branch_link:
+        shown = browser.call("GET", link.replace("&amp;", "&"))[2]
+        branch = urllib.parse.unquote_plus(link.split("=", 1)[1])
+        other = BJ if branch == GD else GD
+        assert branch in shown and f"<td>{other}</td>" not in shown
+    mine = Client(site["server"].base)
+    mine.login("gd", PASSWORDS["gd"])
+    page = mine.call("GET", "/dashboard")[2]
+    assert GD in page and BJ not in page
 
 
 # last: it locks a user and disables another

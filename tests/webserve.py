@@ -74,7 +74,7 @@ class Client:
         req = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
         try:
             with self.opener.open(req, timeout=30) as r:
-                return r.status, dict(r.headers), r.read().decode("utf-8")
+                return r.status, dict(r.headers), r.read().decode("utf-8", errors="replace")
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read().decode("utf-8")
 

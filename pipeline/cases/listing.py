@@ -10,15 +10,14 @@ in Chinese (pipeline.outputs.labels).
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pandas as pd
 import sqlalchemy as sa
 
 from pipeline.store.schema import item_events, items
 from pipeline.errors import InputError
-from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROLE_NAMES, SEVERITY_NAMES, STATE_NAMES,
-                             rule_name, value_name)
+from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, ROLE_NAMES, SEVERITY_NAMES, STATE_NAMES, changes,
+                                     rule_name)
 from pipeline.store import read_frame as _read
 
 COLUMNS = ["due_date", "item_id", "branch", "channel", "policy_no", "rule_code", "role", "first_seen",
@@ -113,11 +112,7 @@ def show(conn: sa.Connection, item_id: str) -> str:
     events = conn.execute(sa.select(item_events).where(item_events.c.item_id == row["item_id"])
                           .order_by(item_events.c.id))
     for e in events.mappings():
-        what = json.loads(e["what"]) if e["what"] else {}
-        changes = "；".join(f"{FIELD_NAMES.get(k, k)} {value_name(k, v[0])} → {value_name(k, v[1])}"
-                           if isinstance(v, list) and len(v) == 2 else f"{FIELD_NAMES.get(k, k)} {value_name(k, v)}"
-                           for k, v in what.items())
         origin = f"夜间批次 {e['night']}" if e["night"] else (e["source"] or "")
-        lines.append(f"  {e['at']}  {e['who']}  {ACTION_NAMES.get(e['action'], e['action'])}  {changes}  {origin}"
+        lines.append(f"  {e['at']}  {e['who']}  {ACTION_NAMES.get(e['action'], e['action'])}  {changes(e['what'])}  {origin}"
                      .rstrip())
     return "\n".join(lines)

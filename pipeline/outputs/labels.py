@@ -33,6 +33,16 @@ def value_name(field: str, value) -> str:
     return str(value)
 
 
+def changes(what: str | None) -> str:
+    """An event's JSON `what` as people read it: 处理状态 未处理 → 已完成；处理结果 空 → 核实无误."""
+    import json
+
+    fields = json.loads(what) if what else {}
+    return "；".join(f"{FIELD_NAMES.get(k, k)} {value_name(k, v[0])} → {value_name(k, v[1])}"
+                    if isinstance(v, list) and len(v) == 2 else f"{FIELD_NAMES.get(k, k)} {value_name(k, v)}"
+                    for k, v in fields.items())
+
+
 def rule_name(code: str) -> str:
     """The rule's code with its Chinese title: `PHONE_SHARED 电话号码多人共用`."""
     rule = RULES.get(code)

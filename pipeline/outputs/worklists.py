@@ -327,6 +327,12 @@ def _sorted_rows(items: pd.DataFrame) -> np.ndarray:
         return items[keys].reset_index(drop=True).sort_values(keys, na_position="last", kind="stable").index.to_numpy()
 
 
+def write_worklist(items: pd.DataFrame, path: Path, branch: str = "", business_date: str = "") -> None:
+    """One worklist file of `items` in their own order (the web app's export of a list)."""
+    columns = [_Column(codes, values) for codes, values in _cell_texts(items)]
+    _write_book(path, len(items), _row_pieces(columns, np.arange(len(items))), branch, business_date)
+
+
 def write_worklists(items: pd.DataFrame, out: Path) -> dict[str, list[str]]:
     """worklists/<branch>.xlsx for every branch with items; returns branch -> its file names."""
     target = out / "worklists"

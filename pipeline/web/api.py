@@ -88,23 +88,28 @@ def item_disposition(call: Call) -> Response:
     return JSONResponse(_public(after))
 
 
-@guarded("dashboard", api=True)
-def dashboard(call: Call) -> Response:
-    night = call.request.query_params.get("night") or None
+def figures(conn, user, night: str | None) -> dict:
+    """The dashboard's figures within the user's scope (SPEC 8: a branch user, its branches)."""
     if night is not None:
         try:
             dt.date.fromisoformat(night)
         except ValueError:
             raise Refused(422, "参数 night 应为日期 YYYY-MM-DD", {"reason": "night must be YYYY-MM-DD"}) from None
-    board = gather(call.conn, night)
+    board = gather(conn, night)
     branches = _records(board.dims.get("branch"))
     ageing = _records(board.ageing)
-    if not call.user.every_branch:  # a branch user: their own branches' figures only
-        mine = set(call.user.branches)
-        return JSONResponse({"night": board.night, "branches": [b for b in branches if b["key"] in mine],
-                             "ageing": [a for a in ageing if a["branch"] in mine]})
-    return JSONResponse({"night": board.night, "tonight": json.loads(json.dumps(board.tonight, default=str)),
-                         "rules": _records(board.rules), "branches": branches, "ageing": ageing})
+    if not user.every_branch:  # a branch user: their own branches' figures only
+        mine = set(user.branches)
+        return {"night": board.night, "branches": [b for b in branches if b["key"] in mine],
+                "ageing": [a for a in ageing if a["branch"] in mine]}
+    return {"night": board.night, "tonight": json.loads(json.dumps(board.tonight, default=str)),
+            "rules": _records(board.rules), "branches": branches, "agents": _records(board.dims.get("agent"))[:20],
+            "ageing": ageing}
+
+
+@guarded("dashboard", api=True)
+def dashboard(call: Call) -> Response:
+    return JSONResponse(figures(call.conn, call.user, call.request.query_params.get("night") or None))
 
 
 def _records(frame) -> list:

@@ -6,6 +6,8 @@ pipeline.web.api."""
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
+import urllib.parse
 from pathlib import Path
 
 import jinja2
@@ -22,9 +24,10 @@ from starlette.templating import Jinja2Templates
 
 from checks.catalogue import RULES
 from pipeline import clock
+from pipeline.outputs.dashboard.data import AGEING
 from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROLE_NAMES, SEVERITY_NAMES,
-                                     STATE_NAMES, STATUS_NAMES, value_name)
-from pipeline.outputs.worklists import COLUMNS, RESULTS, STATES
+                                     STATE_NAMES, STATUS_NAMES, changes, value_name)
+from pipeline.outputs.worklists import COLUMNS, RESULTS, ROWS_PER_FILE, STATES, write_worklist
 from pipeline.store import hashkey
 from pipeline.web import api, audit, queries, security, users
 from pipeline.web.calls import NOT_FOUND, Call, Refused, guarded
@@ -32,6 +35,7 @@ from pipeline.web.dispose import dispose
 
 HERE = Path(__file__).parent
 HEADERS = {column: header for header, column, _ in COLUMNS if column}
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ROLE_TITLES = {"branch": "机构用户", "manager": "管理人员", "compliance": "合规人员", "admin": "系统管理员"}
 
 
@@ -43,12 +47,12 @@ def create_app(engine: sa.Engine, cfg: dict, url: str) -> Starlette:
     env.globals.update(HEADERS=HEADERS, ROLE_NAMES=ROLE_NAMES, SEVERITY_NAMES=SEVERITY_NAMES, STATUS_NAMES=STATUS_NAMES,
                        STATE_NAMES=STATE_NAMES, CLOSE_NAMES=CLOSE_NAMES, ACTION_NAMES=ACTION_NAMES,
                        FIELD_NAMES=FIELD_NAMES, ROLE_TITLES=ROLE_TITLES, RULES=RULES, STATES=STATES, RESULTS=RESULTS,
-                       value_name=value_name)
+                       value_name=value_name, changes=changes, AGEING_LABELS=[label for label, _, _ in AGEING])
     routes = [
-        Route("/", home), Route("/login", login, methods=["GET", "POST"]), Route("/logout", logout, methods=["POST"]),
-        Route("/items", worklist), Route("/items/{item_id}", item_page),
+        Route("/", home), Route("/favicon.ico", no_icon), Route("/login", login, methods=["GET", "POST"]), Route("/logout", logout, methods=["POST"]),
+        Route("/items", worklist), Route("/items.xlsx", export), Route("/items/{item_id}", item_page),
         Route("/items/{item_id}/disposition", disposition_form, methods=["POST"]),
-        Route("/access-log", access_page), Route("/users", users_page),
+        Route("/dashboard", dashboard_page), Route("/access-log", access_page), Route("/users", users_page),
         *api.ROUTES,
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
@@ -67,6 +71,10 @@ def _page(call: Call, name: str, context: dict, status: int = 200) -> Response:
     return call.request.app.state.templates.TemplateResponse(
         call.request, name, {"user": call.user, "csrf": security.csrf_token(call.request), **context},
         status_code=status)
+
+
+async def no_icon(request: Request) -> Response:
+    return Response(status_code=204)
 
 
 async def home(request: Request) -> Response:
@@ -150,6 +158,7 @@ def _item(call: Call, message: str | None, status: int) -> Response:
     call.shown.extend(c["item_id"] for c in cluster if c["visible"])
     return _page(call, "item.html", {"item": found, "events": queries.events(call.conn, item_id),
                                      "cluster": cluster, "message": message,
+                                     "saved": call.request.query_params.get("saved") == "1",
                                      "may_dispose": call.user.may("dispose")}, status)
 
 
@@ -180,3 +189,28 @@ def access_page(call: Call) -> Response:
 @guarded("users", api=False)
 def users_page(call: Call) -> Response:
     return _page(call, "users.html", {"users": users.listing(call.conn)})
+
+
+@guarded("dashboard", api=False)
+def dashboard_page(call: Call) -> Response:
+    """The managers' figures live from the store, each row linking to the items behind it; a
+    branch user sees their own branches' rows only."""
+    figures = api.figures(call.conn, call.user, call.request.query_params.get("night") or None)
+    return _page(call, "dashboard.html", {"d": figures})
+
+
+@guarded("items", api=False)
+def export(call: Call) -> Response:
+    """Every item the list's filters match, in its order, as the worklist xlsx the night writes."""
+    f = api.filters(call.request, 50)
+    f.limit, f.offset = ROWS_PER_FILE, 0
+    page, _ = queries.open_items(call.conn, call.user, f, clock.now().date())
+    call.shown.extend(page["item_id"].tolist())
+    night = queries.latest_night(call.conn) or ""
+    with tempfile.TemporaryDirectory(prefix="custdq-export-") as folder:
+        path = Path(folder) / "worklist.xlsx"
+        write_worklist(page, path, f.branch or "、".join(call.user.branches) or "全部机构", night)
+        data = path.read_bytes()
+    name = f"问题件清单-{night or clock.now().date().isoformat()}.xlsx"
+    return Response(data, media_type=XLSX, headers={
+        "content-disposition": f"attachment; filename=worklist.xlsx; filename*=UTF-8''{urllib.parse.quote(name)}"})
