@@ -61,7 +61,7 @@ def _password() -> str:
 def users_add(name, role, branches, db, config_path):
     """Create a user; the password is read twice from standard input (or prompted on a terminal).
 
-    Example: printf 'secret-pass-1\\nsecret-pass-1\\n' | custdq users add 张三 --role branch --branch 广州分公司
+    Example: custdq users add 张三 --role branch --branch 广东分公司 (the password twice on standard input)
     """
     from pipeline.web.users import add_user
 
