@@ -251,6 +251,31 @@ def test_an_older_store_is_migrated(invoke, tmp_path):
         assert conn.execute("select count(*) from items").fetchone() == (1,)
 
 
+def test_a_schema_5_store_gains_the_web_tables_and_the_ordered_indexes(invoke, tmp_path):
+    db = f"sqlite:///{tmp_path / 'five.db'}"
+    assert invoke("run", str(write_csv(tmp_path / "e.csv", [row()])), "--business-date", "2026-11-20", "--db", db,
+                  "--out", str(tmp_path / "o"), "--quiet").exit_code == 0
+    with sqlite3.connect(tmp_path / "five.db") as conn:  # as schema 5 left it
+        for table in ("users", "api_tokens", "access_log"):
+            conn.execute(f"drop table {table}")
+        for name in ("ix_items_open_due", "ix_items_open_branch", "ix_items_open_rule", "ix_items_open_agent",
+                     "ix_items_policy_item"):
+            conn.execute(f"drop index {name}")
+        conn.execute("create index ix_items_open on items (state, due_date)")
+        conn.execute("create index ix_items_branch on items (branch)")
+        conn.execute("create index ix_items_policy on items (policy_no)")
+        conn.execute("update custdq_meta set value = '5' where key = 'schema_version'")
+    store.open_store(db, create=False).dispose()
+    with sqlite3.connect(tmp_path / "five.db") as conn:
+        indexes = {r[0] for r in conn.execute("select name from sqlite_master where type='index' and tbl_name='items' "
+                                              "and name like 'ix_%'")}
+        tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
+        version = conn.execute("select value from custdq_meta where key='schema_version'").fetchone()[0]
+    assert indexes == {"ix_items_open_due", "ix_items_open_branch", "ix_items_open_rule", "ix_items_open_agent",
+                       "ix_items_policy_item"}
+    assert {"users", "api_tokens", "access_log"} <= tables and version == str(store.SCHEMA_VERSION) == "6"
+
+
 def test_quarterly_report_lists_confirmed_false_information(night, invoke, tmp_path, db):
     found, _, out = night("2026-09-10", [row(policy_no="Q1", bank_account="123", agent_code="A7"),
                                          row(policy_no="Q2", applicant_phone="", agent_code="A7"),

@@ -294,6 +294,7 @@ def update_cases(n: Night, conn) -> None:
                             {o.rule_code for o in n.outcomes if o.status == "ok"}, n.book.judged,
                             n.replaced["run_events_taken_back"])
         n.fired = n.fired[["policy_no", "rule_code"]]  # all the later stages read of tonight's findings
+        store.refresh_statistics(conn)
         log.info("items: %s", ", ".join(f"{k} {count(v)}" for k, v in n.cases.counts.items()))
     n.rows = {
         "rows_read": sum(i.rows for i in n.reading.inputs),

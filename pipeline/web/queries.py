@@ -19,13 +19,14 @@ from checks.masking import mask_id
 from pipeline.cases.undo import python_value
 from pipeline.outputs.worklists import STATES
 from pipeline.store import read_frame
-from pipeline.store.schema import item_events, items, runs
+from pipeline.store.schema import item_events, items, night_dims, runs
 from pipeline.web.users import User
 
 PAGE_SIZES = (20, 50, 100, 200)
-SORTS = {"due_date": items.c.due_date, "first_seen": items.c.first_seen, "policy_no": items.c.policy_no,
-         "rule_code": items.c.rule_code, "branch": items.c.branch, "severity": items.c.severity,
-         "agent_code": items.c.agent_code}
+# the orders the worklist offers, each the order of an index of `items` (schema 6), so a page of
+# a million open items is read in order, not sorted: column -> the columns it orders by
+SORTS = {"due_date": ["due_date"], "branch": ["branch", "due_date"], "rule_code": ["rule_code", "due_date"],
+         "policy_no": ["policy_no"]}
 # the items.csv fields an item carries in the app (SPEC 5), its disposition and lifecycle
 FIELDS = ["item_id", "policy_no", "role", "rule_code", "severity", "category", "field", "detail", "evidence",
           "branch", "channel", "agent_code", "first_seen", "last_seen", "list_due", "channel_due",
@@ -90,9 +91,9 @@ def open_items(conn: sa.Connection, user: User, f: Filters, today: dt.date) -> t
     if f.due_within is not None:
         where.append(items.c.due_date <= (today + dt.timedelta(days=f.due_within)).isoformat())
     total = conn.execute(_scope(sa.select(sa.func.count()).select_from(items), user).where(*where)).scalar_one()
-    order = SORTS.get(f.sort, items.c.due_date)
+    order = [items.c[c] for c in SORTS.get(f.sort, SORTS["due_date"])] + [items.c.item_id]
     q = _scope(sa.select(*[items.c[c] for c in FIELDS], _version().label("version")), user).where(*where)
-    q = q.order_by(order.desc() if f.descending else order.asc(), items.c.item_id).limit(f.limit).offset(f.offset)
+    q = q.order_by(*[c.desc() if f.descending else c.asc() for c in order]).limit(f.limit).offset(f.offset)
     page = read_frame(conn, q)
     if len(page):
         page["status"] = _status(page, night)
@@ -147,9 +148,12 @@ def cluster(conn: sa.Connection, user: User, found: dict) -> list[dict]:
 
 
 def branches(conn: sa.Connection, user: User) -> list[str]:
-    """The branches with open items the user may see (for the worklist's filter)."""
-    q = _scope(sa.select(items.c.branch).where(items.c.state == "open", items.c.branch.is_not(None)).distinct(), user)
-    return sorted(conn.execute(q).scalars())
+    """The branches the user may choose in the worklist's filter: their own, or every branch
+    the nights have met (the dashboard's per-branch figures: a small table, not the items)."""
+    if not user.every_branch:
+        return list(user.branches)
+    q = sa.select(night_dims.c.key).where(night_dims.c.dim == "branch").distinct()
+    return sorted(k for k in conn.execute(q).scalars() if k)
 
 
 def stored(conn: sa.Connection, item_id: str) -> dict | None:

@@ -1,0 +1,208 @@
+"""python -m benchmarks.web [--items 1000000] [--sessions 50] [--seconds 60] [--think 0] [--db URL]:
+the web app under load (issue 18): `custdq serve` as a real process on loopback, over a store
+of a real night plus N synthetic open items (each with its raised event), and S concurrent
+sessions for T seconds, each signed in as a branch user (4 in 5) or a manager, alternating
+the worklist page (no filter, a rule, overdue, a later page) and `GET /api/items` with its
+token, `--think` seconds between requests (0: back to back, the worst case).
+
+Baseline measured in the same run: the same requests from one session on the idle server;
+the figures are p50/p95/p99 under load and their ratio to that baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from benchmarks.__main__ import machine
+from checks.catalogue import ROW_RULES, RULES
+from pipeline import store
+from pipeline.store.schema import item_events, items
+from pipeline.store.sql import bulk_insert
+
+CUSTDQ = str(Path(sys.executable).with_name("custdq"))
+PASSWORD = "bench-password-1"
+
+
+def custdq(*args: str, stdin: str | None = None, cwd: Path) -> None:
+    done = subprocess.run([CUSTDQ, *args], input=stdin, capture_output=True, text=True, cwd=cwd)
+    if done.returncode:
+        raise SystemExit(f"custdq {args[0]} failed: {done.stderr}")
+
+
+def build(folder: Path, db: str, n_items: int) -> list[str]:
+    """A store of one real night plus `n_items` synthetic open items; returns the branches."""
+    custdq("sample", "--rows", "2000", "--seed", "7", "--out", str(folder / "n.csv"), cwd=folder)
+    custdq("run", str(folder / "n.csv"), "--business-date", "2026-11-20", "--db", db, "--out", str(folder / "o"),
+           "--quiet", cwd=folder)
+    engine = store.open_store(db, create=False)
+    with engine.connect() as conn:
+        branches = sorted(b for b in conn.execute(sa.select(items.c.branch).distinct()).scalars() if b)
+    rng = np.random.default_rng(18)
+    rules = [c for c in ROW_RULES if c in RULES]
+    at = "2026-11-20T23:00:00+08:00"
+    step = 100_000
+    with engine.begin() as conn:
+        for start in range(0, n_items, step):
+            n = min(step, n_items - start)
+            ids = [f"DQB{i:015X}" for i in range(start, start + n)]
+            rule = np.asarray(rules, dtype=object)[rng.integers(0, len(rules), n)]
+            due = pd.to_datetime("2026-11-01") + pd.to_timedelta(rng.integers(0, 45, n), unit="D")
+            frame = pd.DataFrame({
+                "item_id": ids, "rule_code": rule, "policy_no": [f"PB{i:012d}" for i in range(start, start + n)],
+                "role": np.where(rng.random(n) < 0.6, "applicant", "insured"), "field": "applicant_id_no",
+                "severity": [RULES[r].severity for r in rule], "category": [RULES[r].category for r in rule],
+                "detail": [RULES[r].title for r in rule], "evidence": "4****************0",
+                "branch": np.asarray(branches, dtype=object)[rng.integers(0, len(branches), n)],
+                "channel": "个险", "agent_code": [f"A{int(a):07d}" for a in rng.integers(0, 2000, n)],
+                "source_file": "bench.csv", "source_line": np.arange(start, start + n) + 2,
+                "first_seen": "2026-11-20", "list_due": "2026-11-23", "channel_due": "2026-11-26",
+                "due_date": due.strftime("%Y-%m-%d"), "provisional": False, "last_seen": "2026-11-20",
+                "state": "open", "work_state": "未处理"})
+            bulk_insert(conn, "items", list(frame.columns), frame.itertuples(index=False, name=None))
+            bulk_insert(conn, item_events.name, ["item_id"], ((i,) for i in ids),
+                        {"at": at, "who": "custdq run", "night": "2026-11-20", "action": "raised",
+                         "what": "{}", "before": None, "source": None})
+    engine.dispose()
+    return branches
+
+
+class Session:
+    """One signed-in browser (cookie, CSRF) and one API client (token), HTTP/1.1 keep-alive."""
+
+    def __init__(self, port: int, name: str, token: str):
+        self.port, self.name, self.token, self.cookie = port, name, token, ""
+
+    async def open(self) -> None:
+        self.page = await asyncio.open_connection("127.0.0.1", self.port)
+        self.api = await asyncio.open_connection("127.0.0.1", self.port)
+        status, head, body = await self.request(self.page, "GET", "/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', body).group(1)
+        form = urllib.parse.urlencode({"name": self.name, "password": PASSWORD, "csrf": csrf})
+        status, head, _ = await self.request(self.page, "POST", "/login", form.encode(),
+                                             "application/x-www-form-urlencoded")
+        if status != 303:
+            raise SystemExit(f"login of {self.name} answered {status}")
+
+    async def request(self, conn, method: str, path: str, body: bytes = b"", kind: str = "",
+                      bearer: bool = False) -> tuple[int, dict, str]:
+        reader, writer = conn
+        lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
+        if kind:
+            lines.append(f"Content-Type: {kind}")
+        if bearer:
+            lines.append(f"Authorization: Bearer {self.token}")
+        elif self.cookie:
+            lines.append(f"Cookie: {self.cookie}")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        await writer.drain()
+        status = int((await reader.readline()).split()[1])
+        head: dict[str, str] = {}
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            k, _, v = line.decode("latin-1").partition(":")
+            head[k.strip().lower()] = v.strip()
+            if k.strip().lower() == "set-cookie" and not bearer:
+                self.cookie = v.strip().split(";", 1)[0]
+        data = await reader.readexactly(int(head.get("content-length", 0)))
+        return status, head, data.decode("utf-8", errors="replace")
+
+
+PAGES = ["/items", "/items?rule=ID_CHECKSUM", "/items?overdue=1", "/items?offset=200", "/items?sort=policy_no"]
+CALLS = ["/api/items?limit=50", "/api/items?rule=MISSING_FIELD&limit=50", "/api/items?overdue=1&limit=50"]
+
+
+async def run_session(s: Session, until: float, think: float, out: dict, errors: list) -> None:
+    n = 0
+    while time.monotonic() < until:
+        page = n % 2 == 0
+        path = random.choice(PAGES if page else CALLS)
+        t0 = time.perf_counter()
+        status, _, _ = await s.request(s.page if page else s.api, "GET", path, bearer=not page)
+        out["page" if page else "api"].append(time.perf_counter() - t0)
+        if status != 200:
+            errors.append((path, status))
+        n += 1
+        if think:
+            await asyncio.sleep(think * random.uniform(0.5, 1.5))
+
+
+async def load(port: int, users: list[tuple[str, str]], seconds: float, think: float) -> tuple[dict, list]:
+    sessions = [Session(port, name, token) for name, token in users]
+    for s in sessions:
+        await s.open()
+    out: dict[str, list[float]] = {"page": [], "api": []}
+    errors: list = []
+    until = time.monotonic() + seconds
+    await asyncio.gather(*(run_session(s, until, think, out, errors) for s in sessions))
+    return out, errors
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values) * 1000, q)) if values else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--items", type=int, default=1_000_000)
+    ap.add_argument("--sessions", type=int, default=50)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--think", type=float, default=0.0, help="mean seconds between a session's requests")
+    ap.add_argument("--db", default=None, help="default: an SQLite store in a temporary folder")
+    args = ap.parse_args()
+    os.environ.setdefault("CUSTDQ_HASH_KEY", "custdq-benchmark-key-0123456789abcdef0123")
+    with tempfile.TemporaryDirectory(prefix="custdq-web-bench-") as tmp:
+        folder = Path(tmp)
+        db = args.db or f"sqlite:///{folder / 'cases.db'}"
+        t0 = time.perf_counter()
+        branches = build(folder, db, args.items)
+        built = time.perf_counter() - t0
+        users = []
+        for i in range(args.sessions):
+            name = f"u{i:02d}"
+            role = ["--role", "manager"] if i % 5 == 4 else ["--role", "branch", "--branch", branches[i % len(branches)]]
+            custdq("users", "add", name, *role, "--db", db, stdin=f"{PASSWORD}\n{PASSWORD}\n", cwd=folder)
+            token = subprocess.run([CUSTDQ, "users", "token", name, "--db", db], capture_output=True, text=True,
+                                   cwd=folder).stdout.strip().splitlines()[-1]
+            users.append((name, token))
+        port = 18900 + os.getpid() % 500
+        server = subprocess.Popen([CUSTDQ, "serve", "--db", db, "--port", str(port)], cwd=folder,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(3)
+            idle, _ = asyncio.run(load(port, users[:1], 10, 0))
+            loaded, errors = asyncio.run(load(port, users, args.seconds, args.think))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    result = {"machine": machine(), "items": args.items + 0, "branches": len(branches), "sessions": args.sessions,
+              "seconds": args.seconds, "think": args.think, "store": "sqlite" if args.db is None else "given",
+              "build_seconds": round(built, 1), "errors": len(errors), "error_samples": errors[:5]}
+    for kind in ("page", "api"):
+        base = statistics.median(idle[kind]) * 1000
+        result[kind] = {"requests": len(loaded[kind]), "per_second": round(len(loaded[kind]) / args.seconds, 1),
+                        "idle_p50_ms": round(base, 1), "p50_ms": round(pct(loaded[kind], 50), 1),
+                        "p95_ms": round(pct(loaded[kind], 95), 1), "p99_ms": round(pct(loaded[kind], 99), 1),
+                        "p95_vs_idle": round(pct(loaded[kind], 95) / base, 2)}
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"web-{args.items}-{args.sessions}-{args.think:g}.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
