@@ -78,6 +78,7 @@ def build(folder: Path, db: str, n_items: int) -> list[str]:
             bulk_insert(conn, item_events.name, ["item_id"], ((i,) for i in ids),
                         {"at": at, "who": "custdq run", "night": "2026-11-20", "action": "raised",
                          "what": "{}", "before": None, "source": None})
+        store.refresh_statistics(conn)  # as the night does after changing the items
     engine.dispose()
     return branches
 
