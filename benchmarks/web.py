@@ -3,7 +3,8 @@ the web app under load (issue 18): `custdq serve` as a real process on loopback,
 of a real night plus N synthetic open items (each with its raised event), and S concurrent
 sessions for T seconds, each signed in as a branch user (4 in 5) or a manager, alternating
 the worklist page (no filter, a rule, overdue, a later page) and `GET /api/items` with its
-token, `--think` seconds between requests (0: back to back, the worst case).
+token, `--think` seconds between requests (0: back to back, the worst case); `--workers`
+server processes (`web.workers`).
 
 Baseline measured in the same run: the same requests from one session on the idle server;
 the figures are p50/p95/p99 under load and their ratio to that baseline.
@@ -90,19 +91,19 @@ class Session:
         self.port, self.name, self.token, self.cookie = port, name, token, ""
 
     async def open(self) -> None:
-        self.page = await asyncio.open_connection("127.0.0.1", self.port)
-        self.api = await asyncio.open_connection("127.0.0.1", self.port)
-        status, head, body = await self.request(self.page, "GET", "/login")
+        self.conns: dict[str, tuple] = {}
+        status, head, body = await self.request("page", "GET", "/login")
         csrf = re.search(r'name="csrf" value="([^"]+)"', body).group(1)
         form = urllib.parse.urlencode({"name": self.name, "password": PASSWORD, "csrf": csrf})
-        status, head, _ = await self.request(self.page, "POST", "/login", form.encode(),
+        status, head, _ = await self.request("page", "POST", "/login", form.encode(),
                                              "application/x-www-form-urlencoded")
         if status != 303:
             raise SystemExit(f"login of {self.name} answered {status}")
 
-    async def request(self, conn, method: str, path: str, body: bytes = b"", kind: str = "",
+    async def request(self, which: str, method: str, path: str, body: bytes = b"", kind: str = "",
                       bearer: bool = False) -> tuple[int, dict, str]:
-        reader, writer = conn
+        """One request on the session's `which` connection (opened again when the server closed
+        an idle one: uvicorn keeps a connection 5 s without a request)."""
         lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
         if kind:
             lines.append(f"Content-Type: {kind}")
@@ -110,9 +111,20 @@ class Session:
             lines.append(f"Authorization: Bearer {self.token}")
         elif self.cookie:
             lines.append(f"Cookie: {self.cookie}")
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-        await writer.drain()
-        status = int((await reader.readline()).split()[1])
+        for _attempt in range(2):
+            if which not in self.conns:
+                self.conns[which] = await asyncio.open_connection("127.0.0.1", self.port)
+            reader, writer = self.conns[which]
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+            await writer.drain()
+            first = await reader.readline()
+            if first:
+                break
+            writer.close()
+            del self.conns[which]
+        else:
+            raise ConnectionError(f"{path}: the server closed the connection twice")
+        status = int(first.split()[1])
         head: dict[str, str] = {}
         while (line := await reader.readline()) not in (b"\r\n", b""):
             k, _, v = line.decode("latin-1").partition(":")
@@ -133,7 +145,7 @@ async def run_session(s: Session, until: float, think: float, out: dict, errors:
         page = n % 2 == 0
         path = random.choice(PAGES if page else CALLS)
         t0 = time.perf_counter()
-        status, _, _ = await s.request(s.page if page else s.api, "GET", path, bearer=not page)
+        status, _, _ = await s.request("page" if page else "api", "GET", path, bearer=not page)
         out["page" if page else "api"].append(time.perf_counter() - t0)
         if status != 200:
             errors.append((path, status))
@@ -164,6 +176,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--think", type=float, default=0.0, help="mean seconds between a session's requests")
     ap.add_argument("--db", default=None, help="default: an SQLite store in a temporary folder")
+    ap.add_argument("--workers", type=int, default=1, help="the server's worker processes (web.workers)")
     args = ap.parse_args()
     os.environ.setdefault("CUSTDQ_HASH_KEY", "custdq-benchmark-key-0123456789abcdef0123")
     with tempfile.TemporaryDirectory(prefix="custdq-web-bench-") as tmp:
@@ -181,16 +194,19 @@ def main() -> None:
                                    cwd=folder).stdout.strip().splitlines()[-1]
             users.append((name, token))
         port = 18900 + os.getpid() % 500
-        server = subprocess.Popen([CUSTDQ, "serve", "--db", db, "--port", str(port)], cwd=folder,
+        config = folder / "web.yaml"
+        config.write_text(f"web:\n  workers: {args.workers}\n", encoding="utf-8")
+        server = subprocess.Popen([CUSTDQ, "serve", "--db", db, "--port", str(port), "--config", str(config)], cwd=folder,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            time.sleep(3)
+            time.sleep(3 + 2 * args.workers)
             idle, _ = asyncio.run(load(port, users[:1], 10, 0))
             loaded, errors = asyncio.run(load(port, users, args.seconds, args.think))
         finally:
             server.terminate()
             server.wait(timeout=30)
-    result = {"machine": machine(), "items": args.items + 0, "branches": len(branches), "sessions": args.sessions,
+    result = {"machine": machine(), "items": args.items, "branches": len(branches), "sessions": args.sessions,
+              "workers": args.workers,
               "seconds": args.seconds, "think": args.think, "store": "sqlite" if args.db is None else "given",
               "build_seconds": round(built, 1), "errors": len(errors), "error_samples": errors[:5]}
     for kind in ("page", "api"):
@@ -202,7 +218,7 @@ def main() -> None:
     print(json.dumps(result, ensure_ascii=False, indent=2))
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
-    (out / f"web-{args.items}-{args.sessions}-{args.think:g}.json").write_text(json.dumps(result, indent=2))
+    (out / f"web-{args.items}-{args.sessions}-{args.think:g}-{args.workers}.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

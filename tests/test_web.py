@@ -194,7 +194,10 @@ PAGES = {"/items": {"gd": 200, "boss": 200, "audit": 200, "root": 403, None: 303
          "/access-log": {"gd": 403, "boss": 403, "audit": 200, "root": 403, None: 303},
          "/dashboard": {"gd": 200, "boss": 200, "audit": 200, "root": 403, None: 303},
          "/items.xlsx": {"gd": 200, "boss": 200, "audit": 200, "root": 403, None: 303},
-         "/users": {"gd": 403, "boss": 403, "audit": 403, "root": 200, None: 303}}
+         "/users": {"gd": 403, "boss": 403, "audit": 403, "root": 200, None: 303},
+         "/report/quarterly": {"gd": 403, "boss": 200, "audit": 200, "root": 403, None: 303},
+         "/report/quarterly?quarter=2026Q4": {"gd": 403, "boss": 200, "audit": 200, "root": 403, None: 303},
+         "/report/quarterly?quarter=2026-4": {"boss": 422}}
 CALLS = {"/api/items": {"gd": 200, "boss": 200, "audit": 200, "root": 403, None: 401},
          "/api/dashboard": {"gd": 200, "boss": 200, "audit": 200, "root": 403, None: 401},
          "/api/access-log": {"gd": 403, "boss": 403, "audit": 200, "root": 403, None: 401}}

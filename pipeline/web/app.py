@@ -5,7 +5,10 @@ pipeline.web.api."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
+import os
 import tempfile
 import urllib.parse
 from pathlib import Path
@@ -24,6 +27,8 @@ from starlette.templating import Jinja2Templates
 
 from checks.catalogue import RULES
 from pipeline import clock
+from pipeline.cases.quarterly import confirmed_false, quarter_bounds, write_report
+from pipeline.errors import InputError
 from pipeline.outputs.dashboard.data import AGEING
 from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROLE_NAMES, SEVERITY_NAMES,
                                      STATE_NAMES, STATUS_NAMES, changes, value_name)
@@ -52,7 +57,7 @@ def create_app(engine: sa.Engine, cfg: dict, url: str) -> Starlette:
         Route("/", home), Route("/favicon.ico", no_icon), Route("/login", login, methods=["GET", "POST"]), Route("/logout", logout, methods=["POST"]),
         Route("/items", worklist), Route("/items.xlsx", export), Route("/items/{item_id}", item_page),
         Route("/items/{item_id}/disposition", disposition_form, methods=["POST"]),
-        Route("/dashboard", dashboard_page), Route("/access-log", access_page), Route("/users", users_page),
+        Route("/dashboard", dashboard_page), Route("/report/quarterly", report_page), Route("/access-log", access_page), Route("/users", users_page),
         *api.ROUTES,
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
@@ -61,10 +66,30 @@ def create_app(engine: sa.Engine, cfg: dict, url: str) -> Starlette:
         Middleware(SessionMiddleware, secret_key=security.secret_key(key_file), session_cookie="custdq_session",
                    max_age=max(1, int(float(web["session_idle_minutes"]) * 60)), same_site="strict", https_only=bool(web["https_only"])),
     ]
-    app = Starlette(routes=routes, middleware=middleware)
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        app.state.recorder = audit.Recorder(engine)
+        try:
+            yield
+        finally:
+            app.state.recorder.close()
+
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.engine, app.state.cfg = engine, cfg
     app.state.templates = Jinja2Templates(env=env)
     return app
+
+
+SERVE_ENV = "CUSTDQ_SERVE"  # the store and config `custdq serve` hands its worker processes
+
+
+def from_environment() -> Starlette:
+    """uvicorn's app factory in each worker process (`web.workers` > 1)."""
+    from pipeline import store
+
+    settings = json.loads(os.environ[SERVE_ENV])
+    engine, cfg = store.existing(settings["db"], settings["config"])
+    return create_app(engine, cfg, store.resolve(settings["db"], cfg))
 
 
 def _page(call: Call, name: str, context: dict, status: int = 200) -> Response:
@@ -118,9 +143,8 @@ def _login(request: Request, form: dict) -> Response:
 
 
 def _log_login(request: Request, who: str | None, status: int) -> None:
-    with request.app.state.engine.begin() as conn:
-        audit.record(conn, clock.stamp(), who, "POST", "/login", [],
-                     request.client.host if request.client else None, status)
+    request.app.state.recorder.record(clock.stamp(), who, "POST", "/login", [],
+                                      request.client.host if request.client else None, status)
 
 
 async def logout(request: Request) -> Response:
@@ -214,3 +238,26 @@ def export(call: Call) -> Response:
     name = f"问题件清单-{night or clock.now().date().isoformat()}.xlsx"
     return Response(data, media_type=XLSX, headers={
         "content-disposition": f"attachment; filename=worklist.xlsx; filename*=UTF-8''{urllib.parse.quote(name)}"})
+
+
+@guarded("report", api=False)
+def report_page(call: Call) -> Response:
+    """The quarterly report for the regulator (`custdq report quarterly`), as its xlsx."""
+    quarter = (call.request.query_params.get("quarter") or "").strip().upper()
+    this = clock.now().date()
+    choices = [f"{y}Q{q}" for y in (this.year, this.year - 1) for q in (4, 3, 2, 1)
+               if (y, q) <= (this.year, (this.month - 1) // 3 + 1)]
+    if not quarter:
+        return _page(call, "report.html", {"choices": choices, "message": None})
+    try:
+        start, end = quarter_bounds(quarter)
+    except InputError:
+        return _page(call, "report.html", {"choices": choices, "message": "季度应写作 YYYYQn，例如 2026Q3"}, 422)
+    call.shown.extend(confirmed_false(call.conn, start, end)["item_id"].tolist())
+    with tempfile.TemporaryDirectory(prefix="custdq-report-") as folder:
+        path = Path(folder) / "report.xlsx"
+        write_report(call.request.app.state.engine, quarter, path)
+        data = path.read_bytes()
+    name = urllib.parse.quote(f"虚假客户信息季度报告-{quarter}.xlsx")
+    return Response(data, media_type=XLSX, headers={
+        "content-disposition": f"attachment; filename=report-{quarter}.xlsx; filename*=UTF-8''{name}"})

@@ -7,17 +7,81 @@ personal data (filters are rule codes, branches, states and dates)."""
 from __future__ import annotations
 
 import datetime as dt
+import queue
+import threading
+from dataclasses import dataclass, field
 
 import pandas as pd
 import sqlalchemy as sa
 
 from pipeline.store.schema import access_log
 
+def _row(at: str, user: str | None, method: str, path: str, item_ids: list[str], client: str | None,
+         status: int) -> dict:
+    return {"at": at, "user_name": user, "method": method, "path": path[:2000],
+            "item_ids": ",".join(item_ids) or None,  # all of them, an export's too: who looked at which record
+            "client": client, "status": status}
+
+
 def record(conn: sa.Connection, at: str, user: str | None, method: str, path: str, item_ids: list[str],
            client: str | None, status: int) -> None:
-    ids = ",".join(item_ids)  # all of them, an export's too: who looked at which record
-    conn.execute(access_log.insert().values(at=at, user_name=user, method=method, path=path[:2000],
-                                            item_ids=ids or None, client=client, status=status))
+    conn.execute(access_log.insert().values(_row(at, user, method, path, item_ids, client, status)))
+
+
+@dataclass
+class _Pending:
+    row: dict
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+class Recorder:
+    """The app's one writer of the access log: requests hand their rows over and wait until the
+    transaction holding them has committed (group commit), so no answer leaves before its look
+    is on record, and concurrent requests do not queue one by one for SQLite's write lock."""
+
+    BATCH = 500
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+        self.queue: queue.Queue[_Pending | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="custdq-access-log", daemon=True)
+        self.thread.start()
+
+    def record(self, at: str, user: str | None, method: str, path: str, item_ids: list[str], client: str | None,
+               status: int) -> None:
+        pending = _Pending(_row(at, user, method, path, item_ids, client, status))
+        self.queue.put(pending)
+        if not pending.done.wait(timeout=600) or pending.error is not None:
+            raise RuntimeError("the access log could not be written") from pending.error
+
+    def _run(self) -> None:
+        while True:
+            first = self.queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.BATCH:
+                try:
+                    more = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self.queue.put(None)  # finish this batch, then stop
+                    break
+                batch.append(more)
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(access_log.insert(), [p.row for p in batch])
+            except BaseException as exc:  # every request of the batch learns it
+                for p in batch:
+                    p.error = exc
+            for p in batch:
+                p.done.set()
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout=30)
 
 
 COLUMNS = ["id", "at", "user_name", "method", "path", "item_ids", "client", "status"]

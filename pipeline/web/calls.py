@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from pipeline import clock
-from pipeline.web import audit, security
+from pipeline.web import security
 from pipeline.web.users import User
 
 
@@ -72,6 +72,10 @@ def guarded(right: str | None, api: bool, logged: bool = True):
                     response = fn(Call(request, conn, user, shown))
             except Refused as exc:
                 response = refusal(request, exc, api, user)
+            except Exception:  # a bug: Starlette answers 500; the look is on record all the same
+                if logged:
+                    _log(request, user, shown, 500)
+                raise
             if logged:
                 _log(request, user, shown, response.status_code)
             return response
@@ -95,8 +99,8 @@ def refusal(request: Request, exc: Refused, api: bool, user: User | None) -> Res
 def _log(request: Request, user: User | None, shown: list[str], status: int) -> None:
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     client = request.client.host if request.client else None
-    with request.app.state.engine.begin() as conn:
-        audit.record(conn, clock.stamp(), user.name if user else None, request.method, path, shown, client, status)
+    request.app.state.recorder.record(clock.stamp(), user.name if user else None, request.method, path, shown, client,
+                                      status)
 
 
 def json_body(raw: bytes) -> dict:

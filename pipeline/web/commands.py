@@ -3,6 +3,8 @@ pipeline.web. The web stack (Starlette, uvicorn, argon2) is imported only by the
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 
 import click
@@ -26,14 +28,21 @@ def serve(db, host, port, config_path):
     import uvicorn
 
     from pipeline import store
-    from pipeline.web.app import create_app
+    from pipeline.web.app import SERVE_ENV, create_app
 
     engine, cfg = existing_store(db, config_path)
     host = host or cfg["web"]["host"]
     port = port or int(cfg["web"]["port"])
-    app = create_app(engine, cfg, store.resolve(db, cfg))
-    say(f"serving the case store {store.safe_url(store.resolve(db, cfg))} on http://{host}:{port}/ (Ctrl-C stops)")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False)
+    workers = int(cfg["web"]["workers"])
+    say(f"serving the case store {store.safe_url(store.resolve(db, cfg))} on http://{host}:{port}/ "
+        f"({workers} worker process{'es' if workers > 1 else ''}; Ctrl-C stops)")
+    options = {"host": host, "port": port, "log_level": "warning", "access_log": False, "server_header": False}
+    if workers > 1:  # each worker process opens the store itself
+        engine.dispose()
+        os.environ[SERVE_ENV] = json.dumps({"db": db, "config": config_path})
+        uvicorn.run("pipeline.web.app:from_environment", factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(create_app(engine, cfg, store.resolve(db, cfg)), **options)
 
 
 @click.group()

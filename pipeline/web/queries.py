@@ -19,7 +19,7 @@ from checks.masking import mask_id
 from pipeline.cases.undo import python_value
 from pipeline.outputs.worklists import STATES
 from pipeline.store import read_frame
-from pipeline.store.schema import item_events, items, night_dims, runs
+from pipeline.store.schema import item_events, items, night_dims, rewinds, runs
 from pipeline.web.users import User
 
 PAGE_SIZES = (20, 50, 100, 200)
@@ -90,7 +90,7 @@ def open_items(conn: sa.Connection, user: User, f: Filters, today: dt.date) -> t
         where.append(items.c.due_date < today.isoformat())
     if f.due_within is not None:
         where.append(items.c.due_date <= (today + dt.timedelta(days=f.due_within)).isoformat())
-    total = conn.execute(_scope(sa.select(sa.func.count()).select_from(items), user).where(*where)).scalar_one()
+    total = _count(conn, user, f, today, where)
     order = [items.c[c] for c in SORTS.get(f.sort, SORTS["due_date"])] + [items.c.item_id]
     q = _scope(sa.select(*[items.c[c] for c in FIELDS], _version().label("version")), user).where(*where)
     q = q.order_by(*[c.desc() if f.descending else c.asc() for c in order]).limit(f.limit).offset(f.offset)
@@ -100,6 +100,35 @@ def open_items(conn: sa.Connection, user: User, f: Filters, today: dt.date) -> t
     else:
         page["status"] = pd.Series(dtype=object)
     return page, int(total)
+
+
+_COUNTS: dict[tuple, int] = {}
+MAX_COUNTS = 4096
+
+
+def data_version(conn: sa.Connection) -> tuple:
+    """What changes whenever the open list may have: the latest item event (every change to an
+    item is one), the latest night's finish (a night, or a re-run taking one back) and the
+    rewinds (which remove events, so an event id may be given out again)."""
+    return (conn.execute(sa.select(sa.func.max(item_events.c.id))).scalar(),
+            conn.execute(sa.select(sa.func.max(runs.c.finished_at))).scalar(),
+            conn.execute(sa.select(sa.func.count()).select_from(rewinds)).scalar())
+
+
+def _count(conn: sa.Connection, user: User, f: Filters, today: dt.date, where: list) -> int:
+    """How many open items match: counted by the database (a million index entries take ~45 ms
+    on SQLite) once per scope, filters and state of the store, then remembered, so fifty people
+    paging through one list do not count it again with every page."""
+    key = (user.branches if not user.every_branch else "*", f.branch, f.rule, f.category, f.status, f.work_state,
+           f.overdue, f.due_within, f.agent, today, data_version(conn))
+    total = _COUNTS.get(key)
+    if total is None:
+        total = int(conn.execute(_scope(sa.select(sa.func.count()).select_from(items), user).where(*where))
+                    .scalar_one())
+        if len(_COUNTS) >= MAX_COUNTS:
+            _COUNTS.clear()
+        _COUNTS[key] = total
+    return total
 
 
 def _status(frame: pd.DataFrame, night: str | None) -> pd.Series:
