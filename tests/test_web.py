@@ -312,6 +312,19 @@ def test_the_dashboard_links_to_the_items_behind_its_figures(site):
     assert GD in page and BJ not in page
 
 
+def test_hostile_user_and_branch_names_are_shown_escaped(site):
+    name, branch = '<b onmouseover="x()">evil</b>', '<img src=x onerror=alert(1)>分公司'
+    added = custdq("users", "add", name, "--role", "branch", "--branch", branch, "--db", site["db"],
+                   stdin="evil-password-1\nevil-password-1\n", cwd=site["folder"])
+    assert added.returncode == 0, added.stderr
+    browser = Client(site["server"].base)
+    assert browser.login(name, "evil-password-1") == 303
+    status, _, page = browser.call("GET", "/items")
+    assert status == 200 and name not in page and branch not in page
+    assert "&lt;b onmouseover=&#34;x()&#34;&gt;evil&lt;/b&gt;" in page and "&lt;img src=x onerror=alert(1)&gt;分公司" in page
+    assert "共 <strong>0</strong> 件" in page  # a branch with no items: nothing of anyone else's
+
+
 # last: it locks a user and disables another
 def test_five_wrong_passwords_lock_the_user_and_a_disabled_user_is_out(site):
     browser = Client(site["server"].base)
