@@ -239,15 +239,15 @@ def test_two_users_settling_one_item_the_second_is_told_who_came_first(site):
 
 def test_a_session_ends_after_its_idle_time_and_lives_while_used(site):
     config = site["folder"] / "idle.yaml"
-    config.write_text("web:\n  session_idle_minutes: 0.05\n", encoding="utf-8")  # 3 seconds
+    config.write_text("web:\n  session_idle_minutes: 0.1\n", encoding="utf-8")  # 6 seconds
     server = Server(site["db"], site["folder"], "--config", str(config))
     try:
         browser = Client(server.base)
         assert browser.login("gd", PASSWORDS["gd"]) == 303
-        for _ in range(3):  # a request every 2 s keeps it alive past its 3 s
-            time.sleep(2)
+        for _ in range(4):  # a request every 2.5 s keeps it alive past its 6 s
+            time.sleep(2.5)
             assert browser.call("GET", "/items")[0] == 200
-        time.sleep(4)
+        time.sleep(8.5)
         status, headers, _ = browser.call("GET", "/items")
         assert status == 303 and headers["location"] == "/login"
     finally:
