@@ -60,9 +60,10 @@ def mask_name(values: pd.Series) -> pd.Series:
     return (s.str[:1] + _stars((s.str.len() - 1).clip(lower=0)).astype("str")).where(s.notna())
 
 
-# a run of 6+ digits, possibly split by spaces or dashes, with an optional check character X:
-# any identity number, phone or account a person typed into free text (处理说明)
-_DIGIT_RUN = re.compile(r"\d(?:[\s\-]?\d){5,}[xX]?")
+# a run of 6+ digits, possibly split by up to three spaces, dashes, dots or slashes at a time,
+# with an optional check character X: any identity number, phone or account a person typed
+# into free text (处理说明), however they grouped it (138 - 1234 - 5678, 6222/0212/3456/7890)
+_DIGIT_RUN = re.compile(r"\d(?:[\s\-./]{0,3}\d){5,}[xX]?")
 
 
 def mask_digits_in_text(text: str) -> str:
@@ -72,6 +73,8 @@ def mask_digits_in_text(text: str) -> str:
     '已联系客户，电话 1***********8，身份证1****************X'
     >>> mask_digits_in_text("2026年11月回访3次")
     '2026年11月回访3次'
+    >>> mask_digits_in_text("电话 138 - 1234 - 5678，卡号 6222/0212/3456/7890")
+    '电话 1***************8，卡号 6*****************0'
     """
     def hide(match: re.Match) -> str:
         s = match.group(0)

@@ -76,7 +76,7 @@ def problem(entry: Entry, item: dict | None) -> str | None:
 
 
 def note_of(text: str) -> str | None:
-    text = mask_digits_in_text(text or "")[:MAX_NOTE]
+    text = mask_digits_in_text((text or "").replace("\x00", ""))[:MAX_NOTE]
     return text or None
 
 

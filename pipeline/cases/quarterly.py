@@ -21,7 +21,7 @@ from pipeline.store.schema import items
 from pipeline.errors import InputError
 from pipeline.store import read_frame
 
-QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
+QUARTER = re.compile(r"^([0-9]{4})Q([1-4])$")
 
 
 def quarter_bounds(text: str) -> tuple[dt.date, dt.date]:

@@ -92,7 +92,7 @@ def figures(conn, user, night: str | None) -> dict:
     """The dashboard's figures within the user's scope (SPEC 8: a branch user, its branches)."""
     if night is not None:
         try:
-            dt.date.fromisoformat(night)
+            night = dt.date.fromisoformat(night).isoformat()  # 20261101 reads as 2026-11-01
         except ValueError:
             raise Refused(422, "参数 night 应为日期 YYYY-MM-DD", {"reason": "night must be YYYY-MM-DD"}) from None
     board = gather(conn, night)

@@ -133,24 +133,26 @@ def _login(request: Request, form: dict) -> Response:
             who = done.user.name
             _log_login(request, who, 303)
             return RedirectResponse("/items" if done.user.may("items") else "/users", status_code=303)
-        status = 429 if done.locked_until else 401
-        message = (f"登录失败次数过多，账号已锁定至 {done.locked_until[:16].replace('T', ' ')}" if done.locked_until
-                   else "用户名或密码错误")
+        # one answer for an unknown user, a wrong password and a locked user: none tells names apart
+        status = 401
+        message = (f"用户名或密码错误（连续失败 {web['login_failures']} 次后账号锁定 {web['lockout_minutes']} 分钟）")
     _log_login(request, who, status)
     return templates.TemplateResponse(request, "login.html", {"user": None, "message": message,
                                                               "csrf": security.csrf_token(request)},
                                       status_code=status)
 
 
-def _log_login(request: Request, who: str | None, status: int) -> None:
-    request.app.state.recorder.record(clock.stamp(), who, "POST", "/login", [],
+def _log_login(request: Request, who: str | None, status: int, path: str = "/login") -> None:
+    request.app.state.recorder.record(clock.stamp(), who, "POST", path, [],
                                       request.client.host if request.client else None, status)
 
 
 async def logout(request: Request) -> Response:
     form = await request.form()
     if security.csrf_ok(request, str(form.get("csrf", ""))):
+        who = request.session.get("user")
         request.session.clear()
+        await run_in_threadpool(_log_login, request, who, 303, "/logout")
     return RedirectResponse("/login", status_code=303)
 
 
@@ -204,9 +206,9 @@ def disposition_form(call: Call) -> Response:
 def access_page(call: Call) -> Response:
     who = call.request.query_params.get("user") or None
     since = api.since(call.request)
-    log = audit.entries(call.conn, who, since)
-    rows = log.tail(500).iloc[::-1].to_dict("records")
-    return _page(call, "access.html", {"rows": rows, "total": len(log), "who": who or "",
+    total = audit.count(call.conn, who, since)
+    rows = audit.entries(call.conn, who, since, limit=500, newest_first=True).to_dict("records")
+    return _page(call, "access.html", {"rows": rows, "total": total, "who": who or "",
                                        "since": since.isoformat() if since else ""})
 
 

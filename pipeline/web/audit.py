@@ -87,14 +87,23 @@ class Recorder:
 COLUMNS = ["id", "at", "user_name", "method", "path", "item_ids", "client", "status"]
 
 
-def entries(conn: sa.Connection, user: str | None = None, since: dt.date | None = None,
-            limit: int | None = None, offset: int = 0) -> pd.DataFrame:
-    """The access log, oldest first; `since`: from that day (China time) on."""
-    q = sa.select(*[access_log.c[c] for c in COLUMNS]).order_by(access_log.c.id)
+def _where(q, user: str | None, since: dt.date | None):
     if user:
         q = q.where(access_log.c.user_name == user)
     if since:
         q = q.where(access_log.c.at >= since.isoformat())
+    return q
+
+
+def count(conn: sa.Connection, user: str | None = None, since: dt.date | None = None) -> int:
+    return int(conn.execute(_where(sa.select(sa.func.count()).select_from(access_log), user, since)).scalar_one())
+
+
+def entries(conn: sa.Connection, user: str | None = None, since: dt.date | None = None,
+            limit: int | None = None, offset: int = 0, newest_first: bool = False) -> pd.DataFrame:
+    """The access log, oldest first (or newest first); `since`: from that day (China time) on."""
+    q = _where(sa.select(*[access_log.c[c] for c in COLUMNS])
+               .order_by(access_log.c.id.desc() if newest_first else access_log.c.id), user, since)
     if limit is not None:
         q = q.limit(limit).offset(offset)
     result = conn.execute(q)

@@ -28,7 +28,8 @@ class Refused(Exception):
         self.status, self.message, self.detail = status, message, detail or {}
 
 
-NOT_FOUND = "问题件不存在"  # an item of another branch reads exactly like an unknown one
+NOT_FOUND = "问题件不存在"
+MAX_BODY = 64 * 1024  # a disposition is a few fields; 处理说明 at most 2000 characters  # an item of another branch reads exactly like an unknown one
 
 
 @dataclass
@@ -48,6 +49,9 @@ def guarded(right: str | None, api: bool, logged: bool = True):
         @functools.wraps(fn)
         async def handler(request: Request) -> Response:
             if request.method == "POST":  # read here, in the event loop; the handler runs on a thread
+                if int(request.headers.get("content-length") or 0) > MAX_BODY or \
+                        "content-length" not in request.headers:
+                    return JSONResponse({"error": "请求体过大或缺少长度"}, status_code=413 if api else 411)
                 request.state.body = await request.body()
                 request.state.form = await request.form() if not api else None
             return await run_in_threadpool(_answer, fn, request)
@@ -106,7 +110,7 @@ def _log(request: Request, user: User | None, shown: list[str], status: int) -> 
 def json_body(raw: bytes) -> dict:
     try:
         body = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise Refused(400, "请求体不是 JSON", {"reason": "the body is not JSON"}) from None
     if not isinstance(body, dict):
         raise Refused(400, "请求体不是 JSON 对象", {"reason": "the body is not a JSON object"})

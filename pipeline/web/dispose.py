@@ -22,21 +22,25 @@ def dispose(call: Call, item_id: str, state: str, result: str, note: str, versio
     app = call.request.app.state
     if queries.item(call.conn, call.user, item_id) is None:
         raise Refused(404, NOT_FOUND)
-    try:
-        sent = int(version)
-    except (TypeError, ValueError):
-        raise Refused(422, "缺少版本号（version）：请刷新页面后重试", {"reason": "version missing"}) from None
+    call.shown.append(item_id)  # what a refusal below shows (its version, who changed it) is a look too
+    if isinstance(version, bool) or not (isinstance(version, int) or (isinstance(version, str) and
+                                                                      version.strip().isascii() and
+                                                                      version.strip().isdigit())):
+        raise Refused(422, "缺少版本号（version）：请刷新页面后重试", {"reason": "version must be a whole number"})
+    sent = int(version)
     try:
         with store_lock(app.engine, "web disposition", None, float(app.cfg["web"]["lock_wait_seconds"])):
             with app.engine.begin() as conn:
                 return _apply(conn, call, item_id, Entry(item_id, state.strip(), result.strip(), note), sent)
-    except InputError:
+    except (InputError, sa.exc.TimeoutError):
         raise Refused(503, "案件库正在被夜间批处理使用，请几分钟后重试", {"reason": "the store is busy"}) from None
 
 
 def _apply(conn: sa.Connection, call: Call, item_id: str, entry: Entry, sent: int) -> dict:
     # take the item's row (PostgreSQL) or the database (SQLite) for writing before reading its version
     conn.execute(items.update().where(items.c.item_id == item_id).values(item_id=items.c.item_id))
+    if queries.item(conn, call.user, item_id) is None:  # a night may have moved it since the check above
+        raise Refused(404, NOT_FOUND)
     have = queries.version(conn, item_id)
     if have != sent:
         last = conn.execute(sa.select(item_events.c.who, item_events.c.at).where(item_events.c.id == have)).first()
@@ -49,5 +53,4 @@ def _apply(conn: sa.Connection, call: Call, item_id: str, entry: Entry, sent: in
         raise Refused(422, reason or NOT_FOUND, {"reason": reason})
     now = clock.now()
     apply(conn, entry, stored, call.user.name, now.isoformat(timespec="seconds"), now.date().isoformat(), "web")
-    call.shown.append(item_id)
     return queries.item(conn, call.user, item_id) or {}

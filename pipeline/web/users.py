@@ -137,21 +137,23 @@ def authenticate(conn: sa.Connection, name: str, password: str, now: dt.datetime
     user is refused whatever the password. An unknown or disabled user is refused the same way,
     after the same hashing work (no timing difference tells names apart)."""
     row = conn.execute(sa.select(users).where(users.c.name == name.strip(), users.c.disabled.is_(False))).first()
-    if row is None:
-        _verify(_DUMMY, password)
-        return Login(None)
-    if row.locked_until and dt.datetime.fromisoformat(row.locked_until) > now:
-        return Login(None, row.locked_until)
+    if row is None or (row.locked_until and dt.datetime.fromisoformat(row.locked_until) > now):
+        _verify(_DUMMY, password)  # the same work as a real check
+        return Login(None, row.locked_until if row is not None else None)
+    # the attempt counts before the password is checked, in the database: attempts made at once
+    # each count (the row, or SQLite's database, stays locked for writing until this commits)
+    conn.execute(users.update().where(users.c.name == row.name).values(failed_logins=users.c.failed_logins + 1))
     if _verify(row.password_hash, password):
         conn.execute(users.update().where(users.c.name == row.name).values(failed_logins=0, locked_until=None))
         if _HASHER.check_needs_rehash(row.password_hash):
             conn.execute(users.update().where(users.c.name == row.name).values(password_hash=_HASHER.hash(password)))
         return Login(_user(row))
-    failed = int(row.failed_logins or 0) + 1
-    locked = (now + lockout).isoformat(timespec="seconds") if failed >= failures else None
-    conn.execute(users.update().where(users.c.name == row.name)
-                 .values(failed_logins=0 if locked else failed, locked_until=locked))
-    return Login(None, locked)
+    failed = conn.execute(sa.select(users.c.failed_logins).where(users.c.name == row.name)).scalar_one()
+    if failed >= failures:
+        locked = (now + lockout).isoformat(timespec="seconds")
+        conn.execute(users.update().where(users.c.name == row.name).values(failed_logins=0, locked_until=locked))
+        return Login(None, locked)
+    return Login(None)
 
 
 def _verify(hashed: str, password: str) -> bool:
