@@ -329,6 +329,21 @@ def test_hostile_user_and_branch_names_are_shown_escaped(site):
     assert "共 <strong>0</strong> 件" in page  # a branch with no items: nothing of anyone else's
 
 
+
+def test_signing_out_ends_the_session_and_every_copy_of_its_cookie(site):
+    browser = Client(site["server"].base)
+    assert browser.login("audit", PASSWORDS["audit"]) == 303
+    copy = Client(site["server"].base)
+    for cookie in browser.jar:
+        copy.jar.set_cookie(cookie)
+    assert copy.call("GET", "/items")[0] == 200
+    page = browser.call("GET", "/items")[2]
+    assert browser.call("POST", "/logout", form={"csrf": csrf_of(page)})[0] == 303
+    assert copy.call("GET", "/items")[0] == 303  # the copied cookie no longer signs anyone in
+    again = Client(site["server"].base)
+    assert again.login("audit", PASSWORDS["audit"]) == 303 and again.call("GET", "/items")[0] == 200
+
+
 # last: it locks a user and disables another
 def test_five_wrong_passwords_lock_the_user_and_a_disabled_user_is_out(site):
     browser = Client(site["server"].base)

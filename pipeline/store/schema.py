@@ -212,6 +212,9 @@ users = sa.Table(
     sa.Column("created_at", STAMP, nullable=False),
     sa.Column("failed_logins", sa.Integer, nullable=False),  # wrong passwords in a row
     sa.Column("locked_until", STAMP),
+    # a session belongs to the user's sessions of this number: signing out, or being disabled,
+    # adds one, which ends every session cookie issued before (copies included)
+    sa.Column("sessions", sa.Integer, nullable=False, server_default="0"),
 )
 api_tokens = sa.Table(
     "api_tokens", metadata,

@@ -129,6 +129,7 @@ def _login(request: Request, form: dict) -> Response:
         if done.user is not None:
             request.session.clear()
             request.session["user"] = done.user.name
+            request.session["sessions"] = done.user.sessions
             security.csrf_token(request)  # a new token for the new session
             who = done.user.name
             _log_login(request, who, 303)
@@ -142,6 +143,13 @@ def _login(request: Request, form: dict) -> Response:
                                       status_code=status)
 
 
+def _sign_out(request: Request, who: str | None) -> None:
+    if who:
+        with request.app.state.engine.begin() as conn:
+            users.end_sessions(conn, who)
+    _log_login(request, who, 303, "/logout")
+
+
 def _log_login(request: Request, who: str | None, status: int, path: str = "/login") -> None:
     request.app.state.recorder.record(clock.stamp(), who, "POST", path, [],
                                       request.client.host if request.client else None, status)
@@ -152,7 +160,7 @@ async def logout(request: Request) -> Response:
     if security.csrf_ok(request, str(form.get("csrf", ""))):
         who = request.session.get("user")
         request.session.clear()
-        await run_in_threadpool(_log_login, request, who, 303, "/logout")
+        await run_in_threadpool(_sign_out, request, who)
     return RedirectResponse("/login", status_code=303)
 
 

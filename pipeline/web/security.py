@@ -98,7 +98,10 @@ def bearer(request: Request) -> str | None:
 def browser_user(conn, request: Request, trusted_header: str | None) -> users.User | None:
     if trusted_header:
         return users.active(conn, request.headers.get(trusted_header))
-    return users.active(conn, request.session.get("user"))
+    user = users.active(conn, request.session.get("user"))
+    if user is None or request.session.get("sessions") != user.sessions:
+        return None  # a session from before the user signed out (a copy of its cookie)
+    return user
 
 
 def api_user(conn, request: Request) -> users.User | None:

@@ -39,6 +39,7 @@ class User:
     name: str
     role: str
     branches: tuple[str, ...]  # a branch user's branches; empty for the other roles
+    sessions: int = 0  # the number of the user's current sessions (users.sessions)
 
     def may(self, right: str) -> bool:
         return right in RIGHTS[self.role]
@@ -52,7 +53,12 @@ class User:
 
 
 def _user(row) -> User:
-    return User(row.name, row.role, tuple(json.loads(row.branches or "[]")))
+    return User(row.name, row.role, tuple(json.loads(row.branches or "[]")), int(row.sessions or 0))
+
+
+def end_sessions(conn: sa.Connection, name: str) -> None:
+    """End every session of the user (signing out: a copied cookie stops working too)."""
+    conn.execute(users.update().where(users.c.name == name).values(sessions=users.c.sessions + 1))
 
 
 def check_name(name: str) -> str:
@@ -77,7 +83,7 @@ def add_user(conn: sa.Connection, name: str, role: str, branches: list[str], pas
         raise InputError(f"user {name} already exists")
     conn.execute(users.insert().values(name=name, role=role, branches=json.dumps(branches, ensure_ascii=False),
                                        password_hash=_HASHER.hash(password), disabled=False, created_at=at,
-                                       failed_logins=0, locked_until=None))
+                                       failed_logins=0, locked_until=None, sessions=0))
     return User(name, role, tuple(branches))
 
 
@@ -96,7 +102,8 @@ def _token_hash(token: str) -> str:
 
 def disable(conn: sa.Connection, name: str) -> None:
     """Disable a user: their sessions (checked on every request) and tokens stop working."""
-    done = conn.execute(users.update().where(users.c.name == name).values(disabled=True))
+    done = conn.execute(users.update().where(users.c.name == name).values(disabled=True,
+                                                                           sessions=users.c.sessions + 1))
     if not done.rowcount:
         raise InputError(f"no user {name}")
     conn.execute(api_tokens.delete().where(api_tokens.c.user_name == name))
