@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -84,11 +85,48 @@ def build(folder: Path, db: str, n_items: int) -> list[str]:
     return branches
 
 
+def make_users(db: str, n: int, branches: list[str]) -> list[tuple[str, str, str]]:
+    """n users, 4 in 5 of a branch and 1 in 5 managers, each with a token: (name, role, token)."""
+    from pipeline.web import users
+
+    engine = store.open_store(db, create=False)
+    made = []
+    with engine.begin() as conn:
+        for i in range(n):
+            name = f"u{i:02d}"
+            role, mine = ("manager", []) if i % 5 == 4 else ("branch", [branches[i % len(branches)]])
+            if users.active(conn, name) is None:  # a store kept from an earlier run (--folder) has them
+                users.add_user(conn, name, role, mine, PASSWORD, "2026-11-20T23:00:00+08:00")
+            made.append((name, role, users.new_token(conn, name, "2026-11-20T23:00:00+08:00")))
+    engine.dispose()
+    return made
+
+
+def kept(db: str) -> list[str]:
+    engine = store.open_store(db, create=False)
+    with engine.connect() as conn:
+        branches = sorted(b for b in conn.execute(sa.select(items.c.branch).distinct()).scalars() if b)
+    engine.dispose()
+    return branches
+
+
+@contextlib.contextmanager
+def _py_spy(pid: int, seconds: float, out: str):
+    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--subprocesses",
+                            "--duration", str(int(seconds)), "--output", out, "--nonblocking",
+                            "--format", "raw" if out.endswith(".txt") else "flamegraph"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        spy.wait(timeout=seconds + 60)
+
+
 class Session:
     """One signed-in browser (cookie, CSRF) and one API client (token), HTTP/1.1 keep-alive."""
 
-    def __init__(self, port: int, name: str, token: str):
-        self.port, self.name, self.token, self.cookie = port, name, token, ""
+    def __init__(self, port: int, name: str, role: str, token: str):
+        self.port, self.name, self.role, self.token, self.cookie = port, name, role, token, ""
 
     async def open(self) -> None:
         self.conns: dict[str, tuple] = {}
@@ -139,29 +177,52 @@ PAGES = ["/items", "/items?rule=ID_CHECKSUM", "/items?overdue=1", "/items?offset
 CALLS = ["/api/items?limit=50", "/api/items?rule=MISSING_FIELD&limit=50", "/api/items?overdue=1&limit=50"]
 
 
-async def run_session(s: Session, until: float, think: float, out: dict, errors: list) -> None:
+async def settle(s: Session, out: dict, errors: list) -> None:
+    """A branch user settles one of their items through the API: reads a page of their list,
+    takes one, and marks it 处理中 with a note (it stays open; every disposition is an event, so
+    the counts the workers remember are stale after it)."""
+    status, _, body = await s.request("api", "GET", f"/api/items?limit=20&offset={random.randrange(200)}", bearer=True)
+    listed = json.loads(body).get("items", []) if status == 200 else []
+    if not listed:
+        errors.append(("settle: no item", status))
+        return
+    chosen = random.choice(listed)
+    form = json.dumps({"state": "处理中", "note": f"bench {time.monotonic_ns()}", "version": chosen["version"]})
+    t0 = time.perf_counter()
+    status, _, _ = await s.request("api", "POST", f"/api/items/{chosen['item_id']}/disposition",
+                                   form.encode(), "application/json", bearer=True)
+    out["settle"].append(time.perf_counter() - t0)
+    if status not in (200, 409):  # 409: another session settled it first (what the app must answer)
+        errors.append(("settle", status))
+
+
+async def run_session(s: Session, until: float, think: float, settling: float, out: dict, errors: list) -> None:
     n = 0
     while time.monotonic() < until:
-        page = n % 2 == 0
-        path = random.choice(PAGES if page else CALLS)
-        t0 = time.perf_counter()
-        status, _, _ = await s.request("page" if page else "api", "GET", path, bearer=not page)
-        out["page" if page else "api"].append(time.perf_counter() - t0)
-        if status != 200:
-            errors.append((path, status))
+        if s.role == "branch" and random.random() < settling:
+            await settle(s, out, errors)
+        else:
+            page = n % 2 == 0
+            path = random.choice(PAGES if page else CALLS)
+            t0 = time.perf_counter()
+            status, _, _ = await s.request("page" if page else "api", "GET", path, bearer=not page)
+            out["page" if page else "api"].append(time.perf_counter() - t0)
+            if status != 200:
+                errors.append((path, status))
         n += 1
         if think:
             await asyncio.sleep(think * random.uniform(0.5, 1.5))
 
 
-async def load(port: int, users: list[tuple[str, str]], seconds: float, think: float) -> tuple[dict, list]:
-    sessions = [Session(port, name, token) for name, token in users]
+async def load(port: int, users: list[tuple[str, str, str]], seconds: float, think: float,
+               settling: float) -> tuple[dict, list]:
+    sessions = [Session(port, name, role, token) for name, role, token in users]
     for s in sessions:
         await s.open()
-    out: dict[str, list[float]] = {"page": [], "api": []}
+    out: dict[str, list[float]] = {"page": [], "api": [], "settle": []}
     errors: list = []
     until = time.monotonic() + seconds
-    await asyncio.gather(*(run_session(s, until, think, out, errors) for s in sessions))
+    await asyncio.gather(*(run_session(s, until, think, settling, out, errors) for s in sessions))
     return out, errors
 
 
@@ -177,22 +238,24 @@ def main() -> None:
     ap.add_argument("--think", type=float, default=0.0, help="mean seconds between a session's requests")
     ap.add_argument("--db", default=None, help="default: an SQLite store in a temporary folder")
     ap.add_argument("--workers", type=int, default=1, help="the server's worker processes (web.workers)")
+    ap.add_argument("--folder", default=None, help="build the store here and keep it; reuse it when it is there")
+    ap.add_argument("--py-spy", default=None, help="record the server with py-spy: a flame graph (.svg) or collapsed stacks (.txt)")
+    ap.add_argument("--settle", type=float, default=0.1,
+                    help="the share of a branch session's steps that settle an item (a disposition)")
     args = ap.parse_args()
     os.environ.setdefault("CUSTDQ_HASH_KEY", "custdq-benchmark-key-0123456789abcdef0123")
-    with tempfile.TemporaryDirectory(prefix="custdq-web-bench-") as tmp:
-        folder = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        folder = Path(args.folder) if args.folder else \
+            Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="custdq-web-bench-")))
+        folder.mkdir(parents=True, exist_ok=True)
         db = args.db or f"sqlite:///{folder / 'cases.db'}"
         t0 = time.perf_counter()
-        branches = build(folder, db, args.items)
+        if args.folder and (folder / "cases.db").exists():  # kept from an earlier run with these --items
+            branches = kept(db)
+        else:
+            branches = build(folder, db, args.items)
         built = time.perf_counter() - t0
-        users = []
-        for i in range(args.sessions):
-            name = f"u{i:02d}"
-            role = ["--role", "manager"] if i % 5 == 4 else ["--role", "branch", "--branch", branches[i % len(branches)]]
-            custdq("users", "add", name, *role, "--db", db, stdin=f"{PASSWORD}\n{PASSWORD}\n", cwd=folder)
-            token = subprocess.run([CUSTDQ, "users", "token", name, "--db", db], capture_output=True, text=True,
-                                   cwd=folder).stdout.strip().splitlines()[-1]
-            users.append((name, token))
+        users = make_users(db, args.sessions, branches)
         port = 18900 + os.getpid() % 500
         config = folder / "web.yaml"
         config.write_text(f"web:\n  workers: {args.workers}\n", encoding="utf-8")
@@ -200,8 +263,10 @@ def main() -> None:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             time.sleep(3 + 2 * args.workers)
-            idle, _ = asyncio.run(load(port, users[:1], 10, 0))
-            loaded, errors = asyncio.run(load(port, users, args.seconds, args.think))
+            idle, _ = asyncio.run(load(port, users[:1], 10, 0, 0.1))
+            if args.py_spy:  # the server's processes sampled through the loaded phase
+                stack.enter_context(_py_spy(server.pid, args.seconds, args.py_spy))
+            loaded, errors = asyncio.run(load(port, users, args.seconds, args.think, args.settle))
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -209,7 +274,9 @@ def main() -> None:
               "workers": args.workers,
               "seconds": args.seconds, "think": args.think, "store": "sqlite" if args.db is None else "given",
               "build_seconds": round(built, 1), "errors": len(errors), "error_samples": errors[:5]}
-    for kind in ("page", "api"):
+    for kind in ("page", "api", "settle"):
+        if not loaded[kind]:
+            continue
         base = statistics.median(idle[kind]) * 1000
         result[kind] = {"requests": len(loaded[kind]), "per_second": round(len(loaded[kind]) / args.seconds, 1),
                         "idle_p50_ms": round(base, 1), "p50_ms": round(pct(loaded[kind], 50), 1),

@@ -259,7 +259,7 @@ def test_a_schema_5_store_gains_the_web_tables_and_the_ordered_indexes(invoke, t
         for table in ("users", "api_tokens", "access_log"):
             conn.execute(f"drop table {table}")
         for name in ("ix_items_open_due", "ix_items_open_branch", "ix_items_open_rule", "ix_items_open_agent",
-                     "ix_items_policy_item"):
+                     "ix_items_policy_item", "ix_items_open_scope"):
             conn.execute(f"drop index {name}")
         conn.execute("create index ix_items_open on items (state, due_date)")
         conn.execute("create index ix_items_branch on items (branch)")
@@ -271,9 +271,11 @@ def test_a_schema_5_store_gains_the_web_tables_and_the_ordered_indexes(invoke, t
                                               "and name like 'ix_%'")}
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
         version = conn.execute("select value from custdq_meta where key='schema_version'").fetchone()[0]
+        counted = {r[0] for r in conn.execute("select idx from sqlite_stat1 where tbl = 'items'")}
     assert indexes == {"ix_items_open_due", "ix_items_open_branch", "ix_items_open_rule", "ix_items_open_agent",
-                       "ix_items_policy_item"}
-    assert {"users", "api_tokens", "access_log"} <= tables and version == str(store.SCHEMA_VERSION) == "6"
+                       "ix_items_policy_item", "ix_items_open_scope"}
+    assert indexes <= counted  # the planner's statistics cover the new indexes (schema 7)
+    assert {"users", "api_tokens", "access_log"} <= tables and version == str(store.SCHEMA_VERSION) == "7"
 
 
 def test_quarterly_report_lists_confirmed_false_information(night, invoke, tmp_path, db):

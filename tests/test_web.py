@@ -273,6 +273,36 @@ def test_a_trusted_proxy_header_names_the_user(site):
 
 
 
+def test_counts_are_exact_up_to_the_limit_and_say_more_beyond_it(site):
+    every = items_of(site, "boss")  # the real figures, from the server whose limit is 10,000
+    by_category: dict[str, int] = {}
+    for i in every:
+        by_category[i["category"]] = by_category.get(i["category"], 0) + 1
+    small, large = min(by_category, key=by_category.get), max(by_category, key=by_category.get)
+    limit = by_category[small] + 1 if by_category[large] > by_category[small] + 1 else by_category[small]
+    assert by_category[large] > limit  # the store has a category above the limit and one within it
+    config = site["folder"] / "counts.yaml"
+    config.write_text(f"web:\n  count_limit: {limit}\n", encoding="utf-8")
+    server = Server(site["db"], site["folder"], "--config", str(config))
+    try:
+        client = Client(server.base, site["tokens"]["boss"])
+        q = urllib.parse.quote
+        status, body = client.json("GET", f"/api/items?limit=1&category={q(small)}")
+        assert status == 200 and (body["total"], body["total_more"]) == (by_category[small], False)
+        status, body = client.json("GET", f"/api/items?limit=1&category={q(large)}")
+        assert status == 200 and (body["total"], body["total_more"], body["next"]) == (limit, True, True)
+        status, body = client.json("GET", f"/api/items?limit=1000&category={q(large)}")
+        assert len(body["items"]) == by_category[large] and body["next"] is False  # every row is still listed
+        browser = Client(server.base)
+        assert browser.login("boss", PASSWORDS["boss"]) == 303
+        status, _, page = browser.call("GET", f"/items?limit=20&category={q(large)}")
+        assert status == 200 and f"超过 <strong>{limit}</strong> 件未结问题件" in page
+        status, _, page = browser.call("GET", f"/items?limit=20&category={q(small)}")
+        assert f"共 <strong>{by_category[small]}</strong> 件未结问题件" in page and "下一页" not in page
+    finally:
+        server.stop()
+
+
 def test_the_export_is_the_lists_items_as_a_worklist_that_imports_back(site):
     browser = Client(site["server"].base)
     browser.login("gd", PASSWORDS["gd"])

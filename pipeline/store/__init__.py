@@ -208,8 +208,10 @@ def migrate(conn: sa.Connection, have: int) -> None:
     if have < 6:  # the items' indexes in deadline order (create_all makes new tables' indexes only)
         for name in REPLACED_INDEXES:
             conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+    if have < 7:  # schema 6's indexes of the open list, and schema 7's of a branch's counts
         for index in items.indexes:
             index.create(conn, checkfirst=True)
+        refresh_statistics(conn)  # a new index without statistics misleads SQLite's planner
     conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
 

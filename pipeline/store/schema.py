@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 metadata = sa.MetaData()
 meta = sa.Table("custdq_meta", metadata,
@@ -148,6 +148,11 @@ items = sa.Table(
     sa.Index("ix_items_open_rule", "state", "rule_code", "due_date", "item_id"),
     sa.Index("ix_items_open_agent", "state", "agent_code", "due_date", "item_id"),
     sa.Index("ix_items_policy_item", "policy_no", "item_id"),
+    # a branch's open list by rule in deadline order, and every count the worklist shows within a
+    # branch read from the index alone: rule or category (a category is a set of rules),
+    # deadline, 处理状态, new tonight (schema 7)
+    sa.Index("ix_items_open_scope", "state", "branch", "rule_code", "due_date", "work_state", "first_seen",
+             "item_id"),
 )
 REPLACED_INDEXES = ("ix_items_open", "ix_items_branch", "ix_items_policy")  # dropped by the migration to schema 6
 

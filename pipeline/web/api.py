@@ -62,10 +62,12 @@ def _public(item: dict) -> dict:
 
 @guarded("items", api=True)
 def items_list(call: Call) -> Response:
-    page, total = queries.open_items(call.conn, call.user, filters(call.request, 50), clock.now().date())
-    call.shown.extend(page["item_id"].tolist())
-    rows = json.loads(page.reindex(columns=PUBLIC).to_json(orient="records", force_ascii=False))
-    return JSONResponse({"items": rows, "total": total})
+    rows, total, more = queries.open_page(call.conn, call.user, filters(call.request, 50), clock.now().date(),
+                                          int(call.request.app.state.cfg["web"]["count_limit"]))
+    call.shown.extend(r["item_id"] for r in rows)
+    # total: exact up to web.count_limit; beyond it total_more is true and total is the limit
+    return JSONResponse({"items": [_public(r) for r in rows], "total": total.n, "total_more": total.more,
+                         "next": more})
 
 
 @guarded("items", api=True)

@@ -168,11 +168,11 @@ async def logout(request: Request) -> Response:
 def worklist(call: Call) -> Response:
     f = api.filters(call.request, int(call.request.app.state.cfg["web"]["page_size"]))
     today = clock.now().date()
-    page, total = queries.open_items(call.conn, call.user, f, today)
-    call.shown.extend(page["item_id"].tolist())
+    rows, total, more = queries.open_page(call.conn, call.user, f, today, int(call.request.app.state.cfg["web"]["count_limit"]))
+    call.shown.extend(r["item_id"] for r in rows)
     query = {k: v for k, v in call.request.query_params.items() if k != "offset"}
     return _page(call, "items.html", {
-        "items": page.to_dict("records"), "total": total, "f": f, "today": today.isoformat(),
+        "items": rows, "total": total, "more": more, "f": f, "today": today.isoformat(),
         "branches": queries.branches(call.conn, call.user), "query": query,
         "categories": sorted({r.category for r in RULES.values()}), "sizes": queries.PAGE_SIZES})
 
@@ -238,7 +238,7 @@ def export(call: Call) -> Response:
     """Every item the list's filters match, in its order, as the worklist xlsx the night writes."""
     f = api.filters(call.request, 50)
     f.limit, f.offset = ROWS_PER_FILE, 0
-    page, _ = queries.open_items(call.conn, call.user, f, clock.now().date())
+    page = queries.open_frame(call.conn, call.user, f, clock.now().date())
     call.shown.extend(page["item_id"].tolist())
     night = queries.latest_night(call.conn) or ""
     with tempfile.TemporaryDirectory(prefix="custdq-export-") as folder:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 import sqlalchemy as sa
 
+from checks.catalogue import RULES
 from checks.masking import mask_id
 from pipeline.cases.undo import python_value
 from pipeline.outputs.worklists import STATES
@@ -66,20 +67,26 @@ def _scope(q, user: User):
     return q
 
 
-def open_items(conn: sa.Connection, user: User, f: Filters, today: dt.date) -> tuple[pd.DataFrame, int]:
-    """One page of the open items the user may see, and how many match in all."""
+@dataclass(frozen=True)
+class Total:
+    """How many open items match: exact up to the cap (web.count_limit); beyond it `more`, n the cap."""
+
+    n: int
+    more: bool = False
+
+
+def _where(f: Filters, night: str | None, today: dt.date) -> list:
     where = [items.c.state == "open"]
-    night = latest_night(conn)
     if f.branch:
         where.append(items.c.branch == f.branch)
     if f.rule:
         where.append(items.c.rule_code == f.rule)
-    if f.category:
-        where.append(items.c.category == f.category)
+    if f.category:  # a category is the set of its rules (checks.catalogue): the scope index's rule range
+        where.append(items.c.rule_code.in_(sorted(c for c, r in RULES.items() if r.category == f.category)))
     if f.agent:
         where.append(items.c.agent_code == f.agent)
     if f.work_state in STATES:
-        where.append(sa.func.coalesce(items.c.work_state, STATES[0]) == f.work_state)
+        where.append(items.c.work_state == f.work_state)
     if f.status == "new":
         where.append(items.c.first_seen == (night or ""))
     elif f.status == "open":
@@ -90,19 +97,37 @@ def open_items(conn: sa.Connection, user: User, f: Filters, today: dt.date) -> t
         where.append(items.c.due_date < today.isoformat())
     if f.due_within is not None:
         where.append(items.c.due_date <= (today + dt.timedelta(days=f.due_within)).isoformat())
-    total = _count(conn, user, f, today, where)
+    return where
+
+
+def _listed(user: User, f: Filters, where: list, limit: int):
     order = [items.c[c] for c in SORTS.get(f.sort, SORTS["due_date"])] + [items.c.item_id]
     q = _scope(sa.select(*[items.c[c] for c in FIELDS], _version().label("version")), user).where(*where)
-    q = q.order_by(*[c.desc() if f.descending else c.asc() for c in order]).limit(f.limit).offset(f.offset)
-    page = read_frame(conn, q)
-    if len(page):
-        page["status"] = _status(page, night)
-    else:
-        page["status"] = pd.Series(dtype=object)
-    return page, int(total)
+    return q.order_by(*[c.desc() if f.descending else c.asc() for c in order]).limit(limit).offset(f.offset)
 
 
-_COUNTS: dict[tuple, int] = {}
+def open_page(conn: sa.Connection, user: User, f: Filters, today: dt.date,
+              cap: int) -> tuple[list[dict], Total, bool]:
+    """One page of the open items the user may see (plain rows, as the page and the API show
+    them), how many match, and whether a page follows."""
+    night = latest_night(conn)
+    where = _where(f, night, today)
+    rows = [dict(r) for r in conn.execute(_listed(user, f, where, f.limit + 1)).mappings()]
+    for r in rows:
+        r["provisional"] = bool(r["provisional"])
+        r["status"] = _status_of(r, night)
+    return rows[:f.limit], _count(conn, user, f, today, where, cap), len(rows) > f.limit
+
+
+def open_frame(conn: sa.Connection, user: User, f: Filters, today: dt.date) -> pd.DataFrame:
+    """Every open item the filters match (up to f.limit), in the list's order: the export."""
+    night = latest_night(conn)
+    frame = read_frame(conn, _listed(user, f, _where(f, night, today), f.limit))
+    frame["status"] = [_status_of(r, night) for r in frame[["first_seen", "reopen_reason"]].to_dict("records")]
+    return frame
+
+
+_COUNTS: dict[tuple, Total] = {}
 MAX_COUNTS = 4096
 
 
@@ -115,27 +140,30 @@ def data_version(conn: sa.Connection) -> tuple:
             conn.execute(sa.select(sa.func.count()).select_from(rewinds)).scalar())
 
 
-def _count(conn: sa.Connection, user: User, f: Filters, today: dt.date, where: list) -> int:
-    """How many open items match: counted by the database (a million index entries take ~45 ms
-    on SQLite) once per scope, filters and state of the store, then remembered, so fifty people
-    paging through one list do not count it again with every page."""
+def _count(conn: sa.Connection, user: User, f: Filters, today: dt.date, where: list, cap: int) -> Total:
+    """How many open items match, counted by the database from an index (schema 7: within a
+    branch, every filter but the agent's and 重新打开 is in ix_items_open_scope) up to `cap`, so
+    a count costs at most that many index entries (~1 ms for 10,000) however large the store: a
+    disposition anywhere changes the store, and fifty people's lists are counted again after it.
+    Remembered per scope, filters and state of the store while nothing changes."""
     key = (user.branches if not user.every_branch else "*", f.branch, f.rule, f.category, f.status, f.work_state,
-           f.overdue, f.due_within, f.agent, today, data_version(conn))
+           f.overdue, f.due_within, f.agent, today, cap, data_version(conn))
     total = _COUNTS.get(key)
     if total is None:
-        total = int(conn.execute(_scope(sa.select(sa.func.count()).select_from(items), user).where(*where))
-                    .scalar_one())
+        capped = _scope(sa.select(sa.literal(1)).select_from(items), user).where(*where).limit(cap + 1)
+        n = int(conn.execute(sa.select(sa.func.count()).select_from(capped.subquery())).scalar_one())
+        total = Total(min(n, cap), n > cap)
         if len(_COUNTS) >= MAX_COUNTS:
             _COUNTS.clear()
         _COUNTS[key] = total
     return total
 
 
-def _status(frame: pd.DataFrame, night: str | None) -> pd.Series:
-    status = pd.Series("open", index=frame.index, dtype=object)
-    status[frame["first_seen"] == night] = "new"
-    status[frame["reopen_reason"].notna()] = "reopened"
-    return status
+def _status_of(row: dict, night: str | None) -> str:
+    """新增 (raised on the latest night), 重新打开 or 未结 (raised earlier)."""
+    if python_value(row.get("reopen_reason")) is not None:
+        return "reopened"
+    return "new" if row["first_seen"] == night else "open"
 
 
 def item(conn: sa.Connection, user: User, item_id: str) -> dict | None:
@@ -146,7 +174,7 @@ def item(conn: sa.Connection, user: User, item_id: str) -> dict | None:
     if row is None:
         return None
     out = {k: python_value(v) for k, v in row.items()}
-    out["status"] = _status(pd.DataFrame([out]), latest_night(conn)).iloc[0] if out["state"] == "open" else "closed"
+    out["status"] = _status_of(out, latest_night(conn)) if out["state"] == "open" else "closed"
     return out
 
 
