@@ -258,6 +258,28 @@ def test_a_session_ends_after_its_idle_time_and_lives_while_used(site):
         server.stop()
 
 
+def test_two_worker_processes_serve_one_store_and_log_every_look(site):
+    config = site["folder"] / "workers.yaml"
+    config.write_text("web:\n  workers: 2\n", encoding="utf-8")
+    server = Server(site["db"], site["folder"], "--config", str(config))
+    try:
+        before = api(site, "audit").json("GET", "/api/access-log?user=gd&limit=10000")[1]["entries"]
+        mine = [i for i in items_of(site, "gd") if i["rule_code"] == "ID_SEX_MISMATCH"][-1]
+        clients = [Client(server.base, site["tokens"]["gd"]) for _ in range(6)]  # new connections, either worker
+        seen = {c.json("GET", f"/api/items/{mine['item_id']}")[1]["version"] for c in clients}
+        assert seen == {mine["version"]}
+        status, after = clients[0].json("POST", f"/api/items/{mine['item_id']}/disposition",
+                                        {"state": "处理中", "result": "", "note": "两个进程", "version": mine["version"]})
+        assert status == 200, after
+        assert {c.json("GET", f"/api/items/{mine['item_id']}")[1]["version"] for c in clients} == {after["version"]}
+        assert clients[1].json("POST", f"/api/items/{mine['item_id']}/disposition",  # the stale form, in the other
+                               {"state": "已完成", "result": "已更正", "note": "", "version": mine["version"]})[0] == 409
+        logged = api(site, "audit").json("GET", "/api/access-log?user=gd&limit=10000")[1]["entries"]
+        assert len(logged) - len(before) == 6 + 1 + 6 + 1 + 1  # the items_of above is one more look
+    finally:
+        server.stop()
+
+
 def test_a_trusted_proxy_header_names_the_user(site):
     config = site["folder"] / "sso.yaml"
     config.write_text("web:\n  trusted_user_header: X-Remote-User\n", encoding="utf-8")

@@ -122,6 +122,15 @@ def open_store(url: str | None, create: bool = True, notify=None, cfg: dict | No
     return engine
 
 
+def sibling(engine: sa.Engine, connections: int) -> sa.Engine:
+    """Another engine on the same store with a pool of its own, at most `connections` (the web
+    app's dispositions: they never wait behind the readers for a connection)."""
+    other = sa.create_engine(engine.url, pool_size=connections, max_overflow=0)
+    if other.dialect.name == "sqlite":
+        sa.event.listen(other, "connect", _sqlite_setup)
+    return other
+
+
 def _reason(exc: sa.exc.DBAPIError, url: str) -> str:
     """The driver's reason on one line, never the password."""
     text = " ".join(str(exc.orig).split()) or type(exc.orig).__name__

@@ -27,7 +27,8 @@ import sqlalchemy as sa
 from pipeline.errors import InputError
 
 ADVISORY_KEY = 0x6375737464710001  # "custdq" + 1: the store-wide writer lock
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.5  # the longest pause between two tries; the first tries come within milliseconds
+FIRST_POLL_SECONDS = 0.002
 
 
 def _holder(what: str, night: str | None) -> dict:
@@ -74,6 +75,7 @@ def store_lock(engine: sa.Engine, what: str, night: str | None = None, wait_seco
 def _wait(try_once, read_holder, night, wait_seconds, notify):
     deadline = time.monotonic() + wait_seconds
     told = False
+    pause = FIRST_POLL_SECONDS  # doubling: a web disposition waits milliseconds for another, a night minutes
     while not try_once():
         holder = read_holder()
         if night is not None and holder and holder.get("night") == night and holder.get("what") == "run":
@@ -85,7 +87,8 @@ def _wait(try_once, read_holder, night, wait_seconds, notify):
         if not told and notify:
             notify(f"waiting for {_describe(holder)} to finish")
             told = True
-        time.sleep(POLL_SECONDS)
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, POLL_SECONDS)
 
 
 @contextlib.contextmanager

@@ -33,6 +33,7 @@ from pipeline.outputs.dashboard.data import AGEING
 from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROLE_NAMES, SEVERITY_NAMES,
                                      STATE_NAMES, STATUS_NAMES, changes, value_name)
 from pipeline.outputs.worklists import COLUMNS, RESULTS, ROWS_PER_FILE, STATES, write_worklist
+from pipeline import store
 from pipeline.store import hashkey
 from pipeline.web import api, audit, queries, security, users
 from pipeline.web.calls import NOT_FOUND, Call, Refused, guarded
@@ -68,14 +69,19 @@ def create_app(engine: sa.Engine, cfg: dict, url: str) -> Starlette:
     ]
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        app.state.recorder = audit.Recorder(engine)
+        app.state.recorder = audit.Recorder(store.sibling(engine, 1))  # the access log's one writer
         try:
             yield
         finally:
             app.state.recorder.close()
+            app.state.recorder.engine.dispose()
+            app.state.writer.dispose()
 
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.engine, app.state.cfg = engine, cfg
+    # dispositions, one at a time per process, write through their own two connections (the
+    # lock's and the transaction's on PostgreSQL): never queued behind fifty readers for one
+    app.state.writer = store.sibling(engine, 2)
     app.state.templates = Jinja2Templates(env=env)
     return app
 
@@ -85,8 +91,6 @@ SERVE_ENV = "CUSTDQ_SERVE"  # the store and config `custdq serve` hands its work
 
 def from_environment() -> Starlette:
     """uvicorn's app factory in each worker process (`web.workers` > 1)."""
-    from pipeline import store
-
     settings = json.loads(os.environ[SERVE_ENV])
     engine, cfg = store.existing(settings["db"], settings["config"])
     return create_app(engine, cfg, store.resolve(settings["db"], cfg))

@@ -25,9 +25,8 @@ def serve(db, host, port, config_path):
 
     Example: custdq serve --db sqlite:///.custdq/cases.db --port 8080
     """
-    import uvicorn
-
     from pipeline import store
+    from pipeline.web import serving
     from pipeline.web.app import SERVE_ENV, create_app
 
     engine, cfg = existing_store(db, config_path)
@@ -40,9 +39,9 @@ def serve(db, host, port, config_path):
     if workers > 1:  # each worker process opens the store itself
         engine.dispose()
         os.environ[SERVE_ENV] = json.dumps({"db": db, "config": config_path})
-        uvicorn.run("pipeline.web.app:from_environment", factory=True, workers=workers, **options)
+        serving.run("pipeline.web.app:from_environment", workers, **options)
     else:
-        uvicorn.run(create_app(engine, cfg, store.resolve(db, cfg)), **options)
+        serving.run(create_app(engine, cfg, store.resolve(db, cfg)), 1, **options)
 
 
 @click.group()

@@ -4,6 +4,9 @@ same moment would otherwise overwrite it), refused when the form is stale."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import sqlalchemy as sa
 
 from pipeline import clock
@@ -13,6 +16,9 @@ from pipeline.store.lock import store_lock
 from pipeline.store.schema import item_events, items
 from pipeline.web import queries
 from pipeline.web.calls import NOT_FOUND, Call, Refused
+
+
+_ONE_AT_A_TIME = threading.Lock()
 
 
 def dispose(call: Call, item_id: str, state: str, result: str, note: str, version) -> dict:
@@ -28,12 +34,20 @@ def dispose(call: Call, item_id: str, state: str, result: str, note: str, versio
                                                                       version.strip().isdigit())):
         raise Refused(422, "缺少版本号（version）：请刷新页面后重试", {"reason": "version must be a whole number"})
     sent = int(version)
+    wait = float(app.cfg["web"]["lock_wait_seconds"])
+    deadline = time.monotonic() + wait
+    busy = Refused(503, "案件库正在被夜间批处理使用，请几分钟后重试", {"reason": "the store is busy"})
+    # this process's dispositions queue here, in turn, and only the first polls for the store's lock
+    if not _ONE_AT_A_TIME.acquire(timeout=wait):
+        raise busy
     try:
-        with store_lock(app.engine, "web disposition", None, float(app.cfg["web"]["lock_wait_seconds"])):
-            with app.engine.begin() as conn:
+        with store_lock(app.writer, "web disposition", None, max(0.0, deadline - time.monotonic())):
+            with app.writer.begin() as conn:
                 return _apply(conn, call, item_id, Entry(item_id, state.strip(), result.strip(), note), sent)
     except (InputError, sa.exc.TimeoutError):
-        raise Refused(503, "案件库正在被夜间批处理使用，请几分钟后重试", {"reason": "the store is busy"}) from None
+        raise busy from None
+    finally:
+        _ONE_AT_A_TIME.release()
 
 
 def _apply(conn: sa.Connection, call: Call, item_id: str, entry: Entry, sent: int) -> dict:
