@@ -1,13 +1,16 @@
-"""python -m benchmarks.web [--items 1000000] [--sessions 50] [--seconds 60] [--think 0] [--db URL]:
-the web app under load (issue 18): `custdq serve` as a real process on loopback, over a store
-of a real night plus N synthetic open items (each with its raised event), and S concurrent
-sessions for T seconds, each signed in as a branch user (4 in 5) or a manager, alternating
-the worklist page (no filter, a rule, overdue, a later page) and `GET /api/items` with its
-token, `--think` seconds between requests (0: back to back, the worst case); `--workers`
-server processes (`web.workers`).
+"""python -m benchmarks.web [--items 1000000] [--sessions 50] [--seconds 60] [--think 0] [--workers 1]
+[--settle 0.1] [--db URL] [--folder DIR] [--py-spy FILE]: the web app under load (issue 18):
+`custdq serve` as a real process on loopback, over a store of a real night plus N synthetic
+open items (each with its raised event), and S concurrent sessions for T seconds, each signed
+in as a branch user (4 in 5) or a manager, alternating the worklist page (no filter, a rule,
+overdue, a later page, another order) and `GET /api/items` with its token; `--settle` of a
+branch session's steps settle one of its items through the API (a disposition: it changes the
+store under the readers); `--think` seconds between a session's steps (0: back to back, the
+worst case); `--workers` server processes (`web.workers`). `--folder` keeps the built store for
+the next run; `--py-spy` samples the server through the loaded phase.
 
-Baseline measured in the same run: the same requests from one session on the idle server;
-the figures are p50/p95/p99 under load and their ratio to that baseline.
+Baseline measured in the same run: the same steps from one session on the idle server; the
+figures are p50/p95/p99 under load and their ratio to that baseline.
 """
 
 from __future__ import annotations

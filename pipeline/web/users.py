@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import secrets
+import threading
 import unicodedata
 from dataclasses import dataclass
 
@@ -32,6 +33,9 @@ RIGHTS: dict[str, frozenset[str]] = {
 MIN_PASSWORD = 10
 MAX_NAME = 64
 _HASHER = argon2.PasswordHasher()
+# Argon2id takes 64 MiB per check (RFC 9106's second choice, argon2-cffi's default): a burst of
+# logins on forty request threads would take 2.5 GiB; four at a time, the others wait their turn
+_CHECKS = threading.BoundedSemaphore(4)
 
 
 @dataclass(frozen=True)
@@ -164,10 +168,11 @@ def authenticate(conn: sa.Connection, name: str, password: str, now: dt.datetime
 
 
 def _verify(hashed: str, password: str) -> bool:
-    try:
-        return _HASHER.verify(hashed, password)
-    except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
-        return False
+    with _CHECKS:
+        try:
+            return _HASHER.verify(hashed, password)
+        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+            return False
 
 
 _DUMMY = _HASHER.hash(secrets.token_hex(16))
