@@ -12,6 +12,7 @@ from pipeline import __version__, logs
 from pipeline.errors import ExitCode
 from pipeline.options import (IsoDate, OneLineErrors, config_option, db_option, existing_store, reports_errors,
                               say)
+from pipeline.retention.commands import retention
 from pipeline.web.commands import audit, serve, users
 
 
@@ -306,3 +307,4 @@ def report_quarterly(quarter, db, out_path, config_path):
 cli.add_command(serve)
 cli.add_command(users)
 cli.add_command(audit)
+cli.add_command(retention)

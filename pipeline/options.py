@@ -42,6 +42,8 @@ def reports_errors(fn):
         except KeyboardInterrupt:
             click.echo("custdq: interrupted; outputs of this night were not replaced", err=True)
             sys.exit(ExitCode.INTERRUPTED)
+        except click.ClickException:  # a usage error raised by the command itself: click says it, exit 2
+            raise
         except Exception as exc:
             if os.environ.get("CUSTDQ_DEBUG"):
                 raise

@@ -186,6 +186,16 @@ def existing(db: str | None, config_path: str | None) -> tuple[sa.Engine, dict]:
     return open_store(db, create=False, cfg=cfg), cfg
 
 
+def existing_key(engine: sa.Engine, db: str | None, cfg: dict) -> bytes:
+    """The hash key of an existing store (never created here), checked against its fingerprint."""
+    from pipeline.store import hashkey
+
+    key_file = hashkey.key_path(cfg["hash_key_file"], resolve(db, cfg))
+    key = hashkey.load_key(key_file, may_create=False)
+    check_key(engine, hashkey.fingerprint(key), hashkey.source(key_file))
+    return key
+
+
 def open_with_key(db: str | None, cfg: dict) -> tuple[sa.Engine, bytes, Created]:
     """For the commands that write contact hashes (`run`, `index load`): the store (created when
     absent), its hash key (created only for a store that has none yet) and what was created."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 metadata = sa.MetaData()
 meta = sa.Table("custdq_meta", metadata,
@@ -239,4 +239,21 @@ access_log = sa.Table(
     sa.Column("client", sa.Text),
     sa.Column("status", sa.Integer, nullable=False),
     sa.Index("ix_access_log_user", "user_name", "at"),
+)
+
+
+# --- retention (pipeline.retention, issue 19) -----------------------------------------------
+
+# one row per purge: who destroyed what, when, under which policy; never purged itself
+destructions = sa.Table(
+    "destructions", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("at", STAMP, nullable=False),
+    sa.Column("by", sa.Text, nullable=False),
+    sa.Column("as_of", D, nullable=False),
+    sa.Column("policy_version", sa.String(16), nullable=False),  # a digest of the policy below
+    sa.Column("policy", sa.Text, nullable=False),  # JSON: the retention settings applied
+    sa.Column("counts", sa.Text, nullable=False),  # JSON: per table and reason, rows and oldest/newest dates
+    sa.Column("digest", sa.String(64), nullable=False),  # HMAC-SHA-256 (the hash key) of the destroyed ids
+    sa.Column("key_fingerprint", sa.String(16), nullable=False),
 )
