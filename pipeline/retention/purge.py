@@ -47,6 +47,8 @@ def purge(engine: sa.Engine, policy: Policy, c: Cutoffs, by: str, key: bytes, wa
     """Destroy and record; returns the destruction record."""
     with store_lock(engine, "retention purge", None, wait_seconds):
         with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":  # deleted cells zeroed whatever SQLite was built with
+                conn.exec_driver_sql("PRAGMA secure_delete=ON")
             DOOMED.create(conn)
             conn.execute(DOOMED.insert().from_select(["item_id"], sa.select(items.c.item_id)
                                                      .where(plan.doomed_items(c))))
