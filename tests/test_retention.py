@@ -13,10 +13,14 @@ import openpyxl
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from stdnum import luhn
 
 from pipeline import store
 from pipeline.cases.quarterly import write_report
-from pipeline.store.schema import destructions, item_events, items, runs, suppressions
+from pipeline.book.digests import digest64
+from pipeline.book.index import ContactIndex
+from pipeline.store.schema import (contact_superseded, contacts, destructions, item_events, items, runs,
+                                   suppressions)
 from tests.helpers import fill, policy, postgres_url, read_outputs, write_csv
 
 NIGHTS = ["2015-03-02", "2015-03-04", "2021-06-02"]
@@ -29,12 +33,17 @@ def rows(date: str) -> list[dict]:
     """P10-P14 applicants whose sex contradicts their identity number (ID_SEX_MISMATCH), P30 and
     P31 two customers on one phone (PHONE_SHARED); from the second night P10, P11 and P12 are
     corrected at the source."""
-    day = {"issue_date": date, "receipt_date": date}
+    def day(n: int) -> dict:  # a valid card of its own (no BANK_CARD_LUHN, no shared account)
+        card = f"62220202{n:010d}"
+        return {"issue_date": date, "receipt_date": date, "bank_account": card + luhn.calc_check_digit(card)}
+
     fixed = date != NIGHTS[0]
-    out = [policy(f"P{n}", n, applicant_sex="男" if fixed and n in (10, 11, 12) else "女", **day)
+    out = [policy(f"P{n}", n, applicant_sex="男" if fixed and n in (10, 11, 12) else "女", **day(n))
            for n in (10, 11, 12, 13, 14)]
-    out += [policy("P30", 30, applicant_phone="13912340000", **day),
-            policy("P31", 31, applicant_phone="13912340000", **day)]
+    out += [policy("P30", 30, applicant_phone="13912340000", **day(30)),
+            policy("P31", 31, applicant_phone="13912340000", **day(31)),
+            policy("P50", 50, applicant_phone="13912345555", **day(50)),  # a pair whose items stay open
+            policy("P51", 51, applicant_phone="13912345555", **day(51))]
     return out
 
 
@@ -100,6 +109,21 @@ def report(db: str, quarter: str, path: Path) -> list[tuple]:
     return [tuple(c.value for c in r) for ws in openpyxl.load_workbook(path).worksheets for r in ws.iter_rows()]
 
 
+def contact_policies(db: str) -> set[str]:
+    """Every policy the contact index holds a row, a supersession or a digest of."""
+    engine = sa.create_engine(db)
+    with engine.begin() as conn:
+        index = ContactIndex(conn)
+        held = set(conn.execute(sa.select(contacts.c.policy_no)).scalars())
+        held |= {p for t in index.tiers().values() for p in t.column("policy_no").to_pylist()}
+        held |= set(conn.execute(sa.select(contact_superseded.c.policy_no)).scalars())
+        digests = set(index.digest("policy").tolist())
+    engine.dispose()
+    known = {f"P{n}" for n in (10, 11, 12, 13, 14, 30, 31, 50, 51)}
+    assert {p for p in known if int(digest64(pd.Series([p]), "policy_no")[0]) in digests} <= held
+    return held
+
+
 FINDING = ["item_id", "policy_no", "role", "rule_code", "severity", "field", "evidence"]
 
 
@@ -141,6 +165,9 @@ def test_a_purge_destroys_what_the_plan_lists_and_nothing_still_needed(invoke, t
             item_events.c.item_id.in_([chosen["P11"], chosen["P30"], resolved]))).scalar_one() == 0
     engine.dispose()
     assert chosen["P12"] in left and not {chosen["P11"], chosen["P30"], chosen["P31"], resolved} & left
+    # the contact index: every policy last seen before the cut-off goes, but not one with an open
+    # item (P13, P14, P50, P51)
+    assert contact_policies(a) == {"P13", "P14", "P50", "P51"}
     assert kept_runs == {NIGHTS[2]}  # the nights before the runs' cut-off, but not the one a re-run can take back
     assert (record["by"], record["as_of"], len(record["digest"])) == ("合规部李四", AS_OF, 64)
     counts = {(c["table"], c["reason"]): c["rows"] for c in json.loads(record["counts"])}

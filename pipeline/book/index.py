@@ -287,6 +287,7 @@ class ContactIndex:
             bulk_insert(self.conn, contact_superseded.name, ["policy_no", "version", "by_version"],
                         python_rows(supersede[["policy_no", "version", "by_version"]].astype(str)))
         written = self.segments.append(version, rows.tier_blobs(version, keep))
+        self.segments.note_seen(version, keep)
         self._superseded, self._gone = None, None
         if len(self.tonight):
             distinct = len(self.tonight)
@@ -318,6 +319,27 @@ class ContactIndex:
                 self.conn.execute(seg.insert().values(tier="main", kind=name, part=part, rows=len(chunk),
                                                       data=chunk.astype("<u8").tobytes()))
             self._digests[name] = merged
+
+    def forget_main_rows(self, gone: int) -> None:
+        """`gone` main-tier rows were deleted (pipeline.retention)."""
+        self._set_main_rows(max(0, self._main_rows() - gone))
+
+    def rebuild_digests(self) -> None:
+        """The main tier's digests anew from its rows, a page at a time (after rows were deleted:
+        a digest of a destroyed value must not stay behind)."""
+        seg = contact_segments
+        self.conn.execute(seg.delete().where(seg.c.tier == "main", seg.c.kind.in_(list(DIGESTS))))
+        self._digests = {}
+        added: dict[str, list[np.ndarray]] = {name: [] for name in DIGESTS}
+        result = self.conn.execute(sa.select(MAIN.c.value, MAIN.c.customer, MAIN.c.policy_no),
+                                   execution_options={"stream_results": True})
+        while rows := result.fetchmany(FETCH_ROWS):
+            value, customer, policy = zip(*rows)
+            added["value"].append(np.unique(digest64(pd.Series([bytes(v) for v in value], dtype=object), "value")))
+            added["customer"].append(np.unique(digest64(pd.Series([bytes(v) for v in customer], dtype=object),
+                                                        "customer")))
+            added["policy"].append(np.unique(digest64(pd.Series(policy, dtype=object), "policy_no")))
+        self._save_digests(added)
 
     def bulk_main(self, chunks: Iterable[pd.DataFrame]) -> int:
         """Append contact rows to the main tier in bulk: indexes dropped and rebuilt, digests merged."""

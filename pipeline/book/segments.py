@@ -34,6 +34,7 @@ SEGMENT_ROWS = 500_000  # rows per Arrow segment (well under the 1 GB blob limit
 TIER_ID = 1 << 40  # pool ids of tier rows: (tier number) * TIER_ID + position; main rows keep theirs
 DICTIONARY = ["kind", "field", "branch", "channel", "agent_code", "receipt_date", "version"]
 DIGESTED = ("value", "customer")
+SEEN = "seen"  # a tier's note of the policies its extract held unchanged (Tiers.note_seen)
 
 
 def tier_table(rows: pd.DataFrame) -> pa.Table:
@@ -161,7 +162,39 @@ class Tiers:
         self.forget()
         return written
 
-    def drop_all(self) -> None:
-        """Remove every tier (their rows went into the main tier)."""
-        self.conn.execute(contact_segments.delete().where(contact_segments.c.tier != "main"))
+    def rewrite(self, segment: Segment, table: pa.Table) -> None:
+        """Replace a segment's rows (and digests) with `table`, a subset of them; an empty one
+        removes the segment (pipeline.retention). Row ids of later segments of its tier move."""
+        seg = contact_segments
+        self.conn.execute(seg.delete().where(seg.c.tier == segment.tier, seg.c.part == segment.part,
+                                             seg.c.kind.in_(["rows", *DIGESTED])))
+        if table.num_rows:
+            self.conn.execute(seg.insert().values(tier=segment.tier, kind="rows", part=segment.part,
+                                                  rows=table.num_rows, data=serialise(table)))
+            for name in DIGESTED:
+                d = sorted_digests(table.column(name))
+                self.conn.execute(seg.insert().values(tier=segment.tier, kind=name, part=segment.part, rows=len(d),
+                                                      data=np.asarray(d, dtype="<u8").tobytes()))
         self.forget()
+
+    def drop_all(self) -> None:
+        """Remove every tier's rows (they went into the main tier); the appearances stay."""
+        self.conn.execute(contact_segments.delete().where(contact_segments.c.tier != "main",
+                                                          contact_segments.c.kind != SEEN))
+        self.forget()
+
+    def note_seen(self, tier: str, policies) -> None:
+        """Record that `tier`'s extract held these policies although their rows were not written
+        again (unchanged): the retention policy counts a policy's last appearance, not its last
+        change (pipeline.retention.contacts). Taken back with the tier (a re-run)."""
+        table = pa.table({"policy_no": pa.array([str(p) for p in policies], type=pa.large_string())})
+        if table.num_rows:
+            self.conn.execute(contact_segments.insert().values(tier=tier, kind=SEEN, part=0, rows=table.num_rows,
+                                                               data=serialise(table)))
+
+    def seen(self) -> Iterator[tuple[str, pa.Array]]:
+        """(tier, the policies it saw unchanged) for every tier that noted any, oldest first."""
+        seg = contact_segments
+        q = sa.select(seg.c.tier, seg.c.data).where(seg.c.kind == SEEN).order_by(seg.c.tier, seg.c.part)
+        for tier, data in self.conn.execute(q):
+            yield tier, decode(bytes(data)).column("policy_no").combine_chunks()

@@ -25,13 +25,15 @@ QUARTER_DAYS = 92  # the longest quarter: a report of the quarter just ended mus
 @dataclass(frozen=True)
 class Policy:
     closed_items_days: dict[str, int]
+    contacts_days: int
     runs_days: int
     access_log_days: int
 
     @property
     def as_json(self) -> str:
         return json.dumps({"closed_items_days": dict(sorted(self.closed_items_days.items())),
-                           "runs_days": self.runs_days, "access_log_days": self.access_log_days}, sort_keys=True)
+                           "contacts_days": self.contacts_days, "runs_days": self.runs_days,
+                           "access_log_days": self.access_log_days}, sort_keys=True)
 
     @property
     def version(self) -> str:
@@ -55,7 +57,8 @@ def from_config(cfg: dict) -> Policy:
     if missing:
         raise InputError(f"retention.closed_items_days: no period for {', '.join(missing)}")
     policy = Policy({reason: _days(closed[name], f"closed_items_days.{name}") for name, reason in CLOSE_REASONS.items()},
-                    _days(section.get("runs_days"), "runs_days"), _days(section.get("access_log_days"), "access_log_days"))
+                    _days(section.get("contacts_days"), "contacts_days"), _days(section.get("runs_days"), "runs_days"),
+                    _days(section.get("access_log_days"), "access_log_days"))
     check(policy, int(cfg["store"]["undo_nights"]))
     return policy
 
@@ -85,6 +88,7 @@ class Cutoffs:
 
     as_of: dt.date
     closed: dict[str, str]  # close reason -> ISO date: items closed before it
+    contacts: str  # ISO date: contact rows of policies that last appeared before it
     runs: str  # business dates before it
     access_log: str  # ISO date: looks before it (China time)
 
@@ -97,5 +101,6 @@ def cutoffs(policy: Policy, as_of: dt.date) -> Cutoffs:
         raise InputError(f"--as-of {as_of} is in the future (today is {today}); nothing was changed")
     closed = {r: (as_of - dt.timedelta(days=d)).isoformat() for r, d in policy.closed_items_days.items()}
     closed["false"] = quarter_start(as_of - dt.timedelta(days=policy.closed_items_days["false"])).isoformat()
-    return Cutoffs(as_of, closed, (as_of - dt.timedelta(days=policy.runs_days)).isoformat(),
+    return Cutoffs(as_of, closed, (as_of - dt.timedelta(days=policy.contacts_days)).isoformat(),
+                   (as_of - dt.timedelta(days=policy.runs_days)).isoformat(),
                    (as_of - dt.timedelta(days=policy.access_log_days)).isoformat())

@@ -17,7 +17,7 @@ import json
 import sqlalchemy as sa
 
 from pipeline import clock
-from pipeline.retention import plan
+from pipeline.retention import contacts, plan
 from pipeline.retention.policy import Cutoffs, Policy
 from pipeline.store import hashkey
 from pipeline.store.lock import store_lock
@@ -36,11 +36,16 @@ def _digest(conn: sa.Connection, parts: list[plan.Part], key: bytes) -> str:
     mac = hmac.new(key, b"custdq destruction v1\n", "sha256")
     for part in parts:
         columns = [part.table.c[k] for k in part.key]
-        result = conn.execution_options(stream_results=True).execute(
-            sa.select(*columns).where(part.where).order_by(*columns))
+        result = conn.execute(sa.select(*columns).where(part.where).order_by(*columns),
+                              execution_options={"stream_results": True})  # this query only, a page at a time
         while rows := result.fetchmany(PAGE):
             mac.update("".join(f"{part.name}\t" + "\t".join(str(v) for v in r) + "\n" for r in rows).encode("utf-8"))
     return mac.hexdigest()
+
+
+def _contacts_part() -> plan.Part:
+    """The contact index's destroyed policies, for the digest (their rows go by contacts.destroy)."""
+    return plan.Part("contacts", contacts.LAST, sa.true(), ["policy_no"], "last")
 
 
 def purge(engine: sa.Engine, policy: Policy, c: Cutoffs, by: str, key: bytes, wait_seconds: float) -> dict:
@@ -53,8 +58,9 @@ def purge(engine: sa.Engine, policy: Policy, c: Cutoffs, by: str, key: bytes, wa
             conn.execute(DOOMED.insert().from_select(["item_id"], sa.select(items.c.item_id)
                                                      .where(plan.doomed_items(c))))
             parts = plan.parts(c, sa.select(DOOMED.c.item_id))
-            counts = plan.figures(conn, c)  # the same rows, counted before they go
-            digest = _digest(conn, parts, key)
+            counts = plan.figures(conn, c)  # the same rows, counted before they go (fills contacts.DOOMED)
+            digest = _digest(conn, [_contacts_part(), *parts], key)
+            contacts.destroy(conn, c.contacts)
             for part in parts:
                 conn.execute(part.table.delete().where(part.where))
             DOOMED.drop(conn)
@@ -62,7 +68,7 @@ def purge(engine: sa.Engine, policy: Policy, c: Cutoffs, by: str, key: bytes, wa
                       "policy": policy.as_json, "counts": json.dumps(counts, ensure_ascii=False), "digest": digest,
                       "key_fingerprint": hashkey.fingerprint(key)}
             record["id"] = conn.execute(destructions.insert().values(**record)).inserted_primary_key[0]
-        _reclaim(engine, [p.table.name for p in parts])  # still under the lock: no night writes meanwhile
+        _reclaim(engine, [p.table.name for p in parts] + ["contacts", "contact_segments", "contact_superseded"])  # still under the lock: no night writes meanwhile
     return record
 
 
