@@ -42,8 +42,8 @@ def rows(date: str) -> list[dict]:
            for n in (10, 11, 12, 13, 14)]
     out += [policy("P30", 30, applicant_phone="13912340000", **day(30)),
             policy("P31", 31, applicant_phone="13912340000", **day(31)),
-            policy("P50", 50, applicant_phone="13912345555", **day(50)),  # a pair whose items stay open
-            policy("P51", 51, applicant_phone="13912345555", **day(51))]
+            policy("P50", 50, applicant_phone="13912345555", **day(50)),  # P50's item stays open, P51's is
+            policy("P51", 51, applicant_phone="13912345555", **day(51))]  # confirmed 虚假资料 (kept: Q4 2016)
     return out
 
 
@@ -74,14 +74,17 @@ def settle_years_ago(invoke, tmp_path: Path, db: str, first: pd.DataFrame) -> di
     the worklists; then their closing dates moved back to when such imports would have been made
     (the store records an import on the day it runs, and these stand for imports of 2015-2016)."""
     chosen = {"P11": ids(first, "P11", "ID_SEX_MISMATCH"), "P12": ids(first, "P12", "ID_SEX_MISMATCH"),
-              "P30": ids(first, "P30", "PHONE_SHARED"), "P31": ids(first, "P31", "PHONE_SHARED")}
+              "P30": ids(first, "P30", "PHONE_SHARED"), "P31": ids(first, "P31", "PHONE_SHARED"),
+              "P51": ids(first, "P51", "PHONE_SHARED")}
     filled = fill(tmp_path / f"a-{NIGHTS[0]}", {chosen["P11"]: ("已完成", "虚假资料", "冒用身份"),
                                                chosen["P12"]: ("已完成", "虚假资料", "冒用身份"),
                                                chosen["P30"]: ("已完成", "核实无误", "夫妻"),
-                                               chosen["P31"]: ("已完成", "核实无误", "夫妻")}, tmp_path / "filled")
+                                               chosen["P31"]: ("已完成", "核实无误", "夫妻"),
+                                               chosen["P51"]: ("已完成", "虚假资料", "借用电话")}, tmp_path / "filled")
     for path in filled:
         assert invoke("cases", "import", str(path), "--by", "张三", "--db", db).exit_code == 0
-    closed = {"P11": "2016-09-30", "P12": "2016-10-08", "P30": "2015-04-01", "P31": "2015-04-01"}  # Q3, Q4 2016
+    closed = {"P11": "2016-09-30", "P12": "2016-10-08", "P30": "2015-04-01", "P31": "2015-04-01",  # Q3, Q4 2016
+              "P51": "2016-10-08"}
     engine = sa.create_engine(db)
     with engine.begin() as conn:
         for p, day in closed.items():
@@ -166,7 +169,7 @@ def test_a_purge_destroys_what_the_plan_lists_and_nothing_still_needed(invoke, t
     engine.dispose()
     assert chosen["P12"] in left and not {chosen["P11"], chosen["P30"], chosen["P31"], resolved} & left
     # the contact index: every policy last seen before the cut-off goes, but not one with an open
-    # item (P13, P14, P50, P51)
+    # item (P13, P14, P50), nor P51, whose phone P50's open item is about (P51's own item is closed)
     assert contact_policies(a) == {"P13", "P14", "P50", "P51"}
     assert kept_runs == {NIGHTS[2]}  # the nights before the runs' cut-off, but not the one a re-run can take back
     assert (record["by"], record["as_of"], len(record["digest"])) == ("合规部李四", AS_OF, 64)
@@ -183,7 +186,10 @@ def test_a_purge_destroys_what_the_plan_lists_and_nothing_still_needed(invoke, t
 
     # the next night equals that of a store that never held what was destroyed: the one night
     # still in scope, then the same next night
-    run(invoke, tmp_path, b, NIGHTS[2], "b")
+    in_scope = run(invoke, tmp_path, b, NIGHTS[2], "b")  # with the one disposition still in the store
+    filled = fill(tmp_path / f"b-{NIGHTS[2]}", {ids(in_scope, "P51", "PHONE_SHARED"): ("已完成", "虚假资料", "借用电话")},
+                  tmp_path / "filled-b")
+    assert all(invoke("cases", "import", str(p), "--by", "张三", "--db", b).exit_code == 0 for p in filled)
     nxt_a = run(invoke, tmp_path, a, NEXT, "a")
     nxt_b = run(invoke, tmp_path, b, NEXT, "b")
     pd.testing.assert_frame_equal(nxt_a[FINDING].sort_values("item_id").reset_index(drop=True),

@@ -26,7 +26,7 @@ class Part:
     record's digest covers, `reason` (a column) and `dated` (a column) for the plan's figures."""
 
     name: str
-    table: sa.Table
+    table: sa.TableClause
     where: sa.ColumnElement
     key: list[str]
     dated: str

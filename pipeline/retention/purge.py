@@ -64,10 +64,11 @@ def purge(engine: sa.Engine, policy: Policy, c: Cutoffs, by: str, key: bytes, wa
             for part in parts:
                 conn.execute(part.table.delete().where(part.where))
             DOOMED.drop(conn)
-            record = {"at": clock.stamp(), "by": by, "as_of": c.as_of.isoformat(), "policy_version": policy.version,
+            record: dict[str, object] = {"at": clock.stamp(), "by": by, "as_of": c.as_of.isoformat(), "policy_version": policy.version,
                       "policy": policy.as_json, "counts": json.dumps(counts, ensure_ascii=False), "digest": digest,
                       "key_fingerprint": hashkey.fingerprint(key)}
-            record["id"] = conn.execute(destructions.insert().values(**record)).inserted_primary_key[0]
+            inserted = conn.execute(destructions.insert().values(**record)).inserted_primary_key
+            record["id"] = inserted[0] if inserted else None
         _reclaim(engine, [p.table.name for p in parts] + ["contacts", "contact_segments", "contact_superseded"])  # still under the lock: no night writes meanwhile
     return record
 

@@ -12,7 +12,6 @@ Tested with uvicorn 0.54 (pyproject pins the range): the supervisor class is uvi
 
 from __future__ import annotations
 
-import inspect
 import socket
 
 import uvicorn
@@ -35,8 +34,4 @@ def run(app, workers: int, **options) -> None:
         uvicorn.Server(Config(app, **options)).run()
         return
     config = Config(app, factory=True, workers=workers, **options)
-    sock = config.bind_socket()
-    if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn names the target
-        Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
-    else:
-        Multiprocess(config, sockets=[sock]).run()
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
