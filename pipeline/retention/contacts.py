@@ -120,7 +120,7 @@ def destroy(conn: sa.Connection, before: str) -> None:
     if gone:
         index.forget_main_rows(gone)
     tiers = Tiers(conn)
-    for segment, table in list(tiers.scan()):
+    for segment, table in tiers.scan():  # a segment at a time (rewriting one leaves the others' reads alone)
         policy = _text(table.column("policy_no"))
         doomed = _doomed_of(conn, policy)
         if len(doomed):
