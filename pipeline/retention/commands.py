@@ -77,6 +77,10 @@ def purge_command(as_of, by, db, config_path):
     say(f"destruction {record['id']} recorded: {sum(r['rows'] for r in counts)} row(s) destroyed as of "
         f"{record['as_of']} under policy {record['policy_version']} by {record['by']} (digest "
         f"{record['digest'][:16]}...); back-ups made before today still hold them (docs/retention.md)")
+    if not record["reclaimed"]:
+        say("warning: the store's file could not be rewritten (VACUUM) because another process held it; the "
+            "rows are destroyed and their cells zeroed: run `custdq retention purge` again in a quiet hour "
+            "to shrink the file")
 
 
 @retention.command("log")

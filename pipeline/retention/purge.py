@@ -69,7 +69,11 @@ def purge(engine: sa.Engine, policy: Policy, c: Cutoffs, by: str, key: bytes, wa
                       "key_fingerprint": hashkey.fingerprint(key)}
             inserted = conn.execute(destructions.insert().values(**record)).inserted_primary_key
             record["id"] = inserted[0] if inserted else None
-        _reclaim(engine, [p.table.name for p in parts] + ["contacts", "contact_segments", "contact_superseded"])  # still under the lock: no night writes meanwhile
+        try:  # still under the lock: no night writes meanwhile
+            _reclaim(engine, [p.table.name for p in parts] + ["contacts", "contact_segments", "contact_superseded"])
+            record["reclaimed"] = True
+        except sa.exc.OperationalError:  # a reader held the file past SQLite's busy timeout: the rows are gone
+            record["reclaimed"] = False
     return record
 
 
