@@ -53,6 +53,13 @@ def plan_command(as_of, db, config_path):
         f"destroyed; nothing was changed (`custdq retention purge --as-of {dates.as_of}` destroys them)")
 
 
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container): the record says so
+        return "unknown"
+
+
 @retention.command("purge")
 @click.option("--as-of", "as_of", type=IsoDate(), required=True, help="the day the periods are counted back from")
 @click.option("--by", "by", metavar="NAME", help="who orders the destruction (default: the login name)")
@@ -70,7 +77,7 @@ def purge_command(as_of, by, db, config_path):
     engine, cfg = existing_store(db, config_path)
     policy, dates = _policy_and_dates(cfg, as_of)
     key = store.existing_key(engine, db, cfg)
-    record = purge(engine, policy, dates, (by or getpass.getuser()).strip()[:64], key,
+    record = purge(engine, policy, dates, (by or _login_name()).strip()[:64] or "unknown", key,
                    float(cfg["store"]["lock_wait_seconds"]))
     counts = json.loads(record["counts"])
     click.echo(_render(counts))
