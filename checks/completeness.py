@@ -14,6 +14,7 @@ import pandas as pd
 
 from checks import findings
 from checks.findings import RuleContext
+from checks.masking import mask_raw, mask_text
 
 APPLICANT_KEYS = ("applicant_name", "applicant_sex", "applicant_birth_date", "applicant_id_type",
                   "applicant_id_no", "applicant_address", "applicant_phone")
@@ -38,10 +39,14 @@ def insured_is_minor(frame: pd.DataFrame, ctx: RuleContext) -> pd.Series:
     return (age < ctx.params.get("minor_age", 18)).fillna(False)
 
 
-def raw_evidence(ctx: RuleContext, column: str, mask: pd.Series) -> pd.Series:
-    """"原值: <value as read>" on the rows of `mask` (looked up for those rows only)."""
+def raw_evidence(ctx: RuleContext, column: str, mask: pd.Series, shape_only: bool) -> pd.Series:
+    """"原值: ..." on the rows of `mask` (looked up for those rows only): the placeholder a missing
+    field held, through mask_text (a placeholder has no long digit run; anything else that read as
+    missing keeps none); an unreadable value only by its shape (mask_raw), since a shifted export
+    puts phones, identity numbers and accounts into date and sex columns."""
     raw = ctx.raw.loc[mask.index[mask.to_numpy(dtype=bool)], column].astype("str").str.strip()
-    return ("原值: " + raw).where(raw.fillna("") != "", "").reindex(mask.index)
+    shown = mask_raw(raw) if shape_only else raw.map(mask_text, na_action="ignore").astype("str")
+    return ("原值: " + shown).where(raw.fillna("") != "", "").reindex(mask.index)
 
 
 def missing_field(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
@@ -54,7 +59,7 @@ def missing_field(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
             missing &= ~(exempt_insured_id if column in INSURED_ID else exempt_insured)
         if missing.any():
             label = ctx.labels[column]
-            evidence = raw_evidence(ctx, column, missing)  # the placeholder typed, never personal data
+            evidence = raw_evidence(ctx, column, missing, shape_only=False)  # the placeholder typed
             parts.append(findings.make(missing, role_of(column), column, f"{label}缺失", evidence))
     return findings.concat(parts)
 
@@ -66,6 +71,6 @@ def field_invalid(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
         if bad.any():
             label = ctx.labels[column]
             kind = "性别代码" if column.endswith("_sex") else "日期"
-            evidence = raw_evidence(ctx, column, bad)
+            evidence = raw_evidence(ctx, column, bad, shape_only=True)
             parts.append(findings.make(bad, role_of(column), column, f"{label}不是可识别的{kind}", evidence))
     return findings.concat(parts)

@@ -17,9 +17,46 @@ all of itself that way (6 + 4 of an 11-digit account is 10 of its digits), so it
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 
 import pandas as pd
+
+
+def mask_raw(values: pd.Series) -> pd.Series:
+    """A value as read, for evidence (FIELD_INVALID's 原值): its first character, every further
+    letter or digit as `*` (punctuation and spaces kept, so its shape shows), its last character
+    when it has 6 or more, and its length: useful to see what went wrong (a date written another
+    way, a phone in a date column), never the value itself.
+
+    >>> mask_raw(pd.Series(["1991/13/45", "13812345678", "3", "张三丰", "", None], dtype="str")).tolist()
+    ['1***/**/*5（10 个字符）', '1*********8（11 个字符）', '3', '张**（3 个字符）', '', nan]
+    """
+    s = values.astype("str").str.replace(_format(), "", regex=True)
+    n = s.str.len()
+    middle = s.str[1:].str.replace(r"[^\W_]", "*", regex=True)
+    shown = s.str[:1] + middle.where(n < 6, middle.str[:-1] + s.str[-1:])
+    return shown.where(n <= 1, shown + "（" + n.astype("Int64").astype("str") + " 个字符）").where(s.notna())
+
+
+def _ranges(category: str) -> str:
+    """A regex character class of every code point of a Unicode general category."""
+    points = [c for c in range(0x110000) if unicodedata.category(chr(c)) == category]
+    spans, first, last = [], points[0], points[0]
+    for c in points[1:] + [-1]:
+        if c == last + 1:
+            last = c
+            continue
+        spans.append(re.escape(chr(first)) + ("-" + re.escape(chr(last)) if last > first else ""))
+        first = last = c
+    return "[" + "".join(spans) + "]"
+
+
+@functools.cache
+def _format() -> re.Pattern:
+    """Format characters (zero-width space, soft hyphen, BOM, bidi controls ...): invisible, dropped."""
+    return re.compile(_ranges("Cf"))
 
 
 def _stars(lengths: pd.Series) -> pd.Series:
@@ -60,24 +97,124 @@ def mask_name(values: pd.Series) -> pd.Series:
     return (s.str[:1] + _stars((s.str.len() - 1).clip(lower=0)).astype("str")).where(s.notna())
 
 
-# a run of 6+ digits, possibly split by up to three spaces, dashes, dots or slashes at a time,
-# with an optional check character X: any identity number, phone or account a person typed
-# into free text (处理说明), however they grouped it (138 - 1234 - 5678, 6222/0212/3456/7890)
-_DIGIT_RUN = re.compile(r"\d(?:[\s\-./]{0,3}\d){5,}[xX]?")
+# ---- free text: notes, log lines, the access log, error messages ------------------------------
+
+# Separators a person (or a shifted export) may put between the digit groups of one number: any
+# character that is neither a letter nor a digit, judged after NFKC (full-width forms, NBSP and
+# the ideographic space fold to ASCII) - commas of every kind, brackets, dashes, underscores,
+# colons, spaces. Format characters (zero-width space, soft hyphen, BOM ...) are dropped first.
+# At most MAX_SEPARATORS of them in a row still join two digit groups.
+MAX_SEPARATORS = 4
+MIN_RUN = 7  # digits: a shorter run is a count, an amount or a date part, never a whole identifier
 
 
-def mask_digits_in_text(text: str) -> str:
-    """Free text with every long digit run reduced to its first and last character.
+def _digits_of(char: str) -> str | None:
+    """The ASCII digits one character stands for (full-width ３, Arabic-Indic ٣, circled ⑩ and
+    superscript ¹ alike), or None when it is not a digit."""
+    if char.isascii():
+        return char if char.isdigit() else None
+    folded = unicodedata.normalize("NFKC", char)
+    if not folded or not all(c.isdecimal() or c.isdigit() for c in folded):
+        return None
+    try:
+        return "".join(str(unicodedata.digit(c)) for c in folded)
+    except ValueError:
+        return None
 
-    >>> mask_digits_in_text("已联系客户，电话 138 1234 5678，身份证11010519491231002X")
-    '已联系客户，电话 1***********8，身份证1****************X'
-    >>> mask_digits_in_text("2026年11月回访3次")
-    '2026年11月回访3次'
-    >>> mask_digits_in_text("电话 138 - 1234 - 5678，卡号 6222/0212/3456/7890")
-    '电话 1***************8，卡号 6*****************0'
+
+def _is_x(char: str) -> bool:
+    return unicodedata.normalize("NFKC", char) in ("x", "X")
+
+
+def _joins(char: str) -> bool:
+    """May stand between two digit groups of one number: not a letter, not a digit."""
+    if char.isascii():
+        return not char.isalnum()
+    folded = unicodedata.normalize("NFKC", char)
+    return not folded or not any(c.isalnum() for c in folded)
+
+
+def mask_number(digits: str) -> str:
+    """One number, as ASCII digits (and a final X), in its JR/T 0171 display form: an identity
+    number (15 digits, or 17 and a check character) its first and last character, a mainland
+    mobile its first 3 and last 4 digits, a card-like account (16-19 digits) its first 6 and last
+    4; any other run of 7 or more digits its first and last digit only.
+
+    >>> [mask_number(d) for d in ("11010519491231002X", "13812345678", "6222021234567890123", "01012345678")]
+    ['1****************X', '138****5678', '622202*********0123', '0*********8']
     """
-    def hide(match: re.Match) -> str:
-        s = match.group(0)
-        return s[0] + "*" * (len(s) - 2) + s[-1]
+    n = len(digits)
+    if n in (15, 18) and digits[:-1].isdigit():
+        return digits[0] + "*" * (n - 2) + digits[-1]
+    if n == 11 and digits[0] == "1" and digits[1] in "3456789":
+        return digits[:3] + "****" + digits[-4:]
+    if 16 <= n <= 19 and digits.isdigit():
+        return digits[:6] + "*" * (n - 10) + digits[-4:]
+    return digits[0] + "*" * (n - 2) + digits[-1]
 
-    return _DIGIT_RUN.sub(hide, text or "")
+
+# a run that is exactly a calendar date, a time of day, or both, stays as typed
+_WHEN = re.compile(r"(?:(?:19|20)\d\d([-/.])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01]))?[ T]?"
+                   r"(?:(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?)?")
+
+
+def _spans(chars: list[str]) -> list[tuple[int, int, str]]:
+    """(start, end, digits) of every number in `chars` (format characters already dropped):
+    digit groups joined across at most MAX_SEPARATORS separators, with a final X when one
+    follows the last digit."""
+    spans, i, n = [], 0, len(chars)
+    while i < n:
+        first = _digits_of(chars[i])
+        if first is None:
+            i += 1
+            continue
+        start, digits, end, j = i, [first], i + 1, i + 1
+        while j < n:
+            k = j
+            while k < n and k - j < MAX_SEPARATORS and _digits_of(chars[k]) is None and _joins(chars[k]):
+                k += 1
+            d = _digits_of(chars[k]) if k < n else None
+            if d is None:
+                break
+            digits.append(d)
+            end, j = k + 1, k + 1
+        if end < n and _is_x(chars[end]):
+            digits.append("X")
+            end += 1
+        spans.append((start, end, "".join(digits)))
+        i = end
+    return spans
+
+
+def mask_text(text: str | None) -> str:
+    """Free text with every number in it that could be an identity number, phone or account
+    shown only in its masked form (mask_number), however its digits were typed or separated:
+    the one function for notes (处理说明), log lines, the access log and error messages.
+
+    Format characters are removed first; each other character is judged by its NFKC form, so
+    full-width digits and dashes, commas of every kind, brackets, colons, underscores and
+    non-breaking spaces between the groups of a number do not keep it whole. Runs of fewer than
+    MIN_RUN digits stay as typed, and so does a run that is exactly a calendar date or a time.
+
+    >>> mask_text("已联系客户，电话 138 1234 5678，身份证11010519491231002X")
+    '已联系客户，电话 138****5678，身份证1****************X'
+    >>> mask_text("电话１３８－１２３４－５６７８；卡号 6222/0212/3456/7890 1")
+    '电话138****5678；卡号 622202*******8901'
+    >>> mask_text("手机138\\u200b1234\\u00ad5678，座机(010)\\u00a01234_5678")
+    '手机138****5678，座机(0*********8'
+    >>> mask_text("2026年11月回访3次，2026-11-20 14:30 再访，金额 12,000 元")
+    '2026年11月回访3次，2026-11-20 14:30 再访，金额 12,000 元'
+    """
+    if not text:
+        return ""
+    chars = list(_format().sub("", str(text)))
+    out, last = [], 0
+    for start, end, digits in _spans(chars):
+        run = "".join(chars[start:end])
+        if len(digits.rstrip("X")) < MIN_RUN or _WHEN.fullmatch(unicodedata.normalize("NFKC", run)):
+            continue
+        out.append("".join(chars[last:start]))
+        out.append(mask_number(digits))
+        last = end
+    out.append("".join(chars[last:]))
+    return "".join(out)

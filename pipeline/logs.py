@@ -2,12 +2,15 @@
 
 custdq's own messages carry stage names, counts, timings and rule codes, never a value from the
 data. The formatter is the safety net for everything else that reaches a log line - a library's
-debug message, an exception text with a value in it, a traceback: every run of seven or more
-digits (spaces or hyphens between them allowed, a trailing X included) keeps only its first and
-last character. ISO dates and times stay readable; counts are logged with thousands separators.
+debug message, an exception text with a value in it, a traceback: every line passes
+checks.masking.mask_text, the one function that masks identity numbers, phones and accounts
+however their digits are grouped. Two forms only custdq's own lines use stay readable: counts
+with thousands separators below a billion (`count`) and IPv4 addresses with their port.
 
 >>> mask_line("phone 138-1234-5678, id 11010519491231002X, on 2026-11-20 at 02:45:21, 1,000,000 rows")
-'phone 1***********8, id 1****************X, on 2026-11-20 at 02:45:21, 1,000,000 rows'
+'phone 138****5678, id 1****************X, on 2026-11-20 at 02:45:21, 1,000,000 rows'
+>>> mask_line("listening on 127.0.0.1:8080; 1,381,234,5678 is no count")
+'listening on 127.0.0.1:8080; 138****5678 is no count'
 """
 
 from __future__ import annotations
@@ -16,19 +19,28 @@ import logging
 import re
 import sys
 
-_NUMBER = re.compile(r"(?<![0-9])[0-9](?:[ \-]?[0-9]){6,}(?![0-9])[xX]?", re.ASCII)
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+from checks.masking import mask_text
+
+# a count as `count` writes it (4 to 9 digits in groups of three), an IPv4 address with its port:
+# custdq's own forms, kept as they are (a stand-in letter holds their place while the line is masked)
+_OWN = re.compile(r"(?<![\d,.])(?:\d{1,3}(?:,\d{3}){1,2}|(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}"
+                  r"(?:25[0-5]|2[0-4]\d|1?\d?\d)(?::\d{1,5})?)(?![\d]|[,.]\d)")
+_STAND_IN = "\u16a0"  # a letter (RUNIC FENU), so the digits on either side of a kept form are not joined
 LEVELS = {0: logging.WARNING, 1: logging.INFO}
 
 
 def mask_line(text: str) -> str:
-    def hide(match: re.Match) -> str:
-        s = match.group(0)
-        if _DATE.fullmatch(s):
-            return s
-        return s[0] + "*" * (len(s) - 2) + s[-1]
+    kept: list[str] = []
 
-    return _NUMBER.sub(hide, text)
+    def keep(match: re.Match) -> str:
+        kept.append(match.group(0))
+        return _STAND_IN
+
+    masked = mask_text(_OWN.sub(keep, text.replace(_STAND_IN, "")))
+    parts = masked.split(_STAND_IN)
+    if len(parts) != len(kept) + 1:  # never expected: then nothing is kept as it was
+        return mask_text(text)
+    return "".join(p + k for p, k in zip(parts, kept + [""]))
 
 
 class MaskingFormatter(logging.Formatter):

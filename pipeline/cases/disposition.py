@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from checks.masking import mask_digits_in_text
+from checks.masking import mask_text
 from pipeline.cases.night import SHARED_RULES
 from pipeline.outputs.worklists import RESULTS, STATES
 from pipeline.store import read_frame
@@ -76,7 +76,7 @@ def problem(entry: Entry, item: dict | None) -> str | None:
 
 
 def note_of(text: str) -> str | None:
-    text = mask_digits_in_text((text or "").replace("\x00", ""))[:MAX_NOTE]
+    text = mask_text((text or "").replace("\x00", ""))[:MAX_NOTE]
     return text or None
 
 
