@@ -132,7 +132,7 @@ _RULES = (
     RuleSpec(
         "FIELD_INVALID", ERROR, "资料不完整", "关键信息无法识别", ROW, completeness.field_invalid,
         fires=("a key date (birth dates, issue date, receipt date) or sex code is present but unreadable; evidence "
-               "shows the value as read"),
+               "shows its shape only (first and last character, punctuation, length), never the value"),
     ),
 )
 

@@ -50,6 +50,19 @@ def load(path: str | Path | None = None) -> dict[str, Any]:
     if not isinstance(user, dict):
         raise ConfigError(f"{p}: config file must be a mapping of settings")
     try:
-        return _merge(cfg, user, "")
+        merged = _merge(cfg, user, "")
+        _check(merged)
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from None
+    return merged
+
+
+GUARDABLE = ("policy_no", "branch", "channel", "agent_code", "product_code")
+
+
+def _check(cfg: dict[str, Any]) -> None:
+    """Settings whose wrong value would only show in the middle of a night."""
+    guard = cfg["scope"]["identifier_guard"]
+    if not isinstance(guard, list) or not set(guard) <= set(GUARDABLE):
+        raise ConfigError(f"scope.identifier_guard must be a list of columns among {', '.join(GUARDABLE)} "
+                          f"(it is {guard!r})")

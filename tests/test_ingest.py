@@ -186,3 +186,47 @@ def test_full_width_header_punctuation_and_invisible_characters(invoke, tmp_path
     items, _, manifest = read_outputs(out)
     assert manifest["rows"]["rows_out_of_scope"] == 1 and manifest["inputs"][0]["columns_carried"] == []
     assert items[["policy_no", "field"]].values.tolist() == [["F2", "applicant_name"]]
+
+
+def test_a_personal_number_in_an_identifying_column_quarantines_its_row(invoke, tmp_path):
+    """Issue 27: a shifted export puts an identity number, a mobile or a card where the policy
+    number, branch, channel or agent code belong; those are stored and shown as they are, so the
+    row is quarantined naming the column and the form, and the value is found nowhere after."""
+    person = id_no("11010519491231002")
+    rows = [row(policy_no="P2026000001255"),  # a policy number with a long digit run is a code
+            row(policy_no=person[:6] + " " + person[6:]),  # separators do not hide the form
+            row(policy_no="P2", branch="138-1234-5678"),
+            row(policy_no="P3", agent_code="6222021234567890128"),
+            row(policy_no="P4", channel="+86 139 1234 5678"),
+            row(policy_no="P5", agent_code="6222021234567890129"),  # Luhn fails: a code
+            row(policy_no="P6", branch="11010519491231002"),  # 17 digits: no identity number
+            row(policy_no="P7", branch="110000202611200001")]  # wrong check character: a code
+    path = write_csv(tmp_path / "e.csv", rows)
+    result, out = run(invoke, tmp_path, path)
+    assert result.exit_code == 0, result.output
+    items, quarantine, manifest = read_outputs(out)
+    assert manifest["rows"]["rows_quarantined"] == 4 and manifest["rows"]["rows_in_scope"] == 4
+    reasons = dict(zip(quarantine["line"], quarantine["reason"]))
+    assert reasons["3"].startswith("policy_no (保单号) has the form of a resident identity number")
+    assert reasons["4"].startswith("branch (") and "mobile number" in reasons["4"]
+    assert "agent_code" in reasons["5"] and "bank card" in reasons["5"]
+    assert reasons["6"].startswith("channel (") and "mobile number" in reasons["6"]
+    assert quarantine["policy_no"].tolist() == ["", "P2", "P3", "P4"]  # never the personal number
+    assert set(items["policy_no"]) <= {"P2026000001255", "P5", "P6", "P7"}
+    for path in out.rglob("*"):
+        if path.is_file() and path.suffix in (".csv", ".json", ".html"):
+            text = path.read_text(encoding="utf-8")
+            assert person not in text and "13812345678" not in text and "6222021234567890128" not in text, path
+    assert not any("138" in p.name for p in (out / "worklists").glob("*.xlsx"))
+
+
+def test_the_identifier_guard_can_be_narrowed_and_refuses_an_unknown_column(invoke, tmp_path):
+    path = write_csv(tmp_path / "e.csv", [row(policy_no="6222021234567890128")])
+    config = tmp_path / "c.yaml"
+    config.write_text("scope:\n  identifier_guard: [branch, channel, agent_code]\n", encoding="utf-8")
+    result, out = run(invoke, tmp_path, path, extra=("--config", str(config)))
+    assert result.exit_code == 0, result.output
+    assert read_outputs(out)[2]["rows"]["rows_in_scope"] == 1  # the insurer's cards-as-policy-numbers
+    config.write_text("scope:\n  identifier_guard: [applicant_name]\n", encoding="utf-8")
+    result, _ = run(invoke, tmp_path, path, extra=("--config", str(config)))
+    assert result.exit_code == 2 and "scope.identifier_guard" in result.output, result.output

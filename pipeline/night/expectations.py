@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from checks.masking import mask_text
 from pipeline.outputs.datadocs import localise
 
 KEY_FIELDS = ["applicant_name", "applicant_id_no", "applicant_phone", "branch",
@@ -45,14 +46,21 @@ class GateResult:
                 "results": self.results}
 
 
+MAX_DISTINCT = 1000  # coded values kept per column: a value set has a few dozen; the rest only adds failures
+
+
 def profile(checked: pd.DataFrame) -> dict:
-    """What the suite needs of one chunk's in-scope rows: missing key fields, coded values."""
+    """What the suite needs of one chunk's in-scope rows: missing key fields, coded values (masked
+    with mask_text: a shifted export puts identity numbers and phones into the sex column, and
+    the values a failed value set shows go into Data Docs, the manifest and the store)."""
     values: dict[str, set] = {}
     for column, kind in CODED.items():
         if column in checked.columns:
             seen = checked[column].dropna().astype(str).str.strip()
             seen = seen.str.upper() if kind == "sex" else seen
-            values.setdefault(kind, set()).update(v for v in seen.unique() if v)
+            distinct = [v for v in seen.unique()[:MAX_DISTINCT] if v]
+            kept = values.setdefault(kind, set())
+            kept.update(mask_text(v) for v in distinct[:max(0, MAX_DISTINCT - len(kept))])
     return {"rows": len(checked), "values": values,
             "nulls": {name: int(checked[name].isna().sum()) for name in KEY_FIELDS if name in checked.columns}}
 
@@ -60,7 +68,8 @@ def profile(checked: pd.DataFrame) -> dict:
 def merge_profiles(a: dict | None, b: dict) -> dict:
     if a is None:
         return b
-    values = {k: a["values"].get(k, set()) | b["values"].get(k, set()) for k in a["values"].keys() | b["values"]}
+    values = {k: set(sorted(a["values"].get(k, set()) | b["values"].get(k, set()))[:MAX_DISTINCT])
+              for k in a["values"].keys() | b["values"]}
     nulls = {k: a["nulls"].get(k, 0) + b["nulls"].get(k, 0) for k in a["nulls"].keys() | b["nulls"]}
     return {"rows": a["rows"] + b["rows"], "values": values, "nulls": nulls}
 

@@ -213,7 +213,7 @@ def check_chunk(raw, sources, business_date, cfg, agents, key, version, stages, 
     with stages.stage("contract"):
         contract.validate_parsed(frame)
     with stages.stage("scope"):
-        sp = split(frame, sources, cfg)
+        sp = split(frame, sources, cfg, business_date)
     with stages.stage("check"):
         ctx = context(business_date, raw, cfg, agents, night)
         checked = frame[sp.in_scope]  # one object: analyses cached on ctx are shared by the stages

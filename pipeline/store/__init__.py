@@ -97,7 +97,9 @@ def open_store(url: str | None, create: bool = True, notify=None, cfg: dict | No
         except OSError as exc:
             raise InputError(f"case store {path}: cannot create its folder ({exc.strerror})") from None
     try:
-        engine = sa.create_engine(target)
+        # hide_parameters: a statement's values never reach a log line or an exception's text
+        # (a filter or a note holds what people typed)
+        engine = sa.create_engine(target, hide_parameters=True)
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_setup)
         with engine.begin() as conn:
@@ -125,7 +127,7 @@ def open_store(url: str | None, create: bool = True, notify=None, cfg: dict | No
 def sibling(engine: sa.Engine, connections: int) -> sa.Engine:
     """Another engine on the same store with a pool of its own, at most `connections` (the web
     app's dispositions: they never wait behind the readers for a connection)."""
-    other = sa.create_engine(engine.url, pool_size=connections, max_overflow=0)
+    other = sa.create_engine(engine.url, pool_size=connections, max_overflow=0, hide_parameters=True)
     if other.dialect.name == "sqlite":
         sa.event.listen(other, "connect", _sqlite_setup)
     return other

@@ -1,0 +1,55 @@
+"""What has the form of a personal number, over a column: a resident identity number, a
+mainland mobile number or a bank card.
+
+The identifying columns of an extract (policy number, branch, channel, agent code) are stored
+in the case store and shown to people as they are. When a core system's export shifts its
+columns, a customer's identity number, mobile or card lands there; `form_of` tells such values
+apart from codes, so the row can be quarantined instead of published (rows.scope).
+
+The forms are strict, so that codes are not taken for personal numbers: separators (spaces,
+dashes, dots ...) are ignored, then
+- 身份证号: 17 digits and a check character that is right (GB 11643-1999), a real birth date and
+  an address code that exists or existed (the checks of checks.ric_vector);
+- 手机号: 11 digits starting 13-19, with or without the country code 86;
+- 银行卡号: 16 to 19 digits that pass the Luhn check.
+What they cannot tell apart from a code, they leave alone: a landline, an account that is not a
+card, a 15-digit first-generation identity number (a branch code and a date make the same shape).
+
+>>> form_of(pd.Series(["11010519491231002X", "138-1234-5678", "6222021234567890128", "P2026000001255",
+...                    "广东分公司", "A0400001", None], dtype="str"), dt.date(2026, 11, 20)).tolist()
+['身份证号', '手机号', '银行卡号', nan, nan, nan, nan]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from checks.contacts import luhn_ok
+from checks.ric_vector import OK, analyse
+
+ID, MOBILE, CARD = "身份证号", "手机号", "银行卡号"
+
+
+def form_of(values: pd.Series, today: dt.date) -> pd.Series:
+    """Per value: ID, MOBILE, CARD, or missing when it has none of these forms."""
+    out = pd.Series(pd.NA, index=values.index, dtype="str")
+    text = values.astype("str")
+    compact = text.str.replace(r"[^0-9A-Za-z]", "", regex=True).str.upper()
+    candidate = compact.str.fullmatch(r"[0-9]{11,19}X?", na=False)
+    if not candidate.any():
+        return out
+    compact = compact[candidate]
+    id18 = compact.str.len() == 18
+    if id18.any():
+        ids = analyse(compact[id18], today)
+        real = (ids["status"] == OK) & ~ids["birth_invalid"] & ~ids["region_unknown"]
+        out[real[real].index] = ID
+    mobile = compact.str.fullmatch(r"(?:0?86)?1[3-9][0-9]{9}", na=False)
+    out[mobile[mobile].index] = MOBILE
+    cards = compact.str.fullmatch(r"[0-9]{16,19}", na=False) & out[compact.index].isna()
+    if cards.any():
+        ok = luhn_ok(compact[cards])
+        out[ok[ok].index] = CARD
+    return out
