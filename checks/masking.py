@@ -186,7 +186,7 @@ def _spans(chars: list[str]) -> list[tuple[int, int, str]]:
     return spans
 
 
-def mask_text(text: str | None) -> str:
+def mask_text(text: str | None, keep: re.Pattern | None = None) -> str:
     """Free text with every number in it that could be an identity number, phone or account
     shown only in its masked form (mask_number), however its digits were typed or separated:
     the one function for notes (处理说明), log lines, the access log and error messages.
@@ -194,7 +194,8 @@ def mask_text(text: str | None) -> str:
     Format characters are removed first; each other character is judged by its NFKC form, so
     full-width digits and dashes, commas of every kind, brackets, colons, underscores and
     non-breaking spaces between the groups of a number do not keep it whole. Runs of fewer than
-    MIN_RUN digits stay as typed, and so does a run that is exactly a calendar date or a time.
+    MIN_RUN digits stay as typed, and so does a run that is exactly a calendar date or a time,
+    or one inside a match of `keep` (the caller's own identifiers, e.g. item ids).
 
     >>> mask_text("已联系客户，电话 138 1234 5678，身份证11010519491231002X")
     '已联系客户，电话 138****5678，身份证1****************X'
@@ -208,10 +209,12 @@ def mask_text(text: str | None) -> str:
     if not text:
         return ""
     chars = list(_format().sub("", str(text)))
+    kept = [m.span() for m in keep.finditer("".join(chars))] if keep is not None else []
     out, last = [], 0
     for start, end, digits in _spans(chars):
         run = "".join(chars[start:end])
-        if len(digits.rstrip("X")) < MIN_RUN or _WHEN.fullmatch(unicodedata.normalize("NFKC", run)):
+        if len(digits.rstrip("X")) < MIN_RUN or _WHEN.fullmatch(unicodedata.normalize("NFKC", run)) or \
+                any(a <= start and end <= b for a, b in kept):
             continue
         out.append("".join(chars[last:start]))
         out.append(mask_number(digits))

@@ -99,7 +99,7 @@ def test_round_trip_run_fill_import_twice_next_night(invoke, night, tmp_path, db
     stored = store_rows(db, items).set_index("item_id")
     assert stored.loc[corrected, ["state", "close_reason", "work_state", "result"]].tolist() == \
         ["closed", "corrected", "已完成", "已更正"]
-    assert stored.loc[corrected, "note"] == "已补录电话 1***********8"  # no phone at rest
+    assert stored.loc[corrected, "note"] == "已补录电话 139****5678"  # no phone at rest
     assert stored.loc[false, "close_reason"] == "false"
     assert stored.loc[busy, ["state", "work_state", "result"]].tolist() == ["open", "处理中", "无法联系"]
     assert stored.loc[busy, "disposed_by"] == "王五"

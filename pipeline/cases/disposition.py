@@ -5,8 +5,9 @@ changes: the item, an event with who made it and from where, and the suppression
 Settling (已完成 + a result): 已更正 and 核实无误 close the item, 虚假资料 closes it and keeps it
 for the quarterly report, 无法联系 records the attempt and leaves it open. 核实无误 also writes
 suppressions: the same customers on the same value are not raised again (pipeline.cases.night).
-Free text in 处理说明 is stored with long digit runs masked (teams sometimes type a phone or an
-identity number there; the store keeps none in plaintext).
+Free text in 处理说明 is stored through checks.masking.mask_text (teams sometimes type a phone or
+an identity number there, grouped any way; the store keeps none in plaintext), and so is what a
+refusal quotes of a cell.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from checks.masking import mask_text
+from pipeline.night.items import ITEM_ID
 from pipeline.cases.night import SHARED_RULES
 from pipeline.outputs.worklists import RESULTS, STATES
 from pipeline.store import read_frame
@@ -47,14 +49,14 @@ def problem(entry: Entry, item: dict | None) -> str | None:
     if not entry.item_id:
         return "问题件编号为空"
     if item is None:
-        return f"问题件编号 {entry.item_id[:40]} 不存在（不是本案件库中的问题件）"
+        return f"问题件编号 {mask_text(entry.item_id[:40], ITEM_ID)} 不存在（不是本案件库中的问题件）"
     for header, column in CHECKED.items():
         if entry.checked.get(header) and entry.checked[header] != str(item[column]):
             return f"{header}已被修改，与问题件 {entry.item_id} 的记录不一致：此行未作任何更改"
     if entry.state and entry.state not in STATES:
-        return f"处理状态「{entry.state[:20]}」不在可选项中（{_choices(STATES)}）"
+        return f"处理状态「{mask_text(entry.state[:20])}」不在可选项中（{_choices(STATES)}）"
     if entry.result and entry.result not in RESULTS:
-        return f"处理结果「{entry.result[:20]}」不在可选项中（{_choices(RESULTS)}）"
+        return f"处理结果「{mask_text(entry.result[:20])}」不在可选项中（{_choices(RESULTS)}）"
     state = entry.state or STATES[0]
     if state == "已完成" and not entry.result:
         return "处理状态为已完成，但未填写处理结果"

@@ -26,6 +26,8 @@ import pandas as pd
 import sqlalchemy as sa
 from openpyxl.utils.exceptions import InvalidFileException
 
+from checks.masking import mask_text
+from pipeline.night.items import ITEM_ID
 from pipeline import clock
 from pipeline.cases.disposition import CHECKED, Entry, apply, problem
 from pipeline.cases.night import CHUNK
@@ -158,7 +160,8 @@ def import_worklists(conn: sa.Connection, paths: list[str], who: str | None = No
                 (row.state, row.result, row.note):
             reason = f"问题件 {row.item_id} 再次出现，且处理与首次不同（首次出现在 {first.where}）"
         if reason is not None:
-            report.rejected.append({"file": row.file, "row": row.line, "item_id": row.item_id[:40], "reason": reason})
+            report.rejected.append({"file": row.file, "row": row.line, "item_id": mask_text(row.item_id[:40], ITEM_ID),
+                                    "reason": reason})
             continue
         seen.setdefault(row.item_id, row)
         assert item is not None  # problem() refused a row whose item is not in the store

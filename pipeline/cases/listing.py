@@ -14,6 +14,8 @@ import datetime as dt
 import pandas as pd
 import sqlalchemy as sa
 
+from checks.masking import mask_text
+from pipeline.night.items import ITEM_ID
 from pipeline.store.schema import item_events, items
 from pipeline.errors import InputError
 from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, ROLE_NAMES, SEVERITY_NAMES, STATE_NAMES, changes,
@@ -36,7 +38,7 @@ def open_items(conn: sa.Connection, as_of: dt.date, overdue: bool = False, branc
                                   .order_by(items.c.branch)).scalars())
         if branch not in known:
             shown = ", ".join(b for b in known if b) or "none"
-            raise InputError(f"--branch {branch}: no open item in that branch; the branches with open items: {shown}")
+            raise InputError(f"--branch {mask_text(branch[:60])}: no open item in that branch; the branches with open items: {shown}")
         query = query.where(items.c.branch == branch)
     if overdue:
         query = query.where(items.c.due_date < as_of.isoformat())
@@ -87,7 +89,7 @@ def show(conn: sa.Connection, item_id: str) -> str:
     """One item (masked, as the worklists show it) and its whole history, oldest event first."""
     row = conn.execute(sa.select(items).where(items.c.item_id == item_id.strip().upper())).mappings().first()
     if row is None:
-        raise InputError(f"item {item_id[:40]}: no such item in the case store")
+        raise InputError(f"item {mask_text(item_id[:40], ITEM_ID)}: no such item in the case store")
     state = STATE_NAMES.get(row["state"], row["state"])
     if row["state"] == "closed":
         state += f"（{CLOSE_NAMES.get(row['close_reason'], row['close_reason'])}，{row['closed_on']}）"

@@ -17,6 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 import xlsxwriter
 
+from checks.masking import mask_text
 from pipeline.store.schema import items
 from pipeline.errors import InputError
 from pipeline.store import read_frame
@@ -32,7 +33,7 @@ def quarter_bounds(text: str) -> tuple[dt.date, dt.date]:
     """
     m = QUARTER.match(text.strip().upper())
     if not m:
-        raise InputError(f"--quarter {text!r}: expected YYYYQn, e.g. 2026Q3")
+        raise InputError(f"--quarter {mask_text(text[:20])!r}: expected YYYYQn, e.g. 2026Q3")
     year, q = int(m.group(1)), int(m.group(2))
     start = dt.date(year, 3 * q - 2, 1)
     end = dt.date(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1) - dt.timedelta(days=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -41,6 +42,10 @@ def night_deadlines(business_date: dt.date, calendar: WorkCalendar, cfg: dict) -
     list_due, p1 = calendar.add_workdays(business_date, int(d["list_working_days"]))
     channel_due, p2 = calendar.add_workdays(list_due, int(d["channel_working_days"]))
     return Deadlines(list_due, channel_due, p1 or p2)
+
+
+# an item id as item_ids makes it: kept readable where text is masked (checks.masking.mask_text)
+ITEM_ID = re.compile(r"\bDQ[0-9A-F]{16}\b")
 
 
 def item_ids(table: pd.DataFrame) -> pd.Series:
