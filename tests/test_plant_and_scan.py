@@ -308,8 +308,30 @@ def scan(folder: Path, record: Record, db: str, secrets: set[str]) -> list[str]:
     return found
 
 
+PG_LOGS = Path("/var/log/postgresql")
+
+
+def server_logs() -> dict[Path, int]:
+    """The PostgreSQL server's log files this process may read, with their sizes now."""
+    try:
+        return {p: p.stat().st_size for p in PG_LOGS.glob("*.log") if os.access(p, os.R_OK)}
+    except OSError:
+        return {}
+
+
+def logged_since(before: dict[Path, int]) -> str:
+    """What the PostgreSQL server logged since `before` (its statements and errors)."""
+    text = []
+    for path in server_logs():
+        with path.open("rb") as fh:
+            fh.seek(before.get(path, 0))
+            text.append(fh.read().decode("utf-8", "replace"))
+    return "".join(text)
+
+
 def plant_and_scan(plan: Plan, backend: str) -> None:
     folder = Path(tempfile.mkdtemp(prefix=f"custdq-plant-{backend}-"))
+    pg_log = server_logs()
     try:
         (folder / "in").mkdir()
         db = f"sqlite:///{folder / 'store' / 'cases.db'}" if backend == "sqlite" else postgres_url()
@@ -344,6 +366,8 @@ def plant_and_scan(plan: Plan, backend: str) -> None:
                      ("report", "quarterly", "--quarter", "2026Q4", "--out", str(folder / "report.xlsx"))):
             done = record.run(*args, "--db", db, cwd=folder)
             assert done.returncode == 0, (args, done.stderr)
+        if backend == "postgresql":  # the database server's own log, where this machine lets us read it
+            record.texts.append(("the PostgreSQL server's log", logged_since(pg_log)))
         found = scan(folder, record, db, plan.secrets)
         assert not found, "planted values found:\n" + "\n".join(found)
     finally:
