@@ -36,6 +36,7 @@ def form_of(values: pd.Series, today: dt.date) -> pd.Series:
     """Per value: ID, MOBILE, CARD, or missing when it has none of these forms."""
     out = pd.Series(pd.NA, index=values.index, dtype="str")
     text = values.astype("str")
+    text = text[text.str.len() >= 11]  # every form has 11 digits or more: branch names and codes go at once
     compact = text.str.replace(r"[^0-9A-Za-z]", "", regex=True).str.upper()
     candidate = compact.str.fullmatch(r"[0-9]{11,19}X?", na=False)
     if not candidate.any():
