@@ -275,7 +275,7 @@ def test_a_schema_5_store_gains_the_web_tables_and_the_ordered_indexes(invoke, t
     assert indexes == {"ix_items_open_due", "ix_items_open_branch", "ix_items_open_rule", "ix_items_open_agent",
                        "ix_items_policy_item", "ix_items_open_scope"}
     assert indexes <= counted  # the planner's statistics cover the new indexes (schema 7)
-    assert {"users", "api_tokens", "access_log"} <= tables and version == str(store.SCHEMA_VERSION) == "8"
+    assert {"users", "api_tokens", "access_log"} <= tables and version == str(store.SCHEMA_VERSION) == "9"
 
 
 def test_quarterly_report_lists_confirmed_false_information(night, invoke, tmp_path, db):

@@ -4,9 +4,11 @@ schema migration, the run records. The tables themselves are pipeline.store.sche
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +16,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from pipeline import clock
 from pipeline.errors import InputError
-from pipeline.store.schema import REPLACED_INDEXES, SCHEMA_VERSION, items, meta, metadata, night_dims, runs
+from pipeline.store.schema import (REPLACED_INDEXES, SCHEMA_VERSION, TOKEN_DAYS, access_log, api_tokens, items, meta,
+                                   metadata, night_dims, runs)
 
 DEFAULT_URL = "sqlite:///.custdq/cases.db"
 
@@ -233,7 +237,32 @@ def migrate(conn: sa.Connection, have: int) -> None:
         for index in items.indexes:
             index.create(conn, checkfirst=True)
         refresh_statistics(conn)  # a new index without statistics misleads SQLite's planner
+    if have < 9:
+        _tokens_expire(conn)
     conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+
+
+def _tokens_expire(conn: sa.Connection) -> None:
+    """Schema 9: every API token gains a random public id and an expiry; a token made before
+    expires TOKEN_DAYS (90) days after this migration, as a new one would (it keeps working until
+    then, so no other system breaks the morning after an upgrade). The access log gains `target`."""
+
+    def add(table: sa.Table, *names: str) -> None:
+        have = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+        for name in names:
+            if name not in have:  # a table create_all has just made has them already
+                column = table.c[name]
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {name} "
+                                     f"{column.type.compile(dialect=conn.dialect)}")
+
+    add(api_tokens, "token_id", "expires_at")
+    expires = (clock.now() + dt.timedelta(days=TOKEN_DAYS)).isoformat(timespec="seconds")
+    for token_hash in conn.execute(sa.select(api_tokens.c.token_hash).where(api_tokens.c.token_id.is_(None))).scalars().all():
+        conn.execute(api_tokens.update().where(api_tokens.c.token_hash == token_hash)
+                     .values(token_id=secrets.token_hex(6), expires_at=expires))
+    add(access_log, "target")
+    for index in (*api_tokens.indexes, *access_log.indexes):
+        index.create(conn, checkfirst=True)
 
 
 def refresh_statistics(conn: sa.Connection) -> None:

@@ -4,8 +4,10 @@ Versions: 1 runs; 2 adds the contact index and the hash-key fingerprint; 3 adds 
 item_events and suppressions; 4 adds night_dims (the dashboard's per-branch, channel and agent
 figures of each night); 5 adds `items.reopen_reason`, `night_undo` (each night's changes, for
 exact re-runs) and `rewinds`; 6 adds the web app's `users`, `api_tokens` and
-`access_log`, and the items' indexes in deadline order. An older store is migrated on open (pipeline.store.migrate), a
-newer one refused.
+`access_log`, and the items' indexes in deadline order; 7 the branch-scope index of the open
+list; 8 `destructions` (retention); 9 the API tokens' public id and expiry and the access log's
+`target` (the user name a login tried). An older store is migrated on open
+(pipeline.store.migrate), a newer one refused.
 
 Personal data: keyed hashes and masked forms only, never a plaintext identity number, phone or
 account. An item holds what the worklist shows (masked evidence, policy number, branch,
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 metadata = sa.MetaData()
 meta = sa.Table("custdq_meta", metadata,
@@ -221,11 +223,19 @@ users = sa.Table(
     # adds one, which ends every session cookie issued before (copies included)
     sa.Column("sessions", sa.Integer, nullable=False, server_default="0"),
 )
+TOKEN_DAYS = 90  # an API token's life unless `custdq users token --days` says otherwise
+MAX_TOKEN_DAYS = 3650
 api_tokens = sa.Table(
     "api_tokens", metadata,
     sa.Column("token_hash", sa.String(64), primary_key=True),  # SHA-256 of the token, hex
     sa.Column("user_name", sa.String(64), nullable=False, index=True),
     sa.Column("created_at", STAMP, nullable=False),
+    # schema 9: the id people name a token by (`custdq users tokens` / `revoke`; random, never
+    # derived from the token) and when it stops working. Nullable only in a store migrated from
+    # schema 8, where the migration fills both in (pipeline.store.migrate)
+    sa.Column("token_id", sa.String(16), nullable=False),
+    sa.Column("expires_at", STAMP, nullable=False),
+    sa.Index("ix_api_tokens_token_id", "token_id", unique=True),
 )
 # every request that showed or changed items, the report or users; the app only appends
 access_log = sa.Table(
@@ -238,7 +248,11 @@ access_log = sa.Table(
     sa.Column("item_ids", sa.Text),  # the item ids shown or changed, comma-separated
     sa.Column("client", sa.Text),
     sa.Column("status", sa.Integer, nullable=False),
+    # schema 9: the user name a login tried (masked by checks.masking.mask_text: people type
+    # phones into login boxes), for the attempts that failed too; None for other requests
+    sa.Column("target", sa.Text),
     sa.Index("ix_access_log_user", "user_name", "at"),
+    sa.Index("ix_access_log_target", "target", "at"),
 )
 
 

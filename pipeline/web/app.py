@@ -5,11 +5,14 @@ pipeline.web.api."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
 import os
 import tempfile
+import time
+import unicodedata
 import urllib.parse
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from checks.catalogue import RULES
+from checks.masking import mask_text
 from pipeline import clock
 from pipeline.cases.quarterly import confirmed_false, quarter_bounds, write_report
 from pipeline.errors import InputError
@@ -35,7 +39,7 @@ from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROL
 from pipeline.outputs.worklists import COLUMNS, RESULTS, ROWS_PER_FILE, STATES, write_worklist
 from pipeline import store
 from pipeline.store import hashkey
-from pipeline.web import api, audit, queries, security, users
+from pipeline.web import api, audit, logins, queries, security, users
 from pipeline.web.calls import NOT_FOUND, Call, Refused, guarded
 from pipeline.web.dispose import dispose
 
@@ -47,6 +51,7 @@ ROLE_TITLES = {"branch": "机构用户", "manager": "管理人员", "compliance"
 
 def create_app(engine: sa.Engine, cfg: dict, url: str) -> Starlette:
     web = cfg["web"]
+    settings = logins.Settings.of(web)
     key_file = Path(web["session_key_file"]).expanduser() if web["session_key_file"] else \
         hashkey.key_path(None, url).with_name("web.key")
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
@@ -70,18 +75,25 @@ def create_app(engine: sa.Engine, cfg: dict, url: str) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app):
         app.state.recorder = audit.Recorder(store.sibling(engine, 1))  # the access log's one writer
+        app.state.checks = logins.Checks(settings.checks, settings.queue)
         try:
             yield
         finally:
+            app.state.checks.close()
             app.state.recorder.close()
             app.state.recorder.engine.dispose()
             app.state.writer.dispose()
+            app.state.login_engine.dispose()
 
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.engine, app.state.cfg = engine, cfg
     # dispositions, one at a time per process, write through their own two connections (the
     # lock's and the transaction's on PostgreSQL): never queued behind fifty readers for one
     app.state.writer = store.sibling(engine, 2)
+    # logins count their attempts through connections of their own: a flood never takes the pages'
+    app.state.login_engine = store.sibling(engine, settings.checks)
+    app.state.limits = logins.Limits(settings.per_address, settings.per_user, settings.window)
+    app.state.session_max_seconds = settings.session_max_seconds
     app.state.templates = Jinja2Templates(env=env)
     return app
 
@@ -111,40 +123,51 @@ async def home(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
-    templates = request.app.state.templates
+    """Sign in. The password check runs on the checks' own threads (pipeline.web.logins), after
+    the address's and the name's rate limits; every attempt is a row of the access log naming
+    the user it tried (masked)."""
+    state = request.app.state
     if request.method == "GET":
-        return templates.TemplateResponse(request, "login.html", {"user": None, "message": None,
-                                                                  "csrf": security.csrf_token(request)})
+        return _login_page(request, None, 200)
     form = await request.form()
-    return await run_in_threadpool(_login, request, dict(form))
-
-
-def _login(request: Request, form: dict) -> Response:
-    app, templates = request.app.state, request.app.state.templates
-    web = app.cfg["web"]
-    name = str(form.get("name", ""))[:users.MAX_NAME]
-    status, message, who = 200, None, None
-    if not security.csrf_ok(request, form.get("csrf")):
-        status, message = 403, "表单已过期，请重新登录"
-    else:
-        with app.engine.begin() as conn:
-            done = users.authenticate(conn, name, str(form.get("password", "")), clock.now(),
-                                      int(web["login_failures"]), dt.timedelta(minutes=int(web["lockout_minutes"])))
-        if done.user is not None:
-            request.session.clear()
-            request.session["user"] = done.user.name
-            request.session["sessions"] = done.user.sessions
-            security.csrf_token(request)  # a new token for the new session
-            who = done.user.name
-            _log_login(request, who, 303)
-            return RedirectResponse("/items" if done.user.may("items") else "/users", status_code=303)
+    name = users.login_name(form.get("name"))
+    client = request.client.host if request.client else None
+    if not security.csrf_ok(request, str(form.get("csrf") or "")):
+        return await _login_refused(request, name, 403, "表单已过期，请重新登录")
+    wait = state.limits.take(client, name)
+    if wait:
+        await asyncio.sleep(logins.HOLD)
+        return await _login_refused(request, name, 429, f"登录尝试过于频繁，请 {wait} 秒后再试", wait)
+    web = state.cfg["web"]
+    try:
+        done = await state.checks.run(users.authenticate, state.login_engine, name, str(form.get("password", "")),
+                                      clock.now(), int(web["login_failures"]),
+                                      dt.timedelta(minutes=int(web["lockout_minutes"])))
+    except logins.Busy as busy:
+        return await _login_refused(request, name, 503, "登录的人太多，请稍后再试", busy.retry_after)
+    if done.user is None:
         # one answer for an unknown user, a wrong password and a locked user: none tells names apart
-        status = 401
-        message = (f"用户名或密码错误（连续失败 {web['login_failures']} 次后账号锁定 {web['lockout_minutes']} 分钟）")
-    _log_login(request, who, status)
-    return templates.TemplateResponse(request, "login.html", {"user": None, "message": message,
-                                                              "csrf": security.csrf_token(request)},
-                                      status_code=status)
+        return await _login_refused(request, name, 401, f"用户名或密码错误（连续失败 {web['login_failures']} 次后账号锁定 "
+                                                        f"{web['lockout_minutes']} 分钟）")
+    state.limits.give_back(client, name)
+    request.session.clear()
+    request.session["user"] = done.user.name
+    request.session["sessions"] = done.user.sessions
+    request.session["since"] = int(time.time())  # the session ends web.session_max_hours after this
+    security.csrf_token(request)  # a new token for the new session
+    await run_in_threadpool(_log_login, request, done.user.name, 303, "/login", name)
+    return RedirectResponse("/items" if done.user.may("items") else "/users", status_code=303)
+
+
+def _login_page(request: Request, message: str | None, status: int, headers: dict | None = None) -> Response:
+    return request.app.state.templates.TemplateResponse(request, "login.html", {
+        "user": None, "message": message, "csrf": security.csrf_token(request)}, status_code=status, headers=headers)
+
+
+async def _login_refused(request: Request, name: str, status: int, message: str,
+                         retry_after: int | None = None) -> Response:
+    await run_in_threadpool(_log_login, request, None, status, "/login", name)
+    return _login_page(request, message, status, {"retry-after": str(retry_after)} if retry_after else None)
 
 
 def _sign_out(request: Request, who: str | None) -> None:
@@ -154,9 +177,16 @@ def _sign_out(request: Request, who: str | None) -> None:
     _log_login(request, who, 303, "/logout")
 
 
-def _log_login(request: Request, who: str | None, status: int, path: str = "/login") -> None:
+def _log_login(request: Request, who: str | None, status: int, path: str, target: str | None = None) -> None:
+    """A login's row of the access log; `target`: the name typed (masked: people type phones)."""
     request.app.state.recorder.record(clock.stamp(), who, "POST", path, [],
-                                      request.client.host if request.client else None, status)
+                                      request.client.host if request.client else None, status,
+                                      target=_target(target))
+
+
+def _target(name: str | None) -> str | None:
+    masked = "".join(c for c in mask_text(name) if unicodedata.category(c) != "Cc")  # no NUL reaches the store
+    return masked or None
 
 
 async def logout(request: Request) -> Response:
@@ -226,7 +256,7 @@ def access_page(call: Call) -> Response:
 
 @guarded("users", api=False)
 def users_page(call: Call) -> Response:
-    return _page(call, "users.html", {"users": users.listing(call.conn)})
+    return _page(call, "users.html", {"users": users.listing(call.conn, clock.now())})
 
 
 @guarded("dashboard", api=False)

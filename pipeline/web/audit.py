@@ -1,6 +1,7 @@
 """The access log (SPEC 8): every request that shows or changes items, the report or users, one
 row each: who, when, method and path, the item ids shown or changed, the client's address and
-the status code. The app only ever appends to it; `compliance` reads it (web, API and
+the status code; a login also the user name it tried (`target`, masked), whether it succeeded
+or not, so an attack on one account shows. The app only ever appends to it; `compliance` reads it (web, API and
 `custdq audit list`). A path's query string is kept as sent: no query parameter carries
 personal data (filters are rule codes, branches, states and dates)."""
 
@@ -14,18 +15,19 @@ from dataclasses import dataclass, field
 import pandas as pd
 import sqlalchemy as sa
 
+from checks.masking import mask_text
 from pipeline.store.schema import access_log
 
 def _row(at: str, user: str | None, method: str, path: str, item_ids: list[str], client: str | None,
-         status: int) -> dict:
+         status: int, target: str | None = None) -> dict:
     return {"at": at, "user_name": user, "method": method, "path": path[:2000],
             "item_ids": ",".join(item_ids) or None,  # all of them, an export's too: who looked at which record
-            "client": client, "status": status}
+            "client": client, "status": status, "target": target[:200] if target else None}
 
 
 def record(conn: sa.Connection, at: str, user: str | None, method: str, path: str, item_ids: list[str],
-           client: str | None, status: int) -> None:
-    conn.execute(access_log.insert().values(_row(at, user, method, path, item_ids, client, status)))
+           client: str | None, status: int, target: str | None = None) -> None:
+    conn.execute(access_log.insert().values(_row(at, user, method, path, item_ids, client, status, target)))
 
 
 @dataclass
@@ -49,8 +51,8 @@ class Recorder:
         self.thread.start()
 
     def record(self, at: str, user: str | None, method: str, path: str, item_ids: list[str], client: str | None,
-               status: int) -> None:
-        pending = _Pending(_row(at, user, method, path, item_ids, client, status))
+               status: int, target: str | None = None) -> None:
+        pending = _Pending(_row(at, user, method, path, item_ids, client, status, target))
         self.queue.put(pending)
         if not pending.done.wait(timeout=600) or pending.error is not None:
             raise RuntimeError("the access log could not be written") from pending.error
@@ -84,12 +86,12 @@ class Recorder:
         self.thread.join(timeout=30)
 
 
-COLUMNS = ["id", "at", "user_name", "method", "path", "item_ids", "client", "status"]
+COLUMNS = ["id", "at", "user_name", "method", "path", "item_ids", "client", "status", "target"]
 
 
 def _where(q, user: str | None, since: dt.date | None):
-    if user:
-        q = q.where(access_log.c.user_name == user)
+    if user:  # the user's requests, and the logins that tried their name (stored masked)
+        q = q.where(sa.or_(access_log.c.user_name == user, access_log.c.target == mask_text(user.strip())))
     if since:
         q = q.where(access_log.c.at >= since.isoformat())
     return q

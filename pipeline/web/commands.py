@@ -12,6 +12,7 @@ import click
 from pipeline import clock
 from pipeline.errors import InputError
 from pipeline.options import IsoDate, config_option, db_option, existing_store, reports_errors, say
+from pipeline.store.schema import MAX_TOKEN_DAYS, TOKEN_DAYS
 
 
 @click.command()
@@ -26,10 +27,11 @@ def serve(db, host, port, config_path):
     Example: custdq serve --db sqlite:///.custdq/cases.db --port 8080
     """
     from pipeline import store
-    from pipeline.web import serving
+    from pipeline.web import logins, serving
     from pipeline.web.app import SERVE_ENV, create_app
 
     engine, cfg = existing_store(db, config_path)
+    logins.Settings.of(cfg["web"])  # a bad setting is exit 2 here, before any worker starts
     host = host or cfg["web"]["host"]
     port = port or int(cfg["web"]["port"])
     workers = int(cfg["web"]["workers"])
@@ -82,20 +84,62 @@ def users_add(name, role, branches, db, config_path):
 
 @users.command("token")
 @click.argument("name")
+@click.option("--days", type=click.IntRange(1, MAX_TOKEN_DAYS), default=TOKEN_DAYS, show_default=True,
+              help="days until the token stops working")
 @db_option
 @config_option
 @reports_errors
-def users_token(name, db, config_path):
-    """Print a new API bearer token for the user as the last line (stored hashed: shown once).
+def users_token(name, days, db, config_path):
+    """Print a new API bearer token for the user as the last line (stored hashed: shown once),
+    after its id and expiry.
 
-    Example: custdq users token 张三
+    Example: custdq users token 张三 --days 30
     """
     from pipeline.web.users import new_token
 
     with existing_store(db, config_path)[0].begin() as conn:
-        token = new_token(conn, name, clock.stamp())
-    say(f"a new API token for {name} (shown once; send it as 'Authorization: Bearer <token>'):")
-    click.echo(token)
+        made = new_token(conn, name, clock.now(), days)
+    say(f"a new API token for {name}, id {made.token_id}, expires {made.expires_at} "
+        "(shown once; send it as 'Authorization: Bearer <token>'):")
+    click.echo(made.token)
+
+
+@users.command("tokens")
+@click.argument("name")
+@db_option
+@config_option
+@reports_errors
+def users_tokens(name, db, config_path):
+    """A user's API tokens: id, created, expires (never the token or its hash).
+
+    Example: custdq users tokens 张三
+    """
+    import pandas as pd
+
+    from pipeline.cases.listing import render_frame
+    from pipeline.web.users import tokens
+
+    with existing_store(db, config_path)[0].connect() as conn:
+        rows = tokens(conn, name, clock.now())
+    click.echo(render_frame(pd.DataFrame(rows, columns=["token_id", "created_at", "expires_at", "expired"])))
+    say(f"{len(rows)} token(s) of {name}; `custdq users revoke TOKEN_ID` revokes one")
+
+
+@users.command("revoke")
+@click.argument("token_id")
+@db_option
+@config_option
+@reports_errors
+def users_revoke(token_id, db, config_path):
+    """Revoke one API token: it answers 401 from now on.
+
+    Example: custdq users revoke 3f9a1c0b7d2e
+    """
+    from pipeline.web.users import revoke
+
+    with existing_store(db, config_path)[0].begin() as conn:
+        name = revoke(conn, token_id)
+    say(f"token {token_id.strip()} of {name} revoked")
 
 
 @users.command("list")
@@ -103,7 +147,8 @@ def users_token(name, db, config_path):
 @config_option
 @reports_errors
 def users_list(db, config_path):
-    """The users, their roles, branches and whether they are disabled.
+    """The users, their roles, branches, whether they are disabled, their working API tokens and
+    when the first of those expires.
 
     Example: custdq users list
     """
@@ -113,9 +158,9 @@ def users_list(db, config_path):
     from pipeline.web.users import listing
 
     with existing_store(db, config_path)[0].connect() as conn:
-        rows = listing(conn)
+        rows = listing(conn, clock.now())
     click.echo(render_frame(pd.DataFrame(rows, columns=["name", "role", "branches", "disabled", "created_at",
-                                                        "tokens"])))
+                                                        "tokens", "token_expires"])))
 
 
 @users.command("disable")
@@ -141,20 +186,23 @@ def audit():
 
 
 @audit.command("list")
-@click.option("--user", "who", metavar="NAME", help="only this user's requests")
+@click.option("--user", "who", metavar="NAME", help="only this user's requests and the logins that tried the name")
 @click.option("--since", type=IsoDate(), help="from this day on (China time)")
 @db_option
 @config_option
 @reports_errors
 def audit_list(who, since, db, config_path):
-    """Every request that showed or changed items, the report or users: who, when, what, from where.
+    """Every request that showed or changed items, the report or users: who, when, what, from where;
+    with --user, also the logins that tried that name (the `target` column).
 
     Example: custdq audit list --user 张三 --since 2026-11-01
     """
+    from checks.masking import mask_text
     from pipeline.cases.listing import render_frame
     from pipeline.web.audit import entries
 
     with existing_store(db, config_path)[0].connect() as conn:
         log = entries(conn, who, since)
     click.echo(render_frame(log))
-    say(f"{len(log)} request(s) on record{' by ' + who if who else ''}{' since ' + since.isoformat() if since else ''}")
+    whose = f" by or against {mask_text(who)}" if who else ""  # masked like the log's targets: a phone typed as a name
+    say(f"{len(log)} request(s) on record{whose}{' since ' + since.isoformat() if since else ''}")

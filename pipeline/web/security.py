@@ -2,9 +2,12 @@
 
 - The browser: a session in a signed cookie (Starlette's SessionMiddleware: HttpOnly,
   SameSite=Strict, re-signed on every answer, so it expires after `web.session_idle_minutes`
-  without a request), holding the user's name only; the user is looked up on every request, so
-  a disabled user is out at once. Every form carries the session's CSRF token.
-- Other systems: `Authorization: Bearer TOKEN` (`custdq users token`), on /api/ only.
+  without a request), holding the user's name, the number of their sessions and when they
+  signed in: it ends `web.session_max_hours` after that whatever the activity. The user is
+  looked up on every request, so a disabled user is out at once. Every form carries the
+  session's CSRF token.
+- Other systems: `Authorization: Bearer TOKEN` (`custdq users token`), on /api/ only, until the
+  token expires or is revoked.
 - Behind a single-sign-on proxy: with `web.trusted_user_header` set, the proxy's header names
   the user (the proxy must set it on every request and strip it from the client's).
 - Every answer: a Content-Security-Policy with no inline script or style, frames refused,
@@ -16,12 +19,14 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import time
 from pathlib import Path
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pipeline import clock
 from pipeline.errors import InputError
 from pipeline.web import users
 
@@ -98,6 +103,9 @@ def bearer(request: Request) -> str | None:
 def browser_user(conn, request: Request, trusted_header: str | None) -> users.User | None:
     if trusted_header:
         return users.active(conn, request.headers.get(trusted_header))
+    since = request.session.get("since")
+    if not isinstance(since, int) or time.time() - since > request.app.state.session_max_seconds:
+        return None  # signed in more than web.session_max_hours ago (or before sessions had an age)
     user = users.active(conn, request.session.get("user"))
     if user is None or request.session.get("sessions") != user.sessions:
         return None  # a session from before the user signed out (a copy of its cookie)
@@ -106,4 +114,4 @@ def browser_user(conn, request: Request, trusted_header: str | None) -> users.Us
 
 def api_user(conn, request: Request) -> users.User | None:
     token = bearer(request)
-    return users.by_token(conn, token) if token else None
+    return users.by_token(conn, token, clock.now()) if token else None

@@ -2,8 +2,10 @@
 
 Passwords are hashed with Argon2id (argon2-cffi, its RFC 9106 defaults) and never logged;
 API tokens are 256 random bits shown once, stored as their SHA-256 (a token is not a password
-a person chose: a fast hash of 256 random bits cannot be guessed back). Logins are throttled:
-`web.login_failures` failures in a row lock the user for `web.lockout_minutes`.
+a person chose: a fast hash of 256 random bits cannot be guessed back), named by a random
+public id and ending at their expiry (`TOKEN_DAYS` unless `--days`). Logins are throttled:
+`web.login_failures` failures in a row lock the user for `web.lockout_minutes`; the rate
+limits and the password checks' own threads are pipeline.web.logins.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-import threading
 import unicodedata
 from dataclasses import dataclass
 
@@ -20,7 +21,8 @@ import argon2
 import sqlalchemy as sa
 
 from pipeline.errors import InputError
-from pipeline.store.schema import api_tokens, users
+from pipeline import clock
+from pipeline.store.schema import MAX_TOKEN_DAYS, TOKEN_DAYS, api_tokens, users
 
 ROLES = ("branch", "manager", "compliance", "admin")
 # SPEC 8's table: what each role may do (a branch user within its own branches only)
@@ -32,10 +34,10 @@ RIGHTS: dict[str, frozenset[str]] = {
 }
 MIN_PASSWORD = 10
 MAX_NAME = 64
+# Argon2id takes 64 MiB and ~0.2 s of CPU per check (RFC 9106's second choice, argon2-cffi's
+# default): the web app runs checks on a few threads of their own (pipeline.web.logins), never
+# on the threads that serve pages
 _HASHER = argon2.PasswordHasher()
-# Argon2id takes 64 MiB per check (RFC 9106's second choice, argon2-cffi's default): a burst of
-# logins on forty request threads would take 2.5 GiB; four at a time, the others wait their turn
-_CHECKS = threading.BoundedSemaphore(4)
 
 
 @dataclass(frozen=True)
@@ -91,13 +93,52 @@ def add_user(conn: sa.Connection, name: str, role: str, branches: list[str], pas
     return User(name, role, tuple(branches))
 
 
-def new_token(conn: sa.Connection, name: str, at: str) -> str:
-    """A new bearer token for an enabled user (returned once; stored as its SHA-256)."""
+@dataclass(frozen=True)
+class NewToken:
+    token: str  # shown once, never stored
+    token_id: str
+    expires_at: str
+
+
+def new_token(conn: sa.Connection, name: str, now: dt.datetime, days: int = TOKEN_DAYS) -> NewToken:
+    """A new bearer token for an enabled user, working for `days` days (stored as its SHA-256)."""
     if active(conn, name) is None:
         raise InputError(f"no enabled user {name}")
-    token = secrets.token_urlsafe(32)
-    conn.execute(api_tokens.insert().values(token_hash=_token_hash(token), user_name=name, created_at=at))
-    return token
+    if not 1 <= days <= MAX_TOKEN_DAYS:
+        raise InputError(f"--days must be 1-{MAX_TOKEN_DAYS}")
+    now = now.astimezone(clock.CHINA)
+    made = NewToken(secrets.token_urlsafe(32), secrets.token_hex(6),
+                    (now + dt.timedelta(days=days)).isoformat(timespec="seconds"))
+    conn.execute(api_tokens.insert().values(token_hash=_token_hash(made.token), user_name=name,
+                                            created_at=now.isoformat(timespec="seconds"), token_id=made.token_id,
+                                            expires_at=made.expires_at))
+    return made
+
+
+def tokens(conn: sa.Connection, name: str, now: dt.datetime) -> list[dict]:
+    """A user's tokens, oldest first: id, created, expires and whether it has (never the token
+    or its hash)."""
+    if conn.execute(sa.select(users.c.name).where(users.c.name == name)).first() is None:
+        raise InputError(f"no user {name}")
+    stamp = _stamp(now)
+    q = (sa.select(api_tokens.c.token_id, api_tokens.c.created_at, api_tokens.c.expires_at)
+         .where(api_tokens.c.user_name == name).order_by(api_tokens.c.created_at, api_tokens.c.token_id))
+    return [{"token_id": r.token_id, "created_at": r.created_at, "expires_at": r.expires_at,
+             "expired": r.expires_at <= stamp} for r in conn.execute(q)]
+
+
+def revoke(conn: sa.Connection, token_id: str) -> str:
+    """Revoke one token (it answers 401 from now on); returns its user's name."""
+    row = conn.execute(sa.select(api_tokens.c.user_name).where(api_tokens.c.token_id == token_id.strip())).first()
+    if row is None:
+        raise InputError(f"no API token {token_id.strip()} (custdq users tokens NAME lists a user's tokens)")
+    conn.execute(api_tokens.delete().where(api_tokens.c.token_id == token_id.strip()))
+    return row.user_name
+
+
+def _stamp(now: dt.datetime) -> str:
+    """`now` as the store's timestamps are written (China time, to the second), so they compare as text."""
+    return now.astimezone(clock.CHINA).isoformat(timespec="seconds")
 
 
 def _token_hash(token: str) -> str:
@@ -113,13 +154,16 @@ def disable(conn: sa.Connection, name: str) -> None:
     conn.execute(api_tokens.delete().where(api_tokens.c.user_name == name))
 
 
-def listing(conn: sa.Connection) -> list[dict]:
+def listing(conn: sa.Connection, now: dt.datetime) -> list[dict]:
+    """The users, with how many tokens each has that still work and when the first of them expires."""
+    live = sa.and_(api_tokens.c.user_name == users.c.name, api_tokens.c.expires_at > _stamp(now))
     q = sa.select(users.c.name, users.c.role, users.c.branches, users.c.disabled, users.c.created_at,
-                  sa.select(sa.func.count()).where(api_tokens.c.user_name == users.c.name).scalar_subquery()
-                  .label("tokens")).order_by(users.c.name)
+                  sa.select(sa.func.count()).where(live).scalar_subquery().label("tokens"),
+                  sa.select(sa.func.min(api_tokens.c.expires_at)).where(live).scalar_subquery()
+                  .label("token_expires")).order_by(users.c.name)
     return [{"name": r.name, "role": r.role, "branches": ", ".join(json.loads(r.branches or "[]")),
-             "disabled": bool(r.disabled), "created_at": r.created_at, "tokens": int(r.tokens)}
-            for r in conn.execute(q)]
+             "disabled": bool(r.disabled), "created_at": r.created_at, "tokens": int(r.tokens),
+             "token_expires": r.token_expires} for r in conn.execute(q)]
 
 
 def active(conn: sa.Connection, name: str | None) -> User | None:
@@ -130,9 +174,11 @@ def active(conn: sa.Connection, name: str | None) -> User | None:
     return _user(row) if row is not None else None
 
 
-def by_token(conn: sa.Connection, token: str) -> User | None:
+def by_token(conn: sa.Connection, token: str, now: dt.datetime) -> User | None:
+    """The enabled user of a token that has not expired (nor been revoked: deleted), or None."""
     row = conn.execute(sa.select(users).join(api_tokens, api_tokens.c.user_name == users.c.name)
-                       .where(api_tokens.c.token_hash == _token_hash(token), users.c.disabled.is_(False))).first()
+                       .where(api_tokens.c.token_hash == _token_hash(token), users.c.disabled.is_(False),
+                              api_tokens.c.expires_at > _stamp(now))).first()
     return _user(row) if row is not None else None
 
 
@@ -142,37 +188,55 @@ class Login:
     locked_until: str | None = None  # set when the user is locked (now or by this failure)
 
 
-def authenticate(conn: sa.Connection, name: str, password: str, now: dt.datetime, failures: int,
+def login_name(raw: object) -> str:
+    """The name typed into the login form as the users table holds names (`check_name`'s form)."""
+    return unicodedata.normalize("NFC", str(raw or "").strip())[:MAX_NAME]
+
+
+def authenticate(engine: sa.Engine, name: str, password: str, now: dt.datetime, failures: int,
                  lockout: dt.timedelta) -> Login:
     """Check a password. `failures` wrong passwords in a row lock the user for `lockout`; a locked
     user is refused whatever the password. An unknown or disabled user is refused the same way,
-    after the same hashing work (no timing difference tells names apart)."""
-    row = conn.execute(sa.select(users).where(users.c.name == name.strip(), users.c.disabled.is_(False))).first()
-    if row is None or (row.locked_until and dt.datetime.fromisoformat(row.locked_until) > now):
+    after the same hashing work (no timing difference tells names apart).
+
+    The attempt is counted in the store before the password is checked, in a transaction of its
+    own that ends before the check (no lock on the store is held through Argon2's ~0.1 s):
+    attempts made at once each count, and those beyond `failures` are refused unchecked, so a
+    burst of guesses at once tries no more passwords than guesses one by one."""
+    name = login_name(name)
+    attempt, row, locked = 0, None, None
+    if name and not any(unicodedata.category(c)[0] == "C" for c in name):  # such a name is never a user's
+        with engine.begin() as conn:
+            row = conn.execute(sa.select(users).where(users.c.name == name, users.c.disabled.is_(False))).first()
+            if row is not None and row.locked_until and dt.datetime.fromisoformat(row.locked_until) > now:
+                locked = row.locked_until
+            elif row is not None:
+                conn.execute(users.update().where(users.c.name == row.name)
+                             .values(failed_logins=users.c.failed_logins + 1))
+                attempt = conn.execute(sa.select(users.c.failed_logins).where(users.c.name == row.name)).scalar_one()
+    if row is None or locked or attempt > failures:  # unknown, locked, or a guess beyond the limit made at once
         _verify(_DUMMY, password)  # the same work as a real check
-        return Login(None, row.locked_until if row is not None else None)
-    # the attempt counts before the password is checked, in the database: attempts made at once
-    # each count (the row, or SQLite's database, stays locked for writing until this commits)
-    conn.execute(users.update().where(users.c.name == row.name).values(failed_logins=users.c.failed_logins + 1))
+        return Login(None, locked)
     if _verify(row.password_hash, password):
-        conn.execute(users.update().where(users.c.name == row.name).values(failed_logins=0, locked_until=None))
-        if _HASHER.check_needs_rehash(row.password_hash):
-            conn.execute(users.update().where(users.c.name == row.name).values(password_hash=_HASHER.hash(password)))
+        with engine.begin() as conn:
+            changes: dict = {"failed_logins": 0, "locked_until": None}
+            if _HASHER.check_needs_rehash(row.password_hash):
+                changes["password_hash"] = _HASHER.hash(password)
+            conn.execute(users.update().where(users.c.name == row.name).values(**changes))
         return Login(_user(row))
-    failed = conn.execute(sa.select(users.c.failed_logins).where(users.c.name == row.name)).scalar_one()
-    if failed >= failures:
+    if attempt >= failures:
         locked = (now + lockout).isoformat(timespec="seconds")
-        conn.execute(users.update().where(users.c.name == row.name).values(failed_logins=0, locked_until=locked))
+        with engine.begin() as conn:
+            conn.execute(users.update().where(users.c.name == row.name).values(failed_logins=0, locked_until=locked))
         return Login(None, locked)
     return Login(None)
 
 
 def _verify(hashed: str, password: str) -> bool:
-    with _CHECKS:
-        try:
-            return _HASHER.verify(hashed, password)
-        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
-            return False
+    try:
+        return _HASHER.verify(hashed, password)
+    except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+        return False
 
 
 _DUMMY = _HASHER.hash(secrets.token_hex(16))

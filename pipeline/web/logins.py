@@ -1,0 +1,167 @@
+"""Logins under hostile traffic (issue 27): nobody needs an account to send a thousand logins, and
+each costs an Argon2id check (64 MiB, ~0.2 s of CPU on two cores). Three things keep a flood of
+them from slowing the people already signed in:
+
+- `Checks`: password checks run on a few threads of their own (`web.login_checks` per process),
+  awaited from the event loop, never on the threads that serve pages; those threads run at a
+  lower CPU priority (nice 10 on Linux: Argon2's own lane threads inherit it), so pages get the
+  cores first. At most `web.login_queue` logins wait for a thread; one more is answered 503 at
+  once with `Retry-After`.
+- `Limits`: per client address and per user name typed (known or not, so a refusal tells no
+  names apart), at most `web.login_per_address` / `web.login_per_user` logins that failed or are
+  under way within `web.login_window_seconds` (a token bucket each: a burst of that many, then
+  one per window/limit seconds); one more is answered 429 with `Retry-After`. A login that
+  succeeds gives its token back, so a whole office behind one address signing in at nine is
+  never refused. A 429 is held for `HOLD` seconds before it is sent (the event loop waits, no
+  thread does), so a client that ignores `Retry-After` and asks again at once costs the server
+  one answer a second per connection. The counts are in this process's memory: with `web.workers` > 1 each process
+  counts on its own (an attacker spread over the processes gets up to `workers` times the limit),
+  and so does each server behind a balancer. Kept in the store they would cost a write per
+  attempt, which a flood would turn into the store's busiest work; the guesses against a real
+  account stay bounded across processes by the lockout, which is in the store.
+- `Settings`: the settings above and `web.session_max_hours`, checked when the app starts.
+
+A limiter is not a library here: `limits`' in-memory storage rescans every key every 10 ms while
+hits arrive, so an attacker who sends a new name with every login would make that scan the
+server's work; a bucket per key forgotten once full again costs nothing while idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+from pipeline.errors import ConfigError
+
+T = TypeVar("T")
+NICE = 10  # the password checks' threads: below the pages' (0), above nothing else's
+HOLD = 1.0  # seconds a 429 waits before it is sent
+
+
+@dataclass(frozen=True)
+class Settings:
+    checks: int  # password checks at once, per process
+    queue: int  # logins that may wait for one
+    per_address: int
+    per_user: int
+    window: float  # seconds
+    session_max_seconds: float
+
+    @classmethod
+    def of(cls, web: dict) -> Settings:
+        """The `web:` settings of a config, each checked (a bad one is a ConfigError naming it)."""
+
+        def whole(key: str, low: int) -> int:
+            value = web.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"web.{key}: must be a whole number, at least {low} (got {value!r})")
+            return value
+
+        def positive(key: str) -> float:
+            value = web.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6:
+                raise ConfigError(f"web.{key}: must be a number above 0 (got {value!r})")
+            return float(value)
+
+        return cls(whole("login_checks", 1), whole("login_queue", 0), whole("login_per_address", 1),
+                   whole("login_per_user", 1), positive("login_window_seconds"),
+                   positive("session_max_hours") * 3600)
+
+
+class Busy(Exception):
+    """Every password-check thread is busy and the queue is full: answer 503 at once."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class Checks:
+    """The password checks' own threads, with a bounded queue."""
+
+    def __init__(self, threads: int, queue: int):
+        self.threads, self.limit = threads, threads + queue
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="custdq-login", initializer=_lower_priority)
+        self.lock = threading.Lock()
+        self.pending = 0  # running and waiting
+        self.seconds = 0.2  # a check's recent mean duration, for Retry-After
+
+    async def run(self, fn: Callable[..., T], *args) -> T:
+        """fn(*args) on a check thread; Busy when `threads + queue` are already under way. The
+        count drops when fn ends, even if the client has gone away meanwhile."""
+        with self.lock:
+            if self.pending >= self.limit:
+                raise Busy(max(1, math.ceil(self.pending / self.threads * self.seconds)))
+            self.pending += 1
+        return await asyncio.wrap_future(self.pool.submit(self._timed, fn, *args))
+
+    def _timed(self, fn: Callable[..., T], *args) -> T:
+        start = time.monotonic()
+        try:
+            return fn(*args)
+        finally:
+            with self.lock:
+                self.pending -= 1
+                self.seconds = 0.8 * self.seconds + 0.2 * (time.monotonic() - start)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _lower_priority() -> None:
+    if sys.platform.startswith("linux"):  # per thread on Linux only (elsewhere it would be the whole process)
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+        except OSError:
+            pass  # a priority the process may not lower further: the threads run at the pages' priority
+
+
+class Limits:
+    """Token buckets per client address and per user name, in the event loop's thread only."""
+
+    MAX_KEYS = 100_000  # beyond it, the buckets idle longest are forgotten first
+
+    def __init__(self, per_address: int, per_user: int, window: float):
+        self.sizes = {"address": per_address, "user": per_user}
+        self.window = window
+        self.buckets: dict[tuple[str, str], tuple[float, float]] = {}  # key -> (tokens, when)
+
+    def _level(self, key: tuple[str, str], now: float) -> float:
+        size = self.sizes[key[0]]
+        tokens, when = self.buckets.get(key, (size, now))
+        return min(size, tokens + (now - when) * size / self.window)
+
+    def take(self, address: str | None, user: str) -> int:
+        """Take one attempt from the address's and the user's buckets: 0, or the seconds (at least
+        1) until both have one again, when either is empty (then nothing is taken)."""
+        now = time.monotonic()
+        keys = [("address", address or ""), ("user", user)]
+        levels = [self._level(k, now) for k in keys]
+        if min(levels) < 1:
+            return max(math.ceil((1 - level) * self.window / self.sizes[k[0]]) for k, level in zip(keys, levels))
+        for key, level in zip(keys, levels):
+            self.buckets.pop(key, None)  # (re)inserted last: the dict's order is the order of use
+            self.buckets[key] = (level - 1, now)
+        if len(self.buckets) > self.MAX_KEYS:
+            self._forget(now)
+        return 0
+
+    def give_back(self, address: str | None, user: str) -> None:
+        """A login that succeeded: its attempt does not count."""
+        now = time.monotonic()
+        for key in (("address", address or ""), ("user", user)):
+            if key in self.buckets:
+                self.buckets[key] = (min(self.sizes[key[0]], self._level(key, now) + 1), now)
+
+    def _forget(self, now: float) -> None:
+        for key in [k for k in self.buckets if self._level(k, now) >= self.sizes[k[0]]]:
+            del self.buckets[key]  # full again: the same as never seen
+        for key in list(self.buckets)[:max(0, len(self.buckets) - self.MAX_KEYS * 9 // 10)]:
+            del self.buckets[key]  # to 90 %: the next sweep is 10,000 new keys away
