@@ -1,5 +1,6 @@
 """python -m benchmarks.web [--items 1000000] [--sessions 50] [--seconds 60] [--think 0] [--workers 1]
-[--settle 0.1] [--db URL] [--folder DIR] [--py-spy FILE]: the web app under load (issue 18):
+[--settle 0.1] [--flood 0] [--flood-addresses 20] [--db URL] [--folder DIR] [--py-spy FILE]: the web
+app under load (issue 18):
 `custdq serve` as a real process on loopback, over a store of a real night plus N synthetic
 open items (each with its raised event), and S concurrent sessions for T seconds, each signed
 in as a branch user (4 in 5) or a manager, alternating the worklist page (no filter, a rule,
@@ -8,6 +9,14 @@ branch session's steps settle one of its items through the API (a disposition: i
 store under the readers); `--think` seconds between a session's steps (0: back to back, the
 worst case); `--workers` server processes (`web.workers`). `--folder` keeps the built store for
 the next run; `--py-spy` samples the server through the loaded phase.
+
+`--flood N` (issue 27) adds N attackers beside the sessions, for the same seconds: each on its
+own connection from one of `--flood-addresses` loopback addresses (127.0.0.2, ...: the per-address
+limit would otherwise stop them all at once), sending logins back to back with wrong passwords,
+half of them for the sessions' own user names, half for a new unknown name every time (which
+no per-name limit stops), and ignoring `Retry-After` as an attacker does. The sessions' figures
+are reported as without it; `logins` counts the attackers' answers (401 checked, 429 rate
+limited, 503 the checks' queue full) and their latency.
 
 Baseline measured in the same run: the same steps from one session on the idle server; the
 figures are p50/p95/p99 under load and their ratio to that baseline.
@@ -22,6 +31,7 @@ import json
 import os
 import random
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -36,8 +46,9 @@ import sqlalchemy as sa
 
 from benchmarks.__main__ import machine
 from checks.catalogue import ROW_RULES, RULES
-from pipeline import store
+from pipeline import clock, store
 from pipeline.store.schema import item_events, items
+from pipeline.store.schema import users as user_table
 from pipeline.store.sql import bulk_insert
 
 CUSTDQ = str(Path(sys.executable).with_name("custdq"))
@@ -100,7 +111,9 @@ def make_users(db: str, n: int, branches: list[str]) -> list[tuple[str, str, str
             role, mine = ("manager", []) if i % 5 == 4 else ("branch", [branches[i % len(branches)]])
             if users.active(conn, name) is None:  # a store kept from an earlier run (--folder) has them
                 users.add_user(conn, name, role, mine, PASSWORD, "2026-11-20T23:00:00+08:00")
-            made.append((name, role, users.new_token(conn, name, "2026-11-20T23:00:00+08:00")))
+            made.append((name, role, users.new_token(conn, name, clock.now()).token))
+        # an earlier run's flood (--flood, a kept --folder) locked the names it tried: unlock them
+        conn.execute(user_table.update().values(failed_logins=0, locked_until=None))
     engine.dispose()
     return made
 
@@ -125,14 +138,29 @@ def _py_spy(pid: int, seconds: float, out: str):
         spy.wait(timeout=seconds + 60)
 
 
+def _wait_for(port: int, server: subprocess.Popen, seconds: float = 120) -> None:
+    """Until the server answers (a busy machine starts it in seconds or in a minute)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"custdq serve ended with {server.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"custdq serve did not answer within {seconds:g} s")
+
+
 class Session:
     """One signed-in browser (cookie, CSRF) and one API client (token), HTTP/1.1 keep-alive."""
 
-    def __init__(self, port: int, name: str, role: str, token: str):
+    def __init__(self, port: int, name: str, role: str, token: str, address: str | None = None):
         self.port, self.name, self.role, self.token, self.cookie = port, name, role, token, ""
+        self.address = address  # the local address to connect from (None: the system's choice)
+        self.conns: dict[str, tuple] = {}
 
     async def open(self) -> None:
-        self.conns: dict[str, tuple] = {}
         status, head, body = await self.request("page", "GET", "/login")
         csrf = re.search(r'name="csrf" value="([^"]+)"', body).group(1)
         form = urllib.parse.urlencode({"name": self.name, "password": PASSWORD, "csrf": csrf})
@@ -154,7 +182,8 @@ class Session:
             lines.append(f"Cookie: {self.cookie}")
         for _attempt in range(2):
             if which not in self.conns:
-                self.conns[which] = await asyncio.open_connection("127.0.0.1", self.port)
+                self.conns[which] = await asyncio.open_connection(
+                    "127.0.0.1", self.port, local_addr=(self.address, 0) if self.address else None)
             reader, writer = self.conns[which]
             writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
             await writer.drain()
@@ -217,16 +246,34 @@ async def run_session(s: Session, until: float, think: float, settling: float, o
             await asyncio.sleep(think * random.uniform(0.5, 1.5))
 
 
+async def attack(a: Session, names: list[str], until: float, out: dict, answers: dict) -> None:
+    """One attacker: logins with wrong passwords back to back, never waiting for Retry-After."""
+    status, _, body = await a.request("page", "GET", "/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', body).group(1)
+    n = 0
+    while time.monotonic() < until:
+        name = random.choice(names) if n % 2 == 0 else f"x{a.name}-{n}"
+        form = urllib.parse.urlencode({"name": name, "password": f"wrong-{n}", "csrf": csrf}).encode()
+        t0 = time.perf_counter()
+        status, _, _ = await a.request("page", "POST", "/login", form, "application/x-www-form-urlencoded")
+        out["login"].append(time.perf_counter() - t0)
+        answers[status] = answers.get(status, 0) + 1
+        n += 1
+
+
 async def load(port: int, users: list[tuple[str, str, str]], seconds: float, think: float,
-               settling: float) -> tuple[dict, list]:
+               settling: float, flood: int = 0, addresses: int = 20) -> tuple[dict, list, dict]:
     sessions = [Session(port, name, role, token) for name, role, token in users]
     for s in sessions:
         await s.open()
-    out: dict[str, list[float]] = {"page": [], "api": [], "settle": []}
+    out: dict[str, list[float]] = {"page": [], "api": [], "settle": [], "login": []}
     errors: list = []
+    answers: dict[int, int] = {}
+    attackers = [Session(port, f"a{i}", "attacker", "", f"127.0.0.{2 + i % addresses}") for i in range(flood)]
     until = time.monotonic() + seconds
-    await asyncio.gather(*(run_session(s, until, think, settling, out, errors) for s in sessions))
-    return out, errors
+    await asyncio.gather(*(run_session(s, until, think, settling, out, errors) for s in sessions),
+                         *(attack(a, [name for name, _, _ in users], until, out, answers) for a in attackers))
+    return out, errors, answers
 
 
 def pct(values: list[float], q: float) -> float:
@@ -245,6 +292,9 @@ def main() -> None:
     ap.add_argument("--py-spy", default=None, help="record the server with py-spy: a flame graph (.svg) or collapsed stacks (.txt)")
     ap.add_argument("--settle", type=float, default=0.1,
                     help="the share of a branch session's steps that settle an item (a disposition)")
+    ap.add_argument("--flood", type=int, default=0, help="attackers sending bogus logins back to back beside the sessions")
+    ap.add_argument("--flood-addresses", type=int, default=20, choices=range(1, 254), metavar="1..253",
+                    help="the loopback addresses the attackers connect from")
     args = ap.parse_args()
     os.environ.setdefault("CUSTDQ_HASH_KEY", "custdq-benchmark-key-0123456789abcdef0123")
     with contextlib.ExitStack() as stack:
@@ -265,17 +315,21 @@ def main() -> None:
         server = subprocess.Popen([CUSTDQ, "serve", "--db", db, "--port", str(port), "--config", str(config)], cwd=folder,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            time.sleep(3 + 2 * args.workers)
-            idle, _ = asyncio.run(load(port, users[:1], 10, 0, 0.1))
+            _wait_for(port, server)
+            time.sleep(2 * args.workers)  # every worker process up, not just the first to answer
+            idle, _, _ = asyncio.run(load(port, users[:1], 10, 0, 0.1))
             if args.py_spy:  # the server's processes sampled through the loaded phase
                 stack.enter_context(_py_spy(server.pid, args.seconds, args.py_spy))
-            loaded, errors = asyncio.run(load(port, users, args.seconds, args.think, args.settle))
+            loaded, errors, answers = asyncio.run(load(port, users, args.seconds, args.think, args.settle,
+                                                       args.flood, args.flood_addresses))
         finally:
             server.terminate()
             server.wait(timeout=30)
     result = {"machine": machine(), "items": args.items, "branches": len(branches), "sessions": args.sessions,
               "workers": args.workers,
-              "seconds": args.seconds, "think": args.think, "store": "sqlite" if args.db is None else "given",
+              "seconds": args.seconds, "think": args.think, "flood": args.flood,
+              "flood_addresses": args.flood_addresses if args.flood else None,
+              "store": "sqlite" if args.db is None else "given",
               "build_seconds": round(built, 1), "errors": len(errors), "error_samples": errors[:5]}
     for kind in ("page", "api", "settle"):
         if not loaded[kind]:
@@ -285,10 +339,14 @@ def main() -> None:
                         "idle_p50_ms": round(base, 1), "p50_ms": round(pct(loaded[kind], 50), 1),
                         "p95_ms": round(pct(loaded[kind], 95), 1), "p99_ms": round(pct(loaded[kind], 99), 1),
                         "p95_vs_idle": round(pct(loaded[kind], 95) / base, 2)}
+    if args.flood:  # the attackers' answers: 401 checked, 429 rate limited, 503 the checks' queue full
+        result["logins"] = {"attempts": len(loaded["login"]), "per_second": round(len(loaded["login"]) / args.seconds, 1),
+                            "answers": {str(k): v for k, v in sorted(answers.items())},
+                            "p50_ms": round(pct(loaded["login"], 50), 1), "p95_ms": round(pct(loaded["login"], 95), 1)}
     print(json.dumps(result, ensure_ascii=False, indent=2))
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
-    (out / f"web-{args.items}-{args.sessions}-{args.think:g}-{args.workers}.json").write_text(json.dumps(result, indent=2))
+    (out / f"web-{args.items}-{args.sessions}-{args.think:g}-{args.workers}{f'-flood{args.flood}' if args.flood else ''}.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -95,12 +95,18 @@ class Checks:
 
     async def run(self, fn: Callable[..., T], *args) -> T:
         """fn(*args) on a check thread; Busy when `threads + queue` are already under way. The
-        count drops when fn ends, even if the client has gone away meanwhile."""
+        count drops when fn ends, or when it is cancelled before it starts (a client gone)."""
         with self.lock:
             if self.pending >= self.limit:
                 raise Busy(max(1, math.ceil(self.pending / self.threads * self.seconds)))
             self.pending += 1
-        return await asyncio.wrap_future(self.pool.submit(self._timed, fn, *args))
+        try:
+            future = self.pool.submit(self._timed, fn, *args)
+        except RuntimeError:  # shut down: the server is stopping
+            self._release(None)
+            raise
+        future.add_done_callback(self._release)
+        return await asyncio.wrap_future(future)
 
     def _timed(self, fn: Callable[..., T], *args) -> T:
         start = time.monotonic()
@@ -108,8 +114,11 @@ class Checks:
             return fn(*args)
         finally:
             with self.lock:
-                self.pending -= 1
                 self.seconds = 0.8 * self.seconds + 0.2 * (time.monotonic() - start)
+
+    def _release(self, _future) -> None:
+        with self.lock:
+            self.pending -= 1
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
