@@ -293,3 +293,14 @@ def test_a_schema_8_store_is_migrated_to_schema_9(site, tmp_path):
         assert status == 200 and [(e["target"], e["status"]) for e in body["entries"]] == [("gd2", 401)]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("setting", ["login_checks: 0", "login_queue: -1", "login_per_user: 2.5",
+                                     "login_window_seconds: 0", "session_max_hours: never"])
+def test_a_bad_login_setting_is_refused_before_serving(site, setting):
+    config = site["folder"] / "bad.yaml"
+    config.write_text(f"web:\n  {setting}\n", encoding="utf-8")
+    done = custdq("serve", "--db", site["db"], "--config", str(config), "--port", "1", cwd=site["folder"])
+    key = setting.split(":")[0]
+    assert done.returncode == 2 and f"web.{key}" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
