@@ -155,7 +155,7 @@ async def login(request: Request) -> Response:
     request.session["sessions"] = done.user.sessions
     request.session["since"] = int(time.time())  # the session ends web.session_max_hours after this
     security.csrf_token(request)  # a new token for the new session
-    await run_in_threadpool(_log_login, request, done.user.name, 303, "/login", name)
+    await state.checks.record(_log_login, request, done.user.name, 303, "/login", name)
     return RedirectResponse("/items" if done.user.may("items") else "/users", status_code=303)
 
 
@@ -166,7 +166,7 @@ def _login_page(request: Request, message: str | None, status: int, headers: dic
 
 async def _login_refused(request: Request, name: str, status: int, message: str,
                          retry_after: int | None = None) -> Response:
-    await run_in_threadpool(_log_login, request, None, status, "/login", name)
+    await request.app.state.checks.record(_log_login, request, None, status, "/login", name)
     return _login_page(request, message, status, {"retry-after": str(retry_after)} if retry_after else None)
 
 

@@ -3,8 +3,8 @@ each costs an Argon2id check (64 MiB, ~0.2 s of CPU on two cores). Three things 
 them from slowing the people already signed in:
 
 - `Checks`: password checks run on a few threads of their own (`web.login_checks` per process),
-  awaited from the event loop, never on the threads that serve pages; those threads run at a
-  lower CPU priority (nice 10 on Linux: Argon2's own lane threads inherit it), so pages get the
+  awaited from the event loop, never on the threads that serve pages, and so do the logins'
+  access-log rows (two threads of their own); the checks' threads run at a lower CPU priority (nice 10 on Linux: Argon2's own lane threads inherit it), so pages get the
   cores first. At most `web.login_queue` logins wait for a thread; one more is answered 503 at
   once with `Retry-After`.
 - `Limits`: per client address and per user name typed (known or not, so a refusal tells no
@@ -89,6 +89,10 @@ class Checks:
     def __init__(self, threads: int, queue: int):
         self.threads, self.limit = threads, threads + queue
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="custdq-login", initializer=_lower_priority)
+        # the logins' access-log rows wait for their commit here, not on the pages' threads: a
+        # flood's refusals, answered in a millisecond each, would otherwise hold all forty of
+        # them waiting for the access log's group commits (an API call took 2-3 s under a flood)
+        self.records = ThreadPoolExecutor(2, thread_name_prefix="custdq-login-log")
         self.lock = threading.Lock()
         self.pending = 0  # running and waiting
         self.seconds = 0.2  # a check's recent mean duration, for Retry-After
@@ -116,12 +120,18 @@ class Checks:
             with self.lock:
                 self.seconds = 0.8 * self.seconds + 0.2 * (time.monotonic() - start)
 
+    async def record(self, fn: Callable[..., T], *args) -> T:
+        """fn(*args) on the logins' access-log threads (a row handed to the access log's writer,
+        waiting for its commit)."""
+        return await asyncio.wrap_future(self.records.submit(fn, *args))
+
     def _release(self, _future) -> None:
         with self.lock:
             self.pending -= 1
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.records.shutdown(wait=True)  # every row handed over is written before the access log closes
 
 
 def _lower_priority() -> None:
