@@ -150,6 +150,16 @@ def test_unknown_config_key_and_bad_date(invoke, tmp_path, runner):
     assert result.exit_code == 2 and "unknown setting 'placeholdrs'" in result.output
     result = runner.invoke(cli, ["run", "x.csv", "--business-date", "2026-13-01"])
     assert result.exit_code == 2 and "is not a date" in result.output
+    cfg.write_text("web: 5\n", encoding="utf-8")  # a section given a value: one line, not a traceback
+    result, _ = run(invoke, tmp_path, [row()], "2026-11-20", "--config", str(cfg))
+    assert result.exit_code == 2 and "setting 'web' must be a section" in result.output, result.output
+
+
+def test_an_empty_config_section_keeps_its_defaults(invoke, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("web:\nexpectations:\n", encoding="utf-8")
+    result, out = run(invoke, tmp_path, [row()], "2026-11-20", "--config", str(cfg))
+    assert result.exit_code == 0, result.output
 
 
 def test_internal_errors_are_one_line_without_debug(runner, tmp_path, monkeypatch):
