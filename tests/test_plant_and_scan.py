@@ -70,7 +70,7 @@ def mobile(r) -> str:
 
 
 def card(r) -> str:
-    body = "62" + "".join(r.choice("0123456789") for _ in range(r.choice([14, 15, 16, 17])))
+    body = "62" + "".join(r.choice("0123456789") for _ in range(r.choice([13, 14, 15, 16])))  # 16-19 in all
     return body + luhn.calc_check_digit(body)
 
 
@@ -260,7 +260,8 @@ def web_session(base: str, db: str, folder: Path, plan: Plan, record: Record) ->
         call(browser, "GET", f"/items?agent={q(text)}&branch={q(text)}")
         call(browser, "GET", f"/items/{q(text)}")
         call(api, "GET", f"/api/items?agent={q(text)}&rule={q(text)}")
-        call(api, "GET", f"/api/items/{q(text)}", headers={"X-Forwarded-For": text.replace(" ", "")})
+        forwarded = unicodedata.normalize("NFKC", text).encode("latin-1", "ignore").decode("latin-1")
+        call(api, "GET", f"/api/items/{q(text)}", headers={"X-Forwarded-For": forwarded})
         item = mine[i]
         _, page = call(browser, "GET", f"/items/{item['item_id']}")
         version = re.search(r'name="version" value="(\d+)"', page)
