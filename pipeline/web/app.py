@@ -28,7 +28,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp
 
 from checks.catalogue import RULES
-from pipeline import clock
+from pipeline import clock, logs
 from pipeline.cases.quarterly import confirmed_false, quarter_bounds, write_report
 from pipeline.errors import InputError
 from pipeline.outputs.dashboard.data import AGEING
@@ -121,6 +121,7 @@ SERVE_ENV = "CUSTDQ_SERVE"  # the store and config `custdq serve` hands its work
 
 def from_environment() -> Starlette:
     """uvicorn's app factory in each worker process (`web.workers` > 1)."""
+    logs.configure(0)  # a spawned process: its log lines masked like the main process's
     settings = json.loads(os.environ[SERVE_ENV])
     engine, cfg = store.existing(settings["db"], settings["config"])
     return create_app(engine, cfg, store.resolve(settings["db"], cfg))

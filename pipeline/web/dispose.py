@@ -27,9 +27,12 @@ _DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 def version_of(value, form: bool) -> int:
-    """The `version` sent: a JSON integer (the API), the digits of a form field (the page)."""
+    """The `version` sent: a JSON integer (the API: 7.0 is one too, as JSON Schema counts), the
+    digits of a form field (the page)."""
     if isinstance(value, str) and form and _DIGITS.fullmatch(value.strip()):
         value = int(value.strip())
+    if isinstance(value, float) and not form and value.is_integer() and 0 <= value <= 2**53:
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_VERSION:
         raise Refused(422, "缺少版本号（version）：请刷新页面后重试", {"reason": "version must be a whole number"})
     return value

@@ -84,16 +84,19 @@ def _form(raw: bytes) -> None:
             _utf8(urllib.parse.unquote_to_bytes(part.replace(b"+", b" ")))
 
 
-def _json(value: Any) -> None:
-    if isinstance(value, str):
-        _clean(value)
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _clean(k)
-            _json(v)
-    elif isinstance(value, list):
-        for v in value:
-            _json(v)
+def _json(document: Any) -> None:
+    """Every key and string of a parsed JSON document (iteratively: it may nest deep)."""
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            _clean(value)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                _clean(k)
+                pending.append(v)
+        elif isinstance(value, list):
+            pending.extend(value)
 
 
 def check_head(scope: Scope) -> None:

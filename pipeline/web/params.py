@@ -44,12 +44,13 @@ class Param:
     choices: tuple[str, ...] = ()
     max_length: int = MAX_TEXT
 
-    def read(self, request: Request) -> Any:
-        """The value sent (None when absent or empty), or Refused(422)."""
-        return self.check(request.query_params.get(self.name))
+    def read(self, request: Request, strict: bool = False) -> Any:
+        """The value sent (None when absent, or empty as a page's form sends it), or Refused(422);
+        `strict` (the API): an empty number, date, flag or choice is refused too."""
+        return self.check(request.query_params.get(self.name), strict)
 
-    def check(self, raw: str | None) -> Any:
-        if raw is None or raw == "":
+    def check(self, raw: str | None, strict: bool = False) -> Any:
+        if raw is None or (raw == "" and not (strict and (self.kind != "string" or self.choices))):
             return None
         if self.kind == "integer":
             if not _INTEGER.fullmatch(raw) or not self.minimum <= int(raw) <= self.maximum:  # type: ignore[operator]
@@ -96,7 +97,7 @@ def read_all(request: Request, declared: tuple[Param, ...]) -> dict[str, Any]:
     unknown = sorted(k for k in request.query_params if k not in known)
     if unknown:
         raise Refused(422, f"未知参数 {unknown[0][:40]}", {"reason": f"{unknown[0][:40]} is not a parameter of this call"})
-    return {p.name: p.read(request) for p in declared}
+    return {p.name: p.read(request, strict=True) for p in declared}
 
 
 # the worklist's filters (the /items page, its export and GET /api/items)
