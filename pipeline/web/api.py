@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from checks.masking import mask_text
 from pipeline import clock
 from pipeline.outputs.dashboard.data import gather
 from pipeline.web import audit, openapi, params, queries
@@ -66,10 +67,10 @@ def item_one(call: Call) -> Response:
 def item_disposition(call: Call) -> Response:
     params.read_all(call.request, ())
     body = json_body(call.request.state.body)
-    unknown = sorted(set(body) - FIELDS)
+    unknown = sorted(mask_text(k)[:40] for k in set(body) - FIELDS)  # echoed: masked
     if unknown:
-        raise Refused(422, f"未知字段 {unknown[0][:40]}（可用：{'、'.join(sorted(FIELDS))}）",
-                      {"reason": f"unknown field {unknown[0][:40]!r}"})
+        raise Refused(422, f"未知字段 {unknown[0]}（可用：{'、'.join(sorted(FIELDS))}）",
+                      {"reason": f"unknown field {unknown[0]!r}"})
     item_id = call.request.path_params["item_id"]
     after = dispose(call, item_id, body, form=False)
     return JSONResponse(_public(after))
