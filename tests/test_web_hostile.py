@@ -207,7 +207,7 @@ MALFORMED_API = [
     "offset=-1", "offset=1000000001", "offset=" + "9" * 5000, "due_within=3651", "due_within=-1",
     "status=closed", "work_state=done", "sort=item_id;drop", "order=up", "overdue=maybe", "rule=NOPE",
     "category=nope", "branch=" + "x" * 101, "agent=" + "x" * 101, "agent=" + PHONE, "branch=" + ID_NO,
-    "agent=6222021234567890128", "limit=", "overdue=", "since=", "bogus=1",
+    "agent=6222021234567890128", "agent=" + urllib.parse.quote("１３８－１２３４－５６７８"), "limit=", "overdue=", "since=", "bogus=1",
 ]
 
 
