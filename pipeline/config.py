@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import ipaddress
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,19 @@ def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[s
     return out
 
 
+def _proxies(value: Any) -> list[str]:
+    """web.trusted_proxies: addresses and networks as uvicorn reads them (an entry it could not
+    read would silently trust nothing, or "*" everyone)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError("web.trusted_proxies must be a list of addresses or networks, e.g. [127.0.0.1]")
+    for v in value:
+        try:
+            ipaddress.ip_network(v) if "/" in v else ipaddress.ip_address(v)
+        except ValueError:
+            raise ConfigError(f"web.trusted_proxies: {v!r} is not an IP address or network (e.g. 10.0.8.0/24)") from None
+    return value
+
+
 def load(path: str | Path | None = None) -> dict[str, Any]:
     """Return the effective configuration; `path` is merged over the defaults."""
     cfg = defaults()
@@ -70,3 +84,4 @@ def _check(cfg: dict[str, Any]) -> None:
     if not isinstance(guard, list) or not set(guard) <= set(GUARDABLE):
         raise ConfigError(f"scope.identifier_guard must be a list of columns among {', '.join(GUARDABLE)} "
                           f"(it is {guard!r})")
+    _proxies(cfg["web"]["trusted_proxies"])

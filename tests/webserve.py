@@ -95,3 +95,40 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def csrf_of(page: str) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+def raw(port: int, head: bytes, body: bytes = b"", read_first: bool = False) -> tuple[int, dict, bytes]:
+    """One request as bytes on a new connection (what urllib refuses to send: NUL bytes, lone
+    surrogates, chunked bodies, a declared length larger than what follows); `read_first`: send
+    the head only and read the answer before sending `body`. Returns status, headers (lower-case
+    names), body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(head)
+        if not read_first and body:
+            try:
+                s.sendall(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # answered and closed before the whole body was sent
+        data = b""
+        while b"\r\n\r\n" not in data:
+            more = s.recv(65536)
+            if not more:
+                break
+            data += more
+        top, _, rest = data.partition(b"\r\n\r\n")
+        lines = top.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)}
+        length = int(headers.get("content-length", 0))
+        while len(rest) < length:
+            more = s.recv(65536)
+            if not more:
+                break
+            rest += more
+        return status, headers, rest
+
+
+def request_head(method: str, path: bytes, headers: dict[str, str] | None = None) -> bytes:
+    lines = [method.encode() + b" " + path + b" HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close"]
+    lines += [f"{k}: {v}".encode("utf-8") for k, v in (headers or {}).items()]
+    return b"\r\n".join(lines) + b"\r\n\r\n"

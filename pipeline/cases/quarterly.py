@@ -35,6 +35,8 @@ def quarter_bounds(text: str) -> tuple[dt.date, dt.date]:
     if not m:
         raise InputError(f"--quarter {mask_text(text[:20])!r}: expected YYYYQn, e.g. 2026Q3")
     year, q = int(m.group(1)), int(m.group(2))
+    if not 1 <= year <= 9998:  # a calendar date's years, less 9999 (its fourth quarter ends past the calendar)
+        raise InputError(f"--quarter {text!r}: the year must be 0001 to 9998")
     start = dt.date(year, 3 * q - 2, 1)
     end = dt.date(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1) - dt.timedelta(days=1)
     return start, end

@@ -1,6 +1,7 @@
 """The JSON API (SPEC 8) for the insurer's other systems: bearer tokens from `custdq users
 token`, the same scope, checks and access log as the pages. Errors are `{"error": ...}` with
-the status SPEC 8 names (401, 403, 404, 409, 422)."""
+the status SPEC 8 names (401, 403, 404, 409, 422); the API is described by an OpenAPI document at
+/api/openapi.json (pipeline.web.openapi), its query parameters declared in pipeline.web.params."""
 
 from __future__ import annotations
 
@@ -11,58 +12,38 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from checks.masking import mask_text
 from pipeline import clock
 from pipeline.outputs.dashboard.data import gather
-from pipeline.web import audit, queries
+from pipeline.web import audit, openapi, params, queries
 from pipeline.web.calls import NOT_FOUND, Call, Refused, guarded, json_body
 from pipeline.web.dispose import dispose
 
-MAX_LIMIT = 1000
+FIELDS = {"state", "result", "note", "version"}  # a disposition's body
 PUBLIC = [f for f in queries.FIELDS if f not in ("disposed_by",)] + ["status", "version"]
 
 
-def _int(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Refused(422, f"参数 {name} 应为整数", {"reason": f"{name} must be a whole number"}) from None
-    if not low <= value <= high:
-        raise Refused(422, f"参数 {name} 应在 {low} 到 {high} 之间", {"reason": f"{name} must be {low}..{high}"})
-    return value
-
-
-def since(request: Request) -> dt.date | None:
-    raw = request.query_params.get("since")
-    if not raw:
-        return None
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise Refused(422, "参数 since 应为日期 YYYY-MM-DD", {"reason": "since must be YYYY-MM-DD"}) from None
-
-
-def filters(request: Request, page_size: int) -> queries.Filters:
-    q = request.query_params
-    limit = _int(request, "limit", page_size, 1, MAX_LIMIT)
-    assert limit is not None
+def filters(request: Request, page_size: int, strict: bool = False) -> queries.Filters:
+    """The worklist's filters as sent (params.ITEM_FILTERS), or Refused(422); `strict` (the API):
+    an unknown parameter too."""
+    f = params.read_all(request, params.ITEM_FILTERS) if strict else {p.name: p.read(request)
+                                                                       for p in params.ITEM_FILTERS}
     return queries.Filters(
-        branch=q.get("branch") or None, rule=q.get("rule") or None, category=q.get("category") or None,
-        status=q.get("status") or None, work_state=q.get("work_state") or None,
-        overdue=q.get("overdue", "") in ("1", "true", "yes", "on"), due_within=_int(request, "due_within", None, 0, 3650),
-        agent=q.get("agent") or None, sort=str(q.get("sort")) if q.get("sort") in queries.SORTS else "due_date",
-        descending=q.get("order") == "desc", limit=limit, offset=_int(request, "offset", 0, 0, 10**9) or 0)
+        branch=f["branch"], rule=f["rule"], category=f["category"], status=f["status"], work_state=f["work_state"],
+        overdue=bool(f["overdue"]), due_within=f["due_within"], agent=f["agent"], sort=f["sort"] or "due_date",
+        descending=f["order"] == "desc", limit=f["limit"] or page_size, offset=f["offset"] or 0)
 
 
 def _public(item: dict) -> dict:
-    return {k: item.get(k) for k in PUBLIC}
+    out = {k: item.get(k) for k in PUBLIC}
+    out["provisional"] = bool(out["provisional"]) if out["provisional"] is not None else None  # SQLite: 0/1
+    return out
 
 
 @guarded("items", api=True)
 def items_list(call: Call) -> Response:
-    rows, total, more = queries.open_page(call.conn, call.user, filters(call.request, 50), clock.now().date(),
+    rows, total, more = queries.open_page(call.conn, call.user, filters(call.request, 50, strict=True),
+                                          clock.now().date(),
                                           int(call.request.app.state.cfg["web"]["count_limit"]))
     call.shown.extend(r["item_id"] for r in rows)
     # total: exact up to web.count_limit; beyond it total_more is true and total is the limit
@@ -72,6 +53,7 @@ def items_list(call: Call) -> Response:
 
 @guarded("items", api=True)
 def item_one(call: Call) -> Response:
+    params.read_all(call.request, ())
     item_id = call.request.path_params["item_id"]
     found = queries.item(call.conn, call.user, item_id)
     if found is None:
@@ -83,21 +65,20 @@ def item_one(call: Call) -> Response:
 
 @guarded("dispose", api=True)
 def item_disposition(call: Call) -> Response:
+    params.read_all(call.request, ())
     body = json_body(call.request.state.body)
+    unknown = sorted(mask_text(k)[:40] for k in set(body) - FIELDS)  # echoed: masked
+    if unknown:
+        raise Refused(422, f"未知字段 {unknown[0]}（可用：{'、'.join(sorted(FIELDS))}）",
+                      {"reason": f"unknown field {unknown[0]!r}"})
     item_id = call.request.path_params["item_id"]
-    after = dispose(call, item_id, str(body.get("state") or ""), str(body.get("result") or ""),
-                    str(body.get("note") or ""), body.get("version"))
+    after = dispose(call, item_id, body, form=False)
     return JSONResponse(_public(after))
 
 
-def figures(conn, user, night: str | None) -> dict:
+def figures(conn, user, night: dt.date | None) -> dict:
     """The dashboard's figures within the user's scope (SPEC 8: a branch user, its branches)."""
-    if night is not None:
-        try:
-            night = dt.date.fromisoformat(night).isoformat()  # 20261101 reads as 2026-11-01
-        except ValueError:
-            raise Refused(422, "参数 night 应为日期 YYYY-MM-DD", {"reason": "night must be YYYY-MM-DD"}) from None
-    board = gather(conn, night)
+    board = gather(conn, night.isoformat() if night else None)
     branches = _records(board.dims.get("branch"))
     ageing = _records(board.ageing)
     if not user.every_branch:  # a branch user: their own branches' figures only
@@ -111,7 +92,7 @@ def figures(conn, user, night: str | None) -> dict:
 
 @guarded("dashboard", api=True)
 def dashboard(call: Call) -> Response:
-    return JSONResponse(figures(call.conn, call.user, call.request.query_params.get("night") or None))
+    return JSONResponse(figures(call.conn, call.user, params.read_all(call.request, (params.NIGHT,))["night"]))
 
 
 def _records(frame) -> list:
@@ -122,13 +103,18 @@ def _records(frame) -> list:
 
 @guarded("access_log", api=True)
 def access_log(call: Call) -> Response:
-    limit = _int(call.request, "limit", 1000, 1, 10000)
-    offset = _int(call.request, "offset", 0, 0, 10**9) or 0
-    log = audit.entries(call.conn, call.request.query_params.get("user") or None, since(call.request), limit, offset)
+    f = params.read_all(call.request, params.ACCESS_FILTERS)
+    log = audit.entries(call.conn, f["user"], f["since"], f["limit"] or 1000, f["offset"] or 0)
     return JSONResponse({"entries": json.loads(log.to_json(orient="records", force_ascii=False))})
 
 
+async def openapi_json(request: Request) -> Response:
+    """The API's OpenAPI document (public: pipeline.web.openapi says why)."""
+    return JSONResponse(openapi.document())
+
+
 ROUTES = [
+    Route("/api/openapi.json", openapi_json),
     Route("/api/items", items_list),
     Route("/api/items/{item_id}", item_one),
     Route("/api/items/{item_id}/disposition", item_disposition, methods=["POST"]),

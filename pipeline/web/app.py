@@ -19,6 +19,7 @@ from pathlib import Path
 import jinja2
 import sqlalchemy as sa
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -27,10 +28,11 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp
 
 from checks.catalogue import RULES
 from checks.masking import mask_text
-from pipeline import clock
+from pipeline import clock, logs
 from pipeline.cases.quarterly import confirmed_false, quarter_bounds, write_report
 from pipeline.errors import InputError
 from pipeline.outputs.dashboard.data import AGEING
@@ -39,8 +41,8 @@ from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROL
 from pipeline.outputs.worklists import COLUMNS, RESULTS, ROWS_PER_FILE, STATES, write_worklist
 from pipeline import store
 from pipeline.store import hashkey
-from pipeline.web import api, audit, logins, queries, security, users
-from pipeline.web.calls import NOT_FOUND, Call, Refused, guarded
+from pipeline.web import api, audit, edge, logins, params, queries, security, users
+from pipeline.web.calls import NOT_FOUND, UNRECORDED, Call, Refused, guarded
 from pipeline.web.dispose import dispose
 
 HERE = Path(__file__).parent
@@ -68,7 +70,6 @@ def create_app(engine: sa.Engine, cfg: dict, url: str) -> Starlette:
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [
-        Middleware(security.SecurityHeaders),
         Middleware(SessionMiddleware, secret_key=security.secret_key(key_file), session_cookie="custdq_session",
                    max_age=max(1, int(float(web["session_idle_minutes"]) * 60)), same_site="strict", https_only=bool(web["https_only"])),
     ]
@@ -85,7 +86,9 @@ def create_app(engine: sa.Engine, cfg: dict, url: str) -> Starlette:
             app.state.writer.dispose()
             app.state.login_engine.dispose()
 
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = App(routes=routes, middleware=middleware, lifespan=lifespan,
+              exception_handlers={HTTPException: _http_error, Exception: _server_error})
+    app.env = env
     app.state.engine, app.state.cfg = engine, cfg
     # dispositions, one at a time per process, write through their own two connections (the
     # lock's and the transaction's on PostgreSQL): never queued behind fifty readers for one
@@ -98,11 +101,39 @@ def create_app(engine: sa.Engine, cfg: dict, url: str) -> Starlette:
     return app
 
 
+class App(Starlette):
+    """The app with pipeline.web.edge outside everything Starlette adds (its 500 answer
+    included): every answer gets the security headers, every request the edge's checks."""
+
+    env: jinja2.Environment | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return edge.Edge(super().build_middleware_stack(), self.env)
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route 404, a method not allowed 405, a form it cannot
+    parse 400): JSON under /api/, the error page otherwise."""
+    assert isinstance(exc, HTTPException)
+    message = {404: "页面不存在", 405: "不支持此请求方法"}.get(exc.status_code, "请求无法处理")
+    response = edge.answer(request.scope, edge.Bad(exc.status_code, message, str(exc.detail)),
+                           request.app.env)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _server_error(request: Request, exc: Exception) -> Response:
+    """A bug: the generic 500 (the edge logs the traceback, masked)."""
+    return edge.answer(request.scope, edge.SERVER_ERROR, request.app.env)
+
+
 SERVE_ENV = "CUSTDQ_SERVE"  # the store and config `custdq serve` hands its worker processes
 
 
 def from_environment() -> Starlette:
     """uvicorn's app factory in each worker process (`web.workers` > 1)."""
+    logs.configure(0)  # a spawned process: its log lines masked like the main process's
     settings = json.loads(os.environ[SERVE_ENV])
     engine, cfg = store.existing(settings["db"], settings["config"])
     return create_app(engine, cfg, store.resolve(settings["db"], cfg))
@@ -155,7 +186,8 @@ async def login(request: Request) -> Response:
     request.session["sessions"] = done.user.sessions
     request.session["since"] = int(time.time())  # the session ends web.session_max_hours after this
     security.csrf_token(request)  # a new token for the new session
-    await state.checks.record(_log_login, request, done.user.name, 303, "/login", name)
+    if not await state.checks.record(_log_login, request, done.user.name, 303, "/login", name):
+        return _unrecorded(request)  # not signed in: the look could not be put on record
     return RedirectResponse("/items" if done.user.may("items") else "/users", status_code=303)
 
 
@@ -166,22 +198,24 @@ def _login_page(request: Request, message: str | None, status: int, headers: dic
 
 async def _login_refused(request: Request, name: str, status: int, message: str,
                          retry_after: int | None = None) -> Response:
-    await request.app.state.checks.record(_log_login, request, None, status, "/login", name)
+    if not await request.app.state.checks.record(_log_login, request, None, status, "/login", name):
+        return _unrecorded(request)
     return _login_page(request, message, status, {"retry-after": str(retry_after)} if retry_after else None)
 
 
-def _sign_out(request: Request, who: str | None) -> None:
+def _sign_out(request: Request, who: str | None) -> bool:
     if who:
         with request.app.state.engine.begin() as conn:
             users.end_sessions(conn, who)
-    _log_login(request, who, 303, "/logout")
+    return _log_login(request, who, 303, "/logout")
 
 
-def _log_login(request: Request, who: str | None, status: int, path: str, target: str | None = None) -> None:
-    """A login's row of the access log; `target`: the name typed (masked: people type phones)."""
-    request.app.state.recorder.record(clock.stamp(), who, "POST", path, [],
-                                      request.client.host if request.client else None, status,
-                                      target=_target(target))
+def _log_login(request: Request, who: str | None, status: int, path: str, target: str | None = None) -> bool:
+    """A login's row of the access log; `target`: the name typed (masked: people type phones).
+    False when the row could not be written."""
+    return request.app.state.recorder.record(clock.stamp(), who, "POST", path, [],
+                                             request.client.host if request.client else None, status,
+                                             target=_target(target))
 
 
 def _target(name: str | None) -> str | None:
@@ -189,12 +223,21 @@ def _target(name: str | None) -> str | None:
     return masked or None
 
 
+def _unrecorded(request: Request) -> Response:
+    """A login or logout whose access-log row could not be written: refused, signed out."""
+    request.session.clear()
+    return request.app.state.templates.TemplateResponse(
+        request, "error.html", {"user": None, "message": UNRECORDED.message, "status": UNRECORDED.status, "csrf": ""},
+        status_code=UNRECORDED.status)
+
+
 async def logout(request: Request) -> Response:
     form = await request.form()
     if security.csrf_ok(request, str(form.get("csrf", ""))):
         who = request.session.get("user")
         request.session.clear()
-        await run_in_threadpool(_sign_out, request, who)
+        if not await run_in_threadpool(_sign_out, request, who):
+            return _unrecorded(request)  # signed out all the same
     return RedirectResponse("/login", status_code=303)
 
 
@@ -235,8 +278,7 @@ def disposition_form(call: Call) -> Response:
     form = call.request.state.form
     item_id = call.request.path_params["item_id"]
     try:
-        dispose(call, item_id, str(form.get("state", "")), str(form.get("result", "")), str(form.get("note", "")),
-                form.get("version"))
+        dispose(call, item_id, form, form=True)
     except Refused as exc:
         if exc.status in (409, 422):  # the form again, with why
             return _item(call, exc.message, exc.status)
@@ -246,8 +288,7 @@ def disposition_form(call: Call) -> Response:
 
 @guarded("access_log", api=False)
 def access_page(call: Call) -> Response:
-    who = call.request.query_params.get("user") or None
-    since = api.since(call.request)
+    who, since = params.USER.read(call.request), params.SINCE.read(call.request)
     total = audit.count(call.conn, who, since)
     rows = audit.entries(call.conn, who, since, limit=500, newest_first=True).to_dict("records")
     return _page(call, "access.html", {"rows": rows, "total": total, "who": who or "",
@@ -263,7 +304,7 @@ def users_page(call: Call) -> Response:
 def dashboard_page(call: Call) -> Response:
     """The managers' figures live from the store, each row linking to the items behind it; a
     branch user sees their own branches' rows only."""
-    figures = api.figures(call.conn, call.user, call.request.query_params.get("night") or None)
+    figures = api.figures(call.conn, call.user, params.NIGHT.read(call.request))
     return _page(call, "dashboard.html", {"d": figures})
 
 
@@ -287,7 +328,7 @@ def export(call: Call) -> Response:
 @guarded("report", api=False)
 def report_page(call: Call) -> Response:
     """The quarterly report for the regulator (`custdq report quarterly`), as its xlsx."""
-    quarter = (call.request.query_params.get("quarter") or "").strip().upper()
+    quarter = (params.QUARTER.read(call.request) or "").strip().upper()
     this = clock.now().date()
     choices = [f"{y}Q{q}" for y in (this.year, this.year - 1) for q in (4, 3, 2, 1)
                if (y, q) <= (this.year, (this.month - 1) // 3 + 1)]

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from pipeline import clock
-from pipeline.web import security
+from pipeline.web import audit, security
 from pipeline.web.users import User
 
 
@@ -28,8 +28,9 @@ class Refused(Exception):
         self.status, self.message, self.detail = status, message, detail or {}
 
 
-NOT_FOUND = "问题件不存在"
-MAX_BODY = 64 * 1024  # a disposition is a few fields; 处理说明 at most 2000 characters  # an item of another branch reads exactly like an unknown one
+NOT_FOUND = "问题件不存在"  # an item of another branch reads exactly like an unknown one
+UNRECORDED = Refused(503, "访问记录暂时无法写入，为保证每次查看都有记录，本次请求未予处理，请稍后重试",
+                     {"reason": "the access log could not be written: nothing is shown unrecorded"})
 
 
 @dataclass
@@ -48,10 +49,7 @@ def guarded(right: str | None, api: bool, logged: bool = True):
     def wrap(fn: Callable[[Call], Response]):
         @functools.wraps(fn)
         async def handler(request: Request) -> Response:
-            if request.method == "POST":  # read here, in the event loop; the handler runs on a thread
-                if int(request.headers.get("content-length") or 0) > MAX_BODY or \
-                        "content-length" not in request.headers:
-                    return JSONResponse({"error": "请求体过大或缺少长度"}, status_code=413 if api else 411)
+            if request.method == "POST":  # read here, in the event loop (capped at the edge); the handler runs on a thread
                 request.state.body = await request.body()
                 request.state.form = await request.form() if not api else None
             return await run_in_threadpool(_answer, fn, request)
@@ -76,12 +74,12 @@ def guarded(right: str | None, api: bool, logged: bool = True):
                     response = fn(Call(request, conn, user, shown))
             except Refused as exc:
                 response = refusal(request, exc, api, user)
-            except Exception:  # a bug: Starlette answers 500; the look is on record all the same
+            except Exception:  # a bug: the edge answers 500; the look is on record all the same
                 if logged:
                     _log(request, user, shown, 500)
                 raise
-            if logged:
-                _log(request, user, shown, response.status_code)
+            if logged and not _log(request, user, shown, response.status_code):
+                return refusal(request, UNRECORDED, api, user)  # what it would have shown is not sent
             return response
 
         return handler
@@ -100,18 +98,22 @@ def refusal(request: Request, exc: Refused, api: bool, user: User | None) -> Res
                                 "csrf": security.csrf_token(request)}, status_code=exc.status)
 
 
-def _log(request: Request, user: User | None, shown: list[str], status: int) -> None:
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+def _log(request: Request, user: User | None, shown: list[str], status: int) -> bool:
+    """The request's access-log row (its path and query masked: audit.masked_path); False when
+    it could not be written."""
     client = request.client.host if request.client else None
-    request.app.state.recorder.record(clock.stamp(), user.name if user else None, request.method, path, shown, client,
-                                      status)
+    return request.app.state.recorder.record(clock.stamp(), user.name if user else None, request.method,
+                                             audit.masked_path(request.url.path, request.url.query), shown, client,
+                                             status)
 
 
 def json_body(raw: bytes) -> dict:
     try:
         body = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise Refused(400, "请求体不是 JSON", {"reason": "the body is not JSON"}) from None
+    except ValueError:  # JSON, but a number Python will not read (an integer of more than 4,300 digits)
+        raise Refused(422, "请求体中的数值过大", {"reason": "a number in the body is too large"}) from None
     if not isinstance(body, dict):
         raise Refused(400, "请求体不是 JSON 对象", {"reason": "the body is not a JSON object"})
     return body

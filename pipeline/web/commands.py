@@ -37,7 +37,10 @@ def serve(db, host, port, config_path):
     workers = int(cfg["web"]["workers"])
     say(f"serving the case store {store.safe_url(store.resolve(db, cfg))} on http://{host}:{port}/ "
         f"({workers} worker process{'es' if workers > 1 else ''}; Ctrl-C stops)")
-    options = {"host": host, "port": port, "log_level": "warning", "access_log": False, "server_header": False}
+    # X-Forwarded-For only from the proxies listed (uvicorn's own default believes 127.0.0.1)
+    proxies = list(cfg["web"]["trusted_proxies"])
+    options = {"host": host, "port": port, "log_level": "warning", "access_log": False, "server_header": False,
+               "proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or None}
     if workers > 1:  # each worker process opens the store itself
         engine.dispose()
         os.environ[SERVE_ENV] = json.dumps({"db": db, "config": config_path})

@@ -4,13 +4,14 @@ same moment would otherwise overwrite it), refused when the form is stale."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
 import sqlalchemy as sa
 
 from pipeline import clock
-from pipeline.cases.disposition import Entry, apply, problem
+from pipeline.cases.disposition import MAX_NOTE, Entry, apply, problem
 from pipeline.errors import InputError
 from pipeline.store.lock import store_lock
 from pipeline.store.schema import item_events, items
@@ -21,19 +22,45 @@ from pipeline.web.calls import NOT_FOUND, Call, Refused
 _ONE_AT_A_TIME = threading.Lock()
 
 
-def dispose(call: Call, item_id: str, state: str, result: str, note: str, version) -> dict:
-    """Apply the disposition; returns the item as it is after. Refused: 404 (not the caller's),
-    409 (`version` is not the item's: changed since the form was made), 422 (a value `cases
-    import` would refuse), 503 (a night holds the store)."""
+MAX_VERSION = 2**63 - 1  # an event id (a BIGINT)
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def version_of(value, form: bool) -> int:
+    """The `version` sent: a JSON integer (the API: 7.0 is one too, as JSON Schema counts), the
+    digits of a form field (the page)."""
+    if isinstance(value, str) and form and _DIGITS.fullmatch(value.strip()):
+        value = int(value.strip())
+    if isinstance(value, float) and not form and value.is_integer() and 0 <= value <= 2**53:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_VERSION:
+        raise Refused(422, "缺少版本号（version）：请刷新页面后重试", {"reason": "version must be a whole number"})
+    return value
+
+
+def text_of(value, name: str, longest: int) -> str:
+    """A text field of the disposition: a string (None reads as empty), at most `longest` characters."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise Refused(422, f"{name} 应为文字", {"reason": f"{name} must be a string"})
+    if len(value) > longest:
+        raise Refused(422, f"{name} 最长 {longest} 个字符", {"reason": f"{name} must be at most {longest} characters"})
+    return value
+
+
+def dispose(call: Call, item_id: str, fields, form: bool) -> dict:
+    """Apply the disposition `fields` (state, result, note, version: a form or a JSON object);
+    returns the item as it is after. Refused: 404 (not the caller's), 409 (`version` is not the
+    item's: changed since the form was made), 422 (a value `cases import` would refuse, or not
+    text, or too long), 503 (a night holds the store)."""
     app = call.request.app.state
     if queries.item(call.conn, call.user, item_id) is None:
         raise Refused(404, NOT_FOUND)
     call.shown.append(item_id)  # what a refusal below shows (its version, who changed it) is a look too
-    if isinstance(version, bool) or not (isinstance(version, int) or (isinstance(version, str) and
-                                                                      version.strip().isascii() and
-                                                                      version.strip().isdigit())):
-        raise Refused(422, "缺少版本号（version）：请刷新页面后重试", {"reason": "version must be a whole number"})
-    sent = int(version)
+    sent = version_of(fields.get("version"), form)
+    state, result = text_of(fields.get("state"), "state", 20), text_of(fields.get("result"), "result", 20)
+    note = text_of(fields.get("note"), "note", MAX_NOTE)
     wait = float(app.cfg["web"]["lock_wait_seconds"])
     deadline = time.monotonic() + wait
     busy = Refused(503, "案件库正在被夜间批处理使用，请几分钟后重试", {"reason": "the store is busy"})

@@ -10,6 +10,7 @@ night's events, so a form made before a change reads as stale after it."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -113,9 +114,11 @@ def open_page(conn: sa.Connection, user: User, f: Filters, today: dt.date,
     night = latest_night(conn)
     where = _where(f, night, today)
     rows = [dict(r) for r in conn.execute(_listed(user, f, where, f.limit + 1)).mappings()]
-    for r in rows:
+    shown = foreign_masked(conn, user, [r["evidence"] for r in rows])
+    for r, evidence in zip(rows, shown):
         r["provisional"] = bool(r["provisional"])
         r["status"] = _status_of(r, night)
+        r["evidence"], r["source_file"] = evidence, file_name(r["source_file"])
     return rows[:f.limit], _count(conn, user, f, today, where, cap), len(rows) > f.limit
 
 
@@ -124,7 +127,49 @@ def open_frame(conn: sa.Connection, user: User, f: Filters, today: dt.date) -> p
     night = latest_night(conn)
     frame = read_frame(conn, _listed(user, f, _where(f, night, today), f.limit))
     frame["status"] = [_status_of(r, night) for r in frame[["first_seen", "reopen_reason"]].to_dict("records")]
+    frame["evidence"] = foreign_masked(conn, user, frame["evidence"].tolist())
+    frame["source_file"] = [file_name(v) for v in frame["source_file"].tolist()]
     return frame
+
+
+def file_name(path) -> str | None:
+    """A source file as the app shows it: its name, never the server's folders.
+
+    >>> file_name("/srv/custdq/in/2026-11-20/policies.csv"), file_name(None)
+    ('policies.csv', None)
+    """
+    path = python_value(path)
+    return re.split(r"[\\/]", str(path))[-1] if path is not None else None
+
+
+# a listed record of a shared-contact item's evidence (checks.shared._describe): 保单<policy no> <role> ...
+_LISTED = re.compile(r"保单(.+?) (?=(?:投保人|被保险人) )")
+_CHUNK = 500  # policy numbers looked up at a time
+
+
+def foreign_masked(conn: sa.Connection, user: User, evidence: list) -> list:
+    """The evidence texts with every policy number they list that is not of the user's branches
+    masked, as the cluster shows another branch's policy: a shared-contact item's evidence lists
+    the other records sharing the value, whatever their branch. A number is left readable only
+    when an item of it is in the user's branches; users of every branch see them all."""
+    if user.every_branch:
+        return evidence
+    listed = {no for text in evidence if isinstance(text, str) for no in _LISTED.findall(text)}
+    if not listed:
+        return evidence
+    mine: set[str] = set()
+    numbers = sorted(listed)
+    for start in range(0, len(numbers), _CHUNK):
+        q = _scope(sa.select(items.c.policy_no).distinct(), user).where(
+            items.c.policy_no.in_(numbers[start:start + _CHUNK]))
+        mine.update(conn.execute(q).scalars())
+    foreign = sorted(listed - mine)
+    masked = dict(zip(foreign, mask_id(pd.Series(foreign, dtype="str")).tolist()))
+
+    def hide(match: re.Match) -> str:
+        return "保单" + masked.get(match.group(1), match.group(1)) + " "
+
+    return [_LISTED.sub(hide, text) if isinstance(text, str) else text for text in evidence]
 
 
 _COUNTS: dict[tuple, Total] = {}
@@ -175,6 +220,8 @@ def item(conn: sa.Connection, user: User, item_id: str) -> dict | None:
         return None
     out = {k: python_value(v) for k, v in row.items()}
     out["status"] = _status_of(out, latest_night(conn)) if out["state"] == "open" else "closed"
+    out["evidence"] = foreign_masked(conn, user, [out["evidence"]])[0]
+    out["source_file"] = file_name(out["source_file"])
     return out
 
 
@@ -195,6 +242,7 @@ def cluster(conn: sa.Connection, user: User, found: dict) -> list[dict]:
          .where(items.c.cluster_id == found["cluster_id"], items.c.item_id != found["item_id"])
          .order_by(items.c.branch, items.c.policy_no))
     frame = read_frame(conn, q)
+    frame["evidence"] = foreign_masked(conn, user, frame["evidence"].tolist())
     out = []
     for r in frame.itertuples(index=False):
         if user.sees(r.branch):

@@ -11,7 +11,8 @@
 - Behind a single-sign-on proxy: with `web.trusted_user_header` set, the proxy's header names
   the user (the proxy must set it on every request and strip it from the client's).
 - Every answer: a Content-Security-Policy with no inline script or style, frames refused,
-  no MIME sniffing, no referrer, nothing cached.
+  no MIME sniffing, no referrer, nothing cached (HEADERS, set by pipeline.web.edge, the
+  outermost layer, so a 500 carries them too).
 """
 
 from __future__ import annotations
@@ -22,9 +23,7 @@ import secrets
 import time
 from pathlib import Path
 
-from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline import clock
 from pipeline.errors import InputError
@@ -38,27 +37,6 @@ HEADERS = {
     "referrer-policy": "no-referrer",
     "cache-control": "no-store",
 }
-
-
-class SecurityHeaders:
-    """A pure ASGI middleware adding HEADERS to every answer."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in HEADERS.items():
-                    headers[name] = value
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 def secret_key(path: Path) -> str:

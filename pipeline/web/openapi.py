@@ -1,0 +1,142 @@
+"""The JSON API's OpenAPI 3.1 document, served at /api/openapi.json.
+
+Its query parameters are pipeline.web.params' declarations, the very ones the handlers read and
+check; its paths are pipeline.web.api.ROUTES' (tests/test_web_hostile.py holds the two equal:
+every route and method documented, nothing documented that is not routed). The document is
+public: it holds nothing that docs/web.md does not (no data, no names, no item id), and a client
+generator or a test tool can read it before it has a token. GET routes answer HEAD as well
+(Starlette's), which the document leaves out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.cases.disposition import MAX_NOTE
+from pipeline.night.items import ITEM_ID
+from pipeline.outputs.worklists import RESULTS, STATES
+from pipeline.web import params
+from pipeline.web.edge import MAX_BODY
+
+TEXT = {"type": ["string", "null"]}
+ITEM_ID_PATTERN = "^" + ITEM_ID.pattern.replace(r"\b", "") + "$"  # pipeline.night.items.ITEM_ID, the whole value
+INT = {"type": ["integer", "null"]}
+ITEM_FIELDS: dict[str, dict] = {
+    "item_id": {"type": "string", "pattern": ITEM_ID_PATTERN}, "policy_no": {"type": "string"},
+    "role": {"type": "string"}, "rule_code": {"type": "string"}, "severity": {"type": "string"},
+    "category": {"type": "string"}, "field": TEXT, "detail": TEXT,
+    "evidence": {**TEXT, "description": "masked; a branch user sees other branches' policy numbers masked"},
+    "branch": TEXT, "channel": TEXT, "agent_code": TEXT, "first_seen": TEXT, "last_seen": TEXT, "list_due": TEXT,
+    "channel_due": TEXT, "cooling_off_end": TEXT, "due_date": TEXT, "provisional": {"type": ["boolean", "null"]},
+    "cluster_id": TEXT, "cluster_size": INT,
+    "source_file": {**TEXT, "description": "the extract's file name (never its folders)"}, "source_line": INT,
+    "state": {"type": "string", "enum": ["open", "closed"]}, "close_reason": TEXT, "closed_on": TEXT,
+    "work_state": TEXT, "result": TEXT, "note": TEXT, "reopen_reason": TEXT, "disposed_at": TEXT,
+    "status": {"type": "string", "enum": ["new", "open", "reopened", "closed"]},
+    "version": {"type": "integer", "description": "the id of the item's latest event"},
+}
+EVENT = {"type": "object", "required": ["id", "at", "action"], "properties": {
+    "id": {"type": "integer"}, "at": {"type": "string"}, "who": TEXT, "night": TEXT, "action": {"type": "string"},
+    "what": {"description": "what changed: field -> [from, to]"}, "source": TEXT}}
+ENTRY = {"type": "object", "required": ["id", "at", "method", "path", "status"], "properties": {
+    "id": {"type": "integer"}, "at": {"type": "string"}, "user_name": TEXT, "method": {"type": "string"},
+    "path": {"type": "string", "description": "decoded, personal numbers masked"}, "item_ids": TEXT,
+    "client": TEXT, "status": {"type": "integer"}}}
+ROWS = {"type": "array", "items": {"type": "object"}}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict:
+    return {str(s): {"$ref": f"#/components/responses/{s}"} for s in statuses}
+
+
+ERRORS = {400: "a NUL character, an unpaired surrogate or invalid UTF-8 in the request, or a body that is not JSON",
+          401: "no valid bearer token", 403: "the role may not", 404: "no such item, or not the caller's branch",
+          409: "the item changed since `version` was read", 413: f"a body over {MAX_BODY} bytes",
+          422: "a parameter or field the API does not accept (with `reason`)",
+          503: "a night holds the store, or the access log could not be written"}
+ITEM_ID_PARAM = {"name": "item_id", "in": "path", "required": True,
+                 "schema": {"type": "string", "pattern": ITEM_ID_PATTERN}}
+
+
+def _query(declared: tuple[params.Param, ...]) -> list[dict]:
+    return [{"name": p.name, "in": "query", "required": False, "description": p.description, "schema": p.schema()}
+            for p in declared]
+
+
+def _operation(summary: str, query: tuple[params.Param, ...], ok: dict, *errors: int, path_id: bool = False,
+               body: dict | None = None) -> dict:
+    op: dict[str, Any] = {"summary": summary,
+                          "parameters": ([ITEM_ID_PARAM] if path_id else []) + _query(query),
+                          "responses": {"200": ok, **_errors(400, 401, 403, 413, 422, 503, *errors)}}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+DISPOSITION = {"type": "object", "required": ["version"], "additionalProperties": False, "properties": {
+    "state": {"type": ["string", "null"], "enum": ["", *STATES, None], "description": "处理状态 (empty: 未处理)"},
+    "result": {"type": ["string", "null"], "enum": ["", *RESULTS, None], "description": "处理结果"},
+    "note": {"type": ["string", "null"], "maxLength": MAX_NOTE, "pattern": params.NO_NUL,
+             "description": "处理说明, stored masked"},
+    "version": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1,
+                "description": "the item's `version` as read: 409 when it changed since"}}}
+
+
+def document() -> dict:
+    """The OpenAPI document of pipeline.web.api.ROUTES."""
+    paths = {
+        "/api/items": {"get": _operation(
+            "the open items the caller may see, filtered, sorted and paged", params.ITEM_FILTERS,
+            _json({"type": "object", "required": ["items", "total", "total_more", "next"], "properties": {
+                "items": {"type": "array", "items": _ref("Item")},
+                "total": {"type": "integer", "description": "exact up to web.count_limit"},
+                "total_more": {"type": "boolean", "description": "more match than web.count_limit"},
+                "next": {"type": "boolean", "description": "another page follows"}}}, "a page of items"))},
+        "/api/items/{item_id}": {"get": _operation(
+            "one item with its events", (), _json({"allOf": [_ref("Item"), {
+                "type": "object", "required": ["events"],
+                "properties": {"events": {"type": "array", "items": _ref("Event")}}}]}, "the item"),
+            404, path_id=True)},
+        "/api/items/{item_id}/disposition": {"post": _operation(
+            "settle an item (branch users, their branches): the checks of `cases import`", (),
+            _json(_ref("Item"), "the item after"), 404, 409, path_id=True, body=DISPOSITION)},
+        "/api/dashboard": {"get": _operation(
+            "the dashboard's figures within the caller's scope", (params.NIGHT,),
+            _json({"type": "object", "required": ["night", "branches", "ageing"], "properties": {
+                "night": TEXT, "branches": ROWS, "ageing": ROWS, "tonight": {"type": "object"}, "rules": ROWS,
+                "agents": ROWS}}, "the figures"))},
+        "/api/access-log": {"get": _operation(
+            "the access log (compliance)", params.ACCESS_FILTERS,
+            _json({"type": "object", "required": ["entries"],
+                   "properties": {"entries": {"type": "array", "items": _ref("Entry")}}}, "the rows, oldest first"))},
+        "/api/openapi.json": {"get": {"summary": "this document (public)", "security": [],
+                                      "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1"),
+                                                    **_errors(400, 413)}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "custdq JSON API", "version": "1",
+                 "description": "The case store's items, dispositions, dashboard and access log (docs/web.md). "
+                                "A NUL character, an unpaired surrogate or invalid UTF-8 anywhere in a request "
+                                f"answers 400, a body over {MAX_BODY} bytes 413."},
+        "paths": paths,
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "a token from `custdq users token NAME`"}},
+            "schemas": {"Item": {"type": "object", "required": list(ITEM_FIELDS), "properties": ITEM_FIELDS},
+                        "Event": EVENT, "Entry": ENTRY,
+                        "Error": {"type": "object", "required": ["error"], "properties": {
+                            "error": {"type": "string", "description": "for people, in Chinese"},
+                            "reason": TEXT, "version": {"type": "integer"}}}},
+            "responses": {str(s): _json(_ref("Error"), why) for s, why in ERRORS.items()},
+        },
+    }
