@@ -43,6 +43,20 @@ def spark_failures(doing: str):
                           "CUSTDQ_DEBUG=1 shows Spark's message") from None
 
 
+def _driver_temp(spark) -> str | None:
+    """The JVM's own temporary folder on the driver (SparkFiles' root), which Spark deletes when
+    the JVM exits; the JVM exits when the driver does, killed or not (it reads its standard
+    input, the driver's pipe), so the rows staged in it do not outlive a killed night. None (the
+    system's temporary folder) when Spark names none."""
+    from pyspark import SparkFiles
+
+    try:
+        root = SparkFiles.getRootDirectory()
+    except Exception:  # noqa: BLE001 - a PySpark without it: the system's temporary folder
+        return None
+    return root if os.path.isabs(root) and os.path.isdir(root) else None
+
+
 class SparkNight:
     """The Spark side of one night; close() stops Spark and removes the staging folder."""
 
@@ -54,7 +68,7 @@ class SparkNight:
             self.uri = f"{str(configured).rstrip('/')}/custdq-night-{uuid.uuid4().hex}"
             self.local = None
         else:  # local mode: a private temporary folder (0700) on this machine
-            self.local = tempfile.mkdtemp(prefix="custdq-spark-")
+            self.local = tempfile.mkdtemp(prefix="custdq-spark-", dir=_driver_temp(self.spark))
             self.uri = self.local
         self.fs, self.root = staging_fs(self.uri)
         try:

@@ -145,6 +145,16 @@ def _digest_all(key: bytes, texts: list[bytes]) -> list[bytes]:
     return list(map(hmac_sha256(key), texts))
 
 
+def _start_helper(parent: int) -> None:
+    """The forked helper dies with the process that forked it (pipeline.children) and holds no
+    copy of the writer lock (a killed night's lock goes with it)."""
+    from pipeline import children
+    from pipeline.store.lock import close_inherited
+
+    children.bind(parent)
+    close_inherited()
+
+
 def _digest_parallel(key: bytes, texts: list[bytes]) -> list[bytes]:
     """Hash a long list on two cores: a forked worker takes the second half (HMAC here is
     CPU-bound Python calls; the night's other stages leave the second core idle)."""
@@ -156,7 +166,7 @@ def _digest_parallel(key: bytes, texts: list[bytes]) -> list[bytes]:
     except ValueError:  # no fork on this platform
         return _digest_all(key, texts)
     half = len(texts) // 2
-    with context.Pool(1) as pool:
+    with context.Pool(1, initializer=_start_helper, initargs=(os.getpid(),)) as pool:
         second = pool.apply_async(_digest_all, (key, texts[half:]))
         first = _digest_all(key, texts[:half])
         return first + second.get()
