@@ -158,8 +158,9 @@ def _start_helper(parent: int) -> None:
 def _digest_parallel(key: bytes, texts: list[bytes]) -> list[bytes]:
     """Hash a long list on two cores: a forked worker takes the second half (HMAC here is
     CPU-bound Python calls; the night's other stages leave the second core idle)."""
-    if len(texts) < PARALLEL_FROM or (os.cpu_count() or 1) < 2 or multiprocessing.current_process().daemon:
-        # (a chunk worker of pipeline.rows.chunks is a daemon: the cores are already shared out)
+    if len(texts) < PARALLEL_FROM or (os.cpu_count() or 1) < 2 or multiprocessing.parent_process() is not None:
+        # (in a chunk worker of pipeline.rows.chunks the cores are already shared out; those
+        # workers are not daemons, so `current_process().daemon` does not tell)
         return _digest_all(key, texts)
     try:
         context = multiprocessing.get_context("fork")
