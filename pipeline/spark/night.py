@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import pickle
+import secrets
 import shutil
 import tempfile
 import uuid
@@ -25,7 +26,7 @@ from pipeline.ingest import FastPathLost, Reading, iter_extract
 from pipeline.logs import count
 from pipeline.night.progress import release
 from pipeline.spark import session
-from pipeline.spark.tasks import RESULT_SCHEMA, checker, raw_path, result_path, staging_fs
+from pipeline.spark.tasks import RESULT_SCHEMA, checker, raw_path, result_path, staging_fs, unseal
 
 log = logging.getLogger("custdq")
 
@@ -118,7 +119,7 @@ class SparkNight:
             check_here(empty_raw(reading), sources, business_date, cfg, agents, key, version, stages, tally)
             return reading, tally
         job = {"sources": sources, "business_date": business_date, "cfg": cfg, "agents": agents, "key": key,
-               "version": version}
+               "version": version, "seal": secrets.token_bytes(32)}  # the tasks' results are sealed with it
         with stages.stage("check"):
             # one slice per chunk: every chunk its own task, spread over the executors
             todo = self.spark.sparkContext.parallelize(list(enumerate(firsts)), len(firsts))
@@ -133,7 +134,8 @@ class SparkNight:
                 self.with_digests += row["contact_rows"] > 0
             for n in range(len(firsts)):  # in the order of the night's rows, as the local engine
                 with self.fs.open_input_stream(result_path(self.root, n)) as fh:
-                    tally.take(pickle.loads(fh.read()))
+                    blob = unseal(job["seal"], fh.read())
+                tally.take(pickle.loads(blob))  # noqa: S301 - unsealed: this night's own task wrote it
                 self.fs.delete_file(result_path(self.root, n))
                 tally.chunks += 1
             release()
