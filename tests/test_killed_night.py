@@ -6,8 +6,9 @@ walking /proc while it ran, and its process group) is gone 2 s after the kill; t
 writer lock is free; the same night run again ends exactly like an uninterrupted one (items,
 manifest, the whole store). Also: hashkey's forked helper dies with the process that forked it,
 `pipeline.children.bind` kills a child whose parent is gone (prctl, the watcher thread, the
-parent that died before the child bound itself), and on `--engine spark` the JVM and PySpark's
-Python workers end with a killed driver, taking the night's staged rows with them."""
+parent that died before the child bound itself), on `--engine spark` the JVM and PySpark's
+Python workers end with a killed driver, taking the night's staged rows with them, and a killed
+`custdq serve` takes its worker processes with it."""
 
 from __future__ import annotations
 
@@ -352,6 +353,40 @@ def test_a_child_whose_parent_died_before_it_bound_itself_ends_at_once():
     done = subprocess.run([sys.executable, "-c", _bound_child("-1", True)],
                           env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, timeout=60)
     assert done.stdout.decode().split() == [str(-signal.SIGKILL)], done
+
+
+# -- custdq serve ----------------------------------------------------------------------------------
+
+def test_a_killed_server_takes_its_worker_processes_with_it(tmp_path, invoke):
+    """`custdq serve` with `web.workers: 2` (uvicorn's supervisor and its spawned workers): the
+    supervisor killed, its workers end too and the port is free again (they used to go on
+    serving it, orphaned)."""
+    from tests.helpers import row, write_csv
+    from tests.webserve import Server
+
+    db = f"sqlite:///{tmp_path / 'cases.db'}"
+    night = invoke("run", str(write_csv(tmp_path / "n.csv", [row()])), "--business-date", DATE, "--db", db,
+                   "--out", str(tmp_path / "out"), "--quiet")
+    assert night.exit_code == 0, night.output
+    config = tmp_path / "serve.yaml"
+    config.write_text("web:\n  workers: 2\n", encoding="utf-8")
+    server = Server(db, tmp_path, "--config", str(config))
+    seen = descendants(server.proc.pid)
+    try:
+        assert len([pid for pid, _ in seen if _name(pid).startswith("python")]) >= 2, seen
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(timeout=30)
+        alive = gone_within(seen, -1, GONE_SECONDS)
+    finally:
+        for pid in living(seen, -1):
+            os.kill(pid, signal.SIGKILL)
+    assert not alive
+    import socket
+
+    with socket.socket() as probe:  # nobody listens on the port any more (connections in TIME_WAIT may stay)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", server.port))
+        probe.listen()
 
 
 # -- Spark ---------------------------------------------------------------------------------------
