@@ -22,7 +22,7 @@ demo: venv
 	$(BIN)/custdq run $(SAMPLE) --business-date $(DATE) --agents data/samples/agents_sample.csv
 	@echo "outputs: out/$(DATE)/"
 
-## the gates (ruff: pyflakes + bugbear; mypy on the rules and the library; the docs site builds), then the whole test suite, one test
+## the gates (ruff: pyflakes + bugbear + flake8-bandit's security rules, each waiver explained; mypy on the rules and the library; the docs site builds), then the whole test suite, one test
 ## file per core at a time (pytest-xdist: CI stays under 20 minutes)
 test: venv
 	$(BIN)/ruff check --quiet .

@@ -20,7 +20,8 @@ def _roster(ctx: RuleContext) -> pd.DataFrame:
     key = ("roster",)
     if key not in ctx.night:
         agents = ctx.agents
-        assert agents is not None, "phone_is_agent is not applicable without a roster"
+        if agents is None:
+            raise RuntimeError("phone_is_agent is not applicable without a roster (bug)")
         numbers = phones.normalise(agents["agent_phone"])
         ids = analyse(agents["agent_id_no"], ctx.business_date)["id18"]
         ctx.night[key] = pd.DataFrame({

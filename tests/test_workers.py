@@ -121,3 +121,24 @@ def test_a_killed_worker_ends_the_night_with_one_line_and_keeps_nothing(tmp_path
             tables = sa.inspect(conn).get_table_names()
             assert "runs" not in tables or conn.execute(sa.text("select count(*) from runs")).scalar() == 0
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def _forks_in_a_worker() -> bool:
+    import multiprocessing
+
+    from pipeline.store import hashkey
+
+    asked, real = [], multiprocessing.get_context
+    multiprocessing.get_context = lambda method: asked.append(method) or real(method)  # this worker's only
+    hashkey._digest_parallel(b"k" * 32, [b"%d" % i for i in range(hashkey.PARALLEL_FROM)])
+    return bool(asked)
+
+
+def test_a_chunk_worker_hashes_on_its_own_core():
+    """hashkey forks a helper for a long list only in the main process: a chunk worker's core
+    is its share (the workers are not daemons, which the old test looked for)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        assert pool.submit(_forks_in_a_worker).result(timeout=120) is False

@@ -178,7 +178,9 @@ class ContactIndex:
         fill_keys(self.conn, "q_main", maybe, "TEXT" if column == "policy_no" else "BLOB")
         names = ["id"] + STORED
         select = ", ".join(f"c.{c}" for c in names)
-        result = self.conn.exec_driver_sql(f"SELECT {select} FROM q_main q CROSS JOIN {MAIN.name} c WHERE c.{column} = q.k")
+        sql = (f"SELECT {select} FROM q_main q CROSS JOIN {MAIN.name} c "  # noqa: S608 - constant names, no values
+               f"WHERE c.{column} = q.k")
+        result = self.conn.exec_driver_sql(sql)
         while rows := result.fetchmany(FETCH_ROWS):
             table = self._live(_arrow_rows(rows, names), keep_tonight)
             if table.num_rows:

@@ -187,7 +187,9 @@ class Tiers:
         """Record that `tier`'s extract held these policies although their rows were not written
         again (unchanged): the retention policy counts a policy's last appearance, not its last
         change (pipeline.retention.contacts). Taken back with the tier (a re-run)."""
-        table = pa.table({"policy_no": pa.array([str(p) for p in policies], type=pa.large_string())})
+        # sorted: `policies` come in the order of Arrow's threaded group-by, which varies from run
+        # to run, and the same night must store the same bytes (tests/test_workers.py)
+        table = pa.table({"policy_no": pa.array(sorted(str(p) for p in policies), type=pa.large_string())})
         if table.num_rows:
             self.conn.execute(contact_segments.insert().values(tier=tier, kind=SEEN, part=0, rows=table.num_rows,
                                                                data=serialise(table)))

@@ -164,7 +164,8 @@ def import_worklists(conn: sa.Connection, paths: list[str], who: str | None = No
                                     "reason": reason})
             continue
         seen.setdefault(row.item_id, row)
-        assert item is not None  # problem() refused a row whose item is not in the store
+        if item is None:
+            raise RuntimeError("problem() let through a row whose item is not in the store (bug)")
         done = apply(conn, row.entry, item, who, at, today, f"{row.file} sha256:{row.sha[:16]} row {row.line}")
         setattr(report, done, getattr(report, done) + 1)
     return report

@@ -84,7 +84,7 @@ def localise(docs: Path) -> dict:
     """Rewrite every HTML page under `docs` (a Data Docs site GX has just written) to local
     copies; returns the pages rewritten and the outside references dropped without a copy."""
     docs = Path(docs)
-    shutil.copytree(VENDORED, docs / TARGET, ignore=shutil.ignore_patterns("vendor.sh"), dirs_exist_ok=True)
+    _copy_vendored(docs / TARGET)
     dropped: list[str] = []
     pages = sorted(docs.rglob("*.html"))
     for page in pages:
@@ -94,6 +94,17 @@ def localise(docs: Path) -> dict:
         page.write_text(_repair(html, page, docs, prefix), encoding="utf-8")
     _prune(docs, pages)
     return {"pages": len(pages), "dropped": sorted(set(dropped))}
+
+
+def _copy_vendored(target: Path) -> None:
+    """The vendored files into `target` as new files and folders, so the user's umask decides
+    their modes (copytree would give them the installed package's, 0644 and 0755 under a
+    umask of 077)."""
+    for source in sorted(VENDORED.rglob("*")):
+        if source.is_file() and source.name != "vendor.sh":
+            dest = target / source.relative_to(VENDORED)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, dest)
 
 
 def _rewrite(html: str, vendor: str, images: str, dropped: list[str]) -> str:

@@ -238,10 +238,12 @@ _JOB: tuple = ()  # in a chunk worker: (business_date, cfg, agents, key, version
 _NIGHT: dict = {}  # in a chunk worker: its RuleContext.night (roster analyses, made once per worker)
 
 
-def _start_worker(job: tuple) -> None:
+def _start_worker(parent: int, job: tuple) -> None:
+    from pipeline import children
     from pipeline.store.lock import close_inherited
 
     global _JOB
+    children.bind(parent)  # dies with the main process, whatever kills it
     close_inherited()  # the writer lock stays the writer's: a killed night's lock goes with it
     _JOB = job
     _NIGHT.clear()
@@ -273,13 +275,15 @@ class Workers:
 
     A worker that dies (the kernel's out-of-memory killer, an operator's `kill`) ends the night
     with WorkerLost at once: a process pool that replaces the dead worker would wait for its
-    chunk for ever (concurrent.futures reports the broken pool; multiprocessing.Pool does not)."""
+    chunk for ever (concurrent.futures reports the broken pool; multiprocessing.Pool does not).
+    A main process that dies takes its workers with it (pipeline.children: they are forked here,
+    by the thread that runs the night and closes the pool)."""
 
     def __init__(self, n: int, job: tuple):
         expectations.settle()
         before = set(multiprocessing.active_children())
         self.pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"),
-                                        initializer=_start_worker, initargs=(job,))
+                                        initializer=_start_worker, initargs=(os.getpid(), job))
         self.pending: deque = deque()
         self.done = 0  # rows of the chunks taken back
         self._result(self.pool.submit(_ready))  # forks every worker now (a fork pool starts all at once)

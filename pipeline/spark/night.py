@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import pickle
+import secrets
 import shutil
 import tempfile
 import uuid
@@ -25,7 +26,7 @@ from pipeline.ingest import FastPathLost, Reading, iter_extract
 from pipeline.logs import count
 from pipeline.night.progress import release
 from pipeline.spark import session
-from pipeline.spark.tasks import RESULT_SCHEMA, checker, raw_path, result_path, staging_fs
+from pipeline.spark.tasks import RESULT_SCHEMA, checker, raw_path, result_path, staging_fs, unseal
 
 log = logging.getLogger("custdq")
 
@@ -43,6 +44,20 @@ def spark_failures(doing: str):
                           "CUSTDQ_DEBUG=1 shows Spark's message") from None
 
 
+def _driver_temp(spark) -> str | None:
+    """The JVM's own temporary folder on the driver (SparkFiles' root), which Spark deletes when
+    the JVM exits; the JVM exits when the driver does, killed or not (it reads its standard
+    input, the driver's pipe), so the rows staged in it do not outlive a killed night. None (the
+    system's temporary folder) when Spark names none."""
+    from pyspark import SparkFiles
+
+    try:
+        root = SparkFiles.getRootDirectory()
+    except Exception:  # noqa: BLE001 - a PySpark without it: the system's temporary folder
+        return None
+    return root if os.path.isabs(root) and os.path.isdir(root) else None
+
+
 class SparkNight:
     """The Spark side of one night; close() stops Spark and removes the staging folder."""
 
@@ -54,7 +69,7 @@ class SparkNight:
             self.uri = f"{str(configured).rstrip('/')}/custdq-night-{uuid.uuid4().hex}"
             self.local = None
         else:  # local mode: a private temporary folder (0700) on this machine
-            self.local = tempfile.mkdtemp(prefix="custdq-spark-")
+            self.local = tempfile.mkdtemp(prefix="custdq-spark-", dir=_driver_temp(self.spark))
             self.uri = self.local
         self.fs, self.root = staging_fs(self.uri)
         try:
@@ -104,7 +119,7 @@ class SparkNight:
             check_here(empty_raw(reading), sources, business_date, cfg, agents, key, version, stages, tally)
             return reading, tally
         job = {"sources": sources, "business_date": business_date, "cfg": cfg, "agents": agents, "key": key,
-               "version": version}
+               "version": version, "seal": secrets.token_bytes(32)}  # the tasks' results are sealed with it
         with stages.stage("check"):
             # one slice per chunk: every chunk its own task, spread over the executors
             todo = self.spark.sparkContext.parallelize(list(enumerate(firsts)), len(firsts))
@@ -119,7 +134,8 @@ class SparkNight:
                 self.with_digests += row["contact_rows"] > 0
             for n in range(len(firsts)):  # in the order of the night's rows, as the local engine
                 with self.fs.open_input_stream(result_path(self.root, n)) as fh:
-                    tally.take(pickle.loads(fh.read()))
+                    blob = unseal(job["seal"], fh.read())
+                tally.take(pickle.loads(blob))  # noqa: S301 - unsealed: this night's own task wrote it
                 self.fs.delete_file(result_path(self.root, n))
                 tally.chunks += 1
             release()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import pickle
 
@@ -11,6 +13,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from pipeline.errors import EngineError
 from pipeline.rows.chunks import check_chunk
 from pipeline.night.progress import Stages, peak_memory_mb
 
@@ -34,6 +37,31 @@ def result_path(root: str, n: int) -> str:
     return f"{root}/results/part-{n:05d}.pickle"
 
 
+def seal(secret: bytes, blob: bytes) -> bytes:
+    """A result as a task writes it: HMAC-SHA-256 under the night's secret, then the pickle.
+
+    >>> unseal(b"s" * 32, seal(b"s" * 32, b"result")) == b"result"
+    True
+    """
+    return hmac.digest(secret, blob, hashlib.sha256) + blob
+
+
+def unseal(secret: bytes, sealed: bytes) -> bytes:
+    """The pickle of a result file, once its HMAC shows this night's own task wrote it: the
+    staging folder may be shared (spark.staging on a cluster), and whoever can write into it
+    must not get the driver to unpickle a file of theirs.
+
+    >>> unseal(b"s" * 32, seal(b"t" * 32, b"result"))
+    Traceback (most recent call last):
+    pipeline.errors.EngineError: a chunk's result in the Spark staging folder was not written by this night's tasks (changed or replaced); nothing of this night was kept
+    """
+    mac, blob = sealed[:32], sealed[32:]
+    if len(sealed) < 32 or not hmac.compare_digest(mac, hmac.digest(secret, blob, hashlib.sha256)):
+        raise EngineError("a chunk's result in the Spark staging folder was not written by this night's tasks "
+                          "(changed or replaced); nothing of this night was kept")
+    return blob
+
+
 def digests_path(root: str, n: int) -> str:
     return f"{root}/digests/part-{n:05d}.parquet"
 
@@ -48,7 +76,7 @@ def check_part(uri: str, n: int, first_row: int, job: dict) -> dict:
     result = check_chunk(raw, job["sources"], job["business_date"], job["cfg"], job["agents"], job["key"],
                          job["version"], stages, {})
     with fs.open_output_stream(result_path(root, n)) as fh:
-        fh.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+        fh.write(seal(job["seal"], pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)))
     packed = result.contacts
     if packed is not None:
         digests = pa.table({"value64": pa.array(packed.value64.view(np.int64)),

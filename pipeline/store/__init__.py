@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from pipeline import clock
 from pipeline.errors import InputError
+from pipeline.store import files
 from pipeline.store.schema import (REPLACED_INDEXES, SCHEMA_VERSION, TOKEN_DAYS, access_log, api_tokens, items, meta,
                                    metadata, night_dims, runs)
 
@@ -83,7 +84,8 @@ def _sqlite_setup(dbapi_conn, _record) -> None:
 def open_store(url: str | None, create: bool = True, notify=None, cfg: dict | None = None) -> sa.Engine:
     """The case store at `url` (resolved as `resolve` says). Only `create=True` (`custdq run`,
     `custdq index load`) may create one, and says so through `notify`; otherwise a store that does
-    not exist is an input error and nothing is created."""
+    not exist is an input error and nothing is created. An SQLite store's files are its owner's
+    only (pipeline.store.files)."""
 
     url = resolve(url, cfg)
     target = engine_url(url)
@@ -93,6 +95,7 @@ def open_store(url: str | None, create: bool = True, notify=None, cfg: dict | No
         raise InputError(f"case store {shown}: a folder, not a store file (write sqlite:///path/cases.db)")
     absent = f"no case store at {shown}; nothing was created (name the store with --db, CUSTDQ_DB or " \
              "store.url; only `custdq run` and `custdq index load` create one)"
+    made = False  # the store file, created here 0600 before SQLite opens it (pipeline.store.files)
     if path is not None and not path.exists():
         if not create:
             raise InputError(absent)
@@ -100,6 +103,22 @@ def open_store(url: str | None, create: bool = True, notify=None, cfg: dict | No
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise InputError(f"case store {path}: cannot create its folder ({exc.strerror})") from None
+        try:
+            made = files.create(path)
+        except OSError as exc:
+            raise InputError(f"case store {path}: cannot create the file ({exc.strerror})") from None
+    elif path is not None:
+        files.tighten(path)
+    try:
+        return _open(url, target, path, absent, create, notify)
+    except BaseException:
+        if made and path is not None:  # nothing of a store that could not be opened stays behind
+            for p in files.beside(path):
+                p.unlink(missing_ok=True)
+        raise
+
+
+def _open(url: str, target: str, path: Path | None, absent: str, create: bool, notify) -> sa.Engine:
     try:
         # hide_parameters: a statement's values never reach a log line or an exception's text
         # (a filter or a note holds what people typed)

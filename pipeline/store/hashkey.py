@@ -145,18 +145,29 @@ def _digest_all(key: bytes, texts: list[bytes]) -> list[bytes]:
     return list(map(hmac_sha256(key), texts))
 
 
+def _start_helper(parent: int) -> None:
+    """The forked helper dies with the process that forked it (pipeline.children) and holds no
+    copy of the writer lock (a killed night's lock goes with it)."""
+    from pipeline import children
+    from pipeline.store.lock import close_inherited
+
+    children.bind(parent)
+    close_inherited()
+
+
 def _digest_parallel(key: bytes, texts: list[bytes]) -> list[bytes]:
     """Hash a long list on two cores: a forked worker takes the second half (HMAC here is
     CPU-bound Python calls; the night's other stages leave the second core idle)."""
-    if len(texts) < PARALLEL_FROM or (os.cpu_count() or 1) < 2 or multiprocessing.current_process().daemon:
-        # (a chunk worker of pipeline.rows.chunks is a daemon: the cores are already shared out)
+    if len(texts) < PARALLEL_FROM or (os.cpu_count() or 1) < 2 or multiprocessing.parent_process() is not None:
+        # (in a chunk worker of pipeline.rows.chunks the cores are already shared out; those
+        # workers are not daemons, so `current_process().daemon` does not tell)
         return _digest_all(key, texts)
     try:
         context = multiprocessing.get_context("fork")
     except ValueError:  # no fork on this platform
         return _digest_all(key, texts)
     half = len(texts) // 2
-    with context.Pool(1) as pool:
+    with context.Pool(1, initializer=_start_helper, initargs=(os.getpid(),)) as pool:
         second = pool.apply_async(_digest_all, (key, texts[half:]))
         first = _digest_all(key, texts[:half])
         return first + second.get()

@@ -114,7 +114,8 @@ class App(Starlette):
 def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own refusals (no such route 404, a method not allowed 405, a form it cannot
     parse 400): JSON under /api/, the error page otherwise."""
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):  # registered for HTTPException only
+        raise RuntimeError(f"_http_error was handed {type(exc).__name__} (bug)")
     message = {404: "页面不存在", 405: "不支持此请求方法"}.get(exc.status_code, "请求无法处理")
     response = edge.answer(request.scope, edge.Bad(exc.status_code, message, str(exc.detail)),
                            request.app.env)

@@ -8,17 +8,32 @@ below binds the same socket and hands it on as a TCP socket with TCP_NODELAY set
 also passes to every connection it accepts.
 
 Tested with uvicorn 0.54 (pyproject pins the range): the supervisor class is uvicorn's own.
+
+A worker process dies with the supervisor, whatever kills it (pipeline.children): uvicorn's
+workers only notice a supervisor that stopped them, so a killed `custdq serve` left them
+serving, orphaned, on its port for ever. `Config.load`, which each worker runs first, binds it
+to the supervisor's pid (taken before the workers are spawned and sent with the config).
 """
 
 from __future__ import annotations
 
+import os
 import socket
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from pipeline import children
+
 
 class Config(uvicorn.Config):
+    supervisor: int | None = None  # the supervisor's pid, in its workers' copies of the config
+
+    def load(self) -> None:
+        if self.supervisor is not None and self.supervisor != os.getpid():  # in a worker process
+            children.bind(self.supervisor)
+        super().load()
+
     def bind_socket(self) -> socket.socket:
         bound = super().bind_socket()
         if bound.family not in (socket.AF_INET, socket.AF_INET6):
@@ -34,4 +49,5 @@ def run(app, workers: int, **options) -> None:
         uvicorn.Server(Config(app, **options)).run()
         return
     config = Config(app, factory=True, workers=workers, **options)
+    config.supervisor = os.getpid()
     Multiprocess(config, sockets=[config.bind_socket()]).run()
