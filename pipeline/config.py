@@ -26,10 +26,9 @@ def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[s
     for key, value in override.items():
         if key not in base:
             raise ConfigError(f"unknown setting '{where}{key}'")
-        if isinstance(base[key], dict) and value is None:
-            continue  # an empty section (`web:` with nothing under it) keeps the defaults
-        if isinstance(base[key], dict) and not isinstance(value, dict):
-            raise ConfigError(f"setting '{where}{key}' must be a section of settings (it is {value!r})")
+        if isinstance(base[key], dict) and not isinstance(value, dict):  # `web:` with nothing under it too
+            raise ConfigError(f"setting '{where}{key}' must be a section of settings (it is {value!r}); "
+                              "leave it out to keep its defaults")
         if isinstance(base[key], dict) and isinstance(value, dict) and key in OPEN:
             out[key] = {**base[key], **value}  # keys of the operator's own choosing (columns, rules, years)
         elif isinstance(base[key], dict) and isinstance(value, dict):

@@ -11,6 +11,8 @@ with thousands separators below a billion (`count`) and IPv4 addresses with thei
 'phone 138****5678, id 1****************X, on 2026-11-20 at 02:45:21, 1,000,000 rows'
 >>> mask_line("listening on 127.0.0.1:8080; 1,381,234,5678 is no count")
 'listening on 127.0.0.1:8080; 138****5678 is no count'
+>>> mask_line("business date 2026-11-20, 1 extract file(s); 11:02:03, 20 chunks; id 110105 1949-12-31 002X")
+'business date 2026-11-20, 1 extract file(s); 11:02:03, 20 chunks; id 1****************X'
 """
 
 from __future__ import annotations
@@ -21,26 +23,37 @@ import sys
 
 from checks.masking import mask_text
 
-# a count as `count` writes it (4 to 9 digits in groups of three), an IPv4 address with its port:
-# custdq's own forms, kept as they are (a stand-in letter holds their place while the line is masked)
-_OWN = re.compile(r"(?<![\d,.])(?:\d{1,3}(?:,\d{3}){1,2}|(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}"
-                  r"(?:25[0-5]|2[0-4]\d|1?\d?\d)(?::\d{1,5})?)(?![\d]|[,.]\d)")
+# a count as `count` writes it (4 to 9 digits in groups of three), an IPv4 address with its port,
+# an ISO date or time: custdq's own forms, kept as they are (a stand-in letter holds their place
+# while the line is masked, so a date and the count after it are not read as one number)
+_OWN = re.compile(r"(?<![\d,.:-])(?:\d{1,3}(?:,\d{3}){1,2}|(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}"
+                  r"(?:25[0-5]|2[0-4]\d|1?\d?\d)(?::\d{1,5})?|(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])|"
+                  r"(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?)(?![\d]|[,.:-]\d)")
 _STAND_IN = "\u16a0"  # a letter (RUNIC FENU), so the digits on either side of a kept form are not joined
 LEVELS = {0: logging.WARNING, 1: logging.INFO}
 
 
 def mask_line(text: str) -> str:
+    text = text.replace(_STAND_IN, "")
     kept: list[str] = []
+    ends: list[int] = []  # where the forms kept so far end
 
     def keep(match: re.Match) -> str:
+        before = _JOINED_BEFORE.search(text, 0, match.start())
+        if before is not None and not (ends and ends[-1] > before.start()):
+            return match.group(0)  # digits just before: part of a longer number (110105 1949-12-31 002X)
         kept.append(match.group(0))
+        ends.append(match.end())
         return _STAND_IN
 
-    masked = mask_text(_OWN.sub(keep, text.replace(_STAND_IN, "")))
+    masked = mask_text(_OWN.sub(keep, text))
     parts = masked.split(_STAND_IN)
     if len(parts) != len(kept) + 1:  # never expected: then nothing is kept as it was
         return mask_text(text)
     return "".join(p + k for p, k in zip(parts, kept + [""]))
+
+
+_JOINED_BEFORE = re.compile(r"\d[^\w]{0,4}\Z")
 
 
 class MaskingFormatter(logging.Formatter):
