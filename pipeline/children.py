@@ -18,7 +18,7 @@ initialisers): from then on the child dies with SIGKILL as soon as its parent is
 
 Spark's own processes need none of this: the JVM that PySpark starts reads its standard input
 and exits when the driver's end of that pipe closes, which a killed driver's does (tested in
-tests/test_orphans.py), and PySpark's Python daemon exits with the JVM.
+tests/test_killed_night.py), and PySpark's Python daemon exits with the JVM.
 """
 
 from __future__ import annotations
