@@ -229,7 +229,7 @@ def test_no_destroyed_key_is_left_in_the_sqlite_file(invoke, tmp_path, monkeypat
     ("retention:\n  closed_items_days:\n    false_information: 30\n", "before the quarterly report"),
     ("retention:\n  access_log_days: 30\n", "who looked at a record kept"),
     ("retention:\n  closed_items_days:\n    false: 3653\n", "unknown setting"),  # YAML's false: a boolean
-    ("retention:\n  closed_items_days: null\n", "no period for"),
+    ("retention:\n  closed_items_days: null\n", "must be a section of settings"),
     ("retention:\n  runs_days: -1\n", "whole number of days"),
 ])
 def test_a_policy_that_would_destroy_what_is_needed_is_refused(invoke, tmp_path, settings, says):
