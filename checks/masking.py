@@ -102,17 +102,24 @@ def mask_name(values: pd.Series) -> pd.Series:
 # Separators a person (or a shifted export) may put between the digit groups of one number: any
 # character that is neither a letter nor a digit, judged after NFKC (full-width forms, NBSP and
 # the ideographic space fold to ASCII) - commas of every kind, brackets, dashes, underscores,
-# colons, spaces. Format characters (zero-width space, soft hyphen, BOM ...) are dropped first.
-# At most MAX_SEPARATORS of them in a row still join two digit groups.
+# colons, spaces - and the letters typed as dashes (ー, 丨). Format characters (zero-width space,
+# soft hyphen, BOM ...) are dropped first. Any number of spaces, tabs and line breaks and at most
+# MAX_SEPARATORS other separators in a row still join two digit groups.
 MAX_SEPARATORS = 4
 MIN_RUN = 7  # digits: a shorter run is a count, an amount or a date part, never a whole identifier
+# Chinese numerals, which people also type digits with (一三八…, 二〇二六): read as digits
+_NUMERALS = {c: str(i) for i, c in enumerate("〇一二三四五六七八九")} | \
+    {c: str(i) for i, c in enumerate("零壹贰叁肆伍陆柒捌玖")} | {"两": "2", "幺": "1"}
+_DASH_LETTERS = frozenset("ーｰ丨")
 
 
 def _digits_of(char: str) -> str | None:
-    """The ASCII digits one character stands for (full-width ３, Arabic-Indic ٣, circled ⑩ and
-    superscript ¹ alike), or None when it is not a digit."""
+    """The ASCII digits one character stands for (full-width ３, Arabic-Indic ٣, circled ⑩,
+    superscript ¹ and Chinese numerals 一 〇 alike), or None when it is not a digit."""
     if char.isascii():
         return char if char.isdigit() else None
+    if char in _NUMERALS:
+        return _NUMERALS[char]
     folded = unicodedata.normalize("NFKC", char)
     if not folded or not all(c.isdecimal() or c.isdigit() for c in folded):
         return None
@@ -127,9 +134,12 @@ def _is_x(char: str) -> bool:
 
 
 def _joins(char: str) -> bool:
-    """May stand between two digit groups of one number: not a letter, not a digit."""
+    """May stand between two digit groups of one number: not a letter (but a dash-like one), not
+    a digit."""
     if char.isascii():
         return not char.isalnum()
+    if char in _DASH_LETTERS:
+        return True
     folded = unicodedata.normalize("NFKC", char)
     return not folded or not any(c.isalnum() for c in folded)
 
@@ -155,7 +165,7 @@ def mask_number(digits: str) -> str:
 
 # a run that is exactly a calendar date, a time of day, or both, stays as typed
 _WHEN = re.compile(r"(?:(?:19|20)\d\d([-/.])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01]))?[ T]?"
-                   r"(?:(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?)?")
+                   r"(?:(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,6})?)?)?")
 
 
 def _spans(chars: list[str]) -> list[tuple[int, int, str]]:
@@ -170,8 +180,11 @@ def _spans(chars: list[str]) -> list[tuple[int, int, str]]:
             continue
         start, digits, end, j = i, [first], i + 1, i + 1
         while j < n:
-            k = j
-            while k < n and k - j < MAX_SEPARATORS and _digits_of(chars[k]) is None and _joins(chars[k]):
+            k, others = j, 0
+            while k < n and _digits_of(chars[k]) is None and _joins(chars[k]):
+                others += not chars[k].isspace()
+                if others > MAX_SEPARATORS:
+                    break
                 k += 1
             d = _digits_of(chars[k]) if k < n else None
             if d is None:

@@ -218,6 +218,23 @@ def test_a_personal_number_in_an_identifying_column_quarantines_its_row(invoke, 
             text = path.read_text(encoding="utf-8")
             assert person not in text and "13812345678" not in text and "6222021234567890128" not in text, path
     assert not any("138" in p.name for p in (out / "worklists").glob("*.xlsx"))
+    # the operator is told, without -v, with what to do if these are codes
+    assert "warning: 1 row quarantined, not checked: policy_no (保单号) has the form of a resident identity " \
+           "number" in result.output and "scope.identifier_guard" in result.output
+
+
+def test_all_digit_policy_numbers_are_codes_not_personal_numbers(invoke, tmp_path):
+    """Review of issue 27: one 16-digit number in ten is Luhn-valid and one 18-digit branch+date+
+    sequence number in eleven has a right check character; a column of such codes is not
+    quarantined in bulk. A card of another length and a phone among them still are."""
+    rows = [row(policy_no=f"8866{n * 7919 + 12345:012d}", applicant_phone=f"139{n:08d}") for n in range(150)]
+    rows += [row(policy_no=f"440106202611{n % 28 + 1:02d}{n:04d}", applicant_phone=f"137{n:08d}") for n in range(150)]
+    rows += [row(policy_no="6222021234567890128"), row(policy_no="P9", branch="13812345678")]
+    result, out = run(invoke, tmp_path, write_csv(tmp_path / "e.csv", rows))
+    assert result.exit_code == 0, result.output
+    _, quarantine, manifest = read_outputs(out)
+    assert manifest["rows"]["rows_quarantined"] == 2, quarantine["reason"].tolist()
+    assert sorted(quarantine["line"].astype(int)) == [302, 303]
 
 
 def test_the_identifier_guard_can_be_narrowed_and_refuses_an_unknown_column(invoke, tmp_path):

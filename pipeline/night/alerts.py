@@ -12,6 +12,7 @@ import re
 
 
 DIGITS = re.compile(r"\d{4}")
+_SHIFTED = re.compile(r"(\w+) \([^)]*\) has the form of an? [\w ]+?(?=:)")  # rows.scope's reason
 
 
 def coded(values: list, most: int = 5) -> list[str]:
@@ -66,6 +67,12 @@ def night_warnings(manifest: dict, gate_results: list[dict], reference: dict,
             out.append(f"rule {code} did not run: {rule.get('reason', 'not applicable')}")
         elif rule["status"] == "error":
             out.append(f"rule {code} failed with {rule.get('error', 'an error')}: its findings are missing tonight")
+    for reason, rows in manifest.get("quarantine_reasons", {}).items():
+        shift = _SHIFTED.match(reason)
+        if shift:
+            out.append(f"{rows} row{'s' if rows != 1 else ''} quarantined, not checked: {shift.group(0)} "
+                       f"(an export that shifted its columns? quarantine.csv lists them; if such numbers are your "
+                       f"own codes, take {shift.group(1)} out of scope.identifier_guard)")
     d = manifest["deadlines"]
     if d["calendar_years_uncovered"]:
         out.append(f"no official working-day calendar for {', '.join(map(str, d['calendar_years_uncovered']))}: "

@@ -5,9 +5,11 @@ quarantined (with its source line and reason), out of scope (counted), or in sco
 
 A row is quarantined when it has no policy number, or when one of its identifying columns
 (`scope.identifier_guard`: policy number, branch, channel, agent code - stored and shown as they
-are) holds what has the form of an identity number, a mobile or a bank card (checks.personal):
-the mark of an export that shifted its columns, whose row cannot be checked and whose value must
-not be published. The quarantine names the column and the form, never the value.
+are) holds what has the form of an identity number, a mobile or a bank card, where most of the
+column's numbers of that length have it too (checks.personal.shifted: a column of all-digit codes
+passes such checks only by chance): the mark of an export that shifted its columns, whose row
+cannot be checked and whose value must not be published. The quarantine names the column and
+the form, never the value; the night warns with their count.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from checks.personal import CARD, ID, MOBILE, form_of
+from checks.personal import CARD, ID, MOBILE, shifted
 from pipeline.ingest.columns import BY_NAME
 
 FORM_NAMES = {ID: "resident identity number", MOBILE: "mobile number", CARD: "bank card number"}
@@ -39,7 +41,7 @@ def _guarded(frame: pd.DataFrame, columns: list[str], today: dt.date) -> pd.Seri
         present = frame[column].notna()
         if not present.any():
             continue
-        form = form_of(frame.loc[present, column], today)
+        form = shifted(frame.loc[present, column], today)
         form = form[form.notna() & why[form.index].isna()]
         if len(form):
             why[form.index] = (f"{column} ({BY_NAME[column].label}) has the form of a " + form.map(FORM_NAMES) +
