@@ -18,12 +18,16 @@ agent_code, receipt_date, version, row, tonight.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+from checks.masking import mask_id
 
 ROLE_NAMES = {"applicant": "投保人", "insured": "被保险人"}
 EVIDENCE_LIMIT = 10  # other records listed in one item's evidence; the count is always complete
@@ -105,6 +109,30 @@ def _describe(rows: pd.DataFrame) -> pd.Series:
     who = rows["masked_name"].fillna("姓名缺失")
     ident = (" " + rows["masked_id"]).fillna("")
     return ("保单" + rows["policy_no"] + " " + role_of(rows["field"]).map(ROLE_NAMES) + " " + who + ident).astype("str")
+
+
+# a record _describe lists in an evidence text: 保单<policy no> <role> ...
+LISTED = re.compile(r"保单(.+?) (?=(?:投保人|被保险人) )")
+
+
+def foreign_masked(texts: list, mine: set[str]) -> list:
+    """Evidence texts with every policy number they list that is not in `mine` masked as
+    mask_id masks identity numbers (first and last character): what a branch sees of another
+    branch's records sharing a value (the web app, the branch's worklist).
+
+    >>> foreign_masked(["139****9999 同时出现在：保单P31 投保人 客** 4****************7", None], {"P30"})
+    ['139****9999 同时出现在：保单P*1 投保人 客** 4****************7', None]
+    """
+    listed = {no for text in texts if isinstance(text, str) for no in LISTED.findall(text)}
+    foreign = sorted(listed - set(mine))
+    if not foreign:
+        return list(texts)
+    masked = dict(zip(foreign, mask_id(pd.Series(foreign, dtype="str")).tolist()))
+
+    def hide(match: re.Match) -> str:
+        return "保单" + masked.get(match.group(1), match.group(1)) + " "
+
+    return [LISTED.sub(hide, text) if isinstance(text, str) else text for text in texts]
 
 
 def judge(pool: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:

@@ -237,3 +237,23 @@ def test_a_worklist_prints_a4_landscape_one_page_wide_with_titles_and_footer(inv
     assert children == sorted(children, key=CT_WORKSHEET.index) and len(set(children)) == len(children)
     titles = [n.text for n in names if n.get("name") == "_xlnm.Print_Titles"]
     assert titles == ["问题件清单!$1:$1"]
+
+
+def test_a_branchs_worklist_masks_other_branches_policy_numbers_in_shared_evidence(invoke, tmp_path):
+    """Issue 27 (review): one phone, two customers, two branches. Each branch's worklist lists
+    the other branch's record in the evidence with its policy number masked, as the web app
+    shows it; items.csv (the operators' whole list) keeps both."""
+    from tests.helpers import policy
+    out = night(invoke, tmp_path, [policy("PGD30", 30, applicant_phone="13912340000", branch="广东分公司"),
+                                   policy("PBJ31", 31, applicant_phone="13912340000", branch="北京分公司")])
+    items, _, _ = read_outputs(out)
+    shared = items[items["rule_code"] == "PHONE_SHARED"]
+    assert set(shared["policy_no"]) == {"PGD30", "PBJ31"}
+    assert "保单PBJ31 " in shared.loc[shared["policy_no"] == "PGD30", "evidence"].item()
+    for branch, own, other in (("广东分公司", "PGD30", "PBJ31"), ("北京分公司", "PBJ31", "PGD30")):
+        ws = openpyxl.load_workbook(out / "worklists" / f"{branch}.xlsx").active
+        headers = [c.value for c in ws[1]]
+        cells = [[c.value for c in r] for r in ws.iter_rows(min_row=2)]
+        evidence = [r[headers.index("核查依据")] for r in cells if r[headers.index("规则代码")] == "PHONE_SHARED"]
+        assert evidence and all(other not in e and f"保单{other[0]}***{other[-1]} " in e for e in evidence), evidence
+        assert own in [r[headers.index("保单号")] for r in cells]

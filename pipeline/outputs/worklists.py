@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from checks.catalogue import RULES
+from checks.shared import foreign_masked
 from pipeline.outputs.labels import ROLE_NAMES, SEVERITY_NAMES, STATUS_NAMES
 from pipeline.outputs import worklist_file
 from pipeline.outputs import text_bytes
@@ -333,8 +334,27 @@ def write_worklist(items: pd.DataFrame, path: Path, branch: str = "", business_d
     _write_book(path, len(items), _row_pieces(columns, np.arange(len(items))), branch, business_date)
 
 
+def branch_evidence(items: pd.DataFrame) -> pd.DataFrame:
+    """`items` with each shared-contact evidence as its own branch may read it: a policy number it
+    lists stays readable only when an item of that policy is in the row's branch (another
+    branch's records masked, as the web app shows them: checks.shared.foreign_masked)."""
+    listing = items["evidence"].str.contains("保单", regex=False, na=False).to_numpy(dtype=bool)
+    if not listing.any():
+        return items
+    evidence = items["evidence"].to_numpy(dtype=object).copy()
+    branch = items["branch"].fillna(UNKNOWN_BRANCH).astype(str)
+    policies = items["policy_no"].astype(str)
+    for name, at in pd.Series(branch[listing].to_numpy()).groupby(branch[listing].to_numpy()).indices.items():
+        rows = np.flatnonzero(listing)[at]
+        mine = set(policies[(branch == name).to_numpy()])
+        evidence[rows] = foreign_masked(list(evidence[rows]), mine)
+    return items.assign(evidence=pd.Series(evidence, index=items.index, dtype="str"))
+
+
 def write_worklists(items: pd.DataFrame, out: Path) -> dict[str, list[str]]:
-    """worklists/<branch>.xlsx for every branch with items; returns branch -> its file names."""
+    """worklists/<branch>.xlsx for every branch with items; returns branch -> its file names.
+    A branch's file shows other branches' policy numbers in shared-contact evidence masked."""
+    items = branch_evidence(items)
     target = out / "worklists"
     staging = out / f".worklists.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)

@@ -17,6 +17,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from checks.catalogue import RULES
+from checks.shared import LISTED
+from checks.shared import foreign_masked as shared_evidence_masked
 from checks.masking import mask_id
 from pipeline.cases.undo import python_value
 from pipeline.outputs.worklists import STATES
@@ -142,8 +144,6 @@ def file_name(path) -> str | None:
     return re.split(r"[\\/]", str(path))[-1] if path is not None else None
 
 
-# a listed record of a shared-contact item's evidence (checks.shared._describe): 保单<policy no> <role> ...
-_LISTED = re.compile(r"保单(.+?) (?=(?:投保人|被保险人) )")
 _CHUNK = 500  # policy numbers looked up at a time
 
 
@@ -154,22 +154,15 @@ def foreign_masked(conn: sa.Connection, user: User, evidence: list) -> list:
     when an item of it is in the user's branches; users of every branch see them all."""
     if user.every_branch:
         return evidence
-    listed = {no for text in evidence if isinstance(text, str) for no in _LISTED.findall(text)}
-    if not listed:
+    numbers = sorted({no for text in evidence if isinstance(text, str) for no in LISTED.findall(text)})
+    if not numbers:
         return evidence
     mine: set[str] = set()
-    numbers = sorted(listed)
     for start in range(0, len(numbers), _CHUNK):
         q = _scope(sa.select(items.c.policy_no).distinct(), user).where(
             items.c.policy_no.in_(numbers[start:start + _CHUNK]))
         mine.update(conn.execute(q).scalars())
-    foreign = sorted(listed - mine)
-    masked = dict(zip(foreign, mask_id(pd.Series(foreign, dtype="str")).tolist()))
-
-    def hide(match: re.Match) -> str:
-        return "保单" + masked.get(match.group(1), match.group(1)) + " "
-
-    return [_LISTED.sub(hide, text) if isinstance(text, str) else text for text in evidence]
+    return shared_evidence_masked(evidence, mine)
 
 
 _COUNTS: dict[tuple, Total] = {}
