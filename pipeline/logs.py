@@ -9,8 +9,8 @@ with thousands separators below a billion (`count`) and IPv4 addresses with thei
 
 >>> mask_line("phone 138-1234-5678, id 11010519491231002X, on 2026-11-20 at 02:45:21, 1,000,000 rows")
 'phone 138****5678, id 1****************X, on 2026-11-20 at 02:45:21, 1,000,000 rows'
->>> mask_line("listening on 127.0.0.1:8080; 1,381,234,5678 is no count")
-'listening on 127.0.0.1:8080; 138****5678 is no count'
+>>> mask_line("listening on 127.0.0.1:8080; 1,381,234,5678 is no count, nor 1,381,234 5678")
+'listening on 127.0.0.1:8080; 138****5678 is no count, nor 138****5678'
 >>> mask_line("business date 2026-11-20, 1 extract file(s); 11:02:03, 20 chunks; id 110105 1949-12-31 002X")
 'business date 2026-11-20, 1 extract file(s); 11:02:03, 20 chunks; id 1****************X'
 """
@@ -42,6 +42,8 @@ def mask_line(text: str) -> str:
         before = _JOINED_BEFORE.search(text, 0, match.start())
         if before is not None and not (ends and ends[-1] > before.start()):
             return match.group(0)  # digits just before: part of a longer number (110105 1949-12-31 002X)
+        if _COUNT.fullmatch(match.group(0)) and _JOINED_AFTER.match(text, match.end()):
+            return match.group(0)  # a count with digits just after: part of a longer number (1,381,234 5678)
         kept.append(match.group(0))
         ends.append(match.end())
         return _STAND_IN
@@ -54,6 +56,8 @@ def mask_line(text: str) -> str:
 
 
 _JOINED_BEFORE = re.compile(r"\d[^\w]{0,4}\Z")
+_JOINED_AFTER = re.compile(r"[^\w]{0,4}\d")
+_COUNT = re.compile(r"\d{1,3}(?:,\d{3})+")  # (a date, a time or an address may have digits after it)
 
 
 class MaskingFormatter(logging.Formatter):

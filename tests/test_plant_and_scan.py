@@ -46,7 +46,8 @@ PASSWORD = "plant-and-scan-1"
 
 # the separators people (and shifted exports) put between digit groups (issue 27's list)
 SEPARATORS = [" ", "-", "－", "，", ",", "、", "–", "_", ":", "：", "\u00ad", "\u200b", "\u00a0", "\u3000", ".",
-              ") (", "】【", " - ", "/"]
+              ") (", "】【", " - ", "/", "一", "ー", "     ", "\t\t\t\t\t", " \n "]
+NUMERALS = str.maketrans("0123456789", "〇一二三四五六七八九")
 FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
 # the columns that are stored and shown as they are: a personal number there is quarantined
 IDENTIFIERS = ("policy_no", "branch", "channel", "agent_code")
@@ -94,6 +95,8 @@ def spaced(value: str, style: str, sep: str) -> str:
         parts.append(value[at:at + g])
         at += g
     text = sep.join(parts)
+    if style == "numerals":
+        return text.translate(NUMERALS)
     return text.translate(FULL_WIDTH) if style == "full-width" else text
 
 
@@ -105,6 +108,7 @@ class Plan:
     roster: list[tuple[str, str]] = field(default_factory=list)  # (column, text)
     notes: list[str] = field(default_factory=list)
     web: list[str] = field(default_factory=list)  # texts sent to the web app
+    header: str = ""  # the header of a column the extract carries besides custdq's
     secrets: set[str] = field(default_factory=set)  # every planted value, digits only
 
 
@@ -120,7 +124,8 @@ def plans(draw) -> Plan:
         return kind, v
 
     def written(v: str) -> str:
-        return spaced(v, draw(st.sampled_from(["plain", "grouped", "full-width"])), draw(st.sampled_from(SEPARATORS)))
+        return spaced(v, draw(st.sampled_from(["plain", "grouped", "full-width", "numerals"])),
+                      draw(st.sampled_from(SEPARATORS)))
 
     for column in IDENTIFIERS:  # what an identifier column can hold and be told apart from a code
         for kind in ("id", "mobile", "card"):
@@ -134,23 +139,31 @@ def plans(draw) -> Plan:
         plan.roster.append((column, written(value()[1])))
     for sep in SEPARATORS:  # every separator at least once, in a sentence
         v = value()[1]
-        plan.notes.append(f"已联系客户，号码{spaced(v, draw(st.sampled_from(['grouped', 'full-width'])), sep)}，已核实")
+        plan.notes.append(f"已联系客户，号码{spaced(v, draw(st.sampled_from(['grouped', 'full-width', 'numerals'])), sep)}"
+                          f"，已核实")
+    plan.notes.append(f"核对时间12:00:00.{value(('mobile',))[1]}")  # a time's decimals are no hiding place
     for _ in range(4):
         plan.web.append(written(value(("id", "mobile", "card"))[1]))
+    plan.header = "备注" + written(value()[1])
     return plan
 
 
 # ---- scanning ----------------------------------------------------------------------------
 
-_BETWEEN = re.compile(r"(?<=[0-9])[^0-9A-Za-z\u4e00-\u9fff]{1,4}(?=[0-9])")
+# the scanner is more eager than the masking it checks: up to eight separators and any whitespace
+# between two digits, a Chinese numeral read both as a digit and as a dash
+_BETWEEN = re.compile(r"(?<=[0-9])(?:\s|[^0-9A-Za-z\u4e00-\u9fff]){1,8}(?=[0-9])|(?<=[0-9])\s+(?=[0-9])")
 _FORMAT = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
+_AS_DIGITS = str.maketrans("〇一二三四五六七八九零", "01234567890")
+_AS_DASHES = str.maketrans({c: "-" for c in "〇一二三四五六七八九零ー丨"})
 
 
 def digits_view(text: str) -> str:
-    """`text` with every common spacing between digits taken out (NFKC, format characters and up
-    to four separators between two digits), so a planted value reads as its digits wherever it is."""
+    """`text` with every common spacing between digits taken out (NFKC, format characters and
+    separators between two digits), twice: Chinese numerals read as digits, then as dashes; so a
+    planted value reads as its digits wherever it is and however it was written."""
     text = unicodedata.normalize("NFKC", _FORMAT.sub("", text))
-    return _BETWEEN.sub("", text).upper()
+    return (_BETWEEN.sub("", text.translate(_AS_DIGITS)) + "\n" + _BETWEEN.sub("", text.translate(_AS_DASHES))).upper()
 
 
 def file_text(path: Path) -> str:
@@ -183,6 +196,8 @@ def extract_rows(plan: Plan) -> list[dict]:
     rows.append(policy("P0041", 41, branch=BJ, applicant_phone=rows[0]["applicant_phone"]))  # a shared phone
     for i, (column, _kind, text) in enumerate(plan.cells):
         rows.append(policy(f"Q{i:04d}", 100 + i, 600 + i, **({"branch": GD} | {column: text})))
+    for r in rows:
+        r[plan.header] = "见附件"  # a column the extract carries, its header a personal number
     for r in rows:  # the customers' own numbers, where they belong, are secrets too
         for column in ("applicant_id_no", "insured_id_no", "applicant_phone", "insured_phone", "bank_account"):
             digits = re.sub(r"[^0-9X]", "", unicodedata.normalize("NFKC", r[column] or "").upper())
@@ -393,7 +408,8 @@ def test_the_scan_finds_a_value_in_any_spacing():
     """The scanner itself: a planted value is found however it was written, and a masked one is not."""
     secrets = {"13812345678", "11010519491231002X", "6222021234567890128"}
     for text in ("138 1234 5678", "１３８－１２３４－５６７８", "138\u200b1234\u00ad5678", "(138) 1234_5678",
-                 "11010519491231002x", "110105 19491231 002X", "6222-0212-3456-7890-128"):
+                 "11010519491231002x", "110105 19491231 002X", "6222-0212-3456-7890-128", "138一1234一5678",
+                 "一三八一二三四五六七八", "138      1234\t\t\t\t\t\t5678", "138ー1234ー5678"):
         assert leaks(f"说明：{text}。", secrets), text
     for text in ("138****5678", "1****************X", "622202*********0128", "P13812"):
         assert not leaks(text, secrets), text

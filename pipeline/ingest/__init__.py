@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from checks.masking import mask_text
 from pipeline.ingest import contract
 from pipeline.ingest.columns import AGENT_COLUMNS, CANONICAL
 from pipeline.errors import InputError
@@ -114,7 +115,10 @@ def _records(source, info: InputInfo, quarantine: list[dict], kind: Kind, fast: 
              chunk_rows: int | None) -> Iterator[pd.DataFrame]:
     """The file's records in frames of about `chunk_rows` (one frame when None)."""
     found, raw_header, records = source.open()
-    info.columns_carried = [str(h).strip() for h, n in zip(raw_header, found.names) if n is None and str(h).strip()]
+    # header cells the extract carries besides custdq's columns, for the manifest (masked: a file
+    # without a header row has its first record there)
+    info.columns_carried = [mask_text(str(h).strip()) for h, n in zip(raw_header, found.names)
+                            if n is None and str(h).strip()]
     kind.check_columns([n for n in found.names if n], info.path)
     if fast and isinstance(source, TextSource):
         parts = iter_fast(source.path, source.encoding, source.delimiter, found.index, found.names, raw_header,

@@ -134,7 +134,7 @@ class SparkNight:
                 self.with_digests += row["contact_rows"] > 0
             for n in range(len(firsts)):  # in the order of the night's rows, as the local engine
                 with self.fs.open_input_stream(result_path(self.root, n)) as fh:
-                    blob = unseal(job["seal"], fh.read())
+                    blob = unseal(job["seal"], n, fh.read())
                 tally.take(pickle.loads(blob))  # noqa: S301 - unsealed: this night's own task wrote it
                 self.fs.delete_file(result_path(self.root, n))
                 tally.chunks += 1

@@ -37,28 +37,37 @@ def result_path(root: str, n: int) -> str:
     return f"{root}/results/part-{n:05d}.pickle"
 
 
-def seal(secret: bytes, blob: bytes) -> bytes:
-    """A result as a task writes it: HMAC-SHA-256 under the night's secret, then the pickle.
+def _mac(secret: bytes, n: int, blob: bytes) -> bytes:
+    return hmac.digest(secret, n.to_bytes(8, "big") + blob, hashlib.sha256)
 
-    >>> unseal(b"s" * 32, seal(b"s" * 32, b"result")) == b"result"
+
+def seal(secret: bytes, n: int, blob: bytes) -> bytes:
+    """Chunk `n`'s result as its task writes it: HMAC-SHA-256 under the night's secret of the
+    chunk's number and the pickle, then the pickle.
+
+    >>> unseal(b"s" * 32, 3, seal(b"s" * 32, 3, b"result")) == b"result"
     True
     """
-    return hmac.digest(secret, blob, hashlib.sha256) + blob
+    return _mac(secret, n, blob) + blob
 
 
-def unseal(secret: bytes, sealed: bytes) -> bytes:
-    """The pickle of a result file, once its HMAC shows this night's own task wrote it: the
-    staging folder may be shared (spark.staging on a cluster), and whoever can write into it
-    must not get the driver to unpickle a file of theirs.
+def unseal(secret: bytes, n: int, sealed: bytes) -> bytes:
+    """The pickle of chunk `n`'s result file, once its HMAC shows this night's own task wrote it
+    for this chunk: the staging folder may be shared (spark.staging on a cluster), and whoever
+    can write into it must not get the driver to unpickle a file of theirs, nor swap or replay
+    one chunk's result for another's.
 
-    >>> unseal(b"s" * 32, seal(b"t" * 32, b"result"))
+    >>> unseal(b"s" * 32, 3, seal(b"t" * 32, 3, b"result"))
     Traceback (most recent call last):
-    pipeline.errors.EngineError: a chunk's result in the Spark staging folder was not written by this night's tasks (changed or replaced); nothing of this night was kept
+    pipeline.errors.EngineError: a chunk's result in the Spark staging folder was not written by this night's tasks for that chunk (changed, replaced or swapped); nothing of this night was kept
+    >>> unseal(b"s" * 32, 4, seal(b"s" * 32, 3, b"result"))
+    Traceback (most recent call last):
+    pipeline.errors.EngineError: a chunk's result in the Spark staging folder was not written by this night's tasks for that chunk (changed, replaced or swapped); nothing of this night was kept
     """
     mac, blob = sealed[:32], sealed[32:]
-    if len(sealed) < 32 or not hmac.compare_digest(mac, hmac.digest(secret, blob, hashlib.sha256)):
+    if len(sealed) < 32 or not hmac.compare_digest(mac, _mac(secret, n, blob)):
         raise EngineError("a chunk's result in the Spark staging folder was not written by this night's tasks "
-                          "(changed or replaced); nothing of this night was kept")
+                          "for that chunk (changed, replaced or swapped); nothing of this night was kept")
     return blob
 
 
@@ -76,7 +85,7 @@ def check_part(uri: str, n: int, first_row: int, job: dict) -> dict:
     result = check_chunk(raw, job["sources"], job["business_date"], job["cfg"], job["agents"], job["key"],
                          job["version"], stages, {})
     with fs.open_output_stream(result_path(root, n)) as fh:
-        fh.write(seal(job["seal"], pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)))
+        fh.write(seal(job["seal"], n, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)))
     packed = result.contacts
     if packed is not None:
         digests = pa.table({"value64": pa.array(packed.value64.view(np.int64)),
