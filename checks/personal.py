@@ -7,7 +7,7 @@ columns, a customer's identity number, mobile or card lands there; `form_of` tel
 apart from codes, so the row can be quarantined instead of published (rows.scope).
 
 The forms are strict, so that codes are not taken for personal numbers: separators (spaces,
-dashes, dots ...) are ignored, then
+dashes, dots ...) are ignored and Chinese numerals read as digits, then
 - 身份证号: 17 digits and a check character that is right (GB 11643-1999), a real birth date and
   an address code that exists or existed (the checks of checks.ric_vector);
 - 手机号: 11 digits starting 13-19, with or without the country code 86;
@@ -36,6 +36,7 @@ from checks.contacts import luhn_ok
 from checks.ric_vector import OK, analyse
 
 ID, MOBILE, CARD = "身份证号", "手机号", "银行卡号"
+_NUMERALS = str.maketrans("〇一二三四五六七八九零", "01234567890")  # 一三八… is a phone too
 
 
 def form_of(values: pd.Series, today: dt.date) -> pd.Series:
@@ -43,7 +44,7 @@ def form_of(values: pd.Series, today: dt.date) -> pd.Series:
     out = pd.Series(pd.NA, index=values.index, dtype="str")
     text = values.astype("str")
     text = text[text.str.len() >= 11]  # every form has 11 digits or more: branch names and codes go at once
-    compact = text.str.replace(r"[^0-9A-Za-z]", "", regex=True).str.upper()
+    compact = text.str.translate(_NUMERALS).str.replace(r"[^0-9A-Za-z]", "", regex=True).str.upper()
     candidate = compact.str.fullmatch(r"[0-9]{11,19}X?", na=False)
     if not candidate.any():
         return out
