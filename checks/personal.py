@@ -29,6 +29,7 @@ of them pass is a value taken for a personal number.
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 
 import pandas as pd
 
@@ -61,6 +62,18 @@ def form_of(values: pd.Series, today: dt.date) -> pd.Series:
         ok = luhn_ok(compact[cards])
         out[ok[ok].index] = CARD
     return out
+
+
+def form_of_text(text: str, today: dt.date) -> str | None:
+    """`form_of` for one text a person typed (a user name, a branch, a filter): its form, or None.
+    Judged after NFKC (full-width digits) with format characters (zero-width space ...) dropped.
+
+    >>> form_of_text("１３８\u200b1234 5678", dt.date(2026, 11, 20)), form_of_text("张三", dt.date(2026, 11, 20))
+    ('手机号', None)
+    """
+    folded = "".join(c for c in unicodedata.normalize("NFKC", text) if unicodedata.category(c) != "Cf")
+    found = form_of(pd.Series([folded], dtype="str"), today).iloc[0]
+    return None if pd.isna(found) else str(found)
 
 
 CHANCE = 0.5  # share of a length's numbers with a form from which on they are no codes (chance: ~0.1)

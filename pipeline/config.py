@@ -38,7 +38,7 @@ def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[s
     return out
 
 
-def _proxies(value: Any) -> list[str]:
+def trusted_proxies(value: Any) -> list[str]:
     """web.trusted_proxies: addresses and networks as uvicorn reads them (an entry it could not
     read would silently trust nothing, or "*" everyone)."""
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -83,4 +83,4 @@ def _check(cfg: dict[str, Any]) -> None:
     if not isinstance(guard, list) or not set(guard) <= set(GUARDABLE):
         raise ConfigError(f"scope.identifier_guard must be a list of columns among {', '.join(GUARDABLE)} "
                           f"(it is {guard!r})")
-    _proxies(cfg["web"]["trusted_proxies"])
+    trusted_proxies(cfg["web"]["trusted_proxies"])

@@ -341,6 +341,11 @@ def test_the_access_log_masks_what_people_type_and_keeps_item_ids(site):
     assert f"/api/items?agent=138****5678&branch={word}" in stored
     assert f"/api/items?agent=A1*****7&branch={word}" in stored  # 7 digits and more: masked like any number
     assert f"/api/items/{item}" in stored
+    # digits spread over a query's values are one number too; an item id not shown is a number
+    assert page.call("GET", f"/items?branch={word}&agent=138&1234=5678")[0] == 200
+    assert token.call("GET", "/api/items/DQ0123456789ABCDEF")[0] == 404
+    stored = [r["path"] for r in log_rows(site)]
+    assert f"/items?branch={word}&agent=138****5678" in stored and "/api/items/DQ0********9ABCDEF" in stored
 
 
 def _refuse_rows(site, needle: str) -> tuple[str, str]:
@@ -392,6 +397,33 @@ def test_a_row_that_cannot_be_written_fails_only_its_own_request(site):
     assert not any("poison" in p for p in logged)
 
 
+def test_a_disposition_is_saved_only_with_its_access_log_row(site):
+    """The change and the row that records it are one transaction: a disposition whose row cannot
+    be written is not saved (503), through the API and the page alike; one that is saved has
+    exactly one row."""
+    item = next(i for i in items_of(site, "gd") if i["policy_no"] == "P11")
+    post = f"/api/items/{item['item_id']}/disposition"
+    create, drop = _refuse_rows(site, "/disposition")
+    with site["engine"].begin() as conn:
+        conn.exec_driver_sql(create)
+    try:
+        status, body = api(site, "gd").json("POST", post, {"state": "处理中", "version": item["version"]})
+        assert status == 503 and "访问记录暂时无法写入" in body["error"], body
+        page = browser(site, "gd")
+        form = page.call("GET", f"/items/{item['item_id']}")[2]
+        status, _, shown = page.call("POST", f"/items/{item['item_id']}/disposition", form={
+            "state": "处理中", "result": "", "note": "", "version": item["version"], "csrf": csrf_of(form)})
+        assert status == 503 and "访问记录暂时无法写入" in shown
+    finally:
+        with site["engine"].begin() as conn:
+            conn.exec_driver_sql(drop)
+    after = api(site, "gd").json("GET", f"/api/items/{item['item_id']}")[1]
+    assert after["version"] == item["version"] and after["work_state"] == item["work_state"]  # nothing saved
+    assert api(site, "gd").json("POST", post, {"state": "处理中", "version": item["version"]})[0] == 200
+    rows = [(r["status"], r["item_ids"]) for r in log_rows(site) if r["path"] == post]
+    assert rows == [(200, item["item_id"])]  # one row: the change's (the refused ones could not be written)
+
+
 def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(site):
     word = marker()
     token = site["tokens"]["boss"]
@@ -403,13 +435,33 @@ def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(site):
     try:
         assert Client(server.base, token).call("GET", f"/api/items?agent=b{word}", headers=spoofed)[0] == 200
         assert Client(server.base, token).call("GET", f"/api/items?agent=c{word}")[0] == 200
+        odd = {"X-Forwarded-For": "not-an-address-" + "x" * 500 + " 13812345678"}
+        assert Client(server.base, token).call("GET", f"/api/items?agent=d{word}", headers=odd)[0] == 200
     finally:
         server.stop()
     clients = {r["path"].split("agent=")[1][0]: r["client"] for r in log_rows(site) if word in r["path"]}
+    odd_client = clients.pop("d")
     assert clients == {"a": "127.0.0.1", "b": "10.9.8.7", "c": "127.0.0.1"}
+    assert odd_client is None or (len(odd_client) <= 64 and "13812345678" not in odd_client), odd_client
     config.write_text("web:\n  trusted_proxies: [proxy.example]\n", encoding="utf-8")
     refused = custdq("serve", "--db", site["db"], "--config", str(config), "--port", "1", cwd=site["folder"])
     assert refused.returncode == 2 and "trusted_proxies" in refused.stderr and "Traceback" not in refused.stderr
+
+
+BAD_SETTINGS = ["port: 0", "workers: two", "https_only: 'yes'", "trusted_user_header: 'X Remote'", "page_size: 0",
+                "lock_wait_seconds: -1", "session_idle_minutes: 0", "host: ''", "count_limit: 1.5", "login_queue: -1",
+                "session_key_file: 7", "lockout_minutes: .nan"]
+
+
+def test_serve_refuses_a_bad_web_setting_in_one_line(site):
+    """Every `web:` setting is checked when `custdq serve` starts: exit 2, one line naming it."""
+    config = site["folder"] / "bad.yaml"
+    for setting in BAD_SETTINGS:
+        config.write_text(f"web:\n  {setting}\n", encoding="utf-8")
+        refused = custdq("serve", "--db", site["db"], "--config", str(config), cwd=site["folder"])
+        key = setting.split(":")[0]
+        assert refused.returncode == 2 and f"web.{key}" in refused.stderr, (setting, refused.stderr)
+        assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
 
 
 # ---- what a branch user sees -----------------------------------------------------------------------
@@ -473,6 +525,45 @@ def test_the_openapi_document_equals_the_routes_and_their_parameters(site):
     documented_names = {p["name"] for ops in doc["paths"].values() for op in ops.values()
                         for p in op.get("parameters", []) if p["in"] == "query"}
     assert documented_names == declared
+
+
+def _properties(doc: dict, schema: dict) -> set[str]:
+    """The property names a schema of the document allows (its $ref followed)."""
+    while "$ref" in schema:
+        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return set(schema["properties"])
+
+
+def _answer_schema(doc: dict, path: str, method: str = "get") -> dict:
+    return doc["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+
+
+def test_answers_hold_exactly_the_documented_properties(site):
+    """Each JSON answer's objects have every property the document names and no other: an item,
+    its events, a disposition's answer, an access-log row (a login's `target` included), the
+    list's and the dashboard's own fields."""
+    doc = json.loads(Client(site["server"].base).call("GET", "/api/openapi.json")[2])
+    Client(site["server"].base).login("gd", "wrong-password")  # an access-log row with a target
+    listing = api(site, "gd").json("GET", "/api/items?limit=1000")[1]
+    assert set(listing) == _properties(doc, _answer_schema(doc, "/api/items"))
+    item_props = _properties(doc, {"$ref": "#/components/schemas/Item"})
+    assert listing["items"] and all(set(i) == item_props for i in listing["items"])
+    mine = next(i for i in listing["items"] if i["policy_no"] == "P12")
+    one = api(site, "gd").json("GET", f"/api/items/{mine['item_id']}")[1]
+    assert set(one) == _properties(doc, _answer_schema(doc, "/api/items/{item_id}"))
+    assert set(one) == item_props | {"events"}
+    event_props = _properties(doc, {"$ref": "#/components/schemas/Event"})
+    assert one["events"] and all(set(e) == event_props for e in one["events"])
+    status, after = api(site, "gd").json("POST", f"/api/items/{one['item_id']}/disposition",
+                                         {"state": "处理中", "version": one["version"]})
+    assert status == 200 and set(after) == _properties(doc, _answer_schema(doc, "/api/items/{item_id}/disposition",
+                                                                             "post"))
+    entries = api(site, "audit").json("GET", "/api/access-log?limit=10000")[1]["entries"]
+    entry_props = _properties(doc, {"$ref": "#/components/schemas/Entry"})
+    assert all(set(e) == entry_props for e in entries)
+    assert any(e["target"] == "gd" and e["status"] == 401 for e in entries)
+    board = api(site, "boss").json("GET", "/api/dashboard")[1]
+    assert set(board) == _properties(doc, _answer_schema(doc, "/api/dashboard"))
 
 
 # per backend and operation mode: the whole suite's budget is 25 minutes on 2 cores; a longer

@@ -53,11 +53,13 @@ class Browser:
 
     def __init__(self, port: int, address: str):
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60, source_address=(address, 0))
-        self.cookie = ""
+        self.cookie = ""  # the session's
+        self.device = ""  # the device cookie a login that succeeded set (logins.Devices)
         self.csrf = csrf_of(self.request("GET", "/login")[2])
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, dict, str]:
-        headers = {"Cookie": self.cookie} if self.cookie else {}
+        cookies = "; ".join(c for c in (self.cookie, self.device) if c)
+        headers = {"Cookie": cookies} if cookies else {}
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         try:
@@ -70,9 +72,12 @@ class Browser:
             self.conn.request(method, path, body=body, headers=headers)
             answer = self.conn.getresponse()
         text = answer.read().decode("utf-8", errors="replace")
-        found = re.match(r"custdq_session=([^;]*)", answer.getheader("set-cookie") or "")
-        if found:
-            self.cookie = f"custdq_session={found.group(1)}"
+        for sent in answer.msg.get_all("set-cookie") or []:
+            found = re.match(r"(custdq_session|custdq_device)=([^;]*)", sent)
+            if found and found.group(1) == "custdq_session":
+                self.cookie = f"custdq_session={found.group(2)}"
+            elif found:
+                self.device = f"custdq_device={found.group(2)}"
         return answer.status, {k.lower(): v for k, v in answer.getheaders()}, text
 
     def login(self, name: str, password: str) -> tuple[int, dict, str]:
@@ -174,6 +179,43 @@ def test_too_many_logins_from_one_address_or_for_one_name_get_429(site):
         server.stop()
 
 
+def test_a_browser_the_user_signed_in_with_is_not_kept_out_by_a_flood_for_their_name(site):
+    """OWASP's device cookies: wrong passwords for one name (the name's limit reached, the account
+    locked) from the office's own address keep out that address and new browsers, not the
+    browser the user signed in with before; that browser's own wrong guesses are limited."""
+    server = serve(site, "devices", login_per_address=3, login_per_user=3, login_window_seconds=60,
+                   login_failures=3)
+    password = "device-password-1"  # a user of its own: this test leaves it locked
+    added = custdq("users", "add", "wu", "--role", "manager", "--db", site["db"], stdin=f"{password}\n{password}\n",
+                   cwd=site["folder"])
+    assert added.returncode == 0, added.stderr
+    try:
+        office = Browser(server.port, "127.0.3.2")
+        assert office.login("wu", password)[0] == 303 and office.device  # the user's own browser
+        attacker = Browser(server.port, "127.0.3.2")  # behind the same address
+        assert [attacker.login("wu", f"guess-{n}")[0] for n in range(3)] == [401, 401, 401]  # locked now
+        assert attacker.login("wu", password)[0] == 429  # the name's and the address's limits
+        assert attacker.login("someone", "guess")[0] == 429  # the address's limit
+        assert Browser(server.port, "127.0.3.3").login("wu", password)[0] == 429  # a new browser: limited
+        office.csrf = csrf_of(office.request("GET", "/login")[2])
+        assert office.login("wu", password)[0] == 303  # the user's browser: in, despite the lockout
+        assert office.request("GET", "/items")[0] == 200
+        engine = sa.create_engine(store.engine_url(site["db"]))
+        with engine.connect() as conn:  # the lockout holds for the others
+            assert conn.execute(sa.text("select locked_until from users where name = 'wu'")).scalar_one()
+        engine.dispose()
+        # a device cookie counts for its own user only, and its own wrong guesses are limited
+        office.csrf = csrf_of(office.request("GET", "/login")[2])
+        assert office.login("boss", PASSWORDS["boss"])[0] == 429  # not this device's user: the address's limit
+        assert [office.login("wu", f"guess-{n}")[0] for n in range(3)] == [401, 401, 401]
+        assert office.login("wu", password)[0] == 429  # the device's own bucket is empty
+        forged = Browser(server.port, "127.0.3.5")
+        forged.device = office.device[:-4] + ("AAAA" if not office.device.endswith("AAAA") else "BBBB")
+        assert forged.login("wu", password)[0] == 429  # a cookie the server did not sign: untrusted
+    finally:
+        server.stop()
+
+
 def test_a_failed_login_names_the_user_it_tried_masked(site):
     server = serve(site, "targets")
     site = dict(site, server=server)
@@ -192,7 +234,12 @@ def test_a_failed_login_names_the_user_it_tried_masked(site):
         phone = custdq("audit", "list", "--user", PHONE, "--db", site["db"], cwd=site["folder"])
         assert phone.returncode == 0 and "138****5678" in phone.stdout
         assert PHONE not in phone.stdout.replace(f"--user {PHONE}", "") and PHONE not in phone.stderr
-        status, body = Client(server.base, site["tokens"]["audit"]).json("GET", f"/api/access-log?user={PHONE}")
+        # no user has a phone for a name: the filter refuses one (it would be shown back in the
+        # page's form); the masked name, as the log holds it, finds the logins that tried it
+        auditor = Client(server.base, site["tokens"]["audit"])
+        status, body = auditor.json("GET", f"/api/access-log?user={PHONE}")
+        assert status == 422 and body["reason"].startswith("user"), body
+        status, body = auditor.json("GET", "/api/access-log?user=" + urllib.parse.quote("138****5678"))
         assert status == 200 and [e["target"] for e in body["entries"]] == ["138****5678"]
         page = Client(server.base)
         assert page.login("audit", PASSWORDS["audit"]) == 303
@@ -318,3 +365,17 @@ def test_a_bad_login_setting_is_refused_before_serving(site, setting):
     key = setting.split(":")[0]
     assert done.returncode == 2 and f"web.{key}" in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_users_add_refuses_a_personal_number_as_a_name_or_a_branch(site):
+    """Names and branches are shown and logged as they are: one with the form of an identity
+    number, a mobile or a card (however typed) is refused, and the refusal shows it masked."""
+    password = "a-long-password\na-long-password\n"
+    for args in (["１３８ 1234 5678", "--role", "manager"], ["11010519491231002X", "--role", "compliance"],
+                 ["zhao", "--role", "branch", "--branch", "6222021234567890128"],
+                 ["qian", "--role", "branch", "--branch", "一三八一二三四五六七八"]):
+        refused = custdq("users", "add", *args, "--db", site["db"], stdin=password, cwd=site["folder"])
+        assert refused.returncode == 2 and "has the form of a" in refused.stderr, refused.stderr
+        assert not any(d in refused.stderr for d in ("12345678", "49123100", "21234567", "一二三四")), refused.stderr
+    listed = custdq("users", "list", "--db", site["db"], cwd=site["folder"])
+    assert listed.returncode == 0 and "zhao" not in listed.stdout and "qian" not in listed.stdout

@@ -44,7 +44,7 @@ def _public(item: dict) -> dict:
 def items_list(call: Call) -> Response:
     rows, total, more = queries.open_page(call.conn, call.user, filters(call.request, 50, strict=True),
                                           clock.now().date(),
-                                          int(call.request.app.state.cfg["web"]["count_limit"]))
+                                          call.request.app.state.web.count_limit)
     call.shown.extend(r["item_id"] for r in rows)
     # total: exact up to web.count_limit; beyond it total_more is true and total is the limit
     return JSONResponse({"items": [_public(r) for r in rows], "total": total.n, "total_more": total.more,
@@ -72,7 +72,7 @@ def item_disposition(call: Call) -> Response:
         raise Refused(422, f"未知字段 {unknown[0]}（可用：{'、'.join(sorted(FIELDS))}）",
                       {"reason": f"unknown field {unknown[0]!r}"})
     item_id = call.request.path_params["item_id"]
-    after = dispose(call, item_id, body, form=False)
+    after = dispose(call, item_id, body, form=False, status=200)
     return JSONResponse(_public(after))
 
 

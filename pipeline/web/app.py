@@ -41,7 +41,7 @@ from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROL
 from pipeline.outputs.worklists import COLUMNS, RESULTS, ROWS_PER_FILE, STATES, write_worklist
 from pipeline import store
 from pipeline.store import hashkey
-from pipeline.web import api, audit, edge, logins, params, queries, security, users
+from pipeline.web import api, audit, edge, logins, params, queries, security, settings, users
 from pipeline.web.calls import NOT_FOUND, UNRECORDED, Call, Refused, guarded
 from pipeline.web.dispose import dispose
 
@@ -52,15 +52,15 @@ ROLE_TITLES = {"branch": "机构用户", "manager": "管理人员", "compliance"
 
 
 def create_app(engine: sa.Engine, cfg: dict, url: str) -> Starlette:
-    web = cfg["web"]
-    settings = logins.Settings.of(web)
-    key_file = Path(web["session_key_file"]).expanduser() if web["session_key_file"] else \
+    web = settings.Web.of(cfg["web"])
+    key_file = Path(web.session_key_file).expanduser() if web.session_key_file else \
         hashkey.key_path(None, url).with_name("web.key")
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     env.globals.update(HEADERS=HEADERS, ROLE_NAMES=ROLE_NAMES, SEVERITY_NAMES=SEVERITY_NAMES, STATUS_NAMES=STATUS_NAMES,
                        STATE_NAMES=STATE_NAMES, CLOSE_NAMES=CLOSE_NAMES, ACTION_NAMES=ACTION_NAMES,
                        FIELD_NAMES=FIELD_NAMES, ROLE_TITLES=ROLE_TITLES, RULES=RULES, STATES=STATES, RESULTS=RESULTS,
                        value_name=value_name, changes=changes, AGEING_LABELS=[label for label, _, _ in AGEING])
+    secret = security.secret_key(key_file)
     routes = [
         Route("/", home), Route("/favicon.ico", no_icon), Route("/login", login, methods=["GET", "POST"]), Route("/logout", logout, methods=["POST"]),
         Route("/items", worklist), Route("/items.xlsx", export), Route("/items/{item_id}", item_page),
@@ -70,13 +70,13 @@ def create_app(engine: sa.Engine, cfg: dict, url: str) -> Starlette:
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [
-        Middleware(SessionMiddleware, secret_key=security.secret_key(key_file), session_cookie="custdq_session",
-                   max_age=max(1, int(float(web["session_idle_minutes"]) * 60)), same_site="strict", https_only=bool(web["https_only"])),
+        Middleware(SessionMiddleware, secret_key=secret, session_cookie="custdq_session",
+                   max_age=max(1, int(web.session_idle_seconds)), same_site="strict", https_only=web.https_only),
     ]
     @contextlib.asynccontextmanager
     async def lifespan(app):
         app.state.recorder = audit.Recorder(store.sibling(engine, 1))  # the access log's one writer
-        app.state.checks = logins.Checks(settings.checks, settings.queue)
+        app.state.checks = logins.Checks(web.login_checks, web.login_queue)
         try:
             yield
         finally:
@@ -89,14 +89,14 @@ def create_app(engine: sa.Engine, cfg: dict, url: str) -> Starlette:
     app = App(routes=routes, middleware=middleware, lifespan=lifespan,
               exception_handlers={HTTPException: _http_error, Exception: _server_error})
     app.env = env
-    app.state.engine, app.state.cfg = engine, cfg
+    app.state.engine, app.state.cfg, app.state.web = engine, cfg, web
     # dispositions, one at a time per process, write through their own two connections (the
     # lock's and the transaction's on PostgreSQL): never queued behind fifty readers for one
     app.state.writer = store.sibling(engine, 2)
     # logins count their attempts through connections of their own: a flood never takes the pages'
-    app.state.login_engine = store.sibling(engine, settings.checks)
-    app.state.limits = logins.Limits(settings.per_address, settings.per_user, settings.window)
-    app.state.session_max_seconds = settings.session_max_seconds
+    app.state.login_engine = store.sibling(engine, web.login_checks)
+    app.state.devices = logins.Devices(secret)
+    app.state.limits = logins.Limits(web.login_per_address, web.login_per_user, web.login_window_seconds)
     app.state.templates = Jinja2Templates(env=env)
     return app
 
@@ -166,22 +166,23 @@ async def login(request: Request) -> Response:
     client = request.client.host if request.client else None
     if not security.csrf_ok(request, str(form.get("csrf") or "")):
         return await _login_refused(request, name, 403, "表单已过期，请重新登录")
-    wait = state.limits.take(client, name)
+    device = state.devices.device(request.cookies.get(logins.DEVICE_COOKIE), name)
+    wait = state.limits.take(client, name, device)
     if wait:
         await asyncio.sleep(logins.HOLD)
         return await _login_refused(request, name, 429, f"登录尝试过于频繁，请 {wait} 秒后再试", wait)
-    web = state.cfg["web"]
+    web = state.web
     try:
         done = await state.checks.run(users.authenticate, state.login_engine, name, str(form.get("password", "")),
-                                      clock.now(), int(web["login_failures"]),
-                                      dt.timedelta(minutes=int(web["lockout_minutes"])))
+                                      clock.now(), web.login_failures, dt.timedelta(minutes=web.lockout_minutes),
+                                      device is not None)
     except logins.Busy as busy:
         return await _login_refused(request, name, 503, "登录的人太多，请稍后再试", busy.retry_after)
     if done.user is None:
         # one answer for an unknown user, a wrong password and a locked user: none tells names apart
-        return await _login_refused(request, name, 401, f"用户名或密码错误（连续失败 {web['login_failures']} 次后账号锁定 "
-                                                        f"{web['lockout_minutes']} 分钟）")
-    state.limits.give_back(client, name)
+        return await _login_refused(request, name, 401, f"用户名或密码错误（连续失败 {web.login_failures} 次后账号锁定 "
+                                                        f"{web.lockout_minutes:g} 分钟）")
+    state.limits.give_back(client, name, device)
     request.session.clear()
     request.session["user"] = done.user.name
     request.session["sessions"] = done.user.sessions
@@ -189,7 +190,11 @@ async def login(request: Request) -> Response:
     security.csrf_token(request)  # a new token for the new session
     if not await state.checks.record(_log_login, request, done.user.name, 303, "/login", name):
         return _unrecorded(request)  # not signed in: the look could not be put on record
-    return RedirectResponse("/items" if done.user.may("items") else "/users", status_code=303)
+    response = RedirectResponse("/items" if done.user.may("items") else "/users", status_code=303)
+    # this browser is the user's from now on: its logins count on their own (logins.Devices)
+    response.set_cookie(logins.DEVICE_COOKIE, state.devices.issue(done.user.name), max_age=logins.DEVICE_DAYS * 86400,
+                        path="/login", httponly=True, samesite="strict", secure=web.https_only)
+    return response
 
 
 def _login_page(request: Request, message: str | None, status: int, headers: dict | None = None) -> Response:
@@ -214,14 +219,15 @@ def _sign_out(request: Request, who: str | None) -> bool:
 def _log_login(request: Request, who: str | None, status: int, path: str, target: str | None = None) -> bool:
     """A login's row of the access log; `target`: the name typed (masked: people type phones).
     False when the row could not be written."""
-    return request.app.state.recorder.record(clock.stamp(), who, "POST", path, [],
-                                             request.client.host if request.client else None, status,
-                                             target=_target(target))
+    return request.app.state.recorder.record(audit.row(clock.stamp(), who, "POST", path, [],
+                                                       request.client.host if request.client else None, status,
+                                                       target=_target(target)))
 
 
 def _target(name: str | None) -> str | None:
-    masked = "".join(c for c in mask_text(name) if unicodedata.category(c) != "Cc")  # no NUL reaches the store
-    return masked or None
+    """The name a login typed, as the access log keeps it: control characters dropped first (no
+    NUL reaches the store, and none splits a number's digits away from the masking), then masked."""
+    return mask_text("".join(c for c in name or "" if unicodedata.category(c) != "Cc")) or None
 
 
 def _unrecorded(request: Request) -> Response:
@@ -244,9 +250,10 @@ async def logout(request: Request) -> Response:
 
 @guarded("items", api=False)
 def worklist(call: Call) -> Response:
-    f = api.filters(call.request, int(call.request.app.state.cfg["web"]["page_size"]))
+    web = call.request.app.state.web
+    f = api.filters(call.request, web.page_size)
     today = clock.now().date()
-    rows, total, more = queries.open_page(call.conn, call.user, f, today, int(call.request.app.state.cfg["web"]["count_limit"]))
+    rows, total, more = queries.open_page(call.conn, call.user, f, today, web.count_limit)
     call.shown.extend(r["item_id"] for r in rows)
     query = {k: v for k, v in call.request.query_params.items() if k != "offset"}
     return _page(call, "items.html", {
@@ -279,7 +286,7 @@ def disposition_form(call: Call) -> Response:
     form = call.request.state.form
     item_id = call.request.path_params["item_id"]
     try:
-        dispose(call, item_id, form, form=True)
+        dispose(call, item_id, form, form=True, status=303)
     except Refused as exc:
         if exc.status in (409, 422):  # the form again, with why
             return _item(call, exc.message, exc.status)

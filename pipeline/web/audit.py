@@ -5,14 +5,20 @@ or not, so an attack on one account shows. The app only ever appends to it; `com
 it (web, API and `custdq audit list`).
 
 People type what they look for into a filter or an address (`/items?agent=<a phone>`,
-`/items/<an identity number>`): the path and the query are stored decoded, each path segment,
-query name and value through checks.masking.mask_text, item ids (pipeline.night.items.ITEM_ID)
-as they are.
+`/items/<an identity number>`): the path (decoded, as routed) and the query (decoded) are masked
+as one text by checks.masking.mask_text, so digits spread over path segments or query values
+(`/items/138/1234/5678`, `?agent=138&1234=5678`) are one number to it too (a query's names
+between them are letters, which end a number: the limit of checks.masking); only the item ids
+the request showed stay readable (an id typed but not shown is masked like any other number).
 
 >>> masked_path("/items/110105194912310021", "agent=138%201234%205678&rule=ID_SEX_MISMATCH&x=a%26b")
 '/items/1****************1?agent=138****5678&rule=ID_SEX_MISMATCH&x=a%26b'
->>> masked_path("/api/items/DQ0123456789ABCDEF", "")
+>>> masked_path("/api/items/DQ0123456789ABCDEF", "", ["DQ0123456789ABCDEF"])
 '/api/items/DQ0123456789ABCDEF'
+>>> masked_path("/items/138/1234/5678", "limit=50&due_within=3&x=1%200")
+'/items/138****5678?limit=50&due_within=3&x=1%200'
+>>> masked_path("/api/items", "agent=138&1234=5678")
+'/api/items?agent=138****5678'
 """
 
 from __future__ import annotations
@@ -30,15 +36,15 @@ import pandas as pd
 import sqlalchemy as sa
 
 from checks.masking import mask_text
-from pipeline.night.items import ITEM_ID
 from pipeline.store.schema import access_log
 
 log = logging.getLogger("custdq.web")
 _RESERVED = re.compile(r"[%&=+#?\s\x00-\x1f\x7f]")  # what would read as another part of a query, or not at all
 
 
-def _masked(text: str) -> str:
-    return text if ITEM_ID.fullmatch(text) else mask_text(text)
+# stand-ins for a query's `&` and `=` while the whole is masked: no digit, no letter (so they join
+# digit groups as any separator does), never typed (private use)
+_AND, _IS = "\ue000", "\ue001"
 
 
 def _quoted(text: str) -> str:
@@ -46,21 +52,36 @@ def _quoted(text: str) -> str:
     return _RESERVED.sub(lambda m: urllib.parse.quote(m.group(0), safe=""), text)
 
 
-def masked_path(path: str, query: str) -> str:
-    """The path (decoded, as routed) and the query string as the access log keeps them."""
-    shown = "/".join(_masked(segment) for segment in path.split("/"))
-    if not query:
-        return shown
-    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-    return shown + "?" + "&".join(f"{_quoted(_masked(k))}={_quoted(_masked(v))}" for k, v in pairs)
+def _plain(text: str) -> str:
+    return text.replace(_AND, "").replace(_IS, "")
 
 
-def _row(at: str, user: str | None, method: str, path: str, item_ids: list[str], client: str | None,
-         status: int, target: str | None = None) -> dict:
+def masked_path(path: str, query: str, shown: list[str] | tuple[str, ...] = ()) -> str:
+    """The path (decoded, as routed) and the query string as the access log keeps them; `shown`:
+    the item ids the request showed, kept readable."""
+    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True) if query else []
+    text = _plain(path) + ("?" + _AND.join(_plain(k) + _IS + _plain(v) for k, v in pairs) if pairs else "")
+    keep = re.compile("|".join(re.escape(i) for i in sorted(set(shown), key=len, reverse=True))) if shown else None
+    masked = mask_text(text, keep)
+    head, mark, tail = masked.partition("?")
+    if not mark:
+        return head
+    return head + "?" + "&".join(_IS.join(_quoted(part) for part in pair.split(_IS)).replace(_IS, "=")
+                                 for pair in tail.split(_AND))
+
+
+def row(at: str, user: str | None, method: str, path: str, item_ids: list[str], client: str | None,
+        status: int, target: str | None = None) -> dict:
+    """One access-log row, as stored: `path` as masked_path made it, `target` as masked."""
     return {"at": at, "user_name": user, "method": method, "path": path[:2000],
             "item_ids": ",".join(item_ids) or None,  # all of them, an export's too: who looked at which record
-            "client": client if client is None or _address(client) else mask_text(client), "status": status,
-            "target": target[:200] if target else None}
+            "client": (client if client is None or _address(client) else mask_text(client))[:64] if client else None,
+            "status": status, "target": target[:200] if target else None}
+
+
+def write(conn: sa.Connection, entry: dict) -> None:
+    """Write one row in the caller's transaction (a change and the row that records it, together)."""
+    conn.execute(access_log.insert(), [entry])
 
 
 def _address(text: str) -> bool:
@@ -94,10 +115,9 @@ class Recorder:
         self.thread = threading.Thread(target=self._run, name="custdq-access-log", daemon=True)
         self.thread.start()
 
-    def record(self, at: str, user: str | None, method: str, path: str, item_ids: list[str], client: str | None,
-               status: int, target: str | None = None) -> bool:
-        """Write the row; True once it is committed, False when it could not be written."""
-        pending = _Pending(_row(at, user, method, path, item_ids, client, status, target))
+    def record(self, entry: dict) -> bool:
+        """Write the row (`row`); True once it is committed, False when it could not be written."""
+        pending = _Pending(entry)
         self.queue.put(pending)
         if not pending.done.wait(timeout=600):
             log.error("access log: a row waited 10 minutes for its writer")
@@ -151,8 +171,9 @@ COLUMNS = ["id", "at", "user_name", "method", "path", "item_ids", "client", "sta
 
 
 def _where(q, user: str | None, since: dt.date | None):
-    if user:  # the user's requests, and the logins that tried their name (stored masked)
-        q = q.where(sa.or_(access_log.c.user_name == user, access_log.c.target == mask_text(user.strip())))
+    if user:  # the user's requests, and the logins that tried the name (stored masked: as typed or as masked)
+        q = q.where(sa.or_(access_log.c.user_name == user,
+                           access_log.c.target.in_({mask_text(user.strip()), user.strip()})))
     if since:
         q = q.where(access_log.c.at >= since.isoformat())
     return q

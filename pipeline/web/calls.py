@@ -39,6 +39,9 @@ class Call:
     conn: sa.Connection
     user: User
     shown: list[str] = field(default_factory=list)  # item ids shown or changed, for the access log
+    # the request's access-log row is already written, in the transaction of the change it made
+    # (a disposition: pipeline.web.dispose), so the change is never saved without its row
+    recorded: bool = False
 
 
 def guarded(right: str | None, api: bool, logged: bool = True):
@@ -58,10 +61,11 @@ def guarded(right: str | None, api: bool, logged: bool = True):
             app = request.app.state
             shown: list[str] = []
             user: User | None = None
+            call: Call | None = None
             try:
                 with app.engine.begin() as conn:
                     user = (security.api_user(conn, request) if api
-                            else security.browser_user(conn, request, app.cfg["web"]["trusted_user_header"]))
+                            else security.browser_user(conn, request, app.web.trusted_user_header))
                     if user is None:
                         raise Refused(401, "请先登录")
                     if not api:  # a changed session is signed anew: the idle time starts again
@@ -71,13 +75,16 @@ def guarded(right: str | None, api: bool, logged: bool = True):
                     if request.method == "POST" and not api and not security.csrf_ok(
                             request, request.state.form.get("csrf")):
                         raise Refused(403, "表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试")
-                    response = fn(Call(request, conn, user, shown))
+                    call = Call(request, conn, user, shown)
+                    response = fn(call)
             except Refused as exc:
                 response = refusal(request, exc, api, user)
             except Exception:  # a bug: the edge answers 500; the look is on record all the same
-                if logged:
+                if logged and not (call and call.recorded):
                     _log(request, user, shown, 500)
                 raise
+            if call is not None and call.recorded:
+                return response
             if logged and not _log(request, user, shown, response.status_code):
                 return refusal(request, UNRECORDED, api, user)  # what it would have shown is not sent
             return response
@@ -98,13 +105,17 @@ def refusal(request: Request, exc: Refused, api: bool, user: User | None) -> Res
                                 "csrf": security.csrf_token(request)}, status_code=exc.status)
 
 
-def _log(request: Request, user: User | None, shown: list[str], status: int) -> bool:
-    """The request's access-log row (its path and query masked: audit.masked_path); False when
-    it could not be written."""
+def log_row(request: Request, user: User | None, shown: list[str], status: int) -> dict:
+    """The request's access-log row: its path and query masked (audit.masked_path), but for the
+    item ids it shows."""
     client = request.client.host if request.client else None
-    return request.app.state.recorder.record(clock.stamp(), user.name if user else None, request.method,
-                                             audit.masked_path(request.url.path, request.url.query), shown, client,
-                                             status)
+    return audit.row(clock.stamp(), user.name if user else None, request.method,
+                     audit.masked_path(request.url.path, request.url.query, shown), shown, client, status)
+
+
+def _log(request: Request, user: User | None, shown: list[str], status: int) -> bool:
+    """Write the request's access-log row; False when it could not be written."""
+    return request.app.state.recorder.record(log_row(request, user, shown, status))
 
 
 def json_body(raw: bytes) -> dict:

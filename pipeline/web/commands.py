@@ -27,18 +27,19 @@ def serve(db, host, port, config_path):
     Example: custdq serve --db sqlite:///.custdq/cases.db --port 8080
     """
     from pipeline import store
-    from pipeline.web import logins, serving
+    from pipeline.web import serving
+    from pipeline.web.settings import Web
     from pipeline.web.app import SERVE_ENV, create_app
 
     engine, cfg = existing_store(db, config_path)
-    logins.Settings.of(cfg["web"])  # a bad setting is exit 2 here, before any worker starts
-    host = host or cfg["web"]["host"]
-    port = port or int(cfg["web"]["port"])
-    workers = int(cfg["web"]["workers"])
+    web = Web.of(cfg["web"])  # a bad setting is exit 2 here, before any worker starts
+    host = host or web.host
+    port = port or web.port
+    workers = web.workers
     say(f"serving the case store {store.safe_url(store.resolve(db, cfg))} on http://{host}:{port}/ "
         f"({workers} worker process{'es' if workers > 1 else ''}; Ctrl-C stops)")
     # X-Forwarded-For only from the proxies listed (uvicorn's own default believes 127.0.0.1)
-    proxies = list(cfg["web"]["trusted_proxies"])
+    proxies = list(web.trusted_proxies)
     options = {"host": host, "port": port, "log_level": "warning", "access_log": False, "server_header": False,
                "proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or None}
     if workers > 1:  # each worker process opens the store itself

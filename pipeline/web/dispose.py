@@ -15,8 +15,8 @@ from pipeline.cases.disposition import MAX_NOTE, Entry, apply, problem
 from pipeline.errors import InputError
 from pipeline.store.lock import store_lock
 from pipeline.store.schema import item_events, items
-from pipeline.web import queries
-from pipeline.web.calls import NOT_FOUND, Call, Refused
+from pipeline.web import audit, queries
+from pipeline.web.calls import NOT_FOUND, UNRECORDED, Call, Refused, log_row
 
 
 _ONE_AT_A_TIME = threading.Lock()
@@ -49,11 +49,13 @@ def text_of(value, name: str, longest: int) -> str:
     return value
 
 
-def dispose(call: Call, item_id: str, fields, form: bool) -> dict:
+def dispose(call: Call, item_id: str, fields, form: bool, status: int) -> dict:
     """Apply the disposition `fields` (state, result, note, version: a form or a JSON object);
-    returns the item as it is after. Refused: 404 (not the caller's), 409 (`version` is not the
-    item's: changed since the form was made), 422 (a value `cases import` would refuse, or not
-    text, or too long), 503 (a night holds the store)."""
+    returns the item as it is after. The request's access-log row (with `status`, the answer's)
+    is written in the same transaction as the change: either both are on record or neither
+    (`call.recorded`). Refused: 404 (not the caller's), 409 (`version` is not the item's: changed
+    since the form was made), 422 (a value `cases import` would refuse, or not text, or too long),
+    503 (a night holds the store)."""
     app = call.request.app.state
     if queries.item(call.conn, call.user, item_id) is None:
         raise Refused(404, NOT_FOUND)
@@ -61,7 +63,7 @@ def dispose(call: Call, item_id: str, fields, form: bool) -> dict:
     sent = version_of(fields.get("version"), form)
     state, result = text_of(fields.get("state"), "state", 20), text_of(fields.get("result"), "result", 20)
     note = text_of(fields.get("note"), "note", MAX_NOTE)
-    wait = float(app.cfg["web"]["lock_wait_seconds"])
+    wait = app.web.lock_wait_seconds
     deadline = time.monotonic() + wait
     busy = Refused(503, "案件库正在被夜间批处理使用，请几分钟后重试", {"reason": "the store is busy"})
     # this process's dispositions queue here, in turn, and only the first polls for the store's lock
@@ -70,7 +72,13 @@ def dispose(call: Call, item_id: str, fields, form: bool) -> dict:
     try:
         with store_lock(app.writer, "web disposition", None, max(0.0, deadline - time.monotonic())):
             with app.writer.begin() as conn:
-                return _apply(conn, call, item_id, Entry(item_id, state.strip(), result.strip(), note), sent)
+                after = _apply(conn, call, item_id, Entry(item_id, state.strip(), result.strip(), note), sent)
+                try:
+                    audit.write(conn, log_row(call.request, call.user, call.shown, status))
+                except sa.exc.DBAPIError:  # its row cannot be written: the change is rolled back with it
+                    raise UNRECORDED from None
+            call.recorded = True
+            return after
     except (InputError, sa.exc.TimeoutError):
         raise busy from None
     finally:

@@ -19,7 +19,14 @@ them from slowing the people already signed in:
   and so does each server behind a balancer. Kept in the store they would cost a write per
   attempt, which a flood would turn into the store's busiest work; the guesses against a real
   account stay bounded across processes by the lockout, which is in the store.
-- `Settings`: the settings above and `web.session_max_hours`, checked when the app starts.
+
+- `Devices` (OWASP's "device cookies"): a browser that signed in as a user gets a signed cookie
+  naming that user. A login that presents one for the name it types is counted in that device's
+  own bucket (`web.login_per_user` per window) and not in the address's or the name's, and the
+  account's lockout in the store does not apply to it: a flood of wrong passwords for one name,
+  or from the office's one address, cannot keep that user out of the browser they always use.
+  A stolen cookie gives no more guesses than the name's own limit; a device whose bucket is
+  empty is refused (429) like any other client.
 
 A limiter is not a library here: `limits`' in-memory storage rescans every key every 10 ms while
 hits arrive, so an attacker who sends a new name with every login would make that scan the
@@ -31,48 +38,19 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import secrets
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Callable, TypeVar
 
-from pipeline.errors import ConfigError
+import itsdangerous
+
 
 T = TypeVar("T")
 NICE = 10  # the password checks' threads: below the pages' (0), above nothing else's
 HOLD = 1.0  # seconds a 429 waits before it is sent
-
-
-@dataclass(frozen=True)
-class Settings:
-    checks: int  # password checks at once, per process
-    queue: int  # logins that may wait for one
-    per_address: int
-    per_user: int
-    window: float  # seconds
-    session_max_seconds: float
-
-    @classmethod
-    def of(cls, web: dict) -> Settings:
-        """The `web:` settings of a config, each checked (a bad one is a ConfigError naming it)."""
-
-        def whole(key: str, low: int) -> int:
-            value = web.get(key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"web.{key}: must be a whole number, at least {low} (got {value!r})")
-            return value
-
-        def positive(key: str) -> float:
-            value = web.get(key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6:
-                raise ConfigError(f"web.{key}: must be a number above 0 (got {value!r})")
-            return float(value)
-
-        return cls(whole("login_checks", 1), whole("login_queue", 0), whole("login_per_address", 1),
-                   whole("login_per_user", 1), positive("login_window_seconds"),
-                   positive("session_max_hours") * 3600)
 
 
 class Busy(Exception):
@@ -142,13 +120,38 @@ def _lower_priority() -> None:
             pass  # a priority the process may not lower further: the threads run at the pages' priority
 
 
+DEVICE_COOKIE = "custdq_device"
+DEVICE_DAYS = 180  # a device cookie's life; signing in again makes a new one
+
+
+class Devices:
+    """Device cookies: signed (itsdangerous, with the session key and a salt of their own), holding
+    a random id and the user's name; never a secret in themselves (the password is still checked)."""
+
+    def __init__(self, secret: str):
+        self.signer = itsdangerous.URLSafeTimedSerializer(secret, salt="custdq-device")
+
+    def issue(self, name: str) -> str:
+        return self.signer.dumps([secrets.token_hex(12), name])
+
+    def device(self, cookie: str | None, name: str) -> str | None:
+        """The device id of a cookie signed for `name` and not older than DEVICE_DAYS, else None."""
+        if not cookie or len(cookie) > 1000:
+            return None
+        try:
+            device, owner = self.signer.loads(cookie, max_age=DEVICE_DAYS * 86400)
+        except (itsdangerous.BadData, TypeError, ValueError):
+            return None
+        return device if isinstance(device, str) and owner == name else None
+
+
 class Limits:
     """Token buckets per client address and per user name, in the event loop's thread only."""
 
     MAX_KEYS = 100_000  # beyond it, the buckets idle longest are forgotten first
 
     def __init__(self, per_address: int, per_user: int, window: float):
-        self.sizes = {"address": per_address, "user": per_user}
+        self.sizes = {"address": per_address, "user": per_user, "device": per_user}
         self.window = window
         self.buckets: dict[tuple[str, str], tuple[float, float]] = {}  # key -> (tokens, when)
 
@@ -157,11 +160,16 @@ class Limits:
         tokens, when = self.buckets.get(key, (size, now))
         return min(size, tokens + (now - when) * size / self.window)
 
-    def take(self, address: str | None, user: str) -> int:
-        """Take one attempt from the address's and the user's buckets: 0, or the seconds (at least
-        1) until both have one again, when either is empty (then nothing is taken)."""
+    @staticmethod
+    def _keys(address: str | None, user: str, device: str | None) -> list[tuple[str, str]]:
+        return [("device", device)] if device else [("address", address or ""), ("user", user)]
+
+    def take(self, address: str | None, user: str, device: str | None = None) -> int:
+        """Take one attempt from the address's and the user's buckets (a trusted device's: its own
+        only): 0, or the seconds (at least 1) until each has one again, when one is empty (then
+        nothing is taken)."""
         now = time.monotonic()
-        keys = [("address", address or ""), ("user", user)]
+        keys = self._keys(address, user, device)
         levels = [self._level(k, now) for k in keys]
         if min(levels) < 1:
             return max(math.ceil((1 - level) * self.window / self.sizes[k[0]]) for k, level in zip(keys, levels))
@@ -172,10 +180,10 @@ class Limits:
             self._forget(now)
         return 0
 
-    def give_back(self, address: str | None, user: str) -> None:
+    def give_back(self, address: str | None, user: str, device: str | None = None) -> None:
         """A login that succeeded: its attempt does not count."""
         now = time.monotonic()
-        for key in (("address", address or ""), ("user", user)):
+        for key in self._keys(address, user, device):
             if key in self.buckets:
                 self.buckets[key] = (min(self.sizes[key[0]], self._level(key, now) + 1), now)
 

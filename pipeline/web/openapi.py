@@ -35,13 +35,16 @@ ITEM_FIELDS: dict[str, dict] = {
     "status": {"type": "string", "enum": ["new", "open", "reopened", "closed"]},
     "version": {"type": "integer", "description": "the id of the item's latest event"},
 }
-EVENT = {"type": "object", "required": ["id", "at", "action"], "properties": {
+EVENT = {"type": "object", "required": ["id", "at", "action"], "additionalProperties": False, "properties": {
     "id": {"type": "integer"}, "at": {"type": "string"}, "who": TEXT, "night": TEXT, "action": {"type": "string"},
     "what": {"description": "what changed: field -> [from, to]"}, "source": TEXT}}
-ENTRY = {"type": "object", "required": ["id", "at", "method", "path", "status"], "properties": {
+ENTRY = {"type": "object", "required": ["id", "at", "method", "path", "status"], "additionalProperties": False,
+         "properties": {
     "id": {"type": "integer"}, "at": {"type": "string"}, "user_name": TEXT, "method": {"type": "string"},
     "path": {"type": "string", "description": "decoded, personal numbers masked"}, "item_ids": TEXT,
-    "client": TEXT, "status": {"type": "integer"}}}
+    "client": {**TEXT, "description": "the client's address (the socket's peer, or X-Forwarded-For from a web.trusted_proxies)"},
+    "status": {"type": "integer"},
+    "target": {**TEXT, "description": "a login's or a refused login's: the user name it tried, masked"}}}
 ROWS = {"type": "array", "items": {"type": "object"}}
 
 
@@ -101,9 +104,7 @@ def document() -> dict:
                 "total_more": {"type": "boolean", "description": "more match than web.count_limit"},
                 "next": {"type": "boolean", "description": "another page follows"}}}, "a page of items"))},
         "/api/items/{item_id}": {"get": _operation(
-            "one item with its events", (), _json({"allOf": [_ref("Item"), {
-                "type": "object", "required": ["events"],
-                "properties": {"events": {"type": "array", "items": _ref("Event")}}}]}, "the item"),
+            "one item with its events", (), _json(_ref("ItemWithEvents"), "the item"),
             404, path_id=True)},
         "/api/items/{item_id}/disposition": {"post": _operation(
             "settle an item (branch users, their branches): the checks of `cases import`", (),
@@ -132,7 +133,12 @@ def document() -> dict:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "description": "a token from `custdq users token NAME`"}},
-            "schemas": {"Item": {"type": "object", "required": list(ITEM_FIELDS), "properties": ITEM_FIELDS},
+            # every property an answer holds is here, and no other (tests/test_web_hostile.py)
+            "schemas": {"Item": {"type": "object", "required": list(ITEM_FIELDS), "additionalProperties": False,
+                                 "properties": ITEM_FIELDS},
+                        "ItemWithEvents": {"type": "object", "required": [*ITEM_FIELDS, "events"],
+                                           "additionalProperties": False, "properties": {
+                                               **ITEM_FIELDS, "events": {"type": "array", "items": _ref("Event")}}},
                         "Event": EVENT, "Entry": ENTRY,
                         "Error": {"type": "object", "required": ["error"], "properties": {
                             "error": {"type": "string", "description": "for people, in Chinese"},

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
 from starlette.requests import Request
 
 from checks.catalogue import RULES
 from checks.masking import mask_text
-from checks.personal import form_of
+from checks.personal import form_of_text
 from pipeline import clock
 from pipeline.outputs.worklists import STATES
 from pipeline.web.calls import Refused
@@ -81,7 +79,7 @@ class Param:
         if self.identifying and _personal(raw):
             # a night quarantines a row whose code has such a form (scope.identifier_guard): it would
             # match nothing, and a page would show it back in its filter form
-            raise self._refused("是身份证号、手机号或银行卡号的形式（机构和业务员代码不会是这些号码）",
+            raise self._refused("是身份证号、手机号或银行卡号的形式（机构、业务员代码和用户名都不会是这些号码）",
                                 "has the form of an identity number, a mobile or a bank card")
         return raw
 
@@ -102,10 +100,7 @@ class Param:
 
 
 def _personal(text: str) -> bool:
-    """Has the form of an identity number, a mobile or a bank card (checks.personal), however its
-    digits were typed: full-width, with invisible format characters between them."""
-    folded = "".join(c for c in unicodedata.normalize("NFKC", text) if unicodedata.category(c) != "Cf")
-    return bool(pd.notna(form_of(pd.Series([folded], dtype="str"), clock.now().date()).iloc[0]))
+    return form_of_text(text, clock.now().date()) is not None
 
 
 def read_all(request: Request, declared: tuple[Param, ...]) -> dict[str, Any]:
@@ -139,7 +134,8 @@ OFFSET = Param("offset", "integer", "items skipped", 0, 10**9)
 ITEM_FILTERS = (BRANCH, RULE, CATEGORY, STATUS, WORK_STATE, AGENT, OVERDUE, DUE_WITHIN, SORT, ORDER, LIMIT, OFFSET)
 
 NIGHT = Param("night", "date", "the night whose figures (default: the latest)")
-USER = Param("user", "string", "one user's requests", max_length=MAX_NAME)
+USER = Param("user", "string", "one user's requests (and the logins that tried the name); the form of an identity "
+             "number, mobile or bank card answers 422 (no user has such a name)", max_length=MAX_NAME, identifying=True)
 SINCE = Param("since", "date", "from this day on (China time)")
 LOG_LIMIT = Param("limit", "integer", "rows", 1, 10_000)
 ACCESS_FILTERS = (USER, SINCE, LOG_LIMIT, OFFSET)

@@ -82,7 +82,7 @@ def browser_user(conn, request: Request, trusted_header: str | None) -> users.Us
     if trusted_header:
         return users.active(conn, request.headers.get(trusted_header))
     since = request.session.get("since")
-    if not isinstance(since, int) or time.time() - since > request.app.state.session_max_seconds:
+    if not isinstance(since, int) or time.time() - since > request.app.state.web.session_max_seconds:
         return None  # signed in more than web.session_max_hours ago (or before sessions had an age)
     user = users.active(conn, request.session.get("user"))
     if user is None or request.session.get("sessions") != user.sessions:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import argon2
 import sqlalchemy as sa
 
+from checks.masking import mask_text
+from checks import personal
 from pipeline.errors import InputError
 from pipeline import clock
 from pipeline.store.schema import MAX_TOKEN_DAYS, TOKEN_DAYS, api_tokens, users
@@ -74,11 +76,27 @@ def check_name(name: str) -> str:
     return name
 
 
+def _not_personal(text: str, what: str, today: dt.date) -> None:
+    """A user name or a branch is shown in pages, logs and the access log as it is: one with the
+    form of an identity number, mobile or bank card (a phone typed as a login name) is refused."""
+    form = personal.form_of_text(text, today)
+    if form is not None:
+        raise InputError(f"{what} {mask_text(text)} has the form of a {_FORMS.get(form, form)}: "
+                         "user names and branches are shown and logged as they are, so they must not be personal numbers")
+
+
+_FORMS = {personal.ID: "resident identity number", personal.MOBILE: "mobile number", personal.CARD: "bank card number"}
+
+
 def add_user(conn: sa.Connection, name: str, role: str, branches: list[str], password: str, at: str) -> User:
     name = check_name(name)
+    today = dt.date.fromisoformat(at[:10])
+    _not_personal(name, "the user name", today)
     if role not in ROLES:
         raise InputError(f"role must be one of {', '.join(ROLES)}")
     branches = sorted({b.strip() for b in branches if b.strip()})
+    for branch in branches:
+        _not_personal(branch, "the branch", today)
     if role == "branch" and not branches:
         raise InputError("a branch user needs at least one --branch")
     if role != "branch" and branches:
@@ -194,10 +212,13 @@ def login_name(raw: object) -> str:
 
 
 def authenticate(engine: sa.Engine, name: str, password: str, now: dt.datetime, failures: int,
-                 lockout: dt.timedelta) -> Login:
+                 lockout: dt.timedelta, trusted: bool = False) -> Login:
     """Check a password. `failures` wrong passwords in a row lock the user for `lockout`; a locked
     user is refused whatever the password. An unknown or disabled user is refused the same way,
-    after the same hashing work (no timing difference tells names apart).
+    after the same hashing work (no timing difference tells names apart). `trusted`: a login
+    from a browser the user signed in with before (pipeline.web.logins.Devices), which the lockout
+    neither stops nor counts (its guesses are bounded by the device's own rate limit), so other
+    people's wrong guesses cannot lock the user out of it.
 
     The attempt is counted in the store before the password is checked, in a transaction of its
     own that ends before the check (no lock on the store is held through Argon2's ~0.1 s):
@@ -208,9 +229,11 @@ def authenticate(engine: sa.Engine, name: str, password: str, now: dt.datetime, 
     if name and not any(unicodedata.category(c)[0] == "C" for c in name):  # such a name is never a user's
         with engine.begin() as conn:
             row = conn.execute(sa.select(users).where(users.c.name == name, users.c.disabled.is_(False))).first()
-            if row is not None and row.locked_until and dt.datetime.fromisoformat(row.locked_until) > now:
+            if row is None or trusted:
+                pass
+            elif row.locked_until and dt.datetime.fromisoformat(row.locked_until) > now:
                 locked = row.locked_until
-            elif row is not None:
+            else:
                 conn.execute(users.update().where(users.c.name == row.name)
                              .values(failed_logins=users.c.failed_logins + 1))
                 attempt = conn.execute(sa.select(users.c.failed_logins).where(users.c.name == row.name)).scalar_one()
@@ -218,11 +241,13 @@ def authenticate(engine: sa.Engine, name: str, password: str, now: dt.datetime, 
         _verify(_DUMMY, password)  # the same work as a real check
         return Login(None, locked)
     if _verify(row.password_hash, password):
-        with engine.begin() as conn:
-            changes: dict = {"failed_logins": 0, "locked_until": None}
-            if _HASHER.check_needs_rehash(row.password_hash):
-                changes["password_hash"] = _HASHER.hash(password)
-            conn.execute(users.update().where(users.c.name == row.name).values(**changes))
+        # a trusted device's success leaves a lockout others caused in place (for the others)
+        changes: dict = {} if trusted else {"failed_logins": 0, "locked_until": None}
+        if _HASHER.check_needs_rehash(row.password_hash):
+            changes["password_hash"] = _HASHER.hash(password)
+        if changes:
+            with engine.begin() as conn:
+                conn.execute(users.update().where(users.c.name == row.name).values(**changes))
         return Login(_user(row))
     if attempt >= failures:
         locked = (now + lockout).isoformat(timespec="seconds")
