@@ -22,6 +22,8 @@ import re
 import unicodedata
 
 import pandas as pd
+from stdnum import luhn
+from stdnum.cn import ric
 
 
 def mask_raw(values: pd.Series) -> pd.Series:
@@ -199,6 +201,53 @@ def _spans(chars: list[str]) -> list[tuple[int, int, str]]:
     return spans
 
 
+MAX_GAP = 40  # characters of separators only between two digit groups that join when they form a personal number
+_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+
+
+def _personal(digits: str) -> bool:
+    """The digits of a mainland mobile, a resident identity number (its check character and
+    birth date right: python-stdnum) or a card (16-19 digits, Luhn)."""
+    n = len(digits)
+    return bool((n == 11 and _MOBILE.fullmatch(digits)) or (n == 18 and ric.is_valid(digits))
+                or (16 <= n <= 19 and digits.isdigit() and luhn.is_valid(digits)))
+
+
+def _joined(chars: list[str], spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """`spans`, with the groups that stand apart by more than MAX_SEPARATORS separators (no letter
+    between them: `138-----1234-----5678`) joined where together they form a personal number."""
+    out, i = [], 0
+    while i < len(spans):
+        start, end, digits = spans[i]
+        best, acc, j = None, digits, i + 1
+        while j < len(spans) and len(acc) < 19 and not acc.endswith("X"):
+            gap = chars[spans[j - 1][1]:spans[j][0]]
+            if len(gap) > MAX_GAP or not all(_joins(c) for c in gap):
+                break
+            acc += spans[j][2]
+            if _personal(acc):
+                best = (j, acc)
+            j += 1
+        if best is None:
+            out.append(spans[i])
+            i += 1
+        else:
+            out.append((start, spans[best[0]][1], best[1]))
+            i = best[0] + 1
+    return out
+
+
+def numbers(text: str) -> list[str]:
+    """The digits of every number in `text` as mask_text reads them (separators, full-width and
+    Chinese numerals alike), each as ASCII digits.
+
+    >>> numbers("王１３８ 1234-5678，工号 E2026001 号")
+    ['13812345678', '2026001']
+    """
+    chars = list(_format().sub("", str(text)))
+    return [digits for _, _, digits in _joined(chars, _spans(chars))]
+
+
 def mask_text(text: str | None, keep: re.Pattern | None = None) -> str:
     """Free text with every number in it that could be an identity number, phone or account
     shown only in its masked form (mask_number), however its digits were typed or separated:
@@ -216,6 +265,8 @@ def mask_text(text: str | None, keep: re.Pattern | None = None) -> str:
     '电话138****5678；卡号 622202*******8901'
     >>> mask_text("手机138\\u200b1234\\u00ad5678，座机(010)\\u00a01234_5678")
     '手机138****5678，座机(0*********8'
+    >>> mask_text("手机 138-----1234-----5678，卡 6222 / / / / / 0212 3456 7890 128")
+    '手机 138****5678，卡 622202*********0128'
     >>> mask_text("2026年11月回访3次，2026-11-20 14:30 再访，金额 12,000 元")
     '2026年11月回访3次，2026-11-20 14:30 再访，金额 12,000 元'
     """
@@ -224,7 +275,7 @@ def mask_text(text: str | None, keep: re.Pattern | None = None) -> str:
     chars = list(_format().sub("", str(text)))
     kept = [m.span() for m in keep.finditer("".join(chars))] if keep is not None else []
     out, last = [], 0
-    for start, end, digits in _spans(chars):
+    for start, end, digits in _joined(chars, _spans(chars)):
         run = "".join(chars[start:end])
         if len(digits.rstrip("X")) < MIN_RUN or _WHEN.fullmatch(unicodedata.normalize("NFKC", run)) or \
                 any(a <= start and end <= b for a, b in kept):

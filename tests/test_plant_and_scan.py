@@ -46,7 +46,7 @@ PASSWORD = "plant-and-scan-1"
 
 # the separators people (and shifted exports) put between digit groups (issue 27's list)
 SEPARATORS = [" ", "-", "－", "，", ",", "、", "–", "_", ":", "：", "\u00ad", "\u200b", "\u00a0", "\u3000", ".",
-              ") (", "】【", " - ", "/", "一", "ー", "     ", "\t\t\t\t\t", " \n "]
+              ") (", "】【", " - ", "/", "一", "ー", "     ", "\t\t\t\t\t", " \n ", "-----", " . . . . . . "]
 NUMERALS = str.maketrans("0123456789", "〇一二三四五六七八九")
 FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
 # the columns that are stored and shown as they are: a personal number there is quarantined
@@ -150,9 +150,9 @@ def plans(draw) -> Plan:
 
 # ---- scanning ----------------------------------------------------------------------------
 
-# the scanner is more eager than the masking it checks: up to eight separators and any whitespace
-# between two digits, a Chinese numeral read both as a digit and as a dash
-_BETWEEN = re.compile(r"(?<=[0-9])(?:\s|[^0-9A-Za-z\u4e00-\u9fff]){1,8}(?=[0-9])|(?<=[0-9])\s+(?=[0-9])")
+# the scanner is at least as eager as the masking it checks: up to 40 separators (checks.masking's
+# MAX_GAP) and any whitespace between two digits, a Chinese numeral read both as a digit and as a dash
+_BETWEEN = re.compile(r"(?<=[0-9])(?:\s|[^0-9A-Za-z\u4e00-\u9fff]){1,40}(?=[0-9])|(?<=[0-9])\s+(?=[0-9])")
 _FORMAT = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
 _AS_DIGITS = str.maketrans("〇一二三四五六七八九零", "01234567890")
 _AS_DASHES = str.maketrans({c: "-" for c in "〇一二三四五六七八九零ー丨"})

@@ -451,7 +451,8 @@ def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(site):
 
 BAD_SETTINGS = ["port: 0", "workers: two", "https_only: 'yes'", "trusted_user_header: 'X Remote'", "page_size: 0",
                 "lock_wait_seconds: -1", "session_idle_minutes: 0", "host: ''", "count_limit: 1.5", "login_queue: -1",
-                "session_key_file: 7", "lockout_minutes: .nan"]
+                "session_key_file: 7", "lockout_minutes: .nan", "login_checks: 64", "trusted_user_header: Cookie",
+                "host: 999.1.1.1"]
 
 
 def test_serve_refuses_a_bad_web_setting_in_one_line(site):
@@ -463,6 +464,19 @@ def test_serve_refuses_a_bad_web_setting_in_one_line(site):
         key = setting.split(":")[0]
         assert refused.returncode == 2 and f"web.{key}" in refused.stderr, (setting, refused.stderr)
         assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+    # the session key: an empty or short one would let anyone sign a session; one others may read
+    key = site["folder"] / "weak.key"
+    for text, mode, why in (("", 0o600, "at least 32"), ("short-key", 0o600, "at least 32"),
+                            ("k" * 43, 0o644, "chmod 600")):
+        key.write_text(text, encoding="utf-8")
+        key.chmod(mode)
+        config.write_text(f"web:\n  session_key_file: {key}\n", encoding="utf-8")
+        refused = custdq("serve", "--db", site["db"], "--config", str(config), cwd=site["folder"])
+        assert refused.returncode == 2 and why in refused.stderr and "session_key_file" in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+    config.write_text("web:\n  session_key_file: /proc/no-such/web.key\n", encoding="utf-8")
+    refused = custdq("serve", "--db", site["db"], "--config", str(config), cwd=site["folder"])
+    assert refused.returncode == 2 and "cannot create" in refused.stderr, refused.stderr
 
 
 # ---- what a branch user sees -----------------------------------------------------------------------

@@ -216,6 +216,25 @@ def test_a_browser_the_user_signed_in_with_is_not_kept_out_by_a_flood_for_their_
         server.stop()
 
 
+def test_one_name_has_at_most_two_logins_checked_at_once(site):
+    """Right passwords give their token back, so they would never meet the name's limit: what
+    bounds one account holder's logins (or a flood for one name) is two checked at once."""
+    server = serve(site, "at-once", login_per_address=100, login_per_user=100)
+    try:
+        browsers = [Browser(server.port, f"127.0.4.{n}") for n in range(2, 10)]
+        barrier = threading.Barrier(len(browsers))
+
+        def one(browser: Browser) -> int:
+            barrier.wait()
+            return browser.login("boss", PASSWORDS["boss"])[0]
+
+        with ThreadPoolExecutor(len(browsers)) as pool:
+            answers = Counter(pool.map(one, browsers))
+        assert set(answers) <= {303, 429} and answers[303] >= 2 and answers[429] >= 1, answers
+    finally:
+        server.stop()
+
+
 def test_a_failed_login_names_the_user_it_tried_masked(site):
     server = serve(site, "targets")
     site = dict(site, server=server)
@@ -372,10 +391,15 @@ def test_users_add_refuses_a_personal_number_as_a_name_or_a_branch(site):
     number, a mobile or a card (however typed) is refused, and the refusal shows it masked."""
     password = "a-long-password\na-long-password\n"
     for args in (["１３８ 1234 5678", "--role", "manager"], ["11010519491231002X", "--role", "compliance"],
+                 ["wang13812345678", "--role", "manager"], ["张三13812345678", "--role", "manager"],
                  ["zhao", "--role", "branch", "--branch", "6222021234567890128"],
                  ["qian", "--role", "branch", "--branch", "一三八一二三四五六七八"]):
         refused = custdq("users", "add", *args, "--db", site["db"], stdin=password, cwd=site["folder"])
-        assert refused.returncode == 2 and "has the form of a" in refused.stderr, refused.stderr
+        assert refused.returncode == 2 and "holds a number of more than 10 digits" in refused.stderr, refused.stderr
         assert not any(d in refused.stderr for d in ("12345678", "49123100", "21234567", "一二三四")), refused.stderr
+    staff = custdq("users", "add", "E20260001", "--role", "manager", "--db", site["db"], stdin=password,
+                   cwd=site["folder"])
+    assert staff.returncode == 0, staff.stderr  # a staff number of up to 10 digits is a name like any other
     listed = custdq("users", "list", "--db", site["db"], cwd=site["folder"])
     assert listed.returncode == 0 and "zhao" not in listed.stdout and "qian" not in listed.stdout
+    assert "E20260001" in listed.stdout

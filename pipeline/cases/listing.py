@@ -10,6 +10,7 @@ in Chinese (pipeline.outputs.labels).
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pandas as pd
 import sqlalchemy as sa
@@ -74,11 +75,19 @@ def render(t: pd.DataFrame, limit: int | None = None) -> str:
 
 
 def render_frame(t: pd.DataFrame) -> str:
-    """Any frame as a plain text table, its column names as headers."""
-    cells = [list(t.columns)] + [["" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v) for v in r]
-                                 for r in t.itertuples(index=False, name=None)]
+    """Any frame as a plain text table, its column names as headers; control and format
+    characters shown escaped (`\\x1b`): what people typed never drives the reader's terminal."""
+    cells = [list(t.columns)] + [["" if v is None or (not isinstance(v, str) and pd.isna(v)) else _visible(str(v))
+                                  for v in r] for r in t.itertuples(index=False, name=None)]
     widths = [max(_width(row[i]) for row in cells) for i in range(len(t.columns))]
     return "\n".join("  ".join(v + " " * (w - _width(v)) for v, w in zip(row, widths)).rstrip() for row in cells)
+
+
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
+def _visible(text: str) -> str:
+    return _INVISIBLE.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
 
 
 def _width(text: str) -> int:

@@ -40,7 +40,6 @@ from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROL
                                      STATE_NAMES, STATUS_NAMES, changes, value_name)
 from pipeline.outputs.worklists import COLUMNS, RESULTS, ROWS_PER_FILE, STATES, write_worklist
 from pipeline import store
-from pipeline.store import hashkey
 from pipeline.web import api, audit, edge, logins, params, queries, security, settings, users
 from pipeline.web.calls import NOT_FOUND, UNRECORDED, Call, Refused, guarded
 from pipeline.web.dispose import dispose
@@ -53,8 +52,7 @@ ROLE_TITLES = {"branch": "机构用户", "manager": "管理人员", "compliance"
 
 def create_app(engine: sa.Engine, cfg: dict, url: str) -> Starlette:
     web = settings.Web.of(cfg["web"])
-    key_file = Path(web.session_key_file).expanduser() if web.session_key_file else \
-        hashkey.key_path(None, url).with_name("web.key")
+    key_file = security.key_path(web.session_key_file, url)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     env.globals.update(HEADERS=HEADERS, ROLE_NAMES=ROLE_NAMES, SEVERITY_NAMES=SEVERITY_NAMES, STATUS_NAMES=STATUS_NAMES,
                        STATE_NAMES=STATE_NAMES, CLOSE_NAMES=CLOSE_NAMES, ACTION_NAMES=ACTION_NAMES,
@@ -95,7 +93,7 @@ def create_app(engine: sa.Engine, cfg: dict, url: str) -> Starlette:
     app.state.writer = store.sibling(engine, 2)
     # logins count their attempts through connections of their own: a flood never takes the pages'
     app.state.login_engine = store.sibling(engine, web.login_checks)
-    app.state.devices = logins.Devices(secret)
+    app.state.devices = logins.Devices(secret, web.login_failures, web.lockout_minutes * 60)
     app.state.limits = logins.Limits(web.login_per_address, web.login_per_user, web.login_window_seconds)
     app.state.templates = Jinja2Templates(env=env)
     return app
@@ -167,22 +165,29 @@ async def login(request: Request) -> Response:
     if not security.csrf_ok(request, str(form.get("csrf") or "")):
         return await _login_refused(request, name, 403, "表单已过期，请重新登录")
     device = state.devices.device(request.cookies.get(logins.DEVICE_COOKIE), name)
-    wait = state.limits.take(client, name, device)
+    trusted = device is not None
+    wait = state.limits.take(client, name, trusted)
     if wait:
         await asyncio.sleep(logins.HOLD)
         return await _login_refused(request, name, 429, f"登录尝试过于频繁，请 {wait} 秒后再试", wait)
     web = state.web
+    state.limits.started(name)
     try:
         done = await state.checks.run(users.authenticate, state.login_engine, name, str(form.get("password", "")),
                                       clock.now(), web.login_failures, dt.timedelta(minutes=web.lockout_minutes),
-                                      device is not None)
+                                      trusted)
     except logins.Busy as busy:
+        state.limits.give_back(client, name, trusted)  # not checked: it does not count
         return await _login_refused(request, name, 503, "登录的人太多，请稍后再试", busy.retry_after)
+    finally:
+        state.limits.ended(name)
+    if device is not None:
+        state.devices.result(device, done.user is not None)
     if done.user is None:
         # one answer for an unknown user, a wrong password and a locked user: none tells names apart
         return await _login_refused(request, name, 401, f"用户名或密码错误（连续失败 {web.login_failures} 次后账号锁定 "
                                                         f"{web.lockout_minutes:g} 分钟）")
-    state.limits.give_back(client, name, device)
+    state.limits.give_back(client, name, trusted)
     request.session.clear()
     request.session["user"] = done.user.name
     request.session["sessions"] = done.user.sessions

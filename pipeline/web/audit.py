@@ -39,7 +39,9 @@ from checks.masking import mask_text
 from pipeline.store.schema import access_log
 
 log = logging.getLogger("custdq.web")
-_RESERVED = re.compile(r"[%&=+#?\s\x00-\x1f\x7f]")  # what would read as another part of a query, or not at all
+_RESERVED = re.compile(r"[%&=+#?\s\x00-\x1f\x7f-\x9f]")  # what would read as another part of a query, or not at all
+# in the path: what would not read at all (a terminal's escape sequences, when `audit list` prints it)
+_UNPRINTABLE = re.compile(r"[%\s\x00-\x1f\x7f-\x9f]")
 
 
 # stand-ins for a query's `&` and `=` while the whole is masked: no digit, no letter (so they join
@@ -64,6 +66,7 @@ def masked_path(path: str, query: str, shown: list[str] | tuple[str, ...] = ()) 
     keep = re.compile("|".join(re.escape(i) for i in sorted(set(shown), key=len, reverse=True))) if shown else None
     masked = mask_text(text, keep)
     head, mark, tail = masked.partition("?")
+    head = _UNPRINTABLE.sub(lambda m: urllib.parse.quote(m.group(0), safe=""), head)
     if not mark:
         return head
     return head + "?" + "&".join(_IS.join(_quoted(part) for part in pair.split(_IS)).replace(_IS, "=")

@@ -27,12 +27,13 @@ def serve(db, host, port, config_path):
     Example: custdq serve --db sqlite:///.custdq/cases.db --port 8080
     """
     from pipeline import store
-    from pipeline.web import serving
+    from pipeline.web import security, serving
     from pipeline.web.settings import Web
     from pipeline.web.app import SERVE_ENV, create_app
 
     engine, cfg = existing_store(db, config_path)
     web = Web.of(cfg["web"])  # a bad setting is exit 2 here, before any worker starts
+    security.secret_key(security.key_path(web.session_key_file, store.resolve(db, cfg)))  # made, or checked
     host = host or web.host
     port = port or web.port
     workers = web.workers

@@ -21,12 +21,17 @@ them from slowing the people already signed in:
   account stay bounded across processes by the lockout, which is in the store.
 
 - `Devices` (OWASP's "device cookies"): a browser that signed in as a user gets a signed cookie
-  naming that user. A login that presents one for the name it types is counted in that device's
-  own bucket (`web.login_per_user` per window) and not in the address's or the name's, and the
-  account's lockout in the store does not apply to it: a flood of wrong passwords for one name,
+  naming that user. A login that presents one for the name it types is a trusted device's: it
+  is counted in the name's trusted-device bucket (`web.login_per_user` per window, shared by
+  all the name's device cookies) and not in the address's or the name's own, and the account's
+  lockout in the store neither refuses nor counts it: a flood of wrong passwords for one name,
   or from the office's one address, cannot keep that user out of the browser they always use.
-  A stolen cookie gives no more guesses than the name's own limit; a device whose bucket is
-  empty is refused (429) like any other client.
+  A device cookie is itself locked out after `web.login_failures` wrong passwords in a row, for
+  `web.lockout_minutes` (its logins are then an untrusted client's): a stolen cookie gives no
+  more guesses than the lockout does (per process: memory).
+- At most `AT_ONCE` logins per name are checked at once, trusted or not, whatever their
+  outcome (a login that succeeds gives its bucket's token back, so this is what stops one
+  account holder from filling the checks' queue with right passwords).
 
 A limiter is not a library here: `limits`' in-memory storage rescans every key every 10 ms while
 hits arrive, so an attacker who sends a new name with every login would make that scan the
@@ -51,6 +56,7 @@ import itsdangerous
 T = TypeVar("T")
 NICE = 10  # the password checks' threads: below the pages' (0), above nothing else's
 HOLD = 1.0  # seconds a 429 waits before it is sent
+AT_ONCE = 2  # logins of one name checked at once
 
 
 class Busy(Exception):
@@ -126,23 +132,43 @@ DEVICE_DAYS = 180  # a device cookie's life; signing in again makes a new one
 
 class Devices:
     """Device cookies: signed (itsdangerous, with the session key and a salt of their own), holding
-    a random id and the user's name; never a secret in themselves (the password is still checked)."""
+    a random id and the user's name; never a secret in themselves (the password is still checked).
+    Used in the event loop's thread only."""
 
-    def __init__(self, secret: str):
+    MAX_KEYS = 100_000  # devices with failures remembered; beyond it the oldest are forgotten
+
+    def __init__(self, secret: str, failures: int, lockout_seconds: float):
         self.signer = itsdangerous.URLSafeTimedSerializer(secret, salt="custdq-device")
+        self.failures, self.lockout = failures, lockout_seconds
+        self.failed: dict[str, tuple[int, float]] = {}  # device id -> (wrong passwords in a row, locked until)
 
     def issue(self, name: str) -> str:
         return self.signer.dumps([secrets.token_hex(12), name])
 
     def device(self, cookie: str | None, name: str) -> str | None:
-        """The device id of a cookie signed for `name` and not older than DEVICE_DAYS, else None."""
+        """The device id of a cookie signed for `name`, not older than DEVICE_DAYS and not locked
+        out, else None (an untrusted client)."""
         if not cookie or len(cookie) > 1000:
             return None
         try:
             device, owner = self.signer.loads(cookie, max_age=DEVICE_DAYS * 86400)
         except (itsdangerous.BadData, TypeError, ValueError):
             return None
-        return device if isinstance(device, str) and owner == name else None
+        if not isinstance(device, str) or owner != name:
+            return None
+        return None if self.failed.get(device, (0, 0.0))[1] > time.monotonic() else device
+
+    def result(self, device: str, succeeded: bool) -> None:
+        """A trusted device's login ended: a success clears its count; `failures` wrong passwords
+        in a row lock it out for the lockout's time."""
+        if succeeded:
+            self.failed.pop(device, None)
+            return
+        count = self.failed.pop(device, (0, 0.0))[0] + 1
+        self.failed[device] = (0, time.monotonic() + self.lockout) if count >= self.failures else (count, 0.0)
+        if len(self.failed) > self.MAX_KEYS:
+            for key in list(self.failed)[:self.MAX_KEYS // 10]:
+                del self.failed[key]
 
 
 class Limits:
@@ -154,6 +180,7 @@ class Limits:
         self.sizes = {"address": per_address, "user": per_user, "device": per_user}
         self.window = window
         self.buckets: dict[tuple[str, str], tuple[float, float]] = {}  # key -> (tokens, when)
+        self.running: dict[str, int] = {}  # name -> its logins under way
 
     def _level(self, key: tuple[str, str], now: float) -> float:
         size = self.sizes[key[0]]
@@ -161,15 +188,17 @@ class Limits:
         return min(size, tokens + (now - when) * size / self.window)
 
     @staticmethod
-    def _keys(address: str | None, user: str, device: str | None) -> list[tuple[str, str]]:
-        return [("device", device)] if device else [("address", address or ""), ("user", user)]
+    def _keys(address: str | None, user: str, trusted: bool) -> list[tuple[str, str]]:
+        return [("device", user)] if trusted else [("address", address or ""), ("user", user)]
 
-    def take(self, address: str | None, user: str, device: str | None = None) -> int:
-        """Take one attempt from the address's and the user's buckets (a trusted device's: its own
-        only): 0, or the seconds (at least 1) until each has one again, when one is empty (then
-        nothing is taken)."""
+    def take(self, address: str | None, user: str, trusted: bool = False) -> int:
+        """Take one attempt from the address's and the user's buckets (a trusted device's: the
+        name's trusted bucket only): 0, or the seconds (at least 1) until each has one again,
+        when one is empty or AT_ONCE logins of the name are under way (then nothing is taken)."""
         now = time.monotonic()
-        keys = self._keys(address, user, device)
+        if self.running.get(user, 0) >= AT_ONCE:
+            return 1
+        keys = self._keys(address, user, trusted)
         levels = [self._level(k, now) for k in keys]
         if min(levels) < 1:
             return max(math.ceil((1 - level) * self.window / self.sizes[k[0]]) for k, level in zip(keys, levels))
@@ -180,10 +209,18 @@ class Limits:
             self._forget(now)
         return 0
 
-    def give_back(self, address: str | None, user: str, device: str | None = None) -> None:
-        """A login that succeeded: its attempt does not count."""
+    def started(self, user: str) -> None:
+        self.running[user] = self.running.get(user, 0) + 1
+
+    def ended(self, user: str) -> None:
+        left = self.running.pop(user, 1) - 1
+        if left > 0:
+            self.running[user] = left
+
+    def give_back(self, address: str | None, user: str, trusted: bool = False) -> None:
+        """A login that succeeded, or was not checked (the queue full): its attempt does not count."""
         now = time.monotonic()
-        for key in self._keys(address, user, device):
+        for key in self._keys(address, user, trusted):
             if key in self.buckets:
                 self.buckets[key] = (min(self.sizes[key[0]], self._level(key, now) + 1), now)
 

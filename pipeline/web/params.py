@@ -21,12 +21,12 @@ from typing import Any
 from starlette.requests import Request
 
 from checks.catalogue import RULES
-from checks.masking import mask_text
+from checks.masking import mask_text, numbers
 from checks.personal import form_of_text
 from pipeline import clock
 from pipeline.outputs.worklists import STATES
 from pipeline.web.calls import Refused
-from pipeline.web.users import MAX_NAME
+from pipeline.web.users import LONGEST_NUMBER, MAX_NAME
 
 MAX_TEXT = 100  # characters of a free-text filter (a branch, an agent code)
 _INTEGER = re.compile(r"-?[0-9]{1,12}")  # ASCII digits only: int() would take "１２", "1_000" and 4,300 digits
@@ -47,6 +47,7 @@ class Param:
     choices: tuple[str, ...] = ()
     max_length: int = MAX_TEXT
     identifying: bool = False  # a code (branch, agent): never an identity number, mobile or card
+    a_name: bool = False  # a user name: never holds a number of 11 digits or more (users.LONGEST_NUMBER)
 
     def read(self, request: Request, strict: bool = False) -> Any:
         """The value sent (None when absent, or empty as a page's form sends it), or Refused(422);
@@ -76,6 +77,9 @@ class Param:
             raise self._refused(f"应为 {' / '.join(self.choices)} 之一", f"must be one of {', '.join(self.choices)}")
         if len(raw) > self.max_length:
             raise self._refused(f"最长 {self.max_length} 个字符", f"must be at most {self.max_length} characters")
+        if self.a_name and any(len(d.rstrip("X")) > LONGEST_NUMBER for d in numbers(raw)):
+            raise self._refused(f"含有超过 {LONGEST_NUMBER} 位的数字（用户名不会含有身份证号、手机号或银行卡号）",
+                                f"holds a number of more than {LONGEST_NUMBER} digits")
         if self.identifying and _personal(raw):
             # a night quarantines a row whose code has such a form (scope.identifier_guard): it would
             # match nothing, and a page would show it back in its filter form
@@ -135,7 +139,7 @@ ITEM_FILTERS = (BRANCH, RULE, CATEGORY, STATUS, WORK_STATE, AGENT, OVERDUE, DUE_
 
 NIGHT = Param("night", "date", "the night whose figures (default: the latest)")
 USER = Param("user", "string", "one user's requests (and the logins that tried the name); the form of an identity "
-             "number, mobile or bank card answers 422 (no user has such a name)", max_length=MAX_NAME, identifying=True)
+             "number, mobile or bank card in it answers 422 (no user has such a name)", max_length=MAX_NAME, a_name=True)
 SINCE = Param("since", "date", "from this day on (China time)")
 LOG_LIMIT = Param("limit", "integer", "rows", 1, 10_000)
 ACCESS_FILTERS = (USER, SINCE, LOG_LIMIT, OFFSET)

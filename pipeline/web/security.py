@@ -26,7 +26,8 @@ from pathlib import Path
 from starlette.requests import Request
 
 from pipeline import clock
-from pipeline.errors import InputError
+from pipeline.errors import ConfigError
+from pipeline.store import hashkey
 from pipeline.web import users
 
 HEADERS = {
@@ -39,21 +40,49 @@ HEADERS = {
 }
 
 
+def key_path(session_key_file: str | None, url: str) -> Path:
+    """Where the session key is: web.session_key_file, or web.key beside the store's hash key."""
+    return Path(session_key_file).expanduser() if session_key_file else hashkey.key_path(None, url).with_name("web.key")
+
+
+MIN_KEY = 32  # characters of a session key (a new one: 43, 256 random bits)
+
+
 def secret_key(path: Path) -> str:
-    """The key that signs session cookies: a file of 0600 beside the store's other secrets,
-    created with 256 random bits on first use."""
+    """The key that signs session and device cookies: a file of 0600 beside the store's other
+    secrets, created with 256 random bits on first use. A key file that others may read, or
+    shorter than MIN_KEY characters (an empty file would let anyone sign an admin's session),
+    or that cannot be read or created, is a ConfigError (exit 2 before the server starts)."""
+    where = f"web.session_key_file ({path})"
     try:
-        return path.read_text(encoding="utf-8").strip()
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        pass
+        return _new_key(path, where)
     except OSError as exc:
-        raise InputError(f"{path}: cannot read the web app's session key ({exc.strerror})") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
+        raise ConfigError(f"{where}: cannot read the web app's session key ({exc.strerror})") from None
+    with os.fdopen(fd, encoding="utf-8") as fh:
+        mode = os.fstat(fh.fileno()).st_mode
+        try:
+            key = fh.read(10_000).strip()
+        except (OSError, UnicodeDecodeError):
+            raise ConfigError(f"{where}: not a key file (unreadable text)") from None
+    if mode & 0o077:
+        raise ConfigError(f"{where}: others may read it (mode {mode & 0o777:o}); chmod 600 it and start again")
+    if len(key) < MIN_KEY:
+        raise ConfigError(f"{where}: the key is {len(key)} characters, at least {MIN_KEY} are needed "
+                          "(delete the file to have a new one made)")
+    return key
+
+
+def _new_key(path: Path, where: str) -> str:
     key = secrets.token_urlsafe(32)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text(encoding="utf-8").strip()
+    except FileExistsError:  # another process made it a moment ago
+        return secret_key(path)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot create the web app's session key ({exc.strerror})") from None
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(key + "\n")
     return key

@@ -10,6 +10,7 @@ pipeline.errors.ConfigError: web.port: must be a whole number 1..65535 (got 0)
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,30 @@ def _text(web: dict, key: str, form: re.Pattern | None = None, optional: bool = 
     return value
 
 
+# headers a client or the HTTP machinery sets: never the name a proxy gives the signed-in user in
+_OWN_HEADERS = frozenset({"host", "cookie", "authorization", "content-length", "content-type", "transfer-encoding",
+                          "connection", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded",
+                          "user-agent", "referer", "origin", "accept", "upgrade", "te", "expect"})
+
+
+def _host(web: dict) -> str:
+    host = str(_text(web, "host", _HOST, optional=False))
+    if re.fullmatch(r"[0-9.]+", host) or ":" in host:  # an address: one uvicorn can bind
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            raise ConfigError(f"web.host: {host!r} is not an IP address") from None
+    return host
+
+
+def _user_header(web: dict) -> str | None:
+    header = _text(web, "trusted_user_header", _HEADER)
+    if header is not None and header.lower() in _OWN_HEADERS:
+        raise ConfigError(f"web.trusted_user_header: {header} is a header clients and HTTP itself set, "
+                          "not one a single-sign-on proxy adds (e.g. X-Remote-User)")
+    return header
+
+
 @dataclass(frozen=True)
 class Web:
     host: str
@@ -83,21 +108,21 @@ class Web:
         if not isinstance(web, dict):
             raise ConfigError("web: must be a section of settings")
         return cls(
-            host=str(_text(web, "host", _HOST, optional=False)),
+            host=_host(web),
             port=_whole(web, "port", 1, 65535),
             workers=_whole(web, "workers", 1, 64),
             session_idle_seconds=_number(web, "session_idle_minutes", 0, 60 * 24 * 30) * 60,
             session_max_seconds=_number(web, "session_max_hours", 0, 24 * 365) * 3600,
             login_failures=_whole(web, "login_failures", 1, 1000),
             lockout_minutes=_number(web, "lockout_minutes", 0, 60 * 24 * 365, above=False),
-            login_checks=_whole(web, "login_checks", 1, 64),
+            login_checks=_whole(web, "login_checks", 1, 16),  # 64 MiB each
             login_queue=_whole(web, "login_queue", 0, 10_000),
             login_per_address=_whole(web, "login_per_address", 1, 10**6),
             login_per_user=_whole(web, "login_per_user", 1, 10**6),
             login_window_seconds=_number(web, "login_window_seconds", 0, 10**6),
             session_key_file=_text(web, "session_key_file"),
             https_only=_flag(web, "https_only"),
-            trusted_user_header=_text(web, "trusted_user_header", _HEADER),
+            trusted_user_header=_user_header(web),
             trusted_proxies=tuple(trusted_proxies(web.get("trusted_proxies"))),
             lock_wait_seconds=_number(web, "lock_wait_seconds", 0, 3600, above=False),
             page_size=_whole(web, "page_size", 1, 1000),

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import argon2
 import sqlalchemy as sa
 
-from checks.masking import mask_text
-from checks import personal
+from checks.masking import mask_text, numbers
 from pipeline.errors import InputError
 from pipeline import clock
 from pipeline.store.schema import MAX_TOKEN_DAYS, TOKEN_DAYS, api_tokens, users
@@ -76,27 +75,27 @@ def check_name(name: str) -> str:
     return name
 
 
-def _not_personal(text: str, what: str, today: dt.date) -> None:
-    """A user name or a branch is shown in pages, logs and the access log as it is: one with the
-    form of an identity number, mobile or bank card (a phone typed as a login name) is refused."""
-    form = personal.form_of_text(text, today)
-    if form is not None:
-        raise InputError(f"{what} {mask_text(text)} has the form of a {_FORMS.get(form, form)}: "
-                         "user names and branches are shown and logged as they are, so they must not be personal numbers")
+LONGEST_NUMBER = 10  # digits in a row a user name or branch may hold: every personal number has 11 or more
 
 
-_FORMS = {personal.ID: "resident identity number", personal.MOBILE: "mobile number", personal.CARD: "bank card number"}
+def _not_personal(text: str, what: str) -> None:
+    """A user name or a branch is shown in pages, logs and the access log as it is: one that holds
+    a number of 11 digits or more (a phone typed as a login name, an identity number after a
+    name; however its digits are typed) is refused. A staff number of up to 10 digits is not."""
+    if any(len(digits.rstrip("X")) > LONGEST_NUMBER for digits in numbers(text)):
+        raise InputError(f"{what} {mask_text(text)} holds a number of more than {LONGEST_NUMBER} digits, the length of "
+                         "an identity number, mobile or bank card: user names and branches are shown and logged as "
+                         "they are, so they must not hold one")
 
 
 def add_user(conn: sa.Connection, name: str, role: str, branches: list[str], password: str, at: str) -> User:
     name = check_name(name)
-    today = dt.date.fromisoformat(at[:10])
-    _not_personal(name, "the user name", today)
+    _not_personal(name, "the user name")
     if role not in ROLES:
         raise InputError(f"role must be one of {', '.join(ROLES)}")
     branches = sorted({b.strip() for b in branches if b.strip()})
     for branch in branches:
-        _not_personal(branch, "the branch", today)
+        _not_personal(branch, "the branch")
     if role == "branch" and not branches:
         raise InputError("a branch user needs at least one --branch")
     if role != "branch" and branches:
