@@ -122,6 +122,19 @@ def gone_within(seen: set[tuple[int, int]], group: int, seconds: float) -> list[
     return alive
 
 
+def killed(proc: subprocess.Popen, seen: set[tuple[int, int]], group: int) -> list[int]:
+    """SIGKILL `proc`; the processes of `seen` (or of `group`) still alive GONE_SECONDS later."""
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    return gone_within(seen, group, GONE_SECONDS)
+
+
+def reap(seen: set[tuple[int, int]], group: int) -> None:
+    """Kill what is left of `seen` (the test's own processes) once the test has looked."""
+    for pid in living(seen, group):
+        os.kill(pid, signal.SIGKILL)
+
+
 class Night:
     """A `custdq run` in its own process group, its stderr read line by line as it comes."""
 
@@ -293,12 +306,9 @@ def test_hashkeys_forked_helper_dies_with_the_process_that_forked_it():
         assert seen, "the helper never started"
         while time.monotonic() < deadline and _cpu_seconds(seen) < 0.5:  # it is hashing its half
             time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        alive = gone_within(seen, proc.pid, GONE_SECONDS)
+        alive = killed(proc, seen, proc.pid)
     finally:
-        for pid in living(seen, proc.pid):
-            os.kill(pid, signal.SIGKILL)
+        reap(seen, proc.pid)
     assert not alive
 
 
@@ -336,12 +346,9 @@ def test_a_bound_child_dies_with_its_parent(prctl):
         assert info is not None and info[2] not in "ZX"
         seen = {(int(child), info[3])}
         assert how.decode() == ("prctl" if prctl and sys.platform.startswith("linux") else "watch")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        alive = gone_within(seen, proc.pid, GONE_SECONDS)
+        alive = killed(proc, seen, proc.pid)
     finally:
-        for pid in living(seen, proc.pid):
-            os.kill(pid, signal.SIGKILL)
+        reap(seen, proc.pid)
         if proc.poll() is None:
             proc.kill()
     assert not alive
@@ -374,12 +381,9 @@ def test_a_killed_server_takes_its_worker_processes_with_it(tmp_path, invoke):
     seen = descendants(server.proc.pid)
     try:
         assert len([pid for pid, _ in seen if _name(pid).startswith("python")]) >= 2, seen
-        server.proc.send_signal(signal.SIGKILL)
-        server.proc.wait(timeout=30)
-        alive = gone_within(seen, -1, GONE_SECONDS)
+        alive = killed(server.proc, seen, -1)
     finally:
-        for pid in living(seen, -1):
-            os.kill(pid, signal.SIGKILL)
+        reap(seen, -1)
     assert not alive
     import socket
 
@@ -420,8 +424,7 @@ def test_a_killed_spark_driver_takes_the_jvm_and_the_staged_rows_with_it(extract
         victim.kill_when(tasks_running)
         alive = gone_within(victim.seen, victim.proc.pid, SPARK_GONE_SECONDS)
     finally:
-        for pid in living(victim.seen, victim.proc.pid):
-            os.kill(pid, signal.SIGKILL)
+        reap(victim.seen, victim.proc.pid)
     assert not alive
     assert _lock_is_free(db)
     assert not list(tmp.rglob("custdq-spark-*"))  # the staged rows hold the extract in plaintext

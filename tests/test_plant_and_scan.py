@@ -152,7 +152,9 @@ def plans(draw) -> Plan:
 
 # the scanner is at least as eager as the masking it checks: up to 40 separators (checks.masking's
 # MAX_GAP) and any whitespace between two digits, a Chinese numeral read both as a digit and as a dash
-_BETWEEN = re.compile(r"(?<=[0-9])(?:\s|[^0-9A-Za-z\u4e00-\u9fff]){1,40}(?=[0-9])|(?<=[0-9])\s+(?=[0-9])")
+# (one character class, whitespace within it: two overlapping alternatives under a repetition
+# would backtrack exponentially on a long run of spaces)
+_BETWEEN = re.compile(r"(?<=[0-9])[^0-9A-Za-z\u4e00-\u9fff]{1,40}(?=[0-9])|(?<=[0-9])\s+(?=[0-9])")
 _FORMAT = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
 _AS_DIGITS = str.maketrans("〇一二三四五六七八九零", "01234567890")
 _AS_DASHES = str.maketrans({c: "-" for c in "〇一二三四五六七八九零ー丨"})
