@@ -181,6 +181,7 @@ def cases_import(worklists, db, who, rejects_out, config_path):
         click.echo(f"rejected: {r['file']} row {r['row']}: {r['reason']}")
     click.echo(f"custdq: cases import: {sum(f['rows'] for f in report.files)} rows in {len(report.files)} "
                f"file(s): {report.applied} applied, {report.unchanged} unchanged, {report.untouched} not filled in, "
+               f"{report.superseded} as issued but since changed by another (left as they are), "
                f"{len(report.rejected)} rejected", err=True)
     if report.rejected:
         sys.exit(ExitCode.FAILED)

@@ -304,3 +304,57 @@ def test_quarterly_report_lists_confirmed_false_information(night, invoke, tmp_p
     assert empty.exit_code == 0 and "0 items" in empty.output
     bad = invoke("report", "quarterly", "--quarter", "2026Q5", "--db", db, "--out", str(tmp_path / "x.xlsx"))
     assert bad.exit_code == 2 and "expected YYYYQn" in bad.output
+
+
+def test_rows_nobody_changed_never_fail_an_import(invoke, night, tmp_path, db):
+    """Issue 28: two people return copies of one worklist, a colleague settles an item on the web
+    between an export and its import, an old worklist comes back weeks later: rows that say what
+    the worklist was issued with change nothing and are no rejection (exit 0); only a row that
+    would change a settled item is refused."""
+    from tests.webserve import Client, Server, custdq
+
+    found, _, out1 = night("2026-11-20", NIGHT1)
+    a1, a2 = item_of(found, "A1", "MISSING_FIELD"), item_of(found, "A2", "PHONE_PLACEHOLDER")
+    a3, a4 = item_of(found, "A3", "BANK_ACCOUNT_INVALID"), item_of(found, "A4", "FIELD_INVALID")
+    first = fill(out1, {a1: ("已完成", "已更正", ""), a4: ("处理中", "", "已致电客户")}, tmp_path / "zhang")
+    done = invoke("cases", "import", *map(str, first), "--db", db, "--by", "张三")
+    assert done.exit_code == 0 and "2 applied" in done.output, done.output
+    # a colleague's copy of the same worklist as issued, one row of their own filled in: a1 is
+    # settled now, a4 in progress, their rows for them untouched
+    second = fill(out1, {a2: ("已完成", "核实无误", "本人号码")}, tmp_path / "li")
+    done = invoke("cases", "import", *map(str, second), "--db", db, "--by", "李四")
+    assert done.exit_code == 0 and "1 applied" in done.output and "0 rejected" in done.output, done.output
+
+    # the next night's worklist is issued with a4 in progress; then a4 is settled on the web
+    _, _, out2 = night("2026-11-23", NIGHT1)
+    folder = tmp_path / "web"
+    folder.mkdir()
+    password = "web-password-1"
+    assert custdq("users", "add", "wang", "--role", "branch", "--branch", "广东分公司", "--db", db,
+                  stdin=f"{password}\n{password}\n", cwd=folder).returncode == 0
+    token = custdq("users", "token", "wang", "--db", db, cwd=folder).stdout.strip().splitlines()[-1]
+    server = Server(db, folder)
+    try:
+        client = Client(server.base, token)
+        status, item = client.json("GET", f"/api/items/{a4}")
+        assert status == 200 and item["work_state"] == "处理中"
+        status, body = client.json("POST", f"/api/items/{a4}/disposition",
+                                   {"state": "已完成", "result": "已更正", "note": "网页办结", "version": item["version"]})
+        assert status == 200 and body["state"] == "closed", body
+    finally:
+        server.stop()
+    # night 2's worklist comes back as issued (a4: 处理中 / 已致电客户): changes nothing, no rejection
+    done = invoke("cases", "import", *sorted(map(str, (out2 / "worklists").glob("*.xlsx"))), "--db", db, "--by", "赵六")
+    assert done.exit_code == 0 and "0 applied" in done.output and "0 rejected" in done.output, done.output
+    assert "1 as issued but since changed by another" in done.output
+    # and the first night's worklist, weeks later, untouched
+    done = invoke("cases", "import", *sorted(map(str, (out1 / "worklists").glob("*.xlsx"))), "--db", db)
+    assert done.exit_code == 0 and "0 applied" in done.output and "0 rejected" in done.output, done.output
+    stored = store_rows(db, items).set_index("item_id")
+    assert stored.loc[a4, ["state", "work_state", "result", "note"]].tolist() == ["closed", "已完成", "已更正", "网页办结"]
+    assert stored.loc[a2, "result"] == "核实无误" and stored.loc[a3, "work_state"] in (None, "未处理")
+    # a row that would change a settled item is still refused
+    changed = fill(out2, {a4: ("处理中", "", "再次联系")}, tmp_path / "late")
+    done = invoke("cases", "import", *map(str, changed), "--db", db)
+    assert done.exit_code == 1 and "1 rejected" in done.output and "办结" in done.output, done.output
+    assert store_rows(db, items).set_index("item_id").loc[a4, "note"] == "网页办结"

@@ -77,6 +77,42 @@ def problem(entry: Entry, item: dict | None) -> str | None:
     return None
 
 
+DISPOSED = ("work_state", "result", "note")  # an item's disposition, as a worklist issues it
+
+
+def disposition(entry: Entry) -> tuple:
+    """What an entry says, in the store's form: (处理状态, 处理结果 or None, 处理说明 masked or None)."""
+    return entry.state or STATES[0], entry.result or None, note_of(entry.note)
+
+
+def held(item: dict) -> tuple:
+    """The item's disposition now, in the same form."""
+    return item["work_state"] or STATES[0], item["result"] or None, item["note"] or None
+
+
+def untouched(entry: Entry) -> bool:
+    """Nothing filled in (an older copy of a worklist never undoes progress)."""
+    return entry.state in ("", STATES[0]) and not entry.result and not entry.note
+
+
+def earlier(conn: sa.Connection, item: dict) -> set[tuple]:
+    """Every disposition the item held before its current one (read back from its `disposed`
+    events, newest first), and the one it was raised with: what any worklist issued before the
+    item last changed said of it."""
+    now = dict(zip(DISPOSED, held(item)))
+    out = {(STATES[0], None, None)}
+    events = conn.execute(sa.select(item_events.c.what).where(item_events.c.item_id == item["item_id"],
+                                                              item_events.c.action == "disposed")
+                          .order_by(item_events.c.id.desc()))
+    for (what,) in events:
+        changed = json.loads(what or "{}")
+        for key in DISPOSED:
+            if key in changed:
+                now[key] = changed[key][0]
+        out.add((now["work_state"] or STATES[0], now["result"] or None, now["note"] or None))
+    return out
+
+
 def note_of(text: str) -> str | None:
     text = mask_text((text or "").replace("\x00", ""))[:MAX_NOTE]
     return text or None

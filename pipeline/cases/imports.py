@@ -29,7 +29,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 from checks.masking import mask_text
 from pipeline.night.items import ITEM_ID
 from pipeline import clock
-from pipeline.cases.disposition import CHECKED, Entry, apply, problem
+from pipeline.cases.disposition import CHECKED, Entry, apply, disposition, earlier, held, problem, untouched
 from pipeline.cases.night import CHUNK
 from pipeline.cases.undo import python_value
 from pipeline.store.schema import items
@@ -67,11 +67,12 @@ class ImportReport:
     applied: int = 0
     unchanged: int = 0
     untouched: int = 0  # rows nobody filled in
+    superseded: int = 0  # rows that say what their item held before it changed since (another's work)
     rejected: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"files": self.files, "applied": self.applied, "unchanged": self.unchanged,
-                "untouched": self.untouched, "rejected": len(self.rejected)}
+                "untouched": self.untouched, "superseded": self.superseded, "rejected": len(self.rejected)}
 
 
 def _text(value) -> str:
@@ -151,9 +152,27 @@ def import_worklists(conn: sa.Connection, paths: list[str], who: str | None = No
         report.files.append({"file": str(path), "sha256": found[0].sha if found else "", "rows": len(found)})
         rows += found
     current = _items(conn, sorted({r.item_id for r in rows if r.item_id}))
+    # what each item held when the import began, and before: a row saying one of these is a copy
+    # of a worklist issued then, returned as it was (its item may have changed since)
+    before = {i: {held(item)} for i, item in current.items()}
+    looked: set[str] = set()
     seen: dict[str, Row] = {}
     for row in rows:
         item = current.get(row.item_id)
+        if item is not None and untouched(row.entry):
+            report.untouched += 1  # nobody filled it in: never a change, never a conflict
+            continue
+        said = disposition(row.entry) if item is not None else None
+        if item is not None and said == held(item):
+            report.unchanged += 1  # what the store holds: nothing to do, and no conflict with another's row
+            continue
+        if item is not None:
+            if said not in before[row.item_id] and row.item_id not in looked:
+                before[row.item_id] |= earlier(conn, item)
+                looked.add(row.item_id)
+            if said in before[row.item_id]:
+                report.superseded += 1  # as issued; the item has moved on since (a colleague, the web)
+                continue
         reason = problem(row.entry, item)
         first = seen.get(row.item_id)
         if reason is None and first is not None and (first.state, first.result, first.note) != \
