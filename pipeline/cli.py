@@ -10,7 +10,7 @@ from click.core import ParameterSource
 
 from pipeline import __version__, logs
 from pipeline.errors import ExitCode
-from pipeline.options import (IsoDate, OneLineErrors, config_option, db_option, existing_store, reports_errors,
+from pipeline.options import (Commands, IsoDate, OneLineErrors, config_option, db_option, existing_store, reports_errors,
                               say)
 from pipeline.retention.commands import retention
 from pipeline.web.commands import audit, serve, users
@@ -34,7 +34,7 @@ def cli(verbose):
 @db_option
 @click.option("--config", "config_path", metavar="FILE", help="YAML settings merged over the defaults")
 @click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True)
-@click.option("--quiet", is_flag=True, help="no progress output")
+@click.option("-q", "--quiet", is_flag=True, help="no progress output")
 @click.option("--rewind", is_flag=True,
               help="T is earlier than the store's latest night: take the later nights back first (newest first); "
                    "they must then be run again")
@@ -68,7 +68,7 @@ def run(extracts, business_date, agents, out_dir, db, config_path, engine, quiet
               help="issue dates fall in the weeks before this date (required with --after)")
 @click.option("--agents-out", metavar="FILE", help="also write the matching agent roster (CSV)")
 @click.option("--after", "after", multiple=True, metavar="EXTRACT",
-              help="make a later night against this earlier extract (repeatable, oldest first)")
+              help="make a later night against this earlier extract; several: --after A --after B (oldest first)")
 @click.option("--recurring", type=click.FloatRange(0, 1), default=0.1, show_default=True,
               help="with --after: share of new policies whose applicant is an earlier customer")
 @click.option("--resend", type=click.FloatRange(0, 1), default=0.05, show_default=True,
@@ -106,7 +106,7 @@ def sample(rows, seed, out_path, defect_rate, encoding, business_date, agents_ou
     click.echo(f"custdq: wrote {info['rows']} rows to {out_path}{detail}", err=True)
 
 
-@cli.group()
+@cli.group(cls=Commands)
 def index():
     """The book-wide contact index (phones and accounts of every customer, keyed hashes only)."""
 
@@ -154,7 +154,7 @@ def index_compact(db, config_path):
                f"the index holds {m['rows']} rows", err=True)
 
 
-@cli.group()
+@cli.group(cls=Commands)
 def cases():
     """The case store's items: read worklists back, list what is open."""
 
@@ -236,7 +236,7 @@ def cases_show(item_id, db, config_path):
         click.echo(show(conn, item_id))
 
 
-@cli.group()
+@cli.group(cls=Commands)
 def runs():
     """The nights in the case store."""
 
@@ -280,7 +280,7 @@ def dashboard(db, out_path, night, config_path):
     click.echo(f"custdq: dashboard for {board.night or 'no night yet'} written to {out_path}", err=True)
 
 
-@cli.group()
+@cli.group(cls=Commands)
 def report():
     """Reports for the regulator."""
 

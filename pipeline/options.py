@@ -69,10 +69,41 @@ def say(line: str) -> None:
     click.echo(f"custdq: {line}", err=True)
 
 
-class OneLineErrors(click.Group):
+class Commands(click.Group):
+    """A group whose command list shows each command's first sentence whole (click cuts it at
+    the terminal's width with "...")."""
+
+    def format_commands(self, ctx, formatter):
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=1000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+_VERBOSE = re.compile(r"-v+|--verbose")
+
+
+def verbose_first(args: list[str]) -> list[str]:
+    """`-v`, `-vv` and `--verbose` given after the subcommand moved before it, where click reads
+    them (custdq's commands have no option of that name; `--` ends the options).
+
+    >>> verbose_first(["run", "x.csv", "-vv", "--", "-v"])
+    ['-vv', 'run', 'x.csv', '--', '-v']
+    """
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if _VERBOSE.fullmatch(a)]
+    return flags + [a for a in args[:end] if not _VERBOSE.fullmatch(a)] + args[end:]
+
+
+class OneLineErrors(Commands):
     """click's usage errors as one line on stderr (exit 2), like every other custdq error."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        args = verbose_first(list(sys.argv[1:] if args is None else args))
         try:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:

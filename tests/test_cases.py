@@ -200,10 +200,14 @@ def test_cases_list_overdue_and_branch(night, invoke, db):
     lines = [ln for ln in listing.output.splitlines() if ln.startswith("20")]
     assert [ln.split()[4] for ln in lines] == ["L2", "L1"]  # deadline first
     overdue = invoke("cases", "list", "--db", db, "--as-of", "2026-11-24", "--overdue", "--csv")
-    table = pd.read_csv(pd.io.common.StringIO(overdue.output.split("custdq:")[0]), dtype=str)
-    assert table["policy_no"].tolist() == ["L2"] and table["days_overdue"].tolist() == ["8"]
+    text = overdue.output.split("custdq:")[0]
+    assert text.startswith("\ufeff处理期限,问题件编号,机构")  # the table's Chinese headers, a BOM for Excel
+    table = pd.read_csv(pd.io.common.StringIO(text.lstrip("\ufeff")), dtype=str)
+    assert table["保单号"].tolist() == ["L2"] and table["逾期天数"].tolist() == ["8"]
+    assert table["角色"].tolist() == ["投保人"] and table["规则"].str.startswith("MISSING_FIELD ").all()
     branch = invoke("cases", "list", "--db", db, "--branch", "广东分公司", "--csv", "--as-of", "2026-11-24")
-    assert pd.read_csv(pd.io.common.StringIO(branch.output.split("custdq:")[0]))["policy_no"].tolist() == ["L1"]
+    assert pd.read_csv(pd.io.common.StringIO(branch.output.split("custdq:")[0].lstrip("\ufeff")))["保单号"].tolist() \
+        == ["L1"]
     assert "13912345678" not in listing.output
 
 

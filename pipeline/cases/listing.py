@@ -52,21 +52,27 @@ def open_items(conn: sa.Connection, as_of: dt.date, overdue: bool = False, branc
 
 
 def as_csv(t: pd.DataFrame, limit: int | None = None) -> str:
-    """The open items as CSV (the first `limit` rows, or all), ids and names defused for
-    spreadsheets."""
+    """The open items as CSV (the first `limit` rows, or all) as the table shows them: its Chinese
+    headers, roles and rules by name, a UTF-8 byte-order mark first (Excel then reads the Chinese
+    right), ids and names defused for spreadsheets."""
     from pipeline import outputs
 
-    out = (t.head(limit) if limit else t).copy()
+    out = _shown(t.head(limit) if limit else t)
     for col in ("item_id", "branch", "channel", "policy_no"):
         out[col] = outputs.defuse(out[col].astype("str"))
-    return out.to_csv(index=False)
+    return "\ufeff" + out[COLUMNS].rename(columns=HEADERS).to_csv(index=False)
+
+
+def _shown(t: pd.DataFrame) -> pd.DataFrame:
+    shown = t.copy()
+    shown["role"] = shown["role"].map(lambda r: ROLE_NAMES.get(r, r))
+    shown["rule_code"] = shown["rule_code"].map(rule_name)
+    return shown
 
 
 def render(t: pd.DataFrame, limit: int | None = None) -> str:
     """A plain text table (fixed columns, CJK counted double width) for a terminal or a pager."""
-    shown = (t if limit is None else t.head(limit)).copy()
-    shown["role"] = shown["role"].map(lambda r: ROLE_NAMES.get(r, r))
-    shown["rule_code"] = shown["rule_code"].map(rule_name)
+    shown = _shown(t if limit is None else t.head(limit))
     cells = [[HEADERS[c] for c in COLUMNS]] + [["" if pd.isna(v) else str(v) for v in r]
                                                 for r in shown.itertuples(index=False, name=None)]
     widths = [max(_width(row[i]) for row in cells) for i in range(len(COLUMNS))]

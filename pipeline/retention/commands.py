@@ -9,19 +9,19 @@ import json
 import click
 
 from pipeline import clock
-from pipeline.options import IsoDate, config_option, db_option, existing_store, reports_errors, say
+from pipeline.options import Commands, IsoDate, config_option, db_option, existing_store, reports_errors, say
 
 
-@click.group()
+@click.group(cls=Commands)
 def retention():
     """What the case store keeps, for how long, and what was destroyed."""
 
 
-def _policy_and_dates(cfg: dict, as_of):
+def _policy_and_dates(cfg: dict, as_of, future: bool = False):
     from pipeline.retention.policy import cutoffs, from_config
 
     policy = from_config(cfg)
-    return policy, cutoffs(policy, as_of or clock.now().date())
+    return policy, cutoffs(policy, as_of or clock.now().date(), future)
 
 
 def _render(rows: list[dict]) -> str:
@@ -33,7 +33,8 @@ def _render(rows: list[dict]) -> str:
 
 
 @retention.command("plan")
-@click.option("--as-of", "as_of", type=IsoDate(), help="the day the periods are counted back from (default: today)")
+@click.option("--as-of", "as_of", type=IsoDate(),
+              help="the day the periods are counted back from (default: today; a later day shows what a purge then would destroy)")
 @db_option
 @config_option
 @reports_errors
@@ -45,7 +46,7 @@ def plan_command(as_of, db, config_path):
     from pipeline.retention.plan import figures
 
     engine, cfg = existing_store(db, config_path)
-    policy, dates = _policy_and_dates(cfg, as_of)
+    policy, dates = _policy_and_dates(cfg, as_of, future=True)  # a plan changes nothing: any day may be asked
     with engine.connect() as conn:
         rows = figures(conn, dates)
     click.echo(_render(rows))

@@ -93,11 +93,12 @@ class Cutoffs:
     access_log: str  # ISO date: looks before it (China time)
 
 
-def cutoffs(policy: Policy, as_of: dt.date) -> Cutoffs:
+def cutoffs(policy: Policy, as_of: dt.date, future: bool = False) -> Cutoffs:
     """The dates of `as_of`; 虚假资料 by whole quarters, so that a quarter's report is either
-    whole or gone. A date after today is refused."""
+    whole or gone. A date after today is refused, unless `future` (a plan, which changes nothing:
+    what a purge at the year's end would destroy)."""
     today = clock.now().date()
-    if as_of > today:
+    if as_of > today and not future:
         raise InputError(f"--as-of {as_of} is in the future (today is {today}); nothing was changed")
     closed = {r: (as_of - dt.timedelta(days=d)).isoformat() for r, d in policy.closed_items_days.items()}
     closed["false"] = quarter_start(as_of - dt.timedelta(days=policy.closed_items_days["false"])).isoformat()

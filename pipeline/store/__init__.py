@@ -41,7 +41,8 @@ DIALECTS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg", "postgresql+
 def resolve(db: str | None, cfg: dict | None = None) -> str:
     """The store's URL: `--db`, else the environment's CUSTDQ_DB, else `store.url` in the config,
     else the default `sqlite:///.custdq/cases.db` (SPEC 1)."""
-    return db or os.environ.get(ENV) or ((cfg or {}).get("store") or {}).get("url") or DEFAULT_URL
+    url = db or os.environ.get(ENV) or ((cfg or {}).get("store") or {}).get("url") or DEFAULT_URL
+    return url.strip()  # a space pasted after a URL is no part of it
 
 
 def engine_url(url: str | None) -> str:
@@ -54,6 +55,10 @@ def engine_url(url: str | None) -> str:
         shown = re.sub(r":[^:@/]*@", ":***@", url[:200])  # a mistyped URL may still hold a password
         raise InputError(f"case store {shown}: not a database URL; for an SQLite file write sqlite:///{shown}")
     dialect = url.split("://", 1)[0].lower()
+    if dialect == "sqlite" and not url[len("sqlite://"):].startswith("/"):
+        rest = url[len("sqlite://"):]
+        raise InputError(f"case store {url[:200]}: an SQLite URL has three slashes before a relative path "
+                         f"(sqlite:///{rest}) and four before an absolute one (sqlite:////srv/custdq/cases.db)")
     if dialect not in DIALECTS:
         raise InputError(f"case store {safe_url(url)}: not a database URL custdq can open ('{dialect}'); custdq keeps "
                          "its store in SQLite (sqlite:///path/cases.db) or PostgreSQL (postgresql://user@host:5432/dbname)")

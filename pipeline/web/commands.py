@@ -11,7 +11,7 @@ import click
 
 from pipeline import clock
 from pipeline.errors import InputError
-from pipeline.options import IsoDate, config_option, db_option, existing_store, reports_errors, say
+from pipeline.options import Commands, IsoDate, config_option, db_option, existing_store, reports_errors, say
 from pipeline.store.schema import MAX_TOKEN_DAYS, TOKEN_DAYS
 
 
@@ -51,7 +51,7 @@ def serve(db, host, port, config_path):
         serving.run(create_app(engine, cfg, store.resolve(db, cfg)), 1, **options)
 
 
-@click.group()
+@click.group(cls=Commands)
 def users():
     """The web app's users and API tokens."""
 
@@ -74,7 +74,8 @@ def _password() -> str:
 @config_option
 @reports_errors
 def users_add(name, role, branches, db, config_path):
-    """Create a user; the password is read twice from standard input (or prompted on a terminal).
+    """Create a user; the password (at least 10 characters) is read twice from standard input (or
+    prompted on a terminal).
 
     Example: custdq users add 张三 --role branch --branch 广东分公司 (the password twice on standard input)
     """
@@ -185,9 +186,12 @@ def users_disable(name, db, config_path):
     say(f"user {name} disabled; their sessions and tokens no longer work")
 
 
-@click.group()
+@click.group(cls=Commands)
 def audit():
     """The web app's access log."""
+
+
+PATH_SHOWN = 80  # characters of a path `audit list` shows (the API and the page show it whole)
 
 
 @audit.command("list")
@@ -208,6 +212,10 @@ def audit_list(who, since, db, config_path):
 
     with existing_store(db, config_path)[0].connect() as conn:
         log = entries(conn, who, since)
-    click.echo(render_frame(log))
+    # readable in a terminal: the short columns first, the path cut at PATH_SHOWN characters, the
+    # item ids (a page's fifty) last, where they pad nothing
+    shown = log[["id", "at", "user_name", "method", "status", "client", "target", "path", "item_ids"]].copy()
+    shown["path"] = shown["path"].map(lambda p: p if len(p) <= PATH_SHOWN else p[:PATH_SHOWN - 1] + "…")
+    click.echo(render_frame(shown))
     whose = f" by or against {mask_text(who)}" if who else ""  # masked like the log's targets: a phone typed as a name
     say(f"{len(log)} request(s) on record{whose}{' since ' + since.isoformat() if since else ''}")
