@@ -127,7 +127,8 @@ def test_a_tampered_row_changes_nothing_and_says_why(invoke, worklist, db, tmp_p
 
 
 def test_a_settled_item_is_not_moved_backwards(invoke, tmp_path):
-    """Once settled (虚假资料), a worklist that sets it back to 处理中 or 未处理 is refused."""
+    """Once settled (虚假资料), a worklist that sets it back to 处理中 is refused; one that says
+    未处理 and nothing else is the worklist as issued (issue 28): no change, no rejection."""
     db = f"sqlite:///{tmp_path / 'store' / 'cases.db'}"
     extract = write_csv(tmp_path / "night.csv", ROWS[:1])
     assert invoke("run", str(extract), "--business-date", DATE, "--out", str(tmp_path / "out"), "--quiet",
@@ -139,8 +140,11 @@ def test_a_settled_item_is_not_moved_backwards(invoke, tmp_path):
     for state in ("处理中", "未处理"):
         back = tampered(path, tmp_path / state / path.name, lambda s, c, state=state: set_row(s, c, 2, 处理状态=state, 处理结果=None))
         result = invoke("cases", "import", str(back), "--db", db)
-        assert result.exit_code == 1 and "0 applied" in result.output, result.output
-        assert "办结（虚假资料）：此行会把它重新打开" in result.output, result.output
+        assert "0 applied" in result.output, result.output
+        if state == "处理中":
+            assert result.exit_code == 1 and "办结（虚假资料）：此行会把它重新打开" in result.output, result.output
+        else:
+            assert result.exit_code == 0 and "1 not filled in" in result.output, result.output
         after = snapshot(db)
         pd.testing.assert_frame_equal(after[0], before[0])
         assert after[1] == before[1]

@@ -5,6 +5,7 @@ honouring them, the access log, login throttling, hostile text, the security hea
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import time
@@ -366,6 +367,30 @@ def test_the_dashboard_links_to_the_items_behind_its_figures(site):
     mine.login("gd", PASSWORDS["gd"])
     page = mine.call("GET", "/dashboard")[2]
     assert GD in page and BJ not in page
+
+
+def test_overdue_means_one_thing_on_the_dashboard_the_list_and_cases_list(site):
+    """Issue 28: the dashboards count overdue as of today, as the list and `cases list` do, say
+    so, and each overdue figure links to a list of exactly that many items."""
+    today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date().isoformat()
+    status, board = api(site, "boss").json("GET", "/api/dashboard")
+    assert status == 200 and board["as_of"] == today
+    total = sum(a["overdue"] for a in board["ageing"])
+    assert total > 0  # the night's items are past their deadlines by now
+    for row in board["ageing"]:
+        status, listed = api(site, "boss").json(
+            "GET", "/api/items?limit=1000&overdue=1&branch=" + urllib.parse.quote(row["branch"]))
+        assert status == 200 and listed["total"] == row["overdue"], (row, listed["total"])
+    listed = custdq("cases", "list", "--overdue", "--db", site["db"], cwd=site["folder"])
+    assert f"{total} overdue as of {today}" in listed.stderr, listed.stderr
+    browser = Client(site["server"].base)
+    browser.login("boss", PASSWORDS["boss"])
+    page = browser.call("GET", "/dashboard")[2]
+    assert f"截至 {today}" in page
+    made = custdq("dashboard", "--db", site["db"], "--out", str(site["folder"] / "board.html"), cwd=site["folder"])
+    assert made.returncode == 0, made.stderr
+    html = (site["folder"] / "board.html").read_text(encoding="utf-8")
+    assert f"逾期问题件（截至 {today}）" in html and f">{total:,}<" in html
 
 
 def test_hostile_user_and_branch_names_are_shown_escaped(site):

@@ -78,14 +78,14 @@ def item_disposition(call: Call) -> Response:
 
 def figures(conn, user, night: dt.date | None) -> dict:
     """The dashboard's figures within the user's scope (SPEC 8: a branch user, its branches)."""
-    board = gather(conn, night.isoformat() if night else None)
+    board = gather(conn, night.isoformat() if night else None, clock.now().date())  # overdue: as the list counts
     branches = _records(board.dims.get("branch"))
     ageing = _records(board.ageing)
     if not user.every_branch:  # a branch user: their own branches' figures only
         mine = set(user.branches)
-        return {"night": board.night, "branches": [b for b in branches if b["key"] in mine],
+        return {"night": board.night, "as_of": board.as_of, "branches": [b for b in branches if b["key"] in mine],
                 "ageing": [a for a in ageing if a["branch"] in mine]}
-    return {"night": board.night, "tonight": json.loads(json.dumps(board.tonight, default=str)),
+    return {"night": board.night, "as_of": board.as_of, "tonight": json.loads(json.dumps(board.tonight, default=str)),
             "rules": _records(board.rules), "branches": branches, "agents": _records(board.dims.get("agent"))[:20],
             "ageing": ageing}
 

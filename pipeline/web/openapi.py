@@ -112,7 +112,8 @@ def document() -> dict:
         "/api/dashboard": {"get": _operation(
             "the dashboard's figures within the caller's scope", (params.NIGHT,),
             _json({"type": "object", "required": ["night", "branches", "ageing"], "properties": {
-                "night": TEXT, "branches": ROWS, "ageing": ROWS, "tonight": {"type": "object"}, "rules": ROWS,
+                "night": TEXT, "as_of": {**TEXT, "description": "the day ageing and overdue are counted as of (today)"},
+                "branches": ROWS, "ageing": ROWS, "tonight": {"type": "object"}, "rules": ROWS,
                 "agents": ROWS}}, "the figures"))},
         "/api/access-log": {"get": _operation(
             "the access log (compliance)", params.ACCESS_FILTERS,

@@ -25,6 +25,7 @@ CLUSTER_BUCKETS = [("2人", 2, 2), ("3人", 3, 3), ("4-5人", 4, 5), ("6-10人",
 @dataclass
 class Board:
     night: str | None
+    as_of: str | None = None  # the day the open items' ageing and overdue are counted as of (ISO)
     tonight: dict = field(default_factory=dict)
     trend: pd.DataFrame = field(default_factory=pd.DataFrame)
     rules: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -36,7 +37,10 @@ class Board:
     expectations: dict | None = None
 
 
-def gather(conn: sa.Connection, night: str | None = None) -> Board:
+def gather(conn: sa.Connection, night: str | None = None, as_of: dt.date | None = None) -> Board:
+    """The dashboard's figures of `night` (default the latest); the open items' ageing and
+    overdue as of `as_of` (the pages pass today, China time: the same count `cases list` and
+    the web list show; default the night)."""
     history = _frame(conn, sa.select(runs.c.business_date, runs.c.manifest, runs.c.list_due, runs.c.list_due_met,
                                      runs.c.finished_at).order_by(runs.c.business_date))
     if night is not None:
@@ -45,7 +49,8 @@ def gather(conn: sa.Connection, night: str | None = None) -> Board:
         return Board(None)
     night = history["business_date"].iloc[-1]
     manifests = [json.loads(m) for m in history["manifest"]]
-    board = Board(night)
+    counted = as_of or dt.date.fromisoformat(night)
+    board = Board(night, counted.isoformat())
     trend = []
     for h, m in zip(history.itertuples(), manifests):
         r = m.get("rows", {})
@@ -93,7 +98,7 @@ def gather(conn: sa.Connection, night: str | None = None) -> Board:
     # aggregates only, grouped by the database: the open backlog is never read item by item
     board.ageing = _ageing(_frame(conn, sa.select(items.c.branch, items.c.due_date, sa.func.count().label("n"))
                                   .where(items.c.state == "open").group_by(items.c.branch, items.c.due_date)),
-                           dt.date.fromisoformat(night))
+                           counted)
     board.shared_agents = _shared_agents(conn, window[0])
     board.clusters = _clusters(conn)
     return board

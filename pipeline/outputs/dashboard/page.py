@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
+from pipeline import clock
 from pipeline.outputs.dashboard import svg
 from pipeline.outputs.dashboard.data import AGEING, Board, gather
 
@@ -69,7 +70,7 @@ def render(board: Board, docs_link: str | None = None) -> str:
         _card("今晚发现问题", f"{int(t['findings']):,}"),
         _card("未结问题件", f"{int(t['open']):,}"),
         _card("其中今晚新增", f"{int(t['new']):,}"),
-        _card("逾期问题件", f"{int(board.ageing['overdue'].sum()) if len(board.ageing) else 0:,}",
+        _card(f"逾期问题件（截至 {board.as_of}）", f"{int(board.ageing['overdue'].sum()) if len(board.ageing) else 0:,}",
               "bad" if len(board.ageing) and board.ageing["overdue"].sum() else ""),
         _card("清单按时下发", "是" if t["on_time"] else "否", "ok" if t["on_time"] else "bad"),
         _card(f"近{len(trend)}晚按时率", _pct(on_time)),
@@ -114,7 +115,7 @@ def render(board: Board, docs_link: str | None = None) -> str:
             sections.append('<p class="sub">业务员排名只含近30晚保单不少于20件的业务员。</p>')
 
     labels = [label for label, _, _ in AGEING]
-    sections.append("<h2>未结与逾期问题件（按机构、账龄）</h2>" + _table(
+    sections.append(f"<h2>未结与逾期问题件（按机构、账龄；截至 {board.as_of}）</h2>" + _table(
         board.ageing, [("branch", "机构")] + [(label, label) for label in labels] + [("open", "未结合计"),
                                                                                    ("overdue", "逾期合计")], {"branch"}))
     sections.append("<h2>共用联系方式：业务员排名（近30晚）</h2>" + _table(
@@ -151,11 +152,12 @@ def write_dashboard(source: sa.Engine | sa.Connection, path: Path, night: str | 
     """Write the page; `source` is the store (an engine) or the night's open connection."""
     from pipeline.outputs import atomic_write
 
+    today = clock.now().date()  # overdue as of the day the page is made: as `cases list` counts it
     if isinstance(source, sa.Connection):
-        board = gather(source, night)
+        board = gather(source, night, today)
     else:
         with source.connect() as conn:
-            board = gather(conn, night)
+            board = gather(conn, night, today)
     text = render(board, docs_link)
 
     def write(p: Path) -> None:
