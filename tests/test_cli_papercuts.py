@@ -87,3 +87,16 @@ def test_the_readme_demo_writes_nothing_into_the_repository():
     written = [o for o in re.findall(r"--out (\S+)", readme) if not o.startswith(("DIR", "FILE"))]  # the demo's
     assert written and all(out.startswith("out/") for out in written), written  # out/ is ignored by git
     assert (ROOT / "docs" / "spec.md").exists() and "../shared" not in readme
+
+
+def test_a_missing_column_is_named_by_every_header_it_is_known_by(invoke, tmp_path):
+    extract = write_csv(tmp_path / "n.csv", [row(policy_no="A1")])
+    text = extract.read_text(encoding="utf-8").splitlines()
+    header = text[0].split(",")
+    keep = [i for i, h in enumerate(header) if h != "applicant_phone"]
+    (tmp_path / "cut.csv").write_text("\n".join(",".join(line.split(",")[i] for i in keep) for line in text) + "\n",
+                                      encoding="utf-8")
+    result = invoke("run", str(tmp_path / "cut.csv"), "--business-date", "2026-11-20", "--out", str(tmp_path / "o"),
+                    "--db", f"sqlite:///{tmp_path / 'c.db'}")
+    assert result.exit_code == 2, result.output
+    assert "missing required column applicant_phone (投保人电话 / 投保人手机 / 投保人联系电话)" in result.output

@@ -120,7 +120,7 @@ def test_missing_required_column_is_one_line_exit_2(invoke, tmp_path):
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.output
-    assert "e.csv" in lines[0] and "applicant_phone (投保人电话)" in lines[0] and "relation" in lines[0]
+    assert "e.csv" in lines[0] and "applicant_phone (投保人电话 / 投保人手机 / 投保人联系电话)" in lines[0] and "relation" in lines[0]
     assert not (out / "manifest.json").exists()
 
 

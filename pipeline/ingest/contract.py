@@ -51,8 +51,10 @@ PARSED = pa.DataFrameSchema(
 
 def check_columns(names: list[str], source: str, schema: pa.DataFrameSchema = HEADER,
                   labels: dict[str, str] | None = None) -> None:
-    """Raise InputError naming `source` and every required column its header lacks."""
-    labels = labels or {m: c.label for m, c in BY_NAME.items()}
+    """Raise InputError naming `source` and every required column its header lacks, by its
+    canonical name and every header it is known by (a file names it by one of them: the
+    operator recognises theirs)."""
+    labels = labels or {m: " / ".join(dict.fromkeys((c.label, *c.aliases))) for m, c in BY_NAME.items()}
     try:
         schema.validate(pd.DataFrame(columns=list(names)), lazy=True)
     except SchemaErrors as exc:
