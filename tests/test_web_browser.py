@@ -91,6 +91,13 @@ def test_a_branch_user_filters_opens_and_settles_an_item_and_the_next_night_hono
     page.wait_for_load_state("load")
     rules = page.locator("table.items tbody tr td:nth-child(5)").all_inner_texts()
     assert rules and all(r.startswith("ID_CHECKSUM") for r in rules)
+    # what the problem is, in the list (问题说明), and the short columns on one line each
+    assert page.locator("table.items thead th:nth-child(6)").inner_text() == "问题说明"
+    assert all(page.locator("table.items tbody tr td:nth-child(6)").all_inner_texts())
+    lines = page.evaluate("""() => [...document.querySelectorAll('table.items tbody td.nw')].map(td => {
+        const r = document.createRange(); r.selectNodeContents(td);
+        return r.getBoundingClientRect().height / parseFloat(getComputedStyle(td).fontSize); })""")
+    assert lines and max(lines) < 2, max(lines)  # in text heights: one line (机构 never 上海/分公/司)
     shot(page, "worklist")
     link = page.locator("table.items tbody tr td:first-child a").first
     item_id = link.inner_text()
