@@ -56,6 +56,13 @@ def _ranges(category: str) -> str:
 
 
 @functools.cache
+def invisible() -> re.Pattern:
+    """Control, format and line/paragraph separator characters: what a terminal would act on or
+    not show (printed escaped by the commands' tables)."""
+    return re.compile("|".join(_ranges(c) for c in ("Cc", "Cf", "Zl", "Zp")))
+
+
+@functools.cache
 def _format() -> re.Pattern:
     """Format characters (zero-width space, soft hyphen, BOM, bidi controls ...): invisible, dropped."""
     return re.compile(_ranges("Cf"))
@@ -135,6 +142,7 @@ def _is_x(char: str) -> bool:
     return unicodedata.normalize("NFKC", char) in ("x", "X")
 
 
+@functools.lru_cache(maxsize=4096)
 def _joins(char: str) -> bool:
     """May stand between two digit groups of one number: not a letter (but a dash-like one), not
     a digit."""
@@ -213,16 +221,22 @@ def _personal(digits: str) -> bool:
                 or (16 <= n <= 19 and digits.isdigit() and luhn.is_valid(digits)))
 
 
+def _apart(chars: list[str], left: tuple[int, int, str], right: tuple[int, int, str]) -> bool:
+    """Two digit groups with more than MAX_GAP characters, or a letter, between them."""
+    return right[0] - left[1] > MAX_GAP or not all(_joins(c) for c in chars[left[1]:right[0]])
+
+
 def _joined(chars: list[str], spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
     """`spans`, with the groups that stand apart by more than MAX_SEPARATORS separators (no letter
-    between them: `138-----1234-----5678`) joined where together they form a personal number."""
+    between them: `138-----1234-----5678`) joined where together they form a personal number; the
+    short groups right after such a join go with it (a join that took the front of another
+    number must not leave that number's tail to be read)."""
     out, i = [], 0
     while i < len(spans):
         start, end, digits = spans[i]
         best, acc, j = None, digits, i + 1
         while j < len(spans) and len(acc) < 19 and not acc.endswith("X"):
-            gap = chars[spans[j - 1][1]:spans[j][0]]
-            if len(gap) > MAX_GAP or not all(_joins(c) for c in gap):
+            if _apart(chars, spans[j - 1], spans[j]):
                 break
             acc += spans[j][2]
             if _personal(acc):
@@ -231,9 +245,14 @@ def _joined(chars: list[str], spans: list[tuple[int, int, str]]) -> list[tuple[i
         if best is None:
             out.append(spans[i])
             i += 1
-        else:
-            out.append((start, spans[best[0]][1], best[1]))
-            i = best[0] + 1
+            continue
+        last, acc = best
+        while last + 1 < len(spans) and len(spans[last + 1][2]) < MIN_RUN and not _apart(chars, spans[last],
+                                                                                         spans[last + 1]):
+            last += 1
+            acc += spans[last][2]
+        out.append((start, spans[last][1], acc))
+        i = last + 1
     return out
 
 
@@ -265,6 +284,8 @@ def mask_text(text: str | None, keep: re.Pattern | None = None) -> str:
     '电话138****5678；卡号 622202*******8901'
     >>> mask_text("手机138\\u200b1234\\u00ad5678，座机(010)\\u00a01234_5678")
     '手机138****5678，座机(0*********8'
+    >>> mask_text("账户 1000000000 ----- 1381234 ----- 5678")  # a join never leaves a tail to read
+    '账户 1*******************8'
     >>> mask_text("手机 138-----1234-----5678，卡 6222 / / / / / 0212 3456 7890 128")
     '手机 138****5678，卡 622202*********0128'
     >>> mask_text("2026年11月回访3次，2026-11-20 14:30 再访，金额 12,000 元")

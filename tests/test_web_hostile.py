@@ -451,7 +451,7 @@ def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(site):
 
 BAD_SETTINGS = ["port: 0", "workers: two", "https_only: 'yes'", "trusted_user_header: 'X Remote'", "page_size: 0",
                 "lock_wait_seconds: -1", "session_idle_minutes: 0", "host: ''", "count_limit: 1.5", "login_queue: -1",
-                "session_key_file: 7", "lockout_minutes: .nan", "login_checks: 64", "trusted_user_header: Cookie",
+                "session_key_file: 7", "lockout_minutes: .nan", "login_checks: 64", "trusted_user_header: Cookie", "trusted_user_header: X-Real-IP",
                 "host: 999.1.1.1"]
 
 
@@ -474,6 +474,9 @@ def test_serve_refuses_a_bad_web_setting_in_one_line(site):
         refused = custdq("serve", "--db", site["db"], "--config", str(config), cwd=site["folder"])
         assert refused.returncode == 2 and why in refused.stderr and "session_key_file" in refused.stderr, refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
+    config.write_text(f"web:\n  session_key_file: {site['folder']}\n", encoding="utf-8")  # a directory
+    refused = custdq("serve", "--db", site["db"], "--config", str(config), cwd=site["folder"])
+    assert refused.returncode == 2 and "not a file" in refused.stderr, refused.stderr
     config.write_text("web:\n  session_key_file: /proc/no-such/web.key\n", encoding="utf-8")
     refused = custdq("serve", "--db", site["db"], "--config", str(config), cwd=site["folder"])
     assert refused.returncode == 2 and "cannot create" in refused.stderr, refused.stderr

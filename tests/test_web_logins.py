@@ -403,9 +403,10 @@ def test_users_add_refuses_a_personal_number_as_a_name_or_a_branch(site):
         refused = custdq("users", "add", *args, "--db", site["db"], stdin=password, cwd=site["folder"])
         assert refused.returncode == 2 and "holds a number of more than 10 digits" in refused.stderr, refused.stderr
         assert not any(d in refused.stderr for d in ("12345678", "49123100", "21234567", "一二三四")), refused.stderr
-    staff = custdq("users", "add", "E20260001", "--role", "manager", "--db", site["db"], stdin=password,
-                   cwd=site["folder"])
-    assert staff.returncode == 0, staff.stderr  # a staff number of up to 10 digits is a name like any other
+    for name in ("E20260001", "张三 1234567890"):  # a staff number of up to 10 digits is a name like any other
+        staff = custdq("users", "add", name, "--role", "manager", "--db", site["db"], stdin=password,
+                       cwd=site["folder"])
+        assert staff.returncode == 0, staff.stderr
     listed = custdq("users", "list", "--db", site["db"], cwd=site["folder"])
     assert listed.returncode == 0 and "zhao" not in listed.stdout and "qian" not in listed.stdout
     assert "E20260001" in listed.stdout

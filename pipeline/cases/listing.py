@@ -10,12 +10,11 @@ in Chinese (pipeline.outputs.labels).
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import pandas as pd
 import sqlalchemy as sa
 
-from checks.masking import mask_text
+from checks.masking import invisible, mask_text
 from pipeline.night.items import ITEM_ID
 from pipeline.store.schema import item_events, items
 from pipeline.errors import InputError
@@ -89,11 +88,8 @@ def render_frame(t: pd.DataFrame) -> str:
     return "\n".join("  ".join(v + " " * (w - _width(v)) for v, w in zip(row, widths)).rstrip() for row in cells)
 
 
-_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
-
-
 def _visible(text: str) -> str:
-    return _INVISIBLE.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+    return invisible().sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
 
 
 def _width(text: str) -> int:

@@ -37,7 +37,8 @@ def serve(db, host, port, config_path):
     host = host or web.host
     port = port or web.port
     workers = web.workers
-    say(f"serving the case store {store.safe_url(store.resolve(db, cfg))} on http://{host}:{port}/ "
+    shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
+    say(f"serving the case store {store.safe_url(store.resolve(db, cfg))} on http://{shown}:{port}/ "
         f"({workers} worker process{'es' if workers > 1 else ''}; Ctrl-C stops)")
     # X-Forwarded-For only from the proxies listed (uvicorn's own default believes 127.0.0.1)
     proxies = list(web.trusted_proxies)

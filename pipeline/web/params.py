@@ -21,12 +21,12 @@ from typing import Any
 from starlette.requests import Request
 
 from checks.catalogue import RULES
-from checks.masking import mask_text, numbers
+from checks.masking import mask_text
 from checks.personal import form_of_text
 from pipeline import clock
 from pipeline.outputs.worklists import STATES
 from pipeline.web.calls import Refused
-from pipeline.web.users import LONGEST_NUMBER, MAX_NAME
+from pipeline.web.users import LONGEST_NUMBER, MAX_NAME, holds_long_number
 
 MAX_TEXT = 100  # characters of a free-text filter (a branch, an agent code)
 _INTEGER = re.compile(r"-?[0-9]{1,12}")  # ASCII digits only: int() would take "１２", "1_000" and 4,300 digits
@@ -77,7 +77,7 @@ class Param:
             raise self._refused(f"应为 {' / '.join(self.choices)} 之一", f"must be one of {', '.join(self.choices)}")
         if len(raw) > self.max_length:
             raise self._refused(f"最长 {self.max_length} 个字符", f"must be at most {self.max_length} characters")
-        if self.a_name and any(len(d.rstrip("X")) > LONGEST_NUMBER for d in numbers(raw)):
+        if self.a_name and holds_long_number(raw):
             raise self._refused(f"含有超过 {LONGEST_NUMBER} 位的数字（用户名不会含有身份证号、手机号或银行卡号）",
                                 f"holds a number of more than {LONGEST_NUMBER} digits")
         if self.identifying and _personal(raw):

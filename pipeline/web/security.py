@@ -20,6 +20,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import stat
 import time
 from pathlib import Path
 
@@ -55,15 +56,18 @@ def secret_key(path: Path) -> str:
     or that cannot be read or created, is a ConfigError (exit 2 before the server starts)."""
     where = f"web.session_key_file ({path})"
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not hang the start
     except FileNotFoundError:
         return _new_key(path, where)
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read the web app's session key ({exc.strerror})") from None
-    with os.fdopen(fd, encoding="utf-8") as fh:
-        mode = os.fstat(fh.fileno()).st_mode
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise ConfigError(f"{where}: not a file (a directory, a device or a pipe)")
+    with os.fdopen(fd, "rb") as fh:
         try:
-            key = fh.read(10_000).strip()
+            key = fh.read(10_000).decode("utf-8").strip()
         except (OSError, UnicodeDecodeError):
             raise ConfigError(f"{where}: not a key file (unreadable text)") from None
     if mode & 0o077:

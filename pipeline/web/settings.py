@@ -59,14 +59,15 @@ def _text(web: dict, key: str, form: re.Pattern | None = None, optional: bool = 
 # headers a client or the HTTP machinery sets: never the name a proxy gives the signed-in user in
 _OWN_HEADERS = frozenset({"host", "cookie", "authorization", "content-length", "content-type", "transfer-encoding",
                           "connection", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded",
-                          "user-agent", "referer", "origin", "accept", "upgrade", "te", "expect"})
+                          "user-agent", "referer", "origin", "accept", "upgrade", "te", "expect", "x-real-ip",
+                          "x-forwarded-port", "x-forwarded-prefix"})
 
 
 def _host(web: dict) -> str:
-    host = str(_text(web, "host", _HOST, optional=False))
+    host = str(_text(web, "host", _HOST, optional=False)).strip("[]")  # uvicorn binds ::1, not [::1]
     if re.fullmatch(r"[0-9.]+", host) or ":" in host:  # an address: one uvicorn can bind
         try:
-            ipaddress.ip_address(host.strip("[]"))
+            ipaddress.ip_address(host)
         except ValueError:
             raise ConfigError(f"web.host: {host!r} is not an IP address") from None
     return host
@@ -74,7 +75,7 @@ def _host(web: dict) -> str:
 
 def _user_header(web: dict) -> str | None:
     header = _text(web, "trusted_user_header", _HEADER)
-    if header is not None and header.lower() in _OWN_HEADERS:
+    if header is not None and (header.lower() in _OWN_HEADERS or header.lower().startswith(("proxy-", "sec-"))):
         raise ConfigError(f"web.trusted_user_header: {header} is a header clients and HTTP itself set, "
                           "not one a single-sign-on proxy adds (e.g. X-Remote-User)")
     return header

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
@@ -76,13 +77,29 @@ def check_name(name: str) -> str:
 
 
 LONGEST_NUMBER = 10  # digits in a row a user name or branch may hold: every personal number has 11 or more
+_NUMERALS = "〇一二三四五六七八九零壹贰叁肆伍陆柒捌玖两幺"
+# eleven Chinese numerals in a row (separators between them allowed): a number typed in numerals
+_NUMERAL_RUN = re.compile(f"[{_NUMERALS}](?:[^{_NUMERALS}\\w]{{0,4}}[{_NUMERALS}]){{10,}}")
+
+
+def holds_long_number(text: str) -> bool:
+    """Holds a number of 11 digits or more (the length of every identity number, mobile and card)
+    as people type one: digits (full-width too) with any separators, or Chinese numerals alone.
+    A numeral beside digits is read as part of a name (张三 1234567890 is a name and a staff
+    number, not 31234567890).
+
+    >>> [holds_long_number(t) for t in ("张三 1234567890", "wang13812345678", "一三八 一二三四 五六七八", "E20260001")]
+    [False, True, True, False]
+    """
+    plain = text.translate({ord(c): "·" for c in _NUMERALS})
+    return any(len(d.rstrip("X")) > LONGEST_NUMBER for d in numbers(plain)) or bool(_NUMERAL_RUN.search(text))
 
 
 def _not_personal(text: str, what: str) -> None:
     """A user name or a branch is shown in pages, logs and the access log as it is: one that holds
     a number of 11 digits or more (a phone typed as a login name, an identity number after a
     name; however its digits are typed) is refused. A staff number of up to 10 digits is not."""
-    if any(len(digits.rstrip("X")) > LONGEST_NUMBER for digits in numbers(text)):
+    if holds_long_number(text):
         raise InputError(f"{what} {mask_text(text)} holds a number of more than {LONGEST_NUMBER} digits, the length of "
                          "an identity number, mobile or bank card: user names and branches are shown and logged as "
                          "they are, so they must not hold one")
