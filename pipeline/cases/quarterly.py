@@ -2,9 +2,15 @@
 information (处理结果 虚假资料) per branch, channel and agent, as an xlsx ready to send.
 
 An item counts in the quarter in which it was settled as 虚假资料 (its `closed_on`). Sheets:
-汇总 (branch, channel, agent: items, policies, the policy numbers) and 明细 (one row per item:
-no customer data beyond the masked evidence the worklists already show). Every cell is a
-string or a number written as such: nothing becomes a formula.
+- 汇总: per branch, channel and agent the items and policies and the policy numbers, a 小计 row
+  after each branch's and a 合计 row at the end;
+- 分机构: per branch the denominators of the quarter — policies checked (the nights' in-scope
+  policies added up: a policy sent on two nights counts twice, so the sheet says so), items
+  raised (first seen in the quarter), items settled in the quarter and of them 虚假资料 —, the
+  share of settled items found false and false items per thousand policies checked, and a 合计;
+- 明细: one row per item (no customer data beyond the masked evidence the worklists show).
+Every cell is a string or a number written as such: nothing becomes a formula. The layout is
+custdq's own: no regulator's template is reproduced (docs/lifecycle.md, "The quarterly report").
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import sqlalchemy as sa
 import xlsxwriter
 
 from checks.masking import mask_text
-from pipeline.store.schema import items
+from pipeline.store.schema import items, night_dims
 from pipeline.errors import InputError
 from pipeline.store import read_frame
 
@@ -62,6 +68,54 @@ def summary(detail: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index().sort_values(["branch", "channel", "items"], ascending=[True, True, False])
 
 
+SUBTOTAL, TOTAL = "小计", "合计"
+
+
+def with_totals(table: pd.DataFrame) -> pd.DataFrame:
+    """The summary with a 小计 row after each branch's rows and a 合计 row at the end."""
+    if table.empty:
+        return table
+    parts = []
+    for branch, rows in table.groupby("branch", sort=True):
+        parts.append(rows)
+        parts.append(pd.DataFrame([{"branch": f"{branch} {SUBTOTAL}", "channel": "", "agent_code": "",
+                                    "items": int(rows["items"].sum()), "policies": int(rows["policies"].sum()),
+                                    "policy_list": ""}]))
+    parts.append(pd.DataFrame([{"branch": TOTAL, "channel": "", "agent_code": "", "items": int(table["items"].sum()),
+                                "policies": int(table["policies"].sum()), "policy_list": ""}]))
+    return pd.concat(parts, ignore_index=True)
+
+
+def denominators(conn: sa.Connection, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """Per branch for the quarter: policies checked (the nights' counts added up), items raised,
+    items settled, of them false; the false share of settled and per thousand checked; a 合计."""
+    lo, hi = start.isoformat(), end.isoformat()
+    checked = read_frame(conn, sa.select(night_dims.c.key.label("branch"), sa.func.sum(night_dims.c.policies)
+                                         .label("checked"))
+                         .where(night_dims.c.dim == "branch", night_dims.c.business_date >= lo,
+                                night_dims.c.business_date <= hi).group_by(night_dims.c.key))
+    raised = read_frame(conn, sa.select(items.c.branch, sa.func.count().label("raised"))
+                        .where(items.c.first_seen >= lo, items.c.first_seen <= hi).group_by(items.c.branch))
+    settled = read_frame(conn, sa.select(items.c.branch, sa.func.count().label("settled"),
+                                         sa.func.sum(sa.case((items.c.close_reason == "false", 1), else_=0))
+                                         .label("false"))
+                         .where(items.c.close_reason.in_(["corrected", "legitimate", "false"]),
+                                items.c.closed_on >= lo, items.c.closed_on <= hi).group_by(items.c.branch))
+    frames = [f.assign(branch=f["branch"].fillna("(空)")).set_index("branch") for f in (checked, raised, settled)]
+    t = pd.concat(frames, axis=1).fillna(0)
+    for column in ("checked", "raised", "settled", "false"):
+        t[column] = (t[column] if column in t else 0)
+        t[column] = t[column].astype(int)
+    t = t.sort_index()
+    t.loc[TOTAL] = t.sum()
+    t["false_share"] = (t["false"] / t["settled"].where(t["settled"] > 0)).round(4)
+    t["per_1000"] = (1000 * t["false"] / t["checked"].where(t["checked"] > 0)).round(2)
+    return t.reset_index().rename(columns={"index": "branch"})
+
+
+DENOMINATOR_COLUMNS = [("机构", "branch", 16), ("检查保单（各批次合计）", "checked", 14), ("新增问题件", "raised", 12),
+                       ("办结问题件", "settled", 12), ("其中虚假资料", "false", 12),
+                       ("虚假资料占办结", "false_share", 14), ("每千检查保单虚假资料", "per_1000", 16)]
 SUMMARY_COLUMNS = [("机构", "branch", 14), ("渠道", "channel", 8), ("业务员/中介代码", "agent_code", 16),
                    ("虚假资料问题件数", "items", 14), ("涉及保单数", "policies", 10), ("涉及保单", "policy_list", 60)]
 DETAIL_COLUMNS = [("问题件编号", "item_id", 20), ("保单号", "policy_no", 18), ("机构", "branch", 14),
@@ -77,25 +131,33 @@ def write_report(engine: sa.Engine, quarter: str, path: Path) -> dict:
     start, end = quarter_bounds(quarter)
     with engine.connect() as conn:
         detail = confirmed_false(conn, start, end)
+        shares = denominators(conn, start, end)
     table = summary(detail)
+    sheets = (("汇总", with_totals(table), SUMMARY_COLUMNS, "客户信息虚假资料汇总"),
+              ("分机构", shares, DENOMINATOR_COLUMNS, "分机构检查与处理情况"),
+              ("明细", detail, DETAIL_COLUMNS, "客户信息虚假资料明细"))
 
     def write(tmp: Path) -> None:
         book = xlsxwriter.Workbook(str(tmp), {"strings_to_formulas": False, "strings_to_urls": False,
                                               "strings_to_numbers": False})
         head = book.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True})
         title = book.add_format({"bold": True, "font_size": 13})
-        for name, frame, columns in (("汇总", table, SUMMARY_COLUMNS), ("明细", detail, DETAIL_COLUMNS)):
+        share = book.add_format({"num_format": "0.00%"})
+        for name, frame, columns, heading in sheets:
             sheet = book.add_worksheet(name)
-            sheet.write_string(0, 0, f"{quarter.upper()} 客户信息虚假资料汇总（{start.isoformat()} 至 {end.isoformat()}）",
-                               title)
+            sheet.write_string(0, 0, f"{quarter.upper()} {heading}（{start.isoformat()} 至 {end.isoformat()}）", title)
+            if name == "分机构":
+                sheet.write_string(1, 0, "检查保单为各批次检查保单数之和：同一保单在两个批次中各计一次。")
             for col, (header, _, width) in enumerate(columns):
                 sheet.set_column(col, col, width)
                 sheet.write_string(2, col, header, head)
             for r, record in enumerate(frame.to_dict("records"), start=3):
                 for col, (_, key, _) in enumerate(columns):
                     value = record.get(key)
-                    if isinstance(value, (int,)) and not isinstance(value, bool):
-                        sheet.write_number(r, col, value)
+                    if isinstance(value, (int, float)) and not isinstance(value, bool) and not pd.isna(value):
+                        sheet.write_number(r, col, value, share if key == "false_share" else None)
+                    elif isinstance(value, float):  # no denominator: no share
+                        sheet.write_string(r, col, "")
                     else:
                         sheet.write_string(r, col, "" if value is None or (not isinstance(value, str) and pd.isna(value))
                                            else str(value))
