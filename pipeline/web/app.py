@@ -261,10 +261,8 @@ def worklist(call: Call) -> Response:
     rows, total, more = queries.open_page(call.conn, call.user, f, today, web.count_limit)
     call.shown.extend(r["item_id"] for r in rows)
     query = {k: v for k, v in call.request.query_params.items() if k != "offset"}
-    by_state = queries.state_counts(call.conn, call.user, f, today, web.count_limit)
     return _page(call, "items.html", {
-        "items": rows, "total": total, "more": more, "f": f, "today": today.isoformat(), "by_state": by_state,
-        "state_query": {k: v for k, v in query.items() if k != "work_state"},
+        "items": rows, "total": total, "more": more, "f": f, "today": today.isoformat(),
         "branches": queries.branches(call.conn, call.user), "query": query,
         "categories": sorted({r.category for r in RULES.values()}), "sizes": queries.PAGE_SIZES})
 
