@@ -312,8 +312,9 @@ def main() -> None:
         port = 18900 + os.getpid() % 500
         config = folder / "web.yaml"
         config.write_text(f"web:\n  workers: {args.workers}\n", encoding="utf-8")
+        log = stack.enter_context(open(folder / "serve.log", "w", encoding="utf-8"))  # the server's own lines, kept
         server = subprocess.Popen([CUSTDQ, "serve", "--db", db, "--port", str(port), "--config", str(config)], cwd=folder,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_for(port, server)
             time.sleep(2 * args.workers)  # every worker process up, not just the first to answer
