@@ -322,7 +322,13 @@ class Workers:
         return self.done if self.done > before else 0
 
     def close(self) -> None:
-        """Stop the workers at once (they may be busy with chunks nobody will take back)."""
+        """Stop the workers: idle ones (every chunk taken back) end on the pool's own shutdown;
+        busy ones (a night that failed, chunks nobody will take back) are killed at once. Killing
+        idle workers before `shutdown(wait=True)` could leave the pool's manager thread waiting
+        for ever on workers it never reaped (seen once, in a process that also held a Spark JVM)."""
+        if all(future.done() for future, _ in self.pending):
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            return
         for p in getattr(self, "children", []):
             if p.is_alive():
                 p.kill()
