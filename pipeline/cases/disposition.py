@@ -64,8 +64,7 @@ def problem(entry: Entry, item: dict | None) -> str | None:
         return "填写了处理结果，但处理状态为未处理：请改为处理中或已完成"
     if state == "处理中" and entry.result in CLOSING:
         return f"处理结果「{entry.result}」会办结问题件，只能在处理状态为已完成时填写"
-    if (state, entry.result or None, note_of(entry.note)) == (item["work_state"] or STATES[0], item["result"],
-                                                              item["note"]):
+    if disposition(entry) == held(item):
         return None  # the entry says what the store holds (a worklist returned as it was sent): no change
     if item["state"] == "closed" and item["close_reason"] != "resolved" and entry.result not in CLOSING:
         settled = next(k for k, v in CLOSING.items() if v == item["close_reason"]) if item["close_reason"] in \
