@@ -38,8 +38,15 @@ def cli(verbose):
 @click.option("--rewind", is_flag=True,
               help="T is earlier than the store's latest night: take the later nights back first (newest first); "
                    "they must then be run again")
+@click.option("--new-store", "new_store", is_flag=True,
+              help="start a new case store even where another store with nights is near it (the same folder, "
+                   "or the default store's in a folder above); without it such a store is refused as a mistyped "
+                   "--db")
+@click.option("--allow-future-date", "allow_future", is_flag=True,
+              help="accept a business date after today (China time); without it such a date is refused, as it "
+                   "would make every real night before it an older night")
 @reports_errors
-def run(extracts, business_date, agents, out_dir, db, config_path, engine, quiet, rewind):
+def run(extracts, business_date, agents, out_dir, db, config_path, engine, quiet, rewind, new_store, allow_future):
     """Run the nightly job for business date T over one or more policy extracts.
 
     Re-running T replaces everything an earlier run of T did (SPEC 7).
@@ -49,7 +56,7 @@ def run(extracts, business_date, agents, out_dir, db, config_path, engine, quiet
     from pipeline.night.run import NightRequest, run_night
 
     result = run_night(NightRequest(list(extracts), business_date, out_dir, db, config_path, agents, engine, quiet,
-                                    rewind))
+                                    rewind, new_store, allow_future))
     for line in result.summary():
         click.echo(line, err=True)
     if result.gate_failed:
@@ -119,8 +126,10 @@ def index():
 @click.option("--config", "config_path", metavar="FILE", help="YAML settings merged over the defaults")
 @click.option("--engine", "engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
               help="where the book's rows are read, checked and hashed (spark: settings under `spark`)")
+@click.option("--new-store", "new_store", is_flag=True,
+              help="start a new case store even where another store with nights is near it (as `custdq run`)")
 @reports_errors
-def index_load(books, as_of, out_dir, db, config_path, engine):
+def index_load(books, as_of, out_dir, db, config_path, engine, new_store):
     """Seed the contact index from a full customer-book extract (policy-extract columns).
 
     Example: custdq index load book_2026-11.csv --as-of 2026-11-19
@@ -132,7 +141,7 @@ def index_load(books, as_of, out_dir, db, config_path, engine):
 
     as_of = as_of or now().date()
     m = load_book(list(books), as_of, out_dir, db, config_path, progress=lambda s: click.echo(s, err=True),
-                  engine_name=engine)
+                  engine_name=engine, new_store=new_store)
     click.echo(f"custdq: index load: {m['rows_read']} rows read, {m['contact_rows_written']} contact rows "
                f"written; the index holds {m['index']['rows']} rows; manifest in {m['out_dir']}",
                err=True)

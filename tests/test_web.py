@@ -173,8 +173,8 @@ def test_hostile_notes_are_shown_escaped(site):
     browser.login("gd", PASSWORDS["gd"])
     status, headers, page = browser.call("GET", f"/items/{item['item_id']}")
     assert status == 200 and HOSTILE not in page and "&lt;script&gt;" in page
-    assert "script-src" not in headers["content-security-policy"] and "default-src 'none'" in \
-        headers["content-security-policy"]
+    policy = headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "default-src 'none'" in policy and "unsafe" not in policy
     assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
 
 
@@ -393,9 +393,25 @@ def test_overdue_means_one_thing_on_the_dashboard_the_list_and_cases_list(site):
     assert f"逾期问题件（截至 {today}）" in html and f">{total:,}<" in html
 
 
+def test_the_list_counts_its_items_by_work_state(site):
+    """Issue 28: above the list, how many of the items the filters match are in each 处理状态,
+    each linking to that list; the figures are the API's totals for the same filters."""
+    browser = Client(site["server"].base)
+    browser.login("gd", PASSWORDS["gd"])
+    for query in ("", "?rule=ID_SEX_MISMATCH"):
+        page = browser.call("GET", "/items" + query)[2]
+        shown = dict(re.findall(r'<a href="/items\?[^"]*work_state=[^"]*">(\S+) <strong>([\d,]+)</strong></a>', page))
+        assert set(shown) == {"未处理", "处理中", "已完成"}, shown
+        for state, n in shown.items():
+            more = ("&" + query[1:]) if query else ""
+            total = api(site, "gd").json("GET", f"/api/items?limit=1&work_state={urllib.parse.quote(state)}{more}")[1]
+            assert int(n.replace(",", "")) == total["total"], (query, state, n, total["total"])
+        assert sum(int(n.replace(",", "")) for n in shown.values()) == int(re.search(r"共 <strong>(\d+)</strong>", page)[1])
+
+
 def test_hostile_user_and_branch_names_are_shown_escaped(site):
     name, branch = '<b onmouseover="x()">evil</b>', '<img src=x onerror=alert(1)>分公司'
-    added = custdq("users", "add", name, "--role", "branch", "--branch", branch, "--db", site["db"],
+    added = custdq("users", "add", name, "--role", "branch", "--branch", branch, "--new-branch", "--db", site["db"],
                    stdin="evil-password-1\nevil-password-1\n", cwd=site["folder"])
     assert added.returncode == 0, added.stderr
     browser = Client(site["server"].base)

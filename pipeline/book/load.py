@@ -41,12 +41,13 @@ SPARK_STAGES = ["ingest", "normalise", "contract", "scope", "check"]  # the row 
 
 
 def load_book(paths: list[str], as_of: dt.date, out_dir: str | None = None, db: str | None = None,
-              config_path: str | None = None, progress=print, engine_name: str = "local") -> dict:
+              config_path: str | None = None, progress=print, engine_name: str = "local",
+              new_store: bool = False) -> dict:
     if engine_name not in ("local", "spark"):
         raise InputError(f"--engine {engine_name}: the engines are local and spark")
     started = time.perf_counter()
     cfg = config.load(config_path)
-    engine, key, created = store.open_with_key(db, cfg)
+    engine, key, created = store.open_with_key(db, cfg, new_store, as_of)
     spark = None
     try:
         if engine_name == "spark":

@@ -78,9 +78,10 @@ def night_manifest(n: Night, conn) -> dict:
         "peak_memory_mb": peak_memory_mb(),
         "versions": versions(),
     }
-    manifest["warnings"] = alerts.night_warnings(
-        manifest, gate.results if gate else [], n.reference if gate else {},
-        nights.same_inputs(conn, manifest["inputs"], n.date), n.warnings)
+    said = alerts.night_warnings(manifest, gate.results if gate else [], n.reference if gate else {},
+                                 nights.same_inputs(conn, manifest["inputs"], n.date), n.warnings)
+    manifest["warnings"] = [a.en for a in said]  # the command line's, for operators and scripts (SPEC 7)
+    manifest["warnings_zh"] = [a.zh for a in said]  # the dashboards' 运行提醒
     return manifest
 
 

@@ -14,7 +14,7 @@ from checks.arrays import isin_text
 from checks.catalogue import RULES
 from pipeline import config, outputs, store
 from pipeline.store import hashkey
-from pipeline.night import nights
+from pipeline.night import alerts, nights
 from pipeline.book.detect import shared_night
 from pipeline.book.index import ContactIndex
 from pipeline.book.rows import version_of
@@ -78,6 +78,8 @@ class NightRequest:
     engine: str = "local"
     quiet: bool = False
     rewind: bool = False
+    new_store: bool = False  # may start a new store where one near it holds nights (pipeline.store.guard)
+    allow_future: bool = False  # a business date after today (China time) is meant
 
 
 @dataclass
@@ -95,7 +97,7 @@ class Night:
     out: Path = Path()  # the night's staging folder (published into --out when it succeeds)
     spark: object | None = None  # pipeline.spark.night.SparkNight, or None for the local engine
     later: tuple = ()  # the later nights a --rewind takes back first
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[alerts.Alert] = field(default_factory=list)
     # ingest and check
     roster: object | None = None
     reading: object | None = None
@@ -132,6 +134,10 @@ def run_night(request: NightRequest) -> RunResult:
     if not request.extracts:
         raise InputError("no extract file given")
     started = dt.datetime.now(CHINA)
+    if request.business_date > started.date() and not request.allow_future:
+        raise InputError(f"--business-date {request.business_date} is after today ({started.date()}, China time): "
+                         "a night of a later date would turn every real night before it into an older night, "
+                         "refused until --rewind; nothing was done. Add --allow-future-date if you mean it")
     use_system_allocator()
     cfg = config.load(request.config_path)
     out = Path(request.out_dir) if request.out_dir else Path("out") / request.business_date.isoformat()
@@ -141,7 +147,7 @@ def run_night(request: NightRequest) -> RunResult:
     log.info("business date %s, %d extract file(s), case store %s, output folder %s", request.business_date,
              len(request.extracts), store.safe_url(store.resolve(request.db, cfg)), out)
     log.debug("settings: %s", {k: v for k, v in cfg.items() if k not in ("aliases", "placeholders")})
-    engine_db, key, created = store.open_with_key(request.db, cfg)
+    engine_db, key, created = store.open_with_key(request.db, cfg, request.new_store, request.business_date)
     new_dirs = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)
     log.debug("hash key fingerprint %s", hashkey.fingerprint(key))
     night = Night(request, cfg, key, engine_db, created.url, stages, started)
@@ -206,6 +212,8 @@ def _night(n: Night) -> RunResult:
         with n.stages.stage("store"):
             store.record_run(conn, manifest)
             store.record_dims(conn, n.date, n.dims)
+            if n.roster is not None:
+                store.record_agents(conn, n.date, n.roster.agents)
             nights.keep_journals(conn, n.cfg["store"]["undo_nights"])
         with n.stages.stage("dashboard"):  # inside the transaction: it sees tonight, and a failure undoes it
             write_dashboard(conn, n.out / "dashboard.html", n.date, n.gate.docs if n.gate and n.gate.docs else None)
@@ -252,7 +260,7 @@ def shared_contacts(n: Night, conn) -> None:
     with n.stages.stage("shared"):
         rewound = nights.rewind(conn, list(n.later), n.date, clock.stamp()) if n.later else []
         if rewound:
-            n.warnings.append(f"rewound night(s) {', '.join(rewound)}: run them again, oldest first")
+            n.warnings.append(alerts.rewound(rewound))
         n.replaced = nights.take_back(conn, n.date)
         tonight = n.tally.contacts
         labels = {c.name: c.label for c in EXTRACT_COLUMNS}
@@ -336,7 +344,7 @@ def batch_expectations(n: Night) -> None:
             n.stages.note(f"blocking expectations failed: {', '.join(gate.blocking_failed)}")
 
 
-def _compaction(conn, stats: dict, settings: dict, warnings: list[str]) -> dict:
+def _compaction(conn, stats: dict, settings: dict, warnings: list[alerts.Alert]) -> dict:
     """Past `recent_rows_warning` rows in night tiers, the night folds them into the main tier
     itself (`auto_compact`, in its own transaction, under the writer lock it holds), so that no
     operator has to remember `custdq index compact`; with `auto_compact` off it warns instead."""
@@ -344,8 +352,7 @@ def _compaction(conn, stats: dict, settings: dict, warnings: list[str]) -> dict:
     if not due:
         return {"compact_due": False, "rows_compacted": 0}
     if not settings["auto_compact"]:
-        warnings.append(f"the contact index's night tiers hold {stats['recent_rows']} rows; "
-                        "run `custdq index compact` in a quiet hour")
+        warnings.append(alerts.compaction_due(stats["recent_rows"]))
         return {"compact_due": True, "rows_compacted": 0}
     done = ContactIndex(conn).compact()
     log.info("contact index compacted: %s rows folded into the main tier in %s s", count(done["rows_moved"]),

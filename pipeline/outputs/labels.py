@@ -8,6 +8,8 @@ from checks.catalogue import RULES
 ROLE_NAMES = {"applicant": "投保人", "insured": "被保险人", "policy": "保单"}
 SEVERITY_NAMES = {"error": "错误", "warning": "警告"}
 STATUS_NAMES = {"new": "新增", "open": "未结", "reopened": "重新打开"}
+RULE_STATUS_NAMES = {"ok": "正常", "not_applicable": "未运行", "error": "出错", "disabled": "已停用",
+                     "not_implemented": "未实现"}  # a rule's outcome on a night (the manifest's `rules`)
 STATE_NAMES = {"open": "未结", "closed": "已关闭"}
 CLOSE_NAMES = {"corrected": "已更正", "legitimate": "核实无误", "false": "虚假资料", "resolved": "不再触发（自动关闭）"}
 ACTION_NAMES = {"raised": "发现", "reopened": "重新打开", "raised_again": "再次发现", "resolved": "不再触发，自动关闭",

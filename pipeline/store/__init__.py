@@ -24,6 +24,27 @@ from pipeline.store.schema import (REPLACED_INDEXES, SCHEMA_VERSION, TOKEN_DAYS,
 
 DEFAULT_URL = "sqlite:///.custdq/cases.db"
 
+def record_agents(conn: sa.Connection, business_date: str, roster) -> int:
+    """The night's roster's agent names (masked as any text from a file), replacing what an
+    earlier roster said of the same codes; agents the roster leaves out keep their names."""
+    from checks.masking import mask_text
+    from pipeline.store.schema import agents
+
+    frame = roster[["agent_code", "agent_name", "branch"]] if "branch" in roster else \
+        roster[["agent_code", "agent_name"]].assign(branch=None)
+    frame = frame.drop_duplicates("agent_code", keep="last")
+    rows = [dict(agent_code=str(r.agent_code), night=business_date,
+                 agent_name=mask_text(str(r.agent_name)) if isinstance(r.agent_name, str) else None,
+                 branch=mask_text(str(r.branch)) if isinstance(r.branch, str) else None)
+            for r in frame.itertuples(index=False)]
+    codes = [r["agent_code"] for r in rows]
+    for i in range(0, len(codes), 500):
+        conn.execute(agents.delete().where(agents.c.agent_code.in_(codes[i:i + 500])))
+    if rows:
+        conn.execute(agents.insert(), rows)
+    return len(rows)
+
+
 def record_dims(conn: sa.Connection, business_date: str, dims) -> None:
     """Replace the night's per-branch/channel/agent figures (a DataFrame: dim, key, policies,
     flagged, findings)."""
@@ -182,9 +203,10 @@ class Created:
     key: Path | None = None
 
     def notes(self) -> list[str]:
-        out = [f"created a new case store at {safe_url(self.url)}"] if self.store else []
+        out = [f"created a new case store at {shown_url(self.url)}: its first night, every finding in it is new"]\
+            if self.store else []
         if self.key is not None:
-            out.append(f"created the hash key {self.key}: back it up with the case store (without it the contact "
+            out.append(f"created the hash key {self.key.absolute()}: back it up with the case store (without it the contact "
                        "index can never be matched again)")
         return out
 
@@ -226,14 +248,19 @@ def existing_key(engine: sa.Engine, db: str | None, cfg: dict) -> bytes:
     return key
 
 
-def open_with_key(db: str | None, cfg: dict) -> tuple[sa.Engine, bytes, Created]:
+def open_with_key(db: str | None, cfg: dict, new_store: bool = False,
+                  night: dt.date | None = None) -> tuple[sa.Engine, bytes, Created]:
     """For the commands that write contact hashes (`run`, `index load`): the store (created when
-    absent), its hash key (created only for a store that has none yet) and what was created."""
-    from pipeline.store import hashkey
+    absent, unless that looks like a second history by mistake for a night of `night` and
+    `new_store` is not given: pipeline.store.guard), its hash key (created only for a store that has none yet) and what
+    was created."""
+    from pipeline.store import guard, hashkey
 
     url = resolve(db, cfg)
     created = Created(url)
     path = _sqlite_path(url)
+    if path is not None and not path.exists() and not new_store and night is not None:
+        guard.refuse_second_history(path, url == DEFAULT_URL, night)
     if path is not None and not path.parent.exists():
         created.folder = path.parent
     engine = open_store(url, create=True, notify=lambda _line: setattr(created, "store", True))
@@ -263,6 +290,10 @@ def migrate(conn: sa.Connection, have: int) -> None:
         refresh_statistics(conn)  # a new index without statistics misleads SQLite's planner
     if have < 9:
         _tokens_expire(conn)
+    if have < 10:  # the 处理状态 index (the agents table is new: create_all made it)
+        for index in items.indexes:
+            index.create(conn, checkfirst=True)
+        refresh_statistics(conn)
     conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
 
@@ -305,6 +336,13 @@ def check_key(engine: sa.Engine, fingerprint: str, source: str = "the hash key")
         elif have != fingerprint:
             raise InputError(f"{source} is not the key this case store was built with: restore the original "
                              "key, or start a new store")
+
+
+def shown_url(url: str) -> str:
+    """The store's URL as people should read it: an SQLite file by its absolute path, a server's
+    URL without its password."""
+    path = _sqlite_path(url)
+    return f"sqlite:///{path.absolute()}" if path is not None else safe_url(url)
 
 
 def safe_url(url: str | None) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 metadata = sa.MetaData()
 meta = sa.Table("custdq_meta", metadata,
@@ -155,6 +155,19 @@ items = sa.Table(
     # deadline, 处理状态, new tonight (schema 7)
     sa.Index("ix_items_open_scope", "state", "branch", "rule_code", "due_date", "work_state", "first_seen",
              "item_id"),
+    # the worklist's counts by 处理状态 and a list of one 处理状态: 处理中 and 已完成 are rare, and a
+    # capped count of them in ix_items_open_scope (where work_state is fifth) read the whole open
+    # list (schema 10)
+    sa.Index("ix_items_open_work", "state", "work_state", "branch", "rule_code", "due_date", "item_id"),
+)
+# the agents' names as the latest roster gave them (masked like any text from a file), so the
+# dashboard names agents, not only codes (schema 10)
+agents = sa.Table(
+    "agents", metadata,
+    sa.Column("agent_code", sa.Text, primary_key=True),
+    sa.Column("agent_name", sa.Text),
+    sa.Column("branch", sa.Text),
+    sa.Column("night", D, nullable=False),  # the night whose roster named the agent last
 )
 REPLACED_INDEXES = ("ix_items_open", "ix_items_branch", "ix_items_policy")  # dropped by the migration to schema 6
 

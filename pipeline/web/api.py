@@ -8,10 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pandas as pd
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from checks.catalogue import RULES
 from checks.masking import mask_text
 from pipeline import clock
 from pipeline.outputs.dashboard.data import gather
@@ -76,18 +78,58 @@ def item_disposition(call: Call) -> Response:
     return JSONResponse(_public(after))
 
 
+def board_of(conn, user, night: dt.date | None):
+    """The dashboard's figures (pipeline.outputs.dashboard.data.Board), overdue as of today as the
+    list counts it; for a branch user only their own branches' rows of the per-branch figures."""
+    board = gather(conn, night.isoformat() if night else None, clock.now().date())
+    if not user.every_branch and board.night is not None:
+        mine = set(user.branches)
+        board.dims = {"branch": board.dims["branch"][board.dims["branch"]["key"].isin(mine)]}
+        board.ageing = board.ageing[board.ageing["branch"].isin(mine)]
+        board.progress = _mine(board.progress, mine)
+        board.false_branches = board.false_branches[board.false_branches["branch"].isin(mine)]
+        board.false_agents = board.false_agents[board.false_agents["branch"].isin(mine)]
+    return board
+
+
+def _mine(table, mine: set[str]):
+    """A branch user's rows of a per-branch table, with a 合计 of those rows."""
+    rows = table[table["branch"].isin(mine)]
+    if rows.empty:
+        return rows
+    total = rows.drop(columns=["branch", "days_to_settle"]).sum()
+    weights = rows["settled"].where(rows["days_to_settle"].notna(), 0)
+    days = (rows["days_to_settle"].fillna(0) * weights).sum() / weights.sum() if weights.sum() else None
+    return pd.concat([rows, pd.DataFrame([{"branch": "合计", **total.to_dict(),
+                                           "days_to_settle": None if days is None else round(float(days), 1)}])],
+                     ignore_index=True)
+
+
 def figures(conn, user, night: dt.date | None) -> dict:
     """The dashboard's figures within the user's scope (SPEC 8: a branch user, its branches)."""
-    board = gather(conn, night.isoformat() if night else None, clock.now().date())  # overdue: as the list counts
-    branches = _records(board.dims.get("branch"))
-    ageing = _records(board.ageing)
-    if not user.every_branch:  # a branch user: their own branches' figures only
-        mine = set(user.branches)
-        return {"night": board.night, "as_of": board.as_of, "branches": [b for b in branches if b["key"] in mine],
-                "ageing": [a for a in ageing if a["branch"] in mine]}
-    return {"night": board.night, "as_of": board.as_of, "tonight": json.loads(json.dumps(board.tonight, default=str)),
-            "rules": _records(board.rules), "branches": branches, "agents": _records(board.dims.get("agent"))[:20],
-            "ageing": ageing}
+    board = board_of(conn, user, night)
+    return figures_of(board, user)
+
+
+def figures_of(board, user) -> dict:
+    mine = {"night": board.night, "as_of": board.as_of, "quarter": board.quarter,
+            "branches": _records(board.dims.get("branch")), "ageing": _records(board.ageing),
+            "progress": _records(board.progress), "false_by_branch": _records(board.false_branches),
+            "false_by_agent": _named(_records(board.false_agents))}
+    if not user.every_branch or board.night is None:  # a branch user: their own branches' figures only
+        return mine
+    return mine | {"tonight": json.loads(json.dumps(board.tonight, default=str)),
+                   "rules": [r | {"title": RULES[r["rule"]].title if r["rule"] in RULES else ""}
+                             for r in _records(board.rules)],
+                   "agents": _named(_records(board.dims.get("agent")), "name")[:20],
+                   "rule_trend": _records(board.rule_trend)}
+
+
+def _named(rows: list[dict], key: str = "agent_name") -> list[dict]:
+    """Agents' names from the roster, masked as any text from a file."""
+    for r in rows:
+        r[key] = mask_text(r.get(key) or "")
+    return rows
 
 
 @guarded("dashboard", api=True)

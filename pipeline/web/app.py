@@ -35,9 +35,11 @@ from checks.masking import mask_text
 from pipeline import clock, logs
 from pipeline.cases.quarterly import confirmed_false, quarter_bounds, write_report
 from pipeline.errors import InputError
+from pipeline.outputs.dashboard import charts
 from pipeline.outputs.dashboard.data import AGEING
-from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROLE_NAMES, SEVERITY_NAMES,
-                                     STATE_NAMES, STATUS_NAMES, changes, value_name)
+from pipeline.outputs.dashboard.progress import PROGRESS
+from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROLE_NAMES, RULE_STATUS_NAMES,
+                                     SEVERITY_NAMES, STATE_NAMES, STATUS_NAMES, changes, value_name)
 from pipeline.outputs.worklists import COLUMNS, RESULTS, ROWS_PER_FILE, STATES, write_worklist
 from pipeline import store
 from pipeline.web import api, audit, edge, logins, params, queries, security, settings, users
@@ -54,7 +56,8 @@ def create_app(engine: sa.Engine, cfg: dict, url: str) -> Starlette:
     web = settings.Web.of(cfg["web"])
     key_file = security.key_path(web.session_key_file, url)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
-    env.globals.update(HEADERS=HEADERS, ROLE_NAMES=ROLE_NAMES, SEVERITY_NAMES=SEVERITY_NAMES, STATUS_NAMES=STATUS_NAMES,
+    env.globals.update(HEADERS=HEADERS, ROLE_NAMES=ROLE_NAMES, SEVERITY_NAMES=SEVERITY_NAMES,
+                       RULE_STATUS_NAMES=RULE_STATUS_NAMES, rule_label=charts.rule_label, STATUS_NAMES=STATUS_NAMES,
                        STATE_NAMES=STATE_NAMES, CLOSE_NAMES=CLOSE_NAMES, ACTION_NAMES=ACTION_NAMES,
                        FIELD_NAMES=FIELD_NAMES, ROLE_TITLES=ROLE_TITLES, RULES=RULES, STATES=STATES, RESULTS=RESULTS,
                        value_name=value_name, changes=changes, AGEING_LABELS=[label for label, _, _ in AGEING])
@@ -261,8 +264,10 @@ def worklist(call: Call) -> Response:
     rows, total, more = queries.open_page(call.conn, call.user, f, today, web.count_limit)
     call.shown.extend(r["item_id"] for r in rows)
     query = {k: v for k, v in call.request.query_params.items() if k != "offset"}
+    by_state = queries.state_counts(call.conn, call.user, f, today, web.count_limit)
     return _page(call, "items.html", {
-        "items": rows, "total": total, "more": more, "f": f, "today": today.isoformat(),
+        "items": rows, "total": total, "more": more, "f": f, "today": today.isoformat(), "by_state": by_state,
+        "state_query": {k: v for k, v in query.items() if k != "work_state"},
         "branches": queries.branches(call.conn, call.user), "query": query,
         "categories": sorted({r.category for r in RULES.values()}), "sizes": queries.PAGE_SIZES})
 
@@ -317,8 +322,12 @@ def users_page(call: Call) -> Response:
 def dashboard_page(call: Call) -> Response:
     """The managers' figures live from the store, each row linking to the items behind it; a
     branch user sees their own branches' rows only."""
-    figures = api.figures(call.conn, call.user, params.NIGHT.read(call.request))
-    return _page(call, "dashboard.html", {"d": figures})
+    board = api.board_of(call.conn, call.user, params.NIGHT.read(call.request))
+    shown = None if call.user.every_branch else ("chart-progress", "chart-false")
+    return _page(call, "dashboard.html", {
+        "d": api.figures_of(board, call.user), "PROGRESS": PROGRESS,
+        "charts": charts.as_json(charts.options(board, shown)) if board.night else "{}",
+        "heights": {key: charts.height(key, board) for key in charts.CHARTS} if board.night else {}})
 
 
 @guarded("items", api=False)

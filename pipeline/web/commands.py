@@ -70,11 +70,14 @@ def _password() -> str:
 @users.command("add")
 @click.argument("name")
 @click.option("--role", type=click.Choice(["branch", "manager", "compliance", "admin"]), required=True)
-@click.option("--branch", "branches", multiple=True, metavar="B", help="a branch user's branch (repeatable)")
+@click.option("--branch", "branches", multiple=True, metavar="B",
+              help="a branch user's branch (repeatable), as the extracts write it; one no night has seen is refused")
+@click.option("--new-branch", "new_branch", is_flag=True,
+              help="accept a --branch no night has seen yet (a new branch whose first night is to come)")
 @db_option
 @config_option
 @reports_errors
-def users_add(name, role, branches, db, config_path):
+def users_add(name, role, branches, new_branch, db, config_path):
     """Create a user; the password (at least 10 characters) is read twice from standard input (or
     prompted on a terminal).
 
@@ -85,7 +88,7 @@ def users_add(name, role, branches, db, config_path):
     password = _password()
     engine = existing_store(db, config_path)[0]
     with engine.begin() as conn:
-        user = add_user(conn, name, role, list(branches), password, clock.stamp())
+        user = add_user(conn, name, role, list(branches), password, clock.stamp(), new_branch)
     say(f"user {user.name} added ({user.role}{': ' + ', '.join(user.branches) if user.branches else ''})")
 
 

@@ -113,8 +113,11 @@ def document() -> dict:
             "the dashboard's figures within the caller's scope", (params.NIGHT,),
             _json({"type": "object", "required": ["night", "branches", "ageing"], "properties": {
                 "night": TEXT, "as_of": {**TEXT, "description": "the day ageing and overdue are counted as of (today)"},
+                "quarter": {**TEXT, "description": "the quarter of as_of (YYYYQn)"},
                 "branches": ROWS, "ageing": ROWS, "tonight": {"type": "object"}, "rules": ROWS,
-                "agents": ROWS}}, "the figures"))},
+                "agents": ROWS, "rule_trend": ROWS,
+                "progress": {**ROWS, "description": "per branch, the quarter's items by where they stand, a 合计 last"},
+                "false_by_branch": ROWS, "false_by_agent": ROWS}}, "the figures"))},
         "/api/access-log": {"get": _operation(
             "the access log (compliance)", params.ACCESS_FILTERS,
             _json({"type": "object", "required": ["entries"],

@@ -9,6 +9,7 @@ night's events, so a form made before a change reads as stale after it."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -122,6 +123,18 @@ def open_page(conn: sa.Connection, user: User, f: Filters, today: dt.date,
         r["status"] = _status_of(r, night)
         r["evidence"], r["source_file"] = evidence, file_name(r["source_file"])
     return rows[:f.limit], _count(conn, user, f, today, where, cap), len(rows) > f.limit
+
+
+def state_counts(conn: sa.Connection, user: User, f: Filters, today: dt.date, cap: int) -> dict[str, Total]:
+    """How many open items the filters match in each 处理状态 (the filter's own 处理状态 aside),
+    each counted as `_count` counts: from the scope index, up to `cap`, remembered while nothing
+    changes."""
+    night = latest_night(conn)
+    out = {}
+    for state in STATES:
+        each = dataclasses.replace(f, work_state=state)
+        out[state] = _count(conn, user, each, today, _where(each, night, today), cap)
+    return out
 
 
 def open_frame(conn: sa.Connection, user: User, f: Filters, today: dt.date) -> pd.DataFrame:

@@ -10,7 +10,8 @@
   token expires or is revoked.
 - Behind a single-sign-on proxy: with `web.trusted_user_header` set, the proxy's header names
   the user (the proxy must set it on every request and strip it from the client's).
-- Every answer: a Content-Security-Policy with no inline script or style, frames refused,
+- Every answer: a Content-Security-Policy with no inline script or style (scripts only from the
+  app itself: the dashboard's ECharts and its drawing script under /static/), frames refused,
   no MIME sniffing, no referrer, nothing cached (HEADERS, set by pipeline.web.edge, the
   outermost layer, so a 500 carries them too).
 """
@@ -32,7 +33,8 @@ from pipeline.store import hashkey
 from pipeline.web import users
 
 HEADERS = {
-    "content-security-policy": ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "content-security-policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                                "form-action 'self'; "
                                 "frame-ancestors 'none'; base-uri 'none'"),
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",

@@ -11,6 +11,7 @@ limits and the password checks' own threads are pipeline.web.logins.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import hashlib
 import json
 import re
@@ -105,7 +106,32 @@ def _not_personal(text: str, what: str) -> None:
                          "they are, so they must not hold one")
 
 
-def add_user(conn: sa.Connection, name: str, role: str, branches: list[str], password: str, at: str) -> User:
+def seen_branches(conn: sa.Connection) -> set[str]:
+    """The branches the store's nights have seen (their figures, their items)."""
+    from pipeline.store.schema import items, night_dims
+
+    dims = sa.select(night_dims.c.key).where(night_dims.c.dim == "branch")
+    return set(conn.execute(sa.union(dims, sa.select(items.c.branch).distinct())).scalars()) - {None, ""}
+
+
+def unseen_branches(conn: sa.Connection, branches: list[str]) -> None:
+    """Refuse branches no night has seen (a typo gives a user who sees nothing), naming the
+    nearest known ones; a store with no night yet cannot tell, and takes any."""
+    seen = seen_branches(conn)
+    unknown = [b for b in branches if b not in seen]
+    if not seen or not unknown:
+        return
+    hints = []
+    for b in unknown:
+        near = difflib.get_close_matches(b, sorted(seen), n=3, cutoff=0.4)
+        hints.append(f"{b}" + (f" (did you mean {' or '.join(near)}?)" if near else ""))
+    raise InputError(f"no night has seen the branch {'; '.join(hints)}: a user of it would see nothing. The store's "
+                     f"branches: {', '.join(sorted(seen)[:20])}{' …' if len(seen) > 20 else ''}. Add --new-branch "
+                     "if the branch is new and its first night is still to come")
+
+
+def add_user(conn: sa.Connection, name: str, role: str, branches: list[str], password: str, at: str,
+             new_branch: bool = False) -> User:
     name = check_name(name)
     _not_personal(name, "the user name")
     if role not in ROLES:
@@ -121,6 +147,8 @@ def add_user(conn: sa.Connection, name: str, role: str, branches: list[str], pas
         raise InputError(f"the password must be at least {MIN_PASSWORD} characters")
     if conn.execute(sa.select(users.c.name).where(users.c.name == name)).first() is not None:
         raise InputError(f"user {name} already exists")
+    if not new_branch:
+        unseen_branches(conn, branches)
     conn.execute(users.insert().values(name=name, role=role, branches=json.dumps(branches, ensure_ascii=False),
                                        password_hash=_HASHER.hash(password), disabled=False, created_at=at,
                                        failed_logins=0, locked_until=None, sessions=0))

@@ -2,6 +2,7 @@
 
     dims    tonight's per-branch / channel / agent figures (stored in `night_dims`)
     data    what the page shows, read from the store (no personal data)
-    svg     small inline SVG charts (no scripts, nothing fetched)
+    progress  what the teams did: the quarter's items per branch by where they stand, 虚假资料
+    charts  the charts as Apache ECharts options (both pages draw the same)
     page    the self-contained HTML page
 """

@@ -11,8 +11,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from checks.catalogue import RULES
-from pipeline.store.schema import items
-from pipeline.store.schema import night_dims, runs
+from pipeline.outputs.dashboard import progress
+from pipeline.store.schema import items, night_dims, runs
 from pipeline.store import read_frame as _frame
 
 TREND_NIGHTS = 30
@@ -35,6 +35,11 @@ class Board:
     shared_agents: pd.DataFrame = field(default_factory=pd.DataFrame)
     clusters: pd.DataFrame = field(default_factory=pd.DataFrame)
     expectations: dict | None = None
+    rule_trend: pd.DataFrame = field(default_factory=pd.DataFrame)  # night, rule, findings, pass_rate (%)
+    quarter: str = ""  # the night's quarter, 'YYYYQn'
+    progress: pd.DataFrame = field(default_factory=pd.DataFrame)  # per branch (progress.progress)
+    false_branches: pd.DataFrame = field(default_factory=pd.DataFrame)  # the quarter's 虚假资料 per branch
+    false_agents: pd.DataFrame = field(default_factory=pd.DataFrame)  # ... per agent, with the roster's name
 
 
 def gather(conn: sa.Connection, night: str | None = None, as_of: dt.date | None = None) -> Board:
@@ -61,6 +66,7 @@ def gather(conn: sa.Connection, night: str | None = None, as_of: dt.date | None 
                       "findings": m.get("findings_tonight", 0), "list_due": h.list_due,
                       "on_time": bool(h.list_due_met), "finished": h.finished_at})
     board.trend = pd.DataFrame(trend).tail(TREND_NIGHTS).reset_index(drop=True)
+    board.rule_trend = _rule_trend(history["business_date"].tolist()[-TREND_NIGHTS:], manifests[-TREND_NIGHTS:])
     last = manifests[-1]
     board.tonight = board.trend.iloc[-1].to_dict() | {
         "open": last.get("items", {}).get("total", 0), "new": last.get("items", {}).get("new", 0),
@@ -68,7 +74,7 @@ def gather(conn: sa.Connection, night: str | None = None, as_of: dt.date | None 
         "rows_out_of_scope": last.get("rows", {}).get("rows_out_of_scope", 0),
         "calendar_source": last.get("deadlines", {}).get("calendar_source", ""),
         "provisional": last.get("deadlines", {}).get("provisional", False),
-        "warnings": list(last.get("warnings", []))}
+        "warnings": list(last.get("warnings_zh", last.get("warnings", [])))}  # 运行提醒 in Chinese (nights before it was kept: English)
     per_rule = last.get("findings_per_rule", {})
     # the severity the night judged each rule at (the config's `rules.severity` overrides, as
     # the night's manifest recorded them), the catalogue's only for a rule the night did not report
@@ -101,7 +107,27 @@ def gather(conn: sa.Connection, night: str | None = None, as_of: dt.date | None 
                            counted)
     board.shared_agents = _shared_agents(conn, window[0])
     board.clusters = _clusters(conn)
+    names = progress.agent_names(conn, [c for c in board.dims["agent"]["key"].tolist() if c != UNKNOWN]
+                                 + [c for c in board.shared_agents.get("agent_code", pd.Series()).tolist()])
+    board.dims["agent"]["name"] = [names.get(c, "") for c in board.dims["agent"]["key"]]
+    if len(board.shared_agents):
+        board.shared_agents["agent_name"] = [names.get(c, "") for c in board.shared_agents["agent_code"]]
+    board.quarter = progress.quarter_of(counted)[2]  # the quarter of the day the page counts as of
+    board.progress = progress.progress(conn, counted)
+    board.false_branches, board.false_agents = progress.false_info(conn, counted)
     return board
+
+
+def _rule_trend(nights: list[str], manifests: list[dict]) -> pd.DataFrame:
+    """Each rule's findings and pass rate (100 minus the percent of the rows it tested that
+    failed it) on each night; a rule that did not run that night has no pass rate."""
+    rows = []
+    for night, m in zip(nights, manifests):
+        for code, rule in m.get("rules", {}).items():
+            failed = rule.get("percent_failed")
+            rows.append({"night": night, "rule": code, "findings": int(m.get("findings_per_rule", {}).get(code, 0)),
+                         "pass_rate": None if failed is None or rule.get("status") != "ok" else 100.0 - float(failed)})
+    return pd.DataFrame(rows, columns=["night", "rule", "findings", "pass_rate"])
 
 
 def _ageing(counts: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:

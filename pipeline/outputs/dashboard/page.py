@@ -1,18 +1,30 @@
-"""dashboard.html: one self-contained page (styles inline, charts as inline SVG, no script, no
-external reference) with Chinese labels, written atomically. Aggregates only."""
+"""dashboard.html: one self-contained page with Chinese labels, written atomically. Aggregates
+only. Its charts are Apache ECharts (pipeline/outputs/dashboard/charts.py), the library and the
+page's small script inline, so the file opens offline; its own Content-Security-Policy allows
+exactly those two scripts (by their sha256) and nothing fetched from anywhere."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Collection
+from functools import cache
 from html import escape
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 
+from checks.masking import mask_text
 from pipeline import clock
-from pipeline.outputs.dashboard import svg
+from pipeline.outputs.dashboard import charts
 from pipeline.outputs.dashboard.data import AGEING, Board, gather
+from pipeline.outputs.dashboard.progress import PROGRESS
+from pipeline.outputs.labels import RULE_STATUS_NAMES, SEVERITY_NAMES
+
+STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
+ECHARTS = STATIC / "vendor" / "echarts" / "echarts.min.js"  # served by the web app too
+SCRIPT = STATIC / "dashboard.js"
 
 STYLE = """
 body{font-family:"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif;margin:24px;color:#222;background:#fafafa}
@@ -26,6 +38,8 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bot
 table{border-collapse:collapse;font-size:13px;background:#fff;margin:6px 0}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:right} th{background:#EEF3FA}
 td.l,th.l{text-align:left} .empty{color:#888;font-size:13px} footer{margin-top:32px;color:#888;font-size:12px}
+.chart{width:100%;max-width:980px;background:#fff;border:1px solid #ddd;border-radius:6px;margin:8px 0;padding:8px;
+box-sizing:border-box} .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:12px}
 """
 DIM_NAMES = {"branch": "机构", "channel": "渠道", "agent": "业务员"}
 
@@ -75,6 +89,7 @@ def render(board: Board, docs_link: str | None = None) -> str:
         _card("清单按时下发", "是" if t["on_time"] else "否", "ok" if t["on_time"] else "bad"),
         _card(f"近{len(trend)}晚按时率", _pct(on_time)),
         _card("运行提醒", f"{len(t.get('warnings', []))}", "bad" if t.get("warnings") else "ok"),
+        *_progress_cards(board),
     ])
     sections = [f'<div class="cards">{cards}</div>']
     if t.get("warnings"):  # what the operator was warned of tonight (pipeline.night.alerts)
@@ -83,34 +98,37 @@ def render(board: Board, docs_link: str | None = None) -> str:
     if t.get("provisional"):
         sections.append('<p class="bad">注意：部分期限落在日历尚未公布的年份，按周末推算，标记为“期限待定”。</p>')
 
-    rules = board.rules[board.rules["findings"] > 0]
-    sections.append("<h2>今晚各规则发现数</h2><div class='grid'>" + svg.bars(
-        rules["rule"].tolist(), rules["findings"].tolist(), "按规则") + svg.bars(
-        board.categories["category"].tolist(), board.categories["findings"].tolist(), "按问题类别", color="alt") +
-        "</div>" + _table(board.rules, [("rule", "规则代码"), ("category", "类别"), ("severity", "严重程度"),
-                                        ("findings", "发现数"), ("percent", "失败率%"), ("status", "状态")],
-                          {"rule", "category", "severity", "status"}))
+    sections.append(f"<h2>近{len(trend)}晚趋势</h2>" + _chart("chart-trend", board) + _table(
+        trend.iloc[::-1].assign(on_time=trend["on_time"].iloc[::-1].map({True: "是", False: "否"}),
+                                per_1000=[round(1000 * f / c, 1) if c else None
+                                          for f, c in zip(trend["findings"].iloc[::-1], trend["checked"].iloc[::-1])]),
+        [("night", "业务日期"), ("checked", "检查保单"), ("flagged", "有问题保单"), ("findings", "发现数"),
+         ("per_1000", "每千件"), ("list_due", "清单下发期限"), ("on_time", "按时")], {"night"}))
 
-    nights = trend["night"].tolist()
-    trend = trend.assign(on_time=trend["on_time"].map({True: "是", False: "否"}))
-    sections.append("<h2>近30晚趋势</h2><div class='grid'>" + svg.line(
-        nights, trend["pass_rate"].tolist(), "通过率", percent=True) + svg.line(
-        nights, [float(v) for v in trend["findings"]], "发现问题数", color="alt") + svg.line(
-        nights, [float(v) for v in trend["checked"]], "检查行数") + "</div>" + _table(
-        trend.iloc[::-1], [("night", "业务日期"), ("checked", "检查行数"), ("flagged", "有问题保单"),
-                          ("findings", "发现数"), ("list_due", "清单下发期限"), ("on_time", "按时")], {"night"}))
+    sections.append(f"<h2>规则（业务日期 {escape(board.night)}）</h2><div class='charts'>"
+                    + _chart("chart-rules", board) + _chart("chart-rule-pass", board) + "</div>"
+                    + _table(rule_rows(board), [("label", "规则"), ("category", "问题类别"), ("severity", "严重程度"),
+                                                ("findings", "发现数"), ("percent", "失败率%"), ("status", "运行状态")],
+                             {"label", "category", "severity", "status"}))
+
+    sections.append(f"<h2>{escape(board.quarter)} 处理进度（本季度新增的问题件，逾期截至 {board.as_of}）</h2>"
+                    + _chart("chart-progress", board) + _table(
+                        board.progress, [("branch", "机构"), ("raised", "新增")] + [(c, c) for c in PROGRESS]
+                        + [("overdue", "逾期（未结）"), ("settled", "已办结"), ("days_to_settle", "平均办结天数")],
+                        {"branch"}))
+    sections.append(f"<h2>{escape(board.quarter)} 确认虚假资料（按机构、业务员）</h2>" + _chart("chart-false", board)
+                    + _table(agent_rows(board.false_agents, "agent_code"),
+                             [("branch", "机构"), ("agent", "业务员"), ("items", "问题件"), ("policies", "保单")],
+                             {"branch", "agent"}))
 
     for dim, name in DIM_NAMES.items():
         d = board.dims.get(dim, pd.DataFrame())
         if dim == "agent" and len(d):
-            d = d[d["policies_30"] >= 20]  # a rate over a handful of policies says nothing
-        top = d.head(15)
-        sections.append(f"<h2>按{name}：每千件保单问题数（近{len(trend)}晚）</h2>" + svg.bars(
-            top["key"].astype(str).tolist() if len(top) else [], top["per_1000"].fillna(0).tolist() if len(top) else [],
-            f"每千件保单问题数（{name}）", color="bad" if dim == "agent" else "bar") + _table(
-            d, [("key", name), ("policies_tonight", "今晚保单"), ("findings_tonight", "今晚发现"),
-                ("policies_30", "近30晚保单"), ("findings_30", "近30晚发现"), ("per_1000", "每千件")], {"key"},
-            limit=30))
+            d = agent_rows(d[d["policies_30"] >= 20], "key", "name")  # a rate over a handful of policies says nothing
+        sections.append(f"<h2>按{name}：每千件保单问题数（近{len(trend)}晚）</h2>" + _table(
+            d, [("agent" if dim == "agent" else "key", name), ("policies_tonight", "今晚保单"),
+                ("findings_tonight", "今晚发现"), ("policies_30", "近30晚保单"), ("findings_30", "近30晚发现"),
+                ("per_1000", "每千件")], {"key", "agent"}, limit=30))
         if dim == "agent":
             sections.append('<p class="sub">业务员排名只含近30晚保单不少于20件的业务员。</p>')
 
@@ -119,10 +137,10 @@ def render(board: Board, docs_link: str | None = None) -> str:
         board.ageing, [("branch", "机构")] + [(label, label) for label in labels] + [("open", "未结合计"),
                                                                                    ("overdue", "逾期合计")], {"branch"}))
     sections.append("<h2>共用联系方式：业务员排名（近30晚）</h2>" + _table(
-        board.shared_agents, [("agent_code", "业务员代码"), ("findings", "问题件"), ("policies", "保单"),
-                              ("clusters", "线索群")], {"agent_code"}))
-    sections.append("<h2>共用联系方式：线索群规模（未结）</h2>" + svg.bars(
-        board.clusters["bucket"].tolist(), board.clusters["clusters"].tolist(), "线索群数（按人数）", color="alt"))
+        agent_rows(board.shared_agents, "agent_code", "agent_name"),
+        [("agent", "业务员"), ("findings", "问题件"), ("policies", "保单"), ("clusters", "线索群")], {"agent"}))
+    sections.append("<h2>共用联系方式：线索群规模（未结）</h2>" + _table(
+        board.clusters, [("bucket", "线索群人数"), ("clusters", "线索群数")], {"bucket"}))
 
     e = board.expectations
     if e:
@@ -137,14 +155,61 @@ def render(board: Board, docs_link: str | None = None) -> str:
     title = f"客户信息质量看板 · 业务日期 {board.night}"
     body = f'<h1>{escape(title)}</h1><p class="sub">日历来源：{escape(str(t.get("calendar_source", "")))}；' \
            f'仅含汇总数据，不含客户个人信息。</p>' + "".join(sections)
-    return _html(title, body)
+    return _html(title, body, charts.as_json(charts.options(board)))
 
 
-def _html(title: str, body: str) -> str:
+def _progress_cards(board: Board) -> list[str]:
+    if board.progress.empty:
+        return []
+    total = board.progress[board.progress["branch"] == "合计"].iloc[0]
+    return [_card(f"{board.quarter} 新增问题件", f"{int(total['raised']):,}"),
+            _card(f"{board.quarter} 已办结", f"{int(total['settled']):,}"),
+            _card(f"{board.quarter} 确认虚假资料", f"{int(total['虚假资料']):,}", "bad" if total["虚假资料"] else "")]
+
+
+def rule_rows(board: Board) -> pd.DataFrame:
+    """The rules' table: title and code, severity and run status in Chinese."""
+    r = board.rules
+    return r.assign(label=r["rule"].map(charts.rule_label), severity=r["severity"].map(lambda s: SEVERITY_NAMES.get(s, s)),
+                    status=r["status"].map(lambda s: RULE_STATUS_NAMES.get(s, s)))
+
+
+def agent_rows(frame: pd.DataFrame, code: str, name: str = "agent_name") -> pd.DataFrame:
+    """An agent as people know them: the roster's name (masked as any text) and the code."""
+    if frame.empty:
+        return frame
+    names = frame[name] if name in frame else pd.Series("", index=frame.index)
+    return frame.assign(agent=[f"{mask_text(n)}（{c}）" if isinstance(n, str) and n else str(c)
+                               for n, c in zip(names, frame[code])])
+
+
+def _chart(key: str, board: Board) -> str:
+    return f'<div class="chart" id="{key}" data-height="{charts.height(key, board)}"></div>'
+
+
+@cache
+def _scripts() -> tuple[str, str]:
+    return ECHARTS.read_text(encoding="utf-8"), SCRIPT.read_text(encoding="utf-8")
+
+
+def _sha(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
+
+
+def _html(title: str, body: str, options: str | None = None) -> str:
+    scripts = ""
+    policy = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+    if options is not None:
+        library, draw = _scripts()
+        policy = f"default-src 'none'; script-src {_sha(library)} {_sha(draw)}; style-src 'unsafe-inline'; img-src data:"
+        scripts = (f'<script type="application/json" id="chart-options">{options}</script>'
+                   f"<script>{library}</script><script>{draw}</script>")
     return (f'<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>{body}"
-            f"<footer>custdq 生成 · 离线单文件</footer></body></html>\n")
+            f"<footer>custdq 生成 · 离线单文件 · 图表：Apache ECharts（Apache License 2.0）</footer>{scripts}"
+            f"</body></html>\n")
 
 
 def write_dashboard(source: sa.Engine | sa.Connection, path: Path, night: str | None = None,
