@@ -260,10 +260,10 @@ def test_a_schema_5_store_gains_the_web_tables_and_the_ordered_indexes(invoke, t
     assert invoke("run", str(write_csv(tmp_path / "e.csv", [row(insured_sex="9")])), "--business-date", "2026-11-20", "--db", db,
                   "--out", str(tmp_path / "o"), "--quiet").exit_code == 0
     with sqlite3.connect(tmp_path / "five.db") as conn:  # as schema 5 left it
-        for table in ("users", "api_tokens", "access_log"):
+        for table in ("users", "api_tokens", "access_log", "agents"):
             conn.execute(f"drop table {table}")
         for name in ("ix_items_open_due", "ix_items_open_branch", "ix_items_open_rule", "ix_items_open_agent",
-                     "ix_items_policy_item", "ix_items_open_scope"):
+                     "ix_items_policy_item", "ix_items_open_scope", "ix_items_open_work", "ix_items_seen"):
             conn.execute(f"drop index {name}")
         conn.execute("create index ix_items_open on items (state, due_date)")
         conn.execute("create index ix_items_branch on items (branch)")
@@ -277,9 +277,9 @@ def test_a_schema_5_store_gains_the_web_tables_and_the_ordered_indexes(invoke, t
         version = conn.execute("select value from custdq_meta where key='schema_version'").fetchone()[0]
         counted = {r[0] for r in conn.execute("select idx from sqlite_stat1 where tbl = 'items'")}
     assert indexes == {"ix_items_open_due", "ix_items_open_branch", "ix_items_open_rule", "ix_items_open_agent",
-                       "ix_items_policy_item", "ix_items_open_scope"}
-    assert indexes <= counted  # the planner's statistics cover the new indexes (schema 7)
-    assert {"users", "api_tokens", "access_log"} <= tables and version == str(store.SCHEMA_VERSION) == "9"
+                       "ix_items_policy_item", "ix_items_open_scope", "ix_items_open_work", "ix_items_seen"}
+    assert indexes <= counted  # the planner's statistics cover the new indexes (schema 7, 10)
+    assert {"users", "api_tokens", "access_log", "agents"} <= tables and version == str(store.SCHEMA_VERSION) == "10"
 
 
 def test_quarterly_report_lists_confirmed_false_information(night, invoke, tmp_path, db):

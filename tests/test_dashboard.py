@@ -223,9 +223,9 @@ def test_the_backlog_figures_are_grouped_by_the_database(store_url):
         got = getattr(board, name).drop(columns=["agent_name"], errors="ignore")
         pd.testing.assert_frame_equal(got, frame, check_dtype=False, obj=name)
     # every read of the items is a grouping: the open backlog never comes back item by item (ageing,
-    # shared agents, clusters, the quarter's progress, its 虚假资料 per branch and per agent)
+    # shared agents, clusters, the quarter's progress and its days to settle, its 虚假资料 per branch and per agent)
     item_reads = [s for s in statements if re.search(r"\bFROM items\b", s)]
-    assert len(item_reads) == 6 and all("GROUP BY" in s for s in item_reads), item_reads
+    assert len(item_reads) == 7 and all("GROUP BY" in s for s in item_reads), item_reads
 
 
 def test_a_cluster_counts_once_at_its_largest_open_size(tmp_path):
