@@ -199,7 +199,7 @@ def test_the_pages_draw_every_chart_offline_and_under_a_strict_csp(board):
     web = _shots(base + "/dashboard", "web-manager", ("boss", PASSWORDS["boss"]))
     assert web["problems"] == [], web["problems"]  # a CSP violation is a console error
     assert all(u.startswith(base + "/") for u in web["requests"]), web["requests"]
-    assert base + "/static/vendor/echarts/echarts.min.js" in web["requests"]
+    assert base + "/static/dashboard/echarts.min.js" in web["requests"]
     assert len(web["drawn"]) == 5 and all(n == 1 for n in web["drawn"].values()), web["drawn"]
     assert "处理进度" in web["text"] and "运行提醒" in web["text"]
     for line in re.findall(r"\n(\S+分公司)\t(\S+（A\d+）)\t(\S+)\t(\S+)", web["text"]):  # 虚假资料 per agent

@@ -36,6 +36,7 @@ from pipeline import clock, logs
 from pipeline.cases.quarterly import confirmed_false, quarter_bounds, write_report
 from pipeline.errors import InputError
 from pipeline.outputs.dashboard import charts
+from pipeline.outputs.dashboard.page import ASSETS
 from pipeline.outputs.dashboard.data import AGEING
 from pipeline.outputs.dashboard.progress import PROGRESS
 from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROLE_NAMES, RULE_STATUS_NAMES,
@@ -68,6 +69,8 @@ def create_app(engine: sa.Engine, cfg: dict, url: str) -> Starlette:
         Route("/items/{item_id}/disposition", disposition_form, methods=["POST"]),
         Route("/dashboard", dashboard_page), Route("/report/quarterly", report_page), Route("/access-log", access_page), Route("/users", users_page),
         *api.ROUTES,
+        # the dashboard's ECharts and drawing script, from the dashboard's own folder (before /static)
+        Mount("/static/dashboard", StaticFiles(directory=ASSETS), name="dashboard-assets"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [

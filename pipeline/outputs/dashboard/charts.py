@@ -2,7 +2,7 @@
 both pages: the web app's /dashboard (ECharts served by the app itself, its CSP allowing
 `'self'` scripts only) and the offline dashboard.html (ECharts inline). Options are plain JSON
 (no functions): the pages hand them to `echarts.init(...).setOption(...)` unchanged
-(pipeline/web/static/dashboard.js). Every label is Chinese: rules by their title with the
+(pipeline/outputs/dashboard/assets/dashboard.js). Every label is Chinese: rules by their title with the
 code, severities 错误/警告. Tooltips are drawn by ECharts itself (`renderMode: "richText"`), not
 as HTML with inline styles, so a strict CSP has nothing to refuse."""
 

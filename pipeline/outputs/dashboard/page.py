@@ -22,9 +22,9 @@ from pipeline.outputs.dashboard.data import AGEING, Board, gather
 from pipeline.outputs.dashboard.progress import PROGRESS
 from pipeline.outputs.labels import RULE_STATUS_NAMES, SEVERITY_NAMES
 
-STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
-ECHARTS = STATIC / "vendor" / "echarts" / "echarts.min.js"  # served by the web app too
-SCRIPT = STATIC / "dashboard.js"
+ASSETS = Path(__file__).resolve().with_name("assets")  # the web app serves them too, as /static/dashboard/
+ECHARTS = ASSETS / "echarts.min.js"
+SCRIPT = ASSETS / "dashboard.js"
 
 STYLE = """
 body{font-family:"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif;margin:24px;color:#222;background:#fafafa}
