@@ -136,3 +136,19 @@ def test_a_header_only_night_warns_on_a_new_store(tmp_path):
                  "--db", f"sqlite:///{tmp_path / 'other' / 'cases.db'}", cwd=tmp_path)
     assert old.returncode == 0, old.stderr
     assert "warning: no row of the 1 read is in scope (1 out of scope, 0 quarantined)" in old.stderr
+
+
+def test_a_night_of_another_store_never_replaces_a_nights_outputs(tmp_path):
+    real = _night(tmp_path, f"sqlite:///{tmp_path / 'cases.db'}")
+    assert real.returncode == 0, real.stderr
+    out = tmp_path / "out" / "2026-11-20"
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert any(str(p).startswith("worklists") for p in before)
+    other = f"sqlite:///{tmp_path / 'scratch' / 'cases.db'}"  # a test store, its night into the same folder
+    refused = _night(tmp_path, other)
+    assert refused.returncode == 2, refused.stderr
+    assert f"--out {out} holds the night of another case store (sqlite:///{tmp_path / 'cases.db'})" in refused.stderr
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    again = _night(tmp_path, f"sqlite:///{tmp_path / 'cases.db'}")  # its own store re-runs the night as ever
+    assert again.returncode == 0, again.stderr
+    assert f"outputs in {out}" in again.stderr  # the folder by its absolute path

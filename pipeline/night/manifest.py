@@ -73,7 +73,7 @@ def night_manifest(n: Night, conn) -> dict:
             "list_due_met": finished.date() <= n.deadlines.list_due, "provisional": n.deadlines.provisional,
             "calendar_source": n.calendar.source, "calendar_years_uncovered": sorted(n.calendar.uncovered),
         },
-        "case_store": store.safe_url(n.db),
+        "case_store": store.shown_url(n.db),  # an SQLite file by its absolute path (outputs.refuse_foreign)
         "timings_seconds": n.stages.timings,
         "peak_memory_mb": peak_memory_mb(),
         "versions": versions(),

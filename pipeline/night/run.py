@@ -56,7 +56,7 @@ class RunResult:
         lines.append(
             f"custdq: {m['business_date']}: {r['rows_read']} rows read, {r['rows_in_scope']} checked, "
             f"{r['rows_out_of_scope']} out of scope, {r['rows_quarantined']} quarantined; "
-            f"{m['items']['total']} items; list due {m['deadlines']['list_due']}; outputs in {self.out_dir}"
+            f"{m['items']['total']} items; list due {m['deadlines']['list_due']}; outputs in {Path(self.out_dir).absolute()}"
             f"{'; replaced the earlier run of this date' if m.get('replaced_earlier_run') else ''}")
         lines += [f"warning: {line}" for line in m.get("warnings", [])]
         if self.gate_failed:
@@ -143,6 +143,7 @@ def run_night(request: NightRequest) -> RunResult:
     out = Path(request.out_dir) if request.out_dir else Path("out") / request.business_date.isoformat()
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory")
+    outputs.refuse_foreign(out, store.resolve(request.db, cfg))
     stages = Stages(STAGES, quiet=request.quiet)
     log.info("business date %s, %d extract file(s), case store %s, output folder %s", request.business_date,
              len(request.extracts), store.safe_url(store.resolve(request.db, cfg)), out)

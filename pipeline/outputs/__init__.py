@@ -37,6 +37,27 @@ CSV_SLICE = 100_000  # rows joined into CSV text at a time
 _QUOTE, _COMMA, _END, _NOTHING = (pa.scalar(s, pa.large_string()) for s in ('"', ",", "\n", ""))
 
 
+def refuse_foreign(out: Path, url: str) -> None:
+    """Refuse (exit 2) an output folder that holds a complete night of another case store: the
+    default `out/<business-date>/` of a run on another store (a test store, a `--new-store`)
+    would otherwise replace that night's worklists and items without a word. A folder whose
+    manifest names this store, or has none, is this night's to write."""
+    import json
+
+    from pipeline import store
+    from pipeline.errors import InputError
+
+    try:
+        before = json.loads((out / "manifest.json").read_text(encoding="utf-8")).get("case_store")
+    except (OSError, ValueError, AttributeError):
+        return
+    if not before or before in (store.safe_url(url), store.shown_url(url)):
+        return
+    raise InputError(f"--out {out.absolute()} holds the night of another case store ({before}), not of "
+                     f"{store.shown_url(url)}; nothing was done. Name another folder with --out (or remove that "
+                     "one if it is no longer needed)")
+
+
 def staging_dir(out: Path) -> Path:
     """A fresh hidden folder inside `out` (same file system, so publishing is a rename)."""
     staging = out / f".staging-{os.getpid()}"

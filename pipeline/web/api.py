@@ -112,7 +112,7 @@ def figures(conn, user, night: dt.date | None) -> dict:
 
 
 def figures_of(board, user) -> dict:
-    mine = {"night": board.night, "as_of": board.as_of, "quarter": board.quarter,
+    mine = {"night": board.night, "as_of": board.as_of, "quarter": board.quarter, "nights": len(board.trend),
             "branches": _records(board.dims.get("branch")), "ageing": _records(board.ageing),
             "progress": _records(board.progress), "false_by_branch": _records(board.false_branches),
             "false_by_agent": _named(_records(board.false_agents))}

@@ -327,9 +327,10 @@ def dashboard_page(call: Call) -> Response:
     branch user sees their own branches' rows only."""
     board = api.board_of(call.conn, call.user, params.NIGHT.read(call.request))
     shown = None if call.user.every_branch else ("chart-progress", "chart-false")
+    options = charts.options(board, shown) if board.night else {}
     return _page(call, "dashboard.html", {
         "d": api.figures_of(board, call.user), "PROGRESS": PROGRESS,
-        "charts": charts.as_json(charts.options(board, shown)) if board.night else "{}",
+        "charts": charts.as_json(options), "drawn": set(options),
         "heights": {key: charts.height(key, board) for key in charts.CHARTS} if board.night else {}})
 
 

@@ -38,7 +38,7 @@ def serve(db, host, port, config_path):
     port = port or web.port
     workers = web.workers
     shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
-    say(f"serving the case store {store.safe_url(store.resolve(db, cfg))} on http://{shown}:{port}/ "
+    say(f"serving the case store {store.shown_url(store.resolve(db, cfg))} on http://{shown}:{port}/ "
         f"({workers} worker process{'es' if workers > 1 else ''}; Ctrl-C stops)")
     # X-Forwarded-For only from the proxies listed (uvicorn's own default believes 127.0.0.1)
     proxies = list(web.trusted_proxies)

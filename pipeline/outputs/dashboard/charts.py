@@ -77,7 +77,8 @@ def rule_pass(board) -> dict:
         lines.append((rule_label(code), [None if (f := _num(v)) is None else round(f, 3) for v in each]))
     series = [{"name": name, "type": "line", "connectNulls": True, "data": data} for name, data in lines]
     low = min((v for _, data in lines for v in data if v is not None), default=90.0)
-    return out | {"legend": {"type": "scroll", "bottom": 0, "data": [s["name"] for s in series]},
+    return out | {"legend": {"bottom": 0, "data": [s["name"] for s in series]},
+                  "grid": {"left": 8, "right": 16, "top": 48, "bottom": 120, "containLabel": True},
                   "xAxis": {"type": "category", "data": nights},
                   "yAxis": {"type": "value", "min": math.floor(min(low, 99.0)), "max": 100,
                             "axisLabel": {"formatter": "{value}%"}},
@@ -130,7 +131,7 @@ CHARTS = {"chart-trend": trend, "chart-rule-pass": rule_pass, "chart-rules": rul
 
 def options(board, only: tuple[str, ...] | None = None) -> dict[str, dict]:
     """Every chart's options, keyed by the id of the element it is drawn in."""
-    return {key: make(board) for key, make in CHARTS.items() if only is None or key in only}
+    return {key: make(board) for key, make in CHARTS.items() if (only is None or key in only) and has_data(key, board)}
 
 
 def as_json(charts: dict) -> str:
@@ -148,8 +149,23 @@ def _plain(v):
     raise TypeError(type(v).__name__)
 
 
+def has_data(key: str, board) -> bool:
+    """Whether a chart has anything to draw (an empty one is left out of the page)."""
+    if key == "chart-progress":
+        return bool(len(board.progress))
+    if key == "chart-false":
+        return bool(len(board.false_branches))
+    if key == "chart-rules":
+        return bool((board.rules["findings"] > 0).any()) if len(board.rules) else False
+    if key == "chart-rule-pass":
+        return bool(len(board.rule_trend)) and bool((board.rule_trend["findings"] > 0).any())
+    return bool(len(board.trend))
+
+
 def height(key: str, board) -> int:
     """A chart's height in pixels: the bar charts grow with their rows."""
+    if key == "chart-rule-pass":
+        return 420  # its legend: up to RULE_LINES long names, in rows
     rows = {"chart-rules": int((board.rules["findings"] > 0).sum()),
             "chart-progress": max(len(board.progress) - 1, 0),
             "chart-false": len(board.false_branches)}.get(key)

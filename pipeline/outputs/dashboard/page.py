@@ -20,6 +20,7 @@ from pipeline import clock
 from pipeline.outputs.dashboard import charts
 from pipeline.outputs.dashboard.data import AGEING, Board, gather
 from pipeline.outputs.dashboard.progress import PROGRESS
+from pipeline.night.alerts import expectation_title
 from pipeline.outputs.labels import RULE_STATUS_NAMES, SEVERITY_NAMES
 
 ASSETS = Path(__file__).resolve().with_name("assets")  # the web app serves them too, as /static/dashboard/
@@ -79,7 +80,7 @@ def render(board: Board, docs_link: str | None = None) -> str:
     trend = board.trend
     on_time = trend["on_time"].mean() if len(trend) else None
     cards = "".join([
-        _card("今晚检查行数", f"{int(t['checked']):,}"),
+        _card("今晚检查保单", f"{int(t['checked']):,}"),
         _card("通过率", _pct(t["pass_rate"]), "ok" if (t["pass_rate"] or 0) >= 0.95 else "bad"),
         _card("今晚发现问题", f"{int(t['findings']):,}"),
         _card("未结问题件", f"{int(t['open']):,}"),
@@ -108,7 +109,7 @@ def render(board: Board, docs_link: str | None = None) -> str:
     sections.append(f"<h2>规则（业务日期 {escape(board.night)}）</h2><div class='charts'>"
                     + _chart("chart-rules", board) + _chart("chart-rule-pass", board) + "</div>"
                     + _table(rule_rows(board), [("label", "规则"), ("category", "问题类别"), ("severity", "严重程度"),
-                                                ("findings", "发现数"), ("percent", "失败率%"), ("status", "运行状态")],
+                                                ("findings", "发现数"), ("percent", "失败率"), ("status", "运行状态")],
                              {"label", "category", "severity", "status"}))
 
     sections.append(f"<h2>{escape(board.quarter)} 处理进度（本季度新增的问题件，逾期截至 {board.as_of}）</h2>"
@@ -126,17 +127,17 @@ def render(board: Board, docs_link: str | None = None) -> str:
         if dim == "agent" and len(d):
             d = agent_rows(d[d["policies_30"] >= 20], "key", "name")  # a rate over a handful of policies says nothing
         sections.append(f"<h2>按{name}：每千件保单问题数（近{len(trend)}晚）</h2>" + _table(
-            d, [("agent" if dim == "agent" else "key", name), ("policies_tonight", "今晚保单"),
-                ("findings_tonight", "今晚发现"), ("policies_30", "近30晚保单"), ("findings_30", "近30晚发现"),
-                ("per_1000", "每千件")], {"key", "agent"}, limit=30))
+            d, [("agent" if dim == "agent" else "key", name), ("policies_tonight", "今晚检查保单"),
+                ("findings_tonight", "今晚发现"), ("policies_30", f"近{len(trend)}晚检查保单"),
+                ("findings_30", f"近{len(trend)}晚发现"), ("per_1000", "每千件保单发现")], {"key", "agent"}, limit=30))
         if dim == "agent":
-            sections.append('<p class="sub">业务员排名只含近30晚保单不少于20件的业务员。</p>')
+            sections.append(f'<p class="sub">业务员排名只含近{len(trend)}晚保单不少于20件的业务员。</p>')
 
     labels = [label for label, _, _ in AGEING]
     sections.append(f"<h2>未结与逾期问题件（按机构、账龄；截至 {board.as_of}）</h2>" + _table(
         board.ageing, [("branch", "机构")] + [(label, label) for label in labels] + [("open", "未结合计"),
                                                                                    ("overdue", "逾期合计")], {"branch"}))
-    sections.append("<h2>共用联系方式：业务员排名（近30晚）</h2>" + _table(
+    sections.append(f"<h2>共用联系方式：业务员排名（近{len(trend)}晚）</h2>" + _table(
         agent_rows(board.shared_agents, "agent_code", "agent_name"),
         [("agent", "业务员"), ("findings", "问题件"), ("policies", "保单"), ("clusters", "线索群")], {"agent"}))
     sections.append("<h2>共用联系方式：线索群规模（未结）</h2>" + _table(
@@ -148,7 +149,8 @@ def render(board: Board, docs_link: str | None = None) -> str:
         link = f' <a href="{escape(docs_link)}">查看 Data Docs 明细</a>' if docs_link else ""
         status = "全部通过" if not e.get("failed") else f"{e['failed']} 项未通过"
         sections.append(f"<h2>批次质量期望（Great Expectations）</h2><p>{escape(status)}{link}</p>" + (_table(
-            rows.assign(success=rows["success"].map({True: "通过", False: "未通过"}),
+            rows.assign(name=rows["name"].map(expectation_title),
+                        success=rows["success"].map({True: "通过", False: "未通过"}),
                         blocking=rows["blocking"].map({True: "是", False: "否"})),
             [("name", "期望"), ("success", "结果"), ("blocking", "阻断"), ("observed", "观测值")],
             {"name", "success", "blocking", "observed"}, limit=100) if len(rows) else ""))
@@ -171,7 +173,8 @@ def rule_rows(board: Board) -> pd.DataFrame:
     """The rules' table: title and code, severity and run status in Chinese."""
     r = board.rules
     return r.assign(label=r["rule"].map(charts.rule_label), severity=r["severity"].map(lambda s: SEVERITY_NAMES.get(s, s)),
-                    status=r["status"].map(lambda s: RULE_STATUS_NAMES.get(s, s)))
+                    status=r["status"].map(lambda s: RULE_STATUS_NAMES.get(s, s)),
+                    percent=[None if v is None or pd.isna(v) else f"{v:.2f}%" for v in r["percent"]])
 
 
 def agent_rows(frame: pd.DataFrame, code: str, name: str = "agent_name") -> pd.DataFrame:
@@ -184,6 +187,9 @@ def agent_rows(frame: pd.DataFrame, code: str, name: str = "agent_name") -> pd.D
 
 
 def _chart(key: str, board: Board) -> str:
+    """A chart's element, or 暂无数据 where it would have nothing to draw."""
+    if not charts.has_data(key, board):
+        return '<p class="empty">暂无数据</p>'
     return f'<div class="chart" id="{key}" data-height="{charts.height(key, board)}"></div>'
 
 
