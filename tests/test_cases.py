@@ -205,6 +205,7 @@ def test_cases_list_overdue_and_branch(night, invoke, db):
     table = pd.read_csv(pd.io.common.StringIO(text.lstrip("\ufeff")), dtype=str)
     assert table["保单号"].tolist() == ["L2"] and table["逾期天数"].tolist() == ["8"]
     assert table["角色"].tolist() == ["投保人"] and table["规则"].str.startswith("MISSING_FIELD ").all()
+    assert table["问题说明"].str.contains("缺失").all()  # which field, as the worklist says it (issue 28)
     branch = invoke("cases", "list", "--db", db, "--branch", "广东分公司", "--csv", "--as-of", "2026-11-24")
     assert pd.read_csv(pd.io.common.StringIO(branch.output.split("custdq:")[0].lstrip("\ufeff")))["保单号"].tolist() \
         == ["L1"]

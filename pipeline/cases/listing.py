@@ -22,10 +22,10 @@ from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, ROLE_NAMES, SEVE
                                      rule_name)
 from pipeline.store import read_frame as _read
 
-COLUMNS = ["due_date", "item_id", "branch", "channel", "policy_no", "rule_code", "role", "first_seen",
+COLUMNS = ["due_date", "item_id", "branch", "channel", "policy_no", "rule_code", "role", "detail", "first_seen",
            "status", "work_state", "result", "days_overdue"]
 HEADERS = {"due_date": "处理期限", "item_id": "问题件编号", "branch": "机构", "channel": "渠道", "policy_no": "保单号",
-           "rule_code": "规则", "role": "角色", "first_seen": "首次发现", "status": "状态", "work_state": "处理状态",
+           "rule_code": "规则", "role": "角色", "detail": "问题说明", "first_seen": "首次发现", "status": "状态", "work_state": "处理状态",
            "result": "处理结果", "days_overdue": "逾期天数"}
 DEFAULT_LIMIT = 50
 
