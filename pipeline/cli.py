@@ -22,7 +22,10 @@ from pipeline.web.commands import audit, serve, users
               help="more detail on stderr: -v stage details and counts, -vv debug lines and SQL statements "
                    "(long digit runs are masked in every log line)")
 def cli(verbose):
-    """custdq: nightly data-quality checks of life-insurance customer information."""
+    """custdq: nightly data-quality checks of life-insurance customer information.
+
+    Example: custdq run data/samples/policies_sample.csv --business-date 2026-11-20 --agents data/samples/agents_sample.csv
+    """
     logs.configure(verbose)
 
 
@@ -310,8 +313,10 @@ def report_quarterly(quarter, db, out_path, config_path):
     from pipeline.cases.quarterly import quarterly_report
 
     info = quarterly_report(db, config_path, quarter, Path(out_path))
-    click.echo(f"custdq: report {info['quarter']} ({info['from']} to {info['to']}): {info['items']} items on "
-               f"{info['policies']} policies in {info['groups']} branch/channel/agent groups -> {out_path}", err=True)
+    n, p, g = info["items"], info["policies"], info["groups"]
+    click.echo(f"custdq: report {info['quarter']} ({info['from']} to {info['to']}): {n} item{'s' if n != 1 else ''} on "
+               f"{p} polic{'ies' if p != 1 else 'y'} in {g} branch/channel/agent group{'s' if g != 1 else ''} -> "
+               f"{Path(out_path).absolute()}", err=True)
 
 
 cli.add_command(serve)

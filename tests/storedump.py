@@ -15,7 +15,7 @@ from pipeline import store
 
 # manifest keys that describe the run rather than the night (times, memory, re-run bookkeeping)
 VOLATILE = {"started_at", "finished_at", "timings_seconds", "peak_memory_mb", "peak_memory_mb_after_stage",
-            "memory_mb_after_stage", "outputs", "case_store", "warnings", "chunks"}  # chunks: how it ran
+            "memory_mb_after_stage", "outputs", "case_store", "warnings", "warnings_zh", "chunks"}  # chunks: how it ran
 SECONDS = ("expectations", "contact_index")  # sections whose "seconds" is a timing
 SKIP_TABLES = {"rewinds", "custdq_meta"}
 

@@ -100,3 +100,13 @@ def test_a_missing_column_is_named_by_every_header_it_is_known_by(invoke, tmp_pa
                     "--db", f"sqlite:///{tmp_path / 'c.db'}")
     assert result.exit_code == 2, result.output
     assert "missing required column applicant_phone (投保人电话 / 投保人手机 / 投保人联系电话)" in result.output
+
+
+def test_a_mistyped_branch_gets_the_nearest_names(invoke, tmp_path):
+    db = _store(invoke, tmp_path)
+    listed = custdq("cases", "list", "--branch", "广东分司", "--db", db, cwd=tmp_path)
+    assert listed.returncode == 2, listed.stderr
+    assert "no open item in that branch (did you mean 广东分公司?)" in listed.stderr
+    report = custdq("report", "quarterly", "--quarter", "2026Q4", "--out", "q.xlsx", "--db", db, cwd=tmp_path)
+    assert report.returncode == 0 and f"0 items on 0 policies in 0 branch/channel/agent groups -> {tmp_path / 'q.xlsx'}" \
+        in report.stderr, report.stderr

@@ -98,6 +98,9 @@ def test_a_killed_night_run_again_equals_an_uninterrupted_one(night_file, tmp_pa
         db = tmp_path / f"k{share}" / "cases.db"
         out = tmp_path / f"k{share}-out"
         shutil.copytree(tmp_path / "ref-out", out)  # the night's earlier complete outputs, to be replaced
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        manifest["case_store"] = f"sqlite:///{db}"  # as this store's own earlier run of the night wrote them
+        (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
         victim = custdq("run", str(night_file), "--business-date", DATE, "--db", f"sqlite:///{db}", "--out",
                         str(out), "--quiet", env=env)
         time.sleep(whole * share)

@@ -17,9 +17,10 @@ from tests.webserve import custdq
 PASSWORD = "correct horse battery\ncorrect horse battery\n"
 
 
-def _night(tmp_path: Path, db: str, *extra: str, date: str = "2026-11-20", cwd: Path | None = None):
+def _night(tmp_path: Path, db: str, *extra: str, date: str = "2026-11-20", cwd: Path | None = None,
+           out: str = "out"):
     extract = write_csv(tmp_path / "n.csv", [row(policy_no="A1", applicant_phone=""), row(policy_no="A2")])
-    return custdq("run", str(extract), "--business-date", date, "--out", str(tmp_path / "out" / date), "-q",
+    return custdq("run", str(extract), "--business-date", date, "--out", str(tmp_path / out / date), "-q",
                   *(["--db", db] if db else []), *extra, cwd=cwd or tmp_path)
 
 
@@ -43,7 +44,7 @@ def test_a_mistyped_store_next_to_the_real_one_is_refused(tmp_path):
 def test_stores_kept_side_by_side_on_purpose_are_left_alone(tmp_path):
     # a store replaying the same night beside production, or one whose history ended long ago
     assert _night(tmp_path, f"sqlite:///{tmp_path / 'cases.db'}").returncode == 0
-    replay = _night(tmp_path, f"sqlite:///{tmp_path / 'replay.db'}")
+    replay = _night(tmp_path, f"sqlite:///{tmp_path / 'replay.db'}", out="replay")
     assert replay.returncode == 0, replay.stderr
     later = _night(tmp_path, f"sqlite:///{tmp_path / 'next-year.db'}", "--allow-future-date", date="2027-11-23")
     assert later.returncode == 0, later.stderr

@@ -10,6 +10,7 @@ in Chinese (pipeline.outputs.labels).
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 
 import pandas as pd
 import sqlalchemy as sa
@@ -38,7 +39,10 @@ def open_items(conn: sa.Connection, as_of: dt.date, overdue: bool = False, branc
                                   .order_by(items.c.branch)).scalars())
         if branch not in known:
             shown = ", ".join(b for b in known if b) or "none"
-            raise InputError(f"--branch {mask_text(branch[:60])}: no open item in that branch; the branches with open items: {shown}")
+            near = difflib.get_close_matches(branch, [b for b in known if b], n=3, cutoff=0.4)
+            hint = f" (did you mean {' or '.join(near)}?)" if near else ""
+            raise InputError(f"--branch {mask_text(branch[:60])}: no open item in that branch{hint}; the branches with "
+                             f"open items: {shown}")
         query = query.where(items.c.branch == branch)
     if overdue:
         query = query.where(items.c.due_date < as_of.isoformat())

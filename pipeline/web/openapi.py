@@ -114,6 +114,7 @@ def document() -> dict:
             _json({"type": "object", "required": ["night", "branches", "ageing"], "properties": {
                 "night": TEXT, "as_of": {**TEXT, "description": "the day ageing and overdue are counted as of (today)"},
                 "quarter": {**TEXT, "description": "the quarter of as_of (YYYYQn)"},
+                "nights": {"type": "integer", "description": "the nights of the trend window (up to 30)"},
                 "branches": ROWS, "ageing": ROWS, "tonight": {"type": "object"}, "rules": ROWS,
                 "agents": ROWS, "rule_trend": ROWS,
                 "progress": {**ROWS, "description": "per branch, the quarter's items by where they stand, a 合计 last"},
