@@ -301,9 +301,9 @@ def test_quarterly_report_lists_confirmed_false_information(night, invoke, tmp_p
     assert result.exit_code == 0 and "2 items on 2 policies" in result.output
     book = load_workbook(target)
     summary = [[c.value if c.value != "" else None for c in r] for r in book["汇总"].iter_rows(min_row=4)]
-    assert summary == [["北京分公司", "个险", "=1+1", 1, 1, "Q3"], ["北京分公司 小计", None, None, 1, 1, None],
-                       ["广东分公司", "个险", "A7", 1, 1, "Q1"], ["广东分公司 小计", None, None, 1, 1, None],
-                       ["合计", None, None, 2, 2, None]]
+    assert summary == [["北京分公司", "个险", "=1+1", None, 1, 1, "Q3"], ["北京分公司 小计", None, None, None, 1, 1, None],
+                       ["广东分公司", "个险", "A7", None, 1, 1, "Q1"], ["广东分公司 小计", None, None, None, 1, 1, None],
+                       ["合计", None, None, None, 2, 2, None]]  # 业务员姓名 empty: this night had no roster
     assert book["汇总"].cell(4, 3).data_type == "s"  # an agent code like =1+1 stays text
     assert book["明细"].cell(1, 1).value.startswith("2026Q3 客户信息虚假资料明细")
     # the denominators: policies checked, items raised and settled in the quarter, per branch and in all
@@ -313,7 +313,7 @@ def test_quarterly_report_lists_confirmed_false_information(night, invoke, tmp_p
     assert shares["北京分公司"][:4] == (1, raised["北京分公司"], 1, 1) and shares["北京分公司"][5] == 1000
     assert shares["合计"][:4] == (3, len(found), 3, 2) and round(shares["合计"][4], 4) == 0.6667
     detail = [[c.value for c in r] for r in book["明细"].iter_rows(min_row=4)]
-    assert sorted(r[1] for r in detail) == ["Q1", "Q3"] and {r[10] for r in detail} == {"2026-09-20"}
+    assert sorted(r[1] for r in detail) == ["Q1", "Q3"] and {r[11] for r in detail} == {"2026-09-20"}
     empty = invoke("report", "quarterly", "--quarter", "2026Q4", "--db", db, "--out", str(tmp_path / "q4.xlsx"))
     assert empty.exit_code == 0 and "0 items" in empty.output
     bad = invoke("report", "quarterly", "--quarter", "2026Q5", "--db", db, "--out", str(tmp_path / "x.xlsx"))

@@ -220,3 +220,18 @@ def test_the_offline_page_allows_exactly_its_own_scripts(board):
     assert allowed == {base64.b64encode(hashlib.sha256(s.encode("utf-8")).digest()).decode() for s in inline}
     web = Client(board["server"].base).call("GET", "/login")[1]
     assert "script-src 'self';" in web["content-security-policy"] and "unsafe" not in web["content-security-policy"]
+
+
+def test_the_quarterly_report_names_the_agents_too(board):
+    today = clock.now().date()
+    target = board["folder"] / "q.xlsx"
+    made = custdq("report", "quarterly", "--quarter", f"{today.year}Q{(today.month - 1) // 3 + 1}", "--db", board["db"],
+                  "--out", str(target), cwd=board["folder"])
+    assert made.returncode == 0, made.stderr
+    roster = pd.read_csv(ROSTER, dtype=str)
+    named = dict(zip(roster["业务员代码"], roster["业务员姓名"]))
+    book = openpyxl.load_workbook(target)
+    rows = [r for r in book["汇总"].iter_rows(min_row=4, values_only=True) if r[2]]
+    assert len(rows) > 3 and all(r[3] == named[r[2]] for r in rows), rows[:3]
+    detail = list(book["明细"].iter_rows(min_row=4, values_only=True))
+    assert detail and all(r[5] == named[r[4]] for r in detail)

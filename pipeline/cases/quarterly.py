@@ -26,7 +26,7 @@ import xlsxwriter
 from checks.masking import mask_text
 from pipeline.store.schema import items, night_dims
 from pipeline.errors import InputError
-from pipeline.store import read_frame
+from pipeline.store import agent_names, read_frame
 
 QUARTER = re.compile(r"^([0-9]{4})Q([1-4])$")
 
@@ -117,9 +117,10 @@ DENOMINATOR_COLUMNS = [("机构", "branch", 16), ("检查保单（各批次合�
                        ("办结问题件", "settled", 12), ("其中虚假资料", "false", 12),
                        ("虚假资料占办结", "false_share", 14), ("每千检查保单虚假资料", "per_1000", 16)]
 SUMMARY_COLUMNS = [("机构", "branch", 14), ("渠道", "channel", 8), ("业务员/中介代码", "agent_code", 16),
-                   ("虚假资料问题件数", "items", 14), ("涉及保单数", "policies", 10), ("涉及保单", "policy_list", 60)]
+                   ("业务员姓名", "agent_name", 10), ("虚假资料问题件数", "items", 14), ("涉及保单数", "policies", 10), ("涉及保单", "policy_list", 60)]
 DETAIL_COLUMNS = [("问题件编号", "item_id", 20), ("保单号", "policy_no", 18), ("机构", "branch", 14),
-                  ("渠道", "channel", 8), ("业务员/中介代码", "agent_code", 16), ("规则代码", "rule_code", 20),
+                  ("渠道", "channel", 8), ("业务员/中介代码", "agent_code", 16), ("业务员姓名", "agent_name", 10),
+                  ("规则代码", "rule_code", 20),
                   ("问题类别", "category", 12), ("问题说明", "detail", 40), ("核查依据", "evidence", 50),
                   ("首次发现", "first_seen", 11), ("认定日期", "closed_on", 11), ("处理人", "disposed_by", 10),
                   ("处理说明", "note", 40)]
@@ -132,7 +133,10 @@ def write_report(engine: sa.Engine, quarter: str, path: Path) -> dict:
     with engine.connect() as conn:
         detail = confirmed_false(conn, start, end)
         shares = denominators(conn, start, end)
+        names = agent_names(conn, detail["agent_code"].dropna().unique().tolist())  # as the roster named them
+    detail["agent_name"] = [names.get(c, "") for c in detail["agent_code"]]
     table = summary(detail)
+    table["agent_name"] = [names.get(c, "") for c in table["agent_code"]]
     sheets = (("汇总", with_totals(table), SUMMARY_COLUMNS, "客户信息虚假资料汇总"),
               ("分机构", shares, DENOMINATOR_COLUMNS, "分机构检查与处理情况"),
               ("明细", detail, DETAIL_COLUMNS, "客户信息虚假资料明细"))

@@ -45,6 +45,18 @@ def record_agents(conn: sa.Connection, business_date: str, roster) -> int:
     return len(rows)
 
 
+def agent_names(conn: sa.Connection, codes: list[str]) -> dict[str, str]:
+    """The roster's names of these agent codes (the latest roster that named each; masked)."""
+    from pipeline.store.schema import agents
+
+    out: dict[str, str] = {}
+    for i in range(0, len(codes), 500):
+        part = codes[i:i + 500]
+        rows = conn.execute(sa.select(agents.c.agent_code, agents.c.agent_name).where(agents.c.agent_code.in_(part)))
+        out.update({code: name for code, name in rows if name})
+    return out
+
+
 def record_dims(conn: sa.Connection, business_date: str, dims) -> None:
     """Replace the night's per-branch/channel/agent figures (a DataFrame: dim, key, policies,
     flagged, findings)."""

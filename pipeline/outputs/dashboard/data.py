@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from checks.catalogue import RULES
 from pipeline.outputs.dashboard import progress
 from pipeline.store.schema import items, night_dims, runs
+from pipeline.store import agent_names
 from pipeline.store import read_frame as _frame
 
 TREND_NIGHTS = 30
@@ -107,7 +108,7 @@ def gather(conn: sa.Connection, night: str | None = None, as_of: dt.date | None 
                            counted)
     board.shared_agents = _shared_agents(conn, window[0])
     board.clusters = _clusters(conn)
-    names = progress.agent_names(conn, [c for c in board.dims["agent"]["key"].tolist() if c != UNKNOWN]
+    names = agent_names(conn, [c for c in board.dims["agent"]["key"].tolist() if c != UNKNOWN]
                                  + [c for c in board.shared_agents.get("agent_code", pd.Series()).tolist()])
     board.dims["agent"]["name"] = [names.get(c, "") for c in board.dims["agent"]["key"]]
     if len(board.shared_agents):

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from pipeline.cases.quarterly import quarter_bounds
 from pipeline.outputs.worklists import RESULTS
-from pipeline.store import read_frame
-from pipeline.store.schema import agents, items
+from pipeline.store import agent_names, read_frame
+from pipeline.store.schema import items
 
 UNKNOWN = "(空)"
 AUTO = "不再触发"  # closed by a later night: the policy came back without the finding
@@ -95,14 +95,3 @@ def false_info(conn: sa.Connection, as_of: dt.date) -> tuple[pd.DataFrame, pd.Da
                                  agent_code=per_agent["agent_code"].fillna(UNKNOWN))
     return (branches.sort_values(["items", "branch"], ascending=[False, True]).reset_index(drop=True),
             per_agent.sort_values(["items", "agent_code"], ascending=[False, True]).reset_index(drop=True))
-
-
-def agent_names(conn: sa.Connection, codes: list[str]) -> dict[str, str]:
-    """The roster's names of these agent codes (the latest roster that named each)."""
-    out: dict[str, str] = {}
-    for i in range(0, len(codes), 500):
-        part = codes[i:i + 500]
-        rows = conn.execute(sa.select(agents.c.agent_code, agents.c.agent_name).where(agents.c.agent_code.in_(part)))
-        out.update({code: name for code, name in rows if name})
-    return out
-
