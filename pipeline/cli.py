@@ -155,15 +155,42 @@ def index_load(books, as_of, out_dir, db, config_path, engine, new_store):
 @config_option
 @reports_errors
 def index_compact(db, config_path):
-    """Fold the contact index's night tiers into its main tier (maintenance, a quiet hour).
+    """Nothing to do: kept for schedulers that call it (the contact index needs no compaction).
 
     Example: custdq index compact --db sqlite:///.custdq/cases.db
     """
     from pipeline.book.load import compact_index
 
-    m = compact_index(db, config_path, notify=say)
-    click.echo(f"custdq: index compact: {m['rows_moved']} rows merged in {m['seconds']}s; "
-               f"the index holds {m['rows']} rows", err=True)
+    compact_index(db, config_path)
+    click.echo("custdq: index compact: nothing to do: the contact index (an embedded DuckDB database since "
+               "issue 29) needs no compaction; remove this step from the schedule", err=True)
+
+
+@cli.group(cls=Commands)
+def store():
+    """The case store as a whole: its backup."""
+
+
+@store.command("backup")
+@click.argument("dest", metavar="DEST")
+@db_option
+@config_option
+@reports_errors
+def store_backup(dest, db, config_path):
+    """Copy the case store and its contact index, consistently, into the new folder DEST.
+
+    Example: custdq store backup /backup/custdq/2026-11-20
+
+    The hash key is not copied: back it up apart (docs/operations.md says how to restore).
+    """
+    from pathlib import Path
+
+    from pipeline.book.database import backup_store
+
+    record = backup_store(db, config_path, Path(dest), notify=say)
+    files = ", ".join(f"{name} ({facts['bytes']} bytes)" for name, facts in record["files"].items())
+    say(f"store backup: {files} and backup.json in {Path(dest).absolute()}; the hash key (fingerprint "
+        f"{record['hash_key_fingerprint']}) is not in it: keep its own backup")
 
 
 @cli.group(cls=Commands)

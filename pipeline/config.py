@@ -18,12 +18,17 @@ def defaults() -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
+# settings of earlier versions that no longer do anything: accepted (an operator's file keeps
+# working after an upgrade) and ignored
+RETIRED = {"contact_index.recent_rows_warning", "contact_index.auto_compact"}
 OPEN = ("aliases", "years", "severity", "null_rates", "value_sets", "rule_failure_pct", "conf")
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in override.items():
+        if f"{where}{key}" in RETIRED:
+            continue
         if key not in base:
             raise ConfigError(f"unknown setting '{where}{key}'")
         if isinstance(base[key], dict) and not isinstance(value, dict):  # `web:` with nothing under it too

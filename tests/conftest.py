@@ -45,11 +45,25 @@ def _test_hash_key(monkeypatch):
 
 @pytest.fixture(autouse=True, scope="session")
 def _drop_test_databases():
-    """Drop the session's PostgreSQL test databases at the end (WITH FORCE: pooled connections)."""
+    """Drop the session's PostgreSQL test databases at the end (WITH FORCE: pooled connections),
+    and their contact indexes (beside the default key file, ~/.custdq/contacts-<store id>.duckdb)."""
     yield
     if not PG_CREATED:
         return
+    from pathlib import Path
+
     import sqlalchemy as sa
+    for name in PG_CREATED:
+        engine = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+        try:
+            with engine.connect() as conn:
+                identity = conn.execute(sa.text("select value from custdq_meta where key = 'store_id'")).scalar()
+        except sa.exc.DBAPIError:
+            identity = None  # no store was made in it
+        engine.dispose()
+        if identity:
+            for p in (Path.home() / ".custdq").glob(f"contacts-{identity}.duckdb*"):
+                p.unlink(missing_ok=True)
     admin = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         for name in PG_CREATED:

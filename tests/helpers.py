@@ -5,6 +5,7 @@ rows, and the comparisons of two nights."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import json
@@ -234,3 +235,21 @@ def item_of(found: pd.DataFrame, policy_no: str, rule: str, role: str | None = N
         hit = hit[hit["role"] == role]
     assert len(hit) == 1, hit
     return hit["item_id"].iloc[0]
+
+
+@contextlib.contextmanager
+def contact_index(db: str):
+    """The store's contact index (pipeline.book.database), open read-only, as a ContactIndex."""
+    from pipeline import config, store
+    from pipeline.book import database
+    from pipeline.book.index import ContactIndex
+
+    cfg = config.load()
+    engine = store.open_store(db, create=False)
+    index = database.open_existing(engine, db, cfg, store.existing_key(engine, db, cfg), read_only=True)
+    assert index is not None, f"{db} has no contact index"
+    try:
+        yield ContactIndex(index)
+    finally:
+        index.close()
+        engine.dispose()

@@ -4,14 +4,14 @@ tests (tests/test_reruns.py) to say that a store equals the one a clean sequence
 
 from __future__ import annotations
 
-import io
 import json
 
+import duckdb
 import pandas as pd
-import pyarrow as pa
 import sqlalchemy as sa
 
-from pipeline import store
+from pipeline import config, store
+from pipeline.book import database
 
 # manifest keys that describe the run rather than the night (times, memory, re-run bookkeeping)
 VOLATILE = {"started_at", "finished_at", "timings_seconds", "peak_memory_mb", "peak_memory_mb_after_stage",
@@ -35,42 +35,46 @@ def _manifest(text: str) -> str:
     return json.dumps(m, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _segments(frame: pd.DataFrame) -> pd.DataFrame:
-    """Night tiers decoded to their rows (the blobs' compression is not part of the answer)."""
-    out = []
-    for r in frame.itertuples():
-        if r.kind == "rows":
-            t = pa.ipc.open_stream(io.BytesIO(bytes(r.data))).read_all().to_pandas()
-            t = t.astype(object).map(lambda v: bytes(v).hex() if isinstance(v, (bytes, memoryview)) else str(v))
-            t = t.sort_values(list(t.columns)).to_csv(index=False)
-            out.append((r.tier, r.kind, r.part, r.rows, t))
-        else:
-            out.append((r.tier, r.kind, r.part, r.rows, bytes(r.data).hex()))
-    return pd.DataFrame(out, columns=["tier", "kind", "part", "rows", "data"])
+# the contact index's tables (pipeline.book.database), less surrogate ids and write tokens
+INDEX_TABLES = {"contacts": ["id"], "replaced": ["id"], "seen": [], "versions": ["token"]}
+
+
+def _index(engine, url: str) -> dict[str, pd.DataFrame]:
+    with engine.begin() as conn:
+        path = database.path_for(conn, url, config.load())
+    if not path.exists():
+        return {}
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        out = {}
+        for name, drop in INDEX_TABLES.items():
+            sql = f"SELECT * FROM {name}"  # noqa: S608 - constant names
+            out[f"index.{name}"] = con.sql(sql).to_arrow_table().to_pandas().drop(columns=drop)
+        return out
+    finally:
+        con.close()
 
 
 def dump(url: str) -> dict[str, pd.DataFrame]:
     engine = store.open_store(url)
     out = {}
+    tables = _index(engine, url)
     with engine.connect() as conn:
         for name, table in store.metadata.tables.items():
             if name in SKIP_TABLES:
                 continue
-            frame = store.read_frame(conn, sa.select(table))
-            if name == "runs":
-                frame["manifest"] = frame["manifest"].map(_manifest)
-                frame = frame.drop(columns=["started_at", "finished_at"])
-            if name == "item_events":
-                frame = frame.drop(columns=["id", "at"])
-            if name == "contacts":
-                frame = frame.drop(columns=["id"])
-            if name == "contact_segments":
-                frame = _segments(frame)
-            if name == "night_undo":  # the marker holds an event id, a surrogate
-                frame = frame[frame["item_id"] != ""]
-            frame = frame.astype(object).where(frame.notna(), None).map(
-                lambda v: bytes(v).hex() if isinstance(v, (bytes, memoryview)) else v)
-            out[name] = frame.astype(str).sort_values(list(frame.columns)).reset_index(drop=True)
+            tables[name] = store.read_frame(conn, sa.select(table))
+    for name, frame in tables.items():
+        if name == "runs":
+            frame["manifest"] = frame["manifest"].map(_manifest)
+            frame = frame.drop(columns=["started_at", "finished_at"])
+        if name == "item_events":
+            frame = frame.drop(columns=["id", "at"])
+        if name == "night_undo":  # the marker holds an event id, a surrogate
+            frame = frame[frame["item_id"] != ""]
+        frame = frame.astype(object).where(frame.notna(), None).map(
+            lambda v: bytes(v).hex() if isinstance(v, (bytes, memoryview)) else v)
+        out[name] = frame.astype(str).sort_values(list(frame.columns)).reset_index(drop=True)
     engine.dispose()
     return out
 

@@ -1,6 +1,7 @@
-"""The contact index's parts on their own (issue 16): per-policy fingerprints on Arrow data,
-set membership hashed on the smaller side, tiers read a segment at a time and skipped on their
-digests, and ContactIndex's writes and lookups against a real SQLite file."""
+"""The contact index's parts on their own (issue 29): ContactIndex's writes, lookups and
+take-backs on a real DuckDB file beside a real SQLite case store; the agreement of the two
+stores' commits; the refusals of a missing, foreign or stale index; set membership hashed on the
+smaller side."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from pipeline import store
-from pipeline.book import index, segments, signature
+from pipeline import config, store
+from pipeline.book import database, index
 from pipeline.book.digests import within
-from pipeline.book.rows import CONTACT_COLUMNS, STORED
+from pipeline.errors import InputError
+from pipeline.book.rows import CONTACT_COLUMNS
 from pipeline.book.tonight import NightContacts
 
 
@@ -40,50 +42,153 @@ def rows(policies: dict[str, list[tuple[str, str]]], version: str, branch: str =
     return frame[CONTACT_COLUMNS]
 
 
-# ---- fingerprints ----------------------------------------------------------------------------
-def _fingerprints(*tables: pa.Table) -> dict:
-    combined = signature.combine([signature.partial(t) for t in tables])
-    return {r["policy_no"]: (r["n"], r["a"], r["b"]) for r in combined.to_pylist()}
+# ---- the index on a real DuckDB file --------------------------------------------------------
+FINGERPRINT = "f" * 16
 
 
-def test_fingerprints_ignore_order_batching_encoding_and_source():
-    frame = rows({"P1": [("13900000001", "c1"), ("13900000002", "c2")], "P2": [("13900000003", "c3")]}, "2026-11-20N")
-    tier = segments.tier_table(frame)  # dictionary-encoded texts, as stored in a tier
-    whole = _fingerprints(tier)
-    assert set(whole) == {"P1", "P2"} and whole["P1"][0] == 2
-    reversed_batches = [tier.slice(2, 1), tier.slice(0, 2).take(pa.array([1, 0]))]
-    assert _fingerprints(*reversed_batches) == whole
-    # the same rows as SQL returns them (plain texts, bytes), with another version
-    sql = [tuple(r[c] if c != "version" else "2026-11-23N" for c in ["id", *STORED])
-           for r in frame.assign(id=np.arange(1, 4)).to_dict("records")]
-    assert _fingerprints(index._arrow_rows(sql, ["id", *STORED])) == whole
-    # a missing text counts as the empty text, as in the earlier pandas fingerprint
-    assert _fingerprints(segments.tier_table(frame.assign(masked_id=""))) == whole
+@pytest.fixture
+def engine(tmp_path):
+    engine = store.open_store(f"sqlite:///{tmp_path / 'cases.db'}")
+    yield engine
+    engine.dispose()
 
 
-@pytest.mark.parametrize("column,value", [("masked_name", "李*"), ("branch", "深圳分公司"), ("customer", key("other")),
-                                          ("field", "bank_account"), ("receipt_date", "2026-11-21")])
-def test_a_changed_column_changes_the_fingerprint(column, value):
-    frame = rows({"P1": [("13900000001", "c1"), ("13900000002", "c2")]}, "2026-11-20N")
-    changed = frame.copy()
-    changed.loc[1, column] = value
-    a, b = (signature.combine([signature.partial(segments.tier_table(f))]) for f in (frame, changed))
-    assert signature.unchanged(a, a).to_pylist() == ["P1"]
-    assert signature.unchanged(a, b).to_pylist() == []
+@pytest.fixture
+def db(engine, tmp_path):
+    """The store's contact index, open; each test's writes commit as a command's do."""
+    with engine.begin() as conn:
+        opened = database.open_index(tmp_path / "cases.contacts.duckdb", config.load(), conn, FINGERPRINT, create=True)
+    yield opened
+    opened.close()
 
 
-def test_a_row_more_or_less_changes_the_fingerprint():
-    two = rows({"P1": [("13900000001", "c1"), ("13900000002", "c2")]}, "V")
-    one = two.iloc[:1]
-    a, b = (signature.combine([signature.partial(segments.tier_table(f))]) for f in (two, one))
-    assert signature.unchanged(a, b).to_pylist() == []
+def _write(db: database.IndexFile, engine, frame: pd.DataFrame, version: str) -> dict:
+    night = NightContacts.of(frame, version)
+    try:
+        with engine.begin() as conn:
+            db.begin()
+            book = index.ContactIndex(db)
+            policies = frame["policy_no"].drop_duplicates()
+            book.set_tonight(policies)
+            got = book.write(night, policies, version)
+            db.commit(conn)
+        return got
+    finally:
+        night.close()
 
 
-def test_odd_sized_and_missing_hashes_are_fingerprinted_alike_in_any_batch():
-    values = pa.array([key("a"), b"short", None, key("b")], type=pa.binary())
-    whole = signature._binary_hashes(values)
-    parts = np.concatenate([signature._binary_hashes(values.slice(0, 1)), signature._binary_hashes(values.slice(1))])
-    assert (whole == parts).all() and len(set(whole.tolist())) == 4
+def _undo(db: database.IndexFile, engine, version: str) -> int:
+    with engine.begin() as conn:
+        db.begin()
+        gone = index.ContactIndex(db).undo(version)
+        db.commit(conn)
+    return gone
+
+
+def _live(db: database.IndexFile) -> list[tuple]:
+    return db.run("SELECT policy_no, version, masked_value FROM contacts ORDER BY policy_no, field")
+
+
+def test_unchanged_policies_are_kept_changed_ones_replaced(db, engine):
+    first = rows({f"P{i}": [(f"1390000{i:04d}", f"c{i}")] for i in range(20)}, "2026-11-20N")
+    assert _write(db, engine, first, "2026-11-20N")["rows_written"] == 20
+    again = rows({f"P{i}": [(f"1390000{i:04d}" if i % 4 else f"1380000{i:04d}", f"c{i}")] for i in range(20)},
+                 "2026-11-23N")
+    got = _write(db, engine, again, "2026-11-23N")
+    assert got["policies_unchanged"] == 15 and got["rows_written"] == 5
+    replaced = db.run("SELECT policy_no, version, by_version FROM replaced ORDER BY policy_no")
+    assert sorted(p for p, _, _ in replaced) == sorted(f"P{i}" for i in range(0, 20, 4))
+    assert {(v, b) for _, v, b in replaced} == {("2026-11-20N", "2026-11-23N")}
+    assert db.one("SELECT count(*) FROM seen WHERE version = '2026-11-23N'") == 15
+    # a third night looking for the old phone of P4 finds nothing (replaced); P5's is live
+    book = index.ContactIndex(db)
+    assert book.by_values([key("P|13900000004")]).empty
+    found = book.by_values([key("P|13900000005")])
+    assert found["policy_no"].tolist() == ["P5"] and (found["row"] == -1).all() and (found["id"] > 0).all()
+
+
+def test_taking_a_night_back_restores_exactly_what_it_replaced(db, engine):
+    _write(db, engine, rows({"P1": [("13900000001", "c1")], "P2": [("13900000002", "c2")]}, "2026-11-20N"), "2026-11-20N")
+    before = _live(db)
+    ids = db.run("SELECT id FROM contacts ORDER BY id")
+    _write(db, engine, rows({"P1": [("13800000001", "c1")], "P3": [("13900000003", "c3")]}, "2026-11-23N"), "2026-11-23N")
+    assert [v for _, v, _ in _live(db)] == ["2026-11-23N", "2026-11-20N", "2026-11-23N"]
+    assert _undo(db, engine, "2026-11-23N") == 2
+    assert _live(db) == before and db.run("SELECT id FROM contacts ORDER BY id") == ids
+    assert db.one("SELECT count(*) FROM replaced") == 0 and db.one("SELECT count(*) FROM seen") == 0
+    assert "2026-11-23N" not in db.versions()
+
+
+def test_an_older_version_never_hides_a_newer_one(db, engine):
+    """A book load dated after a night, then the night's re-run: the load's rows stay live, the
+    night's wait under the load's version, and come back when the load is taken back."""
+    _write(db, engine, rows({"P1": [("13900000001", "c1")]}, "2026-11-25B"), "2026-11-25B")
+    got = _write(db, engine, rows({"P1": [("13700000001", "c1")]}, "2026-11-20N"), "2026-11-20N")
+    assert got["policies_newer_kept"] == 1 and got["rows_written"] == 0
+    assert _live(db) == [("P1", "2026-11-25B", "139****0001")]
+    _undo(db, engine, "2026-11-25B")
+    assert _live(db) == [("P1", "2026-11-20N", "137****0001")]
+
+
+def test_lookups_leave_out_tonights_policies(db, engine):
+    _write(db, engine, rows({"P1": [("13900000001", "c1")], "P2": [("13900000001", "c2")]}, "V1"), "V1")
+    book = index.ContactIndex(db)
+    book.set_tonight(pd.Series(["P1"]))
+    assert book.by_values(pa.array([key("P|13900000001")], type=pa.binary()))["policy_no"].tolist() == ["P2"]
+    assert book.by_customers([key("c1")]).empty and book.by_customers([key("c2")])["policy_no"].tolist() == ["P2"]
+
+
+def test_pruned_journals_forget_what_old_nights_replaced(db, engine):
+    _write(db, engine, rows({"P1": [("13900000001", "c1")]}, "2026-11-20N"), "2026-11-20N")
+    _write(db, engine, rows({"P1": [("13800000001", "c1")]}, "2026-11-23N"), "2026-11-23N")
+    assert index.ContactIndex(db).prune("2026-11-23") == 0  # 11-23's journal is kept: what it replaced stays
+    assert index.ContactIndex(db).prune("2026-11-24") == 1
+
+
+# ---- two stores, one truth -------------------------------------------------------------------
+def test_an_index_committed_without_its_store_is_taken_back(db, engine):
+    """A command killed between the two commits: the index is one write ahead; the version it
+    holds that the store does not know is taken back, by the re-run's own code."""
+    from pipeline.night.nights import reconcile
+
+    _write(db, engine, rows({"P1": [("13900000001", "c1")]}, "2026-11-20N"), "2026-11-20N")
+    before = _live(db)
+    night = NightContacts.of(rows({"P1": [("13800000001", "c1")]}, "2026-11-23N"), "2026-11-23N")
+    with pytest.raises(RuntimeError):
+        with engine.begin() as conn:
+            db.begin()
+            index.ContactIndex(db).write(night, pd.Series(["P1"]), "2026-11-23N")
+            db.commit(conn)
+            raise RuntimeError("killed between the commits")  # the store's transaction rolls back
+    night.close()
+    with engine.begin() as conn:
+        assert db.mismatch(conn).index_only == ["2026-11-23N"]
+        assert reconcile(conn, db) == ["2026-11-23"]
+    with engine.begin() as conn:
+        assert db.mismatch(conn) is None
+    assert _live(db) == before
+
+
+def test_a_missing_foreign_or_stale_index_is_refused(db, engine, tmp_path):
+    _write(db, engine, rows({"P1": [("13900000001", "c1")]}, "2026-11-20N"), "2026-11-20N")
+    saved = tmp_path / "saved.duckdb"
+    database.copy_file(db, saved)
+    _write(db, engine, rows({"P2": [("13900000002", "c2")]}, "2026-11-23N"), "2026-11-23N")
+    db.close()
+    cfg = config.load()
+    with engine.begin() as conn:
+        with pytest.raises(InputError, match="older than its case store"):
+            database.open_index(saved, cfg, conn, FINGERPRINT, create=True)
+        with pytest.raises(InputError, match="missing"):
+            database.open_index(tmp_path / "nowhere.duckdb", cfg, conn, FINGERPRINT, create=True)
+        with pytest.raises(InputError, match="another hash key"):
+            database.open_index(tmp_path / "cases.contacts.duckdb", cfg, conn, "0" * 16, create=False)
+    other = store.open_store(f"sqlite:///{tmp_path / 'other.db'}")
+    with other.begin() as conn:
+        with pytest.raises(InputError, match="another case store"):
+            database.open_index(tmp_path / "cases.contacts.duckdb", cfg, conn, FINGERPRINT, create=False)
+    other.dispose()
+    assert not (tmp_path / "nowhere.duckdb").exists()
 
 
 # ---- membership ------------------------------------------------------------------------------
@@ -94,84 +199,3 @@ def test_within_equals_is_in_whichever_side_is_hashed(n_values, n_among):
     among = pa.array([f"P{i}" for i in rng.integers(0, 200, n_among)], type=pa.large_string())
     expected = pc.is_in(values, value_set=among).to_numpy(zero_copy_only=False) if n_among else np.zeros(n_values, bool)
     assert within(values, among).tolist() == list(expected)
-
-
-# ---- the index on a real SQLite file ---------------------------------------------------------
-@pytest.fixture
-def conn(tmp_path):
-    engine = store.open_store(f"sqlite:///{tmp_path / 'cases.db'}")
-    with engine.begin() as c:
-        yield c
-    engine.dispose()
-
-
-def _write(book: index.ContactIndex, frame: pd.DataFrame, version: str) -> dict:
-    night = NightContacts.of(frame, version)
-    try:
-        policies = frame["policy_no"].drop_duplicates()
-        book.tonight = pd.Index(policies.unique())
-        return book.write(night, policies, version)
-    finally:
-        night.close()
-
-
-def test_unchanged_policies_are_kept_changed_ones_superseded(conn):
-    book = index.ContactIndex(conn)
-    first = rows({f"P{i}": [(f"1390000{i:04d}", f"c{i}")] for i in range(20)}, "2026-11-20N")
-    assert _write(book, first, "2026-11-20N")["rows_written"] == 20
-    again = rows({f"P{i}": [(f"1390000{i:04d}" if i % 4 else f"1380000{i:04d}", f"c{i}")] for i in range(20)},
-                 "2026-11-23N")
-    got = _write(index.ContactIndex(conn), again, "2026-11-23N")
-    assert got["policies_unchanged"] == 15 and got["rows_written"] == 5
-    sup = index.ContactIndex(conn).superseded()
-    assert sorted(sup["policy_no"]) == sorted(f"P{i}" for i in range(0, 20, 4))
-    assert set(sup["version"]) == {"2026-11-20N"} and set(sup["by_version"]) == {"2026-11-23N"}
-    # a third night looking for the old phone of P4 finds nothing (superseded); P5's is live
-    book = index.ContactIndex(conn)
-    assert book.by_values([key("P|13900000004")]).empty
-    found = book.by_values([key("P|13900000005")])
-    assert found["policy_no"].tolist() == ["P5"] and (found["row"] == -1).all()
-
-
-def test_lookups_leave_out_tonights_policies(conn):
-    _write(index.ContactIndex(conn), rows({"P1": [("13900000001", "c1")], "P2": [("13900000001", "c2")]}, "V1"), "V1")
-    book = index.ContactIndex(conn)
-    book.tonight = pd.Index(["P1"])
-    assert book.by_values(pa.array([key("P|13900000001")], type=pa.binary()))["policy_no"].tolist() == ["P2"]
-    assert book.by_customers([key("c1")]).empty and book.by_customers([key("c2")])["policy_no"].tolist() == ["P2"]
-
-
-def test_segments_are_skipped_on_their_digests_and_old_segments_still_answer(conn, monkeypatch):
-    for n in range(3):  # three tiers, one customer each
-        _write(index.ContactIndex(conn), rows({f"P{n}": [(f"1390000000{n}", f"c{n}")]}, f"V{n}"), f"V{n}")
-    decoded = []
-    real = segments.Tiers.table
-    monkeypatch.setattr(segments.Tiers, "table", lambda self, seg: decoded.append(seg.tier) or real(self, seg))
-    book = index.ContactIndex(conn)
-    assert book.by_customers([key("c1")])["policy_no"].tolist() == ["P1"]
-    assert decoded == ["V1"], "only the segment holding the customer's digest is decoded"
-    ids = book.by_customers([key("c2")])["id"].tolist()
-    assert ids == [3 * segments.TIER_ID], "a tier row's id: its tier's number times TIER_ID plus its position"
-    # a store written before segments had digests: they are computed from the rows when needed
-    conn.exec_driver_sql("DELETE FROM contact_segments WHERE kind IN ('value', 'customer')")
-    decoded.clear()
-    book = index.ContactIndex(conn)
-    assert book.by_customers([key("c1")])["policy_no"].tolist() == ["P1"]
-    assert sorted(decoded) == ["V0", "V1", "V1", "V2"]
-
-
-def test_compaction_moves_every_row_and_answers_alike(conn):
-    for n in range(3):
-        _write(index.ContactIndex(conn), rows({f"P{n}": [("13900000009", f"c{n}")], f"Q{n}": [(f"1370000000{n}", "cq")]},
-                                               f"V{n}"), f"V{n}")
-    before = index.ContactIndex(conn).by_values([key("P|13900000009")]).drop(columns="id")
-    done = index.ContactIndex(conn).compact()
-    assert done["rows_moved"] == 6 and done["main_rows"] == 6 and done["night_tiers"] == 0
-    assert conn.exec_driver_sql("SELECT count(*) FROM contact_segments WHERE tier <> 'main'").scalar() == 0
-    after = index.ContactIndex(conn).by_values([key("P|13900000009")]).drop(columns="id")
-    def shown(frame):
-        frame = frame.sort_values(["policy_no", "field"]).reset_index(drop=True)
-        return frame.astype(object).map(lambda v: v.hex() if isinstance(v, bytes) else str(v))
-
-    assert len(before) == 3
-    pd.testing.assert_frame_equal(shown(before), shown(after))

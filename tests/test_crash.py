@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -37,9 +38,12 @@ def store_state(db: Path) -> dict:
     with engine.connect() as conn:
         items = pd.read_sql(sa.text("select * from items"), conn)[ITEM_FIELDS].sort_values("item_id")
         runs = conn.execute(sa.text("select business_date, rows_read, items from runs")).fetchall()
-        contacts = conn.execute(sa.text("select tier, kind, sum(rows) from contact_segments group by 1, 2")).fetchall()
         events = conn.execute(sa.text("select item_id, action, night from item_events order by item_id, action")).fetchall()
     engine.dispose()
+    index = duckdb.connect(str(db.with_name("cases.contacts.duckdb")), read_only=True)
+    contacts = index.execute("select 'live', version, count(*) from contacts group by all union all "
+                             "select 'replaced', by_version, count(*) from replaced group by all").fetchall()
+    index.close()
     return {"items": items.reset_index(drop=True), "runs": sorted(runs), "contacts": sorted(contacts),
             "events": events}
 

@@ -11,8 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipeline import store
-from pipeline.book import index
-from tests.helpers import person, policy, read_outputs, row, write_csv
+from tests.helpers import contact_index, person, policy, read_outputs, row, write_csv
 from tests.helpers import postgres_url
 
 SHARED = ("PHONE_SHARED", "BANK_SHARED")
@@ -24,10 +23,10 @@ def db(request, tmp_path) -> str:
 
 
 def contact_counts(db: str) -> tuple[int, int]:
-    """(rows, current rows) of the contact index, both tiers."""
-    with store.open_store(db).connect() as conn:
-        got = index.ContactIndex(conn).size()
-    return got["rows"], got["rows"] - got["superseded_versions"]
+    """(rows, current rows) of the contact index: live rows and those kept to take a night back."""
+    with contact_index(db) as book:
+        got = book.size()
+    return got["rows"] + got["replaced_rows"], got["rows"]
 
 
 @pytest.fixture
@@ -207,10 +206,11 @@ def test_no_plaintext_contacts_at_rest(night, tmp_path, db):
     tables.reflect(engine)
     with engine.connect() as conn:  # every value of every table, as the database returns it
         data = repr([conn.execute(t.select()).all() for t in tables.sorted_tables]).encode("utf-8")
-        # and the night tiers decompressed (their blobs are zstd: raw bytes would hide plaintext)
-        tiers = index.ContactIndex(conn).tiers()
-        assert tiers, "tonight's rows must be in a tier"
-        data += repr([t.to_pylist() for t in tiers.values()]).encode("utf-8")
+    with contact_index(db) as book:  # and the contact index's rows, as DuckDB returns them
+        stored = book.rows()
+        assert stored.num_rows, "tonight's rows must be in the index"
+        data += repr(stored.to_pylist()).encode("utf-8")
+        data += b"".join(p.read_bytes() for p in book.db.path.parent.glob(book.db.path.name + "*"))
     data += b"".join(p.read_bytes() for p in tmp_path.glob("cases.db*"))  # the SQLite file and its WAL
     for r in rows:
         for col in ("applicant_phone", "insured_phone", "applicant_id_no", "insured_id_no", "bank_account", "applicant_name"):
@@ -228,23 +228,19 @@ def test_disabled_rules_still_keep_the_index(night, tmp_path):
     assert pairs(items) == [("PHONE_SHARED", "P1", "applicant"), ("PHONE_SHARED", "P2", "applicant")]
 
 
-def test_compaction_changes_no_answer(invoke, night, db):
+def test_index_compact_is_a_harmless_no_op_and_reruns_restore_replaced_rows(invoke, night, db):
     night("2026-11-18", [policy("P1", 1)])
     night("2026-11-19", [policy("P1", 1, applicant_phone="13911112222")])  # P1 corrected its phone
     before = contact_counts(db)
     result = invoke("index", "compact", "--db", db)
-    assert result.exit_code == 0 and "rows merged" in result.output
-    with store.open_store(db).connect() as conn:
-        assert index.ContactIndex(conn).size()["recent_rows"] == 0
+    assert result.exit_code == 0 and "nothing to do" in result.output
     assert contact_counts(db) == before
     assert night("2026-11-20", [policy("P2", 2, applicant_phone=person(1)["applicant_phone"])]).empty
     assert night("2026-11-21", [policy("P3", 3, applicant_phone="13911112222")])["policy_no"].tolist() == ["P1", "P3"]
-    # a re-run of a night that was compacted takes its rows back out of the main tier: P1's phone
-    # of 2026-11-18 is live again; P2 (2026-11-20) went with the rewound later nights
+    # a re-run of 2026-11-19 takes its rows back: P1's phone of 2026-11-18 is live again; P2
+    # (2026-11-20) went with the rewound later nights
     night("2026-11-19", [policy("P9", 9)], "--rewind")
     assert night("2026-11-22", [policy("P4", 4, applicant_phone=person(1)["applicant_phone"])])["policy_no"].tolist() == ["P1", "P4"]
-    night("2026-11-20", [policy("P2", 2, applicant_phone=person(1)["applicant_phone"])], "--rewind")
-    assert night("2026-11-22", [policy("P4", 4, applicant_phone=person(1)["applicant_phone"])])["policy_no"].tolist() == ["P1", "P2", "P4"]
 
 
 def test_a_book_loaded_into_a_used_index_is_merged(invoke, night, tmp_path, db):
@@ -252,7 +248,7 @@ def test_a_book_loaded_into_a_used_index_is_merged(invoke, night, tmp_path, db):
     book = write_csv(tmp_path / "book.csv", [policy("B1", 7, applicant_phone=person(1)["applicant_phone"])])
     assert invoke("index", "load", str(book), "--as-of", "2026-11-19", "--db", db, "--out", str(tmp_path / "l")).exit_code == 0
     manifest = (tmp_path / "l" / "manifest.json").read_text(encoding="utf-8")
-    assert '"bulk_mode": false' in manifest and '"recent_rows": 0' in manifest
+    assert '"bulk_mode": false' in manifest
     items = night("2026-11-20", [policy("P2", 2, applicant_phone=person(1)["applicant_phone"])])
     assert items["policy_no"].tolist() == ["B1", "P1", "P2"]
 
@@ -269,11 +265,15 @@ def test_a_policy_in_two_book_files_counts_once(invoke, night, tmp_path, db):
 
 
 def test_a_night_that_fails_leaves_the_index_as_it_was(tmp_path, db, monkeypatch):
-    """The night's index writes and its run record are one transaction."""
+    """The night's index writes and its run record commit together or not at all."""
     import datetime as dt
 
     from pipeline import outputs
     from pipeline.night.run import NightRequest, run_night
+    first = write_csv(tmp_path / "first.csv", [policy("P0", 9)])
+    run_night(NightRequest([str(first)], dt.date(2026, 11, 19), str(tmp_path / "out0"), db, quiet=True))
+    before = contact_counts(db)
+    assert before == (2, 2)
     extract = write_csv(tmp_path / "e.csv", [policy("P1", 1), policy("P2", 2)])
 
     def disk_full(*_args, **_kwargs):
@@ -283,5 +283,5 @@ def test_a_night_that_fails_leaves_the_index_as_it_was(tmp_path, db, monkeypatch
     from pipeline.errors import InputError
     with pytest.raises(InputError, match="No space left on device"):
         run_night(NightRequest([str(extract)], dt.date(2026, 11, 20), str(tmp_path / "out"), db, quiet=True))
-    assert contact_counts(db) == (0, 0)
-    assert store.run_history(store.open_store(db)) == []
+    assert contact_counts(db) == before
+    assert [r["business_date"] for r in store.run_history(store.open_store(db))] == ["2026-11-19"]

@@ -17,7 +17,7 @@ pytest.importorskip("pyspark", reason="the spark extra is not installed (pip ins
 if shutil.which("java") is None:
     pytest.skip("Spark needs Java 17 and no java is on PATH", allow_module_level=True)
 
-INDEX_TABLES = ["contacts", "contact_segments", "contact_superseded"]
+INDEX_TABLES = ["index.contacts", "index.replaced", "index.seen", "index.versions"]
 
 
 def test_spark_book_load_equals_the_local_load(invoke, tmp_path, extracts):  # noqa: F811

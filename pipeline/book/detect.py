@@ -1,6 +1,6 @@
 """PHONE_SHARED and BANK_SHARED for one night, against the whole book (SPEC 3).
 
-Inside the night's transaction: take back what an earlier run of the same night wrote; look up
+Inside the night's transactions: take back what an earlier run of the same night wrote; look up
 the stored rows that share a value with tonight's rows (tonight's policies replace their own
 stored rows); grow the pool customer by customer until the clusters are complete; find the
 involved rows (checks.shared); then write tonight's rows into the index.
@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import sqlalchemy as sa
 
 from checks import shared
 from checks.catalogue import RULE_OF_KIND, RULES
 from pipeline.book import index
+from pipeline.book.database import IndexFile
 from pipeline.book.digests import digest64, member
 from pipeline.book.rows import empty, version_of
 from pipeline.book.tonight import NightContacts
@@ -186,7 +186,7 @@ def _hex(values: pd.Series) -> np.ndarray:
     return text.astype(f"U{2 * width[0]}").astype(object)
 
 
-def shared_night(conn: sa.Connection, tonight: NightContacts, frame: pd.DataFrame, labels: dict,
+def shared_night(db: IndexFile, tonight: NightContacts, frame: pd.DataFrame, labels: dict,
                  business_date: dt.date, cfg: dict, sources: list[str], built: float = 0.0,
                  recheck: list[str] = (), grouping=None) -> BookResult:
     """Judge tonight's contact rows (`tonight`, held by pipeline.book.tonight) against the book
@@ -203,8 +203,8 @@ def shared_night(conn: sa.Connection, tonight: NightContacts, frame: pd.DataFram
         t0[0] = now
 
     version = version_of(business_date.isoformat(), "night")
-    book = index.ContactIndex(conn)  # an earlier run of the night was taken back (pipeline.night.nights)
-    book.tonight = pd.Index(frame["policy_no"].unique())
+    book = index.ContactIndex(db)  # an earlier run of the night was taken back (pipeline.night.nights)
+    book.set_tonight(frame["policy_no"])
     pool, growth, judged = grow(book, tonight, grouping)
     step("lookup")
     hits = shared.involved(pool, judged) if len(pool) else pool.iloc[0:0]

@@ -1,7 +1,7 @@
 """64-bit digests of the contact index's keys, and set membership on them (issue 7, 16).
 
-The contact index finds the few stored rows that can match tonight's by testing 64-bit digests
-with numpy before it asks SQL or decodes a segment: a keyed hash is uniformly random, so its
+A night narrows tonight's contact rows to the few that can be shared by testing 64-bit digests
+with numpy before any becomes a Python value (pipeline.book.detect): a keyed hash is uniformly random, so its
 first 8 bytes are a digest as good as any; a policy number's digest is BLAKE2b's. A digest
 collision only makes a lookup look at a row more; every answer is checked on the full values.
 """

@@ -1,383 +1,195 @@
-"""The book-wide contact index in the case store (pipeline.store: `contacts`, `contact_segments`,
-`contact_superseded`), built for a night of millions of rows against a book of tens of millions.
+"""The book-wide contact index (issue 29): every policy's keyed phones and accounts, live rows
+only, in the DuckDB database of pipeline.book.database.
 
-Why this shape. A B-tree takes random inserts slowly once its indexes outgrow memory (2.5M rows
-into a 50M-row table with four indexes: 108 s here), and even into an empty SQLite table
-2.5M rows and three indexes cost ~30 s. So:
+Tables:
 
-* the main tier `contacts` is a plain indexed table, written only in bulk (`custdq index load`
-  into an empty index, `custdq index compact`): indexes dropped, rows appended, indexes rebuilt
-  by sorting. Beside it the store keeps sorted 64-bit digests of its values, customers and
-  policy numbers (`contact_segments`, tier `main`): a night tests its 2.5M values against them
-  with numpy and asks SQL only for the few that can match;
-* each night's rows are one tier: compressed Arrow segments in `contact_segments`
-  (pipeline.book.segments), written in a couple of seconds and read by the next nights a
-  segment at a time, skipped on their digests, until a night past
-  `contact_index.recent_rows_warning` (or `custdq index compact`) folds them into the main tier;
-* a policy's rows are versioned (the night or book load that wrote them). When a later version
-  of a policy arrives, `contact_superseded` records that the older one is replaced; re-running a
-  night deletes its tier and its supersessions, which brings the previous versions back. A
-  re-sent policy whose rows are unchanged is not written again (pipeline.book.signature).
+* `contacts`: the live rows, one per valid phone or account of a policy and role (the columns of
+  pipeline.book.rows.STORED and a stable `id`). A policy's live rows all come from one version:
+  the night (or book load) that last wrote them.
+* `replaced`: what a version replaced or deleted, under `by_version`, so that taking a version
+  back (a re-run, `--rewind`, a re-load) restores exactly what was there before it; pruned with
+  the nights' undo journals (`store.undo_nights`).
+* `seen`: the policies a version's extract held unchanged (their rows were not written again):
+  the retention policy counts a policy's last appearance, not its last change.
 
-Nothing here holds every stored row of a lookup in memory: main-tier rows come a page of SQL
-results at a time, tier rows a segment at a time, and each is filtered (live, not tonight's) on
-Arrow data before any becomes a Python value.
+A night joins its own values against `contacts` (values, then the customers of the clusters,
+pipeline.book.detect), compares each re-sent policy's stored rows with tonight's by fingerprints
+in SQL (a count and two sums of row hashes per policy) and writes only the policies that
+changed, with set-based statements. Nothing here reads the whole book into Python: lookups
+return the few rows that match, and DuckDB works within `contact_index.memory_limit`, spilling
+to `temp_directory` beyond it.
 
-Every method works inside the caller's transaction: a night's index writes commit together with
-its run record, or not at all.
+Every method works inside the command's index transaction (pipeline.book.database).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-import sqlalchemy as sa
 
-from checks.arrays import isin_text
-from pipeline.book import signature
-from pipeline.book.digests import digest64, digest64_arrow, member, within
+from pipeline.book.database import IndexFile
 from pipeline.book.rows import CONTACT_COLUMNS, STORED, empty
-from pipeline.book.segments import Tiers, pool_frame
-from pipeline.store.sql import bulk_insert, fill_keys, python_rows
-from pipeline.store.schema import contact_segments, contact_superseded, contacts
+from pipeline.book.tonight import NightContacts, pool_frame
 
-if TYPE_CHECKING:
-    from pipeline.book.tonight import NightContacts
-
-MAIN = contacts
-DIGEST_PART = 16_000_000  # digest entries per blob (128 MB)
-DIGESTS = {"value": "value", "customer": "customer", "policy": "policy_no"}
+COLUMNS = ", ".join(STORED)
+HASHED = ", ".join(c for c in STORED if c not in ("version", "policy_no"))  # a policy's rows, less their version
 
 
-def _bytes(v):
-    return None if v is None else bytes(v)
-
-
-ARROW_TYPES = {c: pa.binary() if c in ("value", "customer", "person") else pa.large_string() for c in STORED}
-FETCH_ROWS = 200_000  # main-tier rows fetched at a time
-
-
-def _arrow_rows(rows: Sequence, names: list[str]) -> pa.Table:
-    """SQL result rows -> an Arrow table (hashes binary, texts large strings, `id` int64)."""
-    columns = list(zip(*rows)) if rows else [()] * len(names)
-    arrays = {}
-    for name, values in zip(names, columns):
-        if name == "id":
-            arrays[name] = pa.array(values, type=pa.int64())
-        elif ARROW_TYPES[name] == pa.binary():
-            arrays[name] = pa.array([_bytes(v) for v in values], type=pa.binary())
-        else:
-            arrays[name] = pa.array(values, type=pa.large_string())
-    return pa.table(arrays)
-
-
-def _as_keys(keys, column: str) -> list[pa.Array]:
-    """Lookup keys (a Series or iterable of values, an Arrow array or a list of them) as Arrow
-    arrays without missing values: text for policy numbers, binary for keyed hashes."""
+def _keys(keys, column: str) -> pa.Table:
+    """Lookup keys (Arrow arrays, or an iterable of bytes / texts) as a one-column Arrow table."""
+    kind = pa.large_string() if column == "policy_no" else pa.binary()
     if isinstance(keys, (pa.Array, pa.ChunkedArray)):
         keys = [keys]
-    elif not (isinstance(keys, list) and keys and all(isinstance(k, (pa.Array, pa.ChunkedArray)) for k in keys)):
+    if isinstance(keys, list) and keys and all(isinstance(k, (pa.Array, pa.ChunkedArray)) for k in keys):
+        arrays = [(k.combine_chunks() if isinstance(k, pa.ChunkedArray) else k).cast(kind) for k in keys]
+        array = pa.concat_arrays(arrays) if arrays else pa.array([], kind)
+    else:
         values = keys if isinstance(keys, pd.Series) else pd.Series(list(keys), dtype=object)
-        values = values.dropna() if values.isna().any() else values
-        if column == "policy_no":
-            keys = [pa.array(values.astype("str").array, type=pa.large_string())]
-        else:
-            keys = [pa.array(values.map(_bytes).tolist(), type=pa.binary())]
-    out = []
-    for k in keys:
-        k = k.combine_chunks() if isinstance(k, pa.ChunkedArray) else k
-        k = k.drop_null()
-        if pa.types.is_string(k.type):
-            k = k.cast(pa.large_string())
-        if len(k):
-            out.append(k)
-    return out
+        values = values.dropna()
+        array = pa.array(values.astype(str).tolist() if column == "policy_no" else [bytes(v) for v in values], kind)
+    return pa.table({"k": array.drop_null()})
 
 
 class ContactIndex:
-    """The contact index seen through one connection (and its open transaction)."""
+    """The contact index seen through one open index file (and its open transaction)."""
 
-    def __init__(self, conn: sa.Connection):
-        self.conn = conn
-        self.tonight = pd.Index([], dtype=object)  # policies tonight replaces: lookups leave them out
-        self.segments = Tiers(conn)
-        self._superseded: pd.DataFrame | None = None
-        self._gone: dict[str, pa.Array] | None = None
-        self._tonight_keys: tuple[int, pa.Array] | None = None
-        self._digests: dict[str, np.ndarray] = {}
+    def __init__(self, index: IndexFile):
+        self.db = index
+        self._tonight = False
 
     # ---- reading -------------------------------------------------------------------------
-    def tiers(self) -> dict[str, pa.Table]:
-        """The night tiers decoded whole, oldest first (for tools and tests; lookups read them a
-        segment at a time, pipeline.book.segments)."""
-        return self.segments.tables()
+    def set_tonight(self, policies) -> None:
+        """The policies tonight's extract holds: their stored rows are tonight's to replace, so
+        lookups leave them out."""
+        table = _keys(policies, "policy_no")
+        self.db.con.register("tonight_arrow", table)
+        self.db.run("CREATE OR REPLACE TEMP TABLE tonight_policies AS SELECT DISTINCT k AS policy_no FROM tonight_arrow")
+        self.db.con.unregister("tonight_arrow")
+        self._tonight = True
 
-    def superseded(self) -> pd.DataFrame:
-        if self._superseded is None:
-            result = self.conn.execute(sa.select(contact_superseded))
-            self._superseded = pd.DataFrame(result.fetchall(), columns=["policy_no", "version", "by_version"])
-        return self._superseded
-
-    def _gone_at(self) -> dict[str, pa.Array]:
-        """Per version, the policy numbers whose rows of that version were replaced."""
-        if self._gone is None:
-            self._gone = {str(v): pa.array(g["policy_no"].astype(str).tolist(), type=pa.large_string())
-                          for v, g in self.superseded().groupby("version")}
-        return self._gone
-
-    def _tonight(self) -> pa.Array:
-        if self._tonight_keys is None or self._tonight_keys[0] != id(self.tonight):
-            self._tonight_keys = (id(self.tonight), pa.array(pd.Series(self.tonight, dtype=object).astype(str).tolist(),
-                                                             type=pa.large_string()))
-        return self._tonight_keys[1]
-
-    def digest(self, name: str) -> np.ndarray:
-        if name not in self._digests:
-            q = (sa.select(contact_segments.c.data).where(contact_segments.c.tier == "main", contact_segments.c.kind == name)
-                 .order_by(contact_segments.c.part))
-            parts = [np.frombuffer(bytes(d), dtype="<u8") for d in self.conn.execute(q).scalars()]
-            self._digests[name] = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
-        return self._digests[name]
-
-    def _live(self, table: pa.Table, keep_tonight: bool) -> pa.Table:
-        """Rows not replaced by a later version (nor, unless asked, by tonight's extract)."""
+    def _lookup(self, column: str, keys) -> pd.DataFrame:
+        table = _keys(keys, column)
         if not table.num_rows:
-            return table
-        ok = np.ones(table.num_rows, dtype=bool)
-        policy = table.column("policy_no").combine_chunks().cast(pa.large_string())
-        gone = self._gone_at()
-        if gone:
-            version = table.column("version").combine_chunks()
-            version = version.cast(pa.string()) if pa.types.is_dictionary(version.type) else version
-            for v in pc.unique(version).to_pylist():
-                if v in gone:
-                    at = pc.equal(version, v).to_numpy(zero_copy_only=False)
-                    ok[at] &= ~within(policy.filter(pa.array(at)), gone[v])
-        if not keep_tonight and len(self.tonight):
-            ok &= ~within(policy, self._tonight())
-        return table if ok.all() else table.filter(pa.array(ok))
-
-    def _main(self, column: str, keys: list[pa.Array], keep_tonight: bool):
-        """Live main-tier rows whose `column` is among `keys`, a page at a time: the digest first,
-        SQL for the rest."""
-        digest = self.digest("policy" if column == "policy_no" else column)
-        if not keys or not len(digest):
-            return
-        maybe = []
-        for k in keys:
-            d = digest64(pd.Series(k.to_pylist(), dtype=object), column) if column == "policy_no" else digest64_arrow(k)
-            maybe += k.filter(pa.array(member(d, digest))).to_pylist()
-        if not maybe:
-            return
-        fill_keys(self.conn, "q_main", maybe, "TEXT" if column == "policy_no" else "BLOB")
-        names = ["id"] + STORED
-        select = ", ".join(f"c.{c}" for c in names)
-        sql = (f"SELECT {select} FROM q_main q CROSS JOIN {MAIN.name} c "  # noqa: S608 - constant names, no values
-               f"WHERE c.{column} = q.k")
-        result = self.conn.exec_driver_sql(sql)
-        while rows := result.fetchmany(FETCH_ROWS):
-            table = self._live(_arrow_rows(rows, names), keep_tonight)
-            if table.num_rows:
-                yield table
-
-    def _from_tiers(self, column: str, keys: list[pa.Array], keep_tonight: bool):
-        """Live tier rows whose `column` is among `keys`, a segment at a time: segments are
-        skipped on their digests, rows picked on digests first and exactly after."""
-        if not keys:
-            return
-        probe = None if column == "policy_no" else np.unique(np.concatenate([digest64_arrow(k) for k in keys]))
-        for segment, table in self.segments.scan(None if probe is None else {column: probe}):
-            values = table.column(column).combine_chunks()
-            if probe is None:
-                positions = np.flatnonzero(within(values.cast(pa.large_string()), keys[0]))
-            else:
-                positions = np.flatnonzero(member(digest64_arrow(values), probe))
-                if len(positions) and not keep_tonight and len(self.tonight):  # (a re-sent book: most of them)
-                    policy = table.column("policy_no").combine_chunks().take(pa.array(positions))
-                    positions = positions[~within(policy.cast(pa.large_string()), self._tonight())]
-                if len(positions):
-                    picked = values.take(pa.array(positions))
-                    exact = np.zeros(len(positions), dtype=bool)
-                    for k in keys:
-                        exact |= within(picked, k)
-                    positions = positions[exact]
-            if not len(positions):
-                continue
-            rows = table.take(pa.array(positions))
-            rows = rows.add_column(0, "id", pa.array(segment.first_id + positions, type=pa.int64()))
-            rows = self._live(rows, keep_tonight)
-            if rows.num_rows:
-                yield rows
-
-    def _stored(self, column: str, keys, keep_tonight: bool = False):
-        """Live stored rows (main tier, then the tiers) whose `column` is among `keys`, as Arrow
-        tables a page or segment at a time."""
-        keys = _as_keys(keys, column)
-        yield from self._main(column, keys, keep_tonight)
-        yield from self._from_tiers(column, keys, keep_tonight)
-
-    def _lookup(self, column: str, keys, keep_tonight: bool = False) -> pd.DataFrame:
-        frames = [pool_frame(t) for t in self._stored(column, keys, keep_tonight)]
-        if not frames:
             return empty()
-        out = pd.concat(frames, ignore_index=True).assign(row=np.int64(-1), tonight=False)
+        self.db.con.register("lookup_keys", table)
+        try:
+            skip = " AND c.policy_no NOT IN (SELECT policy_no FROM tonight_policies)" if self._tonight else ""
+            rows = self.db.arrow(f"SELECT c.id, {', '.join('c.' + s for s in STORED)} FROM contacts c "  # noqa: S608 - constant names, no values
+                                 f"WHERE c.{column} IN (SELECT k FROM lookup_keys){skip} ORDER BY c.id")
+        finally:
+            self.db.con.unregister("lookup_keys")
+        if not rows.num_rows:
+            return empty()
+        out = pool_frame(rows).assign(row=np.int64(-1), tonight=False)
         return out.astype({"id": "int64"})[CONTACT_COLUMNS]
 
     def by_values(self, values) -> pd.DataFrame:
         """Live rows of other policies than tonight's carrying any of `values` (keyed hashes, or
-        Arrow arrays of them: tonight's chunks, looked up in one pass over the tiers)."""
+        Arrow arrays of them)."""
         return self._lookup("value", values)
 
     def by_customers(self, customers: Iterable[bytes]) -> pd.DataFrame:
         """Live rows of other policies than tonight's of any of `customers`."""
         return self._lookup("customer", customers)
 
+    def rows(self) -> pa.Table:
+        """Every live row, in id order (for tools and tests; a night never does this)."""
+        return self.db.arrow(f"SELECT id, {COLUMNS} FROM contacts ORDER BY id")  # noqa: S608 - constant names
+
     # ---- writing -------------------------------------------------------------------------
     def undo(self, version: str) -> int:
-        """Take back everything `version` wrote (a re-run of the same night). Returns rows removed."""
-        seg = contact_segments
-        removed = int(self.conn.execute(sa.select(sa.func.coalesce(sa.func.sum(seg.c.rows), 0))
-                                        .where(seg.c.tier == version, seg.c.kind == "rows")).scalar_one())
-        self.conn.execute(seg.delete().where(seg.c.tier == version))
-        if self._main_rows():
-            gone = self.conn.execute(MAIN.delete().where(MAIN.c.version == version)).rowcount
-            if gone:
-                self._set_main_rows(self._main_rows() - gone)
-            removed += gone
-        sup = contact_superseded
-        self.conn.execute(sup.delete().where(sa.or_(sup.c.by_version == version, sup.c.version == version)))
-        self.segments.forget()
-        self._superseded, self._gone = None, None
-        return removed
+        """Take back everything `version` wrote (a re-run, a rewind, a re-load): its rows go, the
+        rows it replaced come back (under the newer version that replaced them since, if one
+        did). Returns the rows removed."""
+        db = self.db
+        removed = db.one("SELECT count(*) FROM contacts WHERE version = ?", [version])
+        removed += db.one("SELECT count(*) FROM replaced WHERE version = ?", [version])
+        db.run("DELETE FROM contacts WHERE version = ?", [version])
+        db.run("DELETE FROM replaced WHERE version = ?", [version])
+        # rows `version` replaced, of policies a later version has written since: replaced by that one now
+        db.run("""UPDATE replaced SET by_version = live.version FROM (SELECT policy_no, max(version) AS version
+                  FROM contacts GROUP BY policy_no) live
+                  WHERE replaced.by_version = ? AND replaced.policy_no = live.policy_no""", [version])
+        db.run(f"INSERT INTO contacts (id, {COLUMNS}) SELECT id, {COLUMNS} FROM replaced "  # noqa: S608 - constant names
+               "WHERE by_version = ?", [version])
+        db.run("DELETE FROM replaced WHERE by_version = ?", [version])
+        db.run("DELETE FROM seen WHERE version = ?", [version])
+        db.forgot(version)
+        return int(removed)
 
-    def write(self, rows: NightContacts, policies: pd.Series | pa.Array, version: str) -> dict:
+    def _stage(self, rows: NightContacts) -> int:
+        """Tonight's kept rows into the temporary table `night_rows` (with `seq`, their order)."""
+        self.db.run(f"CREATE OR REPLACE TEMP TABLE night_rows AS SELECT 0::BIGINT AS seq, {COLUMNS} "  # noqa: S608
+                    "FROM contacts WHERE false")
+        n = 0
+        for first, table in rows.kept_tables():
+            table = table.append_column("seq", pa.array(np.arange(first, first + table.num_rows, dtype=np.int64)))
+            self.db.con.register("night_part", table)
+            self.db.run(f"INSERT INTO night_rows SELECT seq, {COLUMNS} FROM night_part")  # noqa: S608
+            self.db.con.unregister("night_part")
+            n += table.num_rows
+        return n
+
+    def write(self, rows: NightContacts, policies, version: str) -> dict:
         """Make `rows` the version `version` of `policies` (a policy without rows had its contacts
-        removed). A policy whose live rows are unchanged is not written again: stored and
-        tonight's rows are compared per policy by fingerprints (pipeline.book.signature), folded a
-        segment, page or chunk at a time."""
-        parts, pairs = [], []
-        for table in self._stored("policy_no", policies, keep_tonight=True):
-            parts.append(signature.partial(table))
-            pv = table.select(["policy_no", "version"])
-            pv = pv.set_column(1, "version", pv.column("version").cast(pa.string()))
-            pairs.append(pv.group_by(["policy_no", "version"]).aggregate([]))
-        stored = signature.combine(parts)
-        keep, later = pd.Index([]), pd.Series(dtype=object)
-        supersede = pd.DataFrame(columns=["policy_no", "version", "by_version"])
-        if stored.num_rows:
-            pv = pa.concat_tables(pairs).group_by(["policy_no", "version"]).aggregate([]).to_pandas()
-            pv = pv[["policy_no", "version"]].astype(object)
-            # newest stored version per policy (sort + last: vectorised)
-            newest = pv.sort_values("version", kind="stable").drop_duplicates("policy_no", keep="last")
-            newest = pd.Series(newest["version"].to_numpy(), index=newest["policy_no"].to_numpy())
-            later = newest[newest > version]
-            mine = signature.combine([signature.partial(t) for t in rows.tables_of_policies(stored.column("policy_no"))])
-            keep = pd.Index(signature.unchanged(stored, mine).to_pylist(), dtype=object)
-            moved = keep.union(later.index)
-            old = pv[~isin_text(pv["policy_no"], moved)] if len(moved) else pv
-            supersede = old.assign(by_version=version)
-        # re-running an older night never hides a newer version: its rows arrive already replaced
-        stale = rows.rows_of_policies(later.index.difference(keep))[["policy_no"]].drop_duplicates()
-        supersede = pd.concat([supersede, stale.assign(version=version, by_version=stale["policy_no"].map(later))])
-        if len(supersede):
-            bulk_insert(self.conn, contact_superseded.name, ["policy_no", "version", "by_version"],
-                        python_rows(supersede[["policy_no", "version", "by_version"]].astype(str)))
-        written = self.segments.append(version, rows.tier_blobs(version, keep))
-        self.segments.note_seen(version, keep)
-        self._superseded, self._gone = None, None
-        if len(self.tonight):
-            distinct = len(self.tonight)
-        elif isinstance(policies, (pa.Array, pa.ChunkedArray)):
-            distinct = int(pc.count_distinct(policies).as_py())
-        else:
-            distinct = int(pd.Series(policies).nunique())
-        return {"policies": distinct, "rows_written": written,
-                "policies_unchanged": len(keep), "policies_newer_kept": len(later)}
+        removed). A policy whose live rows are unchanged is not written again (noted as seen);
+        one a later version wrote keeps that version (tonight's rows wait in `replaced`)."""
+        db = self.db
+        staged = self._stage(rows)
+        table = _keys(policies, "policy_no")
+        db.con.register("write_policies", table)
+        db.run("CREATE OR REPLACE TEMP TABLE write_policies_t AS SELECT DISTINCT k AS policy_no FROM write_policies")
+        db.con.unregister("write_policies")
+        fingerprint = (f"count(*) AS n, sum(hash({HASHED})::HUGEINT) AS a, "
+                       f"sum(hash({HASHED}, 'custdq')::HUGEINT) AS b")
+        db.run(f"""CREATE OR REPLACE TEMP TABLE stored_fp AS SELECT policy_no, max(version) AS version, {fingerprint}
+                   FROM contacts WHERE policy_no IN (SELECT policy_no FROM write_policies_t) GROUP BY policy_no""")  # noqa: S608
+        db.run(f"""CREATE OR REPLACE TEMP TABLE night_fp AS SELECT policy_no, {fingerprint}
+                   FROM night_rows GROUP BY policy_no""")  # noqa: S608
+        # unchanged: the same rows on both sides; later: a newer version holds the policy
+        db.run("""CREATE OR REPLACE TEMP TABLE write_plan AS
+                  SELECT s.policy_no, s.version,
+                         (t.n IS NOT NULL AND s.n = t.n AND s.a = t.a AND s.b = t.b) AS unchanged
+                  FROM stored_fp s LEFT JOIN night_fp t USING (policy_no)""")
+        later = db.one("SELECT count(*) FROM write_plan WHERE NOT unchanged AND version > ?", [version])
+        keep = db.one("SELECT count(*) FROM write_plan WHERE unchanged")
+        base = int(db.meta("next_id") or 1)
+        # tonight's rows of a policy a later version holds: replaced by that version already
+        db.run(f"""INSERT INTO replaced (by_version, id, {COLUMNS})
+                   SELECT p.version, ? + r.seq, {', '.join('r.' + c for c in STORED)} FROM night_rows r
+                   JOIN write_plan p USING (policy_no) WHERE NOT p.unchanged AND p.version > ?""",  # noqa: S608
+               [base, version])
+        # the stored rows of every other changed policy go into `replaced`, tonight's rows in
+        db.run("""CREATE OR REPLACE TEMP TABLE write_changed AS SELECT policy_no FROM write_plan
+                  WHERE NOT unchanged AND version <= ?""", [version])
+        db.run(f"""INSERT INTO replaced (by_version, id, {COLUMNS}) SELECT ?, id, {COLUMNS} FROM contacts
+                   WHERE policy_no IN (SELECT policy_no FROM write_changed)""", [version])  # noqa: S608
+        db.run("DELETE FROM contacts WHERE policy_no IN (SELECT policy_no FROM write_changed)")
+        written = db.one(f"""INSERT INTO contacts (id, {COLUMNS}) SELECT ? + seq, {COLUMNS} FROM night_rows
+                   WHERE policy_no NOT IN (SELECT policy_no FROM write_plan WHERE unchanged OR version > ?)
+                   ORDER BY seq""", [base, version])  # noqa: S608
+        db.run("""INSERT INTO seen SELECT policy_no, ? FROM write_plan WHERE unchanged ORDER BY policy_no""", [version])
+        last = db.one("SELECT max(seq) FROM night_rows")
+        if last is not None:
+            db.set_meta("next_id", str(base + int(last) + 1))
+        distinct = db.one("SELECT count(*) FROM write_policies_t")
+        for name in ("night_rows", "stored_fp", "night_fp", "write_plan", "write_changed", "write_policies_t"):
+            db.run(f"DROP TABLE IF EXISTS {name}")
+        db.wrote(version)
+        return {"policies": int(distinct), "rows_written": int(written), "rows_staged": staged,
+                "policies_unchanged": int(keep), "policies_newer_kept": int(later)}
 
-    # ---- the main tier -------------------------------------------------------------------
-    def _main_rows(self) -> int:
-        seg = contact_segments
-        got = self.conn.execute(sa.select(seg.c.rows).where(seg.c.tier == "main", seg.c.kind == "count")).scalar()
-        return int(got or 0)
-
-    def _set_main_rows(self, n: int) -> None:
-        seg = contact_segments
-        self.conn.execute(seg.delete().where(seg.c.tier == "main", seg.c.kind == "count"))
-        self.conn.execute(seg.insert().values(tier="main", kind="count", part=0, rows=n, data=b""))
-
-    def _save_digests(self, added: dict[str, list[np.ndarray]]) -> None:
-        seg = contact_segments
-        for name in DIGESTS:
-            merged = np.unique(np.concatenate([self.digest(name)] + added[name]))
-            self.conn.execute(seg.delete().where(seg.c.tier == "main", seg.c.kind == name))
-            for part, offset in enumerate(range(0, len(merged), DIGEST_PART)):
-                chunk = merged[offset: offset + DIGEST_PART]
-                self.conn.execute(seg.insert().values(tier="main", kind=name, part=part, rows=len(chunk),
-                                                      data=chunk.astype("<u8").tobytes()))
-            self._digests[name] = merged
-
-    def forget_main_rows(self, gone: int) -> None:
-        """`gone` main-tier rows were deleted (pipeline.retention)."""
-        self._set_main_rows(max(0, self._main_rows() - gone))
-
-    def rebuild_digests(self) -> None:
-        """The main tier's digests anew from its rows, a page at a time (after rows were deleted:
-        a digest of a destroyed value must not stay behind)."""
-        seg = contact_segments
-        self.conn.execute(seg.delete().where(seg.c.tier == "main", seg.c.kind.in_(list(DIGESTS))))
-        self._digests = {}
-        added: dict[str, list[np.ndarray]] = {name: [] for name in DIGESTS}
-        result = self.conn.execute(sa.select(MAIN.c.value, MAIN.c.customer, MAIN.c.policy_no),
-                                   execution_options={"stream_results": True})
-        while rows := result.fetchmany(FETCH_ROWS):
-            value, customer, policy = zip(*rows)
-            added["value"].append(np.unique(digest64(pd.Series([bytes(v) for v in value], dtype=object), "value")))
-            added["customer"].append(np.unique(digest64(pd.Series([bytes(v) for v in customer], dtype=object),
-                                                        "customer")))
-            added["policy"].append(np.unique(digest64(pd.Series(policy, dtype=object), "policy_no")))
-        self._save_digests(added)
-
-    def bulk_main(self, chunks: Iterable[pd.DataFrame]) -> int:
-        """Append contact rows to the main tier in bulk: indexes dropped and rebuilt, digests merged."""
-        for index in MAIN.indexes:
-            self.conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
-        added: dict[str, list[np.ndarray]] = {name: [] for name in DIGESTS}
-        total = 0
-        for rows in chunks:
-            rows = rows.sort_values("policy_no", kind="stable")
-            bulk_insert(self.conn, MAIN.name, STORED, python_rows(rows[STORED]))
-            for name, column in DIGESTS.items():
-                added[name].append(digest64(rows[column], column))
-            total += len(rows)
-        for index in MAIN.indexes:
-            index.create(self.conn)
-        self._save_digests(added)
-        self._set_main_rows(self._main_rows() + total)
-        return total
-
-    def compact(self) -> dict:
-        """Fold every tier into the main tier, a segment at a time (automatic after a night past
-        `contact_index.recent_rows_warning`, or `custdq index compact`)."""
-        started = time.perf_counter()
-        moving = sum(seg.rows for seg in self.segments.segments())
-        if moving:
-            self.bulk_main(pool_frame(table) for _, table in self.segments.scan())
-            self.segments.drop_all()
-        return {"rows_moved": moving, "seconds": round(time.perf_counter() - started, 1), **self.size()}
+    def prune(self, before: str) -> int:
+        """Forget what versions of dates before `before` (ISO) replaced: those nights can no
+        longer be taken back (pipeline.night.nights.keep_journals)."""
+        gone = self.db.one("SELECT count(*) FROM replaced WHERE by_version < ?", [before])
+        if gone:
+            self.db.run("DELETE FROM replaced WHERE by_version < ?", [before])
+        return int(gone)
 
     def size(self) -> dict:
-        """Row counts from the segments' bookkeeping (the tiers are not read for it)."""
-        seg = contact_segments
-        per_tier = self.conn.execute(sa.select(seg.c.tier, sa.func.sum(seg.c.rows)).where(seg.c.kind == "rows")
-                                     .group_by(seg.c.tier)).all()
-        recent = sum(int(n or 0) for _, n in per_tier)
-        main = self._main_rows()
-        superseded = int(self.conn.execute(sa.select(sa.func.count()).select_from(contact_superseded)).scalar_one())
-        return {"rows": main + recent, "main_rows": main, "recent_rows": recent, "night_tiers": len(per_tier),
-                "superseded_versions": superseded}
+        return {"rows": int(self.db.one("SELECT count(*) FROM contacts")),
+                "replaced_rows": int(self.db.one("SELECT count(*) FROM replaced"))}

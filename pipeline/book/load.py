@@ -5,10 +5,10 @@ normalisation, contract and scope as a night, so the index holds exactly what a 
 have written. Files are read one at a time, each chunk by chunk through the night's own row
 stages (pipeline.rows.chunks, on `workers` processes): memory follows the chunk and a file's packed
 contact rows (~26 bytes a row in memory, the rest in a temporary file). The load is one
-transaction; loading a book with the same `--as-of` date again replaces that load. Into an
-empty index the rows go straight into the main tier with its lookup indexes dropped and rebuilt
-afterwards (one sort per index instead of millions of random inserts); otherwise they are
-written like a night's and the tiers are compacted at the end (pipeline.book.index).
+transaction of the contact index (pipeline.book.database), committed just before the case
+store's; loading a book with the same `--as-of` date again replaces that load. Each file's rows
+are written as a night's are (pipeline.book.index): appended a chunk of Arrow rows at a time,
+a policy already held with the same rows left as it is.
 
 With `--engine spark` each file's rows are read, normalised, checked and turned into keyed
 contact rows as Spark tasks (pipeline.spark.night, the night's own row stages), and the driver
@@ -30,12 +30,13 @@ from pipeline.book.digests import within
 
 from pipeline import config, outputs, store
 from pipeline.rows import chunks
-from pipeline.book import index
+from pipeline.book import database, index
 from pipeline.book.rows import version_of
 from pipeline.ingest.columns import EXTRACT_COLUMNS, alias_map
 from pipeline.errors import InputError
 from pipeline.store.lock import store_lock
 from pipeline.night.progress import Stages, peak_memory_mb
+from pipeline.night.nights import reconcile
 
 SPARK_STAGES = ["ingest", "normalise", "contract", "scope", "check"]  # the row stages of a book file
 
@@ -54,7 +55,7 @@ def load_book(paths: list[str], as_of: dt.date, out_dir: str | None = None, db: 
             from pipeline.spark.night import SparkNight
 
             spark = SparkNight(cfg)
-        manifest = _load(paths, as_of, out_dir, engine, key, created.url, cfg, progress, started, spark)
+        manifest = _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, spark)
     except BaseException:
         created.remove(engine)  # a first load that failed leaves no store and no key behind
         raise
@@ -66,13 +67,12 @@ def load_book(paths: list[str], as_of: dt.date, out_dir: str | None = None, db: 
     return manifest
 
 
-def compact_index(db: str | None, config_path: str | None, notify=None) -> dict:
-    """`custdq index compact`: the night tiers folded into the main tier, in one transaction
-    under the writer lock (`store.lock_wait_seconds`)."""
+def compact_index(db: str | None, config_path: str | None) -> dict:
+    """`custdq index compact`: nothing to do since the index lives in DuckDB (issue 29), which
+    needs no compaction; kept, checking that the store exists, for schedulers that call it."""
     engine, cfg = store.existing(db, config_path)
-    with store_lock(engine, "index compact", None, float(cfg["store"]["lock_wait_seconds"]), notify=notify), \
-            engine.begin() as conn:
-        return index.ContactIndex(conn).compact()
+    engine.dispose()
+    return {"rows_moved": 0}
 
 
 def first_records(policies: pa.Array) -> np.ndarray:
@@ -89,7 +89,8 @@ def first_records(policies: pa.Array) -> np.ndarray:
     return flags
 
 
-def _load(paths, as_of, out_dir, engine, key, db, cfg, progress, started, spark=None) -> dict:
+def _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, spark=None) -> dict:
+    db = created.url
     version = version_of(as_of.isoformat(), "book")
     out = Path(out_dir) if out_dir else Path("out") / f"index-load-{as_of.isoformat()}"
     files, quarantines = [], []
@@ -135,23 +136,24 @@ def _load(paths, as_of, out_dir, engine, key, db, cfg, progress, started, spark=
             contacts.close()
 
     with store_lock(engine, "index load", None, float(cfg["store"]["lock_wait_seconds"]), notify=progress), \
-            engine.begin() as conn:
-        book = index.ContactIndex(conn)
-        taken_back = book.undo(version)
-        bulk = book.size()["rows"] == 0
-        if bulk:  # into an empty index: straight into the main tier, file by file, indexes built once
-            written = book.bulk_main(frame for contacts, _ in books() for frame in contacts.frames())
-            compacted = None
-        else:
+            database.open_for(engine, db, cfg, key, create=True) as contact_index:
+        if contact_index.created:
+            created.index = contact_index.path
+        with engine.begin() as conn:  # a command killed between the two commits, taken back
+            reconcile(conn, contact_index)
+        with engine.begin() as conn:
+            contact_index.begin()
+            book = index.ContactIndex(contact_index)
+            taken_back = book.undo(version)
+            bulk = book.size()["rows"] == 0
             written = sum(book.write(contacts, policies, version)["rows_written"] for contacts, policies in books())
-            progress("custdq: index load: merging the tiers into the main index")
-            compacted = book.compact()
-        sizes = book.size()
+            sizes = book.size()
+            contact_index.commit(conn)
     manifest = {
         "command": "index load", "as_of": as_of.isoformat(), "version": version, "inputs": files,
         "rows_read": sum(f["rows"] for f in files), "contact_rows_written": written,
         "rows_taken_back": taken_back, "bulk_mode": bulk,
-        "engine": spark.describe() if spark is not None else {"name": "local"}, "compacted": compacted, "index": sizes, "case_store": store.safe_url(db),
+        "engine": spark.describe() if spark is not None else {"name": "local"}, "index": sizes, "case_store": store.safe_url(db),
         "seconds": round(time.perf_counter() - started, 1), "peak_memory_mb": peak_memory_mb(),
     }
     out.mkdir(parents=True, exist_ok=True)

@@ -2,17 +2,17 @@
 
 A night of 10M policies has about 25M contact rows. As a pandas frame of Python bytes and
 strings that is ~385 bytes a row (10 GB). Here each chunk's rows are one zstd-compressed Arrow
-stream in the very format of a stored night tier (pipeline.book.index: hashes as binary,
-repeated texts dictionary-encoded; ~75 bytes a row), kept in a temporary file; in memory stay
+stream (hashes as binary, repeated texts dictionary-encoded; ~75 bytes a row), kept in a temporary file; in memory stay
 numpy arrays: the extract row each came from, 64-bit digests of its value and customer and two
 flags (26 bytes a row). The night then asks of them only what it needs: the digests, to find
-the few rows that can be shared; those rows as a frame; and the streams themselves, written as
-the night's tier without being decoded when nothing in them changes.
+the few rows that can be shared; those rows as a frame; and the rows themselves, a chunk at a time,
+to be written into the contact index (pipeline.book.index).
 """
 
 from __future__ import annotations
 
 from typing import BinaryIO
+import io
 import os
 import tempfile
 from dataclasses import dataclass
@@ -22,19 +22,46 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.book.digests import digest64, within
-from pipeline.book.segments import SEGMENT_ROWS, pool_frame, serialise, sorted_digests, tier_table
-from pipeline.book.rows import CONTACT_COLUMNS, empty
+from pipeline.book.digests import digest64
+from pipeline.book.rows import CONTACT_COLUMNS, STORED, empty
 from pipeline.errors import InputError
 
-GROUP_ROWS = 1_000_000  # kept rows tested against a set of policy numbers at a time
+DICTIONARY = ["kind", "field", "branch", "channel", "agent_code", "receipt_date", "version"]
+
+
+def tier_table(rows: pd.DataFrame) -> pa.Table:
+    """A chunk's contact rows (STORED columns) as Arrow, repeated texts dictionary-encoded."""
+    table = pa.Table.from_pandas(rows[STORED].reset_index(drop=True), preserve_index=False)
+    for name in DICTIONARY:
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, pc.dictionary_encode(table.column(name).cast(pa.string())))
+    return table
+
+
+def serialise(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def pool_frame(table: pa.Table) -> pd.DataFrame:
+    """Arrow rows -> the pandas shape of pool rows (hash columns as bytes)."""
+    out = {}
+    for name in table.column_names:
+        col = table.column(name)
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(pa.string())
+        out[name] = col.to_pylist() if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type) \
+            else col.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+    return pd.DataFrame(out)
 
 
 @dataclass
 class Packed:
     """One chunk's contact rows, compressed, with what the night keeps in memory of them."""
 
-    blob: bytes  # STORED columns, a compressed Arrow stream (pipeline.book.segments.serialise)
+    blob: bytes  # STORED columns, a compressed Arrow stream (serialise)
     rows: np.ndarray
     value64: np.ndarray
     customer64: np.ndarray
@@ -159,58 +186,12 @@ class NightContacts:
         out["tonight"] = True
         return out.astype({"id": "int64", "row": "int64"})[CONTACT_COLUMNS]
 
-    def _flags_of_policies(self, policies: pa.Array):
-        """(part, its kept rows as a table, which of them belong to `policies`) for every part.
-        Parts are tested a group of up to GROUP_ROWS rows at a time: one hash set of a million
-        policy numbers per group, not per 62,500-row chunk."""
-        group: list[tuple[_Part, pa.Table]] = []
-
-        def flush():
-            column = pa.chunked_array([t.column("policy_no").cast(pa.large_string()) for _, t in group]).combine_chunks()
-            flags, start = within(column, policies), 0
-            for part, table in group:
-                yield part, table, flags[start: start + table.num_rows]
-                start += table.num_rows
-            group.clear()
-
-        rows = 0
+    def kept_tables(self):
+        """(number of the first, the kept rows as an Arrow table) for each part, in order: the
+        rows written into the contact index (pipeline.book.index)."""
         for part in self.parts:
-            table = part.kept()
-            group.append((part, table))
-            rows += table.num_rows
-            if rows >= GROUP_ROWS:
-                yield from flush()
-                rows = 0
-        if group:
-            yield from flush()
-
-    def frames(self):
-        """The kept rows as pool frames, one part (chunk) at a time (a book load's bulk write)."""
-        start = 1
-        for part in self.parts:
-            n = int(part.keep.sum())
-            if n:
-                frame = pool_frame(part.kept())
-                frame["id"] = -np.arange(start, start + n, dtype=np.int64)
-                frame["row"] = part.rows[part.keep]
-                frame["tonight"] = True
-                yield frame.astype({"id": "int64", "row": "int64"})[CONTACT_COLUMNS]
-            start += n
-
-    def rows_of_policies(self, policies: pd.Index) -> pd.DataFrame:
-        """Every kept row of the given policy numbers."""
-        if not len(policies) or not self.parts:
-            return empty()
-        wanted = pa.array(policies.astype(object).tolist(), type=pa.large_string())
-        return self.frame(np.concatenate([flags for _, _, flags in self._flags_of_policies(wanted)]))
-
-    def tables_of_policies(self, policies: pa.Array):
-        """The kept rows of the given policy numbers (large strings), as Arrow tables, part by part."""
-        if not len(policies):
-            return
-        for _, table, mine in self._flags_of_policies(policies):
-            if mine.any():
-                yield table if mine.all() else table.filter(pa.array(mine))
+            if part.keep.any():
+                yield part.first_id, part.kept()
 
     def tested(self, kind: str) -> int:
         """Distinct extract records with a kept contact row of `kind` (P or B)."""
@@ -234,26 +215,3 @@ class NightContacts:
                 column = part.kept().column("value")
                 found.update(column.filter(pc.is_in(column, value_set=wanted)).to_pylist())
         return found
-
-    def tier_blobs(self, tier: str, unchanged: pd.Index):
-        """(rows, compressed Arrow stream, digests) segments of the kept rows but those of
-        `unchanged` policies, as tier `tier`: a chunk nothing was taken from is passed on as it is."""
-        skip = pa.array(unchanged.astype(object).tolist(), type=pa.large_string())
-        if not len(skip):
-            parts = ((part, None, None) for part in self.parts)
-        else:
-            parts = self._flags_of_policies(skip)
-        for part, table, skipped in parts:
-            if skipped is None and part.keep.all() and tier == self.version and len(part.keep) <= SEGMENT_ROWS:
-                yield len(part.keep), part.blob, {"value": np.unique(part.value64), "customer": np.unique(part.customer64)}
-                continue
-            table = part.kept() if table is None else table
-            if skipped is not None and skipped.any():
-                table = table.filter(pa.array(~skipped))
-            if tier != self.version:
-                table = table.set_column(table.schema.get_field_index("version"), "version",
-                                         pc.dictionary_encode(pa.array([tier] * table.num_rows, type=pa.string())))
-            for offset in range(0, table.num_rows, SEGMENT_ROWS):
-                piece = table.slice(offset, SEGMENT_ROWS)
-                yield piece.num_rows, serialise(piece), {name: sorted_digests(piece.column(name))
-                                                         for name in ("value", "customer")}

@@ -139,9 +139,10 @@ def rewound(nights: list[str]) -> Alert:
                  f"已撤回批次 {'、'.join(nights)}：请从最早的一晚起重新运行")
 
 
-def compaction_due(rows: int) -> Alert:
-    return Alert(f"the contact index's night tiers hold {rows} rows; run `custdq index compact` in a quiet hour",
-                 f"联系方式索引的夜间分层已有 {rows} 行：请在空闲时运行 `custdq index compact`")
+def recovered(nights: list[str]) -> Alert:
+    return Alert(f"an earlier command was stopped between the contact index's commit and the case store's; "
+                 f"night(s) {', '.join(nights)} were taken back on both sides: run them again, oldest first",
+                 f"上一条命令在联系方式索引与案件库两次提交之间中断；批次 {'、'.join(nights)} 已在两边撤回：请从最早的一晚起重新运行")
 
 
 def night_warnings(manifest: dict, gate_results: list[dict], reference: dict,

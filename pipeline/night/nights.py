@@ -14,6 +14,7 @@ import json
 import pandas as pd
 import sqlalchemy as sa
 
+from pipeline.book.database import IndexFile
 from pipeline.book.index import ContactIndex
 from pipeline.book.rows import version_of
 from pipeline.cases import undo
@@ -47,33 +48,57 @@ def check_order(conn: sa.Connection, night: str, rewind: bool) -> list[str]:
     return later
 
 
-def take_back(conn: sa.Connection, night: str) -> dict:
-    """Remove everything the store holds of `night`'s run (nothing when it never ran)."""
+def take_back(conn: sa.Connection, night: str, index: IndexFile | None) -> dict:
+    """Remove everything the store holds of `night`'s run (nothing when it never ran), and its
+    rows in the contact index (`index`; None: the index has no trace of it already)."""
     events = undo.take_back(conn, night)
-    contact_rows = ContactIndex(conn).undo(version_of(night, "night"))
+    contact_rows = ContactIndex(index).undo(version_of(night, "night")) if index is not None else 0
     conn.execute(night_dims.delete().where(night_dims.c.business_date == night))
     manifest = conn.execute(sa.select(runs.c.manifest).where(runs.c.business_date == night)).scalar()
     conn.execute(runs.delete().where(runs.c.business_date == night))
     return {"run_events_taken_back": events, "contact_rows_taken_back": contact_rows, "manifest": manifest}
 
 
-def rewind(conn: sa.Connection, later: list[str], by_night: str, at: str) -> list[str]:
+def rewind(conn: sa.Connection, index: IndexFile, later: list[str], by_night: str, at: str) -> list[str]:
     """Take the `later` nights back, newest first, recording each in `rewinds`."""
     for n in sorted(later, reverse=True):
-        gone = take_back(conn, n)
+        gone = take_back(conn, n, index)
         conn.execute(rewinds.insert().values(business_date=n, rewound_at=at, by_night=by_night,
                                              manifest=gone["manifest"]))
     return sorted(later)
 
 
-def keep_journals(conn: sa.Connection, keep: int) -> None:
+def keep_journals(conn: sa.Connection, index: IndexFile, keep: int) -> None:
     """Keep the undo journals of the latest `keep` nights (store.undo_nights, at least 1: the
-    latest night can always be re-run); older ones are dropped."""
+    latest night can always be re-run), in the case store and the contact index; older ones are
+    dropped."""
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise ConfigError(f"store.undo_nights: must be a whole number of nights, at least 1 (got {keep!r})")
     kept = nights(conn)[-keep:]
     if kept:
         undo.prune(conn, kept[0])
+        ContactIndex(index).prune(kept[0])
+
+
+def reconcile(conn: sa.Connection, index: IndexFile) -> list[str]:
+    """After a command was killed between the contact index's commit and the case store's
+    (pipeline.book.database): take back, on each side, what the other side does not hold, by the
+    code a re-run uses, and commit the index (the caller commits the store). Returns the nights
+    taken back (they must be run again); nothing when the two agree."""
+    found = index.mismatch(conn)
+    if found is None:
+        return []
+    index.begin()
+    book = ContactIndex(index)
+    for version in sorted(found.index_only, reverse=True):
+        book.undo(version)
+    gone = []
+    for version in sorted(found.store_only, reverse=True):
+        if version.endswith("N"):
+            take_back(conn, version[:-1], None)
+            gone.append(version[:-1])
+    index.agree(conn)
+    return sorted(set(gone) | {v[:-1] for v in found.index_only if v.endswith("N")})
 
 
 def same_inputs(conn: sa.Connection, inputs: list[dict], night: str) -> list[tuple[str, str]]:

@@ -16,7 +16,7 @@ from pipeline import config, outputs, store
 from pipeline.store import hashkey
 from pipeline.night import alerts, nights
 from pipeline.book.detect import shared_night
-from pipeline.book.index import ContactIndex
+from pipeline.book import database as index_db
 from pipeline.book.rows import version_of
 from pipeline.rows.chunks import check_rows, first_rows, night_rules
 from pipeline.cases.night import reconcile, shared_keys
@@ -96,6 +96,8 @@ class Night:
     started: dt.datetime
     out: Path = Path()  # the night's staging folder (published into --out when it succeeds)
     spark: object | None = None  # pipeline.spark.night.SparkNight, or None for the local engine
+    index: index_db.IndexFile | None = None  # the contact index (pipeline.book.database), open for the night
+    created: store.Created | None = None  # what opening the store created (a failed first night removes it)
     later: tuple = ()  # the later nights a --rewind takes back first
     warnings: list[alerts.Alert] = field(default_factory=list)
     # ingest and check
@@ -151,7 +153,7 @@ def run_night(request: NightRequest) -> RunResult:
     engine_db, key, created = store.open_with_key(request.db, cfg, request.new_store, request.business_date)
     new_dirs = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)
     log.debug("hash key fingerprint %s", hashkey.fingerprint(key))
-    night = Night(request, cfg, key, engine_db, created.url, stages, started)
+    night = Night(request, cfg, key, engine_db, created.url, stages, started, created=created)
     try:
         result = _locked_night(night, out)
     except BaseException:
@@ -167,7 +169,15 @@ def _locked_night(night: Night, out: Path) -> RunResult:
     """Under the writer lock: refuse an older night, run the night into a staging folder, and
     publish it into `out` only when it is complete."""
     with store_lock(night.engine_db, "run", night.date, float(night.cfg["store"]["lock_wait_seconds"]),
-                    notify=night.stages.note):
+                    notify=night.stages.note), \
+            index_db.open_for(night.engine_db, night.db, night.cfg, night.key, create=True) as index:
+        night.index = index
+        if index.created and night.created is not None:
+            night.created.index = index.path
+        with night.engine_db.begin() as conn:  # a command killed between the two commits, taken back
+            recovered = nights.reconcile(conn, index)
+        if recovered:
+            night.warnings.append(alerts.recovered(recovered))
         with night.engine_db.connect() as conn:  # an older night is refused before any work (SPEC 7)
             night.later = tuple(nights.check_order(conn, night.date, night.request.rewind))
         out.mkdir(parents=True, exist_ok=True)
@@ -204,6 +214,7 @@ def _night(n: Night) -> RunResult:
     read_and_check(n)
     night_wide_rules(n)
     with n.engine_db.begin() as conn:
+        n.index.begin()  # the index's transaction, committed just before the store's (pipeline.book.database)
         shared_contacts(n, conn)
         build_items(n)
         update_cases(n, conn)
@@ -215,10 +226,11 @@ def _night(n: Night) -> RunResult:
             store.record_dims(conn, n.date, n.dims)
             if n.roster is not None:
                 store.record_agents(conn, n.date, n.roster.agents)
-            nights.keep_journals(conn, n.cfg["store"]["undo_nights"])
+            nights.keep_journals(conn, n.index, n.cfg["store"]["undo_nights"])
         with n.stages.stage("dashboard"):  # inside the transaction: it sees tonight, and a failure undoes it
             write_dashboard(conn, n.out / "dashboard.html", n.date, n.gate.docs if n.gate and n.gate.docs else None)
         finish_manifest(manifest, n.stages, n.out)
+        n.index.commit(conn)
     return RunResult(n.out, manifest, n.cases.listing, gate_failed=bool(n.gate and n.gate.blocking_failed))
 
 
@@ -256,23 +268,21 @@ def night_wide_rules(n: Night) -> None:
 
 def shared_contacts(n: Night, conn) -> None:
     """shared: a rewind's later nights and any earlier run of tonight taken back (SPEC 7), then
-    PHONE_SHARED / BANK_SHARED against the book, tonight's rows written into the index, and the
-    index compacted when due."""
+    PHONE_SHARED / BANK_SHARED against the book, tonight's rows written into the index."""
     with n.stages.stage("shared"):
-        rewound = nights.rewind(conn, list(n.later), n.date, clock.stamp()) if n.later else []
+        rewound = nights.rewind(conn, n.index, list(n.later), n.date, clock.stamp()) if n.later else []
         if rewound:
             n.warnings.append(alerts.rewound(rewound))
-        n.replaced = nights.take_back(conn, n.date)
+        n.replaced = nights.take_back(conn, n.date, n.index)
         tonight = n.tally.contacts
         labels = {c.name: c.label for c in EXTRACT_COLUMNS}
-        book = shared_night(conn, tonight, n.checked, labels, n.request.business_date, n.cfg, n.sources,
+        book = shared_night(n.index, tonight, n.checked, labels, n.request.business_date, n.cfg, n.sources,
                             n.tally.contact_seconds, shared_keys(conn), n.spark.crowded if n.spark is not None else None)
         tonight.close()  # tonight's contact rows are in the index now: their memory and file go back
         del tonight
         n.tally.contacts = None
         release()
         book.stats["rows_taken_back"] = n.replaced["contact_rows_taken_back"]
-        book.stats.update(_compaction(conn, book.stats, n.cfg["contact_index"], n.warnings))
         order = {code: i for i, code in enumerate(RULES)}
         n.outcomes = sorted(n.outcomes + book.outcomes, key=lambda o: order[o.rule_code])
         n.book = book
@@ -343,23 +353,6 @@ def batch_expectations(n: Night) -> None:
                  sum(not r["success"] for r in gate.results), gate.blocking_failed or "none")
         if gate.blocking_failed:
             n.stages.note(f"blocking expectations failed: {', '.join(gate.blocking_failed)}")
-
-
-def _compaction(conn, stats: dict, settings: dict, warnings: list[alerts.Alert]) -> dict:
-    """Past `recent_rows_warning` rows in night tiers, the night folds them into the main tier
-    itself (`auto_compact`, in its own transaction, under the writer lock it holds), so that no
-    operator has to remember `custdq index compact`; with `auto_compact` off it warns instead."""
-    due = stats["recent_rows"] > int(settings["recent_rows_warning"])
-    if not due:
-        return {"compact_due": False, "rows_compacted": 0}
-    if not settings["auto_compact"]:
-        warnings.append(alerts.compaction_due(stats["recent_rows"]))
-        return {"compact_due": True, "rows_compacted": 0}
-    done = ContactIndex(conn).compact()
-    log.info("contact index compacted: %s rows folded into the main tier in %s s", count(done["rows_moved"]),
-             done["seconds"])
-    return {"compact_due": False, "rows_compacted": done["rows_moved"], "main_rows": done["main_rows"],
-            "recent_rows": done["recent_rows"], "night_tiers": done["night_tiers"]}
 
 
 def value_keys(fired: pd.DataFrame, key: bytes) -> pd.Series:

@@ -43,12 +43,20 @@ def plan_command(as_of, db, config_path):
 
     Example: custdq retention plan --as-of 2026-12-31
     """
+    from pipeline import store
+    from pipeline.book import database
     from pipeline.retention.plan import figures
 
     engine, cfg = existing_store(db, config_path)
     policy, dates = _policy_and_dates(cfg, as_of, future=True)  # a plan changes nothing: any day may be asked
-    with engine.connect() as conn:
-        rows = figures(conn, dates)
+    index = database.open_existing(engine, store.resolve(db, cfg), cfg, store.existing_key(engine, db, cfg),
+                                   read_only=True)
+    try:
+        with engine.connect() as conn:
+            rows = figures(conn, dates, index)
+    finally:
+        if index is not None:
+            index.close()
     click.echo(_render(rows))
     say(f"as of {dates.as_of} under policy {policy.version}: {sum(r['rows'] for r in rows)} row(s) would be "
         f"destroyed; nothing was changed (`custdq retention purge --as-of {dates.as_of}` destroys them)")
@@ -73,13 +81,15 @@ def purge_command(as_of, by, db, config_path):
     Example: custdq retention purge --as-of 2026-12-31 --by 合规部张三
     """
     from pipeline import store
+    from pipeline.book import database
     from pipeline.retention.purge import purge
 
     engine, cfg = existing_store(db, config_path)
     policy, dates = _policy_and_dates(cfg, as_of)
     key = store.existing_key(engine, db, cfg)
     record = purge(engine, policy, dates, (by or _login_name()).strip()[:64] or "unknown", key,
-                   float(cfg["store"]["lock_wait_seconds"]))
+                   float(cfg["store"]["lock_wait_seconds"]),
+                   lambda: database.open_existing(engine, store.resolve(db, cfg), cfg, key))
     counts = json.loads(record["counts"])
     click.echo(_render(counts))
     say(f"destruction {record['id']} recorded: {sum(r['rows'] for r in counts)} row(s) destroyed as of "

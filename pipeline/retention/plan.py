@@ -65,13 +65,16 @@ def parts(c: Cutoffs, doomed_ids: sa.Select | None = None) -> list[Part]:
     ]
 
 
-def figures(conn: sa.Connection, c: Cutoffs) -> list[dict]:
+def figures(conn: sa.Connection, c: Cutoffs, index=None) -> list[dict]:
     """Per table and reason: the rows a purge as of `c.as_of` destroys, the oldest and newest date
-    (the contact index's: pipeline.retention.contacts, which leaves its temporary table filled)."""
+    (the contact index's, when the store has one: pipeline.retention.contacts, which leaves its
+    temporary table filled)."""
     from pipeline.retention import contacts
 
-    contacts.select_doomed(conn, c.contacts)
-    out = contacts.figures(conn)
+    out = []
+    if index is not None:
+        contacts.select_doomed(index, conn, c.contacts)
+        out = contacts.figures(index)
     for part in parts(c):
         dated = part.table.c[part.dated]
         counted = [sa.func.count().label("rows"), sa.func.min(dated).label("oldest"), sa.func.max(dated).label("newest")]

@@ -17,6 +17,7 @@ import json
 import sqlalchemy as sa
 
 from pipeline import clock
+from pipeline.night.nights import reconcile
 from pipeline.retention import contacts, plan
 from pipeline.retention.policy import Cutoffs, Policy
 from pipeline.store import hashkey
@@ -29,11 +30,15 @@ DOOMED = sa.Table("retention_doomed", _TEMP, sa.Column("item_id", sa.String(18),
                   prefixes=["TEMPORARY"])
 
 
-def _digest(conn: sa.Connection, parts: list[plan.Part], key: bytes) -> str:
+def _digest(conn: sa.Connection, index, parts: list[plan.Part], key: bytes) -> str:
     """HMAC-SHA-256 under the store's hash key of every destroyed row's key, table by table in
-    the parts' order and by key within a table: recomputed from a backup, it shows whether a
-    given record was among those destroyed, and tells nobody without the key anything."""
+    the parts' order (the contact index's policies first) and by key within a table: recomputed
+    from a backup, it shows whether a given record was among those destroyed, and tells nobody
+    without the key anything."""
     mac = hmac.new(key, b"custdq destruction v1\n", "sha256")
+    if index is not None:
+        for page in contacts.doomed_policies(index):
+            mac.update("".join(f"contacts\t{p}\n" for p in page).encode("utf-8"))
     for part in parts:
         columns = [part.table.c[k] for k in part.key]
         result = conn.execute(sa.select(*columns).where(part.where).order_by(*columns),
@@ -43,37 +48,54 @@ def _digest(conn: sa.Connection, parts: list[plan.Part], key: bytes) -> str:
     return mac.hexdigest()
 
 
-def _contacts_part() -> plan.Part:
-    """The contact index's destroyed policies, for the digest (their rows go by contacts.destroy)."""
-    return plan.Part("contacts", contacts.LAST, sa.true(), ["policy_no"], "last")
-
-
-def purge(engine: sa.Engine, policy: Policy, c: Cutoffs, by: str, key: bytes, wait_seconds: float) -> dict:
-    """Destroy and record; returns the destruction record."""
+def purge(engine: sa.Engine, policy: Policy, c: Cutoffs, by: str, key: bytes, wait_seconds: float,
+          open_index) -> dict:
+    """Destroy and record; returns the destruction record. `open_index()` opens the store's
+    contact index (None when the store has none), once the writer lock is held."""
     with store_lock(engine, "retention purge", None, wait_seconds):
+        index = open_index()
+        try:
+            record = _purge(engine, index, policy, c, by, key)
+        finally:
+            if index is not None:
+                index.close()
+    return record
+
+
+def _purge(engine: sa.Engine, index, policy: Policy, c: Cutoffs, by: str, key: bytes) -> dict:
+    if index is not None:
         with engine.begin() as conn:
-            if engine.dialect.name == "sqlite":  # deleted cells zeroed whatever SQLite was built with
-                conn.exec_driver_sql("PRAGMA secure_delete=ON")
-            DOOMED.create(conn)
-            conn.execute(DOOMED.insert().from_select(["item_id"], sa.select(items.c.item_id)
-                                                     .where(plan.doomed_items(c))))
-            parts = plan.parts(c, sa.select(DOOMED.c.item_id))
-            counts = plan.figures(conn, c)  # the same rows, counted before they go (fills contacts.DOOMED)
-            digest = _digest(conn, [_contacts_part(), *parts], key)
-            contacts.destroy(conn, c.contacts)
-            for part in parts:
-                conn.execute(part.table.delete().where(part.where))
-            DOOMED.drop(conn)
-            record: dict[str, object] = {"at": clock.stamp(), "by": by, "as_of": c.as_of.isoformat(), "policy_version": policy.version,
-                      "policy": policy.as_json, "counts": json.dumps(counts, ensure_ascii=False), "digest": digest,
-                      "key_fingerprint": hashkey.fingerprint(key)}
-            inserted = conn.execute(destructions.insert().values(**record)).inserted_primary_key
-            record["id"] = inserted[0] if inserted else None
-        try:  # still under the lock: no night writes meanwhile
-            _reclaim(engine, [p.table.name for p in parts] + ["contacts", "contact_segments", "contact_superseded"])
-            record["reclaimed"] = True
-        except sa.exc.OperationalError:  # a reader held the file past SQLite's busy timeout: the rows are gone
-            record["reclaimed"] = False
+            reconcile(conn, index)
+    with engine.begin() as conn:
+        if index is not None:
+            index.begin()
+        if engine.dialect.name == "sqlite":  # deleted cells zeroed whatever SQLite was built with
+            conn.exec_driver_sql("PRAGMA secure_delete=ON")
+        DOOMED.create(conn)
+        conn.execute(DOOMED.insert().from_select(["item_id"], sa.select(items.c.item_id)
+                                                 .where(plan.doomed_items(c))))
+        parts = plan.parts(c, sa.select(DOOMED.c.item_id))
+        counts = plan.figures(conn, c, index)  # the same rows, counted before they go (fills contacts.DOOMED)
+        digest = _digest(conn, index, parts, key)
+        if index is not None:
+            contacts.destroy(index, c.contacts)
+        for part in parts:
+            conn.execute(part.table.delete().where(part.where))
+        DOOMED.drop(conn)
+        record: dict[str, object] = {"at": clock.stamp(), "by": by, "as_of": c.as_of.isoformat(), "policy_version": policy.version,
+                  "policy": policy.as_json, "counts": json.dumps(counts, ensure_ascii=False), "digest": digest,
+                  "key_fingerprint": hashkey.fingerprint(key)}
+        inserted = conn.execute(destructions.insert().values(**record)).inserted_primary_key
+        record["id"] = inserted[0] if inserted else None
+        if index is not None:
+            index.commit(conn)
+    if index is not None:  # the destroyed rows' bytes gone from the index's file too
+        index.rewrite()
+    try:  # still under the lock: no night writes meanwhile
+        _reclaim(engine, [p.table.name for p in parts])
+        record["reclaimed"] = True
+    except sa.exc.OperationalError:  # a reader held the file past SQLite's busy timeout: the rows are gone
+        record["reclaimed"] = False
     return record
 
 

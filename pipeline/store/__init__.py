@@ -213,6 +213,7 @@ class Created:
     store: bool = False
     folder: Path | None = None
     key: Path | None = None
+    index: Path | None = None  # the contact index file, when this command created it
 
     def notes(self) -> list[str]:
         out = [f"created a new case store at {shown_url(self.url)}: its first night, every finding in it is new"]\
@@ -226,6 +227,9 @@ class Created:
         engine.dispose()
         if self.key is not None:
             self.key.unlink(missing_ok=True)
+        if self.index is not None and self.store:
+            for p in (self.index, self.index.with_name(self.index.name + ".wal")):
+                p.unlink(missing_ok=True)
         if self.store:
             path = _sqlite_path(self.url)
             if path is None:
@@ -306,6 +310,15 @@ def migrate(conn: sa.Connection, have: int) -> None:
         for index in items.indexes:
             index.create(conn, checkfirst=True)
         refresh_statistics(conn)
+    if have < 11:  # the contact index moves to its own file; empty old tables simply go
+        from pipeline.store.schema import contact_segments, contact_superseded, contacts
+
+        names = sa.inspect(conn).get_table_names()
+        old = [t for t in (contact_superseded, contact_segments, contacts) if t.name in names]
+        if all(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() == 0 for t in old):
+            for t in old:
+                conn.exec_driver_sql(f"DROP TABLE {t.name}")
+        # (a non-empty one is moved by pipeline.book.legacy the first time the index is opened)
     conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
 

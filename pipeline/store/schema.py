@@ -6,7 +6,8 @@ figures of each night); 5 adds `items.reopen_reason`, `night_undo` (each night's
 exact re-runs) and `rewinds`; 6 adds the web app's `users`, `api_tokens` and
 `access_log`, and the items' indexes in deadline order; 7 the branch-scope index of the open
 list; 8 `destructions` (retention); 9 the API tokens' public id and expiry and the access log's
-`target` (the user name a login tried). An older store is migrated on open
+`target` (the user name a login tried); 10 the agents' names and the 处理状态 index; 11 moves
+the contact index into its own DuckDB file (pipeline.book.database). An older store is migrated on open
 (pipeline.store.migrate), a newer one refused.
 
 Personal data: keyed hashes and masked forms only, never a plaintext identity number, phone or
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 metadata = sa.MetaData()
 meta = sa.Table("custdq_meta", metadata,
@@ -50,8 +51,14 @@ night_dims = sa.Table(
 )
 
 
-def contact_table(name: str, meta_data: sa.MetaData = metadata) -> sa.Table:
-    """The main tier of the contact index (pipeline.book.index)."""
+# Until schema 11 the contact index lived here (issue 29 moved it into its own DuckDB file,
+# pipeline.book.database): these tables are kept only to move an older store's index out of them
+# (pipeline.book.legacy); they are not part of `metadata`.
+legacy = sa.MetaData()
+
+
+def contact_table(name: str, meta_data: sa.MetaData = legacy) -> sa.Table:
+    """The old main tier of the contact index."""
     return sa.Table(
         name, meta_data,
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
@@ -76,12 +83,12 @@ def contact_table(name: str, meta_data: sa.MetaData = metadata) -> sa.Table:
     )
 
 
-# The contact index (pipeline.book.index): the bulk-built main tier `contacts`; each night's rows
-# as compressed Arrow segments (and the main tier's sorted digests) in `contact_segments`; which
-# (policy, version) rows a later version replaced in `contact_superseded`.
+# the old index: the bulk-built main tier `contacts`; each night's rows as compressed Arrow
+# segments in `contact_segments`; which (policy, version) rows a later version replaced in
+# `contact_superseded`
 contacts = contact_table("contacts")
 contact_segments = sa.Table(
-    "contact_segments", metadata,
+    "contact_segments", legacy,
     sa.Column("tier", sa.String(16), primary_key=True),  # a version (2026-11-20N) or "main"
     sa.Column("kind", sa.String(16), primary_key=True),  # rows | value | customer | policy
     sa.Column("part", sa.Integer, primary_key=True),
@@ -89,7 +96,7 @@ contact_segments = sa.Table(
     sa.Column("data", sa.LargeBinary, nullable=False),
 )
 contact_superseded = sa.Table(
-    "contact_superseded", metadata,
+    "contact_superseded", legacy,
     sa.Column("policy_no", sa.Text, primary_key=True),
     sa.Column("version", sa.String(11), primary_key=True),  # this version of the policy ...
     sa.Column("by_version", sa.String(11), nullable=False, index=True),  # ... was replaced by this one
