@@ -36,7 +36,7 @@ bench: venv
 	$(BIN)/python -m benchmarks --rows 1000000
 	$(BIN)/python -m benchmarks.ids --rows 10000000
 	$(BIN)/python -m benchmarks.phones --rows 10000000
-	$(BIN)/python -m benchmarks.shared --rows 1000000 --book 50000000 --work benchmarks/results/shared
+	$(BIN)/python -m benchmarks.book --book 20000000
 	$(BIN)/python -m benchmarks.cases --rows 1000000
 	$(BIN)/python -m benchmarks.scale --rows 1000000 10000000 --runs 3
 	$(BIN)/python -m benchmarks.scale --rows 1000000 --runs 1 --defect-rate 1.0

@@ -53,17 +53,23 @@ def run(extract: Path, date: dt.date, store: Path, out: Path, limit: int, env: d
         m = json.loads(manifest.read_text(encoding="utf-8"))
         index = m["contact_index"]
         got.update(rows=m["rows"]["rows_read"], listed=m["items"]["total"], new_items=m["items"]["new"],
-                   stages=m["timings_seconds"], index_rows=index.get("rows"), recent_rows=index.get("recent_rows"),
-                   unchanged=index.get("policies_unchanged"), compacted=index.get("rows_compacted", 0),
-                   store_mb=round(store.stat().st_size / 2**20))
+                   stages=m["timings_seconds"], index_rows=index.get("rows"), replaced_rows=index.get("replaced_rows"),
+                   unchanged=index.get("policies_unchanged"), store_mb=round(store.stat().st_size / 2**20),
+                   index_mb=round(store.with_name(store.stem + ".contacts.duckdb").stat().st_size / 2**20))
     shutil.rmtree(out, ignore_errors=True)
     return got
 
 
+def _remove(store: Path) -> None:
+    """The store and its contact index (and their side files)."""
+    for p in [*store.parent.glob(store.name + "*"), *store.parent.glob(store.stem + ".contacts.duckdb*")]:
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
 def show(i: int, got: dict) -> None:
     print(f"  night {i}: {got['seconds']} s, {got['peak_gb']} GB, exit {got['exit']}, rows {got.get('rows')}, "
-          f"listed {got.get('listed')}, index {got.get('index_rows')} (recent {got.get('recent_rows')}, "
-          f"compacted {got.get('compacted')}), store {got.get('store_mb')} MB, stages {got.get('stages')}"
+          f"listed {got.get('listed')}, index {got.get('index_rows')} rows (replaced {got.get('replaced_rows')}), "
+          f"store {got.get('store_mb')} MB, index {got.get('index_mb')} MB, stages {got.get('stages')}"
           f"{'' if got['exit'] == 0 else got['stderr_tail']}", flush=True)
 
 
@@ -74,12 +80,12 @@ def resend(args, env: dict, limit: int) -> dict:
     generate(again, args.rows, args.seed + 1, START + dt.timedelta(days=1), [first], env,
              resend=1.0, changed=0.1, recurring=0.0)
     store = work / "cases.db"
-    store.unlink(missing_ok=True)
+    _remove(store)
     nights = []
     for i, (extract, date) in enumerate([(first, START), (again, START + dt.timedelta(days=1))], start=1):
         nights.append(run(extract, date, store, work / "out", limit, env))
         show(i, nights[-1])
-    store.unlink(missing_ok=True)
+    _remove(store)
     a, b = nights
     if a["exit"] == 0 and b["exit"] == 0:
         print(f"\nre-sent book of {args.rows:,} policies on {machine()}: {b['seconds'] / a['seconds']:.2f}x the first "
@@ -90,7 +96,7 @@ def resend(args, env: dict, limit: int) -> dict:
 def series(args, env: dict, limit: int) -> dict:
     work = Path(args.work)
     store = work / "cases.db"
-    store.unlink(missing_ok=True)
+    _remove(store)
     extracts: list[Path] = []
     nights = []
     rows = args.new + args.resent
@@ -108,7 +114,7 @@ def series(args, env: dict, limit: int) -> dict:
             break
         for old in extracts[:-3]:
             old.unlink(missing_ok=True)  # only the last three feed the next night's re-sent policies
-    store.unlink(missing_ok=True)
+    _remove(store)
     ok = [n for n in nights if n["exit"] == 0]
     if len(ok) == args.nights and args.nights >= 3:
         second, last = ok[1], ok[-1]

@@ -5,9 +5,9 @@ A book of `--rows` policy rows (~2.45 contact rows each: the default is just ove
 generated with `custdq sample` and loaded with `custdq index load` as of 2019-06-01 (outside the
 timings; kept in `--work` between runs), so that as of 2026-12-01 every policy last appeared more
 than `retention.contacts_days` (5 years) ago: the worst case, where the purge destroys the whole
-index, rewrites its digests and VACUUMs the file. Baseline measured in the same run: the same on
+index, rewrites the index's file and VACUUMs the store's. Baseline measured in the same run: the same on
 a book of `--small` rows. Printed: wall seconds and peak memory of `retention plan` and `purge`
-(process tree, as benchmarks.scale measures it), the store's size before and after, and the
+(process tree, as benchmarks.scale measures it), the store's and index's size before and after, and the
 large purge's seconds per contact row against the small one's. Writes
 benchmarks/results/retention.json.
 """
@@ -48,16 +48,20 @@ def built(book: Path, work: Path, name: str, limit: int, env: dict) -> tuple[Pat
 
 def purge(pristine: Path, work: Path, limit: int, env: dict) -> dict:
     store = work / "purged.db"
+    index, pristine_index = (p.with_name(p.stem + ".contacts.duckdb") for p in (store, pristine))
     shutil.copyfile(pristine, store)
+    shutil.copyfile(pristine_index, index)
     db = f"sqlite:///{store}"
-    before = store.stat().st_size
+    before = store.stat().st_size + index.stat().st_size
     plan = measured([CUSTDQ, "retention", "plan", "--as-of", AS_OF, "--db", db], limit, env)
     done = measured([CUSTDQ, "retention", "purge", "--as-of", AS_OF, "--by", "benchmark", "--db", db], limit, env)
     if plan["exit"] or done["exit"]:
         raise SystemExit(f"retention failed: {plan['stderr_tail']} {done['stderr_tail']}")
-    after = store.stat().st_size
+    after = store.stat().st_size + index.stat().st_size
     for suffix in ("", "-wal", "-shm", ".lock"):
         Path(f"{store}{suffix}").unlink(missing_ok=True)
+    for p in (index, index.with_name(index.name + ".wal")):
+        p.unlink(missing_ok=True)
     return {"plan_seconds": plan["seconds"], "plan_peak_gb": plan["peak_gb"], "purge_seconds": done["seconds"],
             "purge_peak_gb": done["peak_gb"], "store_mb_before": round(before / 2**20),
             "store_mb_after": round(after / 2**20)}

@@ -166,6 +166,25 @@ def index_compact(db, config_path):
                "issue 29) needs no compaction; remove this step from the schedule", err=True)
 
 
+@index.command("upgrade")
+@db_option
+@config_option
+@reports_errors
+def index_upgrade(db, config_path):
+    """Copy a contact index written by another major version of DuckDB into this version's format.
+
+    Example: custdq index upgrade --db sqlite:///.custdq/cases.db
+    """
+    from pipeline.book.database import upgrade
+
+    done = upgrade(db, config_path, notify=say)
+    if done["upgraded"]:
+        say(f"index upgrade: {done['path']} now in DuckDB {done['to']}.x's format; the old file is kept as "
+            f"{done['kept']} (remove it once a night has run)")
+    else:
+        say(f"index upgrade: {done['path']} is in DuckDB {done['to']}.x's format already; nothing to do")
+
+
 @cli.group(cls=Commands)
 def store():
     """The case store as a whole: its backup."""

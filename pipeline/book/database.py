@@ -409,3 +409,44 @@ def backup_store(db: str | None, config_path: str | None, dest: Path, notify=Non
                 index.close()
     engine.dispose()
     return record
+
+
+def upgrade(db: str | None, config_path: str | None, notify=None) -> dict:
+    """`custdq index upgrade`: copy an index written by another major version of DuckDB into a
+    new file in this version's format (COPY FROM DATABASE), under the writer lock; the old file
+    is kept beside it as `<name>.duckdb.v<major>`."""
+    from pipeline import store
+    from pipeline.store.lock import store_lock
+
+    engine, cfg = store.existing(db, config_path)
+    url = store.resolve(db, cfg)
+    with store_lock(engine, "index upgrade", None, float(cfg["store"]["lock_wait_seconds"]), notify=notify):
+        with engine.begin() as conn:
+            path = path_for(conn, url, cfg)
+        if not path.exists():
+            raise InputError(f"contact index {path}: missing; nothing to upgrade")
+        con = _connect(path, cfg, read_only=False)
+        try:
+            rows = con.execute("SELECT value FROM index_meta WHERE key = 'duckdb_major'").fetchall()
+        except duckdb.Error:
+            con.close()
+            raise InputError(f"contact index {path}: not a custdq contact index; nothing was changed") from None
+        old = rows[0][0] if rows else "?"
+        if old == MAJOR:
+            con.close()
+            return {"path": str(path), "from": old, "to": MAJOR, "upgraded": False}
+        fresh = path.with_name(path.name + ".upgrade")
+        for p in side_files(fresh):
+            _remove(p)
+        name = con.execute("SELECT current_database()").fetchall()[0][0]
+        con.execute(f"ATTACH '{_quoted(fresh)}' AS custdq_fresh").fetchall()
+        con.execute(f'COPY FROM DATABASE "{name}" TO custdq_fresh').fetchall()
+        con.execute("UPDATE custdq_fresh.index_meta SET value = ? WHERE key = 'duckdb_major'", [MAJOR]).fetchall()
+        con.execute("DETACH custdq_fresh").fetchall()
+        con.close()
+        kept = path.with_name(f"{path.name}.v{old}")
+        os.replace(path, kept)
+        os.replace(fresh, path)
+        os.chmod(path, 0o600)
+    engine.dispose()
+    return {"path": str(path), "from": old, "to": MAJOR, "upgraded": True, "kept": str(kept)}

@@ -182,6 +182,23 @@ class ContactIndex:
         return {"policies": int(distinct), "rows_written": int(written), "rows_staged": staged,
                 "policies_unchanged": int(keep), "policies_newer_kept": int(later)}
 
+    def append(self, rows: NightContacts, version: str) -> int:
+        """Append `rows` as version `version` without comparing them with stored rows: for a
+        load into an empty index (pipeline.book.load), each chunk's Arrow rows straight in."""
+        base = int(self.db.meta("next_id") or 1)
+        written, last = 0, None
+        for first, table in rows.kept_tables():
+            table = table.append_column("seq", pa.array(np.arange(first, first + table.num_rows, dtype=np.int64)))
+            self.db.con.register("append_part", table)
+            written += self.db.one(f"INSERT INTO contacts (id, {COLUMNS}) SELECT ? + seq, {COLUMNS} "  # noqa: S608
+                                   "FROM append_part", [base])
+            self.db.con.unregister("append_part")
+            last = first + table.num_rows - 1
+        if last is not None:
+            self.db.set_meta("next_id", str(base + last + 1))
+        self.db.wrote(version)
+        return int(written)
+
     def prune(self, before: str) -> int:
         """Forget what versions of dates before `before` (ISO) replaced: those nights can no
         longer be taken back (pipeline.night.nights.keep_journals)."""

@@ -145,8 +145,11 @@ def _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, s
             contact_index.begin()
             book = index.ContactIndex(contact_index)
             taken_back = book.undo(version)
-            bulk = book.size()["rows"] == 0
-            written = sum(book.write(contacts, policies, version)["rows_written"] for contacts, policies in books())
+            bulk = book.size()["rows"] == 0 and not book.size()["replaced_rows"]
+            if bulk:  # into an empty index: each chunk appended, nothing to compare with
+                written = sum(book.append(contacts, version) for contacts, _ in books())
+            else:
+                written = sum(book.write(contacts, policies, version)["rows_written"] for contacts, policies in books())
             sizes = book.size()
             contact_index.commit(conn)
     manifest = {
