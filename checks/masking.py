@@ -23,7 +23,8 @@ import unicodedata
 
 import pandas as pd
 from stdnum import luhn
-from stdnum.cn import ric
+
+from checks import ric
 
 
 def mask_raw(values: pd.Series) -> pd.Series:
@@ -211,13 +212,15 @@ def _spans(chars: list[str]) -> list[tuple[int, int, str]]:
 
 MAX_GAP = 40  # characters of separators only between two digit groups that join when they form a personal number
 _MOBILE = re.compile(r"1[3-9][0-9]{9}")
+_LANDLINE = re.compile(r"0[1-9][0-9]{8,10}")  # an area code (010, 0755, ...) and a 7- or 8-digit number
 
 
-def _personal(digits: str) -> bool:
-    """The digits of a mainland mobile, a resident identity number (its check character and
-    birth date right: python-stdnum) or a card (16-19 digits, Luhn)."""
+def _personal(digits: str, landline: bool = True) -> bool:
+    """The digits of a mainland mobile or landline with its area code, a resident identity number
+    (its check character, birth date and region right: checks.ric) or a card (16-19 digits, Luhn)."""
     n = len(digits)
-    return bool((n == 11 and _MOBILE.fullmatch(digits)) or (n == 18 and ric.is_valid(digits))
+    return bool((n == 11 and _MOBILE.fullmatch(digits)) or (landline and _LANDLINE.fullmatch(digits))
+                or (n == 18 and ric.is_valid(digits))
                 or (16 <= n <= 19 and digits.isdigit() and luhn.is_valid(digits)))
 
 
@@ -265,6 +268,29 @@ def numbers(text: str) -> list[str]:
     """
     chars = list(_format().sub("", str(text)))
     return [digits for _, _, digits in _joined(chars, _spans(chars))]
+
+
+def holds_personal_number(text: str) -> bool:
+    """Whether `text` holds a mobile, an identity number or a card however it is written
+    (separators, full-width digits, Chinese numerals): a code typed as a filter must not.
+
+    >>> holds_personal_number("一三八 一二三四 五六七八"), holds_personal_number("A0001")
+    (True, False)
+    """
+    # 一 is a digit and a dash between groups alike: each reading of up to 6 of them is tried
+    text = str(text)
+    ones = [i for i, c in enumerate(text) if c == "一"][:6]
+    readings = [text, text.translate(_NUMERALS_AS_DASHES)]
+    for mask in range(1, 2 ** len(ones)):
+        chars = list(text)
+        for bit, at in enumerate(ones):
+            if mask >> bit & 1:
+                chars[at] = "-"
+        readings.append("".join(chars))
+    return any(_personal(digits, landline=False) for reading in readings for digits in numbers(reading))
+
+
+_NUMERALS_AS_DASHES = str.maketrans({c: "-" for c in "〇一二三四五六七八九零ー丨"})
 
 
 def mask_text(text: str | None, keep: re.Pattern | None = None) -> str:

@@ -175,7 +175,7 @@ def index_upgrade(db, config_path):
 
     Example: custdq index upgrade --db sqlite:///.custdq/cases.db
     """
-    from pipeline.book.database import upgrade
+    from pipeline.maintenance import upgrade
 
     done = upgrade(db, config_path, notify=say)
     if done["upgraded"]:
@@ -204,7 +204,7 @@ def store_backup(dest, db, config_path):
     """
     from pathlib import Path
 
-    from pipeline.book.database import backup_store
+    from pipeline.maintenance import backup_store
 
     record = backup_store(db, config_path, Path(dest), notify=say)
     files = ", ".join(f"{name} ({facts['bytes']} bytes)" for name, facts in record["files"].items())

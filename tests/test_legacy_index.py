@@ -47,7 +47,7 @@ def test_a_schema_10_store_moves_its_contact_index_and_runs_on_alike(invoke, tmp
     def index(db: Path) -> dict:
         con = duckdb.connect(str(db.with_name("cases.contacts.duckdb")), read_only=True)
         try:
-            return {t: con.execute(f"select * exclude (id) from {t} order by all").fetchall()  # noqa: S608
+            return {t: con.execute(f"select * exclude (id) from {t} order by all").fetchall()  # noqa: S608 - constant names, no values
                     for t in ("contacts", "replaced")} | {"seen": con.execute("select * from seen order by all").fetchall()}
         finally:
             con.close()

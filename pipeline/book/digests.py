@@ -30,23 +30,6 @@ def digest64(values: pd.Series, column: str) -> np.ndarray:
     return np.frombuffer(b"".join(v[:8].ljust(8, b"\0") for v in items), dtype="<u8")
 
 
-def digest64_arrow(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """The first 8 bytes of each 16-byte keyed hash as uint64 (as index.digest64), read straight
-    from Arrow's buffers; a missing or odd-sized value falls back to the Python path."""
-    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
-    out = []
-    for arr in chunks:
-        if not len(arr):
-            continue
-        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset: arr.offset + len(arr) + 1]
-        if arr.null_count or not (np.diff(offsets) == 16).all():
-            out.append(digest64(pd.Series(arr.to_pylist(), dtype=object).fillna(b""), "value"))
-            continue
-        data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]]
-        out.append(data.reshape(-1, 16)[:, :8].copy().view("<u8").ravel())
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
-
-
 def member(probe: np.ndarray, digest: np.ndarray) -> np.ndarray:
     """probe[i] in digest (sorted, unique): binary search, no sort of the 50M-entry digest."""
     at = np.searchsorted(digest, probe)

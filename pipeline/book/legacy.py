@@ -45,7 +45,7 @@ def _append(index: IndexFile, table: pa.Table) -> None:
 def migrate(conn: sa.Connection, index: IndexFile) -> int:
     """Move the old index's rows into `index` (inside both open transactions); returns the rows
     moved. The old tables are dropped."""
-    index.run(f"CREATE OR REPLACE TEMP TABLE old_rows AS SELECT {COLUMNS} FROM contacts WHERE false")  # noqa: S608
+    index.run(f"CREATE OR REPLACE TEMP TABLE old_rows AS SELECT {COLUMNS} FROM contacts WHERE false")  # noqa: S608 - constant names, no values
     result = conn.execute(sa.select(*[contacts.c[c] for c in STORED]).order_by(contacts.c.id),
                           execution_options={"stream_results": True})
     while rows := result.fetchmany(PAGE):
@@ -70,10 +70,10 @@ def migrate(conn: sa.Connection, index: IndexFile) -> int:
     index.run("CREATE OR REPLACE TEMP TABLE old_numbered AS SELECT row_number() OVER () AS id, * FROM old_rows")
     index.run(f"""INSERT INTO contacts (id, {COLUMNS}) SELECT id, {COLUMNS} FROM old_numbered o
                   WHERE NOT EXISTS (SELECT 1 FROM legacy_superseded s
-                                    WHERE s.policy_no = o.policy_no AND s.version = o.version)""")  # noqa: S608
+                                    WHERE s.policy_no = o.policy_no AND s.version = o.version)""")  # noqa: S608 - constant names, no values
     index.run(f"""INSERT INTO replaced (by_version, id, {COLUMNS})
                   SELECT s.by_version, o.id, {', '.join('o.' + c for c in STORED)} FROM old_numbered o
-                  JOIN legacy_superseded s ON s.policy_no = o.policy_no AND s.version = o.version""")  # noqa: S608
+                  JOIN legacy_superseded s ON s.policy_no = o.policy_no AND s.version = o.version""")  # noqa: S608 - constant names, no values
     index.con.unregister("legacy_superseded")
     if seen:
         index.con.register("legacy_seen", pa.table({"policy_no": [p for p, _ in seen], "version": [v for _, v in seen]}))

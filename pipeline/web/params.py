@@ -21,7 +21,7 @@ from typing import Any
 from starlette.requests import Request
 
 from checks.catalogue import RULES
-from checks.masking import mask_text
+from checks.masking import holds_personal_number, mask_text
 from checks.personal import form_of_text
 from pipeline import clock
 from pipeline.outputs.worklists import STATES
@@ -104,7 +104,7 @@ class Param:
 
 
 def _personal(text: str) -> bool:
-    return form_of_text(text, clock.now().date()) is not None
+    return form_of_text(text, clock.now().date()) is not None or holds_personal_number(text)
 
 
 def read_all(request: Request, declared: tuple[Param, ...]) -> dict[str, Any]:

@@ -1,0 +1,86 @@
+"""Commands that work on the case store and its contact index together (docs/contact-index.md):
+`custdq store backup` and `custdq index upgrade`. Above both stores' packages, so that neither
+imports the other's commands."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from pipeline import store
+from pipeline.book import database
+from pipeline.errors import InputError
+from pipeline.store import backup, hashkey
+from pipeline.store.lock import store_lock
+
+
+def backup_store(db: str | None, config_path: str | None, dest: Path, notify=None) -> dict:
+    """`custdq store backup DEST`: the case store and its contact index copied together under the
+    writer lock (pipeline.store.backup). A pair caught between two commits is copied as it is:
+    the next command on the restored pair takes the unfinished write back as it would here."""
+
+    engine, cfg = store.existing(db, config_path)
+    url = store.resolve(db, cfg)
+    key = store.existing_key(engine, db, cfg)
+    with store_lock(engine, "store backup", None, float(cfg["store"]["lock_wait_seconds"]), notify=notify):
+        index = database.open_existing(engine, url, cfg, key)
+        try:
+            with engine.begin() as conn:
+                facts = {"store_id": database.store_id(conn), "generation": database.store_state(conn)[0],
+                         "hash_key_fingerprint": hashkey.fingerprint(key),
+                         "index_path": str(index.path.absolute()) if index is not None else None}
+
+            def copy_index(folder: Path) -> Path | None:
+                if index is None:
+                    return None
+                copy = folder / index.path.name
+                database.copy_file(index, copy)  # checkpointed first: the copy needs no write-ahead log
+                return copy
+
+            record = backup.backup(engine, store.shown_url(url), dest, copy_index, facts)
+        finally:
+            if index is not None:
+                index.close()
+    engine.dispose()
+    return record
+
+
+def upgrade(db: str | None, config_path: str | None, notify=None) -> dict:
+    """`custdq index upgrade`: copy an index written by another major version of DuckDB into a
+    new file in this version's format (COPY FROM DATABASE), under the writer lock; the old file
+    is kept beside it as `<name>.duckdb.v<major>`."""
+
+    engine, cfg = store.existing(db, config_path)
+    url = store.resolve(db, cfg)
+    with store_lock(engine, "index upgrade", None, float(cfg["store"]["lock_wait_seconds"]), notify=notify):
+        with engine.begin() as conn:
+            path = database.path_for(conn, url, cfg)
+        if not path.exists():
+            raise InputError(f"contact index {path}: missing; nothing to upgrade")
+        con = database._connect(path, cfg, read_only=False)
+        try:
+            rows = con.execute("SELECT value FROM index_meta WHERE key = 'duckdb_major'").fetchall()
+        except duckdb.Error:
+            con.close()
+            raise InputError(f"contact index {path}: not a custdq contact index; nothing was changed") from None
+        old = rows[0][0] if rows else "?"
+        if old == database.MAJOR:
+            con.close()
+            return {"path": str(path), "from": old, "to": database.MAJOR, "upgraded": False}
+        fresh = path.with_name(path.name + ".upgrade")
+        for p in database.side_files(fresh):
+            database._remove(p)
+        name = con.execute("SELECT current_database()").fetchall()[0][0]
+        con.execute(f"ATTACH '{database._quoted(fresh)}' AS custdq_fresh").fetchall()
+        con.execute(f'COPY FROM DATABASE "{name}" TO custdq_fresh').fetchall()
+        con.execute("UPDATE custdq_fresh.index_meta SET value = ? WHERE key = 'duckdb_major'", [database.MAJOR]).fetchall()
+        con.execute("DETACH custdq_fresh").fetchall()
+        con.close()
+        kept = path.with_name(f"{path.name}.v{old}")
+        os.replace(path, kept)
+        os.replace(fresh, path)
+        os.chmod(path, 0o600)
+    engine.dispose()
+    return {"path": str(path), "from": old, "to": database.MAJOR, "upgraded": True, "kept": str(kept)}
