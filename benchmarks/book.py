@@ -27,6 +27,7 @@ from benchmarks.nights import generate
 from benchmarks.scale import CUSTDQ, KEY, measured
 
 AS_OF = dt.date(2026, 11, 2)
+AFTER_ROWS = 2_000_000
 NIGHT = dt.date(2026, 11, 3)
 
 
@@ -88,7 +89,18 @@ def main() -> None:
     generate(book, args.book, args.seed, AS_OF, [], env)
     rows = args.new + args.resent
     tonight = work / f"night-{args.book}-{args.new}-{args.resent}.csv"
-    generate(tonight, rows, args.seed + 1, NIGHT, [book], env, resend=round(args.resent / rows, 6),
+    # `custdq sample --after` holds the earlier extract in memory (a 20M-row book needs more than
+    # 24 GB): tonight's re-sent policies and recurring customers come from the book's first rows
+    source = book
+    if args.book > AFTER_ROWS:
+        source = work / f"book-{args.book}-head-{AFTER_ROWS}.csv"
+        if not source.exists():
+            with book.open("rb") as whole, source.open("wb") as head:
+                for n, line in enumerate(whole):
+                    if n > AFTER_ROWS:
+                        break
+                    head.write(line)
+    generate(tonight, rows, args.seed + 1, NIGHT, [source], env, resend=round(args.resent / rows, 6),
              recurring=args.recurring)
     small = work / "night-1000.csv"
     generate(small, 1000, args.seed + 2, NIGHT, [], env)

@@ -44,7 +44,7 @@ FORMAT = "1"  # this file's layout (tables below)
 MAJOR = duckdb.__version__.split(".")[0]  # the DuckDB major version the file was written by
 ROW_COLUMNS = """kind VARCHAR, value BLOB, customer BLOB, person BLOB, policy_no VARCHAR NOT NULL, field VARCHAR,
     masked_value VARCHAR, masked_name VARCHAR, masked_id VARCHAR, branch VARCHAR, channel VARCHAR, agent_code VARCHAR,
-    receipt_date VARCHAR, version VARCHAR NOT NULL"""
+    receipt_date VARCHAR, version VARCHAR NOT NULL, h UBIGINT NOT NULL, h2 UBIGINT NOT NULL"""
 TABLES = f"""
 CREATE TABLE IF NOT EXISTS index_meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL);
 CREATE TABLE IF NOT EXISTS contacts (id BIGINT NOT NULL, {ROW_COLUMNS});
@@ -257,7 +257,7 @@ def _remove(path: Path) -> None:
 
 def _connect(path: Path, cfg: dict, read_only: bool) -> duckdb.DuckDBPyConnection:
     settings = cfg.get("contact_index") or {}
-    config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": str(settings.get("memory_limit") or "2GB"),
+    config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": str(settings.get("memory_limit") or "256MB"),
               "threads": int(settings.get("threads") or min(os.cpu_count() or 1, 4)),
               "preserve_insertion_order": False}
     temp = settings.get("temp_directory")

@@ -35,7 +35,12 @@ from pipeline.book.rows import CONTACT_COLUMNS, STORED, empty
 from pipeline.book.tonight import NightContacts, pool_frame
 
 COLUMNS = ", ".join(STORED)
-HASHED = ", ".join(c for c in STORED if c not in ("version", "policy_no"))  # a policy's rows, less their version
+ROW = COLUMNS + ", h, h2"  # a stored row: its columns and its two row hashes
+# the row hashes, over every column but the policy (the group) and the version, typed as stored:
+# a policy's fingerprint is the count and the sums of its rows' hashes (written once, with the row)
+_TYPED = ", ".join(f"{c}::{'BLOB' if c in ('value', 'customer', 'person') else 'VARCHAR'}"
+                   for c in STORED if c not in ("version", "policy_no"))
+HASHES = f"hash({_TYPED}), hash({_TYPED}, 'custdq')"
 
 
 def _keys(keys, column: str) -> pa.Table:
@@ -113,7 +118,7 @@ class ContactIndex:
         db.run("""UPDATE replaced SET by_version = live.version FROM (SELECT policy_no, max(version) AS version
                   FROM contacts GROUP BY policy_no) live
                   WHERE replaced.by_version = ? AND replaced.policy_no = live.policy_no""", [version])
-        db.run(f"INSERT INTO contacts (id, {COLUMNS}) SELECT id, {COLUMNS} FROM replaced "  # noqa: S608 - constant names
+        db.run(f"INSERT INTO contacts (id, {ROW}) SELECT id, {ROW} FROM replaced "  # noqa: S608 - constant names
                "WHERE by_version = ?", [version])
         db.run("DELETE FROM replaced WHERE by_version = ?", [version])
         db.run("DELETE FROM seen WHERE version = ?", [version])
@@ -122,13 +127,13 @@ class ContactIndex:
 
     def _stage(self, rows: NightContacts) -> int:
         """Tonight's kept rows into the temporary table `night_rows` (with `seq`, their order)."""
-        self.db.run(f"CREATE OR REPLACE TEMP TABLE night_rows AS SELECT 0::BIGINT AS seq, {COLUMNS} "  # noqa: S608 - constant names, no values
+        self.db.run(f"CREATE OR REPLACE TEMP TABLE night_rows AS SELECT 0::BIGINT AS seq, {ROW} "  # noqa: S608 - constant names, no values
                     "FROM contacts WHERE false")
         n = 0
         for first, table in rows.kept_tables():
             table = table.append_column("seq", pa.array(np.arange(first, first + table.num_rows, dtype=np.int64)))
             self.db.con.register("night_part", table)
-            self.db.run(f"INSERT INTO night_rows SELECT seq, {COLUMNS} FROM night_part")  # noqa: S608 - constant names, no values
+            self.db.run(f"INSERT INTO night_rows SELECT seq, {COLUMNS}, {HASHES} FROM night_part")  # noqa: S608 - constant names, no values
             self.db.con.unregister("night_part")
             n += table.num_rows
         return n
@@ -143,8 +148,7 @@ class ContactIndex:
         db.con.register("write_policies", table)
         db.run("CREATE OR REPLACE TEMP TABLE write_policies_t AS SELECT DISTINCT k AS policy_no FROM write_policies")
         db.con.unregister("write_policies")
-        fingerprint = (f"count(*) AS n, sum(hash({HASHED})::HUGEINT) AS a, "
-                       f"sum(hash({HASHED}, 'custdq')::HUGEINT) AS b")
+        fingerprint = "count(*) AS n, sum(h::HUGEINT) AS a, sum(h2::HUGEINT) AS b"
         db.run(f"""CREATE OR REPLACE TEMP TABLE stored_fp AS SELECT policy_no, max(version) AS version, {fingerprint}
                    FROM contacts WHERE policy_no IN (SELECT policy_no FROM write_policies_t) GROUP BY policy_no""")  # noqa: S608 - constant names, no values
         db.run(f"""CREATE OR REPLACE TEMP TABLE night_fp AS SELECT policy_no, {fingerprint}
@@ -158,17 +162,17 @@ class ContactIndex:
         keep = db.one("SELECT count(*) FROM write_plan WHERE unchanged")
         base = int(db.meta("next_id") or 1)
         # tonight's rows of a policy a later version holds: replaced by that version already
-        db.run(f"""INSERT INTO replaced (by_version, id, {COLUMNS})
-                   SELECT p.version, ? + r.seq, {', '.join('r.' + c for c in STORED)} FROM night_rows r
+        db.run(f"""INSERT INTO replaced (by_version, id, {ROW})
+                   SELECT p.version, ? + r.seq, {', '.join('r.' + c for c in [*STORED, 'h', 'h2'])} FROM night_rows r
                    JOIN write_plan p USING (policy_no) WHERE NOT p.unchanged AND p.version > ?""",  # noqa: S608 - constant names, no values
                [base, version])
         # the stored rows of every other changed policy go into `replaced`, tonight's rows in
         db.run("""CREATE OR REPLACE TEMP TABLE write_changed AS SELECT policy_no FROM write_plan
                   WHERE NOT unchanged AND version <= ?""", [version])
-        db.run(f"""INSERT INTO replaced (by_version, id, {COLUMNS}) SELECT ?, id, {COLUMNS} FROM contacts
+        db.run(f"""INSERT INTO replaced (by_version, id, {ROW}) SELECT ?, id, {ROW} FROM contacts
                    WHERE policy_no IN (SELECT policy_no FROM write_changed)""", [version])  # noqa: S608 - constant names, no values
         db.run("DELETE FROM contacts WHERE policy_no IN (SELECT policy_no FROM write_changed)")
-        written = db.one(f"""INSERT INTO contacts (id, {COLUMNS}) SELECT ? + seq, {COLUMNS} FROM night_rows
+        written = db.one(f"""INSERT INTO contacts (id, {ROW}) SELECT ? + seq, {ROW} FROM night_rows
                    WHERE policy_no NOT IN (SELECT policy_no FROM write_plan WHERE unchanged OR version > ?)
                    ORDER BY seq""", [base, version])  # noqa: S608 - constant names, no values
         db.run("""INSERT INTO seen SELECT policy_no, ? FROM write_plan WHERE unchanged ORDER BY policy_no""", [version])
@@ -190,7 +194,7 @@ class ContactIndex:
         for first, table in rows.kept_tables():
             table = table.append_column("seq", pa.array(np.arange(first, first + table.num_rows, dtype=np.int64)))
             self.db.con.register("append_part", table)
-            written += self.db.one(f"INSERT INTO contacts (id, {COLUMNS}) SELECT ? + seq, {COLUMNS} "  # noqa: S608 - constant names, no values
+            written += self.db.one(f"INSERT INTO contacts (id, {ROW}) SELECT ? + seq, {COLUMNS}, {HASHES} "  # noqa: S608 - constant names, no values
                                    "FROM append_part", [base])
             self.db.con.unregister("append_part")
             last = first + table.num_rows - 1
