@@ -193,13 +193,48 @@ class IndexFile:
         self.rollback()
         self.con.close()
 
-    def rewrite(self) -> None:
-        """Copy the index into a fresh file and put it in place of the old one (after the
-        retention purge: deleted rows' bytes do not linger in the old file's free blocks)."""
-        name = self.one("SELECT current_database()")
-        fresh = self.path.with_name(self.path.name + ".rewrite")
+    def working_copy(self) -> IndexFile:
+        """A copy of the index in a new file beside it (`<name>.load`), written statement by
+        statement (a load of tens of millions of rows in one DuckDB transaction holds them in
+        memory) and put in place of the index by `replace_with`: a failed load leaves the index
+        as it was, the copy is removed."""
+        fresh = self.path.with_name(self.path.name + ".load")
         for p in side_files(fresh):
             _remove(p)
+        self._copy_to(fresh)
+        copy = IndexFile(fresh, _connect(fresh, self.cfg, False), False, self.cfg)
+        copy.token = secrets.token_hex(8)
+        return copy
+
+    def replace_with(self, copy: IndexFile, conn: sa.Connection) -> None:
+        """The index's commit for a working copy: the new generation recorded in the copy and in
+        the case store (`conn`, committed by the caller after this), then the copy renamed over
+        the index."""
+        generation = max(copy.generation(), store_state(conn)[0]) + 1
+        copy.set_meta("generation", str(generation))
+        _set_store_value(conn, STORE_GENERATION, str(generation))
+        _set_store_value(conn, STORE_VERSIONS, json.dumps(copy.versions(), sort_keys=True))
+        copy.run("CHECKPOINT")
+        copy.con.close()
+        self.rollback()
+        self.con.close()
+        os.replace(copy.path, self.path)
+        for p in side_files(copy.path)[1:] + side_files(self.path)[1:2]:
+            _remove(p)
+        self.con = _connect(self.path, self.cfg, self.read_only)
+        if os.environ.get(FAULT) == "between-commits":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def discard(self) -> None:
+        """Close and remove a working copy that will not be used."""
+        try:
+            self.con.close()
+        finally:
+            for p in side_files(self.path):
+                _remove(p)
+
+    def _copy_to(self, fresh: Path) -> None:
+        name = self.one("SELECT current_database()")
         old_umask = os.umask(0o077)
         try:
             self.run(f"ATTACH '{_quoted(fresh)}' AS custdq_fresh")
@@ -207,6 +242,14 @@ class IndexFile:
             self.run("DETACH custdq_fresh")
         finally:
             os.umask(old_umask)
+
+    def rewrite(self) -> None:
+        """Copy the index into a fresh file and put it in place of the old one (after the
+        retention purge: deleted rows' bytes do not linger in the old file's free blocks)."""
+        fresh = self.path.with_name(self.path.name + ".rewrite")
+        for p in side_files(fresh):
+            _remove(p)
+        self._copy_to(fresh)
         self.con.close()
         os.replace(fresh, self.path)
         for p in side_files(fresh)[1:] + side_files(self.path)[1:2]:

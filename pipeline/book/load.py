@@ -5,8 +5,9 @@ normalisation, contract and scope as a night, so the index holds exactly what a 
 have written. Files are read one at a time, each chunk by chunk through the night's own row
 stages (pipeline.rows.chunks, on `workers` processes): memory follows the chunk and a file's packed
 contact rows (~26 bytes a row in memory, the rest in a temporary file). The load is one
-transaction of the contact index (pipeline.book.database), committed just before the case
-store's; loading a book with the same `--as-of` date again replaces that load. Each file's rows
+copy of the contact index (pipeline.book.database `working_copy`: tens of millions of rows in
+one DuckDB transaction would be held in memory), renamed over the index just before the case
+store commits; loading a book with the same `--as-of` date again replaces that load. Each file's rows
 are written as a night's are (pipeline.book.index): appended a chunk of Arrow rows at a time,
 a policy already held with the same rows left as it is.
 
@@ -142,16 +143,22 @@ def _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, s
         with engine.begin() as conn:  # a command killed between the two commits, taken back
             reconcile(conn, contact_index)
         with engine.begin() as conn:
-            contact_index.begin()
-            book = index.ContactIndex(contact_index)
-            taken_back = book.undo(version)
-            bulk = book.size()["rows"] == 0 and not book.size()["replaced_rows"]
-            if bulk:  # into an empty index: each chunk appended, nothing to compare with
-                written = sum(book.append(contacts, version) for contacts, _ in books())
-            else:
-                written = sum(book.write(contacts, policies, version)["rows_written"] for contacts, policies in books())
-            sizes = book.size()
-            contact_index.commit(conn)
+            # the load writes a copy of the index, statement by statement, renamed over it at the end
+            work = contact_index.working_copy()
+            try:
+                book = index.ContactIndex(work)
+                taken_back = book.undo(version)
+                bulk = book.size()["rows"] == 0 and not book.size()["replaced_rows"]
+                if bulk:  # into an empty index: each chunk appended, nothing to compare with
+                    written = sum(book.append(contacts, version) for contacts, _ in books())
+                else:
+                    written = sum(book.write(contacts, policies, version)["rows_written"]
+                                  for contacts, policies in books())
+                sizes = book.size()
+            except BaseException:
+                work.discard()
+                raise
+            contact_index.replace_with(work, conn)
     manifest = {
         "command": "index load", "as_of": as_of.isoformat(), "version": version, "inputs": files,
         "rows_read": sum(f["rows"] for f in files), "contact_rows_written": written,
