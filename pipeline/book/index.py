@@ -110,18 +110,24 @@ class ContactIndex:
         rows it replaced come back (under the newer version that replaced them since, if one
         did). Returns the rows removed."""
         db = self.db
-        removed = db.one("SELECT count(*) FROM contacts WHERE version = ?", [version])
-        removed += db.one("SELECT count(*) FROM replaced WHERE version = ?", [version])
-        db.run("DELETE FROM contacts WHERE version = ?", [version])
-        db.run("DELETE FROM replaced WHERE version = ?", [version])
-        # rows `version` replaced, of policies a later version has written since: replaced by that one now
-        db.run("""UPDATE replaced SET by_version = live.version FROM (SELECT policy_no, max(version) AS version
-                  FROM contacts GROUP BY policy_no) live
-                  WHERE replaced.by_version = ? AND replaced.policy_no = live.policy_no""", [version])
-        db.run(f"INSERT INTO contacts (id, {ROW}) SELECT id, {ROW} FROM replaced "  # noqa: S608 - constant names
-               "WHERE by_version = ?", [version])
-        db.run("DELETE FROM replaced WHERE by_version = ?", [version])
+        live = db.one("SELECT count(*) FROM contacts WHERE version = ?", [version])
+        stale = db.one("SELECT count(*) FROM replaced WHERE version = ?", [version])
+        restore = db.one("SELECT count(*) FROM replaced WHERE by_version = ?", [version])
+        if live:
+            db.run("DELETE FROM contacts WHERE version = ?", [version])
+        if stale:
+            db.run("DELETE FROM replaced WHERE version = ?", [version])
+        if restore:  # (each step only when it has rows: a night never run costs three counts, not a pass over the book)
+            # rows `version` replaced, of policies a later version has written since: replaced by that one now
+            db.run("""UPDATE replaced SET by_version = live.version FROM (SELECT policy_no, max(version) AS version
+                      FROM contacts WHERE policy_no IN (SELECT policy_no FROM replaced WHERE by_version = ?)
+                      GROUP BY policy_no) live
+                      WHERE replaced.by_version = ? AND replaced.policy_no = live.policy_no""", [version, version])
+            db.run(f"INSERT INTO contacts (id, {ROW}) SELECT id, {ROW} FROM replaced "  # noqa: S608 - constant names
+                   "WHERE by_version = ?", [version])
+            db.run("DELETE FROM replaced WHERE by_version = ?", [version])
         db.run("DELETE FROM seen WHERE version = ?", [version])
+        removed = live + stale
         db.forgot(version)
         return int(removed)
 
