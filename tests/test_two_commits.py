@@ -23,9 +23,14 @@ KEY = "custdq-two-commits-test-key-0123456789abcdef"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def make_db(request, tmp_path):
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def make_db(backend, tmp_path):
     counter = iter(range(100))
-    return lambda: (f"sqlite:///{tmp_path / f's{next(counter)}' / 'cases.db'}" if request.param == "sqlite"
+    return lambda: (f"sqlite:///{tmp_path / f's{next(counter)}' / 'cases.db'}" if backend == "sqlite"
                     else postgres_url())
 
 
@@ -64,7 +69,7 @@ def extracts(tmp_path) -> list[Path]:
             (("n1", one), ("n2", two), ("n3", three), ("wrong", wrong))]
 
 
-def test_a_night_killed_between_the_commits_runs_again_like_an_uninterrupted_one(make_db, extracts, tmp_path):
+def test_a_night_killed_between_the_commits_runs_again_like_an_uninterrupted_one(make_db, backend, extracts, tmp_path):
     n1, n2, n3, wrong = extracts
     clean = make_db()
     for i, (extract, date) in enumerate(((n1, "2026-11-19"), (n2, "2026-11-20"), (n3, "2026-11-23"))):
@@ -82,6 +87,8 @@ def test_a_night_killed_between_the_commits_runs_again_like_an_uninterrupted_one
     assert items(tmp_path / "a2").equals(items(tmp_path / "clean2"))
     assert differences(dump(db), expected) == []
 
+    if backend != "sqlite":
+        return  # (the --rewind below is the same code on both backends: run once, CI stays under its budget)
     # a --rewind killed between the commits: the rewound night and the re-run both taken back
     night(wrong, "2026-11-20", db, tmp_path / "a3", "--rewind", fault=True)
     night(n2, "2026-11-20", db, tmp_path / "a4", "--rewind")
@@ -90,9 +97,9 @@ def test_a_night_killed_between_the_commits_runs_again_like_an_uninterrupted_one
     assert differences(dump(db), expected) == []
 
 
-def test_an_index_load_killed_between_the_commits_is_taken_back(make_db, extracts, tmp_path):
+def test_an_index_load_killed_between_the_commits_is_taken_back(extracts, tmp_path):
     n1, n2, _, _ = extracts
-    db = make_db()
+    db = f"sqlite:///{tmp_path / 'load' / 'cases.db'}"  # (the index's side is the same file on both backends)
     night(n1, "2026-11-19", db, tmp_path / "a0")
     before = dump(db)
     killed = custdq("index", "load", str(n2), "--as-of", "2026-11-19", "--db", db, "--out", str(tmp_path / "l"),
