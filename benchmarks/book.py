@@ -79,6 +79,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=29)
     ap.add_argument("--memory-limit-gb", type=float, default=20.0)
     ap.add_argument("--work", default="benchmarks/results/book")
+    ap.add_argument("--reuse-load", action="store_true",
+                    help="keep the loaded book (in --work/loaded) and, when it is there, copy it instead of loading "
+                         "again (to re-measure the nights; the load's figures are then the earlier run's)")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -110,7 +113,22 @@ def main() -> None:
         store.parent.mkdir(parents=True, exist_ok=True)
         _remove_store(store)
     runs: dict[str, dict] = {}
-    runs["load"] = got = load(book, seeded, work / "load-out", limit, env)
+    loaded = work / "loaded" / f"book-{args.book}"
+    if args.reuse_load and (loaded / "load.json").exists():
+        for p in loaded.iterdir():
+            if p.name != "load.json":
+                shutil.copy2(p, seeded.parent / p.name)
+        runs["load"] = got = json.loads((loaded / "load.json").read_text(encoding="utf-8"))
+        print(f"the loaded book copied from {loaded} (its load's figures are that run's)", flush=True)
+    else:
+        runs["load"] = got = load(book, seeded, work / "load-out", limit, env)
+        if args.reuse_load and got["exit"] == 0:
+            shutil.rmtree(loaded, ignore_errors=True)
+            loaded.mkdir(parents=True)
+            for p in seeded.parent.iterdir():
+                if p.is_file():
+                    shutil.copy2(p, loaded / p.name)
+            (loaded / "load.json").write_text(json.dumps(got, default=str), encoding="utf-8")
     per_row = got["seconds"] / got["rows"] * 1e6 if got["exit"] == 0 else None
     print(f"index load of {args.book:,} policies: {got['seconds']} s ({per_row and round(per_row, 1)} µs per book row), "
           f"peak {got['peak_gb']} GB, {got.get('contact_rows')} contact rows, index {got.get('index_mb')} MB, exit "

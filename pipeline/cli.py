@@ -171,7 +171,8 @@ def index_compact(db, config_path):
 @config_option
 @reports_errors
 def index_upgrade(db, config_path):
-    """Copy a contact index written by another major version of DuckDB into this version's format.
+    """Copy a contact index written by another major version of DuckDB, or by an earlier custdq,
+    into this version's format.
 
     Example: custdq index upgrade --db sqlite:///.custdq/cases.db
     """
@@ -179,10 +180,11 @@ def index_upgrade(db, config_path):
 
     done = upgrade(db, config_path, notify=say)
     if done["upgraded"]:
-        say(f"index upgrade: {done['path']} now in DuckDB {done['to']}.x's format; the old file is kept as "
-            f"{done['kept']} (remove it once a night has run)")
+        say(f"index upgrade: {done['path']} now in DuckDB {done['to']}.x's format, custdq format {done['format']}; "
+            f"the old file is kept as {done['kept']} (remove it once a night has run)")
     else:
-        say(f"index upgrade: {done['path']} is in DuckDB {done['to']}.x's format already; nothing to do")
+        say(f"index upgrade: {done['path']} is in DuckDB {done['to']}.x's format, custdq format {done['format']}, "
+            "already; nothing to do")
 
 
 @cli.group(cls=Commands)

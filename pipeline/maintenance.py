@@ -48,9 +48,11 @@ def backup_store(db: str | None, config_path: str | None, dest: Path, notify=Non
 
 
 def upgrade(db: str | None, config_path: str | None, notify=None) -> dict:
-    """`custdq index upgrade`: copy an index written by another major version of DuckDB into a
-    new file in this version's format (COPY FROM DATABASE), under the writer lock; the old file
-    is kept beside it as `<name>.duckdb.v<major>`."""
+    """`custdq index upgrade`: copy an index written by another major version of DuckDB, or in
+    an older layout of custdq's, into a new file in this version's format, under the writer lock;
+    the old file is kept beside it as `<name>.duckdb.v<major>` (or `.f<format>`). The rows are
+    copied as they are; the columns derived from them (row hashes, 64-bit search keys) are
+    computed again by this DuckDB, so that lookups and fingerprints agree with tonight's."""
 
     engine, cfg = store.existing(db, config_path)
     url = store.resolve(db, cfg)
@@ -61,26 +63,34 @@ def upgrade(db: str | None, config_path: str | None, notify=None) -> dict:
             raise InputError(f"contact index {path}: missing; nothing to upgrade")
         con = database._connect(path, cfg, read_only=False)
         try:
-            rows = con.execute("SELECT value FROM index_meta WHERE key = 'duckdb_major'").fetchall()
+            facts = dict(con.execute("SELECT key, value FROM index_meta").fetchall())
         except duckdb.Error:
             con.close()
             raise InputError(f"contact index {path}: not a custdq contact index; nothing was changed") from None
-        old = rows[0][0] if rows else "?"
-        if old == database.MAJOR:
+        old, fmt = facts.get("duckdb_major", "?"), facts.get("format", "?")
+        done = {"path": str(path), "from": old, "to": database.MAJOR, "format_from": fmt, "format": database.FORMAT}
+        if old == database.MAJOR and fmt == database.FORMAT:
             con.close()
-            return {"path": str(path), "from": old, "to": database.MAJOR, "upgraded": False}
+            return {**done, "upgraded": False}
+        if fmt not in database.READABLE_FORMATS:
+            con.close()
+            raise InputError(f"contact index {path}: format {fmt}, this custdq upgrades formats "
+                             f"{', '.join(database.READABLE_FORMATS)}; upgrade custdq; nothing was changed")
         fresh = path.with_name(path.name + ".upgrade")
         for p in database.side_files(fresh):
             database._remove(p)
-        name = con.execute("SELECT current_database()").fetchall()[0][0]
-        con.execute(f"ATTACH '{database._quoted(fresh)}' AS custdq_fresh").fetchall()
-        con.execute(f'COPY FROM DATABASE "{name}" TO custdq_fresh').fetchall()
-        con.execute("UPDATE custdq_fresh.index_meta SET value = ? WHERE key = 'duckdb_major'", [database.MAJOR]).fetchall()
-        con.execute("DETACH custdq_fresh").fetchall()
+        try:
+            database.copy_upgraded(con, fresh)
+        except BaseException:
+            con.close()
+            for p in database.side_files(fresh):
+                database._remove(p)
+            raise
         con.close()
-        kept = path.with_name(f"{path.name}.v{old}")
+        kept = path.with_name(f"{path.name}.v{old}" if old != database.MAJOR else f"{path.name}.f{fmt}")
         os.replace(path, kept)
         os.replace(fresh, path)
+        database._remove(path.with_name(path.name + ".wal"))
         os.chmod(path, 0o600)
     engine.dispose()
-    return {"path": str(path), "from": old, "to": database.MAJOR, "upgraded": True, "kept": str(kept)}
+    return {**done, "upgraded": True, "kept": str(kept)}

@@ -40,11 +40,13 @@ import sqlalchemy as sa
 from pipeline.errors import InputError
 from pipeline.store.schema import meta
 
-FORMAT = "1"  # this file's layout (tables below)
+FORMAT = "2"  # this file's layout (tables below); 2: the 64-bit search keys v64, c64, p64
+READABLE_FORMATS = ("1", "2")  # the layouts `custdq index upgrade` copies into FORMAT
 MAJOR = duckdb.__version__.split(".")[0]  # the DuckDB major version the file was written by
 ROW_COLUMNS = """kind VARCHAR, value BLOB, customer BLOB, person BLOB, policy_no VARCHAR NOT NULL, field VARCHAR,
     masked_value VARCHAR, masked_name VARCHAR, masked_id VARCHAR, branch VARCHAR, channel VARCHAR, agent_code VARCHAR,
-    receipt_date VARCHAR, version VARCHAR NOT NULL, h UBIGINT NOT NULL, h2 UBIGINT NOT NULL"""
+    receipt_date VARCHAR, version VARCHAR NOT NULL, h UBIGINT NOT NULL, h2 UBIGINT NOT NULL, v64 UBIGINT, c64 UBIGINT,
+    p64 UBIGINT NOT NULL"""
 TABLES = f"""
 CREATE TABLE IF NOT EXISTS index_meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL);
 CREATE TABLE IF NOT EXISTS contacts (id BIGINT NOT NULL, {ROW_COLUMNS});
@@ -361,6 +363,9 @@ def _check(index: IndexFile, identity: str, fingerprint: str) -> None:
         raise InputError(f"contact index {index.path}: written by DuckDB {index.meta('duckdb_major')}.x, this custdq "
                          f"runs DuckDB {MAJOR}.x: upgrade it once with `custdq index upgrade` (a new file, the old "
                          "one kept); nothing was changed")
+    if fmt != FORMAT and fmt in READABLE_FORMATS:
+        raise InputError(f"contact index {index.path}: format {fmt}, written by an earlier custdq: upgrade it once "
+                         "with `custdq index upgrade` (a new file, the old one kept); nothing was changed")
     if fmt != FORMAT:
         raise InputError(f"contact index {index.path}: format {fmt}, this custdq reads format {FORMAT}; "
                          "upgrade custdq")
@@ -371,6 +376,30 @@ def _check(index: IndexFile, identity: str, fingerprint: str) -> None:
     if index.meta("hash_key_fingerprint") != fingerprint:
         raise InputError(f"contact index {index.path}: built with another hash key than this case store's; restore "
                          "the store's own key or index; nothing was changed")
+
+
+def copy_upgraded(con: duckdb.DuckDBPyConnection, fresh: Path) -> None:
+    """The index open on `con` copied into a new file `fresh` in this version's layout: its rows
+    as they are, the columns derived from them computed again (pipeline.book.index.DERIVED)."""
+    from pipeline.book.index import COLUMNS, DERIVED, ROW
+
+    old = con.execute("SELECT current_database()").fetchall()[0][0]
+    old_umask = os.umask(0o077)
+    try:
+        con.execute(f"ATTACH '{_quoted(fresh)}' AS custdq_fresh").fetchall()
+        con.execute("USE custdq_fresh").fetchall()
+        con.execute(TABLES).fetchall()
+        for table, extra in (("contacts", ""), ("replaced", "by_version, ")):
+            con.execute(f'INSERT INTO {table} ({extra}id, {ROW}) '  # noqa: S608 - constant names
+                        f'SELECT {extra}id, {COLUMNS}, {DERIVED} FROM "{old}".{table}').fetchall()
+        for table in ("seen", "versions", "index_meta"):
+            con.execute(f'INSERT INTO {table} SELECT * FROM "{old}".{table}').fetchall()  # noqa: S608 - constant names
+        con.execute("UPDATE index_meta SET value = ? WHERE key = 'duckdb_major'", [MAJOR]).fetchall()
+        con.execute("UPDATE index_meta SET value = ? WHERE key = 'format'", [FORMAT]).fetchall()
+        con.execute(f'USE "{old}"').fetchall()
+        con.execute("DETACH custdq_fresh").fetchall()
+    finally:
+        os.umask(old_umask)
 
 
 def copy_file(index: IndexFile, dest: Path) -> None:

@@ -35,12 +35,28 @@ from pipeline.book.rows import CONTACT_COLUMNS, STORED, empty
 from pipeline.book.tonight import NightContacts, pool_frame
 
 COLUMNS = ", ".join(STORED)
-ROW = COLUMNS + ", h, h2"  # a stored row: its columns and its two row hashes
-# the row hashes, over every column but the policy (the group) and the version, typed as stored:
-# a policy's fingerprint is the count and the sums of its rows' hashes (written once, with the row)
-_TYPED = ", ".join(f"{c}::{'BLOB' if c in ('value', 'customer', 'person') else 'VARCHAR'}"
-                   for c in STORED if c not in ("version", "policy_no"))
-HASHES = f"hash({_TYPED}), hash({_TYPED}, 'custdq')"
+ROW = COLUMNS + ", h, h2, v64, c64, p64"  # a stored row: its columns and the keys derived from them
+# 64-bit search keys: a lookup scans one narrow integer column, then fetches the few rows it hit
+# (a keyed hash's first 8 bytes, big-endian; MD5's lower half for a policy number). A key
+# collision only makes a lookup fetch a row more: every answer is checked on the full values.
+KEY64 = {"value": "('0x' || hex(({})[1:8]))::UBIGINT", "customer": "('0x' || hex(({})[1:8]))::UBIGINT",
+         "policy_no": "md5_number_lower({})"}
+_SEARCH = {"value": "v64", "customer": "c64", "policy_no": "p64"}
+
+
+def derived(alias: str = "") -> str:
+    """The derived columns (h, h2, v64, c64, p64, in ROW's order) computed from a row's columns
+    (of the table `alias`, when a statement joins several). The row hashes h, h2 cover every
+    column but the policy (the group) and the version, typed as stored: a policy's fingerprint is
+    the count and the sums of its rows' hashes."""
+    at = alias + "." if alias else ""
+    typed = ", ".join(f"{at}{c}::{'BLOB' if c in ('value', 'customer', 'person') else 'VARCHAR'}"
+                      for c in STORED if c not in ("version", "policy_no"))
+    return (f"hash({typed}), hash({typed}, 'custdq'), "
+            + ", ".join(KEY64[c].format(at + c) for c in ("value", "customer", "policy_no")))
+
+
+DERIVED = derived()
 
 
 def _keys(keys, column: str) -> pa.Table:
@@ -75,17 +91,32 @@ class ContactIndex:
         self.db.con.unregister("tonight_arrow")
         self._tonight = True
 
-    def _lookup(self, column: str, keys) -> pd.DataFrame:
-        table = _keys(keys, column)
-        if not table.num_rows:
-            return empty()
-        self.db.con.register("lookup_keys", table)
+    def hits(self, column: str, keys: str) -> str:
+        """SQL for the row ids of `contacts` whose `column` may be one of `keys` (a table or
+        subquery with columns k, k64): one scan of the 64-bit search column; the caller checks
+        the full values on the few rows it fetches by these ids."""
+        return f"SELECT rowid FROM contacts WHERE {_SEARCH[column]} IN (SELECT k64 FROM {keys})"  # noqa: S608 - constant names, no values
+
+    def search_keys(self, name: str, column: str, keys) -> int:
+        """`keys` (as `_keys` takes them) into the temporary table `name` (k, k64), distinct."""
+        self.db.con.register("search_arrow", _keys(keys, column))
         try:
-            skip = " AND c.policy_no NOT IN (SELECT policy_no FROM tonight_policies)" if self._tonight else ""
-            rows = self.db.arrow(f"SELECT c.id, {', '.join('c.' + s for s in STORED)} FROM contacts c "  # noqa: S608 - constant names, no values
-                                 f"WHERE c.{column} IN (SELECT k FROM lookup_keys){skip} ORDER BY c.id")
+            self.db.run(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT DISTINCT k, {KEY64[column].format('k')} AS k64 "  # noqa: S608 - constant names, no values
+                        "FROM search_arrow")
         finally:
-            self.db.con.unregister("lookup_keys")
+            self.db.con.unregister("search_arrow")
+        return int(self.db.one(f"SELECT count(*) FROM {name}"))  # noqa: S608 - constant name
+
+    def _lookup(self, column: str, keys) -> pd.DataFrame:
+        if not self.search_keys("lookup_keys", column, keys):
+            return empty()
+        skip = " AND policy_no NOT IN (SELECT policy_no FROM tonight_policies)" if self._tonight else ""
+        # fetched first, filtered after: DuckDB reads the wide columns of the hit rows only
+        rows = self.db.arrow(f"""WITH fetched AS MATERIALIZED (SELECT id, {COLUMNS} FROM contacts
+                                     WHERE rowid IN ({self.hits(column, 'lookup_keys')}))
+                                 SELECT * FROM fetched WHERE {column} IN (SELECT k FROM lookup_keys){skip}
+                                 ORDER BY id""")  # noqa: S608 - constant names, no values
+        self.db.run("DROP TABLE IF EXISTS lookup_keys")
         if not rows.num_rows:
             return empty()
         out = pool_frame(rows).assign(row=np.int64(-1), tonight=False)
@@ -119,10 +150,12 @@ class ContactIndex:
             db.run("DELETE FROM replaced WHERE version = ?", [version])
         if restore:  # (each step only when it has rows: a night never run costs three counts, not a pass over the book)
             # rows `version` replaced, of policies a later version has written since: replaced by that one now
-            db.run("""UPDATE replaced SET by_version = live.version FROM (SELECT policy_no, max(version) AS version
-                      FROM contacts WHERE policy_no IN (SELECT policy_no FROM replaced WHERE by_version = ?)
-                      GROUP BY policy_no) live
-                      WHERE replaced.by_version = ? AND replaced.policy_no = live.policy_no""", [version, version])
+            db.run("""UPDATE replaced SET by_version = live.version FROM (
+                        WITH fetched AS MATERIALIZED (SELECT policy_no, version FROM contacts WHERE rowid IN (
+                            SELECT rowid FROM contacts WHERE p64 IN (SELECT p64 FROM replaced WHERE by_version = ?)))
+                        SELECT policy_no, max(version) AS version FROM fetched
+                        WHERE policy_no IN (SELECT policy_no FROM replaced WHERE by_version = ?) GROUP BY policy_no) live
+                      WHERE replaced.by_version = ? AND replaced.policy_no = live.policy_no""", [version, version, version])
             db.run(f"INSERT INTO contacts (id, {ROW}) SELECT id, {ROW} FROM replaced "  # noqa: S608 - constant names
                    "WHERE by_version = ?", [version])
             db.run("DELETE FROM replaced WHERE by_version = ?", [version])
@@ -139,7 +172,7 @@ class ContactIndex:
         for first, table in rows.kept_tables():
             table = table.append_column("seq", pa.array(np.arange(first, first + table.num_rows, dtype=np.int64)))
             self.db.con.register("night_part", table)
-            self.db.run(f"INSERT INTO night_rows SELECT seq, {COLUMNS}, {HASHES} FROM night_part")  # noqa: S608 - constant names, no values
+            self.db.run(f"INSERT INTO night_rows SELECT seq, {COLUMNS}, {DERIVED} FROM night_part")  # noqa: S608 - constant names, no values
             self.db.con.unregister("night_part")
             n += table.num_rows
         return n
@@ -150,13 +183,15 @@ class ContactIndex:
         one a later version wrote keeps that version (tonight's rows wait in `replaced`)."""
         db = self.db
         staged = self._stage(rows)
-        table = _keys(policies, "policy_no")
-        db.con.register("write_policies", table)
-        db.run("CREATE OR REPLACE TEMP TABLE write_policies_t AS SELECT DISTINCT k AS policy_no FROM write_policies")
-        db.con.unregister("write_policies")
+        distinct = self.search_keys("write_policies_t", "policy_no", policies)
+        # the stored rows of tonight's policies (their row ids): one scan of the policy keys
+        db.run(f"""CREATE OR REPLACE TEMP TABLE stored_rows AS WITH fetched AS MATERIALIZED (
+                       SELECT rowid AS r, policy_no, version, h, h2 FROM contacts
+                       WHERE rowid IN ({self.hits('policy_no', 'write_policies_t')}))
+                   SELECT * FROM fetched WHERE policy_no IN (SELECT k FROM write_policies_t)""")  # noqa: S608 - constant names, no values
         fingerprint = "count(*) AS n, sum(h::HUGEINT) AS a, sum(h2::HUGEINT) AS b"
         db.run(f"""CREATE OR REPLACE TEMP TABLE stored_fp AS SELECT policy_no, max(version) AS version, {fingerprint}
-                   FROM contacts WHERE policy_no IN (SELECT policy_no FROM write_policies_t) GROUP BY policy_no""")  # noqa: S608 - constant names, no values
+                   FROM stored_rows GROUP BY policy_no""")  # noqa: S608 - constant names, no values
         db.run(f"""CREATE OR REPLACE TEMP TABLE night_fp AS SELECT policy_no, {fingerprint}
                    FROM night_rows GROUP BY policy_no""")  # noqa: S608 - constant names, no values
         # unchanged: the same rows on both sides; later: a newer version holds the policy
@@ -169,15 +204,16 @@ class ContactIndex:
         base = int(db.meta("next_id") or 1)
         # tonight's rows of a policy a later version holds: replaced by that version already
         db.run(f"""INSERT INTO replaced (by_version, id, {ROW})
-                   SELECT p.version, ? + r.seq, {', '.join('r.' + c for c in [*STORED, 'h', 'h2'])} FROM night_rows r
+                   SELECT p.version, ? + r.seq, {', '.join('r.' + c for c in ROW.split(', '))} FROM night_rows r
                    JOIN write_plan p USING (policy_no) WHERE NOT p.unchanged AND p.version > ?""",  # noqa: S608 - constant names, no values
                [base, version])
         # the stored rows of every other changed policy go into `replaced`, tonight's rows in
         db.run("""CREATE OR REPLACE TEMP TABLE write_changed AS SELECT policy_no FROM write_plan
                   WHERE NOT unchanged AND version <= ?""", [version])
+        changed = "SELECT r FROM stored_rows WHERE policy_no IN (SELECT policy_no FROM write_changed)"
         db.run(f"""INSERT INTO replaced (by_version, id, {ROW}) SELECT ?, id, {ROW} FROM contacts
-                   WHERE policy_no IN (SELECT policy_no FROM write_changed)""", [version])  # noqa: S608 - constant names, no values
-        db.run("DELETE FROM contacts WHERE policy_no IN (SELECT policy_no FROM write_changed)")
+                   WHERE rowid IN ({changed})""", [version])  # noqa: S608 - constant names, no values
+        db.run(f"DELETE FROM contacts WHERE rowid IN ({changed})")  # noqa: S608 - constant names, no values
         written = db.one(f"""INSERT INTO contacts (id, {ROW}) SELECT ? + seq, {ROW} FROM night_rows
                    WHERE policy_no NOT IN (SELECT policy_no FROM write_plan WHERE unchanged OR version > ?)
                    ORDER BY seq""", [base, version])  # noqa: S608 - constant names, no values
@@ -185,8 +221,7 @@ class ContactIndex:
         last = db.one("SELECT max(seq) FROM night_rows")
         if last is not None:
             db.set_meta("next_id", str(base + int(last) + 1))
-        distinct = db.one("SELECT count(*) FROM write_policies_t")
-        for name in ("night_rows", "stored_fp", "night_fp", "write_plan", "write_changed", "write_policies_t"):
+        for name in ("night_rows", "stored_rows", "stored_fp", "night_fp", "write_plan", "write_changed", "write_policies_t"):
             db.run(f"DROP TABLE IF EXISTS {name}")
         db.wrote(version)
         return {"policies": int(distinct), "rows_written": int(written), "rows_staged": staged,
@@ -200,7 +235,7 @@ class ContactIndex:
         for first, table in rows.kept_tables():
             table = table.append_column("seq", pa.array(np.arange(first, first + table.num_rows, dtype=np.int64)))
             self.db.con.register("append_part", table)
-            written += self.db.one(f"INSERT INTO contacts (id, {ROW}) SELECT ? + seq, {COLUMNS}, {HASHES} "  # noqa: S608 - constant names, no values
+            written += self.db.one(f"INSERT INTO contacts (id, {ROW}) SELECT ? + seq, {COLUMNS}, {DERIVED} "  # noqa: S608 - constant names, no values
                                    "FROM append_part", [base])
             self.db.con.unregister("append_part")
             last = first + table.num_rows - 1

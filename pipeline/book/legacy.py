@@ -17,7 +17,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from pipeline.book.database import IndexFile
-from pipeline.book.index import HASHES, ROW
+from pipeline.book.index import ROW, derived
 from pipeline.book.rows import STORED
 from pipeline.store.schema import contact_segments, contact_superseded, contacts
 
@@ -69,11 +69,11 @@ def migrate(conn: sa.Connection, index: IndexFile) -> int:
         "version": pa.array([r[1] for r in superseded], pa.string()),
         "by_version": pa.array([r[2] for r in superseded], pa.string())}))
     index.run("CREATE OR REPLACE TEMP TABLE old_numbered AS SELECT row_number() OVER () AS id, * FROM old_rows")
-    index.run(f"""INSERT INTO contacts (id, {ROW}) SELECT id, {COLUMNS}, {HASHES} FROM old_numbered o
+    index.run(f"""INSERT INTO contacts (id, {ROW}) SELECT id, {COLUMNS}, {derived('o')} FROM old_numbered o
                   WHERE NOT EXISTS (SELECT 1 FROM legacy_superseded s
                                     WHERE s.policy_no = o.policy_no AND s.version = o.version)""")  # noqa: S608 - constant names, no values
     index.run(f"""INSERT INTO replaced (by_version, id, {ROW})
-                  SELECT s.by_version, o.id, {', '.join('o.' + c for c in STORED)}, {HASHES} FROM old_numbered o
+                  SELECT s.by_version, o.id, {', '.join('o.' + c for c in STORED)}, {derived('o')} FROM old_numbered o
                   JOIN legacy_superseded s ON s.policy_no = o.policy_no AND s.version = o.version""")  # noqa: S608 - constant names, no values
     index.con.unregister("legacy_superseded")
     if seen:
