@@ -6,6 +6,7 @@ test shows exactly which stored state leads to which change."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pandas as pd
 import pytest
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 
 from checks.catalogue import RULES
 from pipeline import store
+from pipeline.cases import history
 from pipeline.cases.night import reconcile
 from pipeline.night.items import DATE_FIELDS, ITEM_COLUMNS, KEY_COLUMNS, item_ids
 from pipeline.store.schema import item_events, items, night_undo, suppressions
@@ -76,8 +78,11 @@ def stored(engine, item_id: str) -> dict:
     return row
 
 
-def actions(engine, item_id: str) -> list[str]:
+def actions(engine, item_id: str, shown: bool = True) -> list[str]:
+    """The item's history as people see it (its `raised` entry first), or its stored events."""
     with engine.connect() as conn:
+        if shown:
+            return [e["action"] for e in history.events(conn, item_id)]
         q = sa.select(item_events.c.action).where(item_events.c.item_id == item_id).order_by(item_events.c.id)
         return list(conn.execute(q).scalars())
 
@@ -98,10 +103,14 @@ def test_a_finding_not_in_the_store_is_new_with_tonights_deadlines(engine):
     row = stored(engine, item_id)
     assert (row["state"], row["work_state"], row["first_seen"], row["list_due"]) == ("open", "未处理", MON, TUE)
     assert actions(engine, item_id) == ["raised"]
-    with engine.connect() as conn:  # the night's undo journal knows the item was raised tonight
-        raised = conn.execute(sa.select(night_undo.c.item_id).where(night_undo.c.night == MON.isoformat(),
-                                                                    night_undo.c.item_id == item_id)).all()
-    assert len(raised) == 1
+    # a new item costs one row: no stored event, no undo-journal row (the night's one marker only)
+    assert actions(engine, item_id, shown=False) == []
+    with engine.connect() as conn:
+        journal = conn.execute(sa.select(night_undo.c.item_id).where(night_undo.c.night == MON.isoformat())).all()
+        shown = history.events(conn, item_id)[0]
+    assert journal == [("",)]
+    assert (shown["night"], shown["who"], json.loads(shown["what"])) == (
+        MON.isoformat(), "custdq run", {"rule_code": "ID_SEX_MISMATCH", "due_date": row["due_date"]})
 
 
 def test_an_open_item_firing_again_is_carried_with_its_first_deadlines_and_fresh_evidence(engine):

@@ -133,7 +133,8 @@ def _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, s
                 raise RuntimeError("row reconciliation failed: a row was lost (bug)")
             files.append(info)
             progress(f"custdq: index load: {info['path']}: {info['rows']} rows, {contacts.num_rows} contact rows")
-            yield contacts, policies.filter(pa.array(first))
+            del rows, keep, again
+            yield contacts, (policies, first)  # filtered by the caller that compares: a load into an empty index does not
             contacts.close()
 
     with store_lock(engine, "index load", None, float(cfg["store"]["lock_wait_seconds"]), notify=progress), \
@@ -152,8 +153,8 @@ def _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, s
                 if bulk:  # into an empty index: each chunk appended, nothing to compare with
                     written = sum(book.append(contacts, version) for contacts, _ in books())
                 else:
-                    written = sum(book.write(contacts, policies, version)["rows_written"]
-                                  for contacts, policies in books())
+                    written = sum(book.write(contacts, policies.filter(pa.array(first)), version)["rows_written"]
+                                  for contacts, (policies, first) in books())
                 sizes = book.size()
             except BaseException:
                 work.discard()

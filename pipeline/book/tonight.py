@@ -100,11 +100,15 @@ class _Part:
         return table if self.keep.all() else table.filter(pa.array(self.keep))
 
 
+_NONE = np.zeros(0, dtype=np.uint64)
+
+
 class NightContacts:
     """Tonight's contact rows, chunk by chunk (see the module docstring)."""
 
-    def __init__(self, version: str) -> None:
+    def __init__(self, version: str, digests: bool = True) -> None:
         self.version = version  # what contact_rows wrote into each row's `version`
+        self.keeps_digests = digests  # a book load looks nothing up: 16 bytes a row it need not hold
         self.parts: list[_Part] = []
         # the compressed rows wait on disk (an unnamed temporary file, gone when closed or when
         # the process ends): like the stored index they hold keyed hashes and masked text only
@@ -136,7 +140,8 @@ class NightContacts:
             raise InputError(f"temporary folder {tempfile.gettempdir()}: cannot hold tonight's contact rows "
                              f"({exc.strerror or type(exc).__name__}); point TMPDIR at a folder with room "
                              "(about 80 bytes per contact row)") from None
-        self.parts.append(_Part(self.spill, self._end, len(blob), packed.rows, packed.value64, packed.customer64,
+        v, c = (packed.value64, packed.customer64) if self.keeps_digests else (_NONE, _NONE)
+        self.parts.append(_Part(self.spill, self._end, len(blob), packed.rows, v, c,
                                 np.ones(len(packed.rows), dtype=bool), packed.bank))
         self._end += len(blob)
 
@@ -155,6 +160,8 @@ class NightContacts:
 
     def digests(self) -> tuple[np.ndarray, np.ndarray]:
         """(value, customer) digests of every kept row, in order."""
+        if not self.keeps_digests:
+            raise RuntimeError("these contact rows were kept without their digests (bug)")
         if not self.parts:
             return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
         return (np.concatenate([p.value64[p.keep] for p in self.parts]),

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 
 from checks.masking import invisible, mask_text
 from pipeline.night.items import ITEM_ID
-from pipeline.store.schema import item_events, items
+from pipeline.cases import history
+from pipeline.store.schema import items
 from pipeline.errors import InputError
 from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, ROLE_NAMES, SEVERITY_NAMES, STATE_NAMES, changes,
                                      rule_name)
@@ -126,9 +127,7 @@ def show(conn: sa.Connection, item_id: str) -> str:
     ]
     lines = [f"{k}：{v}" for k, v in fields if v not in (None, "")]
     lines.append("历史：")
-    events = conn.execute(sa.select(item_events).where(item_events.c.item_id == row["item_id"])
-                          .order_by(item_events.c.id))
-    for e in events.mappings():
+    for e in history.events(conn, row["item_id"]):
         origin = f"夜间批次 {e['night']}" if e["night"] else (e["source"] or "")
         lines.append(f"  {e['at']}  {e['who']}  {ACTION_NAMES.get(e['action'], e['action'])}  {changes(e['what'])}  {origin}"
                      .rstrip())

@@ -14,8 +14,9 @@ resolved or suppressed, and the list that goes out tonight.
 - The list = every open item after tonight, deadline first; `status` is `new` for the items
   raised tonight, `open` for the others.
 
-Every automatic change is an event of the night, and goes into the night's undo journal
-(pipeline.cases.undo), so a re-run of the same business date first takes the night back exactly.
+Every automatic change to a stored item is an event of the night, and goes into the night's
+undo journal (pipeline.cases.undo), so a re-run of the same business date first takes the night
+back exactly. A new item is neither: the items a night raised are those first seen on it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from checks.arrays import isin_text
 from checks.catalogue import BOOK_RULES
 from pipeline.store.sql import bulk_insert, constant_columns, key_table, python_rows
 from pipeline.store.schema import items, suppressions
-from pipeline.cases.undo import FINDING, WHO, WRITABLE, Journal, json_values, python_value
+from pipeline.cases.undo import FINDING, WHO, WRITABLE, Journal, python_value
 from pipeline.night.items import DATE_FIELDS, ITEM_COLUMNS
 from pipeline.store import read_frame as _read
 
@@ -119,7 +120,7 @@ def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, 
     # new items
     add = fired[new]
     if len(add):
-        _insert_new(conn, journal, add, night, at)
+        _insert_new(conn, add)
 
     # the stored items tonight's findings touch, before and after tonight (one frame each)
     touched = carried | reopen | again | close_now
@@ -182,9 +183,10 @@ NEW_ITEM = dict(state="open", work_state="未处理", close_reason=None, closed_
 STATIC = ["rule_code", "policy_no", "role", "field"]  # with item_id: what makes the item (never changes)
 
 
-def _insert_new(conn: sa.Connection, journal: Journal, add: pd.DataFrame, night: str, at: str) -> None:
-    """Tonight's new items, their undo journal rows and `raised` events, in bulk: the columns
-    with one value for a whole slice (tonight's dates, the empty lifecycle) go as constants."""
+def _insert_new(conn: sa.Connection, add: pd.DataFrame) -> None:
+    """Tonight's new items, in bulk: the columns with one value for a whole slice (tonight's
+    dates, the empty lifecycle) go as constants. No event and no journal row each: the items a
+    night raised are those first seen on it (pipeline.cases.history, undo.take_back)."""
     rows = add.assign(**NEW_ITEM)
     columns = [c.name for c in items.c]
     for i in range(0, len(rows), INSERT_ROWS):  # Python rows a slice at a time: bounded memory
@@ -193,10 +195,6 @@ def _insert_new(conn: sa.Connection, journal: Journal, add: pd.DataFrame, night:
         varying = [c for c in columns if c not in same]
         bulk_insert(conn, "items", varying, python_rows(part[varying]), same)
     del rows
-    journal.raised(add["item_id"])
-    what = json_values({"rule_code": add["rule_code"], "due_date": add["due_date"]})
-    bulk_insert(conn, "item_events", ["item_id", "what"], zip(add["item_id"].tolist(), what),
-                _event_constants(night, at, "raised"))
 
 
 def _event_constants(night: str, at: str, action: str) -> dict:

@@ -2,10 +2,12 @@
 re-run of T, or a rewind past T, ends as if that run had never happened.
 
 A night writes its undo journal (`night_undo`) as it changes the items: for each item it
-raised, a row without a before-image (take-back deletes the item); for each item it changed,
-the earlier values of the columns it changed (take-back writes them back); and a marker row
-with the id of the last event before the night. The night's own events (who = `custdq run`,
-night = T) are deleted with it.
+changed, the earlier values of the columns it changed (take-back writes them back), and a
+marker row with the id of the last event before the night. The items it raised are those first
+seen on T that it did not change (take-back deletes them): a night raising a million items
+writes no journal row and no event for each (nights before issue 29 wrote a row without a
+before-image, still honoured). The night's own events (who = `custdq run`, night = T) are
+deleted with it.
 
 People come first: an item a person disposed of after the night ran (an event by someone else
 than `custdq run` after the marker) keeps its disposition and lifecycle; only what the finding
@@ -65,12 +67,6 @@ class Journal:
         conn.execute(night_undo.insert().values(night=night, item_id=MARK,
                                                 before=json.dumps({"event_mark": int(mark or 0)})))
 
-    def raised(self, ids) -> None:
-        from pipeline.store.sql import bulk_insert
-
-        bulk_insert(self.conn, night_undo.name, ["item_id"], ((i,) for i in list(ids)),
-                    {"night": self.night, "before": None})
-
     def changed(self, before: pd.DataFrame, after: pd.DataFrame) -> pd.Index:
         """Record the earlier values of what changed between `before` and `after` (both indexed
         by item id, columns among WRITABLE); returns the ids of the items that changed."""
@@ -116,7 +112,8 @@ def json_values(columns: dict[str, pd.Series]) -> list[str]:
 
 def take_back(conn: sa.Connection, night: str) -> int:
     """Undo what the run of `night` did to the items and their events; returns the run's events
-    taken back. A night without a journal (an older store) is taken back from its events."""
+    taken back (an item it raised counting as one, as its `raised` event did before issue 29).
+    A night without a journal (an older store) is taken back from its events."""
     mark = conn.execute(sa.select(night_undo.c.before).where(night_undo.c.night == night,
                                                              night_undo.c.item_id == MARK)).scalar()
     if mark is None:
@@ -127,12 +124,15 @@ def take_back(conn: sa.Connection, night: str) -> int:
     event_mark = int(json.loads(mark)["event_mark"])
     journal = _read(conn, sa.select(night_undo.c.item_id, night_undo.c.before)
                     .where(night_undo.c.night == night, night_undo.c.item_id != MARK))
+    changed = sa.select(night_undo.c.item_id).where(night_undo.c.night == night, night_undo.c.item_id != MARK)
+    # raised by the night: first seen on it and not changed by it (raised again has a journal row)
+    new = sa.select(items.c.item_id).where(items.c.first_seen == night, items.c.item_id.not_in(changed))
     # items a person disposed of after the night: their decision stands
     people = set(conn.execute(sa.select(item_events.c.item_id).where(
         item_events.c.id > event_mark, item_events.c.who != WHO,
-        item_events.c.item_id.in_(sa.select(night_undo.c.item_id).where(night_undo.c.night == night)))
-        .distinct()).scalars())
-    raised = journal[journal["before"].isna()]["item_id"]
+        sa.or_(item_events.c.item_id.in_(changed), item_events.c.item_id.in_(new))).distinct()).scalars())
+    old_raised = set(journal[journal["before"].isna()]["item_id"])  # journal rows of nights before issue 29
+    raised = [*old_raised, *conn.execute(new).scalars()]
     drop = [i for i in raised if i not in people]
     for i in range(0, len(drop), CHUNK):
         conn.execute(items.delete().where(items.c.item_id.in_(drop[i:i + CHUNK])))
@@ -156,7 +156,7 @@ def take_back(conn: sa.Connection, night: str) -> int:
     taken = int(conn.execute(sa.select(sa.func.count()).select_from(item_events).where(gone)).scalar_one())
     conn.execute(item_events.delete().where(gone))
     conn.execute(night_undo.delete().where(night_undo.c.night == night))
-    return taken
+    return taken + sum(1 for i in drop if i not in old_raised)  # an item raised counts as its `raised` event did
 
 
 def prune(conn: sa.Connection, oldest_kept: str) -> None:

@@ -69,8 +69,13 @@ class Tally:
         """One chunk's results (chunks are taken in the order of the night's rows)."""
         if self.keeps_findings:
             self.found.append(result.found)
+            self.policies.append(result.policies)
+        else:  # a book load keeps each in-scope row's policy number only, as Arrow text: 20M Python
+            # strings and their other columns would hold gigabytes
+            numbers = pa.array(result.policies["policy_no"], type=pa.large_string())
+            self.policies.append(pd.DataFrame({"policy_no": pd.Series(numbers, dtype=pd.ArrowDtype(pa.large_string()),
+                                                                      index=result.policies.index)}))
         self.outcomes = merge_outcomes(self.outcomes, result.outcomes)
-        self.policies.append(result.policies)
         self.seen = merge_profiles(self.seen, result.seen)
         self.quarantined.append(result.quarantined)
         self.in_scope += result.in_scope
@@ -144,7 +149,8 @@ def workers_of(cfg: dict) -> int:
 
 
 def _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, chunk_rows, fast, book_load=False):
-    reading, tally = Reading(), Tally(contacts=NightContacts(version), keeps_findings=not book_load)
+    reading, tally = Reading(), Tally(contacts=NightContacts(version, digests=not book_load),
+                                      keeps_findings=not book_load)
     parts = iter_extract(extracts, mapping, reading, chunk_rows, fast)
     workers = workers_of(cfg)
     pool = Workers(workers, (business_date, cfg, agents, key, version)) if workers > 1 else None

@@ -114,7 +114,7 @@ class SparkNight:
             stages.note("an extract file needs the exact reader part-way through: reading the night again")
             reading, firsts = self._stage(extracts, mapping, chunk_size(cfg), False, stages)
         sources = [i.path for i in reading.inputs]
-        tally = Tally(contacts=NightContacts(version), keeps_findings=not book_load)
+        tally = Tally(contacts=NightContacts(version, digests=not book_load), keeps_findings=not book_load)
         if not firsts:  # no file held a record: one empty chunk, here, keeps every table's columns
             check_here(empty_raw(reading), sources, business_date, cfg, agents, key, version, stages, tally)
             return reading, tally

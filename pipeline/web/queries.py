@@ -21,6 +21,7 @@ from checks.catalogue import RULES
 from checks.shared import LISTED
 from checks.shared import foreign_masked as shared_evidence_masked
 from checks.masking import mask_id
+from pipeline.cases import history
 from pipeline.cases.undo import python_value
 from pipeline.outputs.worklists import STATES
 from pipeline.store import read_frame
@@ -269,10 +270,7 @@ def item(conn: sa.Connection, user: User, item_id: str) -> dict | None:
 
 
 def events(conn: sa.Connection, item_id: str) -> list[dict]:
-    q = (sa.select(item_events.c.id, item_events.c.at, item_events.c.who, item_events.c.night,
-                   item_events.c.action, item_events.c.what, item_events.c.source)
-         .where(item_events.c.item_id == item_id).order_by(item_events.c.id))
-    return [dict(r) for r in conn.execute(q).mappings()]
+    return history.events(conn, item_id)
 
 
 def cluster(conn: sa.Connection, user: User, found: dict) -> list[dict]:
