@@ -76,15 +76,26 @@ def compact_index(db: str | None, config_path: str | None) -> dict:
     return {"rows_moved": 0}
 
 
-def first_records(policies: pa.Array) -> np.ndarray:
-    """Flags of the first record of each policy number, in order (an Arrow group-by of the
-    positions, not a pandas hash table of Python strings).
+def first_records(policies: pa.ChunkedArray | pa.Array, db: database.IndexFile | None = None) -> np.ndarray:
+    """Flags of the first record of each policy number, in order: a group-by of the positions
+    in DuckDB (`db`: within its memory limit, spilling beyond it, for a 20M-row book file), or
+    with Arrow (no pandas hash table of Python strings either way).
 
     >>> first_records(pa.array(["P1", "P2", "P1", "P3", "P2"])).tolist()
     [True, True, False, True, False]
     """
-    positions = pa.table({"p": policies, "i": pa.array(np.arange(len(policies), dtype=np.int64))})
-    firsts = positions.group_by("p", use_threads=False).aggregate([("i", "min")])["i_min"]
+    if isinstance(policies, pa.Array):
+        policies = pa.chunked_array([policies])
+    positions = pa.table({"p": policies, "i": pa.chunked_array(
+        [pa.array(np.arange(len(policies), dtype=np.int64))] if len(policies) else [], pa.int64())})
+    if db is None:
+        firsts = positions.group_by("p", use_threads=False).aggregate([("i", "min")])["i_min"]
+    else:
+        db.con.register("load_positions", positions)
+        try:
+            firsts = db.con.sql("SELECT min(i) AS i FROM load_positions GROUP BY p").to_arrow_table()["i"]
+        finally:
+            db.con.unregister("load_positions")
     flags = np.zeros(len(policies), dtype=bool)
     flags[firsts.to_numpy()] = True
     return flags
@@ -98,6 +109,7 @@ def _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, s
     loaded: list[pa.Array] = []  # the policy numbers of the earlier files (a policy in two: the first counts)
 
     checker = spark if spark is not None else chunks  # both offer check_rows(...) -> (Reading, Tally)
+    holder: list[database.IndexFile | None] = [None]  # the working copy, once made
 
     def files_rows():
         """Per file: its accounting, its quarantine, its in-scope rows' policy numbers (indexed by
@@ -118,14 +130,14 @@ def _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, s
             # a policy's first record in the book counts, as a night keeps a policy number's
             # first record (its later copies in the file, and its rows in a later file, do not);
             # found on Arrow data: a 20M-row book file is never 20M Python strings
-            again = within(policies, pa.chunked_array(loaded, pa.large_string()).combine_chunks()) if loaded \
-                else np.zeros(len(policies), dtype=bool)
-            first = first_records(policies) & ~again
+            again = within(policies.combine_chunks(), pa.chunked_array(loaded, pa.large_string()).combine_chunks()) \
+                if loaded else np.zeros(len(policies), dtype=bool)
+            first = first_records(policies, holder[0]) & ~again
             keep = np.zeros(int(rows.max()) + 1 if len(rows) else 0, dtype=bool)
             keep[rows[first]] = True
             contacts.keep_first(keep)
             if len(paths) > 1:
-                loaded.append(policies.filter(pa.array(first)))
+                loaded.append(policies.filter(pa.array(first)).combine_chunks())
             quarantines.append(quarantine)
             info = info | {"rows_quarantined": len(quarantine), "policies_in_earlier_file": int(again.sum()),
                            "contact_rows": contacts.num_rows}
@@ -146,6 +158,7 @@ def _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, s
         with engine.begin() as conn:
             # the load writes a copy of the index, statement by statement, renamed over it at the end
             work = contact_index.working_copy()
+            holder[0] = work  # the first records of each book file are found in its DuckDB
             try:
                 book = index.ContactIndex(work)
                 taken_back = book.undo(version)

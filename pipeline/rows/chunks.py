@@ -87,14 +87,14 @@ class Tally:
             self.contacts.add_packed(result.contacts)
         self.contact_seconds += result.contact_seconds
 
-    def policy_numbers(self) -> tuple[np.ndarray, pa.Array]:
+    def policy_numbers(self) -> tuple[np.ndarray, pa.ChunkedArray]:
         """(row in the night, policy number) of every in-scope row, in order, as numpy positions
-        and one Arrow string array (a book load's whole file: no frame of the other columns,
-        no Python strings); the chunks' parts are let go."""
+        and the chunks' Arrow text (a book load's whole file: no frame of the other columns,
+        no Python strings, no second copy); the chunks' parts are let go."""
         parts, self.policies = self.policies, []
         rows = np.concatenate([p.index.to_numpy(np.int64) for p in parts]) if parts else np.zeros(0, np.int64)
         numbers = [pa.array(p["policy_no"], type=pa.large_string()) for p in parts if len(p)]
-        return rows, pa.chunked_array(numbers, pa.large_string()).combine_chunks()
+        return rows, pa.chunked_array(numbers, pa.large_string())
 
     def policy_frame(self) -> pd.DataFrame:
         """Tonight's in-scope rows (POLICY_COLUMNS), indexed by their row in the night (once:
