@@ -11,6 +11,7 @@ import duckdb
 
 from pipeline import store
 from pipeline.book import database
+from pipeline.book.index import COLUMNS, DERIVED, ROW
 from pipeline.errors import InputError
 from pipeline.store import backup, hashkey
 from pipeline.store.lock import store_lock
@@ -80,7 +81,7 @@ def upgrade(db: str | None, config_path: str | None, notify=None) -> dict:
         for p in database.side_files(fresh):
             database._remove(p)
         try:
-            database.copy_upgraded(con, fresh)
+            _copy_upgraded(con, fresh)
         except BaseException:
             con.close()
             for p in database.side_files(fresh):
@@ -94,3 +95,25 @@ def upgrade(db: str | None, config_path: str | None, notify=None) -> dict:
         os.chmod(path, 0o600)
     engine.dispose()
     return {**done, "upgraded": True, "kept": str(kept)}
+
+
+def _copy_upgraded(con: duckdb.DuckDBPyConnection, fresh: Path) -> None:
+    """The index open on `con` copied into a new file `fresh` in this version's layout: its rows
+    as they are, the columns derived from them computed again (pipeline.book.index.DERIVED)."""
+    old = con.execute("SELECT current_database()").fetchall()[0][0]
+    old_umask = os.umask(0o077)
+    try:
+        con.execute(f"ATTACH '{database._quoted(fresh)}' AS custdq_fresh").fetchall()
+        con.execute("USE custdq_fresh").fetchall()
+        con.execute(database.TABLES).fetchall()
+        for table, extra in (("contacts", ""), ("replaced", "by_version, ")):
+            con.execute(f'INSERT INTO {table} ({extra}id, {ROW}) '  # noqa: S608 - constant names
+                        f'SELECT {extra}id, {COLUMNS}, {DERIVED} FROM "{old}".{table}').fetchall()
+        for table in ("seen", "versions", "index_meta"):
+            con.execute(f'INSERT INTO {table} SELECT * FROM "{old}".{table}').fetchall()  # noqa: S608 - constant names
+        con.execute("UPDATE index_meta SET value = ? WHERE key = 'duckdb_major'", [database.MAJOR]).fetchall()
+        con.execute("UPDATE index_meta SET value = ? WHERE key = 'format'", [database.FORMAT]).fetchall()
+        con.execute(f'USE "{old}"').fetchall()
+        con.execute("DETACH custdq_fresh").fetchall()
+    finally:
+        os.umask(old_umask)

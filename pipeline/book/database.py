@@ -383,30 +383,6 @@ def _check(index: IndexFile, identity: str, fingerprint: str) -> None:
                          "the store's own key or index; nothing was changed")
 
 
-def copy_upgraded(con: duckdb.DuckDBPyConnection, fresh: Path) -> None:
-    """The index open on `con` copied into a new file `fresh` in this version's layout: its rows
-    as they are, the columns derived from them computed again (pipeline.book.index.DERIVED)."""
-    from pipeline.book.index import COLUMNS, DERIVED, ROW
-
-    old = con.execute("SELECT current_database()").fetchall()[0][0]
-    old_umask = os.umask(0o077)
-    try:
-        con.execute(f"ATTACH '{_quoted(fresh)}' AS custdq_fresh").fetchall()
-        con.execute("USE custdq_fresh").fetchall()
-        con.execute(TABLES).fetchall()
-        for table, extra in (("contacts", ""), ("replaced", "by_version, ")):
-            con.execute(f'INSERT INTO {table} ({extra}id, {ROW}) '  # noqa: S608 - constant names
-                        f'SELECT {extra}id, {COLUMNS}, {DERIVED} FROM "{old}".{table}').fetchall()
-        for table in ("seen", "versions", "index_meta"):
-            con.execute(f'INSERT INTO {table} SELECT * FROM "{old}".{table}').fetchall()  # noqa: S608 - constant names
-        con.execute("UPDATE index_meta SET value = ? WHERE key = 'duckdb_major'", [MAJOR]).fetchall()
-        con.execute("UPDATE index_meta SET value = ? WHERE key = 'format'", [FORMAT]).fetchall()
-        con.execute(f'USE "{old}"').fetchall()
-        con.execute("DETACH custdq_fresh").fetchall()
-    finally:
-        os.umask(old_umask)
-
-
 def copy_file(index: IndexFile, dest: Path) -> None:
     """A consistent copy of the index (its writes checkpointed into the file first)."""
     index.run("CHECKPOINT")
