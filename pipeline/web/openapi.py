@@ -33,7 +33,7 @@ ITEM_FIELDS: dict[str, dict] = {
     "state": {"type": "string", "enum": ["open", "closed"]}, "close_reason": TEXT, "closed_on": TEXT,
     "work_state": TEXT, "result": TEXT, "note": TEXT, "reopen_reason": TEXT, "disposed_at": TEXT,
     "status": {"type": "string", "enum": ["new", "open", "reopened", "closed"]},
-    "version": {"type": "integer", "description": "the id of the item's latest event"},
+    "version": {"type": "integer", "description": "the id of the item's latest event (0: none yet)"},
 }
 EVENT = {"type": "object", "required": ["id", "at", "action"], "additionalProperties": False, "properties": {
     "id": {"type": "integer"}, "at": {"type": "string"}, "who": TEXT, "night": TEXT, "action": {"type": "string"},
