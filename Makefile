@@ -23,12 +23,12 @@ demo: venv
 	@echo "outputs: out/$(DATE)/"
 
 ## the gates (ruff: pyflakes + bugbear + flake8-bandit's security rules, each waiver explained; mypy on the rules and the library; the docs site builds), then the whole test suite, one test
-## file per core at a time (pytest-xdist: CI stays under 20 minutes)
+## file per core at a time (pytest-xdist); the 15 slowest tests are printed, to keep CI under 25 minutes
 test: venv
 	$(BIN)/ruff check --quiet .
 	$(BIN)/mypy
 	$(BIN)/mkdocs build --strict --quiet
-	@$(BIN)/python -m pytest -q -n auto --dist loadfile; rc=$$?; \
+	@$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=15; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 ## benchmarks (figures go into docs/benchmarks.md by hand, with the machine they ran on)

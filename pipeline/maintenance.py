@@ -92,7 +92,8 @@ def upgrade(db: str | None, config_path: str | None, notify=None) -> dict:
         os.replace(path, kept)
         os.replace(fresh, path)
         database._remove(path.with_name(path.name + ".wal"))
-        os.chmod(path, 0o600)
+        for p in (path, kept):  # keyed hashes and masked details: the owner's only, the kept file too
+            os.chmod(p, 0o600)
     engine.dispose()
     return {**done, "upgraded": True, "kept": str(kept)}
 
