@@ -23,6 +23,7 @@ import datetime as dt
 import time
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -76,26 +77,20 @@ def compact_index(db: str | None, config_path: str | None) -> dict:
     return {"rows_moved": 0}
 
 
-def first_records(policies: pa.ChunkedArray | pa.Array, db: database.IndexFile | None = None) -> np.ndarray:
-    """Flags of the first record of each policy number, in order: a group-by of the positions
-    in DuckDB (`db`: within its memory limit, spilling beyond it, for a 20M-row book file), or
-    with Arrow (no pandas hash table of Python strings either way).
+def first_records(policies: pa.ChunkedArray | pa.Array, con: duckdb.DuckDBPyConnection) -> np.ndarray:
+    """Flags of the first record of each policy number, in order: a DuckDB group-by of the
+    positions (within its memory limit, spilling beyond it, for a 20M-row book file; no pandas
+    hash table of Python strings).
 
-    >>> first_records(pa.array(["P1", "P2", "P1", "P3", "P2"])).tolist()
+    >>> first_records(pa.array(["P1", "P2", "P1", "P3", "P2"]), duckdb.connect()).tolist()
     [True, True, False, True, False]
     """
-    if isinstance(policies, pa.Array):
-        policies = pa.chunked_array([policies])
-    positions = pa.table({"p": policies, "i": pa.chunked_array(
-        [pa.array(np.arange(len(policies), dtype=np.int64))] if len(policies) else [], pa.int64())})
-    if db is None:
-        firsts = positions.group_by("p", use_threads=False).aggregate([("i", "min")])["i_min"]
-    else:
-        db.con.register("load_positions", positions)
-        try:
-            firsts = db.con.sql("SELECT min(i) AS i FROM load_positions GROUP BY p").to_arrow_table()["i"]
-        finally:
-            db.con.unregister("load_positions")
+    positions = pa.table({"p": policies, "i": pa.array(np.arange(len(policies), dtype=np.int64))})
+    con.register("load_positions", positions)
+    try:
+        firsts = con.sql("SELECT min(i) AS i FROM load_positions GROUP BY p").to_arrow_table()["i"]
+    finally:
+        con.unregister("load_positions")
     flags = np.zeros(len(policies), dtype=bool)
     flags[firsts.to_numpy()] = True
     return flags
@@ -109,7 +104,6 @@ def _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, s
     loaded: list[pa.Array] = []  # the policy numbers of the earlier files (a policy in two: the first counts)
 
     checker = spark if spark is not None else chunks  # both offer check_rows(...) -> (Reading, Tally)
-    holder: list[database.IndexFile | None] = [None]  # the working copy, once made
 
     def files_rows():
         """Per file: its accounting, its quarantine, its in-scope rows' policy numbers (indexed by
@@ -124,7 +118,7 @@ def _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, s
             yield info, pd.concat([reading.quarantine, *tally.quarantined], ignore_index=True), \
                 tally.policy_numbers(), tally.contacts
 
-    def books():
+    def books(db: database.IndexFile):
         """(contact rows, policies) of each file in turn; the file's accounting into `files`."""
         for info, quarantine, (rows, policies), contacts in files_rows():
             # a policy's first record in the book counts, as a night keeps a policy number's
@@ -132,7 +126,7 @@ def _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, s
             # found on Arrow data: a 20M-row book file is never 20M Python strings
             again = within(policies.combine_chunks(), pa.chunked_array(loaded, pa.large_string()).combine_chunks()) \
                 if loaded else np.zeros(len(policies), dtype=bool)
-            first = first_records(policies, holder[0]) & ~again
+            first = first_records(policies, db.con) & ~again
             keep = np.zeros(int(rows.max()) + 1 if len(rows) else 0, dtype=bool)
             keep[rows[first]] = True
             contacts.keep_first(keep)
@@ -158,16 +152,15 @@ def _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, s
         with engine.begin() as conn:
             # the load writes a copy of the index, statement by statement, renamed over it at the end
             work = contact_index.working_copy()
-            holder[0] = work  # the first records of each book file are found in its DuckDB
             try:
                 book = index.ContactIndex(work)
                 taken_back = book.undo(version)
                 bulk = book.size()["rows"] == 0 and not book.size()["replaced_rows"]
                 if bulk:  # into an empty index: each chunk appended, nothing to compare with
-                    written = sum(book.append(contacts, version) for contacts, _ in books())
+                    written = sum(book.append(contacts, version) for contacts, _ in books(work))
                 else:
                     written = sum(book.write(contacts, policies.filter(pa.array(first)), version)["rows_written"]
-                                  for contacts, (policies, first) in books())
+                                  for contacts, (policies, first) in books(work))
                 sizes = book.size()
             except BaseException:
                 work.discard()
