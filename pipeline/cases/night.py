@@ -31,7 +31,7 @@ import sqlalchemy as sa
 
 from checks.arrays import isin_text
 from checks.catalogue import BOOK_RULES
-from pipeline.store.sql import bulk_insert, constant_columns, key_table, python_rows
+from pipeline.store.sql import bulk_insert, constant_columns, indexes_built_after, key_table, python_rows
 from pipeline.store.schema import items, suppressions
 from pipeline.cases.undo import FINDING, WHO, WRITABLE, Journal, python_value
 from pipeline.night.items import DATE_FIELDS, ITEM_COLUMNS
@@ -187,13 +187,14 @@ def _insert_new(conn: sa.Connection, add: pd.DataFrame) -> None:
     """Tonight's new items, in bulk: the columns with one value for a whole slice (tonight's
     dates, the empty lifecycle) go as constants. No event and no journal row each: the items a
     night raised are those first seen on it (pipeline.cases.history, undo.take_back)."""
-    rows = add.assign(**NEW_ITEM)
+    rows = add.assign(**NEW_ITEM).sort_values("item_id")  # the primary key's B-tree filled in order
     columns = [c.name for c in items.c]
-    for i in range(0, len(rows), INSERT_ROWS):  # Python rows a slice at a time: bounded memory
-        part = rows.iloc[i:i + INSERT_ROWS][columns]
-        same = {k: v for k, v in constant_columns(part).items() if k != "item_id"}  # a row per item, always
-        varying = [c for c in columns if c not in same]
-        bulk_insert(conn, "items", varying, python_rows(part[varying]), same)
+    with indexes_built_after(conn, items, len(rows)):
+        for i in range(0, len(rows), INSERT_ROWS):  # Python rows a slice at a time: bounded memory
+            part = rows.iloc[i:i + INSERT_ROWS][columns]
+            same = {k: v for k, v in constant_columns(part).items() if k != "item_id"}  # a row per item, always
+            varying = [c for c in columns if c not in same]
+            bulk_insert(conn, "items", varying, python_rows(part[varying]), same)
     del rows
 
 
