@@ -56,10 +56,17 @@ def run(extracts, business_date, agents, out_dir, db, config_path, engine, quiet
 
     Example: custdq run data/samples/policies_sample.csv --business-date 2026-11-20
     """
-    from pipeline.night.run import NightRequest, run_night
+    from pipeline.night import gatehost
 
-    result = run_night(NightRequest(list(extracts), business_date, out_dir, db, config_path, agents, engine, quiet,
-                                    rewind, new_store, allow_future))
+    host = gatehost.early()  # the expectations gate's process starts its slow import now, on the other core
+    try:
+        from pipeline.night.run import NightRequest, run_night
+
+        result = run_night(NightRequest(list(extracts), business_date, out_dir, db, config_path, agents, engine,
+                                        quiet, rewind, new_store, allow_future))
+    finally:
+        if host is not None:
+            host.close()
     for line in result.summary():
         click.echo(line, err=True)
     if result.gate_failed:

@@ -2,7 +2,8 @@
 processes on a generated extract, the main process killed while its chunk workers read and
 check the extract, in the contact index (the workers gone), and while it writes its outputs, on
 SQLite and PostgreSQL. Every process of the night (the main process's descendants, seen by
-walking /proc while it ran, and its process group) is gone 2 s after the kill; the store's
+walking /proc while it ran, and its process group; among them the expectations gate's own
+process) is gone 2 s after the kill; the store's
 writer lock is free; the same night run again ends exactly like an uninterrupted one (items,
 manifest, the whole store). Also: hashkey's forked helper dies with the process that forked it,
 `pipeline.children.bind` kills a child whose parent is gone (prctl, the watcher thread, the
@@ -146,6 +147,7 @@ class Night:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         self.lines: list[str] = []
         self.seen: set[tuple[int, int]] = set()
+        self.gates: set[int] = set()  # the pids of the gate processes (pipeline.night.gatehost) seen
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -160,6 +162,7 @@ class Night:
         while time.monotonic() < deadline and self.proc.poll() is None:
             kids = descendants(self.proc.pid)
             self.seen |= kids
+            self.gates |= {pid for pid, _ in kids if _gate_host(pid)}
             lines = list(self.lines)
             if ready(lines, kids):
                 self.seen |= descendants(self.proc.pid)
@@ -209,8 +212,16 @@ def _reading(lines, kids):
     return len(kids) >= 2 and any(line.endswith("rows read and checked") for line in lines)
 
 
-def _contact_index(lines, kids):
-    return f"custdq: {ROWS:,} rows read and checked" in lines and not kids  # the chunk loop over, workers gone
+def _gate_host(pid: int) -> bool:
+    """Whether `pid` is the night's expectations gate process (pipeline.night.gatehost)."""
+    try:
+        return b"pipeline.night.gatehost" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _contact_index(lines, kids):  # the chunk loop over, its workers gone (the gate's process lives on)
+    return f"custdq: {ROWS:,} rows read and checked" in lines and not [p for p, _ in kids if not _gate_host(p)]
 
 
 def _outputs(lines, kids):
@@ -259,6 +270,8 @@ def test_a_killed_night_leaves_nothing_running_and_runs_again(night, tmp_path, b
             for pid in living(victim.seen, victim.proc.pid):
                 os.kill(pid, signal.SIGKILL)  # a failed test leaves nothing running either
         assert victim.seen, f"{moment}: the night had no child process to watch"
+        if moment == "reading":  # the gate's process was among them, and is gone too
+            assert victim.gates, victim.seen
         assert not alive, f"{moment}: alive {GONE_SECONDS} s after the main process was killed: {alive}"
         assert _stages_begun(lines)[-1] == last_stage, (moment, lines)  # the kill landed at the moment meant
         assert not (out / "manifest.json").exists(), moment

@@ -187,7 +187,7 @@ def _insert_new(conn: sa.Connection, add: pd.DataFrame) -> None:
     """Tonight's new items, in bulk: the columns with one value for a whole slice (tonight's
     dates, the empty lifecycle) go as constants. No event and no journal row each: the items a
     night raised are those first seen on it (pipeline.cases.history, undo.take_back)."""
-    rows = add.assign(**NEW_ITEM).sort_values("item_id")  # the primary key's B-tree filled in order
+    rows = add.assign(**NEW_ITEM)  # (sorted by item_id first: 0.1x faster inserts, 4 s more at 1M items)
     columns = [c.name for c in items.c]
     with indexes_built_after(conn, items, len(rows)):
         for i in range(0, len(rows), INSERT_ROWS):  # Python rows a slice at a time: bounded memory

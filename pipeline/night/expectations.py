@@ -18,7 +18,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,9 +124,6 @@ def _suite(gx, figures: pd.DataFrame, distinct: pd.DataFrame, cfg: dict):
     return out
 
 
-_PRELOAD: threading.Thread | None = None
-
-
 def import_gx():
     """`import great_expectations`, safe where the main module has no file.
 
@@ -147,29 +143,6 @@ def import_gx():
         if bare:
             del sys.ps1
     return gx
-
-
-def _import_gx() -> None:
-    try:
-        import_gx()  # imported for run_gate, ahead of time
-    except Exception:  # noqa: BLE001, S110 - run_gate imports it again and reports what is wrong
-        pass
-
-
-def preload() -> None:
-    """Import Great Expectations in a background thread, so its ~2.5 s import overlaps the chunk
-    loop (where the main process mostly waits for the chunk workers) instead of the gate."""
-    global _PRELOAD
-    if _PRELOAD is None and "great_expectations" not in sys.modules:
-        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no usage statistics leave the machine
-        _PRELOAD = threading.Thread(target=_import_gx, name="custdq-gx-import", daemon=True)
-        _PRELOAD.start()
-
-
-def settle() -> None:
-    """Wait for a background import to end (before a fork: a child must not inherit it half-done)."""
-    if _PRELOAD is not None:
-        _PRELOAD.join()
 
 
 def run_gate(figures: pd.DataFrame, distinct: pd.DataFrame, reference: dict, cfg: dict, out: Path) -> GateResult:

@@ -14,7 +14,7 @@ from checks.arrays import isin_text
 from checks.catalogue import RULES
 from pipeline import config, outputs, store
 from pipeline.store import hashkey
-from pipeline.night import alerts, nights
+from pipeline.night import alerts, gatehost, nights
 from pipeline.book.detect import shared_night
 from pipeline.book import database as index_db
 from pipeline.book.rows import version_of
@@ -124,6 +124,8 @@ class Night:
     rows_flagged: int = 0
     gate: object | None = None
     reference: dict = field(default_factory=dict)
+    gate_host: gatehost.GateHost | None = None  # the gate's own process, when it has one
+    gate_inputs: tuple = ()  # (figures, distinct values) the gate judges
 
     @property
     def date(self) -> str:
@@ -153,7 +155,8 @@ def run_night(request: NightRequest) -> RunResult:
     engine_db, key, created = store.open_with_key(request.db, cfg, request.new_store, request.business_date)
     new_dirs = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)
     log.debug("hash key fingerprint %s", hashkey.fingerprint(key))
-    night = Night(request, cfg, key, engine_db, created.url, stages, started, created=created)
+    night = Night(request, cfg, key, engine_db, created.url, stages, started, created=created,
+                  gate_host=gatehost.start(cfg))  # Great Expectations' import starts on the other core
     try:
         result = _locked_night(night, out)
     except BaseException:
@@ -161,6 +164,9 @@ def run_night(request: NightRequest) -> RunResult:
         if new_dirs is not None and new_dirs.is_dir() and not any(p.is_file() for p in new_dirs.rglob("*")):
             shutil.rmtree(new_dirs, ignore_errors=True)  # nor an empty output folder
         raise
+    finally:
+        if night.gate_host is not None:
+            night.gate_host.close()
     result.created = created.notes()
     return result
 
@@ -218,6 +224,7 @@ def _night(n: Night) -> RunResult:
         shared_contacts(n, conn)
         build_items(n)
         update_cases(n, conn)
+        hand_to_gate(n)
         write_outputs(n)
         batch_expectations(n)
         manifest = night_manifest(n, conn)
@@ -339,15 +346,30 @@ def write_outputs(n: Night) -> None:
                  count(sum(map(len, n.worklist_files.values()))), count(len(n.quarantine)))
 
 
+def hand_to_gate(n: Night) -> None:
+    """The night's aggregates, for the gate: handed to its own process (gatehost), which judges
+    them while the night writes its outputs."""
+    if not n.cfg["expectations"]["enabled"]:
+        return
+    history = [h for h in store.run_history(n.engine_db) if h["business_date"] < n.date]
+    figures, distinct, n.reference = aggregates(n.tally.seen, int(n.repeated.sum()), n.rows, n.outcomes, history,
+                                                n.cfg["expectations"])
+    n.gate_inputs = (figures, distinct)
+    if n.gate_host is not None:
+        n.gate_host.send(figures, distinct, n.reference, n.cfg["expectations"], str(n.out))
+
+
 def batch_expectations(n: Night) -> None:
-    """expectations: the night's aggregates through the Great Expectations gate, Data Docs."""
+    """expectations: the Great Expectations gate's answer (its own process's, or run here when it
+    has none or it failed), Data Docs."""
     if not n.cfg["expectations"]["enabled"]:
         return
     with n.stages.stage("expectations"):
-        history = [h for h in store.run_history(n.engine_db) if h["business_date"] < n.date]
-        figures, distinct, n.reference = aggregates(n.tally.seen, int(n.repeated.sum()), n.rows, n.outcomes, history,
-                                                    n.cfg["expectations"])
-        n.gate = gate = run_gate(figures, distinct, n.reference, n.cfg["expectations"], n.out)
+        gate = n.gate_host.result() if n.gate_host is not None else None
+        if gate is None:
+            figures, distinct = n.gate_inputs
+            gate = run_gate(figures, distinct, n.reference, n.cfg["expectations"], n.out)
+        n.gate = gate
         outputs.write_json({"reference": n.reference, **gate.to_dict()}, n.out / "expectations.json")
         log.info("expectations: %d evaluated, %d failed, blocking failed: %s", len(gate.results),
                  sum(not r["success"] for r in gate.results), gate.blocking_failed or "none")

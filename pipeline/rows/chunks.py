@@ -29,7 +29,6 @@ from pandas.api.types import union_categoricals
 
 from checks.catalogue import NIGHT_RULES, ROW_RULES
 from pipeline.ingest import contract
-from pipeline.night import expectations
 from pipeline.book.rows import contact_rows
 from pipeline.book.tonight import NightContacts, Packed, pack
 from pipeline.rows.engine import Outcome, context, merge_outcomes, run_rules
@@ -154,8 +153,6 @@ def _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, c
     parts = iter_extract(extracts, mapping, reading, chunk_rows, fast)
     workers = workers_of(cfg)
     pool = Workers(workers, (business_date, cfg, agents, key, version)) if workers > 1 else None
-    if pool is not None and cfg["expectations"]["enabled"] and not book_load:
-        expectations.preload()  # the gate's slow import, while the main process waits for the workers
     rows = 0
     try:
         while True:
@@ -286,7 +283,6 @@ class Workers:
     by the thread that runs the night and closes the pool)."""
 
     def __init__(self, n: int, job: tuple):
-        expectations.settle()
         before = set(multiprocessing.active_children())
         self.pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"),
                                         initializer=_start_worker, initargs=(os.getpid(), job))
