@@ -209,7 +209,7 @@ def store_backup(dest, db, config_path):
 
     Example: custdq store backup /backup/custdq/2026-11-20
 
-    The hash key is not copied: back it up apart (docs/operations.md says how to restore).
+    The hash key is not copied: back it up apart (docs/contact-index.md says how to restore).
     """
     from pathlib import Path
 

@@ -111,7 +111,7 @@ def test_a_new_store_and_its_key_are_announced_and_a_lost_key_is_never_replaced(
     first = runner.invoke(cli, args)
     assert first.exit_code == 0, first.output
     assert f"custdq: created a new case store at {db}" in first.output
-    assert f"custdq: created the hash key {tmp_path / 's' / 'hash.key'}: back it up with the case store" in first.output
+    assert f"custdq: created the hash key {tmp_path / 's' / 'hash.key'}: back it up, kept apart from the store's backups" in first.output
     again = runner.invoke(cli, args)
     assert again.exit_code == 0 and "created" not in again.output
     moved = tmp_path / "elsewhere.key"

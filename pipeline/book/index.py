@@ -91,11 +91,15 @@ class ContactIndex:
         self.db.con.unregister("tonight_arrow")
         self._tonight = True
 
-    def hits(self, column: str, keys: str) -> str:
-        """SQL for the row ids of `contacts` whose `column` may be one of `keys` (a table or
-        subquery with columns k, k64): one scan of the 64-bit search column; the caller checks
-        the full values on the few rows it fetches by these ids."""
-        return f"SELECT rowid FROM contacts WHERE {_SEARCH[column]} IN (SELECT k64 FROM {keys})"  # noqa: S608 - constant names, no values
+    def matching(self, select: str, column: str, keys: str, then: str = "") -> str:
+        """SQL for `select` (columns of `contacts`, `column` among them) of the live rows whose
+        `column` is one of `keys` (a table or subquery with columns k, k64), `then` appended
+        (more conditions, an order). One scan of the 64-bit search column finds the row ids
+        that may match; only those rows' wide columns are read (fetched first, filtered after)
+        and their full values checked."""
+        hits = f"SELECT rowid FROM contacts WHERE {_SEARCH[column]} IN (SELECT k64 FROM {keys})"  # noqa: S608 - constant names, no values
+        return (f"WITH fetched AS MATERIALIZED (SELECT {select} FROM contacts WHERE rowid IN ({hits})) "  # noqa: S608 - constant names, no values
+                f"SELECT * FROM fetched WHERE {column} IN (SELECT k FROM {keys}){then}")
 
     def search_keys(self, name: str, column: str, keys) -> int:
         """`keys` (as `_keys` takes them) into the temporary table `name` (k, k64), distinct."""
@@ -111,11 +115,7 @@ class ContactIndex:
         if not self.search_keys("lookup_keys", column, keys):
             return empty()
         skip = " AND policy_no NOT IN (SELECT policy_no FROM tonight_policies)" if self._tonight else ""
-        # fetched first, filtered after: DuckDB reads the wide columns of the hit rows only
-        rows = self.db.arrow(f"""WITH fetched AS MATERIALIZED (SELECT id, {COLUMNS} FROM contacts
-                                     WHERE rowid IN ({self.hits(column, 'lookup_keys')}))
-                                 SELECT * FROM fetched WHERE {column} IN (SELECT k FROM lookup_keys){skip}
-                                 ORDER BY id""")  # noqa: S608 - constant names, no values
+        rows = self.db.arrow(self.matching(f"id, {COLUMNS}", column, "lookup_keys", skip + " ORDER BY id"))
         self.db.run("DROP TABLE IF EXISTS lookup_keys")
         if not rows.num_rows:
             return empty()
@@ -150,12 +150,12 @@ class ContactIndex:
             db.run("DELETE FROM replaced WHERE version = ?", [version])
         if restore:  # (each step only when it has rows: a night never run costs three counts, not a pass over the book)
             # rows `version` replaced, of policies a later version has written since: replaced by that one now
-            db.run("""UPDATE replaced SET by_version = live.version FROM (
-                        WITH fetched AS MATERIALIZED (SELECT policy_no, version FROM contacts WHERE rowid IN (
-                            SELECT rowid FROM contacts WHERE p64 IN (SELECT p64 FROM replaced WHERE by_version = ?)))
-                        SELECT policy_no, max(version) AS version FROM fetched
-                        WHERE policy_no IN (SELECT policy_no FROM replaced WHERE by_version = ?) GROUP BY policy_no) live
-                      WHERE replaced.by_version = ? AND replaced.policy_no = live.policy_no""", [version, version, version])
+            keys = "(SELECT policy_no AS k, p64 AS k64 FROM replaced WHERE by_version = ?)"
+            db.run(f"""UPDATE replaced SET by_version = live.version FROM (
+                         SELECT policy_no, max(version) AS version FROM ({self.matching('policy_no, version', 'policy_no', keys)})
+                         GROUP BY policy_no) live
+                       WHERE replaced.by_version = ? AND replaced.policy_no = live.policy_no""",  # noqa: S608 - constant names, no values
+                   [version, version, version])
             db.run(f"INSERT INTO contacts (id, {ROW}) SELECT id, {ROW} FROM replaced "  # noqa: S608 - constant names
                    "WHERE by_version = ?", [version])
             db.run("DELETE FROM replaced WHERE by_version = ?", [version])
@@ -185,10 +185,8 @@ class ContactIndex:
         staged = self._stage(rows)
         distinct = self.search_keys("write_policies_t", "policy_no", policies)
         # the stored rows of tonight's policies (their row ids): one scan of the policy keys
-        db.run(f"""CREATE OR REPLACE TEMP TABLE stored_rows AS WITH fetched AS MATERIALIZED (
-                       SELECT rowid AS r, policy_no, version, h, h2 FROM contacts
-                       WHERE rowid IN ({self.hits('policy_no', 'write_policies_t')}))
-                   SELECT * FROM fetched WHERE policy_no IN (SELECT k FROM write_policies_t)""")  # noqa: S608 - constant names, no values
+        db.run("CREATE OR REPLACE TEMP TABLE stored_rows AS "
+               + self.matching("rowid AS r, policy_no, version, h, h2", "policy_no", "write_policies_t"))
         fingerprint = "count(*) AS n, sum(h::HUGEINT) AS a, sum(h2::HUGEINT) AS b"
         db.run(f"""CREATE OR REPLACE TEMP TABLE stored_fp AS SELECT policy_no, max(version) AS version, {fingerprint}
                    FROM stored_rows GROUP BY policy_no""")  # noqa: S608 - constant names, no values

@@ -219,8 +219,9 @@ class Created:
         out = [f"created a new case store at {shown_url(self.url)}: its first night, every finding in it is new"]\
             if self.store else []
         if self.key is not None:
-            out.append(f"created the hash key {self.key.absolute()}: back it up with the case store (without it the contact "
-                       "index can never be matched again)")
+            from pipeline.store.hashkey import KEEP
+
+            out.append(f"created the hash key {self.key.absolute()}: {KEEP}")
         return out
 
     def remove(self, engine: sa.Engine) -> None:

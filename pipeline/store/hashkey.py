@@ -29,6 +29,10 @@ DIGEST_BYTES = 16  # 128 bits: no collision in any customer book (birthday bound
 MIN_ENV_KEY = 32
 
 
+# what the operator is told when a key is created (one home: the night's and the load's notes)
+KEEP = ("back it up, kept apart from the store's backups (without it the contact index can never be matched "
+        "again; with a backup, it would let anyone test guesses of phones against the hashes)")
+
 def key_path(configured: str | None, db_url: str | None) -> Path:
     """The key file: as configured, else beside the SQLite store's file, else ~/.custdq/hash.key.
 
@@ -66,8 +70,7 @@ def load_key(key_file: str | Path, may_create: bool = True, notify=None) -> byte
         if not path.exists():
             key = _from_file(path)
             if notify:
-                notify(f"created the hash key {path}: back it up with the case store (without it the contact "
-                       "index can never be matched again)")
+                notify(f"created the hash key {path}: {KEEP}")
             return key
         return _from_file(path)
     except OSError as exc:
