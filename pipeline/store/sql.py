@@ -70,7 +70,7 @@ def indexes_built_after(conn: sa.Connection, table: sa.Table, adding: int) -> It
         stored = conn.execute(sa.text(f"SELECT coalesce(max(rowid), 0) FROM {table.name}")).scalar_one()  # noqa: S608
         rebuild = stored <= REBUILD_SHARE * adding
     if rebuild:
-        raw = conn.connection.driver_connection
+        raw: Any = conn.connection.driver_connection
         if not raw.in_transaction:  # the sqlite3 module opens one only before DML: DDL would commit at once
             raw.execute("BEGIN")
         for index in table.indexes:
