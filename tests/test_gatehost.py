@@ -6,6 +6,7 @@ tests/test_killed_night.py's (every process below the night is gone 2 s after th
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 
@@ -88,9 +89,26 @@ def test_a_gate_that_fails_in_the_host_answers_none(tmp_path):
         host.close()
 
 
-def test_no_host_when_the_gate_is_off_or_already_imported(monkeypatch):
+def test_only_the_first_night_of_a_process_with_the_gate_on_has_a_host(monkeypatch):
     cfg = config.load(None)
+    monkeypatch.delitem(sys.modules, "great_expectations", raising=False)
+    for name, value in (("_EARLY", None), ("_SPENT", False)):
+        monkeypatch.setattr(gatehost, name, value)
+    assert gatehost.start(cfg) is None  # nobody started one: a library call runs the gate itself
+    monkeypatch.setattr(gatehost, "_SPENT", False)
+    host = gatehost.early()
+    try:
+        assert host is not None and gatehost.early() is host  # one a night
+        assert gatehost.start(cfg) is host
+    finally:
+        host.close()
+    assert gatehost.early() is None  # the process's second night imports GX itself
+    monkeypatch.setattr(gatehost, "_SPENT", False)
+    host = gatehost.early()
+    assert host is not None
+    proc = host.proc
     off = {**cfg, "expectations": {**cfg["expectations"], "enabled": False}}
-    assert gatehost.start(off) is None
-    monkeypatch.setitem(__import__("sys").modules, "great_expectations", object())
-    assert gatehost.start(cfg) is None
+    assert gatehost.start(off) is None and proc.returncode is not None  # the gate off: closed at once
+    monkeypatch.setattr(gatehost, "_SPENT", False)
+    monkeypatch.setitem(sys.modules, "great_expectations", object())
+    assert gatehost.early() is None  # already imported here

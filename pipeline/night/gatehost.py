@@ -78,14 +78,17 @@ class GateHost:
 
 
 _EARLY: GateHost | None = None
+_SPENT = False  # a night has run in this process: later ones import GX here once (cheaper than a host each)
 
 
 def early() -> GateHost | None:
-    """Start a host before the night's own imports and settings (`custdq run` calls this first
-    thing: Great Expectations' import is the longest thing a small night waits for); the night
-    takes it over in `start`. The caller closes it when the night has not (a no-op otherwise)."""
+    """Start a host before the night's own imports and settings, for the first night of this
+    process (`custdq run` calls this first thing: Great Expectations' import is the longest
+    thing a small night waits for). A process that runs night after night (tests, a host that
+    embeds custdq) imports GX itself from its second night on, once. The night takes the host
+    over in `start`; the caller closes it when the night did not (a no-op otherwise)."""
     global _EARLY
-    if _EARLY is None and "great_expectations" not in sys.modules:
+    if _EARLY is None and not _SPENT and "great_expectations" not in sys.modules:
         try:
             _EARLY = GateHost()
         except OSError:
@@ -94,21 +97,16 @@ def early() -> GateHost | None:
 
 
 def start(cfg: dict) -> GateHost | None:
-    """A host for tonight's gate when the gate is on and Great Expectations is not imported
-    already (a process that ran a night before has it: the gate costs it nothing to import):
-    the one `early` started, or a new one."""
-    global _EARLY
+    """Tonight's host: the one `early` started, when the gate is on and this is the process's
+    first night; None otherwise (the gate then runs in the night's process)."""
+    global _EARLY, _SPENT
     host, _EARLY = _EARLY, None
-    if not cfg["expectations"]["enabled"] or "great_expectations" in sys.modules:
-        if host is not None:
-            host.close()
-        return None
-    if host is not None and host.proc is not None:
-        return host
-    try:
-        return GateHost()
-    except OSError:
-        return None
+    first, _SPENT = not _SPENT, True
+    if host is not None and (not first or not cfg["expectations"]["enabled"]
+                             or "great_expectations" in sys.modules):
+        host.close()
+        host = None
+    return host
 
 
 def _serve(parent: int) -> int:
