@@ -191,6 +191,56 @@ def test_a_missing_foreign_or_stale_index_is_refused(db, engine, tmp_path):
     assert not (tmp_path / "nowhere.duckdb").exists()
 
 
+class _Died(BaseException):
+    """The process's death at that moment (nothing after it runs; the store rolls back)."""
+
+
+def test_a_command_killed_while_it_makes_the_index_leaves_none_and_the_next_one_makes_it(tmp_path, monkeypatch):
+    """A first night killed while it made its store's index: after the index's file was begun but
+    before its tables were whole, and after the index was made but before the store committed.
+    The next command makes or opens the index as if nothing had happened (it once refused it as
+    "not a custdq contact index" or as "another case store's")."""
+    url = f"sqlite:///{tmp_path / 'cases.db'}"
+    engine = store.open_store(url)
+    cfg = config.load()
+    path = tmp_path / "cases.contacts.duckdb"
+    real_connect, real_open = database._connect, database.open_index
+
+    class HalfMade:  # a connection that dies before the index's meta rows are written
+        def __init__(self, con):
+            self.con = con
+
+        def execute(self, sql, *args):
+            if sql.startswith("INSERT INTO index_meta"):
+                self.con.close()
+                raise _Died
+            return self.con.execute(sql, *args)
+
+        def close(self):
+            self.con.close()
+
+    monkeypatch.setattr(database, "_connect", lambda *a, **k: HalfMade(real_connect(*a, **k)))
+    with pytest.raises(_Died):
+        database.open_for(engine, url, cfg, b"k" * 32, create=True)
+    assert not path.exists()
+    monkeypatch.setattr(database, "_connect", real_connect)
+
+    def made_then_died(*args, **kwargs):
+        real_open(*args, **kwargs).close()
+        raise _Died
+
+    monkeypatch.setattr(database, "open_index", made_then_died)
+    with pytest.raises(_Died):
+        database.open_for(engine, url, cfg, b"k" * 32, create=True)
+    assert path.exists()
+    monkeypatch.setattr(database, "open_index", real_open)
+    opened = database.open_for(engine, url, cfg, b"k" * 32, create=True)
+    with engine.connect() as conn:
+        assert opened.meta("store_id") == database.store_id(conn)
+    opened.close()
+    engine.dispose()
+
+
 # ---- membership ------------------------------------------------------------------------------
 @pytest.mark.parametrize("n_values,n_among", [(10, 1000), (1000, 10), (50, 50), (0, 5), (5, 0)])
 def test_within_equals_is_in_whichever_side_is_hashed(n_values, n_among):

@@ -98,7 +98,8 @@ def test_a_killed_night_run_again_equals_an_uninterrupted_one(night_file, tmp_pa
     expected_store = store_state(reference_db)
 
     killed = 0
-    for share in (0.05, 0.2, 0.35, 0.5, 0.65, 0.8):  # well inside a warm night: a kill must land
+    # four moments spread over a warm night, each well inside it so that the kill lands
+    for share in (0.05, 0.3, 0.55, 0.8):
         db = tmp_path / f"k{share}" / "cases.db"
         out = tmp_path / f"k{share}-out"
         shutil.copytree(tmp_path / "ref-out", out)  # the night's earlier complete outputs, to be replaced
@@ -123,7 +124,7 @@ def test_a_killed_night_run_again_equals_an_uninterrupted_one(night_file, tmp_pa
         assert got["events"] == expected_store["events"]
         assert not [p.name for p in out.iterdir() if p.name.startswith(".")], share  # no temporary left over
         check_visible(out)
-    assert killed >= 5  # the kills landed inside the night, not after it
+    assert killed >= 3  # the kills landed inside the night, not after it
 
 
 def test_a_full_disk_fails_cleanly_and_keeps_the_previous_night(invoke, tmp_path):

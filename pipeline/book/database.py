@@ -337,17 +337,7 @@ def open_index(path: Path, cfg: dict, conn: sa.Connection, fingerprint: str, cre
             what = "its case store has written one" if generation else "nothing was created"
             raise InputError(f"contact index {path}: missing ({what}); restore it with the case store from one "
                              "`custdq store backup`, or set contact_index.path to where it is")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        old_umask = os.umask(0o077)  # DuckDB creates its files with the process's umask: the owner's only
-        try:
-            con = _connect(path, cfg, read_only=False)
-        finally:
-            os.umask(old_umask)
-        con.execute(TABLES).fetchall()
-        for key, value in (("format", FORMAT), ("duckdb_major", MAJOR), ("store_id", identity),
-                           ("hash_key_fingerprint", fingerprint), ("generation", str(generation)), ("next_id", "1")):
-            con.execute("INSERT INTO index_meta VALUES (?, ?)", [key, value]).fetchall()
-        con.close()
+        _create(path, cfg, identity, fingerprint, generation)
     index = IndexFile(path, _connect(path, cfg, read_only), read_only, cfg)
     index.created = made
     try:
@@ -357,6 +347,31 @@ def open_index(path: Path, cfg: dict, conn: sa.Connection, fingerprint: str, cre
         index.close()
         raise
     return index
+
+
+def _create(path: Path, cfg: dict, identity: str, fingerprint: str, generation: int) -> None:
+    """A new, empty index at `path`, whole or not at all: made under another name and renamed
+    into place, so a process killed while making it leaves no file that is half an index (the
+    next command would refuse it as not a contact index)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    making = path.with_name(path.name + ".new")
+    for p in side_files(making):
+        _remove(p)
+    old_umask = os.umask(0o077)  # DuckDB creates its files with the process's umask: the owner's only
+    try:
+        con = _connect(making, cfg, read_only=False)
+    finally:
+        os.umask(old_umask)
+    try:
+        con.execute(TABLES).fetchall()
+        for key, value in (("format", FORMAT), ("duckdb_major", MAJOR), ("store_id", identity),
+                           ("hash_key_fingerprint", fingerprint), ("generation", str(generation)), ("next_id", "1")):
+            con.execute("INSERT INTO index_meta VALUES (?, ?)", [key, value]).fetchall()
+    finally:
+        con.close()  # (a checkpoint: the whole index is in the one file)
+    os.replace(making, path)
+    for p in side_files(making)[1:]:
+        _remove(p)
 
 
 def _check(index: IndexFile, identity: str, fingerprint: str) -> None:
@@ -405,7 +420,10 @@ def open_for(engine: sa.Engine, url: str, cfg: dict, key: bytes, create: bool = 
     from pipeline.book import legacy
 
     with engine.begin() as conn:
+        # the store's identity committed before an index names it: a process killed between
+        # would otherwise leave an index of a store id the store never kept
         path = path_for(conn, url, cfg)
+    with engine.begin() as conn:
         old = legacy.present(conn)
         index = open_index(path, cfg, conn, hashkey.fingerprint(key), create or old, read_only)
     if old and not read_only:  # an index kept in the case store before schema 11: moved here, once
