@@ -28,7 +28,7 @@ from pipeline import clock, store
 from pipeline.cases.quarterly import confirmed_false, quarter_bounds
 from pipeline.store.schema import items
 from tests.helpers import ARTIFACTS, CHROMIUM
-from tests.webserve import Client, Server, custdq
+from tests.webserve import Client, Server, custdq, prepare
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "data", "samples")
 ROSTER = os.path.abspath(os.path.join(SAMPLES, "agents_sample.csv"))
@@ -63,27 +63,27 @@ def board(tmp_path_factory):
     folder = tmp_path_factory.mktemp("dashboard-charts")
     db = f"sqlite:///{folder / 'cases.db'}"
     first, second = folder / "n1.csv", folder / "n2.csv"
-    assert custdq("sample", "--rows", "1500", "--seed", "31", "--out", str(first), "--business-date", "2026-11-20",
+    assert prepare("sample", "--rows", "1500", "--seed", "31", "--out", str(first), "--business-date", "2026-11-20",
                   cwd=folder).returncode == 0
-    assert custdq("sample", "--rows", "1500", "--seed", "32", "--after", str(first), "--business-date", "2026-11-23",
+    assert prepare("sample", "--rows", "1500", "--seed", "32", "--after", str(first), "--business-date", "2026-11-23",
                   "--out", str(second), cwd=folder).returncode == 0
-    night = custdq("run", str(first), "--business-date", "2026-11-20", "--agents", ROSTER, "--db", db,
+    night = prepare("run", str(first), "--business-date", "2026-11-20", "--agents", ROSTER, "--db", db,
                    "--out", str(folder / "o1"), "-q", cwd=folder)
     assert night.returncode == 0, night.stderr
     assert _settle(sorted((folder / "o1" / "worklists").glob("*.xlsx"))) > 50
-    imported = custdq("cases", "import", *map(str, sorted((folder / "o1" / "worklists").glob("*.xlsx"))),
+    imported = prepare("cases", "import", *map(str, sorted((folder / "o1" / "worklists").glob("*.xlsx"))),
                       "--by", "张三", "--db", db, cwd=folder)
     assert imported.returncode == 0, imported.stderr
-    night = custdq("run", str(second), "--business-date", "2026-11-23", "--agents", ROSTER, "--db", db,
+    night = prepare("run", str(second), "--business-date", "2026-11-23", "--agents", ROSTER, "--db", db,
                    "--out", str(folder / "o2"), "-q", cwd=folder)
     assert night.returncode == 0, night.stderr
     for name, role, branch in (("boss", "manager", None), ("gd", "branch", "广东分公司")):
-        added = custdq("users", "add", name, "--role", role, *(["--branch", branch] if branch else []), "--db", db,
+        added = prepare("users", "add", name, "--role", role, *(["--branch", branch] if branch else []), "--db", db,
                        stdin=f"{PASSWORDS[name]}\n{PASSWORDS[name]}\n", cwd=folder)
         assert added.returncode == 0, added.stderr
-    tokens = {name: custdq("users", "token", name, "--db", db, cwd=folder).stdout.strip().splitlines()[-1]
+    tokens = {name: prepare("users", "token", name, "--db", db, cwd=folder).stdout.strip().splitlines()[-1]
               for name in PASSWORDS}
-    rebuilt = custdq("dashboard", "--db", db, "--out", str(folder / "board.html"), cwd=folder)
+    rebuilt = prepare("dashboard", "--db", db, "--out", str(folder / "board.html"), cwd=folder)
     assert rebuilt.returncode == 0, rebuilt.stderr
     server = Server(db, folder)
     yield {"folder": folder, "db": db, "server": server, "night": night, "tokens": tokens}

@@ -18,7 +18,7 @@ import pytest
 
 from pipeline.outputs.worklists import COLUMNS
 from tests.helpers import policy, postgres_url, read_outputs, write_csv
-from tests.webserve import Client, Server, csrf_of, custdq
+from tests.webserve import Client, Server, csrf_of, custdq, prepare
 
 GD, BJ = "广东分公司", "北京分公司"
 PASSWORDS = {"gd": "gd-password-1", "gd2": "gd2-password-1", "bj": "bj-password-1", "boss": "boss-password", "audit": "audit-password",
@@ -37,17 +37,17 @@ def rows() -> list[dict]:
 def make_store(folder: Path, db: str) -> dict[str, str]:
     """A night of rows() in `db`, the users of every role, their tokens."""
     extract = write_csv(folder / "n1.csv", rows())
-    night = custdq("run", str(extract), "--business-date", "2026-11-20", "--db", db, "--out", str(folder / "o1"),
+    night = prepare("run", str(extract), "--business-date", "2026-11-20", "--db", db, "--out", str(folder / "o1"),
                    "--quiet", cwd=folder)
     assert night.returncode == 0, night.stderr
     roles = {"gd": ("branch", [GD]), "gd2": ("branch", [GD]), "bj": ("branch", [BJ]), "boss": ("manager", []), "audit": ("compliance", []),
              "root": ("admin", [])}
     tokens = {}
     for name, (role, branches) in roles.items():
-        added = custdq("users", "add", name, "--role", role, *[a for b in branches for a in ("--branch", b)],
+        added = prepare("users", "add", name, "--role", role, *[a for b in branches for a in ("--branch", b)],
                        "--db", db, stdin=f"{PASSWORDS[name]}\n{PASSWORDS[name]}\n", cwd=folder)
         assert added.returncode == 0, added.stderr
-        token = custdq("users", "token", name, "--db", db, cwd=folder)
+        token = prepare("users", "token", name, "--db", db, cwd=folder)
         assert token.returncode == 0, token.stderr
         tokens[name] = token.stdout.strip().splitlines()[-1]
     return tokens

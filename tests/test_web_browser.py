@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.store.schema import access_log, item_events
 from tests.helpers import ARTIFACTS, CHROMIUM, read_outputs, store_rows
-from tests.webserve import Server, custdq
+from tests.webserve import Server, custdq, prepare
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 NIGHTS = ["2026-11-20", "2026-11-23", "2026-11-24", "2026-11-25"]
@@ -28,16 +28,16 @@ def site(tmp_path_factory):
     for n, night in enumerate(NIGHTS):
         extract = folder / f"n{n + 1}.csv"
         after = [a for m in made for a in ("--after", str(m))]
-        done = custdq("sample", "--rows", "600", "--seed", str(20 + n), "--out", str(extract), "--business-date", night,
+        done = prepare("sample", "--rows", "600", "--seed", str(20 + n), "--out", str(extract), "--business-date", night,
                       *after, cwd=folder)
         assert done.returncode == 0, done.stderr
         made.append(extract)
         if n < 3:  # three nights in the store; the fourth runs after the browser's disposition
-            ran = custdq("run", str(extract), "--business-date", night, "--db", db, "--out", str(folder / night),
+            ran = prepare("run", str(extract), "--business-date", night, "--db", db, "--out", str(folder / night),
                          "--quiet", cwd=folder)
             assert ran.returncode == 0, ran.stderr
     for name, (role, branch, password) in USERS.items():
-        added = custdq("users", "add", name, "--role", role, *(["--branch", branch] if branch else []), "--db", db,
+        added = prepare("users", "add", name, "--role", role, *(["--branch", branch] if branch else []), "--db", db,
                        stdin=f"{password}\n{password}\n", cwd=folder)
         assert added.returncode == 0, added.stderr
     server = Server(db, folder)

@@ -38,7 +38,7 @@ from pipeline.web import api as web_api
 from pipeline.web import params
 from pipeline.web.security import HEADERS
 from tests.helpers import policy, postgres_url, write_csv
-from tests.webserve import Client, Server, csrf_of, custdq, raw, request_head
+from tests.webserve import Client, Server, csrf_of, custdq, prepare, raw, request_head
 
 GD, BJ = "广东分公司", "北京分公司"
 PASSWORDS = {"gd": "gd-password-1", "bj": "bj-password-1", "boss": "boss-password", "audit": "audit-password",
@@ -65,15 +65,15 @@ def site(request, tmp_path_factory):
     db = f"sqlite:///{folder / 'cases.db'}" if request.param == "sqlite" else postgres_url()
     (folder / "in").mkdir()
     extract = write_csv(folder / "in" / "n1.csv", rows())
-    night = custdq("run", str(extract.resolve()), "--business-date", "2026-11-20", "--db", db,
+    night = prepare("run", str(extract.resolve()), "--business-date", "2026-11-20", "--db", db,
                    "--out", str(folder / "o1"), "--quiet", cwd=folder)
     assert night.returncode == 0, night.stderr
     tokens = {}
     for name, (role, branches) in ROLES.items():
-        added = custdq("users", "add", name, "--role", role, *[a for b in branches for a in ("--branch", b)],
+        added = prepare("users", "add", name, "--role", role, *[a for b in branches for a in ("--branch", b)],
                        "--db", db, stdin=f"{PASSWORDS[name]}\n{PASSWORDS[name]}\n", cwd=folder)
         assert added.returncode == 0, added.stderr
-        token = custdq("users", "token", name, "--db", db, cwd=folder)
+        token = prepare("users", "token", name, "--db", db, cwd=folder)
         tokens[name] = token.stdout.strip().splitlines()[-1]
     server = Server(db, folder)
     engine = sa.create_engine(db.replace("postgresql://", "postgresql+psycopg://"))
