@@ -195,15 +195,15 @@ class IndexFile:
         self.rollback()
         self.con.close()
 
-    def working_copy(self) -> IndexFile:
+    def working_copy(self, keep: dict[str, str] | None = None) -> IndexFile:
         """A copy of the index in a new file beside it (`<name>.load`), written statement by
         statement (a load of tens of millions of rows in one DuckDB transaction holds them in
         memory) and put in place of the index by `replace_with`: a failed load leaves the index
-        as it was, the copy is removed."""
-        fresh = self.path.with_name(self.path.name + ".load")
-        for p in side_files(fresh):
-            _remove(p)
-        self._copy_to(fresh)
+        as it was, the copy is removed. `keep`: a table's condition on the rows copied (the
+        retention purge's copy without the destroyed rows; a DELETE of millions of rows is held
+        in memory too)."""
+        fresh = _beside(self.path, ".load")
+        self._copy_to(fresh, keep)
         copy = IndexFile(fresh, _connect(fresh, self.cfg, False), False, self.cfg)
         copy.token = secrets.token_hex(8)
         return copy
@@ -220,9 +220,7 @@ class IndexFile:
         copy.con.close()
         self.rollback()
         self.con.close()
-        os.replace(copy.path, self.path)
-        for p in side_files(copy.path)[1:] + side_files(self.path)[1:2]:
-            _remove(p)
+        _into_place(copy.path, self.path)
         self.con = _connect(self.path, self.cfg, self.read_only)
         if os.environ.get(FAULT) == "between-commits":
             os.kill(os.getpid(), signal.SIGKILL)
@@ -235,28 +233,22 @@ class IndexFile:
             for p in side_files(self.path):
                 _remove(p)
 
-    def _copy_to(self, fresh: Path) -> None:
+    def _copy_to(self, fresh: Path, keep: dict[str, str] | None = None) -> None:
         name = self.one("SELECT current_database()")
         old_umask = os.umask(0o077)
         try:
             self.run(f"ATTACH '{_quoted(fresh)}' AS custdq_fresh")
-            self.run(f'COPY FROM DATABASE "{name}" TO custdq_fresh')
+            if keep is None:
+                self.run(f'COPY FROM DATABASE "{name}" TO custdq_fresh')
+            else:
+                self.run(f'COPY FROM DATABASE "{name}" TO custdq_fresh (SCHEMA)')
+                for (table,) in self.run("SELECT table_name FROM duckdb_tables() WHERE database_name = ? "
+                                         "ORDER BY table_name", [name]):
+                    where = f" WHERE {keep[table]}" if table in keep else ""
+                    self.run(f'INSERT INTO custdq_fresh."{table}" SELECT * FROM "{name}"."{table}"{where}')  # noqa: S608 - the catalogue's names, the caller's constant conditions
             self.run("DETACH custdq_fresh")
         finally:
             os.umask(old_umask)
-
-    def rewrite(self) -> None:
-        """Copy the index into a fresh file and put it in place of the old one (after the
-        retention purge: deleted rows' bytes do not linger in the old file's free blocks)."""
-        fresh = self.path.with_name(self.path.name + ".rewrite")
-        for p in side_files(fresh):
-            _remove(p)
-        self._copy_to(fresh)
-        self.con.close()
-        os.replace(fresh, self.path)
-        for p in side_files(fresh)[1:] + side_files(self.path)[1:2]:
-            _remove(p)
-        self.con = _connect(self.path, self.cfg, self.read_only)
 
     def __enter__(self) -> IndexFile:
         return self
@@ -284,10 +276,6 @@ class IndexFile:
                          "store restored without its index? Restore both from one `custdq store backup`; nothing was "
                          "changed")
 
-    def agree(self, conn: sa.Connection) -> None:
-        """After a reconciliation: both sides at the same, new generation (the caller commits)."""
-        self.commit(conn)
-
 
 def _quoted(path: Path) -> str:
     return str(path).replace("'", "''")
@@ -298,6 +286,22 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def _beside(path: Path, suffix: str) -> Path:
+    """A new file's name beside the index, cleared of what a killed command left there."""
+    made = path.with_name(path.name + suffix)
+    for p in side_files(made):
+        _remove(p)
+    return made
+
+
+def _into_place(made: Path, path: Path) -> None:
+    """`made` (closed, checkpointed) renamed over the index at `path`, and the side files of both
+    that no longer belong to a file removed: a command killed at any moment leaves one whole index."""
+    os.replace(made, path)
+    for p in side_files(made)[1:] + side_files(path)[1:2]:
+        _remove(p)
 
 
 def _connect(path: Path, cfg: dict, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -354,9 +358,7 @@ def _create(path: Path, cfg: dict, identity: str, fingerprint: str, generation: 
     into place, so a process killed while making it leaves no file that is half an index (the
     next command would refuse it as not a contact index)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    making = path.with_name(path.name + ".new")
-    for p in side_files(making):
-        _remove(p)
+    making = _beside(path, ".new")
     old_umask = os.umask(0o077)  # DuckDB creates its files with the process's umask: the owner's only
     try:
         con = _connect(making, cfg, read_only=False)
@@ -369,9 +371,7 @@ def _create(path: Path, cfg: dict, identity: str, fingerprint: str, generation: 
             con.execute("INSERT INTO index_meta VALUES (?, ?)", [key, value]).fetchall()
     finally:
         con.close()  # (a checkpoint: the whole index is in the one file)
-    os.replace(making, path)
-    for p in side_files(making)[1:]:
-        _remove(p)
+    _into_place(making, path)
 
 
 def _check(index: IndexFile, identity: str, fingerprint: str) -> None:

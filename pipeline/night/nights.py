@@ -97,7 +97,7 @@ def reconcile(conn: sa.Connection, index: IndexFile) -> list[str]:
         if version.endswith("N"):
             take_back(conn, version[:-1], None)
             gone.append(version[:-1])
-    index.agree(conn)
+    index.commit(conn)  # both sides at the same, new generation (the caller commits the store)
     return sorted(set(gone) | {v[:-1] for v in found.index_only if v.endswith("N")})
 
 

@@ -14,6 +14,7 @@ temporary table `retention_doomed`, never a Python set.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -78,9 +79,11 @@ def doomed_policies(index: IndexFile) -> Iterator[list[str]]:
         yield batch.column(0).to_pylist()
 
 
-def destroy(index: IndexFile, before: str) -> None:
-    """Delete DOOMED's rows everywhere the index keeps them (inside the index's transaction; the
-    purge then rewrites the file, pipeline.book.database `rewrite`)."""
-    for table in ("contacts", "replaced", "seen"):
-        index.run(f"DELETE FROM {table} WHERE policy_no IN (SELECT policy_no FROM {DOOMED})")  # noqa: S608 - constant names, no values
-    index.run("DELETE FROM seen WHERE version < ?", [before])
+def kept(index: IndexFile, before: str) -> IndexFile:
+    """A working copy of the index without DOOMED's rows, wherever the index keeps them, and
+    without the notes of unchanged appearances older than `before` (after `select_doomed`). The
+    purge puts it in place of the index (pipeline.book.database `replace_with`): a fresh file,
+    so the destroyed rows' bytes are not left in the old one's free blocks."""
+    gone = f"policy_no NOT IN (SELECT policy_no FROM {DOOMED})"  # noqa: S608 - a constant name, no values
+    date = dt.date.fromisoformat(before).isoformat()  # (a date, written into the condition)
+    return index.working_copy(keep={"contacts": gone, "replaced": gone, "seen": f"{gone} AND version >= '{date}'"})

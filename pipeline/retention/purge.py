@@ -67,8 +67,6 @@ def _purge(engine: sa.Engine, index, policy: Policy, c: Cutoffs, by: str, key: b
         with engine.begin() as conn:
             reconcile(conn, index)
     with engine.begin() as conn:
-        if index is not None:
-            index.begin()
         if engine.dialect.name == "sqlite":  # deleted cells zeroed whatever SQLite was built with
             conn.exec_driver_sql("PRAGMA secure_delete=ON")
         DOOMED.create(conn)
@@ -77,20 +75,23 @@ def _purge(engine: sa.Engine, index, policy: Policy, c: Cutoffs, by: str, key: b
         parts = plan.parts(c, sa.select(DOOMED.c.item_id))
         counts = plan.figures(conn, c, index)  # the same rows, counted before they go (fills contacts.DOOMED)
         digest = _digest(conn, index, parts, key)
-        if index is not None:
-            contacts.destroy(index, c.contacts)
-        for part in parts:
-            conn.execute(part.table.delete().where(part.where))
-        DOOMED.drop(conn)
-        record: dict[str, object] = {"at": clock.stamp(), "by": by, "as_of": c.as_of.isoformat(), "policy_version": policy.version,
-                  "policy": policy.as_json, "counts": json.dumps(counts, ensure_ascii=False), "digest": digest,
-                  "key_fingerprint": hashkey.fingerprint(key)}
-        inserted = conn.execute(destructions.insert().values(**record)).inserted_primary_key
-        record["id"] = inserted[0] if inserted else None
-        if index is not None:
-            index.commit(conn)
-    if index is not None:  # the destroyed rows' bytes gone from the index's file too
-        index.rewrite()
+        kept = contacts.kept(index, c.contacts) if index is not None else None  # a fresh file without them
+        try:
+            for part in parts:
+                conn.execute(part.table.delete().where(part.where))
+            DOOMED.drop(conn)
+            record: dict[str, object] = {"at": clock.stamp(), "by": by, "as_of": c.as_of.isoformat(),
+                                         "policy_version": policy.version, "policy": policy.as_json,
+                                         "counts": json.dumps(counts, ensure_ascii=False), "digest": digest,
+                                         "key_fingerprint": hashkey.fingerprint(key)}
+            inserted = conn.execute(destructions.insert().values(**record)).inserted_primary_key
+            record["id"] = inserted[0] if inserted else None
+        except BaseException:
+            if kept is not None:
+                kept.discard()
+            raise
+        if index is not None and kept is not None:
+            index.replace_with(kept, conn)  # the index's commit; the store's follows
     try:  # still under the lock: no night writes meanwhile
         _reclaim(engine, [p.table.name for p in parts])
         record["reclaimed"] = True
