@@ -47,6 +47,11 @@ def reports_errors(fn):
         except Exception as exc:
             if os.environ.get("CUSTDQ_DEBUG"):
                 raise
+            if type(exc).__name__ == "OutOfMemoryException" and type(exc).__module__.lstrip("_") == "duckdb":
+                click.echo("custdq: error: the contact index needed more memory than contact_index.memory_limit "
+                           "allows; nothing was committed: raise it in the --config file (or give "
+                           "contact_index.temp_directory a disk with room) and run the command again", err=True)
+                sys.exit(ExitCode.FAILED)
             click.echo(f"custdq: internal error ({type(exc).__name__}); rerun with CUSTDQ_DEBUG=1 "
                        "for the traceback and report it", err=True)
             sys.exit(ExitCode.FAILED)

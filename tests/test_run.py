@@ -204,3 +204,25 @@ def test_a_night_started_from_python_c_writes_its_outputs(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Skipping doctests" not in done.stderr
     assert (tmp_path / "o" / "manifest.json").exists() and (tmp_path / "o" / "expectations.json").exists()
+
+
+def test_a_contact_index_short_of_memory_says_which_setting_and_commits_nothing(runner, tmp_path, monkeypatch):
+    """DuckDB's OutOfMemoryException (the index's `memory_limit` too small for the night) is a
+    line naming the setting, never "internal error"; the store keeps nothing of the night and the
+    same night run with the default limit passes."""
+    monkeypatch.delenv("CUSTDQ_DEBUG")
+    from pipeline.sample import write_sample
+
+    extract = tmp_path / "n.csv"
+    write_sample(3000, 2, str(extract))
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text("contact_index:\n  memory_limit: 1MB\n", encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 's' / 'c.db'}"
+    args = ["run", str(extract), "--business-date", "2026-11-20", "--out", str(tmp_path / "o"), "--db", db, "--quiet"]
+    short = runner.invoke(cli, [*args, "--config", str(tiny)])
+    assert short.exit_code == 1, short.output
+    assert "contact_index.memory_limit" in short.output and "nothing was committed" in short.output
+    assert "internal error" not in short.output and "Traceback" not in short.output
+    assert not (tmp_path / "o").exists()
+    again = runner.invoke(cli, args)
+    assert again.exit_code == 0 and "its first night" in again.output, again.output
