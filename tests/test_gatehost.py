@@ -112,3 +112,23 @@ def test_only_the_first_night_of_a_process_with_the_gate_on_has_a_host(monkeypat
     monkeypatch.setattr(gatehost, "_SPENT", False)
     monkeypatch.setitem(sys.modules, "great_expectations", object())
     assert gatehost.early() is None  # already imported here
+
+
+def test_a_night_whose_gate_process_is_gone_runs_the_gate_itself(invoke, tmp_path, monkeypatch):
+    """The host died before the night handed it anything: the night says so in its log and runs
+    the gate in its own process, with the same verdict and files."""
+    from tests.helpers import row, write_csv
+
+    def dead(cfg):
+        host = gatehost.GateHost()
+        assert host.proc is not None
+        host.proc.kill()
+        host.proc.wait()
+        return host
+
+    extract = write_csv(tmp_path / "n.csv", [row(policy_no="G1"), row(policy_no="G2", applicant_phone="")])
+    monkeypatch.setattr(gatehost, "start", dead)
+    done = invoke("-v", "run", str(extract), "--business-date", "2026-11-20", "--out", str(tmp_path / "o"))
+    assert done.exit_code == 0, done.output
+    assert "the gate's own process gave no answer; the gate runs in this one" in done.output
+    assert (tmp_path / "o" / "expectations.json").is_file() and (tmp_path / "o" / "data_docs" / "index.html").is_file()
