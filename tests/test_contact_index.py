@@ -191,6 +191,20 @@ def test_a_missing_foreign_or_stale_index_is_refused(db, engine, tmp_path):
     assert not (tmp_path / "nowhere.duckdb").exists()
 
 
+def test_a_failure_with_arrow_rows_registered_is_the_one_raised(db):
+    """A statement that fails inside the index's transaction aborts it, and unregistering the
+    Arrow rows then fails too: the first failure is the one the command reports."""
+    import duckdb
+
+    db.begin()
+    with pytest.raises(duckdb.CatalogException, match="no_such_table"):
+        with db.registered("rows_here", pa.table({"k": [1, 2]})):
+            db.run("INSERT INTO no_such_table SELECT k FROM rows_here")
+    db.rollback()
+    with db.registered("rows_here", pa.table({"k": [1, 2]})):
+        assert db.one("SELECT sum(k) FROM rows_here") == 3
+
+
 class _Died(BaseException):
     """The process's death at that moment (nothing after it runs; the store rolls back)."""
 

@@ -26,6 +26,8 @@ Opening the index compares them:
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import os
 import secrets
@@ -123,6 +125,20 @@ class IndexFile:
         self.created = False  # this command made the file
 
     # ---- SQL helpers -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def registered(self, name: str, table):
+        """`table` (Arrow) readable as `name` by the statements inside. A failure inside is the one
+        raised: unregistering in a transaction the failure aborted fails too, and hid it (a night
+        short of memory said "TransactionException")."""
+        self.con.register(name, table)
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                self.con.unregister(name)
+            raise
+        self.con.unregister(name)
+
     def run(self, sql: str, params: list | None = None) -> list:
         """Run one statement to its end; its rows (a count for a write)."""
         return self.con.execute(sql, params).fetchall()

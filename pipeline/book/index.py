@@ -86,9 +86,8 @@ class ContactIndex:
         """The policies tonight's extract holds: their stored rows are tonight's to replace, so
         lookups leave them out."""
         table = _keys(policies, "policy_no")
-        self.db.con.register("tonight_arrow", table)
-        self.db.run("CREATE OR REPLACE TEMP TABLE tonight_policies AS SELECT DISTINCT k AS policy_no FROM tonight_arrow")
-        self.db.con.unregister("tonight_arrow")
+        with self.db.registered("tonight_arrow", table):
+            self.db.run("CREATE OR REPLACE TEMP TABLE tonight_policies AS SELECT DISTINCT k AS policy_no FROM tonight_arrow")
         self._tonight = True
 
     def matching(self, select: str, column: str, keys: str, then: str = "") -> str:
@@ -103,12 +102,9 @@ class ContactIndex:
 
     def search_keys(self, name: str, column: str, keys) -> int:
         """`keys` (as `_keys` takes them) into the temporary table `name` (k, k64), distinct."""
-        self.db.con.register("search_arrow", _keys(keys, column))
-        try:
+        with self.db.registered("search_arrow", _keys(keys, column)):
             self.db.run(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT DISTINCT k, {KEY64[column].format('k')} AS k64 "  # noqa: S608 - constant names, no values
                         "FROM search_arrow")
-        finally:
-            self.db.con.unregister("search_arrow")
         return int(self.db.one(f"SELECT count(*) FROM {name}"))  # noqa: S608 - constant name
 
     def _lookup(self, column: str, keys) -> pd.DataFrame:
@@ -171,9 +167,8 @@ class ContactIndex:
         n = 0
         for first, table in rows.kept_tables():
             table = table.append_column("seq", pa.array(np.arange(first, first + table.num_rows, dtype=np.int64)))
-            self.db.con.register("night_part", table)
-            self.db.run(f"INSERT INTO night_rows SELECT seq, {COLUMNS}, {DERIVED} FROM night_part")  # noqa: S608 - constant names, no values
-            self.db.con.unregister("night_part")
+            with self.db.registered("night_part", table):
+                self.db.run(f"INSERT INTO night_rows SELECT seq, {COLUMNS}, {DERIVED} FROM night_part")  # noqa: S608 - constant names, no values
             n += table.num_rows
         return n
 
@@ -232,10 +227,9 @@ class ContactIndex:
         written, last = 0, None
         for first, table in rows.kept_tables():
             table = table.append_column("seq", pa.array(np.arange(first, first + table.num_rows, dtype=np.int64)))
-            self.db.con.register("append_part", table)
-            written += self.db.one(f"INSERT INTO contacts (id, {ROW}) SELECT ? + seq, {COLUMNS}, {DERIVED} "  # noqa: S608 - constant names, no values
-                                   "FROM append_part", [base])
-            self.db.con.unregister("append_part")
+            with self.db.registered("append_part", table):
+                written += self.db.one(f"INSERT INTO contacts (id, {ROW}) SELECT ? + seq, {COLUMNS}, {DERIVED} "  # noqa: S608 - constant names, no values
+                                       "FROM append_part", [base])
             last = first + table.num_rows - 1
         if last is not None:
             self.db.set_meta("next_id", str(base + last + 1))
