@@ -23,7 +23,8 @@ def invoke(runner, tmp_path):
     def _invoke(*args: str):
         db = f"sqlite:///{tmp_path / 'cases.db'}"
         full = list(args)
-        if full and full[0] == "run" and "--db" not in full:
+        command = next((a for a in full if not a.startswith("-")), None)  # (after options such as -v)
+        if command == "run" and "--db" not in full:
             full += ["--db", db]
         return runner.invoke(cli, full, catch_exceptions=False)
 
