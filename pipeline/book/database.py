@@ -27,7 +27,6 @@ Opening the index compares them:
 from __future__ import annotations
 
 import contextlib
-
 import json
 import os
 import secrets
@@ -219,7 +218,14 @@ class IndexFile:
         retention purge's copy without the destroyed rows; a DELETE of millions of rows is held
         in memory too)."""
         fresh = _beside(self.path, ".load")
-        self._copy_to(fresh, keep)
+        try:
+            self._copy_to(fresh, keep)
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                self.run("DETACH DATABASE IF EXISTS custdq_fresh")
+            for p in side_files(fresh):
+                _remove(p)
+            raise
         copy = IndexFile(fresh, _connect(fresh, self.cfg, False), False, self.cfg)
         copy.token = secrets.token_hex(8)
         return copy
