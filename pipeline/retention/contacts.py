@@ -41,9 +41,8 @@ def select_doomed(index: IndexFile, conn: sa.Connection, before: str) -> int:
             values.append(bytes.fromhex(v))
         except (TypeError, ValueError):
             continue  # not a key this program wrote
-    index.con.register("retention_open", pa.table({"k": open_policies}))
-    index.con.register("retention_values", pa.table({"k": pa.array(values, pa.binary())}))
-    try:
+    with index.registered("retention_open", pa.table({"k": open_policies})), \
+            index.registered("retention_values", pa.table({"k": pa.array(values, pa.binary())})):
         # a version is the business date and a letter: "2021-06-02N" >= "2021-06-02"
         index.run(f"""CREATE OR REPLACE TEMP TABLE {DOOMED} AS
             WITH appearances AS (
@@ -55,9 +54,6 @@ def select_doomed(index: IndexFile, conn: sa.Connection, before: str) -> int:
               AND policy_no NOT IN (SELECT k FROM retention_open)
               AND policy_no NOT IN (SELECT policy_no FROM contacts WHERE value IN (SELECT k FROM retention_values))""",  # noqa: S608 - constant names, no values
                   [before])
-    finally:
-        index.con.unregister("retention_open")
-        index.con.unregister("retention_values")
     return int(index.one(f"SELECT count(*) FROM {DOOMED}"))  # noqa: S608 - constant name
 
 
