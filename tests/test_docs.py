@@ -1,7 +1,7 @@
-"""Docs that tests keep true: every command appears in the README and every rule code in the
-docs' rule catalogue, every command's help ends with an example, the Quick start holds exactly
-two commands, the README stays a first read, and the pages generated from the code (cog) are
-what the code says today."""
+"""Docs that tests keep true: every command and its options appear in the README (its table is
+generated from click's --help) and every rule code in the docs' rule catalogue, every command's
+help ends with an example, the Quick start holds exactly two commands, the README stays a first
+read, and the pages generated from the code (cog) are what the code says today."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from cogapp import Cog
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 RULES_PAGE = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
-GENERATED = ["docs/rules.md", "docs/configuration.md"]  # pages with cog blocks
+GENERATED = ["README.md", "docs/rules.md", "docs/configuration.md"]  # pages with cog blocks
 
 
 def commands(group: click.Group, prefix: str = "custdq"):
@@ -33,6 +33,15 @@ def test_every_command_is_documented_with_an_example():
     for name, cmd in commands(cli):
         assert f"`{name}" in README, name
         assert "Example: custdq" in (cmd.help or ""), name
+
+
+def test_every_option_of_every_command_is_in_the_readme():
+    for name, cmd in commands(cli):
+        ctx = click.Context(cmd, info_name=name)
+        for param in cmd.get_params(ctx):
+            if isinstance(param, click.Option) and param is not cmd.get_help_option(ctx):
+                names = param.get_help_record(ctx)[0].replace("|", "\\|")  # as escaped in a table cell
+                assert f"`{names}`" in README, (name, param.opts)
 
 
 def test_every_rule_is_in_the_catalogue_table():
@@ -52,7 +61,8 @@ def test_exit_codes_are_documented():
 
 def test_generated_pages_are_what_the_code_says(monkeypatch):
     """`cog --check` fails when a page's generated part differs from what its code produces
-    today (the rule table from checks/catalogue.py, the defaults from default_config.yaml)."""
+    today (the README's commands from click's --help, the rule table from checks/catalogue.py,
+    the defaults from default_config.yaml)."""
     monkeypatch.chdir(ROOT)
     assert Cog().main(["cog", "--check", *GENERATED]) == 0, "run: cog -r " + " ".join(GENERATED)
 
