@@ -1,11 +1,13 @@
 """Docs that tests keep true: every command and its options appear in the README (its table is
 generated from click's --help) and every rule code in the docs' rule catalogue, every command's
 help ends with an example, the Quick start holds exactly two commands, the README stays a first
-read, and the pages generated from the code (cog) are what the code says today."""
+read, the pages generated from the code (cog) are what the code says today, and every package
+pyproject.toml names is in docs/dependencies.md."""
 
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import click
@@ -78,3 +80,23 @@ def test_the_readme_is_a_first_read():
     assert len(README.splitlines()) <= 250
     for page in re.findall(r"\]\((docs/[\w.-]+\.md|CHANGELOG\.md)\)", README):
         assert (ROOT / page).is_file(), page
+
+
+def normalised(name: str) -> str:
+    """A distribution name as PEP 503 compares them: `PyYAML` is `pyyaml`, `a_b.c` is `a-b-c`."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_dependency_is_in_the_dependencies_page():
+    """Each package of `[project] dependencies` and of every optional-dependency extra is named in
+    the package column of docs/dependencies.md (its version specifiers and extras aside)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = [*project["dependencies"], *(r for extra in project["optional-dependencies"].values() for r in extra)]
+    page = (ROOT / "docs" / "dependencies.md").read_text(encoding="utf-8")
+    named = normalised(" ".join(re.findall(r"^\| ([^|]+) \|", page, re.M)))
+    missing = []
+    for requirement in wanted:
+        name = normalised(re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement.strip()).group())
+        if not re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", named):
+            missing.append(name)
+    assert not missing, f"not in docs/dependencies.md: {missing}"
