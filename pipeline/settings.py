@@ -1,0 +1,523 @@
+"""The settings: pipeline/default_config.yaml (the defaults, each documented there) with the
+operator's `--config FILE` merged over it, validated once into a frozen, typed `Settings`.
+
+Every value is checked when the file is loaded, before a command opens a store or takes its lock:
+a wrong one is exit 2 with one line naming the file and the dotted key, never an error in the
+middle of a night. The model gives no defaults of its own: the YAML is their one home.
+
+>>> from_mapping({"store": {"lock_wait_seconds": "soon"}}, "my.yaml")
+Traceback (most recent call last):
+...
+pipeline.errors.ConfigError: my.yaml: store.lock_wait_seconds: must be a number >= 0 (got 'soon')
+>>> load().lock_wait
+3600.0
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import ipaddress
+import os
+import re
+from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WrapValidator,
+                      model_validator)
+from pydantic import GetCoreSchemaHandler, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+
+from pipeline.errors import ConfigError
+
+DEFAULTS_FILE = "default_config.yaml"
+
+# settings of earlier versions that no longer do anything: accepted (an operator's file keeps
+# working after an upgrade) and ignored
+RETIRED = {"contact_index.recent_rows_warning", "contact_index.auto_compact"}
+# sections whose keys are the operator's own choosing (columns, rules, years, Spark settings)
+OPEN = ("aliases", "years", "severity", "null_rates", "value_sets", "rule_failure_pct", "conf")
+# the columns scope.identifier_guard may name
+GUARDABLE = ("policy_no", "branch", "channel", "agent_code", "product_code")
+
+
+# ---- the value types: each says what it must be, in the words the error line uses ----------------
+
+class FrozenDict(dict):
+    """A mapping setting (aliases, severity, null rates, ...): a dict that cannot change and hashes,
+    so the Settings holding it are hashable; it pickles as a plain dict would."""
+
+    def _frozen(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("settings are read-only")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _frozen
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenDict, (dict(self),))
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def must(what: str, test: Callable[[Any], bool] | None = None) -> WrapValidator:
+    """A value that is not `what` (pydantic's check, then `test`) is the error `must be <what> (got ...)`."""
+
+    return WrapValidator(_checker(what, test))
+
+
+def _checker(what: str, test: Callable[[Any], bool] | None = None) -> Callable[[Any, Callable[[Any], Any]], Any]:
+    def check(value: Any, handler: Callable[[Any], Any]) -> Any:
+        try:
+            out = handler(value)
+        except ValidationError:
+            out = None
+        else:
+            if test is None or test(out):
+                return out
+        raise PydanticCustomError("custdq", "must be {what} (got {got})", {"what": what, "got": _shown(value)})
+
+    return check
+
+
+@dataclass(frozen=True)
+class Whole:
+    """A YAML integer (not true/false, not "10", not 2.5) in low..high; `null` also, if `null`."""
+
+    low: int
+    high: int | None = None
+    what: str = "a whole number"
+    null: bool = False
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        words = f"{self.what} {self.low}..{self.high}" if self.high is not None else f"{self.what}, at least {self.low}"
+        inner = core_schema.int_schema(strict=True, ge=self.low, le=self.high)
+        return core_schema.no_info_wrap_validator_function(
+            _checker(words + (", or null" if self.null else "")),
+            core_schema.nullable_schema(inner) if self.null else inner)
+
+
+@dataclass(frozen=True)
+class Number:
+    """A YAML number, an integer or a decimal (not true/false, not "10", not .nan or .inf), at
+    least `low` (above it, if `above`), at most `high`."""
+
+    low: float
+    high: float | None = None
+    above: bool = False
+    what: str | None = None
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        words = self.what or (f"a number {'>' if self.above else '>='} {self.low:g}"
+                              + (f" and <= {self.high:g}" if self.high is not None else ""))
+        inner = core_schema.float_schema(strict=True, allow_inf_nan=False, le=self.high,
+                                         gt=self.low if self.above else None, ge=None if self.above else self.low)
+        return core_schema.no_info_wrap_validator_function(_checker(words), inner)
+
+
+def _web_number(low: float, high: float, above: bool = True) -> Number:
+    return Number(low, high, above, f"a number {'above' if above else 'at least'} {low:g}, at most {high:g}")
+
+
+Flag = Annotated[bool, Field(strict=True), must("true or false")]
+Text = Annotated[str, Field(strict=True), must("a text value", lambda v: bool(v.strip()))]
+MaybePath = Annotated[StrictStr | None, must("null or a path", lambda v: v is None or bool(v.strip()))]
+Texts = Annotated[tuple[Annotated[str, Field(strict=True)], ...],
+                  must("a list of text values (quote codes such as '01' and numbers)")]
+Days = Annotated[int, Whole(1, what="a whole number of days")]
+Share = Annotated[float, Number(0, 1, what="a share 0..1")]
+Percent = Annotated[float, Number(0, 100, what="a percentage 0..100")]
+Ratio = Annotated[float, Number(0, above=True)]
+Setting = Annotated[StrictStr | StrictInt | StrictFloat | StrictBool, must("a text, number or true/false value")]
+
+# a DuckDB memory size, as its memory_limit setting reads one
+_SIZE = re.compile(r"\d+(\.\d+)?\s*(b|bytes?|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib)", re.IGNORECASE)
+Size = Annotated[str, Field(strict=True), must("a size such as 256MB or 2GB", lambda v: bool(_SIZE.fullmatch(v.strip())))]
+
+
+def _day(value: Any) -> Any:
+    """A calendar day: YAML's unquoted 2027-01-01 (a date) or the text "2027-01-01"."""
+    if isinstance(value, dt.datetime) or not isinstance(value, (dt.date, str)):
+        raise PydanticCustomError("custdq", "must be a date YYYY-MM-DD (got {got})", {"got": _shown(value)})
+    try:
+        return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+    except ValueError:
+        raise PydanticCustomError("custdq", "must be a real date YYYY-MM-DD (got {got})", {"got": _shown(value)}) from None
+
+
+Day = Annotated[dt.date, BeforeValidator(_day)]
+
+
+def _frozen(value: Mapping) -> FrozenDict:
+    return FrozenDict(value)
+
+
+def _rule_codes() -> set[str]:
+    from checks.catalogue import RULES  # the rules' one home (imported when a file names a rule)
+
+    return set(RULES)
+
+
+def _known_rules(codes: Any) -> Any:
+    unknown = sorted(set(codes) - _rule_codes() - {"default"})
+    if unknown:
+        raise PydanticCustomError("custdq", "unknown rule code {codes} (docs/rules.md lists them)",
+                                  {"codes": ", ".join(unknown)})
+    return codes
+
+
+class Section(BaseModel):
+    """A section of settings: frozen, and every key known."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # TRANSITIONAL: removed when pipeline/night, rows, outputs read attributes (issue 30)
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    # TRANSITIONAL: removed when pipeline/night, rows, outputs read attributes (issue 30)
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default) if key in type(self).model_fields else default
+
+    # TRANSITIONAL: removed when pipeline/night, rows, outputs read attributes (issue 30)
+    def items(self) -> Iterator[tuple[str, Any]]:
+        return ((name, getattr(self, name)) for name in type(self).model_fields)
+
+
+# ---- the sections -----------------------------------------------------------------------------------
+
+class PhonePlaceholders(Section):
+    numbers: Annotated[Texts, must("a list of numbers in quotes", lambda v: all(n.strip().isdigit() for n in v))]
+    repeated_digit: Flag
+    consecutive_runs: Flag
+
+
+def _guardable(columns: tuple[str, ...]) -> bool:
+    return set(columns) <= set(GUARDABLE)
+
+
+class Scope(Section):
+    min_coverage_years: Annotated[float, Number(0)]
+    unreadable_term_in_scope: Flag
+    identifier_guard: Annotated[Texts, must(f"a list of columns among {', '.join(GUARDABLE)}", _guardable)]
+
+
+class Deadlines(Section):
+    cooling_off_days: Annotated[int, Whole(0, 3650, "a whole number of days")]
+    channel_working_days: Annotated[int, Whole(0, 365, "a whole number of working days")]
+    list_working_days: Annotated[int, Whole(0, 365, "a whole number of working days")]
+
+
+class CalendarYear(Section):
+    """A year the chinese-calendar package does not cover (an operator's entry: only `source` is
+    required, the State Council notice the days were taken from)."""
+
+    source: Text
+    holidays: tuple[Day, ...] = ()
+    workdays: tuple[Day, ...] = ()
+
+
+def _in_their_year(years: Mapping[int, CalendarYear]) -> Mapping[int, CalendarYear]:
+    """A day listed under another year would be silently ignored (pipeline.calendar looks a day up by its year)."""
+    for year, spec in years.items():
+        wrong = [d for d in (*spec.holidays, *spec.workdays) if d.year != year]
+        if wrong:
+            raise PydanticCustomError("custdq", f"{year}: {wrong[0].isoformat()} is not in {year}")
+    return years
+
+
+class CalendarYears(Section):
+    years: Annotated[Mapping[Annotated[int, Field(strict=True, ge=1900, le=2200)], CalendarYear],
+                     AfterValidator(_in_their_year), AfterValidator(_frozen)]
+
+
+Severity = Annotated[Literal["error", "warning"], must("error or warning")]
+
+
+class Rules(Section):
+    disabled: Annotated[Texts, AfterValidator(_known_rules)]
+    severity: Annotated[Mapping[str, Severity], AfterValidator(_known_rules), AfterValidator(_frozen)]
+
+
+class Spark(Section):
+    master: MaybePath  # null: what spark-submit or spark-defaults.conf says
+    app_name: Text
+    staging: MaybePath
+    conf: Annotated[Mapping[Annotated[str, Field(strict=True)], Setting], AfterValidator(_frozen)]
+
+
+class ContactIndex(Section):
+    path: MaybePath
+    memory_limit: Size
+    temp_directory: MaybePath
+    threads: Annotated[int | None, Whole(1, 1024, "a whole number of threads", null=True)]
+
+    @property
+    def thread_count(self) -> int:
+        """DuckDB's threads: `threads`, else the cores, at most 4."""
+        return self.threads or min(os.cpu_count() or 1, 4)
+
+
+class ClosedItemsDays(Section):
+    corrected: Days
+    legitimate: Days
+    resolved: Days
+    false_information: Days
+
+
+class Retention(Section):
+    closed_items_days: ClosedItemsDays
+    contacts_days: Days
+    runs_days: Days
+    access_log_days: Days
+
+
+class Store(Section):
+    url: MaybePath
+    lock_wait_seconds: Annotated[float, Number(0)]
+    undo_nights: Annotated[int, Whole(1, what="a whole number of nights")]
+
+
+class Volume(Section):
+    nights: Annotated[int, Whole(1, 366, "a whole number of nights")]
+    min_ratio: Ratio
+    max_ratio: Ratio
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Volume:
+        if self.min_ratio > self.max_ratio:
+            raise PydanticCustomError("custdq", f"min_ratio ({self.min_ratio:g}) is above max_ratio ({self.max_ratio:g})")
+        return self
+
+
+_FAMILIES = ("null_rate", "value_set", "rule_failure")
+
+
+def _expectation_names(names: tuple[str, ...]) -> bool:
+    return all(n in ("volume", "unique_policy_no", *_FAMILIES) or n.split(":")[0] in _FAMILIES for n in names)
+
+
+class Expectations(Section):
+    enabled: Flag
+    volume: Volume
+    null_rates: Annotated[Mapping[Annotated[str, Field(strict=True)], Share], AfterValidator(_frozen)]
+    value_sets: Annotated[Mapping[Annotated[str, Field(strict=True)], Texts], AfterValidator(_frozen)]
+    rule_failure_pct: Annotated[Mapping[Annotated[str, Field(strict=True)], Percent],
+                                AfterValidator(_known_rules), AfterValidator(_frozen)]
+    blocking: Annotated[Texts, must("a list of expectation names: volume, unique_policy_no, a family (null_rate, "
+                                    "value_set, rule_failure) or one of them (null_rate:branch)", _expectation_names)]
+
+
+# ---- web: (`custdq serve`) --------------------------------------------------------------------------
+
+_HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")  # an HTTP header's name, as a proxy would set it
+_HOST = re.compile(r"[A-Za-z0-9.:\-\[\]]{1,255}")  # a name or an address to listen on
+# headers a client or the HTTP machinery sets: never the name a proxy gives the signed-in user in
+_OWN_HEADERS = frozenset({"host", "cookie", "authorization", "content-length", "content-type", "transfer-encoding",
+                          "connection", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded",
+                          "user-agent", "referer", "origin", "accept", "upgrade", "te", "expect", "x-real-ip",
+                          "x-forwarded-port", "x-forwarded-prefix"})
+
+
+def _host(host: str) -> str:
+    host = host.strip("[]")  # uvicorn binds ::1, not [::1]
+    if re.fullmatch(r"[0-9.]+", host) or ":" in host:  # an address: one uvicorn can bind
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise PydanticCustomError("custdq", "{host} is not an IP address", {"host": repr(host)}) from None
+    return host
+
+
+def _user_header(header: str | None) -> str | None:
+    if header is not None and (header.lower() in _OWN_HEADERS or header.lower().startswith(("proxy-", "sec-"))):
+        raise PydanticCustomError("custdq", "{header} is a header clients and HTTP itself set, not one a "
+                                  "single-sign-on proxy adds (e.g. X-Remote-User)", {"header": header})
+    return header
+
+
+def _proxies(value: Any) -> Any:
+    """web.trusted_proxies: addresses and networks as uvicorn reads them (an entry it could not
+    read would silently trust nothing, or "*" everyone)."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise PydanticCustomError("custdq", "must be a list of addresses or networks, e.g. [127.0.0.1] (got {got})",
+                                  {"got": _shown(value)})
+    for v in value:
+        try:
+            ipaddress.ip_network(v) if "/" in v else ipaddress.ip_address(v)
+        except ValueError:
+            raise PydanticCustomError("custdq", "{v} is not an IP address or network (e.g. 10.0.8.0/24)",
+                                      {"v": repr(v)}) from None
+    return tuple(value)
+
+
+class Web(Section):
+    """`custdq serve`'s settings, the same in every worker process."""
+
+    host: Annotated[str, Field(strict=True), must("an address", lambda v: bool(_HOST.fullmatch(v))),
+                    AfterValidator(_host)]
+    port: Annotated[int, Whole(1, 65535)]
+    workers: Annotated[int, Whole(1, 64)]
+    session_idle_minutes: Annotated[float, _web_number(0, 60 * 24 * 30)]
+    session_max_hours: Annotated[float, _web_number(0, 24 * 365)]
+    login_failures: Annotated[int, Whole(1, 1000)]
+    lockout_minutes: Annotated[float, _web_number(0, 60 * 24 * 365, above=False)]
+    login_checks: Annotated[int, Whole(1, 16)]  # password checks at once, per process: 64 MiB each
+    login_queue: Annotated[int, Whole(0, 10_000)]  # logins that may wait for one
+    login_per_address: Annotated[int, Whole(1, 10**6)]
+    login_per_user: Annotated[int, Whole(1, 10**6)]
+    login_window_seconds: Annotated[float, _web_number(0, 10**6)]
+    session_key_file: MaybePath
+    https_only: Flag
+    trusted_user_header: Annotated[StrictStr | None,
+                                   must("null or a header name", lambda v: v is None or bool(_HEADER.fullmatch(v))),
+                                   AfterValidator(_user_header)]
+    trusted_proxies: Annotated[tuple[str, ...], BeforeValidator(_proxies)]
+    lock_wait_seconds: Annotated[float, _web_number(0, 3600, above=False)]
+    page_size: Annotated[int, Whole(1, 1000)]
+    count_limit: Annotated[int, Whole(1, 10**9)]
+
+    @property
+    def session_idle_seconds(self) -> float:
+        return float(self.session_idle_minutes) * 60
+
+    @property
+    def session_max_seconds(self) -> float:
+        return float(self.session_max_hours) * 3600
+
+    @property
+    def lockout_seconds(self) -> float:
+        return float(self.lockout_minutes) * 60
+
+
+# ---- the whole -----------------------------------------------------------------------------------
+
+class Settings(Section):
+    """Every setting of pipeline/default_config.yaml, checked; frozen, hashable and picklable (a
+    Spark task and the expectations gate's process receive it)."""
+
+    aliases: Annotated[Mapping[Annotated[str, Field(strict=True)], Texts], AfterValidator(_frozen)]
+    placeholders: Texts
+    self_relation: Texts
+    id_card_types: Texts
+    residence_permit_types: Texts
+    foreign_permanent_types: Texts
+    phone_placeholders: PhonePlaceholders
+    scope: Scope
+    minor_age: Annotated[int, Whole(0, 150, "a whole number of years")]
+    deadlines: Deadlines
+    calendar: CalendarYears
+    rules: Rules
+    hash_key_file: MaybePath
+    chunk_rows: Annotated[int, Whole(1, what="a whole number of rows")]
+    workers: Annotated[int | None, Whole(1, what="a whole number of processes", null=True)]
+    spark: Spark
+    contact_index: ContactIndex
+    retention: Retention
+    store: Store
+    expectations: Expectations
+    web: Web
+
+    @property
+    def lock_wait(self) -> float:
+        """Seconds a writer waits for the case store's writer lock (store.lock_wait_seconds)."""
+        return float(self.store.lock_wait_seconds)
+
+    @property
+    def worker_processes(self) -> int:
+        """`workers`: processes checking chunks side by side (null: one per core)."""
+        return self.workers if self.workers is not None else max(1, os.cpu_count() or 1)
+
+
+# ---- loading -------------------------------------------------------------------------------------
+
+def defaults() -> dict[str, Any]:
+    """The packaged defaults as YAML reads them (a fresh copy: a caller may change it)."""
+    text = resources.files("pipeline").joinpath(DEFAULTS_FILE).read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def merge(base: dict[str, Any], override: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """`override` over `base`, key by key: an unknown key is an error, a retired one is ignored, an
+    OPEN section takes keys of the operator's own choosing."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if f"{where}{key}" in RETIRED:
+            continue
+        if key not in base:
+            raise ConfigError(f"unknown setting '{where}{key}'")
+        if isinstance(base[key], dict) and not isinstance(value, dict):  # `web:` with nothing under it too
+            raise ConfigError(f"setting '{where}{key}' must be a section of settings (it is {value!r}); "
+                              "leave it out to keep its defaults")
+        if isinstance(base[key], dict) and isinstance(value, dict) and key in OPEN:
+            out[key] = {**base[key], **value}  # keys of the operator's own choosing (columns, rules, years)
+        elif isinstance(base[key], dict) and isinstance(value, dict):
+            out[key] = merge(base[key], value, f"{where}{key}.")
+        else:
+            out[key] = value
+    return out
+
+
+def _line(error: Any) -> str:
+    """One pydantic error as `dotted.key: what is wrong`."""
+    key = ".".join(str(part) for part in error["loc"])
+    kind, got = error["type"], _shown(error.get("input"))
+    if kind == "custdq":
+        what = error["msg"]
+    elif kind == "extra_forbidden":
+        return f"unknown setting '{key}'"
+    elif kind == "missing":
+        what = "missing"
+    elif kind in ("model_type", "dict_type", "model_attributes_type"):
+        what = f"must be a section of settings (got {got})"
+    else:
+        msg = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        what = f"{msg[:1].lower()}{msg[1:]} (got {got})"
+    return f"{key}: {what}" if key else what
+
+
+def validated(merged: Mapping[str, Any], where: str) -> Settings:
+    """The merged mapping as Settings; a bad value is a ConfigError `<where>: <dotted key>: <what>`."""
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        errors = exc.errors()
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{where}: {_line(errors[0])}{more}") from None
+
+
+def from_mapping(user: Mapping[str, Any], where: str = "settings") -> Settings:
+    """Settings of a mapping written as a config file would be (merged over the defaults)."""
+    try:
+        merged = merge(defaults(), dict(user))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return validated(merged, where)
+
+
+def load(path: str | Path | None = None) -> Settings:
+    """The settings: the defaults, with the file at `path` merged over them, checked."""
+    if path is None:
+        return validated(defaults(), DEFAULTS_FILE)
+    p = Path(path)
+    try:
+        user = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{p}: unreadable config file ({first})") from None
+    if not isinstance(user, dict):
+        raise ConfigError(f"{p}: config file must be a mapping of settings")
+    return from_mapping(user, str(p))
