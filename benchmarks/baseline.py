@@ -18,7 +18,7 @@ import sys
 import pandas as pd
 import phonenumbers
 
-from pipeline import config
+from pipeline import settings
 from pipeline.ingest.columns import EXTRACT_COLUMNS, alias_map
 
 KEY = ["policy_no", "applicant_name", "applicant_id_no", "applicant_phone", "insured_name", "insured_id_no",
@@ -74,7 +74,7 @@ def run(extract: str, out_csv: str) -> int:
             frame[c.name] = ""
     findings: list[tuple[str, str, str]] = []
     phones_seen = []
-    selves = set(config.defaults()["self_relation"])
+    selves = set(settings.load().self_relation)
     for r in frame.itertuples(index=False):
         self_insured = r.relation.strip() in selves
         for field in KEY:

@@ -25,7 +25,7 @@ def backup_store(db: str | None, config_path: str | None, dest: Path, notify=Non
     engine, cfg = store.existing(db, config_path)
     url = store.resolve(db, cfg)
     key = store.existing_key(engine, db, cfg)
-    with store_lock(engine, "store backup", None, float(cfg["store"]["lock_wait_seconds"]), notify=notify):
+    with store_lock(engine, "store backup", None, cfg.lock_wait, notify=notify):
         index = database.open_existing(engine, url, cfg, key)
         try:
             with engine.begin() as conn:
@@ -57,7 +57,7 @@ def upgrade(db: str | None, config_path: str | None, notify=None) -> dict:
 
     engine, cfg = store.existing(db, config_path)
     url = store.resolve(db, cfg)
-    with store_lock(engine, "index upgrade", None, float(cfg["store"]["lock_wait_seconds"]), notify=notify):
+    with store_lock(engine, "index upgrade", None, cfg.lock_wait, notify=notify):
         with engine.begin() as conn:
             path = database.path_for(conn, url, cfg)
         if not path.exists():

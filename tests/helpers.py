@@ -23,7 +23,7 @@ from stdnum.cn import ric
 
 from checks.catalogue import EVALUATORS
 from checks.findings import FINDING_COLUMNS, RuleContext
-from pipeline import config, store
+from pipeline import settings, store
 from pipeline.ingest.columns import BY_NAME, CANONICAL, EXTRACT_COLUMNS
 from pipeline.ingest.contract import validate_parsed
 from pipeline.rows.normalise import normalise
@@ -170,6 +170,12 @@ def policy(no: str, applicant: int, insured: int | None = None, **over) -> dict:
     return base | over
 
 
+def settings_with(partial: dict) -> settings.Settings:
+    """The packaged defaults with `partial` merged over them as a config file's settings would be,
+    checked (a test's settings without writing a file): settings_with({"store": {"undo_nights": 3}})."""
+    return settings.from_mapping(partial, "settings_with")
+
+
 def frame_of(cells: list[list[object]]) -> pd.DataFrame:
     raw = pd.DataFrame({c: pd.array([r[i] for r in cells], dtype="str") for i, c in enumerate(CANONICAL)})
     raw["_file"] = 0
@@ -178,14 +184,14 @@ def frame_of(cells: list[list[object]]) -> pd.DataFrame:
 
 
 def evaluate_all(raw: pd.DataFrame) -> None:
-    cfg = config.defaults()
+    cfg = settings.load()
     frame = normalise(raw, cfg)
     validate_parsed(frame)
     agents = pd.DataFrame({c: raw[col].reset_index(drop=True) for c, col in
                            [("agent_code", "agent_code"), ("agent_name", "applicant_name"),
                             ("agent_phone", "applicant_phone"), ("agent_id_no", "applicant_id_no"),
                             ("branch", "branch")]})
-    params = {k: cfg[k] for k in ("minor_age", "id_card_types", "residence_permit_types", "foreign_permanent_types",
+    params = {k: getattr(cfg, k) for k in ("minor_age", "id_card_types", "residence_permit_types", "foreign_permanent_types",
                                   "phone_placeholders")}
     ctx = RuleContext(dt.date(2026, 11, 20), raw, {c.name: c.label for c in EXTRACT_COLUMNS}, params, agents)
     for code, fn in EVALUATORS.items():
@@ -240,11 +246,11 @@ def item_of(found: pd.DataFrame, policy_no: str, rule: str, role: str | None = N
 @contextlib.contextmanager
 def contact_index(db: str):
     """The store's contact index (pipeline.book.database), open read-only, as a ContactIndex."""
-    from pipeline import config, store
+    from pipeline import settings, store
     from pipeline.book import database
     from pipeline.book.index import ContactIndex
 
-    cfg = config.load()
+    cfg = settings.load()
     engine = store.open_store(db, create=False)
     index = database.open_existing(engine, db, cfg, store.existing_key(engine, db, cfg), read_only=True)
     assert index is not None, f"{db} has no contact index"

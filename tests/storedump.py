@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 import sqlalchemy as sa
 
-from pipeline import config, store
+from pipeline import settings, store
 from pipeline.book import database
 
 # manifest keys that describe the run rather than the night (times, memory, re-run bookkeeping)
@@ -41,7 +41,7 @@ INDEX_TABLES = {"contacts": ["id"], "replaced": ["id"], "seen": [], "versions": 
 
 def _index(engine, url: str) -> dict[str, pd.DataFrame]:
     with engine.begin() as conn:
-        path = database.path_for(conn, url, config.load())
+        path = database.path_for(conn, url, settings.load())
     if not path.exists():
         return {}
     con = duckdb.connect(str(path), read_only=True)

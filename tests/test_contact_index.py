@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from pipeline import config, store
+from pipeline import settings, store
 from pipeline.book import database, index
 from pipeline.book.digests import within
 from pipeline.errors import InputError
@@ -57,7 +57,7 @@ def engine(tmp_path):
 def db(engine, tmp_path):
     """The store's contact index, open; each test's writes commit as a command's do."""
     with engine.begin() as conn:
-        opened = database.open_index(tmp_path / "cases.contacts.duckdb", config.load(), conn, FINGERPRINT, create=True)
+        opened = database.open_index(tmp_path / "cases.contacts.duckdb", settings.load(), conn, FINGERPRINT, create=True)
     yield opened
     opened.close()
 
@@ -175,7 +175,7 @@ def test_a_missing_foreign_or_stale_index_is_refused(db, engine, tmp_path):
     database.copy_file(db, saved)
     _write(db, engine, rows({"P2": [("13900000002", "c2")]}, "2026-11-23N"), "2026-11-23N")
     db.close()
-    cfg = config.load()
+    cfg = settings.load()
     with engine.begin() as conn:
         with pytest.raises(InputError, match="older than its case store"):
             database.open_index(saved, cfg, conn, FINGERPRINT, create=True)
@@ -216,7 +216,7 @@ def test_a_command_killed_while_it_makes_the_index_leaves_none_and_the_next_one_
     "not a custdq contact index" or as "another case store's")."""
     url = f"sqlite:///{tmp_path / 'cases.db'}"
     engine = store.open_store(url)
-    cfg = config.load()
+    cfg = settings.load()
     path = tmp_path / "cases.contacts.duckdb"
     real_connect, real_open = database._connect, database.open_index
 

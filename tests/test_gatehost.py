@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from pipeline import config
+from pipeline import settings
 from pipeline.night import gatehost
 from pipeline.night.expectations import aggregates, run_gate
+from tests.helpers import settings_with
 
 
 @dataclass
@@ -25,7 +26,7 @@ class Outcome:
 
 
 def _inputs(rows: int = 1000, duplicates: int = 1):
-    cfg = config.load(None)["expectations"]
+    cfg = settings.load().expectations
     seen = {"rows": rows, "nulls": {"applicant_phone": 3, "branch": 0},
             "values": {"sex": {"M", "F", "X"}, "id_type": {"身份证"}, "channel": {"个险", "银保"}}}
     counts = {"rows_read": rows, "rows_in_scope": rows}
@@ -90,7 +91,7 @@ def test_a_gate_that_fails_in_the_host_answers_none(tmp_path):
 
 
 def test_only_the_first_night_of_a_process_with_the_gate_on_has_a_host(monkeypatch):
-    cfg = config.load(None)
+    cfg = settings.load()
     monkeypatch.delitem(sys.modules, "great_expectations", raising=False)
     for name, value in (("_EARLY", None), ("_SPENT", False)):
         monkeypatch.setattr(gatehost, name, value)
@@ -107,7 +108,7 @@ def test_only_the_first_night_of_a_process_with_the_gate_on_has_a_host(monkeypat
     host = gatehost.early()
     assert host is not None
     proc = host.proc
-    off = {**cfg, "expectations": {**cfg["expectations"], "enabled": False}}
+    off = settings_with({"expectations": {"enabled": False}})
     assert gatehost.start(off) is None and proc.returncode is not None  # the gate off: closed at once
     monkeypatch.setattr(gatehost, "_SPENT", False)
     monkeypatch.setitem(sys.modules, "great_expectations", object())

@@ -59,8 +59,8 @@ def test_a_bad_workers_setting_is_one_line(invoke, tmp_path, nights):
     result = invoke("run", str(nights[0]), "--business-date", "2026-11-20", "--config", str(config), "--quiet",
                     "--out", str(tmp_path / "o"))
     assert result.exit_code == 2
-    assert result.output.strip() == "custdq: error: workers: must be a whole number of processes, at least 1, " \
-                                    "or null (got 0)"
+    assert result.output.strip() == f"custdq: error: {config}: workers: must be a whole number of processes, " \
+                                    "at least 1, or null (got 0)"
 
 
 def _children(pid: int) -> list[int]:

@@ -39,6 +39,7 @@ import duckdb
 import sqlalchemy as sa
 
 from pipeline.errors import InputError
+from pipeline.settings import Settings
 from pipeline.store.schema import meta
 
 FORMAT = "2"  # this file's layout (tables below); 2: the 64-bit search keys v64, c64, p64
@@ -86,9 +87,9 @@ def store_state(conn: sa.Connection) -> tuple[int, dict[str, str]]:
     return generation, json.loads(_store_value(conn, STORE_VERSIONS) or "{}")
 
 
-def index_path(cfg: dict, url: str, identity: str, key_file: Path) -> Path:
+def index_path(cfg: Settings, url: str, identity: str, key_file: Path) -> Path:
     """Where the store's contact index lives (module docstring)."""
-    configured = (cfg.get("contact_index") or {}).get("path")
+    configured = cfg.contact_index.path
     if configured:
         return Path(configured).expanduser()
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
@@ -114,7 +115,7 @@ class Mismatch:
 class IndexFile:
     """One open contact index (a DuckDB connection), checked against its case store."""
 
-    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection, read_only: bool, cfg: dict):
+    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection, read_only: bool, cfg: Settings):
         self.path = path
         self.con = con
         self.read_only = read_only
@@ -326,17 +327,17 @@ def _into_place(made: Path, path: Path) -> None:
         _remove(p)
 
 
-def _connect(path: Path, cfg: dict, read_only: bool) -> duckdb.DuckDBPyConnection:
-    settings = cfg.get("contact_index") or {}
-    config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": str(settings.get("memory_limit") or "256MB"),
-              "threads": int(settings.get("threads") or min(os.cpu_count() or 1, 4)),
+def _connect(path: Path, cfg: Settings, read_only: bool) -> duckdb.DuckDBPyConnection:
+    settings = cfg.contact_index
+    config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": settings.memory_limit,
+              "threads": settings.thread_count,
               "preserve_insertion_order": False,
               # no vacuum at checkpoints: DuckDB would merge row groups at every commit (up to 100
               # merges, 12-23 s a night on a 20M-policy book, whatever the night wrote); a night
               # adds one partial row group and marks its few replaced rows deleted, and the
               # retention purge's rewrite (`rewrite`) makes a compact file with their bytes gone
               "max_vacuum_tasks": 0}
-    temp = settings.get("temp_directory")
+    temp = settings.temp_directory
     config["temp_directory"] = str(Path(temp).expanduser()) if temp else str(path.with_name(path.name + ".tmp"))
     try:
         return duckdb.connect(str(path), read_only=read_only, config=config)
@@ -351,7 +352,7 @@ def _connect(path: Path, cfg: dict, read_only: bool) -> duckdb.DuckDBPyConnectio
                          f"({str(exc).splitlines()[0][:200]})") from None
 
 
-def open_index(path: Path, cfg: dict, conn: sa.Connection, fingerprint: str, create: bool,
+def open_index(path: Path, cfg: Settings, conn: sa.Connection, fingerprint: str, create: bool,
                read_only: bool = False) -> IndexFile:
     """The store's contact index at `path`, checked against the store (`conn`) and its hash key
     (`fingerprint`). Only a store that has never written an index may have it created (`create`)."""
@@ -375,7 +376,7 @@ def open_index(path: Path, cfg: dict, conn: sa.Connection, fingerprint: str, cre
     return index
 
 
-def _create(path: Path, cfg: dict, identity: str, fingerprint: str, generation: int) -> None:
+def _create(path: Path, cfg: Settings, identity: str, fingerprint: str, generation: int) -> None:
     """A new, empty index at `path`, whole or not at all: made under another name and renamed
     into place, so a process killed while making it leaves no file that is half an index (the
     next command would refuse it as not a contact index)."""
@@ -427,14 +428,14 @@ def copy_file(index: IndexFile, dest: Path) -> None:
     os.chmod(dest, 0o600)
 
 
-def path_for(conn: sa.Connection, url: str, cfg: dict) -> Path:
+def path_for(conn: sa.Connection, url: str, cfg: Settings) -> Path:
     """The contact index's path for the case store at `url` (`conn`: a connection to it)."""
     from pipeline.store import hashkey
 
-    return index_path(cfg, url, store_id(conn), hashkey.key_path(cfg.get("hash_key_file"), url))
+    return index_path(cfg, url, store_id(conn), hashkey.key_path(cfg.hash_key_file, url))
 
 
-def open_for(engine: sa.Engine, url: str, cfg: dict, key: bytes, create: bool = False,
+def open_for(engine: sa.Engine, url: str, cfg: Settings, key: bytes, create: bool = False,
              read_only: bool = False) -> IndexFile:
     """The contact index of the case store `engine` (at `url`), checked against it and its key."""
     from pipeline.store import hashkey
@@ -460,7 +461,7 @@ def open_for(engine: sa.Engine, url: str, cfg: dict, key: bytes, create: bool = 
     return index
 
 
-def open_existing(engine: sa.Engine, url: str, cfg: dict, key: bytes, read_only: bool = False) -> IndexFile | None:
+def open_existing(engine: sa.Engine, url: str, cfg: Settings, key: bytes, read_only: bool = False) -> IndexFile | None:
     """The store's contact index, or None when the store has never written one (and there is
     none where it would be)."""
     with engine.begin() as conn:

@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from pipeline.book.digests import within
 
-from pipeline import config, outputs, store
+from pipeline import outputs, settings, store
 from pipeline.rows import chunks
 from pipeline.book import database, index
 from pipeline.book.rows import version_of
@@ -49,14 +49,14 @@ def load_book(paths: list[str], as_of: dt.date, out_dir: str | None = None, db: 
     if engine_name not in ("local", "spark"):
         raise InputError(f"--engine {engine_name}: the engines are local and spark")
     started = time.perf_counter()
-    cfg = config.load(config_path)
+    cfg = settings.load(config_path)
     engine, key, created = store.open_with_key(db, cfg, new_store, as_of)
     spark = None
     try:
         if engine_name == "spark":
             from pipeline.spark.night import SparkNight
 
-            spark = SparkNight(cfg)
+            spark = SparkNight(cfg)  # type: ignore[arg-type]  # TRANSITIONAL: spark/night.py types cfg a dict
         manifest = _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, spark)
     except BaseException:
         created.remove(engine)  # a first load that failed leaves no store and no key behind
@@ -111,7 +111,7 @@ def _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, s
         night's own row stages chunk by chunk (the local one on `workers` processes), so memory
         follows the chunk and the file's packed contact rows, not the file."""
         for path in paths:
-            reading, tally = checker.check_rows([path], alias_map(EXTRACT_COLUMNS, cfg["aliases"]), as_of, cfg,
+            reading, tally = checker.check_rows([path], alias_map(EXTRACT_COLUMNS, cfg.aliases), as_of, cfg,
                                                 None, key, version, Stages(SPARK_STAGES, quiet=True), book_load=True)
             info = reading.inputs[0].to_dict() | {"rows_in_scope": tally.in_scope,
                                                   "rows_out_of_scope": tally.out_of_scope}
@@ -143,7 +143,7 @@ def _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, s
             yield contacts, (policies, first)  # filtered by the caller that compares: a load into an empty index does not
             contacts.close()
 
-    with store_lock(engine, "index load", None, float(cfg["store"]["lock_wait_seconds"]), notify=progress), \
+    with store_lock(engine, "index load", None, cfg.lock_wait, notify=progress), \
             database.open_for(engine, db, cfg, key, create=True) as contact_index:
         if contact_index.created:
             created.index = contact_index.path

@@ -218,7 +218,7 @@ def import_files(db: str | None, config_path: str | None, paths: list[str], who:
     from pipeline.store.lock import store_lock
 
     engine, cfg = store.existing(db, config_path)
-    with store_lock(engine, "cases import", None, float(cfg["store"]["lock_wait_seconds"]), notify=notify):
+    with store_lock(engine, "cases import", None, cfg.lock_wait, notify=notify):
         with engine.begin() as conn:
             report = import_worklists(conn, list(paths), who)
     if rejects_out:

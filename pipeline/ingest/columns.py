@@ -7,6 +7,7 @@ config file may add aliases.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -75,7 +76,7 @@ def clean_header(text: object) -> str:
     return str(text).replace("\ufeff", "").translate(HALF_WIDTH).strip()
 
 
-def alias_map(columns: tuple[Column, ...], extra: dict[str, list[str]] | None = None) -> dict[str, str]:
+def alias_map(columns: tuple[Column, ...], extra: Mapping[str, Sequence[str]] | None = None) -> dict[str, str]:
     """header text -> canonical name, for the canonical names, the aliases and config aliases."""
     mapping: dict[str, str] = {}
     for col in columns:

@@ -12,6 +12,7 @@ import pandas as pd
 
 from pipeline.ingest.columns import AGENT_COLUMNS, alias_map
 from pipeline.ingest import ROSTER, read_extract
+from pipeline.settings import Settings
 from pipeline.rows.normalise import clean_text
 
 
@@ -21,9 +22,9 @@ class Roster:
     manifest: dict
 
 
-def load_roster(path: str, cfg: dict) -> Roster:
-    table = read_extract([path], alias_map(AGENT_COLUMNS, cfg["aliases"]), kind=ROSTER)
-    placeholders = {str(p).upper() for p in cfg["placeholders"]}
+def load_roster(path: str, cfg: Settings) -> Roster:
+    table = read_extract([path], alias_map(AGENT_COLUMNS, cfg.aliases), kind=ROSTER)
+    placeholders = {p.upper() for p in cfg.placeholders}
     agents = pd.DataFrame({c.name: clean_text(table.frame[c.name], placeholders) for c in AGENT_COLUMNS})
     agents["agent_id_no"] = agents["agent_id_no"].str.replace(r"\s+", "", regex=True).str.upper()
     usable = agents["agent_code"].notna()

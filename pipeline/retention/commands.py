@@ -9,6 +9,7 @@ import json
 import click
 
 from pipeline import clock
+from pipeline.settings import Settings
 from pipeline.options import Commands, IsoDate, config_option, db_option, existing_store, reports_errors, say
 
 
@@ -17,7 +18,7 @@ def retention():
     """What the case store keeps, for how long, and what was destroyed."""
 
 
-def _policy_and_dates(cfg: dict, as_of, future: bool = False):
+def _policy_and_dates(cfg: Settings, as_of, future: bool = False):
     from pipeline.retention.policy import cutoffs, from_config
 
     policy = from_config(cfg)
@@ -88,7 +89,7 @@ def purge_command(as_of, by, db, config_path):
     policy, dates = _policy_and_dates(cfg, as_of)
     key = store.existing_key(engine, db, cfg)
     record = purge(engine, policy, dates, (by or _login_name()).strip()[:64] or "unknown", key,
-                   float(cfg["store"]["lock_wait_seconds"]),
+                   cfg.lock_wait,
                    lambda: database.open_existing(engine, store.resolve(db, cfg), cfg, key))
     counts = json.loads(record["counts"])
     click.echo(_render(counts))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from pipeline import clock
 from pipeline.errors import InputError
+from pipeline.settings import Settings
 
 # the config's names of items.close_reason (pipeline.cases); YAML reads a bare `false:` as a boolean
 CLOSE_REASONS = {"corrected": "corrected", "legitimate": "legitimate", "resolved": "resolved",
@@ -41,25 +42,15 @@ class Policy:
         return hashlib.sha256(self.as_json.encode("utf-8")).hexdigest()[:12]
 
 
-def _days(value, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"retention.{where} must be a whole number of days, at least 1 (it is {value!r})")
-    return value
-
-
-def from_config(cfg: dict) -> Policy:
-    """The policy of the settings, checked: refused (InputError, exit 2) when it is malformed or
-    would destroy what the store still needs (see `check`)."""
-    section = cfg.get("retention") or {}
-    closed = section.get("closed_items_days") or {}
-    # (the config loader refuses a name it does not know; a period left out is a default's)
-    missing = [name for name in CLOSE_REASONS if not isinstance(closed, dict) or name not in closed]
-    if missing:
-        raise InputError(f"retention.closed_items_days: no period for {', '.join(missing)}")
-    policy = Policy({reason: _days(closed[name], f"closed_items_days.{name}") for name, reason in CLOSE_REASONS.items()},
-                    _days(section.get("contacts_days"), "contacts_days"), _days(section.get("runs_days"), "runs_days"),
-                    _days(section.get("access_log_days"), "access_log_days"))
-    check(policy, int(cfg["store"]["undo_nights"]))
+def from_config(cfg: Settings) -> Policy:
+    """The policy of the settings (each period a whole number of days, at least 1, as loading the
+    settings checked), refused (InputError, exit 2) when it would destroy what the store still
+    needs (see `check`)."""
+    section = cfg.retention
+    closed = section.closed_items_days
+    policy = Policy({reason: getattr(closed, name) for name, reason in CLOSE_REASONS.items()},
+                    section.contacts_days, section.runs_days, section.access_log_days)
+    check(policy, cfg.store.undo_nights)
     return policy
 
 

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from checks.arrays import isin_text
 from pipeline.ingest.columns import EXTRACT_COLUMNS, alias_map
-from pipeline.config import defaults
+from pipeline import settings
 from pipeline.errors import InputError
 from pipeline.rows.normalise import clean_text, parse_sex
 from pipeline.sample import CHUNK, ID_WEIGHTS, CHECK_CHARS, sample_frame, luhn_cards, people
@@ -109,10 +109,10 @@ def _person(e: pd.DataFrame, role: str, placeholders: set[str]) -> pd.DataFrame:
 def flaws(e: pd.DataFrame) -> dict[str, pd.Series]:
     """Boolean masks over the earlier rows: each defect this module can correct, plus `clean`
     (an applicant, and a non-self insured, fit to recur)."""
-    cfg = defaults()
-    placeholders = {p.upper() for p in cfg["placeholders"]}
-    fillers = set(cfg["phone_placeholders"]["numbers"])
-    is_self = e["relation"].isin(cfg["self_relation"]).fillna(False).astype(bool)
+    cfg = settings.load()
+    placeholders = {p.upper() for p in cfg.placeholders}
+    fillers = set(cfg.phone_placeholders.numbers)
+    is_self = e["relation"].isin(list(cfg.self_relation)).fillna(False).astype(bool)
     app, ins = _person(e, "applicant", placeholders), _person(e, "insured", placeholders)
     phone = app["phone"]
     phone_bad = (~phone.str.fullmatch(r"1[3-9][0-9]{9}", na=False) | isin_text(phone, fillers)

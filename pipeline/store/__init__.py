@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from pipeline import clock
 from pipeline.errors import InputError
+from pipeline.settings import Settings
 from pipeline.store import files
 from pipeline.store.schema import (REPLACED_INDEXES, SCHEMA_VERSION, TOKEN_DAYS, access_log, api_tokens, items, meta,
                                    metadata, night_dims, runs)
@@ -71,10 +72,10 @@ ENV = "CUSTDQ_DB"
 DIALECTS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg", "postgresql+psycopg": "postgresql+psycopg"}
 
 
-def resolve(db: str | None, cfg: dict | None = None) -> str:
+def resolve(db: str | None, cfg: Settings | None = None) -> str:
     """The store's URL: `--db`, else the environment's CUSTDQ_DB, else `store.url` in the config,
     else the default `sqlite:///.custdq/cases.db` (SPEC 1)."""
-    url = db or os.environ.get(ENV) or ((cfg or {}).get("store") or {}).get("url") or DEFAULT_URL
+    url = db or os.environ.get(ENV) or (cfg.store.url if cfg is not None else None) or DEFAULT_URL
     return url.strip()  # a space pasted after a URL is no part of it
 
 
@@ -119,7 +120,7 @@ def _sqlite_setup(dbapi_conn, _record) -> None:
         dbapi_conn.execute(pragma)
 
 
-def open_store(url: str | None, create: bool = True, notify=None, cfg: dict | None = None) -> sa.Engine:
+def open_store(url: str | None, create: bool = True, notify=None, cfg: Settings | None = None) -> sa.Engine:
     """The case store at `url` (resolved as `resolve` says). Only `create=True` (`custdq run`,
     `custdq index load`) may create one, and says so through `notify`; otherwise a store that does
     not exist is an input error and nothing is created. An SQLite store's files are its owner's
@@ -246,26 +247,27 @@ class Created:
                         pass  # not empty: somebody else's files
 
 
-def existing(db: str | None, config_path: str | None) -> tuple[sa.Engine, dict]:
+def existing(db: str | None, config_path: str | None) -> tuple[sa.Engine, Settings]:
     """(the case store, the settings) for a command that reads or changes an existing store: a
-    store that does not exist is exit 2 and nothing is created."""
-    from pipeline import config
+    store that does not exist is exit 2 and nothing is created (nor is it opened when the settings
+    are wrong)."""
+    from pipeline import settings
 
-    cfg = config.load(config_path)
+    cfg = settings.load(config_path)
     return open_store(db, create=False, cfg=cfg), cfg
 
 
-def existing_key(engine: sa.Engine, db: str | None, cfg: dict) -> bytes:
+def existing_key(engine: sa.Engine, db: str | None, cfg: Settings) -> bytes:
     """The hash key of an existing store (never created here), checked against its fingerprint."""
     from pipeline.store import hashkey
 
-    key_file = hashkey.key_path(cfg["hash_key_file"], resolve(db, cfg))
+    key_file = hashkey.key_path(cfg.hash_key_file, resolve(db, cfg))
     key = hashkey.load_key(key_file, may_create=False)
     check_key(engine, hashkey.fingerprint(key), hashkey.source(key_file))
     return key
 
 
-def open_with_key(db: str | None, cfg: dict, new_store: bool = False,
+def open_with_key(db: str | None, cfg: Settings, new_store: bool = False,
                   night: dt.date | None = None) -> tuple[sa.Engine, bytes, Created]:
     """For the commands that write contact hashes (`run`, `index load`): the store (created when
     absent, unless that looks like a second history by mistake for a night of `night` and
@@ -284,7 +286,7 @@ def open_with_key(db: str | None, cfg: dict, new_store: bool = False,
     try:
         with engine.connect() as conn:
             known = conn.execute(sa.select(meta.c.value).where(meta.c.key == "hash_key_fingerprint")).scalar()
-        key_file = hashkey.key_path(cfg["hash_key_file"], url)
+        key_file = hashkey.key_path(cfg.hash_key_file, url)
         key = hashkey.load_key(key_file, may_create=known is None,
                                notify=lambda _line: setattr(created, "key", Path(key_file)))
         check_key(engine, hashkey.fingerprint(key), hashkey.source(key_file))

@@ -43,7 +43,8 @@ from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROL
                                      SEVERITY_NAMES, STATE_NAMES, STATUS_NAMES, changes, value_name)
 from pipeline.outputs.worklists import COLUMNS, RESULTS, ROWS_PER_FILE, STATES, write_worklist
 from pipeline import store
-from pipeline.web import api, audit, edge, logins, params, queries, security, settings, users
+from pipeline.settings import Settings
+from pipeline.web import api, audit, edge, logins, params, queries, security, users
 from pipeline.web.calls import NOT_FOUND, UNRECORDED, Call, Refused, guarded
 from pipeline.web.dispose import dispose
 
@@ -53,8 +54,8 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ROLE_TITLES = {"branch": "机构用户", "manager": "管理人员", "compliance": "合规人员", "admin": "系统管理员"}
 
 
-def create_app(engine: sa.Engine, cfg: dict, url: str) -> Starlette:
-    web = settings.Web.of(cfg["web"])
+def create_app(engine: sa.Engine, cfg: Settings, url: str) -> Starlette:
+    web = cfg.web  # checked when the settings were loaded
     key_file = security.key_path(web.session_key_file, url)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     env.globals.update(HEADERS=HEADERS, ROLE_NAMES=ROLE_NAMES, SEVERITY_NAMES=SEVERITY_NAMES,

@@ -28,11 +28,10 @@ def serve(db, host, port, config_path):
     """
     from pipeline import store
     from pipeline.web import security, serving
-    from pipeline.web.settings import Web
     from pipeline.web.app import SERVE_ENV, create_app
 
     engine, cfg = existing_store(db, config_path)
-    web = Web.of(cfg["web"])  # a bad setting is exit 2 here, before any worker starts
+    web = cfg.web  # every setting was checked as the settings loaded: exit 2 before any worker starts
     security.secret_key(security.key_path(web.session_key_file, store.resolve(db, cfg)))  # made, or checked
     host = host or web.host
     port = port or web.port
