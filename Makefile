@@ -22,10 +22,12 @@ demo: venv
 	$(BIN)/custdq run $(SAMPLE) --business-date $(DATE) --agents data/samples/agents_sample.csv
 	@echo "outputs: out/$(DATE)/"
 
-## the gates (ruff: pyflakes + bugbear + flake8-bandit's security rules, each waiver explained; mypy on the rules and the library; the docs site builds), then the whole test suite, one test
+## the gates (ruff: pyflakes + bugbear + flake8-bandit's security rules, each waiver explained; the packages' layers (import-linter,
+## pyproject.toml); mypy on the rules and the whole library; the docs site builds), then the whole test suite, one test
 ## file per core at a time (pytest-xdist); the 15 slowest tests are printed, to keep CI under 25 minutes
 test: venv
 	$(BIN)/ruff check --quiet .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 	$(BIN)/mkdocs build --strict --quiet
 	@$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=15; rc=$$?; \

@@ -24,7 +24,7 @@ from benchmarks.__main__ import machine, timed
 from pipeline import store
 from pipeline.cases.night import _iso
 from pipeline.store.schema import items
-from pipeline.night.items import DATE_FIELDS
+from pipeline.cases.items import DATE_FIELDS
 from pipeline.night.run import NightRequest, run_night
 from pipeline.sample import write_sample
 from pipeline.outputs.worklists import COLUMNS, _cells, write_worklists

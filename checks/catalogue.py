@@ -147,6 +147,6 @@ def codes(scope: str) -> tuple[str, ...]:
 ROW_RULES = codes(ROW)
 NIGHT_RULES = codes(NIGHT)
 BOOK_RULES = codes(BOOK)
-RULE_OF_KIND = {r.kind: r.code for r in _RULES if r.scope == BOOK}
+RULE_OF_KIND: dict[str, str] = {r.kind: r.code for r in _RULES if r.scope == BOOK and r.kind}
 # the evaluators by code (a test may swap one for a broken one: the engine reads this dict)
 EVALUATORS: dict[str, Evaluator] = {r.code: r.evaluator for r in _RULES if r.evaluator is not None}

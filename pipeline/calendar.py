@@ -8,19 +8,21 @@ not cover yet; otherwise weekends only, and the result is marked provisional.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import chinese_calendar
 
+if TYPE_CHECKING:
+    from pipeline.settings import CalendarYear
+
 
 class WorkCalendar:
-    def __init__(self, years: dict | None = None):
-        self.years = {int(y): v for y, v in (years or {}).items()}
+    def __init__(self, years: Mapping[int, CalendarYear] | None = None):
+        """`years`: the config's `calendar.years` (checked when the config loaded: real days of their year)."""
+        self.years = dict(years or {})
         self.uncovered: set[int] = set()
-        self._extra = {
-            int(y): ({dt.date.fromisoformat(str(d)) for d in v.get("holidays", [])},
-                     {dt.date.fromisoformat(str(d)) for d in v.get("workdays", [])})
-            for y, v in self.years.items()
-        }
+        self._extra = {y: (set(v.holidays), set(v.workdays)) for y, v in self.years.items()}
 
     @property
     def source(self) -> str:

@@ -146,7 +146,7 @@ def index_load(books, as_of, out_dir, db, config_path, engine, new_store):
 
     Example: custdq index load book_part1.csv book_part2.csv --as-of 2026-11-19 --engine spark
     """
-    from pipeline.book.load import load_book
+    from pipeline.bookload import load_book
     from pipeline.clock import now
 
     as_of = as_of or now().date()
@@ -166,7 +166,7 @@ def index_compact(db, config_path):
 
     Example: custdq index compact --db sqlite:///.custdq/cases.db
     """
-    from pipeline.book.load import compact_index
+    from pipeline.bookload import compact_index
 
     compact_index(db, config_path)
     click.echo("custdq: index compact: nothing to do: the contact index (an embedded DuckDB database since "
@@ -241,9 +241,12 @@ def cases_import(worklists, db, who, rejects_out, config_path):
 
     Example: custdq cases import out/2026-11-20/worklists/广东分公司.xlsx --by 张三
     """
-    from pipeline.cases.imports import import_files
+    from pipeline import outputs
+    from pipeline.cases.imports import import_files, rejects_frame
 
-    report = import_files(db, config_path, list(worklists), who, rejects_out, notify=say)
+    report = import_files(db, config_path, list(worklists), who, notify=say)
+    if rejects_out:
+        outputs.write_rejects(rejects_frame(report), rejects_out)
     for r in report.rejected:
         click.echo(f"rejected: {r['file']} row {r['row']}: {r['reason']}")
     click.echo(f"custdq: cases import: {sum(f['rows'] for f in report.files)} rows in {len(report.files)} "
@@ -269,7 +272,8 @@ def cases_list(overdue, branch, as_of, limit, csv, db, config_path):
 
     Example: custdq cases list --overdue --branch 广东分公司
     """
-    from pipeline.cases.listing import as_csv, open_items, render
+    from pipeline.cases.listing import open_items, render
+    from pipeline.outputs import open_items_csv
     from pipeline.clock import now
 
     as_of = as_of or now().date()
@@ -277,7 +281,7 @@ def cases_list(overdue, branch, as_of, limit, csv, db, config_path):
         t = open_items(conn, as_of, overdue, branch)
     explicit = click.get_current_context().get_parameter_source("limit") != click.core.ParameterSource.DEFAULT
     if csv:
-        click.echo(as_csv(t, limit if explicit else None), nl=False)
+        click.echo(open_items_csv(t, limit if explicit else None), nl=False)
     else:
         click.echo(render(t, limit or None))
     late = int((t["days_overdue"] > 0).sum())
@@ -319,7 +323,7 @@ def runs_list(db, config_path):
     Example: custdq runs list
     """
     from pipeline.cases.listing import render_frame
-    from pipeline.night.nights import listing
+    from pipeline.cases.nights import listing
 
     with existing_store(db, config_path)[0].connect() as conn:
         t = listing(conn)

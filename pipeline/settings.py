@@ -21,7 +21,7 @@ import ipaddress
 import os
 import re
 from dataclasses import dataclass
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -178,21 +178,6 @@ class Section(BaseModel):
     """A section of settings: frozen, and every key known."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-    # TRANSITIONAL: removed when pipeline/night, rows, outputs read attributes (issue 30)
-    def __getitem__(self, key: str) -> Any:
-        try:
-            return getattr(self, key)
-        except AttributeError:
-            raise KeyError(key) from None
-
-    # TRANSITIONAL: removed when pipeline/night, rows, outputs read attributes (issue 30)
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key, default) if key in type(self).model_fields else default
-
-    # TRANSITIONAL: removed when pipeline/night, rows, outputs read attributes (issue 30)
-    def items(self) -> Iterator[tuple[str, Any]]:
-        return ((name, getattr(self, name)) for name in type(self).model_fields)
 
 
 # ---- the sections -----------------------------------------------------------------------------------
@@ -469,6 +454,11 @@ def merge(base: dict[str, Any], override: dict[str, Any], where: str = "") -> di
     return out
 
 
+# what a setting an operator must write says when it is left out
+MISSING_HINTS = {"source": "name the State Council notice the days were taken from (never from memory), "
+                           "e.g. source: \"国务院办公厅关于2027年部分节假日安排的通知\""}
+
+
 def _line(error: Any) -> str:
     """One pydantic error as `dotted.key: what is wrong`."""
     key = ".".join(str(part) for part in error["loc"])
@@ -478,7 +468,8 @@ def _line(error: Any) -> str:
     elif kind == "extra_forbidden":
         return f"unknown setting '{key}'"
     elif kind == "missing":
-        what = "missing"
+        hint = MISSING_HINTS.get(str(error["loc"][-1]))
+        what = f"missing: {hint}" if hint else "missing"
     elif kind in ("model_type", "dict_type", "model_attributes_type"):
         what = f"must be a section of settings (got {got})"
     else:

@@ -22,11 +22,12 @@ from openpyxl import load_workbook
 from stdnum.cn import ric
 
 from checks.catalogue import EVALUATORS
-from checks.findings import FINDING_COLUMNS, RuleContext
+from checks.findings import FINDING_COLUMNS
 from pipeline import settings, store
-from pipeline.ingest.columns import BY_NAME, CANONICAL, EXTRACT_COLUMNS
+from pipeline.ingest.columns import BY_NAME, CANONICAL
 from pipeline.ingest.contract import validate_parsed
 from pipeline.rows.normalise import normalise
+from pipeline.rules import context
 
 CANONICAL_ORDER = list(BY_NAME)
 
@@ -191,9 +192,7 @@ def evaluate_all(raw: pd.DataFrame) -> None:
                            [("agent_code", "agent_code"), ("agent_name", "applicant_name"),
                             ("agent_phone", "applicant_phone"), ("agent_id_no", "applicant_id_no"),
                             ("branch", "branch")]})
-    params = {k: getattr(cfg, k) for k in ("minor_age", "id_card_types", "residence_permit_types", "foreign_permanent_types",
-                                  "phone_placeholders")}
-    ctx = RuleContext(dt.date(2026, 11, 20), raw, {c.name: c.label for c in EXTRACT_COLUMNS}, params, agents)
+    ctx = context(dt.date(2026, 11, 20), raw, cfg, agents)  # the night's own RuleContext (pipeline.rules)
     for code, fn in EVALUATORS.items():
         out = fn(frame, ctx)
         assert list(out.columns) == FINDING_COLUMNS, code

@@ -1,5 +1,5 @@
 """`custdq store backup DEST` (issue 29 point 3): the case store and its contact index copied
-together; restored as docs/operations.md says, the pair runs the next night exactly as the
+together; restored as docs/contact-index.md ("Backup and restore") says, the pair runs the next night exactly as the
 original does; a store restored without its index (or with another one) is refused with one
 line. On a real SQLite file and on the real PostgreSQL server (pg_dump / pg_restore)."""
 

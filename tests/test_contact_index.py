@@ -149,7 +149,7 @@ def test_pruned_journals_forget_what_old_nights_replaced(db, engine):
 def test_an_index_committed_without_its_store_is_taken_back(db, engine):
     """A command killed between the two commits: the index is one write ahead; the version it
     holds that the store does not know is taken back, by the re-run's own code."""
-    from pipeline.night.nights import reconcile
+    from pipeline.cases.nights import recover
 
     _write(db, engine, rows({"P1": [("13900000001", "c1")]}, "2026-11-20N"), "2026-11-20N")
     before = _live(db)
@@ -163,7 +163,7 @@ def test_an_index_committed_without_its_store_is_taken_back(db, engine):
     night.close()
     with engine.begin() as conn:
         assert db.mismatch(conn).index_only == ["2026-11-23N"]
-        assert reconcile(conn, db) == ["2026-11-23"]
+        assert recover(conn, db) == ["2026-11-23"]
     with engine.begin() as conn:
         assert db.mismatch(conn) is None
     assert _live(db) == before

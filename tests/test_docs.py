@@ -100,3 +100,57 @@ def test_every_dependency_is_in_the_dependencies_page():
         if not re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", named):
             missing.append(name)
     assert not missing, f"not in docs/dependencies.md: {missing}"
+
+
+def _night_stages() -> list[str]:
+    """The functions `_night` (pipeline/night/run.py) calls by name, in order: its stages."""
+    import ast
+    import builtins
+
+    tree = ast.parse((ROOT / "pipeline" / "night" / "run.py").read_text(encoding="utf-8"))
+    night = next(f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "_night")
+    calls = [c for c in ast.walk(night) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)]
+    calls.sort(key=lambda c: (c.lineno, c.col_offset))
+    names = [c.func.id for c in calls if c.func.id[0].islower() and not hasattr(builtins, c.func.id)]
+    return list(dict.fromkeys(names))
+
+
+def _diagram_nodes(page: str) -> list[str]:
+    """The nodes of a page's first mermaid flowchart, in the order they are declared."""
+    block = re.search(r"```mermaid\n(.*?)```", page, re.S)
+    assert block, "no mermaid diagram"
+    return re.findall(r"^\s+(\w+)\[", block.group(1), re.M)
+
+
+def test_the_night_diagram_names_the_stages_the_code_runs():
+    """docs/night.md's diagram is the night as `_night` reads: a stage added, removed or moved
+    in the code and not in the picture fails here."""
+    stages = _night_stages()
+    assert stages[:3] == ["read_and_check", "take_back", "shared_contacts"], stages
+    nodes = _diagram_nodes((ROOT / "docs" / "night.md").read_text(encoding="utf-8"))
+    assert nodes[:2] == ["run_night", "locked"]
+    assert nodes[2:] == stages
+
+
+def test_a_diagram_that_left_out_a_stage_is_caught():
+    page = (ROOT / "docs" / "night.md").read_text(encoding="utf-8").replace('    take_back["take_back', '    gone["gone')
+    assert _diagram_nodes(page)[2:] != _night_stages()
+
+
+def _tour_layers() -> list[str]:
+    """The packages of docs/index.md's tour that carry a layer number, bottom up, as modules."""
+    page = (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+    tour = page[page.index("## A tour of the code"):page.index("**Where a new rule goes**")]
+    found = []
+    for names, number in re.findall(r"^ {0,2}(\S[^\n]*?)\s+(\d+) ", tour, re.M):
+        mods = [n.strip().rstrip("/").removesuffix(".py") for n in names.split(",")]
+        found.append((int(number), " | ".join(sorted(f"pipeline.{m}" if m != "checks" else m for m in mods))))
+    return [layer for _, layer in sorted(found)]
+
+
+def test_the_tour_is_the_import_contract_s_order():
+    """The layers `make test` holds (import-linter, pyproject.toml) are the tour's, in its order."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contract = next(c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers")
+    layers = [" | ".join(sorted(p.strip() for p in layer.split("|"))) for layer in reversed(contract["layers"])]
+    assert _tour_layers() == layers

@@ -29,7 +29,8 @@ from checks.ric_vector import analyse
 from pipeline.ingest.columns import CANONICAL, EXTRACT_COLUMNS, alias_map
 from pipeline.errors import InputError
 from pipeline.ingest import read_extract
-from pipeline.rows.normalise import clean_text, parse_dates, parse_sex, parse_term_years
+from pipeline.ingest.clean import clean_text
+from pipeline.rows.normalise import parse_dates, parse_sex, parse_term_years
 from tests.helpers import evaluate_all, frame_of
 
 TODAY = dt.date(2026, 11, 20)

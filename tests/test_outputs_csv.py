@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import outputs
-from pipeline.night.items import DATE_FIELDS, ITEM_COLUMNS
+from pipeline.cases.items import DATE_FIELDS, ITEM_COLUMNS
 
 HOSTILE = ["plain", "a,b", 'say "hi"', '"', '""', "line\nbreak", "cr\ronly", "crlf\r\n", "\n", ",", "=1+1", "+86",
            "-1", "@SUM(1)", "\tlead", "\rlead", "'quoted", "", " ", "张三，李四", "emoji 😀", "\x00nul", "\x7f",

@@ -16,7 +16,7 @@ from checks.catalogue import RULES
 from pipeline import store
 from pipeline.cases import history
 from pipeline.cases.night import reconcile
-from pipeline.night.items import DATE_FIELDS, ITEM_COLUMNS, KEY_COLUMNS, item_ids
+from pipeline.cases.items import DATE_FIELDS, ITEM_COLUMNS, KEY_COLUMNS, item_ids
 from pipeline.store.schema import item_events, items, night_undo, suppressions
 
 MON, TUE, WED = dt.date(2026, 11, 16), dt.date(2026, 11, 17), dt.date(2026, 11, 18)

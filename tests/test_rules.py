@@ -8,7 +8,7 @@ import pytest
 
 from checks import catalogue as registry
 from checks.catalogue import RULES
-from tests.helpers import read_outputs, row, write_csv
+from tests.helpers import person, policy, read_outputs, row, write_csv
 
 DATE = "2026-11-20"
 
@@ -129,6 +129,45 @@ def test_a_failing_rule_is_recorded_and_the_night_goes_on(invoke, tmp_path, monk
     assert manifest["rules"]["DUPLICATE_POLICY"]["status"] == "error"
     assert manifest["rules"]["DUPLICATE_POLICY"]["error"] == "ZeroDivisionError"
     assert found(items) == {("P0001", "MISSING_FIELD", "applicant_phone")}
+
+
+def test_a_failing_shared_contact_judgement_is_recorded_and_the_night_goes_on(invoke, tmp_path, monkeypatch):
+    """The book rules go through the row rules' wrapper (pipeline.rules.isolated): a judgement
+    that raises is both shared-contact rules' `error` outcome, the other rules' items are listed,
+    tonight's contact rows are still written, and the earlier night's shared items stay open
+    (a rule that did not run resolves nothing)."""
+    from checks import shared
+
+    first = write_csv(tmp_path / "n1.csv", [policy("S1", 1), policy("S2", 2, applicant_phone=person(1)["applicant_phone"])])
+    done = invoke("run", str(first), "--business-date", "2026-11-19", "--out", str(tmp_path / "o1"), "--quiet")
+    assert done.exit_code == 0, done.output
+    before, _, _ = read_outputs(tmp_path / "o1")
+    assert sorted(before.loc[before["rule_code"] == "PHONE_SHARED", "policy_no"]) == ["S1", "S2"]
+
+    def broken(pool, judged=None):
+        raise ZeroDivisionError("boom")
+
+    whole = shared.involved
+    monkeypatch.setattr(shared, "involved", broken)
+    second = write_csv(tmp_path / "n2.csv", [policy("S3", 3, applicant_phone=""),
+                                             policy("S4", 4, applicant_phone=person(1)["applicant_phone"])])
+    done = invoke("run", str(second), "--business-date", DATE, "--out", str(tmp_path / "o2"), "--quiet")
+    assert done.exit_code == 0, done.output
+    items, _, manifest = read_outputs(tmp_path / "o2")
+    for code in ("PHONE_SHARED", "BANK_SHARED"):
+        assert manifest["rules"][code]["status"] == "error" and manifest["rules"][code]["error"] == "ZeroDivisionError"
+    assert any("PHONE_SHARED" in w for w in manifest["warnings"])
+    assert ("S3", "MISSING_FIELD", "applicant_phone") in found(items)
+    shared_items = items[items["rule_code"] == "PHONE_SHARED"]
+    assert sorted(shared_items["policy_no"]) == ["S1", "S2"]  # carried, not resolved; S4 not judged tonight
+    assert manifest["contact_index"]["contact_rows_tonight"] == 3  # S3's account, S4's phone and account: written
+
+    monkeypatch.setattr(shared, "involved", whole)  # the same night again, the rule whole: S4 joins the shared phone
+    done = invoke("run", str(second), "--business-date", DATE, "--out", str(tmp_path / "o3"), "--quiet")
+    assert done.exit_code == 0, done.output
+    again, _, manifest = read_outputs(tmp_path / "o3")
+    assert manifest["rules"]["PHONE_SHARED"]["status"] == "ok"
+    assert sorted(again.loc[again["rule_code"] == "PHONE_SHARED", "policy_no"]) == ["S1", "S2", "S4"]
 
 
 def test_disabled_rules_and_severity_overrides(invoke, tmp_path):

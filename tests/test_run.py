@@ -127,7 +127,8 @@ def test_year_end_into_an_uncovered_year_is_provisional(invoke, tmp_path):
 
 def test_config_years_cover_the_gap(invoke, tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("calendar:\n  years:\n    2027:\n      holidays: ['2027-01-01']\n      workdays: []\n", encoding="utf-8")
+    cfg.write_text("calendar:\n  years:\n    2027:\n      source: a State Council notice (synthetic)\n"
+                   "      holidays: ['2027-01-01']\n      workdays: []\n", encoding="utf-8")
     _, out = run(invoke, tmp_path, [row(applicant_phone="")], "2026-12-31", "--allow-future-date", "--config", str(cfg))
     items, _, manifest = read_outputs(out)
     assert items[["list_due", "provisional"]].values.tolist() == [["2027-01-04", "false"]]

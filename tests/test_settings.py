@@ -64,12 +64,12 @@ def test_a_partial_mapping_merges_like_a_file():
     assert s.rules.severity == {"PHONE_SHARED": "error"}
 
 
-def test_transitional_item_access_reads_the_attributes():
-    # TRANSITIONAL: removed when pipeline/night, rows, outputs read attributes (issue 30)
+def test_settings_are_read_as_attributes_only():
+    """No item access survives the move from the nested dict: a reader of `cfg["store"]` fails loudly."""
     s = settings.load()
-    assert s["store"]["undo_nights"] == s.store.undo_nights and s.get("workers") is None
-    assert s["expectations"]["volume"]["nights"] == 7 and s.get("nothing", 5) == 5
-    assert dict(s.phone_placeholders.items())["repeated_digit"] is True
+    with pytest.raises(TypeError):
+        s["store"]  # noqa: B018 - the access is the test
+    assert not hasattr(s.store, "get")
 
 
 @pytest.mark.parametrize("text, says", [

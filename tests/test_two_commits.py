@@ -20,6 +20,7 @@ from tests.helpers import person, policy, postgres_url, write_csv
 from tests.storedump import differences, dump
 
 KEY = "custdq-two-commits-test-key-0123456789abcdef"
+ROOT = Path(__file__).parent.parent
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -35,12 +36,11 @@ def make_db(backend, tmp_path):
 
 
 def custdq(*args: str, fault: bool = False) -> subprocess.CompletedProcess:
-    env = dict(os.environ, CUSTDQ_HASH_KEY=KEY)
+    env = dict(os.environ, CUSTDQ_HASH_KEY=KEY, PYTHONPATH=str(ROOT))
     env.pop("CUSTDQ_DEBUG", None)
-    if fault:
-        env["CUSTDQ_FAULT"] = "between-commits"
-    command = Path(sys.executable).with_name("custdq")
-    return subprocess.run([str(command), *args], env=env, capture_output=True, text=True, timeout=300)
+    # a faulty night is custdq wrapped from outside (tests/faulty.py): killed right after the index commits
+    command = [sys.executable, "-m", "tests.faulty"] if fault else [str(Path(sys.executable).with_name("custdq"))]
+    return subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=300)
 
 
 def night(extract: Path, date: str, db: str, out: Path, *extra: str, fault: bool = False) -> subprocess.CompletedProcess:

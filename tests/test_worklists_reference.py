@@ -17,7 +17,7 @@ import pytest
 
 from checks.catalogue import RULES
 from pipeline.outputs import worklists
-from pipeline.outputs.labels import ROLE_NAMES, SEVERITY_NAMES, STATUS_NAMES
+from pipeline.cases.labels import ROLE_NAMES, SEVERITY_NAMES, STATUS_NAMES
 
 HOSTILE = ["<r><t>x</t></r>", "a&b<c>d]]>", " leading", "trailing ", "\tlead tab", "line\nbreak", "cr\rhere",
            "ff\x0cx", "ctl\x01x\x1f", "_x0041_", "_X00a1_ and _x12G4_", "=1+1", "+86 139", "-1", "@A1", "emoji 😀",

@@ -18,8 +18,8 @@ Opening the index compares them:
 
 * the same generation: the two agree;
 * the index one ahead: a command was killed between the two commits; the caller takes back, on
-  each side, every version the other side does not hold with the same token (pipeline.night.nights
-  `reconcile`, the code a re-run uses), then both agree again;
+  each side, every version the other side does not hold with the same token (pipeline.cases.nights
+  `recover`, the code a re-run uses), then both agree again;
 * anything else (an index behind its store, another store's index, another hash key, no index
   where the store has written one): exit 2 with one line, never a silent empty index.
 """
@@ -31,7 +31,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +59,6 @@ CREATE TABLE IF NOT EXISTS versions (version VARCHAR NOT NULL, token VARCHAR NOT
 STORE_GENERATION = "contact_index_generation"
 STORE_VERSIONS = "contact_index_versions"
 STORE_ID = "store_id"
-FAULT = "CUSTDQ_FAULT"  # tests/test_two_commits.py: kill the process between the two commits
 
 
 def store_id(conn: sa.Connection) -> str:
@@ -196,8 +194,6 @@ class IndexFile:
         _set_store_value(conn, STORE_VERSIONS, json.dumps(self.versions(), sort_keys=True))
         self.run("COMMIT")
         self.in_transaction = False
-        if os.environ.get(FAULT) == "between-commits":  # the crash tests' kill, at the worst moment
-            os.kill(os.getpid(), signal.SIGKILL)
 
     def rollback(self) -> None:
         if self.in_transaction:
@@ -245,8 +241,6 @@ class IndexFile:
         self.con.close()
         _into_place(copy.path, self.path)
         self.con = _connect(self.path, self.cfg, self.read_only)
-        if os.environ.get(FAULT) == "between-commits":
-            os.kill(os.getpid(), signal.SIGKILL)
 
     def discard(self) -> None:
         """Close and remove a working copy that will not be used."""
@@ -335,7 +329,7 @@ def _connect(path: Path, cfg: Settings, read_only: bool) -> duckdb.DuckDBPyConne
               # no vacuum at checkpoints: DuckDB would merge row groups at every commit (up to 100
               # merges, 12-23 s a night on a 20M-policy book, whatever the night wrote); a night
               # adds one partial row group and marks its few replaced rows deleted, and the
-              # retention purge's rewrite (`rewrite`) makes a compact file with their bytes gone
+              # retention purge copies what it keeps into a fresh file (`working_copy(keep=...)`)
               "max_vacuum_tasks": 0}
     temp = settings.temp_directory
     config["temp_directory"] = str(Path(temp).expanduser()) if temp else str(path.with_name(path.name + ".tmp"))

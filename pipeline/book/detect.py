@@ -10,23 +10,31 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import duckdb
 
 from checks import shared
 from checks.catalogue import RULE_OF_KIND, RULES
 from pipeline.book import index
+from pipeline.errors import CustdqError
 from pipeline.book.database import IndexFile
 from pipeline.book.digests import digest64, member
 from pipeline.book.rows import empty, version_of
 from pipeline.book.tonight import NightContacts
-from pipeline.rows.engine import Outcome, severity_of
+from pipeline.rules import Outcome, isolated, severity_of
+from pipeline.settings import Settings
 
-MAX_ROUNDS = 25  # cluster growth rounds (each adds customers two links further out)
+# what ends the night rather than the two rules: the index failed (tonight's rows cannot be written)
+INDEX_FAILURES: tuple[type[BaseException], ...] = (duckdb.Error, CustdqError, MemoryError)
+MAX_ROUNDS = 25
+_NO_HITS = pd.DataFrame({"row": pd.Series(dtype="int64"), "cluster_id": pd.Series(dtype="str"),
+                         "cluster_size": pd.Series(dtype="Int64")})  # a night without shared findings  # cluster growth rounds (each adds customers two links further out)
 
 
 @dataclass
@@ -76,26 +84,32 @@ def _narrow(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True) if out else empty()
 
 
-def grow(book: index.ContactIndex, tonight: NightContacts, grouping=None) -> tuple[pd.DataFrame, dict, tuple | None]:
+def crowded_here(tonight_v: np.ndarray, tonight_c: np.ndarray, stored_v: np.ndarray,
+                 stored_c: np.ndarray) -> np.ndarray:
+    """The shared-value group-by in this process (the local engine's, pipeline.rows.engine):
+    the value digests two or more customer digests carry, over tonight's and the stored rows."""
+    if len(stored_v):
+        return _crowded(np.concatenate([tonight_v, stored_v]), np.concatenate([tonight_c, stored_c]))
+    return _crowded(tonight_v, tonight_c)
+
+
+Crowded = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def grow(book: index.ContactIndex, tonight: NightContacts, crowded: Crowded = crowded_here
+         ) -> tuple[pd.DataFrame, dict, tuple | None]:
     """Tonight's rows that can be shared plus every stored row needed to judge them and
     complete their clusters, with their judgement (checks.shared.judge; None for no rows). Only
     those of tonight's rows become a frame: the others are weeded out on digests, straight from
-    tonight's Arrow tables. `grouping(stored_v, stored_c)`, when given, finds the crowded digests
-    over tonight's rows and the stored ones elsewhere (the Spark engine's group-by,
-    pipeline.spark); it may return more than `_crowded` would (never fewer): the pool is narrowed
-    exactly before anything is judged."""
-    fetched = set()  # values looked up beyond tonight's own
+    tonight's Arrow tables. `crowded` is the engine's shared-value group-by (Engine.crowded); it
+    may return more than `_crowded` would (never fewer): the pool is narrowed exactly before
+    anything is judged."""
+    fetched: set[bytes] = set()  # values looked up beyond tonight's own
     chunks = list(tonight.values())  # each chunk's distinct values, looked up in one pass over the tiers
     stored = book.by_values(chunks).drop_duplicates("id") if chunks else empty()
     v, c = tonight.digests()
-    if grouping is not None:
-        crowded = grouping(digest64(stored["value"], "value"), digest64(stored["customer"], "customer"))
-    elif len(stored):
-        crowded = _crowded(np.concatenate([v, digest64(stored["value"], "value")]),
-                           np.concatenate([c, digest64(stored["customer"], "customer")]))
-    else:
-        crowded = _crowded(v, c)
-    pool = _narrow([tonight.frame(member(v, crowded)), stored])
+    many = crowded(v, c, digest64(stored["value"], "value"), digest64(stored["customer"], "customer"))
+    pool = _narrow([tonight.frame(member(v, many)), stored])
     del v, c
     seen: set[bytes] = set()
     rounds, truncated = 0, False
@@ -187,13 +201,19 @@ def _hex(values: pd.Series) -> np.ndarray:
 
 
 def shared_night(db: IndexFile, tonight: NightContacts, frame: pd.DataFrame, labels: dict,
-                 business_date: dt.date, cfg: dict, sources: list[str], built: float = 0.0,
-                 recheck: list[str] = (), grouping=None) -> BookResult:
+                 business_date: dt.date, cfg: Settings, sources: list[str], built: float = 0.0,
+                 recheck: Iterable[str] = (), crowded: Crowded = crowded_here) -> BookResult:
     """Judge tonight's contact rows (`tonight`, held by pipeline.book.tonight) against the book
     and write them into the index. `frame` holds tonight's in-scope rows (at least `policy_no`,
     `_file`, `_line`), indexed by their row; `built` is the seconds the contact rows took;
     `recheck` the values (hex keys) of the store's shared items, to say which were judged tonight;
-    `grouping` finds the crowded values elsewhere (see `grow`)."""
+    `crowded` the engine's shared-value group-by (see `grow`).
+
+    The two rules are judged through the rule engine's wrapper (pipeline.rules.isolated), as the
+    row rules are: a judgement that raises is both rules' `error` outcome and the night goes on
+    without their findings (their open items are then left as they are). A failure of the
+    index itself (DuckDB, its memory limit) ends the night, as it must: tonight's rows could not
+    be written."""
     started = time.perf_counter()
     steps: dict[str, float] = {"contact_rows": round(built, 3)}
 
@@ -203,34 +223,44 @@ def shared_night(db: IndexFile, tonight: NightContacts, frame: pd.DataFrame, lab
         t0[0] = now
 
     version = version_of(business_date.isoformat(), "night")
-    book = index.ContactIndex(db)  # an earlier run of the night was taken back (pipeline.night.nights)
+    book = index.ContactIndex(db)  # an earlier run of the night was taken back (pipeline.cases.nights)
     book.set_tonight(frame["policy_no"])
-    pool, growth, judged = grow(book, tonight, grouping)
-    step("lookup")
-    hits = shared.involved(pool, judged) if len(pool) else pool.iloc[0:0]
-    found = _findings(hits, frame, sources, labels) if len(hits) else None
-    step("judge")
+    disabled = set(cfg.rules.disabled)
+    enabled = tuple(code for code in RULE_OF_KIND.values() if code not in disabled)
+
+    def judge() -> tuple[pd.DataFrame, dict, pd.DataFrame | None]:
+        pool, growth, judged = grow(book, tonight, crowded)
+        step("lookup")
+        hits = shared.involved(pool, judged) if len(pool) else pool.iloc[0:0]
+        found = _findings(hits, frame, sources, labels) if len(hits) else None
+        step("judge")
+        return pool, growth, found
+
+    looked, failures = isolated(enabled, cfg, tonight.num_rows, judge, passes=INDEX_FAILURES)
+    pool, growth, found = looked if looked is not None else (empty(), {}, None)
     written = book.write(tonight, frame["policy_no"], version)
     step("write")
     seconds = round(time.perf_counter() - started + built, 3)
 
-    disabled = set(cfg["rules"]["disabled"])
-    outcomes, parts = [], []
+    outcomes, parts = list(failures), []
     for kind, code in RULE_OF_KIND.items():
         severity = severity_of(code, cfg)
         if code in disabled:
             outcomes.append(Outcome(code, severity, "disabled"))
             continue
-        mine = found[found["rule_code"] == code] if found is not None else None
-        n = len(mine) if mine is not None else 0
+        if failures:
+            continue
+        mine = found[found["rule_code"] == code] if found is not None else _NO_HITS
+        n = len(mine)
         failed = int(mine.loc[mine["row"] >= 0, "row"].nunique()) if n else 0
-        tested = tonight.tested(kind)
         extra = {"earlier_policies_items": int((mine["row"] < 0).sum()) if n else 0,
                  "clusters": int(mine["cluster_id"].nunique()) if n else 0,
                  "largest_cluster": int(mine["cluster_size"].max()) if n else 0}
-        outcomes.append(Outcome.judged(code, severity, tested, failed, n, seconds, book=extra))
+        outcomes.append(Outcome.judged(code, severity, tonight.tested(kind), failed, n, seconds, book=extra))
         if n:
             parts.append(mine.assign(severity=severity, category=RULES[code].category))
+    order = list(RULE_OF_KIND.values())
+    outcomes.sort(key=lambda o: order.index(o.rule_code))
     result = pd.concat(parts, ignore_index=True) if parts else None
     stats = {"contact_rows_tonight": tonight.num_rows, "pool_rows": len(pool),
              **growth, **written, **book.size(), "seconds": steps}

@@ -222,7 +222,7 @@ class ContactIndex:
 
     def append(self, rows: NightContacts, version: str) -> int:
         """Append `rows` as version `version` without comparing them with stored rows: for a
-        load into an empty index (pipeline.book.load), each chunk's Arrow rows straight in."""
+        load into an empty index (pipeline.bookload), each chunk's Arrow rows straight in."""
         base = int(self.db.meta("next_id") or 1)
         written, last = 0, None
         for first, table in rows.kept_tables():
@@ -238,7 +238,7 @@ class ContactIndex:
 
     def prune(self, before: str) -> int:
         """Forget what versions of dates before `before` (ISO) replaced: those nights can no
-        longer be taken back (pipeline.night.nights.keep_journals)."""
+        longer be taken back (pipeline.cases.nights.keep_journals)."""
         gone = self.db.one("SELECT count(*) FROM replaced WHERE by_version < ?", [before])
         if gone:
             self.db.run("DELETE FROM replaced WHERE by_version < ?", [before])

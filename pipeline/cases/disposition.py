@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from checks.masking import mask_text
-from pipeline.night.items import ITEM_ID
+from pipeline.cases.items import ITEM_ID
 from pipeline.cases.night import SHARED_RULES
-from pipeline.outputs.worklists import RESULTS, STATES
+from pipeline.cases.labels import RESULTS, STATES
 from pipeline.store import read_frame
 from pipeline.store.schema import item_events, items, suppressions
 

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from openpyxl.utils.exceptions import InvalidFileException
 
 from checks.masking import mask_text
-from pipeline.night.items import ITEM_ID
+from pipeline.cases.items import ITEM_ID
 from pipeline import clock
 from pipeline.cases.disposition import CHECKED, Entry, apply, disposition, earlier, held, problem, untouched
 from pipeline.cases.night import CHUNK
@@ -210,20 +210,16 @@ def rejects_frame(report: ImportReport) -> pd.DataFrame:
 
 
 def import_files(db: str | None, config_path: str | None, paths: list[str], who: str | None = None,
-                 rejects_out: str | None = None, notify=None) -> ImportReport:
+                 notify=None) -> ImportReport:
     """`custdq cases import`: the worklists read back into an existing store in one transaction,
-    under the writer lock (`store.lock_wait_seconds`); with `rejects_out`, the rejected rows also
-    written to that CSV (UTF-8 with a BOM, the item ids defused for spreadsheets)."""
-    from pipeline import outputs, store
+    under the writer lock (`store.lock_wait_seconds`). The rejected rows are the report's
+    (`rejects_frame`; `--rejects-out` writes them with pipeline.outputs.write_rejects)."""
+    from pipeline import store
     from pipeline.store.lock import store_lock
 
     engine, cfg = store.existing(db, config_path)
     with store_lock(engine, "cases import", None, cfg.lock_wait, notify=notify):
         with engine.begin() as conn:
             report = import_worklists(conn, list(paths), who)
-    if rejects_out:
-        frame = rejects_frame(report)
-        frame["item_id"] = outputs.defuse(frame["item_id"].astype("str"))
-        outputs.atomic_write(Path(rejects_out), lambda p: frame.to_csv(p, index=False, encoding="utf-8-sig"))
     return report
 

@@ -4,7 +4,7 @@ An item is overdue when it is open and its `due_date` has passed (SPEC 6: past i
 without a disposition; 无法联系 records an attempt, it does not settle the item).
 No personal data is printed: item id, policy number, branch, rule, role, deadlines, disposition,
 and in `cases show` the masked evidence the worklists show. Roles, rules and statuses are named
-in Chinese (pipeline.outputs.labels).
+in Chinese (pipeline.cases.labels).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import pandas as pd
 import sqlalchemy as sa
 
 from checks.masking import invisible, mask_text
-from pipeline.night.items import ITEM_ID
+from pipeline.cases.items import ITEM_ID
 from pipeline.cases import history
 from pipeline.store.schema import items
 from pipeline.errors import InputError
-from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, ROLE_NAMES, SEVERITY_NAMES, STATE_NAMES, changes,
+from pipeline.cases.labels import (ACTION_NAMES, CLOSE_NAMES, ROLE_NAMES, SEVERITY_NAMES, STATE_NAMES, changes,
                                      rule_name)
 from pipeline.store import read_frame as _read
 
@@ -55,19 +55,7 @@ def open_items(conn: sa.Connection, as_of: dt.date, overdue: bool = False, branc
     return t[COLUMNS]
 
 
-def as_csv(t: pd.DataFrame, limit: int | None = None) -> str:
-    """The open items as CSV (the first `limit` rows, or all) as the table shows them: its Chinese
-    headers, roles and rules by name, a UTF-8 byte-order mark first (Excel then reads the Chinese
-    right), ids and names defused for spreadsheets."""
-    from pipeline import outputs
-
-    out = _shown(t.head(limit) if limit else t)
-    for col in ("item_id", "branch", "channel", "policy_no"):
-        out[col] = outputs.defuse(out[col].astype("str"))
-    return "\ufeff" + out[COLUMNS].rename(columns=HEADERS).to_csv(index=False)
-
-
-def _shown(t: pd.DataFrame) -> pd.DataFrame:
+def displayed(t: pd.DataFrame) -> pd.DataFrame:
     shown = t.copy()
     shown["role"] = shown["role"].map(lambda r: ROLE_NAMES.get(r, r))
     shown["rule_code"] = shown["rule_code"].map(rule_name)
@@ -76,7 +64,7 @@ def _shown(t: pd.DataFrame) -> pd.DataFrame:
 
 def render(t: pd.DataFrame, limit: int | None = None) -> str:
     """A plain text table (fixed columns, CJK counted double width) for a terminal or a pager."""
-    shown = _shown(t if limit is None else t.head(limit))
+    shown = displayed(t if limit is None else t.head(limit))
     cells = [[HEADERS[c] for c in COLUMNS]] + [["" if pd.isna(v) else str(v) for v in r]
                                                 for r in shown.itertuples(index=False, name=None)]
     widths = [max(_width(row[i]) for row in cells) for i in range(len(COLUMNS))]

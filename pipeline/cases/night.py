@@ -34,7 +34,7 @@ from checks.catalogue import BOOK_RULES
 from pipeline.store.sql import bulk_insert, constant_columns, indexes_built_after, key_table, python_rows
 from pipeline.store.schema import items, suppressions
 from pipeline.cases.undo import FINDING, WHO, WRITABLE, Journal, python_value
-from pipeline.night.items import DATE_FIELDS, ITEM_COLUMNS
+from pipeline.cases.items import DATE_FIELDS, ITEM_COLUMNS
 from pipeline.store import read_frame as _read
 
 SHARED_RULES = set(BOOK_RULES)  # items of a shared value, one per customer
@@ -44,8 +44,11 @@ INSERT_ROWS = 50_000
 READ_ROWS = 50_000  # open items read at a time
 
 
-@dataclass
-class Night:
+@dataclass(frozen=True, eq=False)
+class CaseUpdate:
+    """What tonight's findings did to the case store: the open list after tonight and the counts
+    of items raised, carried, reopened and resolved (the manifest's `items`)."""
+
     listing: pd.DataFrame  # ITEM_COLUMNS + work_state, result, note: the open list after tonight
     counts: dict
 
@@ -93,7 +96,7 @@ LIFECYCLE_SHOWN = ["state", "close_reason", "closed_on", "work_state", "result",
 
 
 def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, at: str,
-              judged_policies, rules_ran: set[str], judged_values, taken_back: int = 0) -> Night:
+              judged_policies, rules_ran: set[str], judged_values, taken_back: int = 0) -> CaseUpdate:
     """Apply tonight's findings (`pipeline.night.items.build` output with `value_key` filled) to the store,
     after any earlier run of the night was taken back (pipeline.cases.undo). Every change goes
     into the night's undo journal. `judged_values`: the shared values (hex keys, among
@@ -174,7 +177,7 @@ def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, 
               "carried": int((listing["status"] == "open").sum()), "reopened": int(reopen.sum()),
               "raised_again": int(again.sum()), "resolved": int(gone.sum()), "suppressed": int(suppressed.sum()),
               "settled_still_firing": int(settled.sum()), "run_events_taken_back": taken_back}
-    return Night(listing, counts)
+    return CaseUpdate(listing, counts)
 
 
 # what a new item holds beside its finding

@@ -10,7 +10,7 @@ An item counts in the quarter in which it was settled as 虚假资料 (its `clos
   share of settled items found false and false items per thousand policies checked, and a 合计;
 - 明细: one row per item (no customer data beyond the masked evidence the worklists show).
 Every cell is a string or a number written as such: nothing becomes a formula. The layout is
-custdq's own: no regulator's template is reproduced (docs/lifecycle.md, "The quarterly report").
+custdq's own: no regulator's template is reproduced (docs/quarterly.md).
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ DETAIL_COLUMNS = [("问题件编号", "item_id", 20), ("保单号", "policy_no",
 
 
 def write_report(engine: sa.Engine, quarter: str, path: Path) -> dict:
-    from pipeline.outputs import atomic_write
+    from pipeline.files import atomic_write
 
     start, end = quarter_bounds(quarter)
     with engine.connect() as conn:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -200,7 +200,7 @@ class Reading:
         return [c for c in self.kind.columns if c not in self.present]
 
 
-def iter_extract(paths: list[str | Path], mapping: dict[str, str], reading: Reading, chunk_rows: int | None = None,
+def iter_extract(paths: Sequence[str | Path], mapping: dict[str, str], reading: Reading, chunk_rows: int | None = None,
                  fast: bool = True) -> Iterator[pd.DataFrame]:
     """Every record of every file, in frames of about `chunk_rows` rows (one per file when None)
     with the kind's columns in order plus `_file` and `_line`, indexed by the record's position

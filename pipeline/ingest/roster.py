@@ -12,8 +12,8 @@ import pandas as pd
 
 from pipeline.ingest.columns import AGENT_COLUMNS, alias_map
 from pipeline.ingest import ROSTER, read_extract
+from pipeline.ingest.clean import clean_text
 from pipeline.settings import Settings
-from pipeline.rows.normalise import clean_text
 
 
 @dataclass

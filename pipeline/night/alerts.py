@@ -13,47 +13,12 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from checks.catalogue import RULES
+from pipeline.cases.labels import column_title, expectation_title, rule_title
 
 
 class Alert(NamedTuple):
     en: str
     zh: str
-
-
-def _rule(code: str) -> str:
-    spec = RULES.get(code)
-    return f"{spec.title}（{code}）" if spec else code
-
-
-KINDS_ZH = {"sex": "性别（投保人、被保险人）", "id_type": "证件类型（投保人、被保险人）", "channel": "销售渠道"}  # value sets
-
-
-def _column(name: str) -> str:
-    """An extract column as the worklists name it (the coded kinds of the value sets by theirs)."""
-    from pipeline.ingest.columns import BY_NAME
-
-    return KINDS_ZH.get(name) or (BY_NAME[name].label if name in BY_NAME else name)
-
-
-def expectation_title(name: str) -> str:
-    """A batch expectation's name as managers read it.
-
-    >>> expectation_title("null_rate:applicant_name"), expectation_title("rule_failure:ID_CHECKSUM")
-    ('空值率：投保人姓名', '规则失败率：身份证号码校验位错误（ID_CHECKSUM）')
-    """
-    kind, _, what = name.partition(":")
-    if kind == "volume":
-        return "数据量"
-    if kind == "unique_policy_no":
-        return "保单号唯一"
-    if kind == "null_rate":
-        return f"空值率：{_column(what)}"
-    if kind == "value_set":
-        return f"取值范围：{_column(what)}"
-    if kind == "rule_failure":
-        return f"规则失败率：{_rule(what)}"
-    return name
 
 
 REASONS_ZH = {"no agent roster given (--agents)": "未提供业务员名单（--agents）"}  # checks' NotApplicable reasons
@@ -95,7 +60,7 @@ def expectation(result: dict, reference: dict) -> Alert:
         column = name.split(":", 1)[1]
         return Alert(f"expectation {name} failed{blocking}: {column} is empty in {100 * value:.1f}% of "
                      f"the rows read (at most {100 * kw.get('max_value', 0):.1f}% expected)",
-                     f"{expectation_title(name)} 期望未通过{stop}：{_column(column)} 在 {100 * value:.1f}% 的行中为空"
+                     f"{expectation_title(name)} 期望未通过{stop}：{column_title(column)} 在 {100 * value:.1f}% 的行中为空"
                      f"（应不超过 {100 * kw.get('max_value', 0):.1f}%）")
     if name == "unique_policy_no" and value is not None:
         return Alert(f"expectation {name} failed{blocking}: {value:.0f} row{'s' if value != 1 else ''} repeat"
@@ -109,7 +74,7 @@ def expectation(result: dict, reference: dict) -> Alert:
         code = name.split(":", 1)[1]
         return Alert(f"expectation {name} failed{blocking}: {code} failed on {value:.1f}% of the "
                      f"rows tested (at most {kw.get('max_value', 0):.1f}% expected)",
-                     f"规则失败率期望未通过{stop}：{_rule(code)} 在 {value:.1f}% 的被检行上不通过"
+                     f"规则失败率期望未通过{stop}：{rule_title(code)} 在 {value:.1f}% 的被检行上不通过"
                      f"（应不超过 {kw.get('max_value', 0):.1f}%）")
     return Alert(f"expectation {name} failed{blocking}", f"{expectation_title(name)} 期望未通过{stop}")
 
@@ -154,11 +119,11 @@ def night_warnings(manifest: dict, gate_results: list[dict], reference: dict,
         if rule["status"] == "not_applicable":
             reason = rule.get("reason", "not applicable")
             out.append(Alert(f"rule {code} did not run: {reason}",
-                             f"规则 {_rule(code)} 未运行：{REASONS_ZH.get(reason, reason)}"))
+                             f"规则 {rule_title(code)} 未运行：{REASONS_ZH.get(reason, reason)}"))
         elif rule["status"] == "error":
             error = rule.get("error", "an error")
             out.append(Alert(f"rule {code} failed with {error}: its findings are missing tonight",
-                             f"规则 {_rule(code)} 运行出错（{error}）：今晚缺少它的发现"))
+                             f"规则 {rule_title(code)} 运行出错（{error}）：今晚缺少它的发现"))
     for reason, rows in manifest.get("quarantine_reasons", {}).items():
         shift = _SHIFTED.match(reason)
         if shift:

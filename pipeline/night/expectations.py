@@ -23,13 +23,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from checks.masking import mask_text
+from pipeline import outputs
 from pipeline.outputs.datadocs import localise
+from pipeline.rows.profile import CODED, KEY_FIELDS
+from pipeline.settings import Expectations
 
-KEY_FIELDS = ["applicant_name", "applicant_id_no", "applicant_phone", "branch",
-              "channel", "agent_code"]
-CODED = {"applicant_sex": "sex", "insured_sex": "sex", "applicant_id_type": "id_type", "insured_id_type": "id_type",
-         "channel": "channel"}
 
 
 @dataclass
@@ -45,39 +43,11 @@ class GateResult:
                 "results": self.results}
 
 
-MAX_DISTINCT = 1000  # coded values kept per column: a value set has a few dozen; the rest only adds failures
-
-
-def profile(checked: pd.DataFrame) -> dict:
-    """What the suite needs of one chunk's in-scope rows: missing key fields, coded values (masked
-    with mask_text: a shifted export puts identity numbers and phones into the sex column, and
-    the values a failed value set shows go into Data Docs, the manifest and the store)."""
-    values: dict[str, set] = {}
-    for column, kind in CODED.items():
-        if column in checked.columns:
-            seen = checked[column].dropna().astype(str).str.strip()
-            seen = seen.str.upper() if kind == "sex" else seen
-            distinct = [v for v in seen.unique()[:MAX_DISTINCT] if v]
-            kept = values.setdefault(kind, set())
-            kept.update(mask_text(v) for v in distinct[:max(0, MAX_DISTINCT - len(kept))])
-    return {"rows": len(checked), "values": values,
-            "nulls": {name: int(checked[name].isna().sum()) for name in KEY_FIELDS if name in checked.columns}}
-
-
-def merge_profiles(a: dict | None, b: dict) -> dict:
-    if a is None:
-        return b
-    values = {k: set(sorted(a["values"].get(k, set()) | b["values"].get(k, set()))[:MAX_DISTINCT])
-              for k in a["values"].keys() | b["values"]}
-    nulls = {k: a["nulls"].get(k, 0) + b["nulls"].get(k, 0) for k in a["nulls"].keys() | b["nulls"]}
-    return {"rows": a["rows"] + b["rows"], "values": values, "nulls": nulls}
-
-
 def aggregates(seen: dict, duplicate_rows: int, rows: dict, outcomes, history: list[dict],
-               cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+               cfg: Expectations) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(one row of night figures, distinct coded values, the volume reference) for the suite,
     from the night's merged `profile` and its count of repeated policy numbers."""
-    nights = int(cfg["volume"]["nights"])
+    nights = cfg.volume.nights
     earlier = [h["rows_read"] for h in history][-nights:]
     reference = statistics.median(earlier) if earlier else None
     n = max(seen["rows"], 1)
@@ -97,24 +67,24 @@ def aggregates(seen: dict, duplicate_rows: int, rows: dict, outcomes, history: l
     return pd.DataFrame([figures]), distinct, {"median_rows_read": reference, "nights": len(earlier)}
 
 
-def _suite(gx, figures: pd.DataFrame, distinct: pd.DataFrame, cfg: dict):
+def _suite(gx, figures: pd.DataFrame, distinct: pd.DataFrame, cfg: Expectations):
     """(name, expectation, frame) triples; names are what the config's `blocking` refers to."""
     E = gx.expectations
     out = []
-    vol = cfg["volume"]
-    out.append(("volume", E.ExpectColumnValuesToBeBetween(column="volume_ratio", min_value=float(vol["min_ratio"]),
-                                                          max_value=float(vol["max_ratio"])), "night"))
-    for name, limit in cfg["null_rates"].items():
+    vol = cfg.volume
+    out.append(("volume", E.ExpectColumnValuesToBeBetween(column="volume_ratio", min_value=vol.min_ratio,
+                                                          max_value=vol.max_ratio), "night"))
+    for name, limit in cfg.null_rates.items():
         if f"null_rate_{name}" in figures.columns:
             out.append((f"null_rate:{name}", E.ExpectColumnValuesToBeBetween(
                 column=f"null_rate_{name}", min_value=0.0, max_value=float(limit)), "night"))
     out.append(("unique_policy_no", E.ExpectColumnValuesToBeBetween(column="duplicate_policy_rows", min_value=0,
                                                                      max_value=0), "night"))
-    for kind, allowed in cfg["value_sets"].items():
+    for kind, allowed in cfg.value_sets.items():
         if kind in distinct.columns:
             out.append((f"value_set:{kind}", E.ExpectColumnDistinctValuesToBeInSet(
                 column=kind, value_set=[str(v) for v in allowed]), "values"))
-    limits = cfg["rule_failure_pct"]
+    limits = cfg.rule_failure_pct
     for column in figures.columns:
         if column.startswith("fail_pct_"):
             code = column[len("fail_pct_"):]
@@ -145,7 +115,7 @@ def import_gx():
     return gx
 
 
-def run_gate(figures: pd.DataFrame, distinct: pd.DataFrame, reference: dict, cfg: dict, out: Path) -> GateResult:
+def run_gate(figures: pd.DataFrame, distinct: pd.DataFrame, reference: dict, cfg: Expectations, out: Path) -> GateResult:
     import time
     started = time.perf_counter()
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no usage statistics leave the machine
@@ -168,7 +138,7 @@ def _run(gx, ProgressBarsConfig, figures, distinct, cfg, out, started) -> GateRe
     ctx.delete_data_docs_site("local_site")
     if scratch and Path(scratch).parent == Path(tempfile.gettempdir()):
         shutil.rmtree(scratch, ignore_errors=True)
-    docs = out / "data_docs"
+    docs = out / outputs.DATA_DOCS
     ctx.add_data_docs_site(site_name="custdq", site_config={
         "class_name": "SiteBuilder", "show_how_to_buttons": False,  # no tutorial footer, no walkthrough
         "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "show_how_to_buttons": False},
@@ -195,7 +165,7 @@ def _run(gx, ProgressBarsConfig, figures, distinct, cfg, out, started) -> GateRe
     if docs.is_dir():
         localise(docs)  # every page opens offline: vendored copies instead of CDNs, no marketing
     result = GateResult()
-    blocking = set(cfg["blocking"])
+    blocking = set(cfg.blocking)
     for validation in run.run_results.values():
         for r in validation.results:
             name = (r.expectation_config.meta or {}).get("custdq_name", r.expectation_config.type)

@@ -23,6 +23,10 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the host's own process starts without importing the library
+    from pipeline.settings import Settings
 
 ENV = {"GX_ANALYTICS_ENABLED": "false"}  # no usage statistics leave the machine
 
@@ -96,13 +100,13 @@ def early() -> GateHost | None:
     return _EARLY
 
 
-def start(cfg: dict) -> GateHost | None:
+def start(cfg: Settings) -> GateHost | None:
     """Tonight's host: the one `early` started, when the gate is on and this is the process's
     first night; None otherwise (the gate then runs in the night's process)."""
     global _EARLY, _SPENT
     host, _EARLY = _EARLY, None
     first, _SPENT = not _SPENT, True
-    if host is not None and (not first or not cfg["expectations"]["enabled"]
+    if host is not None and (not first or not cfg.expectations.enabled
                              or "great_expectations" in sys.modules):
         host.close()
         host = None

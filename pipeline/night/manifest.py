@@ -9,18 +9,16 @@ import datetime as dt
 import platform
 from importlib import metadata as md
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
 
 from pipeline import __version__, outputs, store
-from pipeline.night import alerts
-from pipeline.night import nights
-from pipeline.rows.chunks import per_worker, workers_of
+from pipeline.cases import nights
+from pipeline.cases.night import CaseUpdate
 from pipeline.clock import CHINA
-from pipeline.night.progress import peak_memory_mb
-
-if TYPE_CHECKING:
-    from pipeline.night.progress import Stages
-    from pipeline.night.run import Night
+from pipeline.night import alerts
+from pipeline.night.results import Checked, Gate, Items, Shared, TakenBack, Tonight, Written, outcomes
+from pipeline.progress import Stages, peak_memory_mb
 
 PACKAGES = ["pandas", "pandera", "pyarrow", "numpy", "openpyxl", "click", "chinesecalendar",
             "SQLAlchemy", "phonenumbers", "python-stdnum", "PyYAML", "scipy", "XlsxWriter", "great-expectations"]
@@ -36,50 +34,51 @@ def versions() -> dict[str, str]:
     return found
 
 
-def night_manifest(n: Night, conn) -> dict:
+def night_manifest(n: Tonight, conn: sa.Connection, checked: Checked, shared: Shared, items: Items,
+                   update: CaseUpdate, written: Written, gate: Gate | None, taken: TakenBack) -> dict:
     """Everything the night did, once its outputs are written (the store and dashboard stages
     follow; finish_manifest adds their timings)."""
     finished = dt.datetime.now(CHINA)
-    reading, tally, gate, cfg, spark = n.reading, n.tally, n.gate, n.cfg, n.spark
-    items = n.cases.listing
+    reading, listing, deadlines = checked.reading, update.listing, items.deadlines
     manifest = {
         "custdq_version": __version__,
         "business_date": n.date,
         "started_at": n.started.isoformat(timespec="seconds"),
         "finished_at": finished.isoformat(timespec="seconds"),
-        "inputs": [i.to_dict() for i in reading.inputs] + ([n.roster.manifest] if n.roster else []),
-        "rows": n.rows,
+        "inputs": [i.to_dict() for i in reading.inputs] + ([checked.roster.manifest] if checked.roster else []),
+        "rows": checked.rows,
         "rows_blank_skipped": sum(i.blank_rows for i in reading.inputs),
-        "quarantine_reasons": n.quarantine["reason"].str.replace(r"\d+ fields where", "N fields where", regex=True)
-                                                    .value_counts().to_dict(),
+        "quarantine_reasons": checked.quarantine["reason"].str.replace(r"\d+ fields where", "N fields where", regex=True)
+                                                          .value_counts().to_dict(),
         "optional_columns_absent": reading.absent_optional,
-        "coverage_term_unreadable_checked": tally.term_unreadable,
-        "chunks": {"rows_per_chunk": cfg["chunk_rows"], "chunks": tally.chunks} | ({} if spark is not None else {
-            "workers": workers_of(cfg), "rows_per_worker_chunk": per_worker(cfg["chunk_rows"], workers_of(cfg))}),
-        "engine": spark.describe() if spark is not None else {"name": "local"},
-        "rules": {o.rule_code: o.to_dict() for o in n.outcomes},
-        "contact_index": n.book.stats,
-        "worklists": {"folder": "worklists", "files": sum(map(len, n.worklist_files.values())),
-                      "branches": len(n.worklist_files), "rows": len(items)},
-        "findings_per_rule": {k: int(v) for k, v in n.fired["rule_code"].value_counts().sort_index().items()},
-        "open_items_per_rule": {k: int(v) for k, v in items["rule_code"].value_counts().sort_index().items()},
-        "findings_tonight": len(n.fired),
-        "rows_flagged": n.rows_flagged,
-        "replaced_earlier_run": n.replaced["manifest"] is not None,
-        "expectations": gate.to_dict() if gate else {"enabled": False},
-        "items": n.cases.counts,
+        "coverage_term_unreadable_checked": checked.term_unreadable,
+        "chunks": n.engine.chunking(checked.chunks),
+        "engine": n.engine.describe(),
+        "rules": {o.rule_code: o.to_dict() for o in outcomes(checked, shared)},
+        "contact_index": shared.stats,
+        "worklists": {"folder": outputs.WORKLISTS, "files": sum(map(len, written.worklist_files.values())),
+                      "branches": len(written.worklist_files), "rows": len(listing)},
+        "findings_per_rule": {k: int(v) for k, v in items.fired["rule_code"].value_counts().sort_index().items()},
+        "open_items_per_rule": {k: int(v) for k, v in listing["rule_code"].value_counts().sort_index().items()},
+        "findings_tonight": len(items.fired),
+        "rows_flagged": written.rows_flagged,
+        "replaced_earlier_run": taken.earlier_manifest is not None,
+        "expectations": gate.result.to_dict() if gate else {"enabled": False},
+        "items": update.counts,
         "deadlines": {
-            "list_due": n.deadlines.list_due.isoformat(), "channel_due": n.deadlines.channel_due.isoformat(),
-            "list_due_met": finished.date() <= n.deadlines.list_due, "provisional": n.deadlines.provisional,
-            "calendar_source": n.calendar.source, "calendar_years_uncovered": sorted(n.calendar.uncovered),
+            "list_due": deadlines.list_due.isoformat(), "channel_due": deadlines.channel_due.isoformat(),
+            "list_due_met": finished.date() <= deadlines.list_due, "provisional": deadlines.provisional,
+            "calendar_source": items.calendar.source, "calendar_years_uncovered": sorted(items.calendar.uncovered),
         },
         "case_store": store.shown_url(n.db),  # an SQLite file by its absolute path (outputs.refuse_foreign)
         "timings_seconds": n.stages.timings,
         "peak_memory_mb": peak_memory_mb(),
         "versions": versions(),
     }
-    said = alerts.night_warnings(manifest, gate.results if gate else [], n.reference if gate else {},
-                                 nights.same_inputs(conn, manifest["inputs"], n.date), n.warnings)
+    raised = ([alerts.recovered(list(n.recovered))] if n.recovered else []) + (
+        [alerts.rewound(taken.rewound)] if taken.rewound else [])
+    said = alerts.night_warnings(manifest, gate.result.results if gate else [], gate.reference if gate else {},
+                                 nights.same_inputs(conn, manifest["inputs"], n.date), raised)
     manifest["warnings"] = [a.en for a in said]  # the command line's, for operators and scripts (SPEC 7)
     manifest["warnings_zh"] = [a.zh for a in said]  # the dashboards' 运行提醒
     return manifest
@@ -93,4 +92,4 @@ def finish_manifest(manifest: dict, stages: Stages, out: Path) -> None:
     manifest["peak_memory_mb_after_stage"] = stages.peaks
     manifest["memory_mb_after_stage"] = stages.resident
     manifest["outputs"] = outputs.listing(out)  # what a complete night holds, to check a copy against
-    outputs.write_json(manifest, out / "manifest.json")
+    outputs.write_json(manifest, out / outputs.MANIFEST)

@@ -1,4 +1,9 @@
-"""The nightly job for business date T (SPEC 1 `custdq run`), stage by stage."""
+"""The nightly job for business date T (SPEC 1 `custdq run`), stage by stage.
+
+`_night` is the night, top to bottom: each stage is a function that takes what it needs and
+returns a frozen result (pipeline.night.results); the large working data of a stage (the
+chunks' findings, tonight's contact rows) is dropped by name once the next stage has used it.
+"""
 
 from __future__ import annotations
 
@@ -9,36 +14,43 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import sqlalchemy as sa
 
 from checks.arrays import isin_text
-from checks.catalogue import RULES
-from pipeline import config, outputs, store
-from pipeline.store import hashkey
-from pipeline.night import alerts, gatehost, nights
-from pipeline.book.detect import shared_night
+from pipeline import clock, outputs, settings, store
 from pipeline.book import database as index_db
+from pipeline.book.detect import shared_night
 from pipeline.book.rows import version_of
-from pipeline.rows.chunks import check_rows, first_rows, night_rules
-from pipeline.cases.night import reconcile, shared_keys
+from pipeline.book.tonight import NightContacts
+from pipeline.calendar import WorkCalendar
+from pipeline.cases import nights
+from pipeline.cases.night import CaseUpdate, reconcile, shared_keys
+from pipeline.clock import CHINA
+from pipeline.errors import InputError
+from pipeline.ingest.columns import EXTRACT_COLUMNS, alias_map
+from pipeline.ingest.roster import load_roster
+from pipeline.logs import count
+from pipeline.night import engines, gatehost
+from pipeline.night.expectations import aggregates, run_gate
+from pipeline.night.items import build, night_deadlines
+from pipeline.night.manifest import finish_manifest, night_manifest
+from pipeline.night.results import (Checked, Gate, GateInputs, Items, NightRequest, Shared, TakenBack, Tonight,
+                                    Written, outcomes)
 from pipeline.outputs.dashboard.dims import night_dims
 from pipeline.outputs.dashboard.page import write_dashboard
-from pipeline.night.manifest import finish_manifest, night_manifest
-from pipeline.night.expectations import aggregates, run_gate
-from pipeline.store.lock import store_lock
-from pipeline.calendar import WorkCalendar
-from pipeline import clock
-from pipeline.clock import CHINA
-from pipeline.ingest.columns import EXTRACT_COLUMNS, alias_map
-from pipeline.errors import InputError
-from pipeline.night.items import build, night_deadlines
-from pipeline.logs import count
-from pipeline.night.progress import Stages, release, use_system_allocator
-from pipeline.ingest.roster import load_roster
 from pipeline.outputs.worklists import write_worklists
+from pipeline.progress import Stages, release, use_system_allocator
+from pipeline.rows.chunks import first_rows, night_rules
+from pipeline.rows.engine import CheckJob
+from pipeline.store import hashkey
+from pipeline.store.lock import store_lock
+
+__all__ = ["NightRequest", "RunResult", "run_night"]
 
 log = logging.getLogger("custdq")
 STAGES = ["ingest", "normalise", "contract", "scope", "check", "shared", "items", "cases", "outputs", "expectations",
           "store", "dashboard"]
+
 
 @dataclass
 class RunResult:
@@ -65,76 +77,8 @@ class RunResult:
         return lines
 
 
-@dataclass(frozen=True)
-class NightRequest:
-    """What the operator asked for: `custdq run`'s arguments and options, as one object."""
-
-    extracts: list[str]
-    business_date: dt.date
-    out_dir: str | None = None
-    db: str | None = None
-    config_path: str | None = None
-    agents: str | None = None
-    engine: str = "local"
-    quiet: bool = False
-    rewind: bool = False
-    new_store: bool = False  # may start a new store where one near it holds nights (pipeline.store.guard)
-    allow_future: bool = False  # a business date after today (China time) is meant
-
-
-@dataclass
-class Night:
-    """One night's working state, handed from stage to stage (each stage below reads what the
-    ones before it left here and adds its own)."""
-
-    request: NightRequest
-    cfg: dict
-    key: bytes
-    engine_db: object  # the case store's SQLAlchemy engine
-    db: str  # its URL
-    stages: Stages
-    started: dt.datetime
-    out: Path = Path()  # the night's staging folder (published into --out when it succeeds)
-    spark: object | None = None  # pipeline.spark.night.SparkNight, or None for the local engine
-    index: index_db.IndexFile | None = None  # the contact index (pipeline.book.database), open for the night
-    created: store.Created | None = None  # what opening the store created (a failed first night removes it)
-    later: tuple = ()  # the later nights a --rewind takes back first
-    warnings: list[alerts.Alert] = field(default_factory=list)
-    # ingest and check
-    roster: object | None = None
-    reading: object | None = None
-    tally: object | None = None
-    sources: list[str] = field(default_factory=list)
-    quarantine: pd.DataFrame | None = None
-    checked: pd.DataFrame | None = None  # tonight's in-scope rows, their policy columns only
-    repeated: pd.Series | None = None  # a policy number's later records tonight
-    found_parts: list | None = None
-    outcomes: list = field(default_factory=list)
-    # shared, items, cases
-    book: object | None = None
-    replaced: dict = field(default_factory=dict)
-    calendar: WorkCalendar | None = None
-    deadlines: object | None = None
-    fired: pd.DataFrame | None = None
-    cases: object | None = None  # pipeline.cases.night.Night: the open list and its counts
-    rows: dict = field(default_factory=dict)
-    # outputs, expectations
-    worklist_files: dict = field(default_factory=dict)
-    dims: pd.DataFrame | None = None
-    rows_flagged: int = 0
-    gate: object | None = None
-    reference: dict = field(default_factory=dict)
-    gate_host: gatehost.GateHost | None = None  # the gate's own process, when it has one
-    gate_inputs: tuple = ()  # (figures, distinct values) the gate judges
-
-    @property
-    def date(self) -> str:
-        return self.request.business_date.isoformat()
-
-
 def run_night(request: NightRequest) -> RunResult:
-    if request.engine not in ("local", "spark"):
-        raise InputError(f"--engine {request.engine}: the engines are local and spark")
+    engines.check_name(request.engine)
     if not request.extracts:
         raise InputError("no extract file given")
     started = dt.datetime.now(CHINA)
@@ -143,7 +87,7 @@ def run_night(request: NightRequest) -> RunResult:
                          "a night of a later date would turn every real night before it into an older night, "
                          "refused until --rewind; nothing was done. Add --allow-future-date if you mean it")
     use_system_allocator()
-    cfg = config.load(request.config_path)
+    cfg = settings.load(request.config_path)  # every setting checked here: a bad one is exit 2 before any store
     out = Path(request.out_dir) if request.out_dir else Path("out") / request.business_date.isoformat()
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory")
@@ -151,232 +95,228 @@ def run_night(request: NightRequest) -> RunResult:
     stages = Stages(STAGES, quiet=request.quiet)
     log.info("business date %s, %d extract file(s), case store %s, output folder %s", request.business_date,
              len(request.extracts), store.safe_url(store.resolve(request.db, cfg)), out)
-    log.debug("settings: %s", {k: v for k, v in cfg.items() if k not in ("aliases", "placeholders")})
+    log.debug("settings: %s", cfg.model_dump(exclude={"aliases", "placeholders"}))
     engine_db, key, created = store.open_with_key(request.db, cfg, request.new_store, request.business_date)
     new_dirs = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)
     log.debug("hash key fingerprint %s", hashkey.fingerprint(key))
-    night = Night(request, cfg, key, engine_db, created.url, stages, started, created=created,
-                  gate_host=gatehost.start(cfg))  # Great Expectations' import starts on the other core
+    host = gatehost.start(cfg)  # Great Expectations' import starts on the other core
     try:
-        result = _locked_night(night, out)
+        result = _locked_night(request, cfg, key, engine_db, created, stages, started, out, host)
     except BaseException:
         created.remove(engine_db)  # a first night that failed leaves no store and no key behind
         if new_dirs is not None and new_dirs.is_dir() and not any(p.is_file() for p in new_dirs.rglob("*")):
             shutil.rmtree(new_dirs, ignore_errors=True)  # nor an empty output folder
         raise
     finally:
-        if night.gate_host is not None:
-            night.gate_host.close()
+        if host is not None:
+            host.close()
     result.created = created.notes()
     return result
 
 
-def _locked_night(night: Night, out: Path) -> RunResult:
+def _locked_night(request: NightRequest, cfg: settings.Settings, key: bytes, engine_db: sa.Engine,
+                  created: store.Created, stages: Stages, started: dt.datetime, out: Path,
+                  host: gatehost.GateHost | None) -> RunResult:
     """Under the writer lock: refuse an older night, run the night into a staging folder, and
     publish it into `out` only when it is complete."""
-    with store_lock(night.engine_db, "run", night.date, float(night.cfg["store"]["lock_wait_seconds"]),
-                    notify=night.stages.note), \
-            index_db.open_for(night.engine_db, night.db, night.cfg, night.key, create=True) as index:
-        night.index = index
-        if index.created and night.created is not None:
-            night.created.index = index.path
-        with night.engine_db.begin() as conn:  # a command killed between the two commits, taken back
-            recovered = nights.reconcile(conn, index)
-        if recovered:
-            night.warnings.append(alerts.recovered(recovered))
-        with night.engine_db.connect() as conn:  # an older night is refused before any work (SPEC 7)
-            night.later = tuple(nights.check_order(conn, night.date, night.request.rewind))
+    date = request.business_date.isoformat()
+    with store_lock(engine_db, "run", date, cfg.lock_wait, notify=stages.note), \
+            index_db.open_for(engine_db, created.url, cfg, key, create=True) as index:
+        if index.created:
+            created.index = index.path
+        with engine_db.begin() as conn:  # a command killed between the two commits, taken back
+            recovered = nights.recover(conn, index)
+        with engine_db.connect() as conn:  # an older night is refused before any work (SPEC 7)
+            later = nights.check_order(conn, date, request.rewind)
         out.mkdir(parents=True, exist_ok=True)
-        night.out = staging = outputs.staging_dir(out)
+        staging = outputs.staging_dir(out)
         try:
-            night.spark = _spark(night.request.engine, night.cfg)
+            engine = engines.engine_for(request.engine, cfg)
             try:
-                result = _night(night)
+                result = _night(Tonight(request, cfg, key, engine_db, created.url, index, engine, stages, staging,
+                                        started, tuple(recovered), tuple(later), host))
             finally:
-                if night.spark is not None:
-                    night.spark.close()
+                engine.close()
         except OSError as exc:
             raise InputError(f"--out {out}: cannot write the night's outputs ({exc.strerror or type(exc).__name__}); "
                              "nothing was changed: earlier outputs and the case store are as they were") from None
         finally:
-            if staging.exists() and not (staging / "manifest.json").exists():
+            if staging.exists() and not (staging / outputs.MANIFEST).exists():
                 outputs.discard(staging)
         outputs.publish(staging, out)  # the complete night replaces the old one, manifest.json last
         result.out_dir = out
         return result
 
 
-def _spark(engine: str, cfg: dict):
-    """The Spark side of the night (pipeline.spark), or None for the local engine."""
-    if engine != "spark":
-        return None
-    from pipeline.spark.night import SparkNight
-
-    return SparkNight(cfg)
-
-
-def _night(n: Night) -> RunResult:
-    """The night, stage by stage; everything it writes to the store is one transaction."""
-    read_and_check(n)
-    night_wide_rules(n)
-    with n.engine_db.begin() as conn:
-        n.index.begin()  # the index's transaction, committed just before the store's (pipeline.book.database)
-        shared_contacts(n, conn)
-        build_items(n)
-        update_cases(n, conn)
-        hand_to_gate(n)
-        write_outputs(n)
-        batch_expectations(n)
-        manifest = night_manifest(n, conn)
-        with n.stages.stage("store"):
-            store.record_run(conn, manifest)
-            store.record_dims(conn, n.date, n.dims)
-            if n.roster is not None:
-                store.record_agents(conn, n.date, n.roster.agents)
-            nights.keep_journals(conn, n.index, n.cfg["store"]["undo_nights"])
+def _night(n: Tonight) -> RunResult:
+    """The night, stage by stage; everything it writes to the store is one transaction (the
+    contact index's transaction commits just before the store's: pipeline.book.database)."""
+    checked, found, contacts = read_and_check(n)
+    with n.store.begin() as conn:
+        n.index.begin()
+        taken = take_back(n, conn)
+        shared, book_found = shared_contacts(n, conn, checked, contacts, taken)
+        del contacts  # tonight's contact rows are in the index now
+        items = build_items(n, found, book_found)
+        del found, book_found
+        update = update_cases(n, conn, checked, shared, items, taken)
+        items = items.narrowed()
+        gate_inputs = hand_to_gate(n, checked)
+        written = write_outputs(n, checked, items, update)
+        gate = batch_expectations(n, gate_inputs)
+        manifest = night_manifest(n, conn, checked, shared, items, update, written, gate, taken)
+        record(n, conn, checked, written, manifest)
         with n.stages.stage("dashboard"):  # inside the transaction: it sees tonight, and a failure undoes it
-            write_dashboard(conn, n.out / "dashboard.html", n.date, n.gate.docs if n.gate and n.gate.docs else None)
+            write_dashboard(conn, n.out / outputs.DASHBOARD, n.date, gate.result.docs if gate else None)
         finish_manifest(manifest, n.stages, n.out)
         n.index.commit(conn)
-    return RunResult(n.out, manifest, n.cases.listing, gate_failed=bool(n.gate and n.gate.blocking_failed))
+    return RunResult(n.out, manifest, update.listing, gate_failed=bool(gate and gate.blocking_failed))
 
 
-def read_and_check(n: Night) -> None:
+def read_and_check(n: Tonight) -> tuple[Checked, list[pd.DataFrame], NightContacts]:
     """ingest .. check: the roster, then every row read, normalised, held to the contract,
-    scoped and checked by the row rules, chunk by chunk (pipeline.rows.chunks, or Spark tasks)."""
-    mapping = alias_map(EXTRACT_COLUMNS, n.cfg["aliases"])
+    scoped and checked by the row rules, chunk by chunk (the engine: pipeline.rows.engine); then
+    the rules over the whole night's policy numbers. Returns the result, the findings and
+    tonight's contact rows (each policy's first record's). Every row read is accounted for, or
+    the night stops."""
+    mapping = alias_map(EXTRACT_COLUMNS, n.cfg.aliases)
     with n.stages.stage("ingest"):
-        n.roster = load_roster(n.request.agents, n.cfg) if n.request.agents else None
-    if n.roster:
-        log.info("agent roster: %s agents", count(len(n.roster.agents)))
-    version = version_of(n.date, "night")
-    check = n.spark.check_rows if n.spark is not None else check_rows
-    n.reading, n.tally = check(n.request.extracts, mapping, n.request.business_date, n.cfg,
-                               n.roster.agents if n.roster else None, n.key, version, n.stages)
-    for i in n.reading.inputs:
+        roster = load_roster(n.request.agents, n.cfg) if n.request.agents else None
+    if roster:
+        log.info("agent roster: %s agents", count(len(roster.agents)))
+    job = CheckJob(n.request.business_date, n.cfg, roster.agents if roster else None, n.key,
+                   version_of(n.date, "night"))
+    reading, tally = n.engine.check_rows(n.request.extracts, mapping, job, n.stages)
+    for i in reading.inputs:
         log.info("read %s: %s, encoding %s, %s records, %s malformed, %s blank lines, reader %s", i.path, i.format,
                  i.encoding, count(i.rows), count(i.malformed_rows), count(i.blank_rows), i.reader)
-    n.sources = [i.path for i in n.reading.inputs]
-    n.quarantine = pd.concat([n.reading.quarantine, *n.tally.quarantined], ignore_index=True)
-    log.info("scope: %s in scope, %s out of scope, %s quarantined", count(n.tally.in_scope),
-             count(n.tally.out_of_scope), count(len(n.quarantine)))
-
-
-def night_wide_rules(n: Night) -> None:
-    """check (continued): the rules over the whole night's policy numbers; tonight's contact rows
-    narrowed to each policy's first record."""
+    sources = [i.path for i in reading.inputs]
+    quarantine = pd.concat([reading.quarantine, *tally.quarantined], ignore_index=True)
+    log.info("scope: %s in scope, %s out of scope, %s quarantined", count(tally.in_scope),
+             count(tally.out_of_scope), count(len(quarantine)))
+    rows = {"rows_read": sum(i.rows for i in reading.inputs), "rows_in_scope": tally.in_scope,
+            "rows_out_of_scope": tally.out_of_scope, "rows_quarantined": len(quarantine)}
+    if rows["rows_read"] != rows["rows_in_scope"] + rows["rows_out_of_scope"] + rows["rows_quarantined"]:
+        raise RuntimeError("row reconciliation failed: a row was lost (bug)")
     with n.stages.stage("check"):
-        n.checked = n.tally.policy_frame()
-        n.found_parts, n.outcomes = night_rules(n.checked, n.tally, n.request.business_date, n.cfg, n.sources)
-        n.tally.found = []
-        n.repeated = n.checked["policy_no"].duplicated()
-        n.tally.contacts.keep_first(first_rows(n.checked, n.repeated))
+        policies = tally.policy_frame()
+        found, outcomes = night_rules(policies, tally, n.request.business_date, n.cfg, sources)
+        repeated = policies["policy_no"].duplicated()
+        contacts = tally.contacts
+        if contacts is None:
+            raise RuntimeError("a night's tally holds no contact rows (bug)")
+        contacts.keep_first(first_rows(policies, repeated))
+    checked = Checked(reading, roster, sources, quarantine, policies, repeated, outcomes, rows,
+                      tally.seen or {}, tally.term_unreadable, tally.chunks, tally.contact_seconds)
+    return checked, found, contacts
 
 
-def shared_contacts(n: Night, conn) -> None:
-    """shared: a rewind's later nights and any earlier run of tonight taken back (SPEC 7), then
-    PHONE_SHARED / BANK_SHARED against the book, tonight's rows written into the index."""
+def take_back(n: Tonight, conn: sa.Connection) -> TakenBack:
+    """shared (first): a rewind's later nights and any earlier run of tonight taken back (SPEC 7)."""
     with n.stages.stage("shared"):
         rewound = nights.rewind(conn, n.index, list(n.later), n.date, clock.stamp()) if n.later else []
-        if rewound:
-            n.warnings.append(alerts.rewound(rewound))
-        n.replaced = nights.take_back(conn, n.date, n.index)
-        tonight = n.tally.contacts
+        replaced = nights.take_back(conn, n.date, n.index)
+    return TakenBack(rewound, replaced["contact_rows_taken_back"], replaced["run_events_taken_back"],
+                     replaced["manifest"])
+
+
+def shared_contacts(n: Tonight, conn: sa.Connection, checked: Checked, contacts: NightContacts,
+                    taken: TakenBack) -> tuple[Shared, pd.DataFrame | None]:
+    """shared: PHONE_SHARED / BANK_SHARED against the book, tonight's rows written into the
+    index (`contacts` is closed: its memory and file go back). Returns the result and the book's
+    findings."""
+    with n.stages.stage("shared"):
         labels = {c.name: c.label for c in EXTRACT_COLUMNS}
-        book = shared_night(n.index, tonight, n.checked, labels, n.request.business_date, n.cfg, n.sources,
-                            n.tally.contact_seconds, shared_keys(conn), n.spark.crowded if n.spark is not None else None)
-        tonight.close()  # tonight's contact rows are in the index now: their memory and file go back
-        del tonight
-        n.tally.contacts = None
+        book = shared_night(n.index, contacts, checked.policies, labels, n.request.business_date, n.cfg,
+                            checked.sources, checked.contact_seconds, shared_keys(conn), n.engine.crowded)
+        contacts.close()
         release()
-        book.stats["rows_taken_back"] = n.replaced["contact_rows_taken_back"]
-        order = {code: i for i, code in enumerate(RULES)}
-        n.outcomes = sorted(n.outcomes + book.outcomes, key=lambda o: order[o.rule_code])
-        n.book = book
         log.info("shared contacts: %s", {k: v for k, v in book.stats.items() if not isinstance(v, dict)})
-    for o in n.outcomes:
-        log.info("rule %s: %s, %s rows failed, %s findings, %.3f s", o.rule_code, o.status,
-                 count(o.rows_failed or 0), count(o.findings or 0), o.seconds or 0.0)
+    return Shared(book.outcomes, {**book.stats, "rows_taken_back": taken.contact_rows}, book.judged), book.found
 
 
-def build_items(n: Night) -> None:
+def build_items(n: Tonight, found: list[pd.DataFrame], book_found: pd.DataFrame | None) -> Items:
     """items: tonight's findings as items with stable ids and deadlines (SPEC 4)."""
     with n.stages.stage("items"):
-        n.calendar = WorkCalendar(n.cfg["calendar"]["years"])
-        n.deadlines = night_deadlines(n.request.business_date, n.calendar, n.cfg)
-        n.fired = build(n.found_parts, n.request.business_date, n.deadlines, n.cfg, n.book.found)
-        n.found_parts = None
-        n.book.found = None
-        n.fired["value_key"] = value_keys(n.fired, n.key)
+        calendar = WorkCalendar(n.cfg.calendar.years)
+        deadlines = night_deadlines(n.request.business_date, calendar, n.cfg)
+        fired = build(found, n.request.business_date, deadlines, n.cfg, book_found)
+        fired["value_key"] = value_keys(fired, n.key)
+    return Items(fired, deadlines, calendar)
 
 
-def update_cases(n: Night, conn) -> None:
-    """cases: the lifecycle (SPEC 6): new, carried, reopened, resolved items; the open list.
-    Then every row read is accounted for, or the night stops."""
+def update_cases(n: Tonight, conn: sa.Connection, checked: Checked, shared: Shared, items: Items,
+                 taken: TakenBack) -> CaseUpdate:
+    """cases: the lifecycle (SPEC 6): new, carried, reopened, resolved items; the open list."""
     with n.stages.stage("cases"):
-        n.cases = reconcile(conn, n.fired, n.request.business_date,
-                            dt.datetime.now(CHINA).isoformat(timespec="seconds"),
-                            pd.Index(n.checked["policy_no"].unique()),
-                            {o.rule_code for o in n.outcomes if o.status == "ok"}, n.book.judged,
-                            n.replaced["run_events_taken_back"])
-        n.fired = n.fired[["policy_no", "rule_code"]]  # all the later stages read of tonight's findings
+        ran = {o.rule_code for o in outcomes(checked, shared) if o.status == "ok"}
+        update = reconcile(conn, items.fired, n.request.business_date,
+                           dt.datetime.now(CHINA).isoformat(timespec="seconds"),
+                           pd.Index(checked.policies["policy_no"].unique()), ran, shared.judged, taken.run_events)
         store.refresh_statistics(conn)
-        log.info("items: %s", ", ".join(f"{k} {count(v)}" for k, v in n.cases.counts.items()))
-    n.rows = {
-        "rows_read": sum(i.rows for i in n.reading.inputs),
-        "rows_in_scope": n.tally.in_scope,
-        "rows_out_of_scope": n.tally.out_of_scope,
-        "rows_quarantined": len(n.quarantine),
-    }
-    if n.rows["rows_read"] != n.rows["rows_in_scope"] + n.rows["rows_out_of_scope"] + n.rows["rows_quarantined"]:
-        raise RuntimeError("row reconciliation failed: a row was lost (bug)")
+        log.info("items: %s", ", ".join(f"{k} {count(v)}" for k, v in update.counts.items()))
+    for o in outcomes(checked, shared):
+        log.info("rule %s: %s, %s rows failed, %s findings, %.3f s", o.rule_code, o.status,
+                 count(o.rows_failed or 0), count(o.findings or 0), o.seconds or 0.0)
+    return update
 
 
-def write_outputs(n: Night) -> None:
-    """outputs: items.csv/.parquet, quarantine.csv, the worklists, the dashboard's figures."""
-    items = n.cases.listing
-    with n.stages.stage("outputs"):
-        outputs.write_items(items, n.out)
-        outputs.write_quarantine(n.quarantine, n.out)
-        n.worklist_files = write_worklists(items, n.out)
-        n.dims = night_dims(n.checked, n.fired, ~n.repeated.to_numpy())  # per branch/channel/agent
-        flagged = pd.Index(n.fired["policy_no"].astype("str").unique())
-        n.rows_flagged = int(isin_text(n.checked["policy_no"], flagged).sum()) if len(n.fired) else 0
-        log.info("outputs: %s items listed, %s worklist files, %s quarantined rows", count(len(items)),
-                 count(sum(map(len, n.worklist_files.values()))), count(len(n.quarantine)))
-
-
-def hand_to_gate(n: Night) -> None:
+def hand_to_gate(n: Tonight, checked: Checked) -> GateInputs | None:
     """The night's aggregates, for the gate: handed to its own process (gatehost), which judges
-    them while the night writes its outputs."""
-    if not n.cfg["expectations"]["enabled"]:
-        return
-    history = [h for h in store.run_history(n.engine_db) if h["business_date"] < n.date]
-    figures, distinct, n.reference = aggregates(n.tally.seen, int(n.repeated.sum()), n.rows, n.outcomes, history,
-                                                n.cfg["expectations"])
-    n.gate_inputs = (figures, distinct)
+    them while the night writes its outputs. None when the gate is off."""
+    if not n.cfg.expectations.enabled:
+        return None
+    history = [h for h in store.run_history(n.store) if h["business_date"] < n.date]
+    figures, distinct, reference = aggregates(checked.seen, int(checked.repeated.sum()), checked.rows,
+                                              checked.outcomes, history, n.cfg.expectations)
     if n.gate_host is not None:
-        n.gate_host.send(figures, distinct, n.reference, n.cfg["expectations"], str(n.out))
+        n.gate_host.send(figures, distinct, reference, n.cfg.expectations, str(n.out))
+    return GateInputs(figures, distinct, reference)
 
 
-def batch_expectations(n: Night) -> None:
+def write_outputs(n: Tonight, checked: Checked, items: Items, update: CaseUpdate) -> Written:
+    """outputs: items.csv/.parquet, quarantine.csv, the worklists, the dashboard's figures."""
+    listing = update.listing
+    with n.stages.stage("outputs"):
+        outputs.write_items(listing, n.out)
+        outputs.write_quarantine(checked.quarantine, n.out)
+        files = write_worklists(listing, n.out)
+        dims = night_dims(checked.policies, items.fired, ~checked.repeated.to_numpy())  # per branch/channel/agent
+        flagged = pd.Index(items.fired["policy_no"].astype("str").unique())
+        rows_flagged = int(isin_text(checked.policies["policy_no"], flagged).sum()) if len(items.fired) else 0
+        log.info("outputs: %s items listed, %s worklist files, %s quarantined rows", count(len(listing)),
+                 count(sum(map(len, files.values()))), count(len(checked.quarantine)))
+    return Written(files, dims, rows_flagged)
+
+
+def batch_expectations(n: Tonight, inputs: GateInputs | None) -> Gate | None:
     """expectations: the Great Expectations gate's answer (its own process's, or run here when it
-    has none or it failed), Data Docs."""
-    if not n.cfg["expectations"]["enabled"]:
-        return
+    has none or it failed), Data Docs. None when the gate is off."""
+    if inputs is None:
+        return None
     with n.stages.stage("expectations"):
-        gate = n.gate_host.result() if n.gate_host is not None else None
-        if gate is None:
+        result = n.gate_host.result() if n.gate_host is not None else None
+        if result is None:
             if n.gate_host is not None:  # (a log line: the night's results are the same either way)
                 log.info("expectations: the gate's own process gave no answer; the gate runs in this one")
-            figures, distinct = n.gate_inputs
-            gate = run_gate(figures, distinct, n.reference, n.cfg["expectations"], n.out)
-        n.gate = gate
-        outputs.write_json({"reference": n.reference, **gate.to_dict()}, n.out / "expectations.json")
-        log.info("expectations: %d evaluated, %d failed, blocking failed: %s", len(gate.results),
-                 sum(not r["success"] for r in gate.results), gate.blocking_failed or "none")
-        if gate.blocking_failed:
-            n.stages.note(f"blocking expectations failed: {', '.join(gate.blocking_failed)}")
+            result = run_gate(inputs.figures, inputs.distinct, inputs.reference, n.cfg.expectations, n.out)
+        outputs.write_json({"reference": inputs.reference, **result.to_dict()}, n.out / outputs.EXPECTATIONS)
+        log.info("expectations: %d evaluated, %d failed, blocking failed: %s", len(result.results),
+                 sum(not r["success"] for r in result.results), result.blocking_failed or "none")
+        if result.blocking_failed:
+            n.stages.note(f"blocking expectations failed: {', '.join(result.blocking_failed)}")
+    return Gate(result, inputs.reference)
+
+
+def record(n: Tonight, conn: sa.Connection, checked: Checked, written: Written, manifest: dict) -> None:
+    """store: the night's run row, its per-branch figures, the roster's agents; the undo journals
+    kept for the last `store.undo_nights` nights."""
+    with n.stages.stage("store"):
+        store.record_run(conn, manifest)
+        store.record_dims(conn, n.date, written.dims)
+        if checked.roster is not None:
+            store.record_agents(conn, n.date, checked.roster.agents)
+        nights.keep_journals(conn, n.index, n.cfg.store.undo_nights)
 
 
 def value_keys(fired: pd.DataFrame, key: bytes) -> pd.Series:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,7 +27,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.night.items import DATE_FIELDS, ITEM_COLUMNS
+from pipeline.cases.listing import COLUMNS as LISTED, HEADERS as LISTED_HEADERS, displayed
+from pipeline.files import atomic_write
+from pipeline.cases.items import DATE_FIELDS, ITEM_COLUMNS
+
+# The files and folders of a night's output folder (SPEC 5), named here once. manifest.json is
+# written last: its presence marks a complete night.
+MANIFEST = "manifest.json"
+ITEMS_CSV, ITEMS_PARQUET, QUARANTINE = "items.csv", "items.parquet", "quarantine.csv"
+DASHBOARD, EXPECTATIONS = "dashboard.html", "expectations.json"
+WORKLISTS, DATA_DOCS = "worklists", "data_docs"
 
 # A cell a person may open in a spreadsheet never starts a formula (OWASP CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -48,7 +56,7 @@ def refuse_foreign(out: Path, url: str) -> None:
     from pipeline.errors import InputError
 
     try:
-        before = json.loads((out / "manifest.json").read_text(encoding="utf-8")).get("case_store")
+        before = json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("case_store")
     except (OSError, ValueError, AttributeError):
         return
     if not before or before in (store.safe_url(url), store.shown_url(url)):
@@ -76,8 +84,8 @@ def publish(staging: Path, out: Path) -> None:
     night). The previous manifest.json goes first: while files of two nights are side by side
     there is no manifest, and a present manifest lists (with checksums) exactly the files of its
     night. Nothing is written here, so a full disk cannot stop it half way."""
-    entries = sorted(staging.iterdir(), key=lambda p: p.name == "manifest.json")
-    (out / "manifest.json").unlink(missing_ok=True)
+    entries = sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST)
+    (out / MANIFEST).unlink(missing_ok=True)
     for entry in entries:
         target = out / entry.name
         if entry.is_dir():
@@ -99,19 +107,6 @@ def listing(folder: Path) -> dict[str, dict]:
 
     return {path.relative_to(folder).as_posix(): {"bytes": path.stat().st_size, "sha256": sha256_of(path)}
             for path in sorted(p for p in folder.rglob("*") if p.is_file())}
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def text_bytes(arr) -> tuple[pa.Array, np.ndarray, np.ndarray]:
@@ -205,15 +200,15 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 def write_items(items: pd.DataFrame, out: Path) -> None:
     table = pa.Table.from_pandas(items[ITEM_COLUMNS], preserve_index=False)  # what to_parquet(index=False) writes
     with ThreadPoolExecutor(1) as pool:  # the Parquet file meanwhile, from the table alone
-        parquet = pool.submit(atomic_write, out / "items.parquet", lambda p: pq.write_table(table, p, compression="snappy"))
-        atomic_write(out / "items.csv", lambda p: write_csv(items_for_csv(items), p))
+        parquet = pool.submit(atomic_write, out / ITEMS_PARQUET, lambda p: pq.write_table(table, p, compression="snappy"))
+        atomic_write(out / ITEMS_CSV, lambda p: write_csv(items_for_csv(items), p))
         parquet.result()
 
 
 def write_quarantine(quarantine: pd.DataFrame, out: Path) -> None:
     q = quarantine.copy()
     q["policy_no"] = defuse(q["policy_no"].astype("str"))
-    atomic_write(out / "quarantine.csv", lambda p: write_csv(q, p))
+    atomic_write(out / QUARANTINE, lambda p: write_csv(q, p))
 
 
 def write_json(data: dict, path: Path) -> None:
@@ -223,3 +218,20 @@ def write_json(data: dict, path: Path) -> None:
         p.write_text(text + "\n", encoding="utf-8")
 
     atomic_write(path, write)
+
+
+def write_rejects(frame: pd.DataFrame, path: str | Path) -> None:
+    """`cases import --rejects-out`: the rejected rows as CSV (UTF-8 with a BOM, the item ids
+    defused for spreadsheets)."""
+    frame = frame.assign(item_id=defuse(frame["item_id"].astype("str")))
+    atomic_write(Path(path), lambda p: frame.to_csv(p, index=False, encoding="utf-8-sig"))
+
+
+def open_items_csv(t: pd.DataFrame, limit: int | None = None) -> str:
+    """The open items as CSV (the first `limit` rows, or all) as the table shows them: its Chinese
+    headers, roles and rules by name, a UTF-8 byte-order mark first (Excel then reads the Chinese
+    right), ids and names defused for spreadsheets."""
+    out = displayed(t.head(limit) if limit else t)
+    for col in ("item_id", "branch", "channel", "policy_no"):
+        out[col] = defuse(out[col].astype("str"))
+    return "\ufeff" + out[LISTED].rename(columns=LISTED_HEADERS).to_csv(index=False)

@@ -44,14 +44,12 @@ import pyarrow.compute as pc
 
 from checks.catalogue import RULES
 from checks.shared import foreign_masked
-from pipeline.outputs.labels import ROLE_NAMES, SEVERITY_NAMES, STATUS_NAMES
-from pipeline.outputs import worklist_file
+from pipeline.cases.labels import RESULTS, STATES, ROLE_NAMES, SEVERITY_NAMES, STATUS_NAMES
+from pipeline.outputs import WORKLISTS, worklist_file
 from pipeline.outputs import text_bytes
 from pipeline.outputs.worklist_file import NOT_XML, col_name
 
 REOPENED = STATUS_NAMES["reopened"]  # 状态 of an item whose `reopen_reason` is set (a correction that did not happen)
-STATES = ["未处理", "处理中", "已完成"]  # 处理状态 (SPEC 5)
-RESULTS = ["已更正", "核实无误", "虚假资料", "无法联系"]  # 处理结果 (SPEC 5)
 # (header, item column or None for a column the teams fill in, width in characters)
 COLUMNS = [
     ("问题件编号", "item_id", 20), ("保单号", "policy_no", 18), ("角色", "role", 8), ("规则代码", "rule_code", 20),
@@ -355,7 +353,7 @@ def write_worklists(items: pd.DataFrame, out: Path) -> dict[str, list[str]]:
     """worklists/<branch>.xlsx for every branch with items; returns branch -> its file names.
     A branch's file shows other branches' policy numbers in shared-contact evidence masked."""
     items = branch_evidence(items)
-    target = out / "worklists"
+    target = out / WORKLISTS
     staging = out / f".worklists.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

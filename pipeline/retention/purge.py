@@ -17,7 +17,7 @@ import json
 import sqlalchemy as sa
 
 from pipeline import clock
-from pipeline.night.nights import reconcile
+from pipeline.cases.nights import recover
 from pipeline.retention import contacts, plan
 from pipeline.retention.policy import Cutoffs, Policy
 from pipeline.store import hashkey
@@ -65,7 +65,7 @@ def purge(engine: sa.Engine, policy: Policy, c: Cutoffs, by: str, key: bytes, wa
 def _purge(engine: sa.Engine, index, policy: Policy, c: Cutoffs, by: str, key: bytes) -> dict:
     if index is not None:
         with engine.begin() as conn:
-            reconcile(conn, index)
+            recover(conn, index)
     with engine.begin() as conn:
         if engine.dialect.name == "sqlite":  # deleted cells zeroed whatever SQLite was built with
             conn.exec_driver_sql("PRAGMA secure_delete=ON")

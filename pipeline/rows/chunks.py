@@ -21,6 +21,7 @@ from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -31,15 +32,19 @@ from checks.catalogue import NIGHT_RULES, ROW_RULES
 from pipeline.ingest import contract
 from pipeline.book.rows import contact_rows
 from pipeline.book.tonight import NightContacts, Packed, pack
-from pipeline.rows.engine import Outcome, context, merge_outcomes, run_rules
-from pipeline.errors import ConfigError, CustdqError
-from pipeline.night.expectations import merge_profiles, profile
+from pipeline.rules import Outcome, context, merge_outcomes, run_rules
+from pipeline.errors import CustdqError
+from pipeline.rows.profile import merge_profiles, profile
 from pipeline.ingest import FastPathLost, Reading, iter_extract
-from pipeline.night.items import rows_of
+from pipeline.rows.findings import rows_of
 from pipeline.logs import count
 from pipeline.rows.normalise import normalise
-from pipeline.night.progress import Stages, release
+from pipeline.progress import Stages, release
 from pipeline.rows.scope import split
+
+if TYPE_CHECKING:
+    from pipeline.rows.engine import CheckJob
+    from pipeline.settings import Settings
 
 log = logging.getLogger("custdq")
 POLICY_COLUMNS = ["policy_no", "branch", "channel", "agent_code", "receipt_date_dt", "_file", "_line"]
@@ -63,6 +68,11 @@ class Tally:
     night: dict = field(default_factory=dict)  # RuleContext.night: roster analyses, made once
     chunks: int = 0
     keeps_findings: bool = True  # a book load judges no items: it keeps no findings
+
+    @classmethod
+    def for_job(cls, job: CheckJob) -> Tally:
+        """An empty tally for the chunks of `job` (a book load keeps no findings and no digests)."""
+        return cls(contacts=NightContacts(job.version, digests=not job.book_load), keeps_findings=not job.book_load)
 
     def take(self, result: ChunkResult) -> None:
         """One chunk's results (chunks are taken in the order of the night's rows)."""
@@ -108,25 +118,16 @@ class Tally:
         return out[POLICY_COLUMNS]
 
 
-def check_rows(extracts: list[str], mapping: dict[str, str], business_date: dt.date, cfg: dict,
-               agents: pd.DataFrame | None, key: bytes, version: str, stages,
-               book_load: bool = False) -> tuple[Reading, Tally]:
+def check_rows(extracts: list[str], mapping: dict[str, str], job: CheckJob, stages: Stages) -> tuple[Reading, Tally]:
     """Read and check every row of the night; a file the fast reader gives up on half-way makes
     the whole night read again with the exact reader (nothing is kept of the first pass). A
-    `book_load` keeps no findings and needs no expectations."""
-    chunk_rows = per_worker(chunk_size(cfg), workers_of(cfg))
+    book load (`job.book_load`) keeps no findings and needs no expectations."""
+    chunk_rows = per_worker(job.cfg.chunk_rows, job.cfg.worker_processes)
     try:
-        return _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, chunk_rows, True, book_load)
+        return _pass(extracts, mapping, job, stages, chunk_rows, True)
     except FastPathLost:
         stages.note("an extract file needs the exact reader part-way through: reading the night again")
-        return _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, chunk_rows, False, book_load)
-
-
-def chunk_size(cfg: dict) -> int:
-    chunk_rows = cfg["chunk_rows"]
-    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
-        raise ConfigError(f"chunk_rows: must be a whole number of rows, at least 1 (got {chunk_rows!r})")
-    return chunk_rows
+        return _pass(extracts, mapping, job, stages, chunk_rows, False)
 
 
 def per_worker(chunk_rows: int, workers: int) -> int:
@@ -137,22 +138,12 @@ def per_worker(chunk_rows: int, workers: int) -> int:
     return chunk_rows if workers < 2 else max(1, -(-chunk_rows // (2 * workers)))
 
 
-def workers_of(cfg: dict) -> int:
-    """`workers`: processes checking chunks side by side (null: one per core)."""
-    n = cfg.get("workers")
-    if n is None:
-        return max(1, os.cpu_count() or 1)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ConfigError(f"workers: must be a whole number of processes, at least 1, or null (got {n!r})")
-    return n
-
-
-def _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, chunk_rows, fast, book_load=False):
-    reading, tally = Reading(), Tally(contacts=NightContacts(version, digests=not book_load),
-                                      keeps_findings=not book_load)
+def _pass(extracts: list[str], mapping: dict[str, str], job: CheckJob, stages: Stages, chunk_rows: int,
+          fast: bool) -> tuple[Reading, Tally]:
+    reading, tally = Reading(), Tally.for_job(job)
     parts = iter_extract(extracts, mapping, reading, chunk_rows, fast)
-    workers = workers_of(cfg)
-    pool = Workers(workers, (business_date, cfg, agents, key, version)) if workers > 1 else None
+    workers = job.cfg.worker_processes
+    pool = Workers(workers, job) if workers > 1 else None
     rows = 0
     try:
         while True:
@@ -162,7 +153,7 @@ def _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, c
                 break
             sources = [i.path for i in reading.inputs]
             if pool is None:
-                check_here(raw, sources, business_date, cfg, agents, key, version, stages, tally)
+                check_here(raw, sources, job, stages, tally)
             else:
                 pool.submit(raw, sources)
             rows += len(raw)
@@ -179,8 +170,7 @@ def _pass(extracts, mapping, business_date, cfg, agents, key, version, stages, c
         if pool is not None:
             pool.close()
     if not tally.policies:  # no file held a record: one empty chunk keeps every table's columns
-        check_here(empty_raw(reading), [i.path for i in reading.inputs], business_date, cfg, agents, key, version,
-               stages, tally)
+        check_here(empty_raw(reading), [i.path for i in reading.inputs], job, stages, tally)
     return reading, tally
 
 
@@ -209,8 +199,10 @@ class ChunkResult:
     contact_seconds: float
 
 
-def check_chunk(raw, sources, business_date, cfg, agents, key, version, stages, night: dict) -> ChunkResult:
-    """The row-level stages of one chunk (`raw`, indexed by its rows' places in the night)."""
+def check_chunk(raw: pd.DataFrame, sources: list[str], job: CheckJob, stages: Stages, night: dict) -> ChunkResult:
+    """The row-level stages of one chunk (`raw`, indexed by its rows' places in the night);
+    `night`: the RuleContext's analyses kept from chunk to chunk in this process."""
+    business_date, cfg = job.business_date, job.cfg
     with stages.stage("normalise"):
         frame = normalise(raw, cfg)
     with stages.stage("contract"):
@@ -218,7 +210,7 @@ def check_chunk(raw, sources, business_date, cfg, agents, key, version, stages, 
     with stages.stage("scope"):
         sp = split(frame, sources, cfg, business_date)
     with stages.stage("check"):
-        ctx = context(business_date, raw, cfg, agents, night)
+        ctx = context(business_date, raw, cfg, job.agents, night)
         checked = frame[sp.in_scope]  # one object: analyses cached on ctx are shared by the stages
         found, outcomes = run_rules(checked, ctx, cfg, ROW_RULES)
         found = rows_of(found, frame, sources)
@@ -226,22 +218,22 @@ def check_chunk(raw, sources, business_date, cfg, agents, key, version, stages, 
         seen = profile(checked)
     with stages.stage("shared"):
         started = time.perf_counter()
-        contacts = pack(contact_rows(checked, ctx, key, version))
+        contacts = pack(contact_rows(checked, ctx, job.key, job.version))
         seconds = time.perf_counter() - started
     return ChunkResult(found, outcomes, policies, seen, sp.quarantined,
                        int(sp.in_scope.sum()), int(sp.out_of_scope.sum()), sp.term_unreadable, contacts, seconds)
 
 
-def check_here(raw, sources, business_date, cfg, agents, key, version, stages, tally: Tally) -> None:
+def check_here(raw: pd.DataFrame, sources: list[str], job: CheckJob, stages: Stages, tally: Tally) -> None:
     """One chunk checked in this process, its results into `tally`."""
-    tally.take(check_chunk(raw, sources, business_date, cfg, agents, key, version, stages, tally.night))
+    tally.take(check_chunk(raw, sources, job, stages, tally.night))
 
 
-_JOB: tuple = ()  # in a chunk worker: (business_date, cfg, agents, key, version)
+_JOB: CheckJob | None = None  # in a chunk worker: the night's job, handed over once when it starts
 _NIGHT: dict = {}  # in a chunk worker: its RuleContext.night (roster analyses, made once per worker)
 
 
-def _start_worker(parent: int, job: tuple) -> None:
+def _start_worker(parent: int, job: CheckJob) -> None:
     from pipeline import children
     from pipeline.store.lock import close_inherited
 
@@ -254,8 +246,9 @@ def _start_worker(parent: int, job: tuple) -> None:
 
 def _check_in_worker(raw: pd.DataFrame, sources: list[str]) -> tuple[ChunkResult, dict]:
     stages = Stages([], quiet=True)
-    business_date, cfg, agents, key, version = _JOB
-    result = check_chunk(raw, sources, business_date, cfg, agents, key, version, stages, _NIGHT)
+    if _JOB is None:
+        raise RuntimeError("a chunk worker was given a chunk before its job (bug)")
+    result = check_chunk(raw, sources, _JOB, stages, _NIGHT)
     release()
     return result, stages.timings
 
@@ -282,7 +275,7 @@ class Workers:
     A main process that dies takes its workers with it (pipeline.children: they are forked here,
     by the thread that runs the night and closes the pool)."""
 
-    def __init__(self, n: int, job: tuple):
+    def __init__(self, n: int, job: CheckJob):
         before = set(multiprocessing.active_children())
         self.pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"),
                                         initializer=_start_worker, initargs=(os.getpid(), job))
@@ -337,7 +330,7 @@ class Workers:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def night_rules(policies: pd.DataFrame, tally: Tally, business_date: dt.date, cfg: dict, sources: list[str]
+def night_rules(policies: pd.DataFrame, tally: Tally, business_date: dt.date, cfg: Settings, sources: list[str]
                 ) -> tuple[list[pd.DataFrame], list[Outcome]]:
     """The rules over the whole night's policy numbers (NIGHT_RULES), added to the chunks'
     findings; the findings of a rule that failed in any chunk are dropped, as for one frame."""

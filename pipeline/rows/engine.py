@@ -1,124 +1,98 @@
-"""Runs every enabled rule over the in-scope frame into one findings table.
+"""What a night (or a book load) asks of an engine, and the engine of this machine.
 
-Each rule is timed and isolated: a rule that raises is recorded as an `error` outcome (its
-exception type only, never a value from the data) and the batch goes on, as in pandera's lazy
-validation. Outcomes carry numbers per rule: rows tested, rows failed, percent.
+An engine does two things with a night's rows: it checks them (reads, normalises, holds them to
+the contract, scopes them, judges them by the row rules and makes their keyed contact rows,
+chunk by chunk), and it runs the shared-value group-by of PHONE_SHARED / BANK_SHARED (which
+values do two or more customers carry). It also describes itself for the manifest and is
+closed at the end of the night.
+
+- `LocalEngine`: the chunks in this process or in `workers` processes (pipeline.rows.chunks),
+  the group-by in numpy (pipeline.book.detect).
+- `pipeline.spark.night.SparkNight`: the chunks as Spark tasks, the group-by on Spark.
+
+pipeline.night.engines picks one by name: nothing else asks which engine runs.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from dataclasses import asdict, dataclass, replace
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
+import numpy as np
 import pandas as pd
 
-from checks import findings as fnd
-from checks.catalogue import BOOK_RULES, EVALUATORS, RULES
-from checks.findings import RuleContext
-from pipeline.ingest.columns import EXTRACT_COLUMNS
-
-log = logging.getLogger("custdq")
-
-
-@dataclass
-class Outcome:
-    rule_code: str
-    severity: str
-    status: str  # ok | error | disabled | not_implemented | not_applicable
-    rows_tested: int = 0
-    rows_failed: int = 0
-    findings: int = 0
-    percent_failed: float = 0.0
-    seconds: float = 0.0
-    error: str | None = None
-    reason: str | None = None  # why a rule did not apply
-    book: dict | None = None  # book-wide rules: earlier policies implicated, clusters
-
-    def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-    @classmethod
-    def judged(cls, rule_code: str, severity: str, tested: int, failed: int, findings: int, seconds: float,
-               **extra) -> Outcome:
-        """A rule that ran: `failed` of `tested` rows raised `findings` findings (the one home
-        of the percent's formula)."""
-        return cls(rule_code, severity, "ok", tested, failed, findings,
-                   round(100.0 * failed / tested, 4) if tested else 0.0, round(seconds, 3), **extra)
+from pipeline.book.detect import crowded_here
+from pipeline.ingest import Reading
+from pipeline.progress import Stages
+from pipeline.rows.chunks import Tally, check_rows, per_worker
+from pipeline.settings import Settings
 
 
-PARAM_KEYS = ("minor_age", "id_card_types", "residence_permit_types", "foreign_permanent_types", "phone_placeholders")
+@dataclass(frozen=True, eq=False)
+class CheckJob:
+    """What checking every chunk of one night (or one book file) needs besides its rows: the
+    same for each chunk, so it is handed once to each worker process or Spark task (picklable)."""
+
+    business_date: dt.date
+    cfg: Settings
+    agents: pd.DataFrame | None  # the roster's agents (pipeline.ingest.roster), or None
+    key: bytes  # the store's hash key: contact rows are keyed with it
+    version: str  # what the contact rows are written as (pipeline.book.rows.version_of)
+    book_load: bool = False  # a book load keeps no findings and looks nothing up
 
 
-def context(business_date, raw: pd.DataFrame, cfg: dict, agents: pd.DataFrame | None = None,
-            night: dict | None = None) -> RuleContext:
-    """The RuleContext of one chunk of a night (or one book load): labels, rule parameters,
-    roster; `night` carries analyses of the roster from chunk to chunk."""
-    return RuleContext(business_date, raw, {c.name: c.label for c in EXTRACT_COLUMNS},
-                       {k: cfg[k] for k in PARAM_KEYS}, agents, night=night if night is not None else {})
+class Engine(Protocol):
+    """What the night asks of an engine."""
+
+    def check_rows(self, extracts: Sequence[str], mapping: dict[str, str], job: CheckJob,
+                   stages: Stages) -> tuple[Reading, Tally]:
+        """Every row of `extracts` read and checked, chunk by chunk: what was read, and what the
+        night keeps of the chunks, in the extract's order."""
+        ...
+
+    def crowded(self, tonight_v: np.ndarray, tonight_c: np.ndarray, stored_v: np.ndarray,
+                stored_c: np.ndarray) -> np.ndarray:
+        """The shared-value group-by: the value digests (sorted, unsigned) that two or more
+        customer digests carry, over tonight's contact rows and the stored rows sharing a value
+        with them. It may return more than the exact answer, never fewer (pipeline.book.detect
+        narrows exactly)."""
+        ...
+
+    def describe(self) -> dict:
+        """The manifest's `engine`."""
+        ...
+
+    def chunking(self, chunks: int) -> dict:
+        """The manifest's `chunks`, for a night of `chunks` chunks."""
+        ...
+
+    def close(self) -> None:
+        ...
 
 
-def severity_of(code: str, cfg: dict) -> str:
-    return cfg["rules"]["severity"].get(code, RULES[code].severity)
+class LocalEngine:
+    """The chunks checked here or in `workers` forked processes; the group-by in numpy."""
 
+    def __init__(self, cfg: Settings) -> None:
+        self.cfg = cfg
 
-def run_rules(frame: pd.DataFrame, ctx: RuleContext, cfg: dict,
-              codes: tuple[str, ...] | None = None) -> tuple[pd.DataFrame, list[Outcome]]:
-    """The rules `codes` (default: every rule but the book-wide ones, BOOK_RULES, which
-    pipeline.book.detect judges) over `frame`."""
-    disabled = set(cfg["rules"]["disabled"])
-    parts, outcomes = [], []
-    for code, spec in RULES.items():
-        if code in BOOK_RULES if codes is None else code not in codes:
-            continue
-        severity = severity_of(code, cfg)
-        if code in disabled:
-            outcomes.append(Outcome(code, severity, "disabled"))
-            continue
-        evaluate = EVALUATORS.get(code)
-        if evaluate is None:
-            outcomes.append(Outcome(code, severity, "not_implemented"))
-            continue
-        started = time.perf_counter()
-        try:
-            found = evaluate(frame, ctx)[fnd.FINDING_COLUMNS]
-        except fnd.NotApplicable as why:
-            outcomes.append(Outcome(code, severity, "not_applicable", reason=str(why)))
-            continue
-        except Exception as exc:  # noqa: BLE001 - one broken rule must not stop the night
-            log.error("rule %s failed: %s (the other rules went on)", code, type(exc).__name__)
-            outcomes.append(Outcome(code, severity, "error", len(frame), error=type(exc).__name__,
-                                    seconds=round(time.perf_counter() - started, 3)))
-            continue
-        found = found.assign(rule_code=code, severity=severity, category=spec.category)
-        failed = int(found["row"].nunique())
-        outcomes.append(Outcome.judged(code, severity, len(frame), failed, len(found),
-                                       time.perf_counter() - started))
-        parts.append(found)
-    table = pd.concat(parts, ignore_index=True) if parts else fnd.empty().assign(rule_code="", severity="", category="")
-    return table, outcomes
+    def check_rows(self, extracts: Sequence[str], mapping: dict[str, str], job: CheckJob,
+                   stages: Stages) -> tuple[Reading, Tally]:
+        return check_rows(list(extracts), mapping, job, stages)
 
+    def crowded(self, tonight_v: np.ndarray, tonight_c: np.ndarray, stored_v: np.ndarray,
+                stored_c: np.ndarray) -> np.ndarray:
+        return crowded_here(tonight_v, tonight_c, stored_v, stored_c)
 
-def merge_outcomes(a: list[Outcome], b: list[Outcome]) -> list[Outcome]:
-    """The outcomes of two chunks of one night as one (a rule that failed in either failed)."""
-    if not a:
-        return list(b)
-    theirs = {o.rule_code: o for o in b}
-    out = []
-    for mine in a:
-        other = theirs.get(mine.rule_code)
-        if other is None:
-            out.append(mine)
-            continue
-        if "error" in (mine.status, other.status):  # its findings of every chunk are dropped (run.py)
-            broken = mine if mine.status == "error" else other
-            out.append(replace(broken, rows_tested=mine.rows_tested + other.rows_tested, rows_failed=0, findings=0,
-                               percent_failed=0.0, seconds=round(mine.seconds + other.seconds, 3)))
-            continue
-        if mine.status != "ok" or other.status != "ok":
-            out.append(mine if mine.status != "ok" else other)
-            continue
-        tested, failed = mine.rows_tested + other.rows_tested, mine.rows_failed + other.rows_failed
-        out.append(Outcome.judged(mine.rule_code, mine.severity, tested, failed, mine.findings + other.findings,
-                                  mine.seconds + other.seconds))
-    return out
+    def describe(self) -> dict:
+        return {"name": "local"}
+
+    def chunking(self, chunks: int) -> dict:
+        workers = self.cfg.worker_processes
+        return {"rows_per_chunk": self.cfg.chunk_rows, "chunks": chunks, "workers": workers,
+                "rows_per_worker_chunk": per_worker(self.cfg.chunk_rows, workers)}
+
+    def close(self) -> None:
+        pass

@@ -20,7 +20,9 @@ import numpy as np
 import pandas as pd
 
 from checks import phones as phone_numbers
-from pipeline.ingest.columns import CANONICAL, DATE_COLUMNS, HALF_WIDTH, SEX_COLUMNS
+from pipeline.ingest.clean import clean_text
+from pipeline.ingest.columns import CANONICAL, DATE_COLUMNS, SEX_COLUMNS
+from pipeline.settings import Settings
 
 ID_COLUMNS = ("applicant_id_no", "insured_id_no")
 PHONE_COLUMNS = ("applicant_phone", "insured_phone")
@@ -28,9 +30,6 @@ PHONE_COLUMNS = ("applicant_phone", "insured_phone")
 FEW_VALUES = {"issue_date", "receipt_date", "product_code", "coverage_years", "channel", "branch", "agent_code",
               "applicant_sex", "applicant_birth_date", "applicant_id_type", "insured_sex", "insured_birth_date",
               "insured_id_type", "relation"}
-_FULLWIDTH_RE = "[\uff01-\uff5e\u3000]"
-_STRIP = " \t\r\n\u00a0\u3000\u200b\ufeff"
-_CONTROL_RE = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\ufeff]"  # invisible characters a value never needs
 
 SEX_CODES = {
     "男": "M", "男性": "M", "M": "M", "MALE": "M", "1": "M",
@@ -54,24 +53,6 @@ def map_distinct(series: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     mapped = fn(pd.Series(uniques, dtype="str")).reset_index(drop=True)
     return pd.Series(mapped.array.take(codes, allow_fill=True), index=series.index)
-
-
-def clean_text(series: pd.Series, placeholders: set[str]) -> pd.Series:
-    r"""Half-width, trimmed, placeholders and empties to missing.
-
-    >>> clean_text(pd.Series(["　ＡＢ１２ ", "不详", "", "n/a", "张\x00三"], dtype="str"), {"不详", "N/A"}).tolist()
-    ['AB12', nan, nan, nan, '张三']
-    """
-    s = series.astype("str")
-    wide = s.str.contains(_FULLWIDTH_RE, regex=True, na=False)
-    if wide.any():
-        s = s.where(~wide, s[wide].str.translate(HALF_WIDTH))
-    hidden = s.str.contains(_CONTROL_RE, regex=True, na=False)
-    if hidden.any():
-        s = s.where(~hidden, s[hidden].str.replace(_CONTROL_RE, "", regex=True))
-    s = s.str.strip(_STRIP)
-    blank = (s == "") | s.str.upper().isin(placeholders)
-    return s.mask(blank.fillna(False))
 
 
 def parse_dates(values: pd.Series) -> pd.Series:
@@ -123,9 +104,9 @@ def parse_term_years(values: pd.Series) -> pd.Series:
     return years
 
 
-def normalise(raw: pd.DataFrame, cfg: dict) -> pd.DataFrame:
+def normalise(raw: pd.DataFrame, cfg: Settings) -> pd.DataFrame:
     """The normalised frame the rules read (see `pipeline.ingest.contract.PARSED`)."""
-    placeholders = {str(p).upper() for p in cfg["placeholders"]}
+    placeholders = {p.upper() for p in cfg.placeholders}
     out = pd.DataFrame(index=raw.index)
     for name in CANONICAL:
         if name in FEW_VALUES:
@@ -148,7 +129,7 @@ def normalise(raw: pd.DataFrame, cfg: dict) -> pd.DataFrame:
         out[f"{name}_national"] = phones["national"].astype("str")
         out[f"{name}_valid"] = phones["valid"].astype(bool)
     out["bank_account_digits"] = out["bank_account"].str.replace(r"[\s\-]", "", regex=True)
-    selves = {str(v).upper() for v in cfg["self_relation"]}
+    selves = {v.upper() for v in cfg.self_relation}
     out["is_self"] = out["relation"].str.upper().isin(selves).fillna(False).astype(bool)
     out["coverage_years_value"] = map_distinct(out["coverage_years"], parse_term_years).astype(float)
     out["_file"] = raw["_file"].astype(int)

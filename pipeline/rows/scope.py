@@ -22,6 +22,7 @@ import pandas as pd
 
 from checks.personal import CARD, ID, MOBILE, shifted
 from pipeline.ingest.columns import BY_NAME
+from pipeline.settings import Settings
 
 FORM_NAMES = {ID: "resident identity number", MOBILE: "mobile number", CARD: "bank card number"}
 
@@ -49,13 +50,13 @@ def _guarded(frame: pd.DataFrame, columns: list[str], today: dt.date) -> pd.Seri
     return why
 
 
-def split(frame: pd.DataFrame, sources: list[str], cfg: dict, today: dt.date) -> Split:
-    suspect = _guarded(frame, list(cfg["scope"]["identifier_guard"]), today)
+def split(frame: pd.DataFrame, sources: list[str], cfg: Settings, today: dt.date) -> Split:
+    suspect = _guarded(frame, list(cfg.scope.identifier_guard), today)
     no_policy = frame["policy_no"].isna() | suspect.notna()
     years = frame["coverage_years_value"]
     unreadable = frame["coverage_years"].notna() & years.isna()
-    short = years < float(cfg["scope"]["min_coverage_years"])
-    if not cfg["scope"]["unreadable_term_in_scope"]:
+    short = years < float(cfg.scope.min_coverage_years)
+    if not cfg.scope.unreadable_term_in_scope:
         short |= unreadable
     out = short.fillna(False) & ~no_policy
     q = frame.loc[no_policy, ["_file", "_line", "policy_no"]]

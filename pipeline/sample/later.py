@@ -32,7 +32,8 @@ from checks.arrays import isin_text
 from pipeline.ingest.columns import EXTRACT_COLUMNS, alias_map
 from pipeline import settings
 from pipeline.errors import InputError
-from pipeline.rows.normalise import clean_text, parse_sex
+from pipeline.ingest.clean import clean_text
+from pipeline.rows.normalise import parse_sex
 from pipeline.sample import CHUNK, ID_WEIGHTS, CHECK_CHARS, sample_frame, luhn_cards, people
 
 SHARES = {"recurring": 0.1, "resend": 0.05, "changed": 0.3, "corrected": 0.5}

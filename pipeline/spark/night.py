@@ -11,6 +11,7 @@ import secrets
 import shutil
 import tempfile
 import uuid
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,14 +20,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.book.tonight import NightContacts
-from pipeline.rows.chunks import Tally, check_here, chunk_size, empty_raw
+from pipeline.rows.chunks import Tally, check_here, empty_raw
+from pipeline.rows.engine import CheckJob
 from pipeline.errors import EngineError, InputError
 from pipeline.ingest import FastPathLost, Reading, iter_extract
 from pipeline.logs import count
-from pipeline.night.progress import release
+from pipeline.progress import Stages, release
 from pipeline.spark import session
-from pipeline.spark.tasks import RESULT_SCHEMA, checker, raw_path, result_path, staging_fs, unseal
+from pipeline.settings import Settings
+from pipeline.spark.tasks import RESULT_SCHEMA, TaskJob, checker, raw_path, result_path, staging_fs, unseal
 
 log = logging.getLogger("custdq")
 
@@ -59,12 +61,13 @@ def _driver_temp(spark) -> str | None:
 
 
 class SparkNight:
-    """The Spark side of one night; close() stops Spark and removes the staging folder."""
+    """The Spark engine of one night (pipeline.rows.engine.Engine); close() stops Spark and
+    removes the staging folder."""
 
-    def __init__(self, cfg: dict) -> None:
+    def __init__(self, cfg: Settings) -> None:
         self.cfg = cfg
-        self.spark = session.start(cfg, chunk_size(cfg))
-        configured = cfg["spark"]["staging"]
+        self.spark = session.start(cfg, cfg.chunk_rows)
+        configured = cfg.spark.staging
         if configured:  # a folder every executor reads (a shared mount, hdfs://, s3://)
             self.uri = f"{str(configured).rstrip('/')}/custdq-night-{uuid.uuid4().hex}"
             self.local = None
@@ -96,36 +99,38 @@ class SparkNight:
             self.spark.stop()
             self.spark = None
 
+    def chunking(self, chunks: int) -> dict:
+        return {"rows_per_chunk": self.cfg.chunk_rows, "chunks": chunks}
+
     def describe(self) -> dict:
         sc = self.spark.sparkContext
         return {"name": "spark", "spark_version": self.spark.version, "master": sc.master,
                 "default_parallelism": sc.defaultParallelism, "tasks": self.chunks,
-                "staging": "temporary folder" if self.local else str(self.cfg["spark"]["staging"]),
+                "staging": "temporary folder" if self.local else str(self.cfg.spark.staging),
                 "executor_seconds": {k: round(v, 3) for k, v in self.executor_seconds.items()},
                 "executor_peak_memory_mb": self.executor_peak_mb}
 
     # -- the row-level stages ------------------------------------------------------------------
 
-    def check_rows(self, extracts, mapping, business_date, cfg, agents, key, version, stages,
-                   book_load: bool = False) -> tuple[Reading, Tally]:
+    def check_rows(self, extracts: Sequence[str], mapping: dict[str, str], job: CheckJob,
+                   stages: Stages) -> tuple[Reading, Tally]:
         try:
-            reading, firsts = self._stage(extracts, mapping, chunk_size(cfg), True, stages)
+            reading, firsts = self._stage(extracts, mapping, self.cfg.chunk_rows, True, stages)
         except FastPathLost:
             stages.note("an extract file needs the exact reader part-way through: reading the night again")
-            reading, firsts = self._stage(extracts, mapping, chunk_size(cfg), False, stages)
+            reading, firsts = self._stage(extracts, mapping, self.cfg.chunk_rows, False, stages)
         sources = [i.path for i in reading.inputs]
-        tally = Tally(contacts=NightContacts(version, digests=not book_load), keeps_findings=not book_load)
+        tally = Tally.for_job(job)
         if not firsts:  # no file held a record: one empty chunk, here, keeps every table's columns
-            check_here(empty_raw(reading), sources, business_date, cfg, agents, key, version, stages, tally)
+            check_here(empty_raw(reading), sources, job, stages, tally)
             return reading, tally
-        job = {"sources": sources, "business_date": business_date, "cfg": cfg, "agents": agents, "key": key,
-               "version": version, "seal": secrets.token_bytes(32)}  # the tasks' results are sealed with it
+        task = TaskJob(job, sources, secrets.token_bytes(32))  # the tasks' results are sealed with its secret
         with stages.stage("check"):
             # one slice per chunk: every chunk its own task, spread over the executors
             todo = self.spark.sparkContext.parallelize(list(enumerate(firsts)), len(firsts))
             tasks = self.spark.createDataFrame(todo, "chunk long, first_row long")
             with spark_failures("checking the chunks"):
-                done = tasks.mapInPandas(checker(self.uri, job), RESULT_SCHEMA).collect()
+                done = tasks.mapInPandas(checker(self.uri, task), RESULT_SCHEMA).collect()
             stages.note(f"Spark checked {len(done)} chunks")
             for row in done:
                 for name, seconds in json.loads(row["seconds"]).items():
@@ -134,7 +139,7 @@ class SparkNight:
                 self.with_digests += row["contact_rows"] > 0
             for n in range(len(firsts)):  # in the order of the night's rows, as the local engine
                 with self.fs.open_input_stream(result_path(self.root, n)) as fh:
-                    blob = unseal(job["seal"], n, fh.read())
+                    blob = unseal(task.seal, n, fh.read())
                 tally.take(pickle.loads(blob))  # noqa: S301 - unsealed: this night's own task wrote it
                 self.fs.delete_file(result_path(self.root, n))
                 tally.chunks += 1
@@ -166,10 +171,12 @@ class SparkNight:
 
     # -- the shared-value group-by -------------------------------------------------------------
 
-    def crowded(self, stored_v: np.ndarray, stored_c: np.ndarray) -> np.ndarray:
+    def crowded(self, tonight_v: np.ndarray, tonight_c: np.ndarray, stored_v: np.ndarray,
+                stored_c: np.ndarray) -> np.ndarray:
         """The value digests carried by two or more customer digests, over tonight's contact
-        rows and the stored rows that share a value with them (sorted, unsigned). Tonight's rows
-        here include a repeated policy number's later records, which the local engine leaves
+        rows and the stored rows that share a value with them (sorted, unsigned). Tonight's
+        digests are read from what the tasks staged (`tonight_v` and `tonight_c` are not
+        needed: they stay on the driver). Tonight's rows here include a repeated policy number's later records, which the local engine leaves
         out: a few more candidates, never fewer (pipeline.book.detect.grow narrows exactly)."""
         from pyspark.sql import functions as F
 

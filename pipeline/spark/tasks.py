@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import pickle
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,8 @@ import pyarrow.parquet as pq
 
 from pipeline.errors import EngineError
 from pipeline.rows.chunks import check_chunk
-from pipeline.night.progress import Stages, peak_memory_mb
+from pipeline.rows.engine import CheckJob
+from pipeline.progress import Stages, peak_memory_mb
 
 RESULT_COLUMNS = ["chunk", "rows", "contact_rows", "seconds", "peak_memory_mb"]
 RESULT_SCHEMA = "chunk long, rows long, contact_rows long, seconds string, peak_memory_mb double"
@@ -75,17 +77,26 @@ def digests_path(root: str, n: int) -> str:
     return f"{root}/digests/part-{n:05d}.parquet"
 
 
-def check_part(uri: str, n: int, first_row: int, job: dict) -> dict:
+@dataclass(frozen=True, eq=False)
+class TaskJob:
+    """What every Spark task of a night receives (pickled once into the task's closure): the
+    night's CheckJob, its source files' names, and the secret its results are sealed with."""
+
+    check: CheckJob
+    sources: list[str]
+    seal: bytes
+
+
+def check_part(uri: str, n: int, first_row: int, job: TaskJob) -> dict:
     """Check chunk `n` of the staging folder `uri`: its results go to results/, the 64-bit
     digests of its contact rows to digests/ (for the group-by); returns what the driver logs."""
     fs, root = staging_fs(uri)
     raw = pq.read_table(raw_path(root, n), filesystem=fs).to_pandas()
     raw.index = pd.RangeIndex(first_row, first_row + len(raw))  # the rows' places in the night
     stages = Stages([], quiet=True)
-    result = check_chunk(raw, job["sources"], job["business_date"], job["cfg"], job["agents"], job["key"],
-                         job["version"], stages, {})
+    result = check_chunk(raw, job.sources, job.check, stages, {})
     with fs.open_output_stream(result_path(root, n)) as fh:
-        fh.write(seal(job["seal"], n, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)))
+        fh.write(seal(job.seal, n, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)))
     packed = result.contacts
     if packed is not None:
         digests = pa.table({"value64": pa.array(packed.value64.view(np.int64)),
@@ -95,7 +106,7 @@ def check_part(uri: str, n: int, first_row: int, job: dict) -> dict:
             "seconds": json.dumps(stages.timings), "peak_memory_mb": peak_memory_mb()}
 
 
-def checker(uri: str, job: dict):
+def checker(uri: str, job: TaskJob):
     """The function mapInPandas runs over batches of (chunk, first_row)."""
 
     def run(batches):

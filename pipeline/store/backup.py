@@ -10,7 +10,7 @@ one of the restored store's generation).
 
 The hash key is not copied: a backup that carries its key carries every keyed phone and account
 in a form anyone holding it can test guesses against. Keep the key's own backup apart
-(docs/operations.md).
+(docs/contact-index.md, "Backup and restore").
 """
 
 from __future__ import annotations

@@ -39,9 +39,10 @@ from pipeline.outputs.dashboard import charts
 from pipeline.outputs.dashboard.page import ASSETS
 from pipeline.outputs.dashboard.data import AGEING
 from pipeline.outputs.dashboard.progress import PROGRESS
-from pipeline.outputs.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROLE_NAMES, RULE_STATUS_NAMES,
+from pipeline.cases.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROLE_NAMES, RULE_STATUS_NAMES,
                                      SEVERITY_NAMES, STATE_NAMES, STATUS_NAMES, changes, value_name)
-from pipeline.outputs.worklists import COLUMNS, RESULTS, ROWS_PER_FILE, STATES, write_worklist
+from pipeline.cases.labels import RESULTS, STATES
+from pipeline.outputs.worklists import COLUMNS, ROWS_PER_FILE, write_worklist
 from pipeline import store
 from pipeline.settings import Settings
 from pipeline.web import api, audit, edge, logins, params, queries, security, users

@@ -13,13 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.cases.disposition import MAX_NOTE
-from pipeline.night.items import ITEM_ID
-from pipeline.outputs.worklists import RESULTS, STATES
+from pipeline.cases.items import ITEM_ID
+from pipeline.cases.labels import RESULTS, STATES
 from pipeline.web import params
 from pipeline.web.edge import MAX_BODY
 
 TEXT = {"type": ["string", "null"]}
-ITEM_ID_PATTERN = "^" + ITEM_ID.pattern.replace(r"\b", "") + "$"  # pipeline.night.items.ITEM_ID, the whole value
+ITEM_ID_PATTERN = "^" + ITEM_ID.pattern.replace(r"\b", "") + "$"  # pipeline.cases.items.ITEM_ID, the whole value
 INT = {"type": ["integer", "null"]}
 ITEM_FIELDS: dict[str, dict] = {
     "item_id": {"type": "string", "pattern": ITEM_ID_PATTERN}, "policy_no": {"type": "string"},

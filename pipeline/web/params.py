@@ -24,7 +24,7 @@ from checks.catalogue import RULES
 from checks.masking import holds_personal_number, mask_text
 from checks.personal import form_of_text
 from pipeline import clock
-from pipeline.outputs.worklists import STATES
+from pipeline.cases.labels import STATES
 from pipeline.web.calls import Refused
 from pipeline.web.users import LONGEST_NUMBER, MAX_NAME, holds_long_number
 

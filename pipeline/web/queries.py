@@ -23,7 +23,7 @@ from checks.shared import foreign_masked as shared_evidence_masked
 from checks.masking import mask_id
 from pipeline.cases import history
 from pipeline.cases.undo import python_value
-from pipeline.outputs.worklists import STATES
+from pipeline.cases.labels import STATES
 from pipeline.store import read_frame
 from pipeline.store.schema import item_events, items, night_dims, rewinds, runs
 from pipeline.web.users import User

@@ -15,7 +15,7 @@ import pandas as pd
 
 from checks.catalogue import RULES
 from pipeline.outputs.dashboard.progress import PROGRESS
-from pipeline.outputs.labels import SEVERITY_NAMES
+from pipeline.cases.labels import SEVERITY_NAMES
 
 COLORS = ["#2F6DB5", "#D9822B", "#2E7D32", "#8E44AD", "#C23B22", "#16A2B8", "#7F8C8D", "#B7950B"]
 PROGRESS_COLORS = {"未处理": "#C23B22", "处理中": "#D9822B", "已更正": "#2E7D32", "核实无误": "#2F6DB5",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import sqlalchemy as sa
 
-from checks.catalogue import RULES
+from checks.catalogue import BOOK_RULES, RULES
 from pipeline.outputs.dashboard import progress
 from pipeline.store.schema import items, night_dims, runs
 from pipeline.store import agent_names
@@ -18,7 +18,7 @@ from pipeline.store import read_frame as _frame
 
 TREND_NIGHTS = 30
 UNKNOWN = "(空)"  # a missing branch or agent code
-SHARED = ("PHONE_SHARED", "BANK_SHARED")
+SHARED = tuple(BOOK_RULES)  # the shared-contact rules, as the catalogue names them
 AGEING = [("未到期", None, 0), ("逾期1-3天", 1, 3), ("逾期4-7天", 4, 7), ("逾期8-30天", 8, 30), ("逾期30天以上", 31, None)]
 CLUSTER_BUCKETS = [("2人", 2, 2), ("3人", 3, 3), ("4-5人", 4, 5), ("6-10人", 6, 10), ("11人以上", 11, None)]
 

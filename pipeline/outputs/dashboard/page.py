@@ -20,8 +20,7 @@ from pipeline import clock
 from pipeline.outputs.dashboard import charts
 from pipeline.outputs.dashboard.data import AGEING, Board, gather
 from pipeline.outputs.dashboard.progress import PROGRESS
-from pipeline.night.alerts import expectation_title
-from pipeline.outputs.labels import RULE_STATUS_NAMES, SEVERITY_NAMES
+from pipeline.cases.labels import RULE_STATUS_NAMES, SEVERITY_NAMES, expectation_title
 
 ASSETS = Path(__file__).resolve().with_name("assets")  # the web app serves them too, as /static/dashboard/
 ECHARTS = ASSETS / "echarts.min.js"
@@ -221,7 +220,7 @@ def _html(title: str, body: str, options: str | None = None) -> str:
 def write_dashboard(source: sa.Engine | sa.Connection, path: Path, night: str | None = None,
                     docs_link: str | None = None) -> Board:
     """Write the page; `source` is the store (an engine) or the night's open connection."""
-    from pipeline.outputs import atomic_write
+    from pipeline.files import atomic_write
 
     today = clock.now().date()  # overdue as of the day the page is made: as `cases list` counts it
     if isinstance(source, sa.Connection):
@@ -243,7 +242,7 @@ def rebuild(db: str | None, config_path: str | None, path: Path, night: str | No
     date the store holds a run of; default the latest)."""
     from pipeline import store
     from pipeline.errors import InputError
-    from pipeline.night.nights import nights
+    from pipeline.cases.nights import nights
 
     engine = store.existing(db, config_path)[0]
     if night is not None:

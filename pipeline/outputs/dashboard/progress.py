@@ -12,7 +12,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pipeline.cases.quarterly import quarter_bounds
-from pipeline.outputs.worklists import RESULTS
+from pipeline.cases.labels import RESULTS
 from pipeline.store import agent_names, read_frame
 from pipeline.store.schema import items
 

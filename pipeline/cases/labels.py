@@ -4,6 +4,11 @@ roles, statuses, close reasons, events, rules (their titles come from checks/cat
 from __future__ import annotations
 
 from checks.catalogue import RULES
+from pipeline.ingest.columns import BY_NAME
+
+# what a person records on an item (SPEC 5): its 处理结果 and 处理状态, in the worklists' order
+RESULTS = ["已更正", "核实无误", "虚假资料", "无法联系"]  # 处理结果 (SPEC 5)
+STATES = ["未处理", "处理中", "已完成"]  # 处理状态 (SPEC 5)
 
 ROLE_NAMES = {"applicant": "投保人", "insured": "被保险人", "policy": "保单"}
 SEVERITY_NAMES = {"error": "错误", "warning": "警告"}
@@ -49,3 +54,36 @@ def rule_name(code: str) -> str:
     """The rule's code with its Chinese title: `PHONE_SHARED 电话号码多人共用`."""
     rule = RULES.get(code)
     return f"{code} {rule.title}" if rule else code
+
+
+def rule_title(code: str) -> str:
+    spec = RULES.get(code)
+    return f"{spec.title}（{code}）" if spec else code
+
+
+KINDS_ZH = {"sex": "性别（投保人、被保险人）", "id_type": "证件类型（投保人、被保险人）", "channel": "销售渠道"}  # value sets
+
+
+def column_title(name: str) -> str:
+    """An extract column as the worklists name it (the coded kinds of the value sets by theirs)."""
+    return KINDS_ZH.get(name) or (BY_NAME[name].label if name in BY_NAME else name)
+
+
+def expectation_title(name: str) -> str:
+    """A batch expectation's name as managers read it.
+
+    >>> expectation_title("null_rate:applicant_name"), expectation_title("rule_failure:ID_CHECKSUM")
+    ('空值率：投保人姓名', '规则失败率：身份证号码校验位错误（ID_CHECKSUM）')
+    """
+    kind, _, what = name.partition(":")
+    if kind == "volume":
+        return "数据量"
+    if kind == "unique_policy_no":
+        return "保单号唯一"
+    if kind == "null_rate":
+        return f"空值率：{column_title(what)}"
+    if kind == "value_set":
+        return f"取值范围：{column_title(what)}"
+    if kind == "rule_failure":
+        return f"规则失败率：{rule_title(what)}"
+    return name

@@ -80,7 +80,7 @@ def keep_journals(conn: sa.Connection, index: IndexFile, keep: int) -> None:
         ContactIndex(index).prune(kept[0])
 
 
-def reconcile(conn: sa.Connection, index: IndexFile) -> list[str]:
+def recover(conn: sa.Connection, index: IndexFile) -> list[str]:
     """After a command was killed between the contact index's commit and the case store's
     (pipeline.book.database): take back, on each side, what the other side does not hold, by the
     code a re-run uses, and commit the index (the caller commits the store). Returns the nights

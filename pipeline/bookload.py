@@ -21,24 +21,27 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import sqlalchemy as sa
 
 from pipeline.book.digests import within
 
 from pipeline import outputs, settings, store
-from pipeline.rows import chunks
+from pipeline.night import engines
+from pipeline.rows.engine import CheckJob, Engine
+from pipeline.settings import Settings
 from pipeline.book import database, index
 from pipeline.book.rows import version_of
 from pipeline.ingest.columns import EXTRACT_COLUMNS, alias_map
-from pipeline.errors import InputError
 from pipeline.store.lock import store_lock
-from pipeline.night.progress import Stages, peak_memory_mb
-from pipeline.night.nights import reconcile
+from pipeline.progress import Stages, peak_memory_mb
+from pipeline.cases.nights import recover
 
 SPARK_STAGES = ["ingest", "normalise", "contract", "scope", "check"]  # the row stages of a book file
 
@@ -46,24 +49,20 @@ SPARK_STAGES = ["ingest", "normalise", "contract", "scope", "check"]  # the row 
 def load_book(paths: list[str], as_of: dt.date, out_dir: str | None = None, db: str | None = None,
               config_path: str | None = None, progress=print, engine_name: str = "local",
               new_store: bool = False) -> dict:
-    if engine_name not in ("local", "spark"):
-        raise InputError(f"--engine {engine_name}: the engines are local and spark")
+    engines.check_name(engine_name)
     started = time.perf_counter()
     cfg = settings.load(config_path)
     engine, key, created = store.open_with_key(db, cfg, new_store, as_of)
-    spark = None
+    checker: Engine | None = None
     try:
-        if engine_name == "spark":
-            from pipeline.spark.night import SparkNight
-
-            spark = SparkNight(cfg)  # type: ignore[arg-type]  # TRANSITIONAL: spark/night.py types cfg a dict
-        manifest = _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, spark)
+        checker = engines.engine_for(engine_name, cfg)
+        manifest = _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, checker)
     except BaseException:
         created.remove(engine)  # a first load that failed leaves no store and no key behind
         raise
     finally:
-        if spark is not None:
-            spark.close()
+        if checker is not None:
+            checker.close()
     for line in created.notes():
         progress(f"custdq: {line}")
     return manifest
@@ -96,14 +95,16 @@ def first_records(policies: pa.ChunkedArray | pa.Array, con: duckdb.DuckDBPyConn
     return flags
 
 
-def _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, spark=None) -> dict:
+def _load(paths: list[str], as_of: dt.date, out_dir: str | None, engine: sa.Engine, key: bytes,
+          created: store.Created, cfg: Settings, progress: Callable[[str], object], started: float,
+          checker: Engine) -> dict:
     db = created.url
     version = version_of(as_of.isoformat(), "book")
     out = Path(out_dir) if out_dir else Path("out") / f"index-load-{as_of.isoformat()}"
     files, quarantines = [], []
     loaded: list[pa.Array] = []  # the policy numbers of the earlier files (a policy in two: the first counts)
 
-    checker = spark if spark is not None else chunks  # both offer check_rows(...) -> (Reading, Tally)
+    job = CheckJob(as_of, cfg, None, key, version, book_load=True)
 
     def files_rows():
         """Per file: its accounting, its quarantine, its in-scope rows' policy numbers (indexed by
@@ -111,8 +112,8 @@ def _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, s
         night's own row stages chunk by chunk (the local one on `workers` processes), so memory
         follows the chunk and the file's packed contact rows, not the file."""
         for path in paths:
-            reading, tally = checker.check_rows([path], alias_map(EXTRACT_COLUMNS, cfg.aliases), as_of, cfg,
-                                                None, key, version, Stages(SPARK_STAGES, quiet=True), book_load=True)
+            reading, tally = checker.check_rows([path], alias_map(EXTRACT_COLUMNS, cfg.aliases), job,
+                                                Stages(SPARK_STAGES, quiet=True))
             info = reading.inputs[0].to_dict() | {"rows_in_scope": tally.in_scope,
                                                   "rows_out_of_scope": tally.out_of_scope}
             yield info, pd.concat([reading.quarantine, *tally.quarantined], ignore_index=True), \
@@ -148,7 +149,7 @@ def _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, s
         if contact_index.created:
             created.index = contact_index.path
         with engine.begin() as conn:  # a command killed between the two commits, taken back
-            reconcile(conn, contact_index)
+            recover(conn, contact_index)
         with engine.begin() as conn:
             # the load writes a copy of the index, statement by statement, renamed over it at the end
             work = contact_index.working_copy()
@@ -170,11 +171,11 @@ def _load(paths, as_of, out_dir, engine, key, created, cfg, progress, started, s
         "command": "index load", "as_of": as_of.isoformat(), "version": version, "inputs": files,
         "rows_read": sum(f["rows"] for f in files), "contact_rows_written": written,
         "rows_taken_back": taken_back, "bulk_mode": bulk,
-        "engine": spark.describe() if spark is not None else {"name": "local"}, "index": sizes, "case_store": store.safe_url(db),
+        "engine": checker.describe(), "index": sizes, "case_store": store.safe_url(db),
         "seconds": round(time.perf_counter() - started, 1), "peak_memory_mb": peak_memory_mb(),
     }
     out.mkdir(parents=True, exist_ok=True)
     outputs.write_quarantine(pd.concat(quarantines, ignore_index=True), out)
-    outputs.write_json(manifest, out / "manifest.json")
+    outputs.write_json(manifest, out / outputs.MANIFEST)
     manifest["out_dir"] = str(out)
     return manifest
