@@ -12,7 +12,7 @@ import re
 import pandas as pd
 import pytest
 
-from tests.helpers import ARTIFACTS, CHROMIUM, read_outputs, row, write_csv
+from tests.helpers import ARTIFACTS, CHROMIUM, person, policy, read_outputs, row, write_csv
 
 
 def two_nights(invoke, tmp_path, extra=()):
@@ -106,6 +106,28 @@ def test_a_blocking_expectation_fails_the_run_after_writing_everything(invoke, t
     ok = invoke("run", str(extract), "--business-date", "2026-11-20", "--db", f"sqlite:///{tmp_path / 'c.db'}",
                 "--out", str(out), "--quiet")
     assert ok.exit_code == 0 and json.loads((out / "expectations.json").read_text())["failed"] >= 1
+
+
+def test_the_gate_judges_the_failure_rate_of_every_rule_that_ran(invoke, tmp_path):
+    """Each rule that ran tonight has its `rule_failure:` expectation, the shared-contact rules
+    (judged against the book, after the row rules) as much as the others: a shared phone on half
+    of tonight's rows fails PHONE_SHARED's under a limit of 10%."""
+    cfg = tmp_path / "gate.yaml"
+    cfg.write_text("expectations:\n  rule_failure_pct: {PHONE_SHARED: 10.0}\n", encoding="utf-8")
+    phone = person(1)["applicant_phone"]
+    extract = write_csv(tmp_path / "e.csv", [policy("G1", 1), policy("G2", 2, applicant_phone=phone),
+                                             policy("G3", 3), policy("G4", 4)])
+    out = tmp_path / "o"
+    result = invoke("run", str(extract), "--business-date", "2026-11-20", "--db", f"sqlite:///{tmp_path / 'c.db'}",
+                    "--out", str(out), "--config", str(cfg), "--quiet")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    judged = {r["name"]: r for r in manifest["expectations"]["results"]}
+    ran = {code for code, r in manifest["rules"].items() if r["status"] == "ok"}
+    assert {"PHONE_SHARED", "BANK_SHARED"} <= ran
+    assert {n.removeprefix("rule_failure:") for n in judged if n.startswith("rule_failure:")} == ran
+    assert judged["rule_failure:PHONE_SHARED"]["success"] is False
+    assert judged["rule_failure:BANK_SHARED"]["success"] is True
 
 
 def test_volume_is_judged_against_recent_nights(invoke, tmp_path):

@@ -161,7 +161,7 @@ def _night(n: Tonight) -> RunResult:
         del found, book_found
         update = update_cases(n, conn, checked, shared, items, taken)
         items = items.narrowed()
-        gate_inputs = hand_to_gate(n, checked)
+        gate_inputs = hand_to_gate(n, checked, shared)
         written = write_outputs(n, checked, items, update)
         gate = batch_expectations(n, gate_inputs)
         manifest = night_manifest(n, conn, checked, shared, items, update, written, gate, taken)
@@ -261,14 +261,14 @@ def update_cases(n: Tonight, conn: sa.Connection, checked: Checked, shared: Shar
     return update
 
 
-def hand_to_gate(n: Tonight, checked: Checked) -> GateInputs | None:
+def hand_to_gate(n: Tonight, checked: Checked, shared: Shared) -> GateInputs | None:
     """The night's aggregates, for the gate: handed to its own process (gatehost), which judges
     them while the night writes its outputs. None when the gate is off."""
     if not n.cfg.expectations.enabled:
         return None
     history = [h for h in store.run_history(n.store) if h["business_date"] < n.date]
     figures, distinct, reference = aggregates(checked.seen, int(checked.repeated.sum()), checked.rows,
-                                              checked.outcomes, history, n.cfg.expectations)
+                                              outcomes(checked, shared), history, n.cfg.expectations)
     if n.gate_host is not None:
         n.gate_host.send(figures, distinct, reference, n.cfg.expectations, str(n.out))
     return GateInputs(figures, distinct, reference)
