@@ -36,7 +36,7 @@ def age_on(birth: pd.Series, on: pd.Series) -> pd.Series:
 def insured_is_minor(frame: pd.DataFrame, ctx: RuleContext) -> pd.Series:
     on = frame["issue_date_dt"].fillna(pd.Timestamp(ctx.business_date))
     age = age_on(frame["insured_birth_date_dt"], on)
-    return (age < ctx.params.get("minor_age", 18)).fillna(False)
+    return (age < ctx.params["minor_age"]).fillna(False)
 
 
 def raw_evidence(ctx: RuleContext, column: str, mask: pd.Series, shape_only: bool) -> pd.Series:

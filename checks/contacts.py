@@ -46,17 +46,18 @@ def placeholder(national: pd.Series, ctx: RuleContext) -> pd.Series:
     digits (138 1234 5678) is a real vanity number and is not flagged.
 
     >>> from types import SimpleNamespace
-    >>> ctx = SimpleNamespace(params={"phone_placeholders": {"numbers": ["13800138000"]}})
+    >>> ctx = SimpleNamespace(params={"phone_placeholders": {"numbers": ["13800138000"], "repeated_digit": True,
+    ...                                                      "consecutive_runs": True}})
     >>> placeholder(pd.Series(["1012345678", "75587654321", "23812345678", "13800138000", "13812345678",
     ...                        "11111111111", "12345678", "2387654321", None]), ctx).tolist()
     [True, True, False, True, False, True, True, True, False]
     """
-    cfg = ctx.params.get("phone_placeholders", {})
-    listed = {str(n).lstrip("0") for n in cfg.get("numbers", [])}
+    cfg = ctx.params["phone_placeholders"]  # phone_placeholders: (pipeline/default_config.yaml)
+    listed = {str(n).lstrip("0") for n in cfg["numbers"]}
     hit = national.isin(listed).fillna(False)
-    if cfg.get("repeated_digit", True):
+    if cfg["repeated_digit"]:
         hit |= national.str.fullmatch(r"0+|1+|2+|3+|4+|5+|6+|7+|8+|9+", na=False)
-    if cfg.get("consecutive_runs", True):
+    if cfg["consecutive_runs"]:
         length = national.str.len()
         for n in range(7, 12):
             hit |= national.where(length == n).isin(_runs(n)).fillna(False)

@@ -30,7 +30,7 @@ from checks.findings import RuleContext
 
 def _kinds(frame: pd.DataFrame, ctx: RuleContext, role: str) -> pd.Series:
     id_type = frame[f"{role}_id_type"].str.upper()
-    types = {name: {str(v).upper() for v in ctx.params.get(key, [])}
+    types = {name: {str(v).upper() for v in ctx.params[key]}
              for name, key in (("ID", "id_card_types"), ("RP", "residence_permit_types"),
                                ("FP", "foreign_permanent_types"))}
     kind = ("T:" + id_type).astype("str")

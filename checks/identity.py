@@ -26,7 +26,7 @@ SEX_NAMES = {"M": "男", "F": "女"}
 
 
 def _types(ctx: RuleContext, key: str) -> set[str]:
-    return {str(v).upper() for v in ctx.params.get(key, [])}
+    return {str(v).upper() for v in ctx.params[key]}
 
 
 def analysis(frame: pd.DataFrame, ctx: RuleContext, role: str) -> pd.DataFrame:

@@ -10,6 +10,7 @@ from click.core import ParameterSource
 
 from pipeline import __version__, logs
 from pipeline.errors import ExitCode
+from pipeline.night import engines
 from pipeline.options import (Commands, IsoDate, OneLineErrors, config_option, db_option, existing_store, reports_errors,
                               say)
 from pipeline.retention.commands import retention
@@ -36,7 +37,7 @@ def cli(verbose):
 @click.option("--out", "out_dir", metavar="DIR", help="output folder (default: out/<business-date>/)")
 @db_option
 @click.option("--config", "config_path", metavar="FILE", help="YAML settings merged over the defaults")
-@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True)
+@click.option("--engine", type=click.Choice(engines.NAMES), default="local", show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="no progress output")
 @click.option("--rewind", is_flag=True,
               help="T is earlier than the store's latest night: take the later nights back first (newest first); "
@@ -134,7 +135,7 @@ def index():
 @click.option("--out", "out_dir", metavar="DIR", help="quarantine and manifest (default: out/index-load-<as-of>/)")
 @db_option
 @click.option("--config", "config_path", metavar="FILE", help="YAML settings merged over the defaults")
-@click.option("--engine", "engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+@click.option("--engine", "engine", type=click.Choice(engines.NAMES), default="local", show_default=True,
               help="where the book's rows are read, checked and hashed (spark: settings under `spark`)")
 @click.option("--new-store", "new_store", is_flag=True,
               help="start a new case store even where another store with nights is near it (as `custdq run`)")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WrapValidator,
@@ -85,6 +85,7 @@ def _checker(what: str, test: Callable[[Any], bool] | None = None) -> Callable[[
                 return out
         raise PydanticCustomError("custdq", "must be {what} (got {got})", {"what": what, "got": _shown(value)})
 
+    check.what = what  # type: ignore[attr-defined]  # what `accepted` says of the setting
     return check
 
 
@@ -97,12 +98,15 @@ class Whole:
     what: str = "a whole number"
     null: bool = False
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+    @property
+    def words(self) -> str:
         words = f"{self.what} {self.low}..{self.high}" if self.high is not None else f"{self.what}, at least {self.low}"
+        return words + (", or null" if self.null else "")
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         inner = core_schema.int_schema(strict=True, ge=self.low, le=self.high)
         return core_schema.no_info_wrap_validator_function(
-            _checker(words + (", or null" if self.null else "")),
-            core_schema.nullable_schema(inner) if self.null else inner)
+            _checker(self.words), core_schema.nullable_schema(inner) if self.null else inner)
 
 
 @dataclass(frozen=True)
@@ -115,12 +119,15 @@ class Number:
     above: bool = False
     what: str | None = None
 
+    @property
+    def words(self) -> str:
+        return self.what or (f"a number {'>' if self.above else '>='} {self.low:g}"
+                             + (f" and <= {self.high:g}" if self.high is not None else ""))
+
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        words = self.what or (f"a number {'>' if self.above else '>='} {self.low:g}"
-                              + (f" and <= {self.high:g}" if self.high is not None else ""))
         inner = core_schema.float_schema(strict=True, allow_inf_nan=False, le=self.high,
                                          gt=self.low if self.above else None, ge=None if self.above else self.low)
-        return core_schema.no_info_wrap_validator_function(_checker(words), inner)
+        return core_schema.no_info_wrap_validator_function(_checker(self.words), inner)
 
 
 def _web_number(low: float, high: float, above: bool = True) -> Number:
@@ -129,7 +136,14 @@ def _web_number(low: float, high: float, above: bool = True) -> Number:
 
 Flag = Annotated[bool, Field(strict=True), must("true or false")]
 Text = Annotated[str, Field(strict=True), must("a text value", lambda v: bool(v.strip()))]
-MaybePath = Annotated[StrictStr | None, must("null or a path", lambda v: v is None or bool(v.strip()))]
+def _blank_is_null(value: Any) -> Any:
+    """An empty or blank value of an optional setting means "not set", as the defaults' comments
+    say ("Empty: ..."), the same as null."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+MaybePath = Annotated[StrictStr | None, BeforeValidator(_blank_is_null), must("null or a path")]
+MaybeText = Annotated[StrictStr | None, BeforeValidator(_blank_is_null), must("null or a text value")]
 Texts = Annotated[tuple[Annotated[str, Field(strict=True)], ...],
                   must("a list of text values (quote codes such as '01' and numbers)")]
 Days = Annotated[int, Whole(1, what="a whole number of days")]
@@ -153,6 +167,7 @@ def _day(value: Any) -> Any:
         raise PydanticCustomError("custdq", "must be a real date YYYY-MM-DD (got {got})", {"got": _shown(value)}) from None
 
 
+_day.what = "a date YYYY-MM-DD"  # type: ignore[attr-defined]  # what `accepted` says of it
 Day = Annotated[dt.date, BeforeValidator(_day)]
 
 
@@ -167,6 +182,14 @@ def _rule_codes() -> set[str]:
 
 
 def _known_rules(codes: Any) -> Any:
+    unknown = sorted(set(codes) - _rule_codes())
+    if unknown:
+        raise PydanticCustomError("custdq", "unknown rule code {codes} (docs/rules.md lists them)",
+                                  {"codes": ", ".join(unknown)})
+    return codes
+
+
+def _known_rules_or_default(codes: Any) -> Any:
     unknown = sorted(set(codes) - _rule_codes() - {"default"})
     if unknown:
         raise PydanticCustomError("custdq", "unknown rule code {codes} (docs/rules.md lists them)",
@@ -222,9 +245,18 @@ def _in_their_year(years: Mapping[int, CalendarYear]) -> Mapping[int, CalendarYe
     return years
 
 
+def _year(value: Any) -> Any:
+    """A year as YAML reads it (2027) or quoted ("2027")."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return value
+
+
+Year = Annotated[int, Whole(1900, 2200, "a year"), BeforeValidator(_year)]
+
+
 class CalendarYears(Section):
-    years: Annotated[Mapping[Annotated[int, Field(strict=True, ge=1900, le=2200)], CalendarYear],
-                     AfterValidator(_in_their_year), AfterValidator(_frozen)]
+    years: Annotated[Mapping[Year, CalendarYear], AfterValidator(_in_their_year), AfterValidator(_frozen)]
 
 
 Severity = Annotated[Literal["error", "warning"], must("error or warning")]
@@ -236,7 +268,7 @@ class Rules(Section):
 
 
 class Spark(Section):
-    master: MaybePath  # null: what spark-submit or spark-defaults.conf says
+    master: MaybeText  # null: what spark-submit or spark-defaults.conf says
     app_name: Text
     staging: MaybePath
     conf: Annotated[Mapping[Annotated[str, Field(strict=True)], Setting], AfterValidator(_frozen)]
@@ -269,7 +301,7 @@ class Retention(Section):
 
 
 class Store(Section):
-    url: MaybePath
+    url: MaybeText
     lock_wait_seconds: Annotated[float, Number(0)]
     undo_nights: Annotated[int, Whole(1, what="a whole number of nights")]
 
@@ -299,10 +331,24 @@ class Expectations(Section):
     null_rates: Annotated[Mapping[Annotated[str, Field(strict=True)], Share], AfterValidator(_frozen)]
     value_sets: Annotated[Mapping[Annotated[str, Field(strict=True)], Texts], AfterValidator(_frozen)]
     rule_failure_pct: Annotated[Mapping[Annotated[str, Field(strict=True)], Percent],
-                                AfterValidator(_known_rules), AfterValidator(_frozen)]
+                                AfterValidator(_known_rules_or_default), AfterValidator(_frozen)]
     blocking: Annotated[Texts, must("a list of expectation names: volume, unique_policy_no, a family (null_rate, "
                                     "value_set, rule_failure) or one of them (null_rate:branch)", _expectation_names)]
 
+    @model_validator(mode="after")
+    def _blocking_names_the_suite(self) -> Expectations:
+        """A blocking name the suite will never evaluate would block nothing, silently: each
+        `null_rate:X` and `value_set:X` must name a key of null_rates / value_sets, each
+        `rule_failure:X` a rule of the catalogue."""
+        known = {"null_rate": set(self.null_rates), "value_set": set(self.value_sets), "rule_failure": _rule_codes()}
+        for name in self.blocking:
+            family, _, what = name.partition(":")
+            if what and what not in known.get(family, set()):
+                where = {"null_rate": "expectations.null_rates", "value_set": "expectations.value_sets"}.get(
+                    family, "the rule catalogue")
+                raise PydanticCustomError("custdq", "blocking: {name} names no expectation of the suite ({what} is not "
+                                          "in {where})", {"name": name, "what": what, "where": where})
+        return self
 
 # ---- web: (`custdq serve`) --------------------------------------------------------------------------
 
@@ -512,3 +558,50 @@ def load(path: str | Path | None = None) -> Settings:
     if not isinstance(user, dict):
         raise ConfigError(f"{p}: config file must be a mapping of settings")
     return from_mapping(user, str(p))
+
+
+# ---- what each setting accepts (docs/configuration.md, generated by cog) -------------------------
+
+def _says(tp: Any) -> str:
+    """What a setting's type accepts, in the words its error message uses."""
+    if get_origin(tp) is Annotated:
+        base, *meta = get_args(tp)
+        for m in reversed(meta):  # the outermost check speaks for the value
+            if isinstance(m, (Whole, Number)):
+                return m.words
+            what = getattr(getattr(m, "func", None), "what", None)
+            if what:
+                return str(what)
+        return _says(base)
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (Mapping, dict):
+        return f"a mapping, each value {_says(args[1])}"
+    if origin is tuple:
+        return f"a list, each {_says(args[0])}"
+    if origin is Literal:
+        return " or ".join(map(str, args))
+    if args and type(None) in args:
+        return " or ".join(_says(a) for a in args if a is not type(None)) + ", or null"
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a text value"}.get(tp, str(tp))
+
+
+def accepted(model: type[BaseModel] = None, prefix: str = "") -> list[tuple[str, str]]:  # type: ignore[assignment]
+    """(dotted key, what it accepts) of every setting, in the model's order: the table of
+    docs/configuration.md. The checks across settings (min_ratio <= max_ratio, the blocking
+    names, a calendar year's days) are the sections' own validators, said in the page's text."""
+    out: list[tuple[str, str]] = []
+    for name, field in (model or Settings).model_fields.items():
+        tp = field.annotation
+        key = f"{prefix}{name}"
+        if isinstance(tp, type) and issubclass(tp, Section):
+            out += accepted(tp, f"{key}.")
+            continue
+        inner = get_args(tp)[0] if get_origin(tp) is Annotated else tp
+        values = get_args(inner)[1] if get_origin(inner) in (Mapping, dict) else None
+        values = get_args(values)[0] if get_origin(values) is Annotated else values
+        if isinstance(values, type) and issubclass(values, Section):  # calendar.years: a section per year
+            out += accepted(values, f"{key}.<year>.")
+            continue
+        says = _says(Annotated[tp, *field.metadata]) if field.metadata else _says(tp)
+        out.append((key, says))
+    return out

@@ -20,7 +20,8 @@ from checks.phones import area_code_length, fixed_line
 from tests.helpers import row
 from tests.helpers import night
 
-DEFAULTS = {"numbers": ["13800138000", "12345678901", "13888888888", "01012345678"]}
+DEFAULTS = {"numbers": ["13800138000", "12345678901", "13888888888", "01012345678"], "repeated_digit": True,
+            "consecutive_runs": True}
 
 
 def parsed(national: str) -> phonenumbers.PhoneNumber:
@@ -110,7 +111,7 @@ def test_findings_of_one_night(invoke, tmp_path):
 
 @pytest.mark.parametrize("numbers, flagged", [([], True), (["01012345678"], True)])
 def test_a_real_landline_with_a_run_is_a_filler_listed_or_not(numbers, flagged):
-    ctx = SimpleNamespace(params={"phone_placeholders": {"numbers": numbers}})
+    ctx = SimpleNamespace(params={"phone_placeholders": DEFAULTS | {"numbers": numbers}})
     assert placeholder(pd.Series(["1012345678"], dtype="str"), ctx).tolist() == [flagged]
-    off = SimpleNamespace(params={"phone_placeholders": {"numbers": [], "consecutive_runs": False}})
+    off = SimpleNamespace(params={"phone_placeholders": DEFAULTS | {"numbers": [], "consecutive_runs": False}})
     assert placeholder(pd.Series(["1012345678"], dtype="str"), off).tolist() == [False]

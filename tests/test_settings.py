@@ -101,6 +101,19 @@ def test_an_unknown_key_is_refused_and_a_retired_one_ignored(tmp_path):
     assert settings.load(path) == settings.load()
 
 
+def test_a_blank_optional_setting_is_null_and_a_quoted_year_a_year(tmp_path):
+    """The defaults' comments say "Empty: ..." for the optional paths; a YAML key may quote a year."""
+    path = tmp_path / "c.yaml"
+    path.write_text("hash_key_file: ''\nspark:\n  staging: ' '\n  master: ''\nstore:\n  url: ''\n"
+                    "contact_index:\n  path: ''\n  temp_directory: ''\n"
+                    "calendar:\n  years:\n    '2027':\n      source: x\n      holidays: ['2027-01-01']\n",
+                    encoding="utf-8")
+    s = settings.load(path)
+    assert s.hash_key_file is None and s.spark.staging is None and s.spark.master is None and s.store.url is None
+    assert s.contact_index.path is None and s.contact_index.temp_directory is None
+    assert list(s.calendar.years) == [2027] and s.calendar.years[2027].holidays[0].isoformat() == "2027-01-01"
+
+
 # a bad value of a representative key of each section, and what the one line says after the key
 BAD = [
     ("aliases:\n  policy_no: 保单号码\n", "aliases.policy_no", "must be a list of text values"),
@@ -116,7 +129,10 @@ BAD = [
      "calendar.years", "2028-01-01 is not in 2027"),
     ("rules:\n  severity:\n    PHONE_SHARED: fatal\n", "rules.severity.PHONE_SHARED", "must be error or warning"),
     ("rules:\n  disabled: [PHONE_SHARD]\n", "rules.disabled", "unknown rule code PHONE_SHARD"),
-    ("hash_key_file: ''\n", "hash_key_file", "must be null or a path"),
+    ("hash_key_file: [a, b]\n", "hash_key_file", "must be null or a path"),
+    ("rules:\n  severity:\n    default: error\n", "rules.severity", "unknown rule code default"),
+    ("expectations:\n  blocking: [null_rate:nonsense]\n", "expectations", "null_rate:nonsense names no expectation"),
+    ("expectations:\n  blocking: [rule_failure:NOPE]\n", "expectations", "NOPE is not in the rule catalogue"),
     ("chunk_rows: 0\n", "chunk_rows", "must be a whole number of rows, at least 1"),
     ("workers: 0\n", "workers", "must be a whole number of processes, at least 1, or null"),
     ("spark:\n  conf:\n    spark.executor.memory: [8g]\n", "spark.conf.spark.executor.memory", "must be a text"),

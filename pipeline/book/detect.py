@@ -31,10 +31,11 @@ from pipeline.rules import Outcome, isolated, severity_of
 from pipeline.settings import Settings
 
 # what ends the night rather than the two rules: the index failed (tonight's rows cannot be written)
-INDEX_FAILURES: tuple[type[BaseException], ...] = (duckdb.Error, CustdqError, MemoryError)
-MAX_ROUNDS = 25
+INDEX_FAILURES: tuple[type[BaseException], ...] = (duckdb.Error, CustdqError, MemoryError, OSError)
+MAX_ROUNDS = 25  # cluster growth rounds (each adds customers two links further out)
+# a night without shared findings
 _NO_HITS = pd.DataFrame({"row": pd.Series(dtype="int64"), "cluster_id": pd.Series(dtype="str"),
-                         "cluster_size": pd.Series(dtype="Int64")})  # a night without shared findings  # cluster growth rounds (each adds customers two links further out)
+                         "cluster_size": pd.Series(dtype="Int64")})
 
 
 @dataclass
@@ -237,7 +238,8 @@ def shared_night(db: IndexFile, tonight: NightContacts, frame: pd.DataFrame, lab
         return pool, growth, found
 
     looked, failures = isolated(enabled, cfg, tonight.num_rows, judge, passes=INDEX_FAILURES)
-    pool, growth, found = looked if looked is not None else (empty(), {}, None)
+    pool, growth, found = looked if looked is not None else (
+        empty(), {"cluster_rounds": 0, "cluster_growth_truncated": False}, None)
     written = book.write(tonight, frame["policy_no"], version)
     step("write")
     seconds = round(time.perf_counter() - started + built, 3)

@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pipeline.errors import InputError
-from pipeline.rows.engine import Engine, LocalEngine
-from pipeline.settings import Settings
+
+if TYPE_CHECKING:  # the command line reads NAMES without importing the engines
+    from pipeline.rows.engine import Engine
+    from pipeline.settings import Settings
 
 NAMES = ("local", "spark")
 
@@ -23,4 +27,6 @@ def engine_for(name: str, cfg: Settings) -> Engine:
         from pipeline.spark.night import SparkNight  # PySpark is imported only for a Spark night
 
         return SparkNight(cfg)
+    from pipeline.rows.engine import LocalEngine
+
     return LocalEngine(cfg)

@@ -23,10 +23,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import outputs
-from pipeline.outputs.datadocs import localise
+from typing import TYPE_CHECKING
+
+from pipeline.files import DATA_DOCS
 from pipeline.rows.profile import CODED, KEY_FIELDS
-from pipeline.settings import Expectations
+
+if TYPE_CHECKING:  # the gate's own process imports this module: it stays light (pipeline.night.gatehost)
+    from pipeline.settings import Expectations
 
 
 
@@ -138,7 +141,7 @@ def _run(gx, ProgressBarsConfig, figures, distinct, cfg, out, started) -> GateRe
     ctx.delete_data_docs_site("local_site")
     if scratch and Path(scratch).parent == Path(tempfile.gettempdir()):
         shutil.rmtree(scratch, ignore_errors=True)
-    docs = out / outputs.DATA_DOCS
+    docs = out / DATA_DOCS
     ctx.add_data_docs_site(site_name="custdq", site_config={
         "class_name": "SiteBuilder", "show_how_to_buttons": False,  # no tutorial footer, no walkthrough
         "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "show_how_to_buttons": False},
@@ -163,6 +166,8 @@ def _run(gx, ProgressBarsConfig, figures, distinct, cfg, out, started) -> GateRe
         result_format={"result_format": "SUMMARY"}))
     run = checkpoint.run(batch_parameters={"dataframe": batch_frame})
     if docs.is_dir():
+        from pipeline.outputs.datadocs import localise
+
         localise(docs)  # every page opens offline: vendored copies instead of CDNs, no marketing
     result = GateResult()
     blocking = set(cfg.blocking)
@@ -178,7 +183,7 @@ def _run(gx, ProgressBarsConfig, figures, distinct, cfg, out, started) -> GateRe
                                    name.split(":")[0] in blocking, "observed": _plain(observed),
                                    "kwargs": _plain(kwargs)})
     result.blocking_failed = [r["name"] for r in result.results if r["blocking"] and not r["success"]]
-    result.docs = "data_docs/index.html" if (docs / "index.html").exists() else None
+    result.docs = f"{DATA_DOCS}/index.html" if (docs / "index.html").exists() else None
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 

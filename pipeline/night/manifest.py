@@ -21,7 +21,8 @@ from pipeline.night.results import Checked, Gate, Items, Shared, TakenBack, Toni
 from pipeline.progress import Stages, peak_memory_mb
 
 PACKAGES = ["pandas", "pandera", "pyarrow", "numpy", "openpyxl", "click", "chinesecalendar",
-            "SQLAlchemy", "phonenumbers", "python-stdnum", "PyYAML", "scipy", "XlsxWriter", "great-expectations"]
+            "SQLAlchemy", "phonenumbers", "python-stdnum", "PyYAML", "scipy", "XlsxWriter", "great-expectations",
+            "duckdb", "pydantic"]
 
 
 def versions() -> dict[str, str]:

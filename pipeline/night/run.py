@@ -73,7 +73,7 @@ class RunResult:
         lines += [f"warning: {line}" for line in m.get("warnings", [])]
         if self.gate_failed:
             lines.append(f"custdq: error: blocking expectations failed: "
-                         f"{', '.join(m['expectations']['blocking_failed'])} (outputs written; see data_docs/index.html)")
+                         f"{', '.join(m['expectations']['blocking_failed'])} (outputs written; see {outputs.DATA_DOCS}/index.html)")
         return lines
 
 
@@ -232,7 +232,11 @@ def shared_contacts(n: Tonight, conn: sa.Connection, checked: Checked, contacts:
         contacts.close()
         release()
         log.info("shared contacts: %s", {k: v for k, v in book.stats.items() if not isinstance(v, dict)})
-    return Shared(book.outcomes, {**book.stats, "rows_taken_back": taken.contact_rows}, book.judged), book.found
+    shared = Shared(book.outcomes, {**book.stats, "rows_taken_back": taken.contact_rows}, book.judged)
+    for o in outcomes(checked, shared):
+        log.info("rule %s: %s, %s rows failed, %s findings, %.3f s", o.rule_code, o.status,
+                 count(o.rows_failed or 0), count(o.findings or 0), o.seconds or 0.0)
+    return shared, book.found
 
 
 def build_items(n: Tonight, found: list[pd.DataFrame], book_found: pd.DataFrame | None) -> Items:
@@ -255,9 +259,6 @@ def update_cases(n: Tonight, conn: sa.Connection, checked: Checked, shared: Shar
                            pd.Index(checked.policies["policy_no"].unique()), ran, shared.judged, taken.run_events)
         store.refresh_statistics(conn)
         log.info("items: %s", ", ".join(f"{k} {count(v)}" for k, v in update.counts.items()))
-    for o in outcomes(checked, shared):
-        log.info("rule %s: %s, %s rows failed, %s findings, %.3f s", o.rule_code, o.status,
-                 count(o.rows_failed or 0), count(o.findings or 0), o.seconds or 0.0)
     return update
 
 

@@ -28,15 +28,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.cases.listing import COLUMNS as LISTED, HEADERS as LISTED_HEADERS, displayed
-from pipeline.files import atomic_write
+from pipeline.files import (DASHBOARD, DATA_DOCS, EXPECTATIONS, ITEMS_CSV, ITEMS_PARQUET, MANIFEST,  # noqa: F401 - the
+                            QUARANTINE, WORKLISTS, atomic_write)  # night's file names, as outputs.NAME
 from pipeline.cases.items import DATE_FIELDS, ITEM_COLUMNS
-
-# The files and folders of a night's output folder (SPEC 5), named here once. manifest.json is
-# written last: its presence marks a complete night.
-MANIFEST = "manifest.json"
-ITEMS_CSV, ITEMS_PARQUET, QUARANTINE = "items.csv", "items.parquet", "quarantine.csv"
-DASHBOARD, EXPECTATIONS = "dashboard.html", "expectations.json"
-WORKLISTS, DATA_DOCS = "worklists", "data_docs"
 
 # A cell a person may open in a spreadsheet never starts a formula (OWASP CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

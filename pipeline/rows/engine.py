@@ -23,7 +23,6 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from pipeline.book.detect import crowded_here
 from pipeline.ingest import Reading
 from pipeline.progress import Stages
 from pipeline.rows.chunks import Tally, check_rows, per_worker
@@ -84,6 +83,8 @@ class LocalEngine:
 
     def crowded(self, tonight_v: np.ndarray, tonight_c: np.ndarray, stored_v: np.ndarray,
                 stored_c: np.ndarray) -> np.ndarray:
+        from pipeline.book.detect import crowded_here  # (a Spark task unpickling a CheckJob needs none of it)
+
         return crowded_here(tonight_v, tonight_c, stored_v, stored_c)
 
     def describe(self) -> dict:

@@ -8,7 +8,7 @@ exact re-runs) and `rewinds`; 6 adds the web app's `users`, `api_tokens` and
 list; 8 `destructions` (retention); 9 the API tokens' public id and expiry and the access log's
 `target` (the user name a login tried); 10 the agents' names and the 处理状态 index; 11 moves
 the contact index into its own DuckDB file (pipeline.book.database). An older store is migrated on open
-(pipeline.store.migrate), a newer one refused.
+(pipeline.store.migrate, in pipeline/store/__init__.py), a newer one refused.
 
 Personal data: keyed hashes and masked forms only, never a plaintext identity number, phone or
 account. An item holds what the worklist shows (masked evidence, policy number, branch,
@@ -256,7 +256,7 @@ api_tokens = sa.Table(
     sa.Column("created_at", STAMP, nullable=False),
     # schema 9: the id people name a token by (`custdq users tokens` / `revoke`; random, never
     # derived from the token) and when it stops working. Nullable only in a store migrated from
-    # schema 8, where the migration fills both in (pipeline.store.migrate)
+    # schema 8, where the migration fills both in (pipeline.store.migrate, in __init__.py)
     sa.Column("token_id", sa.String(16), nullable=False),
     sa.Column("expires_at", STAMP, nullable=False),
     sa.Index("ix_api_tokens_token_id", "token_id", unique=True),
