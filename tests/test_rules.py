@@ -161,6 +161,7 @@ def test_a_failing_shared_contact_judgement_is_recorded_and_the_night_goes_on(in
     shared_items = items[items["rule_code"] == "PHONE_SHARED"]
     assert sorted(shared_items["policy_no"]) == ["S1", "S2"]  # carried, not resolved; S4 not judged tonight
     assert manifest["contact_index"]["contact_rows_tonight"] == 3  # S3's account, S4's phone and account: written
+    assert manifest["contact_index"]["cluster_rounds"] == 0  # the manifest keeps its shape
 
     monkeypatch.setattr(shared, "involved", whole)  # the same night again, the rule whole: S4 joins the shared phone
     done = invoke("run", str(second), "--business-date", DATE, "--out", str(tmp_path / "o3"), "--quiet")
