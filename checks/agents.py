@@ -1,7 +1,14 @@
-"""PHONE_IS_AGENT (SPEC 3): a customer's phone is the phone of an agent on the roster who is not
-that customer. The customer is the agent when their identity numbers agree (15-digit numbers
-upgraded), or, where the roster has no identity number for the agent, when the names agree.
-Without a roster the rule is not applicable and says so in the manifest.
+"""The agent's own details in place of the customer's (SPEC 3; art. 11 of the operative rules).
+
+- PHONE_IS_AGENT: a customer's phone is the phone of an agent on the roster who is not that
+  customer.
+- BANK_IS_AGENT: the applicant's premium account (`bank_account`, digits) is an agent's account
+  (`agent_bank_account`, digits) and the applicant is not that agent.
+
+The customer is the agent when their identity numbers agree (15-digit numbers upgraded), or,
+where the roster has no identity number for the agent, when the names agree. Without a roster,
+or a roster without the column a rule compares, the rule is not applicable and says so in the
+manifest.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from checks import findings, phones
 from checks.arrays import isin_text
 from checks.findings import NotApplicable, RuleContext
 from checks.identity import analysis
-from checks.masking import mask_name, mask_phone
+from checks.masking import mask_account, mask_name, mask_phone
 from checks.ric_vector import analyse
 
 
@@ -23,13 +30,36 @@ def _roster(ctx: RuleContext) -> pd.DataFrame:
         if agents is None:
             raise RuntimeError("phone_is_agent is not applicable without a roster (bug)")
         numbers = phones.normalise(agents["agent_phone"])
-        ids = analyse(agents["agent_id_no"], ctx.business_date)["id18"]
-        ctx.night[key] = pd.DataFrame({
-            "e164": numbers["e164"].where(numbers["valid"]), "agent_code": agents["agent_code"],
-            "agent_name": agents["agent_name"].str.replace(r"\s", "", regex=True),
-            "agent_id18": ids.fillna(agents["agent_id_no"]),
-        }).dropna(subset=["e164"]).drop_duplicates(["e164", "agent_code"])
+        ctx.night[key] = _people(agents, ctx).assign(e164=numbers["e164"].where(numbers["valid"])).dropna(
+            subset=["e164"]).drop_duplicates(["e164", "agent_code"])
     return ctx.night[key]
+
+
+def _not_the_agent(frame: pd.DataFrame, ctx: RuleContext, role: str, pairs: pd.DataFrame,
+                   index_name: str) -> pd.DataFrame:
+    """The (customer row, agent) pairs where the customer (`role` of the row) is not the agent:
+    identity numbers differ, or, where the roster has no number for the agent, names differ."""
+    ids = analysis(frame, ctx, role)["id18"]
+    customer_id = ids.reindex(pairs[index_name]).to_numpy()
+    customer_name = frame[f"{role}_name"].str.replace(r"\s", "", regex=True).reindex(pairs[index_name]).to_numpy()
+    agent_has_id = pairs["agent_id18"].notna().to_numpy()
+    same = ((customer_id == pairs["agent_id18"].to_numpy()) & agent_has_id) | (
+        ~agent_has_id & (customer_name == pairs["agent_name"].to_numpy()))
+    return pairs[~same]
+
+
+def _listed(pairs: pd.DataFrame, index_name: str) -> pd.Series:
+    """Per customer row, the agents it matched: `业务员<code> <masked name>`, joined."""
+    return ("业务员" + pairs["agent_code"] + " " + mask_name(pairs["agent_name"]).fillna("")).groupby(
+        pairs[index_name]).agg("、".join)
+
+
+def _people(agents: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
+    """The roster's agents as the rules compare them to customers: code, name, identity number."""
+    return pd.DataFrame({"agent_code": agents["agent_code"],
+                         "agent_name": agents["agent_name"].str.replace(r"\s", "", regex=True),
+                         "agent_id18": analyse(agents["agent_id_no"], ctx.business_date)["id18"].fillna(
+                             agents["agent_id_no"])})
 
 
 def phone_is_agent(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
@@ -45,18 +75,49 @@ def phone_is_agent(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
             continue
         pairs = hits.rename("e164").reset_index().merge(roster, on="e164")
         index_name = pairs.columns[0]
-        ids = analysis(frame, ctx, role)["id18"]
-        customer_id = ids.reindex(pairs[index_name]).to_numpy()
-        customer_name = frame[f"{role}_name"].str.replace(r"\s", "", regex=True).reindex(pairs[index_name]).to_numpy()
-        agent_has_id = pairs["agent_id18"].notna().to_numpy()
-        same = ((customer_id == pairs["agent_id18"].to_numpy()) & agent_has_id) | (
-            ~agent_has_id & (customer_name == pairs["agent_name"].to_numpy()))
-        pairs = pairs[~same]
+        pairs = _not_the_agent(frame, ctx, role, pairs, index_name)
         if pairs.empty:
             continue
-        listed = ("业务员" + pairs["agent_code"] + " " + mask_name(pairs["agent_name"]).fillna("")).groupby(
-            pairs[index_name]).agg("、".join)
+        listed = _listed(pairs, index_name)
         mask = pd.Series(frame.index.isin(listed.index), index=frame.index)
         evidence = (mask_phone(frame.loc[mask, f"{column}_national"]) + " 属于 " + listed).reindex(frame.index)
         parts.append(findings.make(mask, role, column, f"{ctx.labels[column]}为业务员的电话", evidence))
     return findings.concat(parts)
+
+
+def _accounts(ctx: RuleContext) -> pd.DataFrame:
+    key = ("roster accounts",)
+    if key not in ctx.night:
+        agents = ctx.agents
+        if agents is None:
+            raise RuntimeError("bank_is_agent is not applicable without a roster (bug)")
+        digits = agents["agent_bank_account"].str.replace(r"[\s\-]", "", regex=True)
+        usable = digits.str.fullmatch(r"\d{8,30}", na=False)
+        ctx.night[key] = _people(agents, ctx).assign(account=digits)[usable.to_numpy()].drop_duplicates(
+            ["account", "agent_code"])
+    return ctx.night[key]
+
+
+def bank_is_agent(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
+    """The applicant's premium account is an agent's own (the roster's `agent_bank_account`):
+    premiums come only from the applicant's account, and an agent must not open and control an
+    account in the customer's name (art. 11). Compared as digits (spaces and hyphens removed),
+    8-30 of them, as SPEC 2.5 reads an account."""
+    if ctx.agents is None:
+        raise NotApplicable("no agent roster given (--agents)")
+    if "agent_bank_account" not in ctx.agents or ctx.agents["agent_bank_account"].isna().all():
+        raise NotApplicable("the agent roster has no 业务员银行账号 (agent_bank_account)")
+    roster = _accounts(ctx)
+    account = frame["bank_account_digits"].where(frame["bank_account_digits"].str.fullmatch(r"\d{8,30}", na=False))
+    hits = account[isin_text(account, roster["account"])]
+    if hits.empty:
+        return findings.concat([])
+    pairs = hits.rename("account").reset_index().merge(roster, on="account")
+    index_name = pairs.columns[0]
+    pairs = _not_the_agent(frame, ctx, "applicant", pairs, index_name)
+    if pairs.empty:
+        return findings.concat([])
+    listed = _listed(pairs, index_name)
+    mask = pd.Series(frame.index.isin(listed.index), index=frame.index)
+    evidence = (mask_account(frame.loc[mask, "bank_account_digits"]) + " 属于 " + listed).reindex(frame.index)
+    return findings.make(mask, "applicant", "bank_account", f"{ctx.labels['bank_account']}为业务员的银行账号", evidence)

@@ -125,6 +125,12 @@ _RULES = (
                " or same name where the roster has no number; without a roster the manifest says `not_applicable`"),
     ),
     RuleSpec(
+        "BANK_IS_AGENT", ERROR, "可疑线索", "缴费账号为业务员银行账号", ROW, agents.bank_is_agent,
+        fires=("the applicant's premium account (digits, 8-30) is an agent's `agent_bank_account` on the roster and the"
+               " applicant is not that agent (same identity number, or same name where the roster has no number);"
+               " without a roster, or a roster without that column, `not_applicable`"),
+    ),
+    RuleSpec(
         "DUPLICATE_POLICY", ERROR, "资料不完整", "同一保单号在提取文件中重复出现", NIGHT, duplicates.duplicate_policy,
         fires=("the same `policy_no` more than once in one night's extract files: one item per policy, evidence "
                "lists every file and line"),

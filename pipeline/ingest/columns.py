@@ -52,6 +52,10 @@ AGENT_COLUMNS: tuple[Column, ...] = (
     Column("agent_phone", ("业务员电话",), "业务员电话"),
     Column("agent_id_no", ("业务员证件号码",), "业务员证件号码"),
     Column("branch", ("分支机构", "管理机构", "机构"), "分支机构"),
+    Column("agent_address", ("业务员地址", "业务员住址"), "业务员地址", optional=True),
+    Column("agent_bank_account", ("业务员银行账号", "业务员账号"), "业务员银行账号", optional=True),
+    Column("team", ("团队", "所属团队"), "团队", optional=True),
+    Column("team_leader", ("团队主管", "团队长"), "团队主管", optional=True),
 )
 
 BY_NAME: dict[str, Column] = {c.name: c for c in EXTRACT_COLUMNS}

@@ -21,7 +21,8 @@ class Alert(NamedTuple):
     zh: str
 
 
-REASONS_ZH = {"no agent roster given (--agents)": "未提供业务员名单（--agents）"}  # checks' NotApplicable reasons
+REASONS_ZH = {"no agent roster given (--agents)": "未提供业务员名单（--agents）",
+              "the agent roster has no 业务员银行账号 (agent_bank_account)": "业务员名单中没有“业务员银行账号”一列"}  # checks' NotApplicable reasons
 DIGITS = re.compile(r"\d{4}")
 _SHIFTED = re.compile(r"(\w+) \([^)]*\) has the form of an? [\w ]+?(?=:)")  # rows.scope's reason
 
@@ -115,12 +116,15 @@ def night_warnings(manifest: dict, gate_results: list[dict], reference: dict,
     """Every warning of the night, in a fixed order."""
     out = empty(manifest["rows"]) + list(extra)
     out += [expectation(r, reference) for r in gate_results if not r["success"]]
+    idle: dict[str, list[str]] = {}  # the rules that did not run, by their reason: one line a reason
     for code, rule in manifest["rules"].items():
         if rule["status"] == "not_applicable":
-            reason = rule.get("reason", "not applicable")
-            out.append(Alert(f"rule {code} did not run: {reason}",
-                             f"规则 {rule_title(code)} 未运行：{REASONS_ZH.get(reason, reason)}"))
-        elif rule["status"] == "error":
+            idle.setdefault(rule.get("reason", "not applicable"), []).append(code)
+    for reason, codes in idle.items():
+        out.append(Alert(f"rule{'s' if len(codes) > 1 else ''} {', '.join(codes)} did not run: {reason}",
+                         f"规则 {'、'.join(rule_title(c) for c in codes)} 未运行：{REASONS_ZH.get(reason, reason)}"))
+    for code, rule in manifest["rules"].items():
+        if rule["status"] == "error":
             error = rule.get("error", "an error")
             out.append(Alert(f"rule {code} failed with {error}: its findings are missing tonight",
                              f"规则 {rule_title(code)} 运行出错（{error}）：今晚缺少它的发现"))

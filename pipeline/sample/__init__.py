@@ -12,6 +12,7 @@ pipeline.sample.later from the same generator.
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -173,8 +174,12 @@ def sample_frame(n: int, rng: np.random.Generator, today: dt.date, defect_rate: 
 def _agents(f: pd.DataFrame, rng: np.random.Generator, today: dt.date) -> pd.DataFrame:
     roster = f[["业务员代码", "管理机构"]].drop_duplicates("业务员代码").reset_index(drop=True)
     p = people(len(roster), rng, today, 22, 60)
+    # the agents' own accounts come from a generator of their own, seeded by the roster: the
+    # extract drawn from `rng` stays what it was before the roster had accounts
+    own = np.random.default_rng(zlib.crc32("|".join(roster["业务员代码"]).encode("utf-8")))
     return pd.DataFrame({"业务员代码": roster["业务员代码"], "业务员姓名": p["name"], "业务员电话": p["mobile"],
-                         "业务员证件号码": p["id_no"], "管理机构": roster["管理机构"]})
+                         "业务员证件号码": p["id_no"], "管理机构": roster["管理机构"], "业务员地址": p["address"],
+                         "业务员银行账号": luhn_cards("621700", 19, len(roster), own)})
 
 
 def _inject(f: pd.DataFrame, rng: np.random.Generator, rate: float, agents: pd.DataFrame) -> None:
@@ -218,6 +223,13 @@ def _inject(f: pd.DataFrame, rng: np.random.Generator, rate: float, agents: pd.D
     put("placeholder_phone", "投保人手机", "13800138000")
     put("bank_short", "缴费账号", "62220")
     put("shared_account", "缴费账号", lambda r: f["缴费账号"].iloc[donors[r]].to_numpy())
+    # the agent's own account as a customer's premium account (BANK_IS_AGENT, art. 11): drawn apart
+    # from `rng` (as the roster's accounts are), so the other defects stay where they were
+    own = np.random.default_rng(zlib.crc32(("agent-account|" + str(n)).encode("utf-8")))
+    paid = np.flatnonzero(own.random(n) < rate / 30)
+    if len(paid):
+        f.loc[paid, "缴费账号"] = agents.set_index("业务员代码")["业务员银行账号"].reindex(
+            f["业务员代码"].iloc[paid]).to_numpy()
 
 
 CHUNK = 1_000_000
