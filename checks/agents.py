@@ -4,6 +4,8 @@
   customer.
 - BANK_IS_AGENT: the applicant's premium account (`bank_account`, digits) is an agent's account
   (`agent_bank_account`, digits) and the applicant is not that agent.
+- ADDRESS_IS_AGENT: the applicant's address is an agent's address (`agent_address`), compared as
+  checks.addresses compares two addresses, and the applicant is not that agent.
 
 The customer is the agent when their identity numbers agree (15-digit numbers upgraded), or,
 where the roster has no identity number for the agent, when the names agree. Without a roster,
@@ -13,9 +15,10 @@ manifest.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from checks import findings, phones
+from checks import addresses, findings, phones
 from checks.arrays import isin_text
 from checks.findings import NotApplicable, RuleContext
 from checks.identity import analysis
@@ -121,3 +124,54 @@ def bank_is_agent(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
     mask = pd.Series(frame.index.isin(listed.index), index=frame.index)
     evidence = (mask_account(frame.loc[mask, "bank_account_digits"]) + " 属于 " + listed).reindex(frame.index)
     return findings.make(mask, "applicant", "bank_account", f"{ctx.labels['bank_account']}为业务员的银行账号", evidence)
+
+
+def _addresses(ctx: RuleContext) -> pd.DataFrame:
+    key = ("roster addresses",)
+    if key not in ctx.night:
+        agents = ctx.agents
+        if agents is None:
+            raise RuntimeError("address_is_agent is not applicable without a roster (bug)")
+        canon = addresses.canonical(agents["agent_address"])
+        parts = pd.DataFrame(addresses.split(canon.fillna("")), columns=["province", "prefecture", "county", "detail"],
+                             index=agents.index)
+        usable = (parts["detail"].str.len() >= addresses.MIN_DETAIL).to_numpy()
+        ctx.night[key] = pd.concat([_people(agents, ctx), parts], axis=1)[usable].drop_duplicates(
+            ["detail", "province", "prefecture", "county", "agent_code"])
+    return ctx.night[key]
+
+
+def address_is_agent(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
+    """The applicant's address is an agent's (the roster's `agent_address`): agents must not put
+    their own address in place of the customer's (art. 11). A shared address is not a finding by
+    itself (families share them); an agent's is. Candidates are the addresses that end with an
+    agent's detail (a column-wise test per length); only those are split into their regions."""
+    if ctx.agents is None:
+        raise NotApplicable("no agent roster given (--agents)")
+    if "agent_address" not in ctx.agents or ctx.agents["agent_address"].isna().all():
+        raise NotApplicable("the agent roster has no 业务员地址 (agent_address)")
+    roster = _addresses(ctx)
+    canon = addresses.canonical(frame["applicant_address"])
+    candidate = pd.Series(False, index=frame.index)
+    for length, details in roster.groupby(roster["detail"].str.len())["detail"]:
+        candidate |= canon.str[-int(length):].isin(set(details)).fillna(False) & (canon.str.len() >= length)
+    if not candidate.any():
+        return findings.concat([])
+    mine = canon[candidate]
+    parts = pd.DataFrame(addresses.split(mine), columns=["province", "prefecture", "county", "detail"],
+                         index=mine.index)
+    pairs = parts.reset_index().merge(roster, on="detail", suffixes=("", "_agent"))
+    index_name = pairs.columns[0]
+    same = [addresses.same_address((a, b, c, d), (e, f, g, d)) for a, b, c, d, e, f, g in zip(
+        pairs["province"], pairs["prefecture"], pairs["county"], pairs["detail"], pairs["province_agent"],
+        pairs["prefecture_agent"], pairs["county_agent"])]
+    pairs = _not_the_agent(frame, ctx, "applicant", pairs[np.array(same, dtype=bool)], index_name)
+    if pairs.empty:
+        return findings.concat([])
+    listed = _listed(pairs, index_name)
+    mask = pd.Series(frame.index.isin(listed.index), index=frame.index)
+    region = (parts["province"] + parts["prefecture"].where(parts["prefecture"] != parts["province"], "")
+              + parts["county"]).reindex(frame.index)
+    evidence = ("地址（" + region.fillna("") + "…）与 " + listed + " 的地址相同").reindex(frame.index)
+    return findings.make(mask, "applicant", "applicant_address", f"{ctx.labels['applicant_address']}为业务员的地址",
+                         evidence)

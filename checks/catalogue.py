@@ -131,6 +131,14 @@ _RULES = (
                " without a roster, or a roster without that column, `not_applicable`"),
     ),
     RuleSpec(
+        "ADDRESS_IS_AGENT", ERROR, "可疑线索", "客户地址为业务员地址", ROW, agents.address_is_agent,
+        fires=("the applicant's address is an agent's `agent_address` on the roster and the applicant is not that agent:"
+               " the same street-and-number detail after normalisation (spaces, punctuation, full-width forms, 號/樓,"
+               " 幢 for 栋, Chinese numerals before a unit), the province/city/county names written, shortened or left"
+               " out but never different; details under 4 characters are not compared (docs/rules.md, limits);"
+               " without a roster, or a roster without that column, `not_applicable`"),
+    ),
+    RuleSpec(
         "DUPLICATE_POLICY", ERROR, "资料不完整", "同一保单号在提取文件中重复出现", NIGHT, duplicates.duplicate_policy,
         fires=("the same `policy_no` more than once in one night's extract files: one item per policy, evidence "
                "lists every file and line"),

@@ -142,7 +142,7 @@ def test_warnings_end_the_summary_without_verbose(invoke, night_at, tmp_path):
     db = f"sqlite:///{tmp_path / 'cases.db'}"
     rows = [row(policy_no=f"P{i}", applicant_phone=f"139{i:08d}") for i in range(40)]
     first = night_at(db, "2026-11-20", rows, name="first")
-    assert "warning: rules PHONE_IS_AGENT, BANK_IS_AGENT did not run: no agent roster given (--agents)" in first.output
+    assert "warning: rules PHONE_IS_AGENT, BANK_IS_AGENT, ADDRESS_IS_AGENT did not run: no agent roster given (--agents)" in first.output
     same = night_at(db, "2026-11-23", rows, name="first")  # the same file again, for a later night
     assert f"warning: input {tmp_path / 'first.csv'} is the same file (sha256) as an input of the night of " \
            "2026-11-20" in same.output

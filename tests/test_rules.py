@@ -183,10 +183,10 @@ def test_every_rule_reports_its_status(invoke, tmp_path):
     _, _, manifest = night(invoke, tmp_path, [row()])
     statuses = {code: r["status"] for code, r in manifest["rules"].items()}
     assert list(statuses) == list(RULES)  # catalogue order, every rule
-    assert {c for c, s in statuses.items() if s == "ok"} == set(RULES) - {"PHONE_IS_AGENT", "BANK_IS_AGENT"}
-    for code in ("PHONE_IS_AGENT", "BANK_IS_AGENT"):  # no --agents roster
+    assert {c for c, s in statuses.items() if s == "ok"} == set(RULES) - {"PHONE_IS_AGENT", "BANK_IS_AGENT", "ADDRESS_IS_AGENT"}
+    for code in ("PHONE_IS_AGENT", "BANK_IS_AGENT", "ADDRESS_IS_AGENT"):  # no --agents roster
         assert statuses[code] == "not_applicable"
         assert manifest["rules"][code]["reason"] == "no agent roster given (--agents)"
     idle = [w for w in manifest["warnings"] if "did not run" in w]  # one line for the one reason
-    assert idle == ["rules PHONE_IS_AGENT, BANK_IS_AGENT did not run: no agent roster given (--agents)"]
+    assert idle == ["rules PHONE_IS_AGENT, BANK_IS_AGENT, ADDRESS_IS_AGENT did not run: no agent roster given (--agents)"]
     assert set(registry.EVALUATORS) | {"PHONE_SHARED", "BANK_SHARED"} == set(RULES)

@@ -22,7 +22,8 @@ class Alert(NamedTuple):
 
 
 REASONS_ZH = {"no agent roster given (--agents)": "未提供业务员名单（--agents）",
-              "the agent roster has no 业务员银行账号 (agent_bank_account)": "业务员名单中没有“业务员银行账号”一列"}  # checks' NotApplicable reasons
+              "the agent roster has no 业务员银行账号 (agent_bank_account)": "业务员名单中没有“业务员银行账号”一列",
+              "the agent roster has no 业务员地址 (agent_address)": "业务员名单中没有“业务员地址”一列"}  # checks' NotApplicable reasons
 DIGITS = re.compile(r"\d{4}")
 _SHIFTED = re.compile(r"(\w+) \([^)]*\) has the form of an? [\w ]+?(?=:)")  # rows.scope's reason
 

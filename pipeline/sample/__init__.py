@@ -230,6 +230,15 @@ def _inject(f: pd.DataFrame, rng: np.random.Generator, rate: float, agents: pd.D
     if len(paid):
         f.loc[paid, "缴费账号"] = agents.set_index("业务员代码")["业务员银行账号"].reindex(
             f["业务员代码"].iloc[paid]).to_numpy()
+    # the agent's own address as a customer's (ADDRESS_IS_AGENT), written another way: the province
+    # left out, full-width digits, 號 for 号, a space after the county
+    homes = np.flatnonzero(own.random(n) < rate / 30)
+    if len(homes):
+        theirs = agents.set_index("业务员代码")["业务员地址"].reindex(f["业务员代码"].iloc[homes]).astype("str")
+        written = (theirs.str.replace(r"^.+?(省|自治区|特别行政区)", "", regex=True)
+                   .str.replace(r"(区|县|旗)", r"\1 ", n=1, regex=True)
+                   .str.translate(str.maketrans("0123456789号", "０１２３４５６７８９號")))
+        f.loc[homes, "投保人联系地址"] = written.to_numpy()
 
 
 CHUNK = 1_000_000

@@ -1,0 +1,81 @@
+"""ADDRESS_IS_AGENT (issue 31, art. 11): the applicant's address is an agent's, written the same
+way or another (province and city written, shortened or left out, full-width digits, 號, 幢,
+Chinese numerals, spaces and punctuation), unless the applicant is that agent."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from checks.addresses import canonical, same_address, split
+from tests.helpers import id_no, read_outputs, row, write_csv
+
+AGENT_ID = id_no("44010619850101001")
+AGENT_ADDRESS = "广东省广州市天河区体育西路103号维多利广场B座2幢1502室"
+
+
+def night(invoke, tmp_path, rows, agents):
+    roster = write_csv(tmp_path / "agents.csv", agents)
+    out = tmp_path / "out"
+    result = invoke("run", str(write_csv(tmp_path / "e.csv", rows)), "--business-date", "2026-11-20",
+                    "--agents", str(roster), "--out", str(out), "--quiet")
+    assert result.exit_code == 0, result.output
+    items, _, manifest = read_outputs(out)
+    return items[items["rule_code"] == "ADDRESS_IS_AGENT"], manifest
+
+
+def agent(**over):
+    base = {"agent_code": "A0009", "agent_name": "王五", "agent_phone": "13600001111", "agent_id_no": AGENT_ID,
+            "branch": "广东分公司", "agent_address": AGENT_ADDRESS}
+    return base | over
+
+
+@pytest.mark.parametrize("written", [
+    AGENT_ADDRESS,
+    "广州市天河区体育西路103号维多利广场B座2幢1502室",  # the province left out
+    "广东广州天河区体育西路１０３號维多利广场ｂ座二栋1502室",  # shortened, full-width, 號, lower case, 二栋
+    "天河区 体育西路103号，维多利广场B座 2栋 1502室",  # only the county, spaces and punctuation
+    "体育西路103号维多利广场B座2栋1502室",  # no region at all
+])
+def test_the_agents_address_written_another_way_is_found(invoke, tmp_path, written):
+    items, manifest = night(invoke, tmp_path, [row(applicant_address=written)], [agent()])
+    assert items["policy_no"].tolist() == ["P0001"]
+    assert items[["role", "field", "severity", "category"]].values.tolist() == [
+        ["applicant", "applicant_address", "error", "可疑线索"]]
+    evidence = items["evidence"].item()
+    assert "业务员A0009 王*" in evidence and "1502" not in evidence and "体育西路" not in evidence
+    assert manifest["rules"]["ADDRESS_IS_AGENT"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("written", [
+    "浙江省杭州市天河区体育西路103号维多利广场B座2幢1502室",  # another province and city
+    "广州市越秀区体育西路103号维多利广场B座2幢1502室",  # another county
+    "广州市天河区体育西路103号维多利广场B座2幢1503室",  # another room
+    "广州市天河区天河路103号维多利广场B座2幢1502室",  # another road
+])
+def test_another_address_is_not_the_agents(invoke, tmp_path, written):
+    items, _ = night(invoke, tmp_path, [row(applicant_address=written)], [agent()])
+    assert items.empty
+
+
+def test_the_agent_at_home_and_a_roster_without_addresses(invoke, tmp_path):
+    own = row(applicant_address=AGENT_ADDRESS, applicant_name="王五", applicant_id_no=AGENT_ID,
+              applicant_birth_date="1985-01-01", bank_account_holder="王五")
+    items, _ = night(invoke, tmp_path, [own], [agent()])
+    assert items.empty
+    plain = {k: v for k, v in agent().items() if k != "agent_address"}
+    items, manifest = night(invoke, tmp_path, [row(applicant_address=AGENT_ADDRESS)], [plain])
+    assert items.empty and manifest["rules"]["ADDRESS_IS_AGENT"]["status"] == "not_applicable"
+    assert "业务员地址" in manifest["rules"]["ADDRESS_IS_AGENT"]["reason"]
+
+
+def test_a_short_detail_is_never_compared():
+    a, b = split(canonical(pd.Series(["广州市天河区1号", "杭州市1号"])))
+    c, d = split(canonical(pd.Series(["广州市天河区1号", "天河区1号"])))
+    assert not same_address(a, b) and not same_address(c, d)  # "1号": too many addresses end so
+
+
+def test_a_county_of_the_same_name_elsewhere_is_another_place():
+    beijing, changchun = split(canonical(pd.Series(["北京市朝阳区人民大街1号", "吉林省长春市朝阳区人民大街1号"])))
+    assert beijing[:3] == ("北京市", "北京市", "朝阳区") and changchun[:3] == ("吉林省", "长春市", "朝阳区")
+    assert not same_address(beijing, changchun)
