@@ -28,7 +28,7 @@ from checks import agents, completeness, contacts, duplicates, identity
 from checks.findings import RuleContext
 
 ERROR, WARNING = "error", "warning"
-ROW, NIGHT, BOOK = "row", "night", "book"
+ROW, NIGHT, BOOK, COMPLAINTS = "row", "night", "book", "complaints"
 Evaluator = Callable[[pd.DataFrame, RuleContext], pd.DataFrame]
 
 
@@ -144,6 +144,14 @@ _RULES = (
                "lists every file and line"),
     ),
     RuleSpec(
+        "AGENT_COMPLAINT_RECHECK", WARNING, "投诉复核", "销售人员投诉复核：请复核客户信息并回访", COMPLAINTS,
+        fires=("an agent or agency (`agent_code`) reached `rules.complaints.threshold` (2) substantiated complaints of"
+               " `rules.complaints.types` (销售误导) dated within `rules.complaints.window_days` (365) of the night"
+               " (`custdq complaints load`): one item for every policy of theirs the contact index holds, raised once"
+               " per trigger (the first complaints that reached the threshold), evidence naming the complaints;"
+               " settled by people, never resolved by a night"),
+    ),
+    RuleSpec(
         "FIELD_INVALID", ERROR, "资料不完整", "关键信息无法识别", ROW, completeness.field_invalid,
         fires=("a key date (birth dates, issue date, receipt date) or sex code is present but unreadable; evidence "
                "shows its shape only (first and last character, punctuation, length), never the value"),
@@ -161,6 +169,9 @@ def codes(scope: str) -> tuple[str, ...]:
 ROW_RULES = codes(ROW)
 NIGHT_RULES = codes(NIGHT)
 BOOK_RULES = codes(BOOK)
+COMPLAINT_RULES = codes(COMPLAINTS)  # judged by pipeline.cases.complaints against the store and the index
+# items no night resolves: a re-check is a task, closed by the person who did it
+SETTLED_BY_PEOPLE = frozenset(COMPLAINT_RULES)
 RULE_OF_KIND: dict[str, str] = {r.kind: r.code for r in _RULES if r.scope == BOOK and r.kind}
 # the evaluators by code (a test may swap one for a broken one: the engine reads this dict)
 EVALUATORS: dict[str, Evaluator] = {r.code: r.evaluator for r in _RULES if r.evaluator is not None}

@@ -258,6 +258,38 @@ def cases_import(worklists, db, who, rejects_out, config_path):
         sys.exit(ExitCode.FAILED)
 
 
+@cli.group(cls=Commands)
+def complaints():
+    """Complaints against agents and agencies (SPEC 9): what triggers AGENT_COMPLAINT_RECHECK."""
+
+
+@complaints.command("load")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@db_option
+@click.option("--config", "config_path", metavar="FILE", help="YAML settings merged over the defaults")
+@reports_errors
+def complaints_load(files, db, config_path):
+    """Load complaints (CSV or XLSX: 投诉编号, 业务员代码 or 代理机构代码, 投诉日期, 投诉类型, 是否查实)
+    into the case store; the next night re-checks the policies of an agent or agency that
+    reached rules.complaints.threshold substantiated complaints within a year.
+
+    A reference loaded again with the same values changes nothing. Rejected rows are printed
+    with their reason and change nothing; exit status 1 when any row was rejected.
+
+    Example: custdq complaints load complaints-2026-11.xlsx
+    """
+    from pipeline.cases.complaints import load_files
+
+    report = load_files(db, config_path, list(files), notify=say)
+    for r in report.rejected:
+        click.echo(f"rejected: {r['file']} row {r['row']}: {r['reason']}")
+    click.echo(f"custdq: complaints load: {sum(f['rows'] for f in report.files)} rows in {len(report.files)} file(s): "
+               f"{report.added} new, {report.updated} updated, {report.unchanged} unchanged, "
+               f"{len(report.rejected)} rejected", err=True)
+    if report.rejected:
+        sys.exit(ExitCode.FAILED)
+
+
 @cases.command("list")
 @click.option("--overdue", is_flag=True, help="only items past their due date")
 @click.option("--branch", metavar="B", help="only this branch (机构)")

@@ -262,9 +262,16 @@ class CalendarYears(Section):
 Severity = Annotated[Literal["error", "warning"], must("error or warning")]
 
 
+class Complaints(Section):
+    threshold: Annotated[int, Whole(1, 100, "a whole number of complaints")]
+    window_days: Annotated[int, Whole(1, 3660, "a whole number of days")]
+    types: Texts
+
+
 class Rules(Section):
     disabled: Annotated[Texts, AfterValidator(_known_rules)]
     severity: Annotated[Mapping[str, Severity], AfterValidator(_known_rules), AfterValidator(_frozen)]
+    complaints: Complaints
 
 
 class Spark(Section):

@@ -127,6 +127,20 @@ class ContactIndex:
         """Live rows of other policies than tonight's of any of `customers`."""
         return self._lookup("customer", customers)
 
+    def policies_of(self, agents: list[str]) -> pd.DataFrame:
+        """The live policies the index holds of these agent (or agency) codes: one row a policy
+        and agent code, with its branch, channel and receipt date (the latest version's)."""
+        if not agents:
+            return pd.DataFrame(columns=["policy_no", "agent_code", "branch", "channel", "receipt_date"])
+        marks = ", ".join("?" for _ in agents)
+        rows = self.db.arrow(f"""SELECT policy_no, agent_code, arg_max(branch, version) AS branch,
+                                        arg_max(channel, version) AS channel,
+                                        arg_max(receipt_date, version) AS receipt_date
+                                 FROM contacts WHERE agent_code IN ({marks})
+                                 GROUP BY policy_no, agent_code ORDER BY agent_code, policy_no""",  # noqa: S608 - ? marks only
+                             list(agents))
+        return rows.to_pandas()
+
     def rows(self) -> pa.Table:
         """Every live row, in id order (for tools and tests; a night never does this)."""
         return self.db.arrow(f"SELECT id, {COLUMNS} FROM contacts ORDER BY id")  # noqa: S608 - constant names

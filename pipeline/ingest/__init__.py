@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from checks.masking import mask_text
 from pipeline.ingest import contract
-from pipeline.ingest.columns import AGENT_COLUMNS, CANONICAL
+from pipeline.ingest.columns import AGENT_COLUMNS, CANONICAL, COMPLAINT_COLUMNS
 from pipeline.errors import InputError
 from pipeline.ingest import parquet
 from pipeline.ingest.fastcsv import FastPathLost, iter_fast
@@ -61,6 +61,7 @@ class Kind:
 
 EXTRACT = Kind("policy_no", "保单号", CANONICAL, contract.check_columns)
 ROSTER = Kind("agent_code", "业务员代码", tuple(c.name for c in AGENT_COLUMNS), contract.check_roster_columns)
+COMPLAINTS = Kind("complaint_ref", "投诉编号", tuple(c.name for c in COMPLAINT_COLUMNS), contract.check_complaint_columns)
 
 
 @dataclass

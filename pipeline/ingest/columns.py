@@ -58,6 +58,15 @@ AGENT_COLUMNS: tuple[Column, ...] = (
     Column("team_leader", ("团队主管", "团队长"), "团队主管", optional=True),
 )
 
+# complaints against agents and agencies (SPEC 9, `custdq complaints load`)
+COMPLAINT_COLUMNS: tuple[Column, ...] = (
+    Column("complaint_ref", ("投诉编号", "投诉单号"), "投诉编号"),
+    Column("agent_code", ("业务员代码", "代理机构代码", "被投诉人代码"), "业务员代码或代理机构代码"),
+    Column("complaint_date", ("投诉日期",), "投诉日期"),
+    Column("complaint_type", ("投诉类型",), "投诉类型"),
+    Column("substantiated", ("是否查实", "查实"), "是否查实"),
+)
+
 BY_NAME: dict[str, Column] = {c.name: c for c in EXTRACT_COLUMNS}
 CANONICAL: tuple[str, ...] = tuple(c.name for c in EXTRACT_COLUMNS)
 REQUIRED: tuple[str, ...] = tuple(c.name for c in EXTRACT_COLUMNS if not c.optional)

@@ -16,7 +16,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from pipeline.ingest.columns import AGENT_COLUMNS, BY_NAME, CANONICAL, DATE_COLUMNS, REQUIRED, SEX_COLUMNS
+from pipeline.ingest.columns import (AGENT_COLUMNS, BY_NAME, CANONICAL, COMPLAINT_COLUMNS, DATE_COLUMNS, REQUIRED,
+                                     SEX_COLUMNS)
 from pipeline.errors import InputError
 
 HEADER = pa.DataFrameSchema(
@@ -68,6 +69,14 @@ def check_columns(names: list[str], source: str, schema: pa.DataFrameSchema = HE
 
 def check_roster_columns(names: list[str], source: str) -> None:
     check_columns(names, source, ROSTER_HEADER, ROSTER_LABELS)
+
+
+COMPLAINT_HEADER = pa.DataFrameSchema({c.name: pa.Column(required=True, nullable=True) for c in COMPLAINT_COLUMNS},
+                                      name="complaints header")
+
+
+def check_complaint_columns(names: list[str], source: str) -> None:
+    check_columns(names, source, COMPLAINT_HEADER, {c.name: c.label for c in COMPLAINT_COLUMNS})
 
 
 def validate_parsed(frame: pd.DataFrame) -> pd.DataFrame:

@@ -25,6 +25,7 @@ import pandas as pd
 
 from typing import TYPE_CHECKING
 
+from checks.catalogue import SETTLED_BY_PEOPLE
 from pipeline.files import DATA_DOCS
 from pipeline.rows.profile import CODED, KEY_FIELDS
 
@@ -61,7 +62,7 @@ def aggregates(seen: dict, duplicate_rows: int, rows: dict, outcomes, history: l
         if name in seen["nulls"]:
             figures[f"null_rate_{name}"] = float(seen["nulls"][name]) / n
     for o in outcomes:
-        if o.status == "ok":
+        if o.status == "ok" and o.rule_code not in SETTLED_BY_PEOPLE:  # (a re-check list is no failure rate)
             figures[f"fail_pct_{o.rule_code}"] = float(o.percent_failed)
     values = seen["values"]
     longest = max((len(v) for v in values.values()), default=0)

@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import shutil
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -19,11 +20,13 @@ import sqlalchemy as sa
 from checks.arrays import isin_text
 from pipeline import clock, outputs, settings, store
 from pipeline.book import database as index_db
-from pipeline.book.detect import shared_night
+from checks.catalogue import COMPLAINT_RULES, SETTLED_BY_PEOPLE
+from pipeline.book.detect import INDEX_FAILURES, shared_night
+from pipeline.book.index import ContactIndex
 from pipeline.book.rows import version_of
 from pipeline.book.tonight import NightContacts
 from pipeline.calendar import WorkCalendar
-from pipeline.cases import nights
+from pipeline.cases import complaints, nights
 from pipeline.cases.night import CaseUpdate, reconcile, shared_keys
 from pipeline.clock import CHINA
 from pipeline.errors import InputError
@@ -42,6 +45,7 @@ from pipeline.outputs.worklists import write_worklists
 from pipeline.progress import Stages, release, use_system_allocator
 from pipeline.rows.chunks import first_rows, night_rules
 from pipeline.rows.engine import CheckJob
+from pipeline.rules import isolated
 from pipeline.store import hashkey
 from pipeline.store.lock import store_lock
 
@@ -231,12 +235,19 @@ def shared_contacts(n: Tonight, conn: sa.Connection, checked: Checked, contacts:
                             checked.sources, checked.contact_seconds, shared_keys(conn), n.engine.crowded)
         contacts.close()
         release()
+        # AGENT_COMPLAINT_RECHECK: the complaints in the store against the book (SPEC 9)
+        judged, failures = isolated(COMPLAINT_RULES, n.cfg, 0, partial(
+            complaints.rechecks, conn, ContactIndex(n.index), n.request.business_date, n.cfg, n.key),
+            passes=INDEX_FAILURES)
+        rechecked, recheck_outcomes = judged if judged is not None else (None, failures)
+        found_parts = [f for f in (book.found, rechecked) if f is not None and len(f)]
         log.info("shared contacts: %s", {k: v for k, v in book.stats.items() if not isinstance(v, dict)})
-    shared = Shared(book.outcomes, {**book.stats, "rows_taken_back": taken.contact_rows}, book.judged)
+    shared = Shared(book.outcomes + recheck_outcomes, {**book.stats, "rows_taken_back": taken.contact_rows}, book.judged)
     for o in outcomes(checked, shared):
         log.info("rule %s: %s, %s rows failed, %s findings, %.3f s", o.rule_code, o.status,
                  count(o.rows_failed or 0), count(o.findings or 0), o.seconds or 0.0)
-    return shared, book.found
+    return shared, (pd.concat(found_parts, ignore_index=True) if len(found_parts) > 1 else
+                    found_parts[0] if found_parts else None)
 
 
 def build_items(n: Tonight, found: list[pd.DataFrame], book_found: pd.DataFrame | None) -> Items:
@@ -253,7 +264,7 @@ def update_cases(n: Tonight, conn: sa.Connection, checked: Checked, shared: Shar
                  taken: TakenBack) -> CaseUpdate:
     """cases: the lifecycle (SPEC 6): new, carried, reopened, resolved items; the open list."""
     with n.stages.stage("cases"):
-        ran = {o.rule_code for o in outcomes(checked, shared) if o.status == "ok"}
+        ran = {o.rule_code for o in outcomes(checked, shared) if o.status == "ok"} - SETTLED_BY_PEOPLE
         update = reconcile(conn, items.fired, n.request.business_date,
                            dt.datetime.now(CHINA).isoformat(timespec="seconds"),
                            pd.Index(checked.policies["policy_no"].unique()), ran, shared.judged, taken.run_events)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12  # 12: complaints (SPEC 9)
 
 metadata = sa.MetaData()
 meta = sa.Table("custdq_meta", metadata,
@@ -179,6 +179,18 @@ agents = sa.Table(
     sa.Column("agent_name", sa.Text),
     sa.Column("branch", sa.Text),
     sa.Column("night", D, nullable=False),  # the night whose roster named the agent last
+)
+# complaints against agents and agencies (SPEC 9, `custdq complaints load`): the data of the
+# complaint only, no customer's; one row a reference (loading it again changes nothing)
+complaints = sa.Table(
+    "complaints", metadata,
+    sa.Column("complaint_ref", sa.Text, primary_key=True),
+    sa.Column("agent_code", sa.Text, nullable=False, index=True),  # an agent's or an agency's code
+    sa.Column("complaint_date", D, nullable=False),
+    sa.Column("complaint_type", sa.Text, nullable=False),
+    sa.Column("substantiated", sa.Boolean, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),  # the file (name only) and its line
+    sa.Column("loaded_at", sa.String(32), nullable=False),
 )
 REPLACED_INDEXES = ("ix_items_open", "ix_items_branch", "ix_items_policy")  # dropped by the migration to schema 6
 
