@@ -85,6 +85,7 @@ def run(extracts, business_date, agents, out_dir, db, config_path, engine, quiet
 @click.option("--business-date", "business_date", type=IsoDate(), default="2026-11-20", show_default=True,
               help="issue dates fall in the weeks before this date (required with --after)")
 @click.option("--agents-out", metavar="FILE", help="also write the matching agent roster (CSV)")
+@click.option("--complaints-out", metavar="FILE", help="also write complaints about those agents (CSV, SPEC 9)")
 @click.option("--after", "after", multiple=True, metavar="EXTRACT",
               help="make a later night against this earlier extract; several: --after A --after B (oldest first)")
 @click.option("--recurring", type=click.FloatRange(0, 1), default=0.1, show_default=True,
@@ -96,8 +97,8 @@ def run(extracts, business_date, agents, out_dir, db, config_path, engine, quiet
 @click.option("--corrected", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="with --after: share of re-sent policies whose earlier defects are corrected")
 @reports_errors
-def sample(rows, seed, out_path, defect_rate, encoding, business_date, agents_out, after, recurring, resend,
-           changed, corrected):
+def sample(rows, seed, out_path, defect_rate, encoding, business_date, agents_out, complaints_out, after, recurring,
+           resend, changed, corrected):
     """Write a realistic synthetic policy extract (no real personal data); with --after, the
     extract of a later night: new policies numbered after the earlier ones, recurring customers,
     and re-sent earlier policies, some changed, some corrected.
@@ -113,7 +114,7 @@ def sample(rows, seed, out_path, defect_rate, encoding, business_date, agents_ou
     if changed + corrected > 1:
         raise click.UsageError("--changed and --corrected are shares of the re-sent policies: together at most 1")
     info = write_sample(rows, seed, out_path, defect_rate=defect_rate, encoding=encoding,
-                        business_date=business_date, agents_out=agents_out,
+                        business_date=business_date, agents_out=agents_out, complaints_out=complaints_out,
                         after=list(after), shares=dict(recurring=recurring, resend=resend, changed=changed,
                                                        corrected=corrected))
     detail = ""

@@ -108,3 +108,29 @@ def test_the_threshold_and_window_are_settings(invoke, tmp_path, db):
     assert items.empty  # C1 is older than 100 days
     items, _ = night(invoke, tmp_path, db, "2026-11-05", book("A0009", 1))
     assert sorted(items["policy_no"]) == ["BA00011", "BA00012"]
+
+
+def test_the_sample_s_complaints_load_and_trigger_re_checks(invoke, tmp_path):
+    """`custdq sample --complaints-out` (the README's second night): a file the load takes whole,
+    about the roster's agents, some of whom reach the threshold."""
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    first, roster = tmp_path / "n1.csv", tmp_path / "agents.csv"
+    assert invoke("sample", "--rows", "2000", "--seed", "11", "--out", str(first), "--agents-out", str(roster),
+                  "--complaints-out", str(tmp_path / "c.csv")).exit_code == 0
+    assert invoke("run", str(first), "--business-date", "2026-11-20", "--db", db, "--quiet",
+                  "--out", str(tmp_path / "o1")).exit_code == 0
+    loaded = invoke("complaints", "load", str(tmp_path / "c.csv"), "--db", db)
+    assert loaded.exit_code == 0 and " 0 rejected" in loaded.output
+    agents = set(read_csv_codes(roster))
+    assert set(read_csv_codes(tmp_path / "c.csv")) <= agents
+    items, manifest = night(invoke, tmp_path, db, "2026-11-23", book("ZZ01", 1))
+    rule = manifest["rules"]["AGENT_COMPLAINT_RECHECK"]
+    assert rule["status"] == "ok" and rule["book"]["agents_triggered"] >= 1 and len(items) == rule["findings"] > 0
+    assert set(items["agent_code"]) <= agents
+
+
+def read_csv_codes(path):
+    import csv
+
+    with open(path, encoding="utf-8") as fh:
+        return [r["业务员代码"] for r in csv.DictReader(fh)]

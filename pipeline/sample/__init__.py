@@ -268,7 +268,7 @@ def make_sample(rows: int, seed: int, defect_rate: float = 0.05,
 
 def write_sample(rows: int, seed: int, out: str, defect_rate: float = 0.05, encoding: str = "utf-8",
                  business_date: dt.date = dt.date(2026, 11, 20), agents_out: str | None = None,
-                 after: list[str] | None = None, shares: dict | None = None) -> dict:
+                 after: list[str] | None = None, shares: dict | None = None, complaints_out: str | None = None) -> dict:
     """Write a first night's extract, or with `after` (earlier extracts) a later night's one
     (pipeline.sample.later; `shares` overrides its SHARES). Returns the counts written."""
     import pyarrow as pa
@@ -322,7 +322,31 @@ def write_sample(rows: int, seed: int, out: str, defect_rate: float = 0.05, enco
                                          f"(character {exc.object[exc.start]!r}); use utf-8") from None
             if parquet:
                 parquet.close()
+    roster = pd.concat(rosters, ignore_index=True).drop_duplicates("业务员代码")
     if agents_out:
         Path(agents_out).parent.mkdir(parents=True, exist_ok=True)
-        pd.concat(rosters, ignore_index=True).drop_duplicates("业务员代码").to_csv(agents_out, index=False, encoding="utf-8")
+        roster.to_csv(agents_out, index=False, encoding="utf-8")
+    if complaints_out:
+        Path(complaints_out).parent.mkdir(parents=True, exist_ok=True)
+        complaint_rows(roster["业务员代码"], seed, business_date).to_csv(complaints_out, index=False, encoding="utf-8")
     return {"rows": written, **stats}
+
+
+COMPLAINT_TYPES = ["销售误导", "服务态度", "理赔时效", "销售误导"]  # 销售误导 twice: the kind that is met most
+
+
+def complaint_rows(agents: pd.Series, seed: int, business_date: dt.date) -> pd.DataFrame:
+    """A complaints file (SPEC 9) about these agents: about one agent in five has complaints in the
+    year before `business_date`, some substantiated, of several types, so some agents reach the
+    re-check threshold and some do not. Drawn from a generator of its own (the extract's stays)."""
+    rng = np.random.default_rng(zlib.crc32(f"complaints|{seed}".encode("utf-8")))
+    codes = agents.to_numpy()
+    who = codes[rng.random(len(codes)) < 0.2] if len(codes) else codes
+    rows = []
+    for code in who:
+        for _ in range(int(rng.integers(1, 5))):
+            day = business_date - dt.timedelta(days=int(rng.integers(1, 400)))
+            rows.append({"投诉编号": f"TS{business_date:%Y%m}{len(rows) + 1:05d}", "业务员代码": code,
+                         "投诉日期": day.isoformat(), "投诉类型": COMPLAINT_TYPES[int(rng.integers(0, len(COMPLAINT_TYPES)))],
+                         "是否查实": "是" if rng.random() < 0.7 else "否"})
+    return pd.DataFrame(rows, columns=["投诉编号", "业务员代码", "投诉日期", "投诉类型", "是否查实"])
