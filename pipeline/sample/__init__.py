@@ -342,7 +342,7 @@ def complaint_rows(agents: pd.Series, seed: int, business_date: dt.date) -> pd.D
     rng = np.random.default_rng(zlib.crc32(f"complaints|{seed}".encode("utf-8")))
     codes = agents.to_numpy()
     who = codes[rng.random(len(codes)) < 0.2] if len(codes) else codes
-    rows = []
+    rows: list[dict] = []
     for code in who:
         for _ in range(int(rng.integers(1, 5))):
             day = business_date - dt.timedelta(days=int(rng.integers(1, 400)))
