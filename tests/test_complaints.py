@@ -6,6 +6,7 @@ file and on the real PostgreSQL server."""
 
 from __future__ import annotations
 
+import openpyxl
 import pytest
 
 from tests.helpers import policy, postgres_url, read_outputs, write_csv, write_xlsx
@@ -91,6 +92,15 @@ def test_two_substantiated_mis_selling_complaints_recheck_the_agents_book_once(i
     assert manifest["rules"]["AGENT_COMPLAINT_RECHECK"]["findings"] == 0
     assert len(items) == 4 and set(items["status"]) == {"open"} and set(items["first_seen"]) == {"2026-11-04"}
     assert manifest["items"]["resolved"] == 0
+
+    # the quarterly report names the agent re-checked and what the re-checks found (none settled yet)
+    report = tmp_path / "q.xlsx"
+    assert invoke("report", "quarterly", "--quarter", "2026Q4", "--db", db, "--out", str(report)).exit_code == 0
+    sheet = openpyxl.load_workbook(report)["投诉复核"]
+    assert sheet.cell(1, 1).value.startswith("2026Q4 投诉触发的客户信息复核")
+    rows = [[c.value for c in r] for r in sheet.iter_rows(min_row=4)]
+    assert [r[0] for r in rows] == ["A0001"] and rows[0][3] == "投诉 C1（2026-01-10）、C2（2026-09-30）"
+    assert rows[0][4:] == [4, 0, 0, 0, 0, 0, 4]
 
 
 def test_the_threshold_and_window_are_settings(invoke, tmp_path, db):

@@ -8,7 +8,10 @@ An item counts in the quarter in which it was settled as 虚假资料 (its `clos
   policies added up: a policy sent on two nights counts twice, so the sheet says so), items
   raised (first seen in the quarter), items settled in the quarter and of them 虚假资料 —, the
   share of settled items found false and false items per thousand policies checked, and a 合计;
-- 明细: one row per item (no customer data beyond the masked evidence the worklists show).
+- 明细: one row per item (no customer data beyond the masked evidence the worklists show);
+- 投诉复核: per agent or agency whose policies were re-checked (AGENT_COMPLAINT_RECHECK items
+  first seen in the quarter, SPEC 9): the complaints that triggered it, the policies re-checked,
+  what the re-checks found (their 处理结果) and how many are still open.
 Every cell is a string or a number written as such: nothing becomes a formula. The layout is
 custdq's own: no regulator's template is reproduced (docs/quarterly.md).
 """
@@ -126,6 +129,31 @@ DETAIL_COLUMNS = [("问题件编号", "item_id", 20), ("保单号", "policy_no",
                   ("处理说明", "note", 40)]
 
 
+RECHECK_COLUMNS = [("业务员/机构代码", "agent_code", 16), ("业务员姓名", "agent_name", 10), ("机构", "branch", 16),
+                   ("触发复核的投诉", "evidence", 40), ("复核保单数", "items", 10), ("已办结", "settled", 8),
+                   ("已更正", "已更正", 8), ("核实无误", "核实无误", 8), ("虚假资料", "虚假资料", 8),
+                   ("无法联系", "无法联系", 8), ("未办结", "open", 8)]
+
+
+def rechecks(conn: sa.Connection, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """The quarter's re-checks (AGENT_COMPLAINT_RECHECK items first seen in it) per agent code:
+    the complaints that triggered them, how many policies, what was found."""
+    t = read_frame(conn, sa.select(items.c.agent_code, items.c.branch, items.c.evidence, items.c.state,
+                                   items.c.result).where(items.c.rule_code == "AGENT_COMPLAINT_RECHECK",
+                                                         items.c.first_seen >= start.isoformat(),
+                                                         items.c.first_seen <= end.isoformat()))
+    if not len(t):
+        return pd.DataFrame(columns=[key for _, key, _ in RECHECK_COLUMNS])
+    rows = []
+    for code, g in t.groupby("agent_code", sort=True):
+        row = {"agent_code": code, "branch": "、".join(sorted(g["branch"].dropna().unique())),
+               "evidence": "；".join(sorted(g["evidence"].dropna().unique())), "items": len(g),
+               "settled": int((g["state"] == "closed").sum()), "open": int((g["state"] != "closed").sum())}
+        row |= {result: int((g["result"] == result).sum()) for result in ("已更正", "核实无误", "虚假资料", "无法联系")}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def write_report(engine: sa.Engine, quarter: str, path: Path) -> dict:
     from pipeline.files import atomic_write
 
@@ -133,13 +161,16 @@ def write_report(engine: sa.Engine, quarter: str, path: Path) -> dict:
     with engine.connect() as conn:
         detail = confirmed_false(conn, start, end)
         shares = denominators(conn, start, end)
-        names = agent_names(conn, detail["agent_code"].dropna().unique().tolist())  # as the roster named them
+        checked = rechecks(conn, start, end)
+        names = agent_names(conn, sorted(set(detail["agent_code"].dropna()) | set(checked["agent_code"])))
     detail["agent_name"] = [names.get(c, "") for c in detail["agent_code"]]
+    checked["agent_name"] = [names.get(c, "") for c in checked["agent_code"]]
     table = summary(detail)
     table["agent_name"] = [names.get(c, "") for c in table["agent_code"]]
     sheets = (("汇总", with_totals(table), SUMMARY_COLUMNS, "客户信息虚假资料汇总"),
               ("分机构", shares, DENOMINATOR_COLUMNS, "分机构检查与处理情况"),
-              ("明细", detail, DETAIL_COLUMNS, "客户信息虚假资料明细"))
+              ("明细", detail, DETAIL_COLUMNS, "客户信息虚假资料明细"),
+              ("投诉复核", checked, RECHECK_COLUMNS, "投诉触发的客户信息复核"))
 
     def write(tmp: Path) -> None:
         book = xlsxwriter.Workbook(str(tmp), {"strings_to_formulas": False, "strings_to_urls": False,
@@ -171,7 +202,8 @@ def write_report(engine: sa.Engine, quarter: str, path: Path) -> dict:
 
     atomic_write(path, write)
     return {"quarter": quarter.upper(), "from": start.isoformat(), "to": end.isoformat(), "items": len(detail),
-            "policies": int(detail["policy_no"].nunique()) if len(detail) else 0, "groups": len(table)}
+            "policies": int(detail["policy_no"].nunique()) if len(detail) else 0, "groups": len(table),
+            "rechecked_agents": len(checked)}
 
 
 def quarterly_report(db: str | None, config_path: str | None, quarter: str, path: Path) -> dict:
