@@ -8,17 +8,24 @@ import pandas as pd
 import pytest
 
 from checks.addresses import canonical, same_address, split
-from tests.helpers import id_no, read_outputs, row, write_csv
+from tests.helpers import id_no, postgres_url, read_outputs, row, write_csv
 
 AGENT_ID = id_no("44010619850101001")
 AGENT_ADDRESS = "广东省广州市天河区体育西路103号维多利广场B座2幢1502室"
 
 
-def night(invoke, tmp_path, rows, agents):
+@pytest.fixture
+def night(invoke, tmp_path):
+    """One night of `rows` with the roster `agents`, on a real SQLite file (PostgreSQL: below)."""
+    return lambda _invoke, _tmp, rows, agents: _night(invoke, tmp_path, f"sqlite:///{tmp_path / 'cases.db'}", rows,
+                                                      agents)
+
+
+def _night(invoke, tmp_path, db, rows, agents):
     roster = write_csv(tmp_path / "agents.csv", agents)
     out = tmp_path / "out"
     result = invoke("run", str(write_csv(tmp_path / "e.csv", rows)), "--business-date", "2026-11-20",
-                    "--agents", str(roster), "--out", str(out), "--quiet")
+                    "--agents", str(roster), "--out", str(out), "--quiet", "--db", db)
     assert result.exit_code == 0, result.output
     items, _, manifest = read_outputs(out)
     return items[items["rule_code"] == "ADDRESS_IS_AGENT"], manifest
@@ -37,7 +44,7 @@ def agent(**over):
     "天河区 体育西路103号，维多利广场B座 2栋 1502室",  # only the county, spaces and punctuation
     "体育西路103号维多利广场B座2栋1502室",  # no region at all
 ])
-def test_the_agents_address_written_another_way_is_found(invoke, tmp_path, written):
+def test_the_agents_address_written_another_way_is_found(invoke, tmp_path, written, night):
     items, manifest = night(invoke, tmp_path, [row(applicant_address=written)], [agent()])
     assert items["policy_no"].tolist() == ["P0001"]
     assert items[["role", "field", "severity", "category"]].values.tolist() == [
@@ -53,12 +60,12 @@ def test_the_agents_address_written_another_way_is_found(invoke, tmp_path, writt
     "广州市天河区体育西路103号维多利广场B座2幢1503室",  # another room
     "广州市天河区天河路103号维多利广场B座2幢1502室",  # another road
 ])
-def test_another_address_is_not_the_agents(invoke, tmp_path, written):
+def test_another_address_is_not_the_agents(invoke, tmp_path, written, night):
     items, _ = night(invoke, tmp_path, [row(applicant_address=written)], [agent()])
     assert items.empty
 
 
-def test_the_agent_at_home_and_a_roster_without_addresses(invoke, tmp_path):
+def test_the_agent_at_home_and_a_roster_without_addresses(invoke, tmp_path, night):
     own = row(applicant_address=AGENT_ADDRESS, applicant_name="王五", applicant_id_no=AGENT_ID,
               applicant_birth_date="1985-01-01", bank_account_holder="王五")
     items, _ = night(invoke, tmp_path, [own], [agent()])
@@ -79,3 +86,9 @@ def test_a_county_of_the_same_name_elsewhere_is_another_place():
     beijing, changchun = split(canonical(pd.Series(["北京市朝阳区人民大街1号", "吉林省长春市朝阳区人民大街1号"])))
     assert beijing[:3] == ("北京市", "北京市", "朝阳区") and changchun[:3] == ("吉林省", "长春市", "朝阳区")
     assert not same_address(beijing, changchun)
+
+
+def test_on_postgresql_too(invoke, tmp_path):
+    items, manifest = _night(invoke, tmp_path, postgres_url(), [row(applicant_address="广州天河区体育西路１０３號维多利广场B座2栋1502室")],
+                             [agent()])
+    assert items["policy_no"].tolist() == ["P0001"] and manifest["rules"]["ADDRESS_IS_AGENT"]["status"] == "ok"

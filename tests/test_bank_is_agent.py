@@ -3,17 +3,26 @@ unless the applicant is that agent; not applicable without the roster's account 
 
 from __future__ import annotations
 
-from tests.helpers import id_no, read_outputs, row, write_csv
+import pytest
+
+from tests.helpers import id_no, postgres_url, read_outputs, row, write_csv
 
 AGENT_ID = id_no("44010619850101001")
 ACCOUNT = "6222021234567890128"  # the account row() gives every applicant
 
 
-def night(invoke, tmp_path, rows, agents):
+@pytest.fixture
+def night(invoke, tmp_path):
+    """One night of `rows` with the roster `agents`, on a real SQLite file (PostgreSQL: below)."""
+    return lambda _invoke, _tmp, rows, agents: _night(invoke, tmp_path, f"sqlite:///{tmp_path / 'cases.db'}", rows,
+                                                      agents)
+
+
+def _night(invoke, tmp_path, db, rows, agents):
     roster = write_csv(tmp_path / "agents.csv", agents)
     out = tmp_path / "out"
     result = invoke("run", str(write_csv(tmp_path / "e.csv", rows)), "--business-date", "2026-11-20",
-                    "--agents", str(roster), "--out", str(out), "--quiet")
+                    "--agents", str(roster), "--out", str(out), "--quiet", "--db", db)
     assert result.exit_code == 0, result.output
     items, _, manifest = read_outputs(out)
     return items[items["rule_code"] == "BANK_IS_AGENT"], manifest
@@ -25,7 +34,7 @@ def agent(**over):
     return base | over
 
 
-def test_a_premium_account_that_is_the_agents_own(invoke, tmp_path):
+def test_a_premium_account_that_is_the_agents_own(invoke, tmp_path, night):
     other = row(policy_no="P2", bank_account="6222021234567890136", applicant_name="李四",
                 applicant_id_no=id_no("44010619810101002"), bank_account_holder="李四")
     items, manifest = night(invoke, tmp_path, [row(bank_account="6222-0212-3456-7890-128"), other], [agent()])
@@ -38,7 +47,7 @@ def test_a_premium_account_that_is_the_agents_own(invoke, tmp_path):
     assert manifest["rules"]["BANK_IS_AGENT"]["status"] == "ok"
 
 
-def test_the_agents_own_policy_is_not_a_finding(invoke, tmp_path):
+def test_the_agents_own_policy_is_not_a_finding(invoke, tmp_path, night):
     own = row(applicant_name="王五", applicant_id_no=AGENT_ID, applicant_birth_date="1985-01-01",
               bank_account_holder="王五")
     same_name_no_id = row(policy_no="P2", applicant_name="赵六", bank_account="6222021234567890136",
@@ -49,7 +58,7 @@ def test_the_agents_own_policy_is_not_a_finding(invoke, tmp_path):
     assert items.empty
 
 
-def test_without_the_roster_s_account_column_the_rule_says_why(invoke, tmp_path):
+def test_without_the_roster_s_account_column_the_rule_says_why(invoke, tmp_path, night):
     plain = {k: v for k, v in agent().items() if k != "agent_bank_account"}
     items, manifest = night(invoke, tmp_path, [row()], [plain])
     assert items.empty
@@ -58,7 +67,12 @@ def test_without_the_roster_s_account_column_the_rule_says_why(invoke, tmp_path)
     assert "agent_bank_account" in manifest["inputs"][-1]["optional_columns_absent"]
 
 
-def test_a_short_or_blank_agent_account_matches_nothing(invoke, tmp_path):
+def test_a_short_or_blank_agent_account_matches_nothing(invoke, tmp_path, night):
     items, manifest = night(invoke, tmp_path, [row(bank_account="1234567")],
                             [agent(agent_bank_account="1234567"), agent(agent_code="A0010", agent_bank_account="")])
     assert items.empty and manifest["rules"]["BANK_IS_AGENT"]["status"] == "ok"
+
+
+def test_on_postgresql_too(invoke, tmp_path):
+    items, manifest = _night(invoke, tmp_path, postgres_url(), [row(bank_account="6222-0212-3456-7890-128")], [agent()])
+    assert items["policy_no"].tolist() == ["P0001"] and manifest["rules"]["BANK_IS_AGENT"]["status"] == "ok"
