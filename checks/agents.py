@@ -15,6 +15,8 @@ manifest.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -26,16 +28,23 @@ from checks.masking import mask_account, mask_name, mask_phone
 from checks.ric_vector import analyse
 
 
-def _roster(ctx: RuleContext) -> pd.DataFrame:
-    key = ("roster",)
+def _once(ctx: RuleContext, name: str, make: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
+    """`make(roster)`, made once a night and kept on the rule context (RuleContext.night)."""
+    key = ("roster", name)
     if key not in ctx.night:
-        agents = ctx.agents
-        if agents is None:
-            raise RuntimeError("phone_is_agent is not applicable without a roster (bug)")
-        numbers = phones.normalise(agents["agent_phone"])
-        ctx.night[key] = _people(agents, ctx).assign(e164=numbers["e164"].where(numbers["valid"])).dropna(
-            subset=["e164"]).drop_duplicates(["e164", "agent_code"])
+        if ctx.agents is None:
+            raise RuntimeError(f"the roster's {name} without a roster (bug: the rule is not applicable)")
+        ctx.night[key] = make(ctx.agents)
     return ctx.night[key]
+
+
+def _roster(ctx: RuleContext) -> pd.DataFrame:
+    def make(agents: pd.DataFrame) -> pd.DataFrame:
+        numbers = phones.normalise(agents["agent_phone"])
+        return _people(agents, ctx).assign(e164=numbers["e164"].where(numbers["valid"])).dropna(
+            subset=["e164"]).drop_duplicates(["e164", "agent_code"])
+
+    return _once(ctx, "phones", make)
 
 
 def _not_the_agent(frame: pd.DataFrame, ctx: RuleContext, role: str, pairs: pd.DataFrame,
@@ -89,16 +98,12 @@ def phone_is_agent(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
 
 
 def _accounts(ctx: RuleContext) -> pd.DataFrame:
-    key = ("roster accounts",)
-    if key not in ctx.night:
-        agents = ctx.agents
-        if agents is None:
-            raise RuntimeError("bank_is_agent is not applicable without a roster (bug)")
+    def make(agents: pd.DataFrame) -> pd.DataFrame:
         digits = agents["agent_bank_account"].str.replace(r"[\s\-]", "", regex=True)
         usable = digits.str.fullmatch(r"\d{8,30}", na=False)
-        ctx.night[key] = _people(agents, ctx).assign(account=digits)[usable.to_numpy()].drop_duplicates(
-            ["account", "agent_code"])
-    return ctx.night[key]
+        return _people(agents, ctx).assign(account=digits)[usable.to_numpy()].drop_duplicates(["account", "agent_code"])
+
+    return _once(ctx, "accounts", make)
 
 
 def bank_is_agent(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
@@ -127,18 +132,15 @@ def bank_is_agent(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
 
 
 def _addresses(ctx: RuleContext) -> pd.DataFrame:
-    key = ("roster addresses",)
-    if key not in ctx.night:
-        agents = ctx.agents
-        if agents is None:
-            raise RuntimeError("address_is_agent is not applicable without a roster (bug)")
+    def make(agents: pd.DataFrame) -> pd.DataFrame:
         canon = addresses.canonical(agents["agent_address"])
         parts = pd.DataFrame(addresses.split(canon.fillna("")), columns=["province", "prefecture", "county", "detail"],
                              index=agents.index)
         usable = (parts["detail"].str.len() >= addresses.MIN_DETAIL).to_numpy()
-        ctx.night[key] = pd.concat([_people(agents, ctx), parts], axis=1)[usable].drop_duplicates(
+        return pd.concat([_people(agents, ctx), parts], axis=1)[usable].drop_duplicates(
             ["detail", "province", "prefecture", "county", "agent_code"])
-    return ctx.night[key]
+
+    return _once(ctx, "addresses", make)
 
 
 def address_is_agent(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:

@@ -258,3 +258,15 @@ def contact_index(db: str):
     finally:
         index.close()
         engine.dispose()
+
+
+def night_with_roster(invoke, tmp_path: Path, db: str, rows: list[dict], agents: list[dict], rule: str):
+    """One night (2026-11-20) of `rows` with the roster `agents`, both CSV, into the store `db`:
+    (the items of `rule`, the manifest)."""
+    roster = write_csv(tmp_path / "agents.csv", agents)
+    out = tmp_path / "out"
+    result = invoke("run", str(write_csv(tmp_path / "e.csv", rows)), "--business-date", "2026-11-20",
+                    "--agents", str(roster), "--out", str(out), "--quiet", "--db", db)
+    assert result.exit_code == 0, result.output
+    items, _, manifest = read_outputs(out)
+    return items[items["rule_code"] == rule], manifest

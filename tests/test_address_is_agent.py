@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from checks.addresses import canonical, same_address, split
-from tests.helpers import id_no, postgres_url, read_outputs, row, write_csv
+from tests.helpers import id_no, night_with_roster, postgres_url, row
 
 AGENT_ID = id_no("44010619850101001")
 AGENT_ADDRESS = "广东省广州市天河区体育西路103号维多利广场B座2幢1502室"
@@ -17,18 +17,8 @@ AGENT_ADDRESS = "广东省广州市天河区体育西路103号维多利广场B�
 @pytest.fixture
 def night(invoke, tmp_path):
     """One night of `rows` with the roster `agents`, on a real SQLite file (PostgreSQL: below)."""
-    return lambda _invoke, _tmp, rows, agents: _night(invoke, tmp_path, f"sqlite:///{tmp_path / 'cases.db'}", rows,
-                                                      agents)
-
-
-def _night(invoke, tmp_path, db, rows, agents):
-    roster = write_csv(tmp_path / "agents.csv", agents)
-    out = tmp_path / "out"
-    result = invoke("run", str(write_csv(tmp_path / "e.csv", rows)), "--business-date", "2026-11-20",
-                    "--agents", str(roster), "--out", str(out), "--quiet", "--db", db)
-    assert result.exit_code == 0, result.output
-    items, _, manifest = read_outputs(out)
-    return items[items["rule_code"] == "ADDRESS_IS_AGENT"], manifest
+    return lambda _invoke, _tmp, rows, agents: night_with_roster(invoke, tmp_path, f"sqlite:///{tmp_path / 'c.db'}",
+                                                                 rows, agents, "ADDRESS_IS_AGENT")
 
 
 def agent(**over):
@@ -89,6 +79,7 @@ def test_a_county_of_the_same_name_elsewhere_is_another_place():
 
 
 def test_on_postgresql_too(invoke, tmp_path):
-    items, manifest = _night(invoke, tmp_path, postgres_url(), [row(applicant_address="广州天河区体育西路１０３號维多利广场B座2栋1502室")],
-                             [agent()])
+    written = "广州天河区体育西路１０３號维多利广场B座2栋1502室"
+    items, manifest = night_with_roster(invoke, tmp_path, postgres_url(), [row(applicant_address=written)], [agent()],
+                                        "ADDRESS_IS_AGENT")
     assert items["policy_no"].tolist() == ["P0001"] and manifest["rules"]["ADDRESS_IS_AGENT"]["status"] == "ok"

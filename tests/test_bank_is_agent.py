@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import id_no, postgres_url, read_outputs, row, write_csv
+from tests.helpers import id_no, night_with_roster, postgres_url, row
 
 AGENT_ID = id_no("44010619850101001")
 ACCOUNT = "6222021234567890128"  # the account row() gives every applicant
@@ -14,18 +14,8 @@ ACCOUNT = "6222021234567890128"  # the account row() gives every applicant
 @pytest.fixture
 def night(invoke, tmp_path):
     """One night of `rows` with the roster `agents`, on a real SQLite file (PostgreSQL: below)."""
-    return lambda _invoke, _tmp, rows, agents: _night(invoke, tmp_path, f"sqlite:///{tmp_path / 'cases.db'}", rows,
-                                                      agents)
-
-
-def _night(invoke, tmp_path, db, rows, agents):
-    roster = write_csv(tmp_path / "agents.csv", agents)
-    out = tmp_path / "out"
-    result = invoke("run", str(write_csv(tmp_path / "e.csv", rows)), "--business-date", "2026-11-20",
-                    "--agents", str(roster), "--out", str(out), "--quiet", "--db", db)
-    assert result.exit_code == 0, result.output
-    items, _, manifest = read_outputs(out)
-    return items[items["rule_code"] == "BANK_IS_AGENT"], manifest
+    return lambda _invoke, _tmp, rows, agents: night_with_roster(invoke, tmp_path, f"sqlite:///{tmp_path / 'c.db'}",
+                                                                 rows, agents, "BANK_IS_AGENT")
 
 
 def agent(**over):
@@ -74,5 +64,6 @@ def test_a_short_or_blank_agent_account_matches_nothing(invoke, tmp_path, night)
 
 
 def test_on_postgresql_too(invoke, tmp_path):
-    items, manifest = _night(invoke, tmp_path, postgres_url(), [row(bank_account="6222-0212-3456-7890-128")], [agent()])
+    items, manifest = night_with_roster(invoke, tmp_path, postgres_url(), [row(bank_account="6222-0212-3456-7890-128")],
+                                        [agent()], "BANK_IS_AGENT")
     assert items["policy_no"].tolist() == ["P0001"] and manifest["rules"]["BANK_IS_AGENT"]["status"] == "ok"
