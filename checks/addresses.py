@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 
 from checks.regions import county_codes
@@ -67,8 +68,8 @@ def canonical(addresses: pd.Series) -> pd.Series:
     out = pd.Series(distinct, dtype="str")
     out = out.str.normalize("NFKC").str.translate(_VARIANTS).str.upper().str.replace(r"[\W_]+", "", regex=True)
     out = out.str.replace(_NUMERAL_UNIT, lambda m: _numeral(m.group(1)), regex=True)
-    values = pd.Series(out.to_numpy()[codes], index=addresses.index, dtype="str")
-    return values.where(codes >= 0)
+    texts = np.append(out.to_numpy(dtype=object), None)  # code -1 (missing) takes the last: None
+    return pd.Series(texts[codes], index=addresses.index, dtype="str")
 
 
 @lru_cache(maxsize=1)

@@ -62,7 +62,7 @@ def _not_the_agent(frame: pd.DataFrame, ctx: RuleContext, role: str, pairs: pd.D
 
 def _listed(pairs: pd.DataFrame, index_name: str) -> pd.Series:
     """Per customer row, the agents it matched: `业务员<code> <masked name>`, joined."""
-    return ("业务员" + pairs["agent_code"] + " " + mask_name(pairs["agent_name"]).fillna("")).groupby(
+    return ("业务员" + pairs["agent_code"].fillna("") + " " + mask_name(pairs["agent_name"]).fillna("")).groupby(
         pairs[index_name]).agg("、".join)
 
 

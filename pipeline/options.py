@@ -8,6 +8,7 @@ import functools
 import os
 import re
 import sys
+import textwrap
 
 import click
 
@@ -84,9 +85,15 @@ class Commands(click.Group):
             cmd = self.get_command(ctx, name)
             if cmd is not None and not cmd.hidden:
                 rows.append((name, cmd.get_short_help_str(limit=1000)))
-        if rows:
+        if rows:  # click's own list breaks words at hyphens (re-/sent): wrapped here at spaces only
             with formatter.section("Commands"):
-                formatter.write_dl(rows)
+                left = max(len(name) for name, _ in rows) + 2
+                room = max((formatter.width or 80) - formatter.current_indent - left, 20)
+                for name, text in rows:
+                    lines = textwrap.wrap(text, room, break_on_hyphens=False) or [""]
+                    formatter.write(" " * formatter.current_indent + name.ljust(left) + lines[0] + "\n")
+                    for line in lines[1:]:
+                        formatter.write(" " * (formatter.current_indent + left) + line + "\n")
 
 
 _VERBOSE = re.compile(r"-v+|--verbose")

@@ -12,6 +12,7 @@ import re
 import pandas as pd
 import pytest
 
+from checks.catalogue import SETTLED_BY_PEOPLE
 from tests.helpers import ARTIFACTS, CHROMIUM, person, policy, read_outputs, row, write_csv
 
 
@@ -123,7 +124,7 @@ def test_the_gate_judges_the_failure_rate_of_every_rule_that_ran(invoke, tmp_pat
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     judged = {r["name"]: r for r in manifest["expectations"]["results"]}
-    ran = {code for code, r in manifest["rules"].items() if r["status"] == "ok"}
+    ran = {code for code, r in manifest["rules"].items() if r["status"] == "ok"} - SETTLED_BY_PEOPLE  # (a task list)
     assert {"PHONE_SHARED", "BANK_SHARED"} <= ran
     assert {n.removeprefix("rule_failure:") for n in judged if n.startswith("rule_failure:")} == ran
     assert judged["rule_failure:PHONE_SHARED"]["success"] is False

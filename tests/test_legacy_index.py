@@ -12,6 +12,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from pipeline.store.schema import SCHEMA_VERSION
+
 DATA = Path(__file__).parent / "data" / "legacy_schema10"
 DATES = ["2026-11-19", "2026-11-20", "2026-11-23"]
 
@@ -33,7 +35,7 @@ def test_a_schema_10_store_moves_its_contact_index_and_runs_on_alike(invoke, tmp
     with sqlite3.connect(old) as conn:
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
         version = conn.execute("select value from custdq_meta where key = 'schema_version'").fetchone()[0]
-    assert not tables & {"contacts", "contact_segments", "contact_superseded"} and version == "11"
+    assert not tables & {"contacts", "contact_segments", "contact_superseded"} and version == str(SCHEMA_VERSION)
 
     new = tmp_path / "new" / "cases.db"
     for i, date in enumerate(DATES):

@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipeline import store
-from pipeline.store.schema import api_tokens
+from pipeline.store.schema import SCHEMA_VERSION, api_tokens
 from tests.helpers import postgres_url
 from tests.test_web import PASSWORDS, make_store
 from tests.webserve import Client, Server, csrf_of, custdq
@@ -366,7 +366,7 @@ def test_a_schema_8_store_is_migrated_to_schema_9(site, tmp_path):
         rows = conn.execute(sa.select(api_tokens.c.token_id, api_tokens.c.expires_at)).all()
         columns = {c["name"] for c in sa.inspect(conn).get_columns("access_log")}
     engine.dispose()
-    assert version == "11" and "target" in columns  # through 9 (tokens, the log's target) to the latest and len(rows) == len(PASSWORDS)
+    assert version == str(SCHEMA_VERSION) and "target" in columns  # through 9 (tokens, the log's target) to the latest and len(rows) == len(PASSWORDS)
     assert len({r.token_id for r in rows}) == len(rows) and all(re.fullmatch(r"[0-9a-f]{12}", r.token_id) for r in rows)
     in_90_days = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=90))
     assert all(abs(dt.datetime.fromisoformat(r.expires_at) - in_90_days) < dt.timedelta(minutes=10) for r in rows)
