@@ -68,7 +68,7 @@ def canonical(addresses: pd.Series) -> pd.Series:
     out = pd.Series(distinct, dtype="str")
     out = out.str.normalize("NFKC").str.translate(_VARIANTS).str.upper().str.replace(r"[\W_]+", "", regex=True)
     out = out.str.replace(_NUMERAL_UNIT, lambda m: _numeral(m.group(1)), regex=True)
-    texts = np.append(out.to_numpy(dtype=object), None)  # code -1 (missing) takes the last: None
+    texts = np.array([*out.to_numpy(dtype=object), None], dtype=object)  # code -1 (missing) takes the last: None
     return pd.Series(texts[codes], index=addresses.index, dtype="str")
 
 
