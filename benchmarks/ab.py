@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=2, help="nights per side, taken in turn A, B, A, B ...")
     ap.add_argument("--seed", type=int, default=30)
+    ap.add_argument("--defect-rate", type=float, default=0.05, help="share of rows given a defect (1.0: the bad night)")
     ap.add_argument("--work", default=None, help="folder for the extract and the nights (default: a temporary one)")
     args = ap.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="custdq-ab-"))
@@ -59,6 +60,7 @@ def main() -> None:
     try:
         extract, roster = work / "night.csv", work / "agents.csv"
         custdq(ROOT, "sample", "--rows", str(args.rows), "--seed", str(args.seed), "--out", str(extract),
+               "--defect-rate", str(args.defect_rate),
                "--agents-out", str(roster), cwd=work)
         seconds: dict[str, list[float]] = {"A": [], "B": []}
         peaks: dict[str, list[float]] = {"A": [], "B": []}
@@ -76,7 +78,7 @@ def main() -> None:
         same = filecmp.cmp(work / "A0" / "out" / "items.csv", work / "B0" / "out" / "items.csv", shallow=False)
         a_s, b_s = statistics.median(seconds["A"]), statistics.median(seconds["B"])
         a_m, b_m = statistics.median(peaks["A"]), statistics.median(peaks["B"])
-        print(f"{args.rows:,} rows, {args.runs} run(s) a side; A = {args.against}, B = this checkout")
+        print(f"{args.rows:,} rows (defect rate {args.defect_rate}), {args.runs} run(s) a side; A = {args.against}, B = this checkout")
         print(f"  seconds  A {a_s:8.2f}  B {b_s:8.2f}  B/A {b_s / a_s:.2f}x")
         print(f"  peak MB  A {a_m:8.0f}  B {b_m:8.0f}  B/A {b_m / a_m:.2f}x")
         print(f"  items.csv {'identical' if same else 'DIFFERENT'}")
