@@ -45,6 +45,10 @@ _DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
 _NUMERAL_UNIT = re.compile(r"([零一二两三四五六七八九十百]+)(?=[号栋楼单元室层座期组巷弄排])")
 _PROVINCE_SUFFIX = re.compile(r"(省|市|壮族自治区|回族自治区|维吾尔自治区|自治区|特别行政区)$")
 _PREFECTURE_SUFFIX = re.compile(r"(市|地区|自治州|盟)$")
+# GB/T 2260's words for "no prefecture here" (a county the province governs directly, a city's
+# districts): no place, though generated addresses and some systems write them; skipped where a
+# region name may stand
+_PLACEHOLDER = re.compile(r"(省|自治区)直辖(县级)?行政(单位|区划)|市辖区")
 
 
 def _numeral(text: str) -> str:
@@ -83,12 +87,12 @@ def _names() -> tuple[dict[str, str], dict[str, tuple[str, str]], dict[str, list
     for r in county_codes().values():
         provinces[r.province] = r.province
         provinces[_PROVINCE_SUFFIX.sub("", r.province) or r.province] = r.province
-        prefecture = r.prefecture if r.prefecture not in ("市辖区", "县", "省直辖县级行政区划",
-                                                          "自治区直辖县级行政区划") else ""
+        prefecture = "" if r.prefecture == "县" or _PLACEHOLDER.fullmatch(r.prefecture) else r.prefecture
         if prefecture:
             prefectures.setdefault(prefecture, (r.province, prefecture))
             prefectures.setdefault(_PREFECTURE_SUFFIX.sub("", prefecture) or prefecture, (r.province, prefecture))
-        if r.county and (r.province, prefecture, r.county) not in counties.get(r.county, []):
+        if r.county and not _PLACEHOLDER.fullmatch(r.county) and (r.province, prefecture, r.county) not in counties.get(
+                r.county, []):
             counties.setdefault(r.county, []).append((r.province, prefecture, r.county))
     return provinces, prefectures, counties
 
@@ -101,6 +105,11 @@ def _leading(text: str, names: dict) -> str:
     return ""
 
 
+def _skip_placeholder(text: str) -> str:
+    match = _PLACEHOLDER.match(text)
+    return text[match.end():] if match else text
+
+
 @lru_cache(maxsize=100_000)
 def _split_one(text: str) -> tuple[str, str, str, str]:
     provinces, prefectures, counties = _names()
@@ -110,12 +119,14 @@ def _split_one(text: str) -> tuple[str, str, str, str]:
         province, rest = provinces[word], rest[len(word):]
         if province.endswith("市"):  # 北京市, 上海市 ...: the province is the city
             prefecture = province
+    rest = _skip_placeholder(rest)
     word = _leading(rest, prefectures)
     # a prefecture of another province, or a county's name that starts the same way (北京市朝阳区:
     # 朝阳区, not 朝阳 for 辽宁省朝阳市), is not this address's prefecture
     if word and (not province or prefectures[word][0] == province) and len(_leading(rest, counties)) <= len(word):
         p, prefecture = prefectures[word]
         province, rest = province or p, rest[len(word):]
+    rest = _skip_placeholder(rest)
     if word := _leading(rest, counties):
         places = [c for c in counties[word] if (not province or c[0] == province)
                   and (not prefecture or not c[1] or c[1] == prefecture)]
@@ -137,3 +148,11 @@ def same_address(a: tuple[str, str, str, str], b: tuple[str, str, str, str]) -> 
     if a[3] != b[3] or len(a[3]) < MIN_DETAIL:
         return False
     return all(x == y or not x or not y for x, y in zip(a[:3], b[:3]))
+
+
+def same_regions(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row by row, whether two arrays of (province, prefecture, county) name no level differently
+    (`same_address` for many pairs whose details are already equal and long enough)."""
+    if len(a) == 0:
+        return np.zeros(0, dtype=bool)
+    return ((a == b) | (a == "") | (b == "")).all(axis=1)

@@ -147,33 +147,41 @@ def address_is_agent(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
     """The applicant's address is an agent's (the roster's `agent_address`): agents must not put
     their own address in place of the customer's (art. 11). A shared address is not a finding by
     itself (families share them); an agent's is. Candidates are the addresses that end with an
-    agent's detail (a column-wise test per length); only those are split into their regions."""
+    agent's detail (a column-wise test per length); what comes before that detail must then be
+    region names only (checks.addresses), naming no level other than the agent's address names."""
     if ctx.agents is None:
         raise NotApplicable("no agent roster given (--agents)")
     if "agent_address" not in ctx.agents or ctx.agents["agent_address"].isna().all():
         raise NotApplicable("the agent roster has no 业务员地址 (agent_address)")
     roster = _addresses(ctx)
     canon = addresses.canonical(frame["applicant_address"])
-    candidate = pd.Series(False, index=frame.index)
+    found = []
     for length, details in roster.groupby(roster["detail"].str.len())["detail"]:
-        candidate |= canon.str[-int(length):].isin(set(details)).fillna(False) & (canon.str.len() >= length)
-    if not candidate.any():
+        ends = canon.str[-int(length):]
+        hit = ends.isin(set(details)).fillna(False).to_numpy() & (canon.str.len() >= length).fillna(False).to_numpy()
+        if hit.any():
+            found.append(pd.DataFrame({"detail": ends[hit], "before": canon[hit].str[:-int(length)]}))
+    if not found:
         return findings.concat([])
-    mine = canon[candidate]
-    parts = pd.DataFrame(addresses.split(mine), columns=["province", "prefecture", "county", "detail"],
-                         index=mine.index)
+    mine = pd.concat(found)
+    # what comes before the agent's detail must be region names only: split once per distinct text
+    # (a few thousand regions, however many rows)
+    codes, before = pd.factorize(mine["before"])
+    regions = np.array(addresses.split(before), dtype=object).reshape(-1, 4)[codes]
+    parts = pd.DataFrame(regions[:, :3], columns=["province", "prefecture", "county"], index=mine.index).assign(
+        detail=mine["detail"])[regions[:, 3] == ""]
     pairs = parts.reset_index().merge(roster, on="detail", suffixes=("", "_agent"))
     index_name = pairs.columns[0]
-    same = [addresses.same_address((a, b, c, d), (e, f, g, d)) for a, b, c, d, e, f, g in zip(
-        pairs["province"], pairs["prefecture"], pairs["county"], pairs["detail"], pairs["province_agent"],
-        pairs["prefecture_agent"], pairs["county_agent"])]
-    pairs = _not_the_agent(frame, ctx, "applicant", pairs[np.array(same, dtype=bool)], index_name)
+    same = addresses.same_regions(pairs[["province", "prefecture", "county"]].to_numpy(),
+                                  pairs[["province_agent", "prefecture_agent", "county_agent"]].to_numpy())
+    pairs = _not_the_agent(frame, ctx, "applicant", pairs[same].drop_duplicates([index_name, "agent_code"]),
+                           index_name)
     if pairs.empty:
         return findings.concat([])
     listed = _listed(pairs, index_name)
     mask = pd.Series(frame.index.isin(listed.index), index=frame.index)
-    region = (parts["province"] + parts["prefecture"].where(parts["prefecture"] != parts["province"], "")
-              + parts["county"]).reindex(frame.index)
+    region = (pairs["province"] + pairs["prefecture"].where(pairs["prefecture"] != pairs["province"], "")
+              + pairs["county"]).groupby(pairs[index_name]).first().reindex(frame.index)
     evidence = ("地址（" + region.fillna("") + "…）与 " + listed + " 的地址相同").reindex(frame.index)
     return findings.make(mask, "applicant", "applicant_address", f"{ctx.labels['applicant_address']}为业务员的地址",
                          evidence)

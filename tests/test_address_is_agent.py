@@ -49,6 +49,7 @@ def test_the_agents_address_written_another_way_is_found(invoke, tmp_path, writt
     "广州市越秀区体育西路103号维多利广场B座2幢1502室",  # another county
     "广州市天河区体育西路103号维多利广场B座2幢1503室",  # another room
     "广州市天河区天河路103号维多利广场B座2幢1502室",  # another road
+    "广州市天河区东风村体育西路103号维多利广场B座2幢1502室",  # more than regions before the agent's detail
 ])
 def test_another_address_is_not_the_agents(invoke, tmp_path, written, night):
     items, _ = night(invoke, tmp_path, [row(applicant_address=written)], [agent()])
@@ -76,6 +77,15 @@ def test_a_county_of_the_same_name_elsewhere_is_another_place():
     beijing, changchun = split(canonical(pd.Series(["北京市朝阳区人民大街1号", "吉林省长春市朝阳区人民大街1号"])))
     assert beijing[:3] == ("北京市", "北京市", "朝阳区") and changchun[:3] == ("吉林省", "长春市", "朝阳区")
     assert not same_address(beijing, changchun)
+
+
+def test_gb2260_placeholders_are_no_place():
+    """省直辖县级行政单位 and 市辖区 are GB/T 2260's words for "no prefecture": an address that
+    writes them, or leaves them out, is the same address."""
+    written, plain, district = split(canonical(pd.Series([
+        "江苏省省直辖县级行政单位张家港市新华路237号", "省直辖县级行政单位 张家港市新华路237号", "北京市市辖区朝阳区建国路1号"])))
+    assert written[2:] == plain[2:] == ("张家港市", "新华路237号") and same_address(written, plain)
+    assert district == ("北京市", "北京市", "朝阳区", "建国路1号")
 
 
 def test_on_postgresql_too(invoke, tmp_path):
