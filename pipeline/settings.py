@@ -305,6 +305,7 @@ class Retention(Section):
     contacts_days: Days
     runs_days: Days
     access_log_days: Days
+    complaints_days: Days
 
 
 class Store(Section):

@@ -17,7 +17,7 @@ from stdnum import luhn
 
 from pipeline import store
 from pipeline.cases.quarterly import write_report
-from pipeline.store.schema import (destructions, item_events, items, runs,
+from pipeline.store.schema import (complaints, destructions, item_events, items, runs,
                                    suppressions)
 from tests.helpers import contact_index, fill, policy, postgres_url, read_outputs, write_csv
 
@@ -127,6 +127,10 @@ def test_a_purge_destroys_what_the_plan_lists_and_nothing_still_needed(invoke, t
     for date in NIGHTS[1:]:
         run(invoke, tmp_path, a, date, "a")
     config = str(tmp_path / "retention.yaml")
+    complaints_file = write_csv(tmp_path / "complaints.csv", [
+        {"投诉编号": ref, "业务员代码": "A0001", "投诉日期": day, "投诉类型": "销售误导", "是否查实": "是"}
+        for ref, day in (("C-2019", "2019-01-07"), ("C-2026", "2026-06-01"))])
+    assert invoke("complaints", "load", str(complaints_file), "--db", a).exit_code == 0
     before = snapshot(a)
     q4_before = report(a, "2016Q4", tmp_path / "q4-before.xlsx")
     q3_before = report(a, "2016Q3", tmp_path / "q3-before.xlsx")
@@ -142,6 +146,7 @@ def test_a_purge_destroys_what_the_plan_lists_and_nothing_still_needed(invoke, t
             listed[(cells[0], cells[1] if len(cells) == 5 else "")] = int(cells[-3])
     assert listed[("items", "false")] == 1 and listed[("items", "legitimate")] == 2
     assert listed[("items", "resolved")] == 1 and listed[("runs", "")] == 2
+    assert listed[("complaints", "销售误导")] == 1  # dated before the cut-off (5 years before --as-of)
 
     purged = invoke("retention", "purge", "--as-of", AS_OF, "--by", "合规部李四", "--db", a, "--config", config)
     assert purged.exit_code == 0, purged.output
@@ -153,6 +158,7 @@ def test_a_purge_destroys_what_the_plan_lists_and_nothing_still_needed(invoke, t
         left = set(conn.execute(sa.select(items.c.item_id)).scalars())
         record = conn.execute(sa.select(destructions)).mappings().one()
         kept_runs = set(conn.execute(sa.select(runs.c.business_date)).scalars())
+        assert set(conn.execute(sa.select(complaints.c.complaint_ref)).scalars()) == {"C-2026"}
         assert conn.execute(sa.select(sa.func.count()).select_from(suppressions)).scalar_one() == 0
         assert conn.execute(sa.select(sa.func.count()).select_from(item_events).where(
             item_events.c.item_id.in_([chosen["P11"], chosen["P30"], resolved]))).scalar_one() == 0
@@ -218,6 +224,7 @@ def test_no_destroyed_key_is_left_in_the_sqlite_file_or_the_index(invoke, tmp_pa
     ("store:\n  undo_nights: 14\nretention:\n  runs_days: 7\n", "shorter than store.undo_nights"),
     ("retention:\n  closed_items_days:\n    false_information: 30\n", "before the quarterly report"),
     ("retention:\n  access_log_days: 30\n", "who looked at a record kept"),
+    ("retention:\n  complaints_days: 400\n", "still counted towards a re-check"),
     ("retention:\n  closed_items_days:\n    false: 3653\n", "unknown setting"),  # YAML's false: a boolean
     ("retention:\n  closed_items_days: null\n", "must be a section of settings"),
     ("retention:\n  runs_days: -1\n", "whole number of days"),

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 
 from pipeline.cases.undo import PRUNED
 from pipeline.retention.policy import Cutoffs
-from pipeline.store.schema import access_log, item_events, items, night_dims, night_undo, rewinds, runs, suppressions
+from pipeline.store.schema import (access_log, complaints, item_events, items, night_dims, night_undo, rewinds, runs,
+                                   suppressions)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ def parts(c: Cutoffs, doomed_ids: sa.Select | None = None) -> list[Part]:
         Part("night_undo", night_undo, sa.and_(night_undo.c.night < c.runs, night_undo.c.item_id == "",
                                                night_undo.c.before == PRUNED), ["night"], "night"),
         Part("access_log", access_log, access_log.c.at < c.access_log, ["id"], "at"),
+        Part("complaints", complaints, complaints.c.complaint_date < c.complaints, ["complaint_ref"], "complaint_date",
+             "complaint_type"),
     ]
 
 

@@ -29,12 +29,14 @@ class Policy:
     contacts_days: int
     runs_days: int
     access_log_days: int
+    complaints_days: int
 
     @property
     def as_json(self) -> str:
         return json.dumps({"closed_items_days": dict(sorted(self.closed_items_days.items())),
                            "contacts_days": self.contacts_days, "runs_days": self.runs_days,
-                           "access_log_days": self.access_log_days}, sort_keys=True)
+                           "access_log_days": self.access_log_days, "complaints_days": self.complaints_days},
+                          sort_keys=True)
 
     @property
     def version(self) -> str:
@@ -49,12 +51,12 @@ def from_config(cfg: Settings) -> Policy:
     section = cfg.retention
     closed = section.closed_items_days
     policy = Policy({reason: getattr(closed, name) for name, reason in CLOSE_REASONS.items()},
-                    section.contacts_days, section.runs_days, section.access_log_days)
-    check(policy, cfg.store.undo_nights)
+                    section.contacts_days, section.runs_days, section.access_log_days, section.complaints_days)
+    check(policy, cfg.store.undo_nights, cfg.rules.complaints.window_days)
     return policy
 
 
-def check(policy: Policy, undo_nights: int) -> None:
+def check(policy: Policy, undo_nights: int, complaints_window_days: int) -> None:
     """Refuse a policy that would destroy something a later step still needs."""
     if policy.runs_days < undo_nights:
         raise InputError(f"retention.runs_days ({policy.runs_days}) is shorter than store.undo_nights "
@@ -67,6 +69,10 @@ def check(policy: Policy, undo_nights: int) -> None:
         raise InputError(f"retention.access_log_days ({policy.access_log_days}) is shorter than the shortest "
                          f"period of closed items ({shortest}): who looked at a record kept could no longer be "
                          "shown; nothing was changed")
+    if policy.complaints_days < complaints_window_days + 2 * QUARTER_DAYS:
+        raise InputError(f"retention.complaints_days ({policy.complaints_days}) is shorter than "
+                         f"rules.complaints.window_days ({complaints_window_days}) and two quarters: complaints "
+                         "still counted towards a re-check, or in the quarter's report, would go; nothing was changed")
 
 
 def quarter_start(day: dt.date) -> dt.date:
@@ -82,6 +88,7 @@ class Cutoffs:
     contacts: str  # ISO date: contact rows of policies that last appeared before it
     runs: str  # business dates before it
     access_log: str  # ISO date: looks before it (China time)
+    complaints: str  # ISO date: complaints dated before it
 
 
 def cutoffs(policy: Policy, as_of: dt.date, future: bool = False) -> Cutoffs:
@@ -95,4 +102,5 @@ def cutoffs(policy: Policy, as_of: dt.date, future: bool = False) -> Cutoffs:
     closed["false"] = quarter_start(as_of - dt.timedelta(days=policy.closed_items_days["false"])).isoformat()
     return Cutoffs(as_of, closed, (as_of - dt.timedelta(days=policy.contacts_days)).isoformat(),
                    (as_of - dt.timedelta(days=policy.runs_days)).isoformat(),
-                   (as_of - dt.timedelta(days=policy.access_log_days)).isoformat())
+                   (as_of - dt.timedelta(days=policy.access_log_days)).isoformat(),
+                   (as_of - dt.timedelta(days=policy.complaints_days)).isoformat())
