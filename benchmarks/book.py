@@ -11,6 +11,13 @@ process (wall time, peak memory of its process tree, as benchmarks.scale measure
 Printed: the load's seconds per book row and peak; the night's time and peak memory on the
 seeded store against the empty one (targets: ≤ 1.3x both), and a 1,000-row night's time (the
 night's fixed costs; target ≤ 4 s). Writes benchmarks/results/book.json.
+
+Both nights run with the night's agent roster (`custdq sample --agents-out`: phones, accounts,
+addresses, so PHONE_IS_AGENT, BANK_IS_AGENT and ADDRESS_IS_AGENT do their work). The seeded
+store has complaints loaded before its night (`--recheck-agents` agents with two substantiated
+mis-selling complaints each, from `custdq sample --complaints-out`), so its night also re-checks
+those agents' policies across the whole book (AGENT_COMPLAINT_RECHECK, issue 31): the empty
+store cannot take complaints before its first night, so this cost is in the seeded side only.
 """
 
 from __future__ import annotations
@@ -20,7 +27,10 @@ import datetime as dt
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
+
+import pandas as pd
 
 from benchmarks.__main__ import machine
 from benchmarks.nights import generate
@@ -51,15 +61,37 @@ def load(book: Path, store: Path, out: Path, limit: int, env: dict) -> dict:
     return got
 
 
-def night(extract: Path, store: Path, out: Path, limit: int, env: dict) -> dict:
+def complaints(source: Path, agents: int, out: Path) -> Path:
+    """`agents` agents of the sample's complaints file, each with its first two substantiated
+    mis-selling complaints: each reaches the re-check threshold."""
+    frame = pd.read_csv(source, dtype=str)
+    chosen = frame[(frame["投诉类型"] == "销售误导") & (frame["是否查实"] == "是")].groupby("业务员代码").head(2)
+    two = chosen.groupby("业务员代码")["投诉编号"].transform("size") == 2
+    keep = chosen[two]["业务员代码"].drop_duplicates().head(agents)
+    chosen[two & chosen["业务员代码"].isin(keep)].to_csv(out, index=False, encoding="utf-8")
+    return out
+
+
+def night(extract: Path, store: Path, out: Path, limit: int, env: dict, roster: Path,
+          complaints_file: Path | None = None) -> dict:
+    if complaints_file is not None:
+        done = subprocess.run([CUSTDQ, "complaints", "load", str(complaints_file), "--db", f"sqlite:///{store}"],
+                              env=env, capture_output=True, text=True)
+        if done.returncode:
+            return {"exit": done.returncode, "seconds": None, "peak_gb": None, "stderr_tail": done.stderr[-400:]}
     got = measured([CUSTDQ, "run", str(extract), "--business-date", NIGHT.isoformat(), "--db", f"sqlite:///{store}",
-                    "--out", str(out), "--new-store"], limit, env)
+                    "--out", str(out), "--agents", str(roster), "--new-store"],
+                   limit, env)
     manifest = out / "manifest.json"
     if got["exit"] == 0 and manifest.exists():
         m = json.loads(manifest.read_text(encoding="utf-8"))
         got.update(rows=m["rows"]["rows_read"], items=m["items"]["total"], stages=m["timings_seconds"],
                    shared=m["contact_index"].get("seconds"), unchanged=m["contact_index"].get("policies_unchanged"),
-                   shared_items=sum(v for k, v in m["findings_per_rule"].items() if k.endswith("_SHARED")))
+                   shared_items=sum(v for k, v in m["findings_per_rule"].items() if k.endswith("_SHARED")),
+                   rechecks=m["findings_per_rule"].get("AGENT_COMPLAINT_RECHECK"),
+                   agent_rules={code: m["rules"][code].get("seconds") for code in (
+                       "PHONE_IS_AGENT", "BANK_IS_AGENT", "ADDRESS_IS_AGENT", "AGENT_COMPLAINT_RECHECK")
+                       if code in m["rules"]})
     shutil.rmtree(out, ignore_errors=True)
     return got
 
@@ -67,7 +99,8 @@ def night(extract: Path, store: Path, out: Path, limit: int, env: dict) -> dict:
 def show(name: str, got: dict) -> None:
     print(f"  {name}: {got['seconds']} s, {got['peak_gb']} GB, exit {got['exit']}, rows {got.get('rows')}, "
           f"items {got.get('items')} (shared {got.get('shared_items')}), stages {got.get('stages')}, "
-          f"shared steps {got.get('shared')}{'' if got['exit'] == 0 else got['stderr_tail']}", flush=True)
+          f"shared steps {got.get('shared')}, re-check items {got.get('rechecks')}, agents' rules' seconds "
+          f"{got.get('agent_rules')}{'' if got['exit'] == 0 else got['stderr_tail']}", flush=True)
 
 
 def main() -> None:
@@ -76,6 +109,8 @@ def main() -> None:
     ap.add_argument("--new", type=int, default=30_000, help="new policies tonight")
     ap.add_argument("--resent", type=int, default=3_000, help="book policies re-sent tonight")
     ap.add_argument("--recurring", type=float, default=0.01, help="share of tonight's new policies of book customers")
+    ap.add_argument("--recheck-agents", type=int, default=20,
+                    help="agents with two substantiated mis-selling complaints loaded into the seeded store")
     ap.add_argument("--seed", type=int, default=29)
     ap.add_argument("--memory-limit-gb", type=float, default=20.0)
     ap.add_argument("--work", default="benchmarks/results/book")
@@ -103,8 +138,12 @@ def main() -> None:
                     if n > AFTER_ROWS:
                         break
                     head.write(line)
+    roster, complained = tonight.with_suffix(".agents.csv"), tonight.with_suffix(".complaints.csv")
+    if not roster.exists():
+        tonight.unlink(missing_ok=True)  # made before the roster was: made again, with it
     generate(tonight, rows, args.seed + 1, NIGHT, [source], env, resend=round(args.resent / rows, 6),
-             recurring=args.recurring)
+             recurring=args.recurring, **{"agents-out": roster, "complaints-out": complained})
+    chosen = complaints(complained, args.recheck_agents, work / f"complaints-{args.recheck_agents}.csv")
     small = work / "night-1000.csv"
     generate(small, 1000, args.seed + 2, NIGHT, [], env)
 
@@ -135,11 +174,11 @@ def main() -> None:
           f"{got['exit']}{'' if got['exit'] == 0 else got['stderr_tail']}", flush=True)
     if got["exit"]:
         return
-    runs["empty"] = night(tonight, empty, work / "out-empty", limit, env)
+    runs["empty"] = night(tonight, empty, work / "out-empty", limit, env, roster)
     show("night on an empty store", runs["empty"])
-    runs["seeded"] = night(tonight, seeded, work / "out-seeded", limit, env)
-    show(f"night on the {args.book:,}-policy book", runs["seeded"])
-    runs["tiny"] = night(small, tiny, work / "out-tiny", limit, env)
+    runs["seeded"] = night(tonight, seeded, work / "out-seeded", limit, env, roster, chosen)
+    show(f"night on the {args.book:,}-policy book, {args.recheck_agents} agents' complaints loaded", runs["seeded"])
+    runs["tiny"] = night(small, tiny, work / "out-tiny", limit, env, roster)
     show("1,000-row night on an empty store", runs["tiny"])
     a, b = runs["empty"], runs["seeded"]
     if a["exit"] == 0 and b["exit"] == 0:
