@@ -130,6 +130,8 @@ def _split_one(text: str) -> tuple[str, str, str, str]:
     if word := _leading(rest, counties):
         places = [c for c in counties[word] if (not province or c[0] == province)
                   and (not prefecture or not c[1] or c[1] == prefecture)]
+        if not places and prefecture:  # a prefecture's retired province (重庆市 was 四川省's until 1997)
+            places = [c for c in counties[word] if c[1] == prefecture]
         if places:  # a county of the province and prefecture named (when named)
             county, rest = word, rest[len(word):]
             if len({c[:2] for c in places}) == 1:  # one place of that name: its province and prefecture
@@ -147,12 +149,16 @@ def same_address(a: tuple[str, str, str, str], b: tuple[str, str, str, str]) -> 
     """Two `split` addresses are one: the same detail (long enough), no level named differently."""
     if a[3] != b[3] or len(a[3]) < MIN_DETAIL:
         return False
-    return all(x == y or not x or not y for x, y in zip(a[:3], b[:3]))
+    return bool(same_regions(np.array([a[:3]], dtype=object), np.array([b[:3]], dtype=object))[0])
 
 
 def same_regions(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row by row, whether two arrays of (province, prefecture, county) name no level differently
-    (`same_address` for many pairs whose details are already equal and long enough)."""
+    (`same_address` for many pairs whose details are already equal and long enough). Where both
+    name the same prefecture, the provinces are not compared: a prefecture moved to another
+    province keeps its name (四川省重庆市 before 1997, 重庆市 since)."""
     if len(a) == 0:
         return np.zeros(0, dtype=bool)
-    return ((a == b) | (a == "") | (b == "")).all(axis=1)
+    agree = (a == b) | (a == "") | (b == "")
+    agree[:, 0] |= (a[:, 1] == b[:, 1]) & (a[:, 1] != "")
+    return agree.all(axis=1)
