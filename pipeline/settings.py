@@ -268,6 +268,23 @@ class Complaints(Section):
     types: Texts
 
 
+# the 处理结果 that settle an item (pipeline.cases.disposition.CLOSING's keys; a test holds them
+# equal): the ones a review may be asked for
+SETTLING_RESULTS = ("已更正", "核实无误", "虚假资料")
+
+
+def _settling(value: tuple[str, ...]) -> tuple[str, ...]:
+    wrong = [v for v in value if v not in SETTLING_RESULTS]
+    if wrong:
+        raise PydanticCustomError("custdq", "{got} settles no item: only {ok} may need a review",
+                                  {"got": _shown(wrong[0]), "ok": " / ".join(SETTLING_RESULTS)})
+    return value
+
+
+class Review(Section):
+    results: Annotated[Texts, AfterValidator(_settling)]
+
+
 class Rules(Section):
     disabled: Annotated[Texts, AfterValidator(_known_rules)]
     severity: Annotated[Mapping[str, Severity], AfterValidator(_known_rules), AfterValidator(_frozen)]
@@ -467,6 +484,7 @@ class Settings(Section):
     store: Store
     expectations: Expectations
     web: Web
+    review: Review
 
     @property
     def lock_wait(self) -> float:

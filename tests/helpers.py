@@ -274,3 +274,25 @@ def night_with_roster(invoke, tmp_path: Path, db: str, rows: list[dict], agents:
     assert result.exit_code == 0, result.output
     items, _, manifest = read_outputs(out)
     return items[items["rule_code"] == rule], manifest
+
+
+def approve_all(db: str, by: str = "复核员") -> int:
+    """Approve every settled item waiting in 待复核 (review.results), as a reviewer of its
+    branch would in the web app (pipeline.cases.disposition.approve, the web app's code path):
+    for the tests of what a settled item does next. Returns how many were approved."""
+    from pipeline import clock
+    from pipeline.cases.disposition import approve, review_problem
+    from pipeline.cases.labels import REVIEW_STATE
+    from pipeline.cases.undo import python_value
+    from pipeline.store.schema import items
+
+    engine = sa.create_engine(db)
+    now = clock.now()
+    with engine.begin() as conn:
+        waiting = [{k: python_value(v) for k, v in r.items()} for r in
+                   conn.execute(sa.select(items).where(items.c.work_state == REVIEW_STATE)).mappings()]
+        for item in waiting:
+            assert review_problem(item, by) is None
+            approve(conn, item, by, now.isoformat(timespec="seconds"), now.date().isoformat(), "test review")
+    engine.dispose()
+    return len(waiting)

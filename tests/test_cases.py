@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 from pipeline import store
 from pipeline.store.schema import item_events, items, suppressions
 from pipeline.store.lock import store_lock
-from tests.helpers import fill, item_of, read_outputs, row, store_rows, write_csv
+from tests.helpers import approve_all, fill, item_of, read_outputs, row, store_rows, write_csv
 from tests.helpers import person, policy
 from tests.helpers import postgres_url
 
@@ -96,6 +96,10 @@ def test_round_trip_run_fill_import_twice_next_night(invoke, night, tmp_path, db
     assert f"保单号已被修改，与问题件 {corrected} 的记录不一致" in tampered.output
     assert "处理状态「搞定」不在可选项中（未处理 / 处理中 / 已完成）" in tampered.output
 
+    waiting = store_rows(db, items).set_index("item_id").loc[[legit, false], ["state", "work_state"]]
+    assert waiting.values.tolist() == [["open", "待复核"]] * 2  # 核实无误 and 虚假资料 wait for their review
+    assert approve_all(db) == 2  # a reviewer approves them
+
     stored = store_rows(db, items).set_index("item_id")
     assert stored.loc[corrected, ["state", "close_reason", "work_state", "result"]].tolist() == \
         ["closed", "corrected", "已完成", "已更正"]
@@ -135,6 +139,7 @@ def test_new_customer_on_a_confirmed_shared_phone_raises_only_their_item(invoke,
     assert sorted(shared["policy_no"]) == ["S1", "S2"]
     fill(out, {item_of(found, "S1", "PHONE_SHARED"): ("已完成", "核实无误", "夫妻共用")}, tmp_path / "f")
     assert invoke("cases", "import", *map(str, (tmp_path / "f").glob("*.xlsx")), "--db", db).exit_code == 0
+    assert store_rows(db, suppressions).empty and approve_all(db) == 1  # once reviewed:
     assert len(store_rows(db, suppressions)) == 2  # the two customers on that value
 
     # same customers again (a new policy of customer 2): nothing is raised, S2's item is settled too

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from pipeline import clock, store
 from pipeline.cases.quarterly import confirmed_false, quarter_bounds
 from pipeline.store.schema import items
-from tests.helpers import ARTIFACTS, CHROMIUM
+from tests.helpers import ARTIFACTS, CHROMIUM, approve_all
 from tests.webserve import Client, Server, custdq, prepare
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "data", "samples")
@@ -74,6 +74,7 @@ def board(tmp_path_factory):
     imported = prepare("cases", "import", *map(str, sorted((folder / "o1" / "worklists").glob("*.xlsx"))),
                       "--by", "张三", "--db", db, cwd=folder)
     assert imported.returncode == 0, imported.stderr
+    assert approve_all(db) > 0  # the review approves what was settled (核实无误, 虚假资料)
     night = prepare("run", str(second), "--business-date", "2026-11-23", "--agents", ROSTER, "--db", db,
                    "--out", str(folder / "o2"), "-q", cwd=folder)
     assert night.returncode == 0, night.stderr

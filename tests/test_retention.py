@@ -19,7 +19,7 @@ from pipeline import store
 from pipeline.cases.quarterly import write_report
 from pipeline.store.schema import (complaints, destructions, item_events, items, runs,
                                    suppressions)
-from tests.helpers import contact_index, fill, policy, postgres_url, read_outputs, write_csv
+from tests.helpers import approve_all, contact_index, fill, policy, postgres_url, read_outputs, write_csv
 
 NIGHTS = ["2015-03-02", "2015-03-04", "2021-06-02"]
 NEXT = "2021-06-03"
@@ -81,6 +81,7 @@ def settle_years_ago(invoke, tmp_path: Path, db: str, first: pd.DataFrame) -> di
                                                chosen["P51"]: ("已完成", "虚假资料", "借用电话")}, tmp_path / "filled")
     for path in filled:
         assert invoke("cases", "import", str(path), "--by", "张三", "--db", db).exit_code == 0
+    assert approve_all(db) == 5  # the compliance review approves them
     closed = {"P11": "2016-09-30", "P12": "2016-10-08", "P30": "2015-04-01", "P31": "2015-04-01",  # Q3, Q4 2016
               "P51": "2016-10-08"}
     engine = sa.create_engine(db)
@@ -186,6 +187,7 @@ def test_a_purge_destroys_what_the_plan_lists_and_nothing_still_needed(invoke, t
     filled = fill(tmp_path / f"b-{NIGHTS[2]}", {ids(in_scope, "P51", "PHONE_SHARED"): ("已完成", "虚假资料", "借用电话")},
                   tmp_path / "filled-b")
     assert all(invoke("cases", "import", str(p), "--by", "张三", "--db", b).exit_code == 0 for p in filled)
+    assert approve_all(b) == 1
     nxt_a = run(invoke, tmp_path, a, NEXT, "a")
     nxt_b = run(invoke, tmp_path, b, NEXT, "b")
     pd.testing.assert_frame_equal(nxt_a[FINDING].sort_values("item_id").reset_index(drop=True),

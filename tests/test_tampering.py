@@ -14,7 +14,7 @@ import pytest
 from openpyxl import load_workbook
 
 from pipeline.store.schema import item_events, items
-from tests.helpers import row, write_csv
+from tests.helpers import approve_all, row, write_csv
 from tests.helpers import store_rows
 
 DATE = "2026-11-20"
@@ -136,6 +136,7 @@ def test_a_settled_item_is_not_moved_backwards(invoke, tmp_path):
     (path,) = (tmp_path / "out" / "worklists").glob("*.xlsx")
     settle = tampered(path, tmp_path / "a" / path.name, lambda s, c: set_row(s, c, 2, 处理状态="已完成", 处理结果="虚假资料"))
     assert "1 applied" in invoke("cases", "import", str(settle), "--db", db).output
+    assert approve_all(db) == 1  # reviewed and closed
     before = snapshot(db)
     for state in ("处理中", "未处理"):
         back = tampered(path, tmp_path / state / path.name, lambda s, c, state=state: set_row(s, c, 2, 处理状态=state, 处理结果=None))

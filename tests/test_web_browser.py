@@ -1,6 +1,6 @@
 """The web app in a real headless Chromium (playwright, Debian's chromium), on a store of three
-generated nights: a branch user logs in, filters, opens an item and settles it, and the fourth
-night honours it; a manager, compliance and an admin each see what their role allows. The
+generated nights: a branch user logs in, filters, opens an item and settles it, the branch's
+reviewer approves it from the review queue, and the fourth night honours it; a manager, compliance and an admin each see what their role allows. The
 screenshots go to test-artifacts/ (web-*.png)."""
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from tests.webserve import Server, custdq, prepare
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 NIGHTS = ["2026-11-20", "2026-11-23", "2026-11-24", "2026-11-25"]
-USERS = {"gd": ("branch", "广东分公司", "gd-password-1"), "boss": ("manager", None, "boss-password"),
+USERS = {"gd": ("branch", "广东分公司", "gd-password-1"), "rev": ("reviewer", "广东分公司", "rev-password-1"),
+         "boss": ("manager", None, "boss-password"),
          "audit": ("compliance", None, "audit-password"), "root": ("admin", None, "root-password")}
 
 
@@ -110,10 +111,30 @@ def test_a_branch_user_filters_opens_and_settles_an_item_and_the_next_night_hono
     page.click("form.dispose button[type=submit]")
     page.wait_for_load_state("load")
     text = page.inner_text("main")
-    assert "核实无误" in text and "已与客户核实 <b>无误</b>" in text and "已关闭" in text
+    assert "核实无误" in text and "已与客户核实 <b>无误</b>" in text and "待复核" in text and "正在等待复核" in text
+    assert page.locator("form.dispose").count() == 0  # waiting for its review: no more changes
     events = page.locator("table.events tbody tr").all_inner_texts()
     assert "gd" in events[-1] and "处置" in events[-1]
     shot(page, "item")
+    clean(page, site)
+    page.context.close()
+
+    # the branch's reviewer finds it in the review queue and approves it (issue 32)
+    page = session(browser, site, "rev")
+    page.click("nav a:has-text('复核队列')")
+    page.wait_for_load_state("load")
+    queued = page.locator("table.items tbody tr td:first-child a").all_inner_texts()
+    assert queued == [item_id]
+    page.locator("table.items tbody tr td:first-child a").first.click()
+    page.wait_for_load_state("load")
+    assert page.locator("form.dispose").count() == 0 and page.locator("form.review").count() == 1
+    shot(page, "review")
+    page.click("form.review button[value=approve]")
+    page.wait_for_load_state("load")
+    text = page.inner_text("main")
+    assert "已关闭" in text and "核实无误" in text
+    assert "rev" in page.locator("table.events tbody tr").all_inner_texts()[-1]
+    assert "复核通过" in page.locator("table.events tbody tr").all_inner_texts()[-1]
     clean(page, site)
     page.context.close()
 
@@ -179,3 +200,5 @@ def test_the_store_records_the_browser_session_as_item_events_and_looks(site):
     events = store_rows(site["db"], item_events)
     web = events[(events["item_id"] == item_id) & (events["action"] == "disposed")]
     assert web[["who", "source"]].values.tolist() == [["gd", "web"]]
+    reviewed = events[(events["item_id"] == item_id) & (events["action"] == "approved")]
+    assert reviewed[["who", "source"]].values.tolist() == [["rev", "web"]]

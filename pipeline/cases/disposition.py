@@ -5,6 +5,10 @@ changes: the item, an event with who made it and from where, and the suppression
 Settling (已完成 + a result): 已更正 and 核实无误 close the item, 虚假资料 closes it and keeps it
 for the quarterly report, 无法联系 records the attempt and leaves it open. 核实无误 also writes
 suppressions: the same customers on the same value are not raised again (pipeline.cases.night).
+With a review (settings `review.results`, default 核实无误 and 虚假资料), such a result does not
+close the item: it waits in 待复核 (REVIEW_STATE) until a reviewer who did not settle it approves
+it (`approve`: it closes, with its effects) or returns it with a reason (`send_back`: back to
+处理中, the result cleared, the reason in 重开原因). A 待复核 item takes no other disposition.
 Free text in 处理说明 is stored through checks.masking.mask_text (teams sometimes type a phone or
 an identity number there, grouped any way; the store keeps none in plaintext), and so is what a
 refusal quotes of a cell.
@@ -20,7 +24,7 @@ import sqlalchemy as sa
 from checks.masking import mask_text
 from pipeline.cases.items import ITEM_ID
 from pipeline.cases.night import SHARED_RULES
-from pipeline.cases.labels import RESULTS, STATES
+from pipeline.cases.labels import RESULTS, REVIEW_STATE, STATES
 from pipeline.store import read_frame
 from pipeline.store.schema import item_events, items, suppressions
 
@@ -53,6 +57,10 @@ def problem(entry: Entry, item: dict | None) -> str | None:
     for header, column in CHECKED.items():
         if entry.checked.get(header) and entry.checked[header] != str(item[column]):
             return f"{header}已被修改，与问题件 {entry.item_id} 的记录不一致：此行未作任何更改"
+    if entry.state == REVIEW_STATE:  # a worklist row of an item waiting for its review, as issued
+        if item["work_state"] == REVIEW_STATE and disposition(entry) == held(item):
+            return None
+        return f"处理状态「{REVIEW_STATE}」由系统在提交需复核的处理结果时设置，不能填写（可选：{_choices(STATES)}）"
     if entry.state and entry.state not in STATES:
         return f"处理状态「{mask_text(entry.state[:20])}」不在可选项中（{_choices(STATES)}）"
     if entry.result and entry.result not in RESULTS:
@@ -66,6 +74,9 @@ def problem(entry: Entry, item: dict | None) -> str | None:
         return f"处理结果「{entry.result}」会办结问题件，只能在处理状态为已完成时填写"
     if disposition(entry) == held(item):
         return None  # the entry says what the store holds (a worklist returned as it was sent): no change
+    if item["work_state"] == REVIEW_STATE:
+        return (f"问题件 {entry.item_id} 的处理结果「{item['result']}」正在等待复核（{item['disposed_by']} 提交）："
+                "复核人员批准或退回之前不能修改，此行未作更改")
     if item["state"] == "closed" and item["close_reason"] != "resolved" and entry.result not in CLOSING:
         settled = next(k for k, v in CLOSING.items() if v == item["close_reason"]) if item["close_reason"] in \
             CLOSING.values() else item["close_reason"]
@@ -77,16 +88,22 @@ def problem(entry: Entry, item: dict | None) -> str | None:
 
 
 DISPOSED = ("work_state", "result", "note")  # an item's disposition, as a worklist issues it
+REVIEWED_ACTIONS = ("disposed", "approved", "returned")  # the events that change a disposition
+
+
+def _settled(state: str | None) -> str:
+    """A 处理状态 as a disposition reads it: 待复核 is 已完成 waiting for its review."""
+    return STATES[2] if state == REVIEW_STATE else state or STATES[0]
 
 
 def disposition(entry: Entry) -> tuple:
     """What an entry says, in the store's form: (处理状态, 处理结果 or None, 处理说明 masked or None)."""
-    return entry.state or STATES[0], entry.result or None, note_of(entry.note)
+    return _settled(entry.state), entry.result or None, note_of(entry.note)
 
 
 def held(item: dict) -> tuple:
-    """The item's disposition now, in the same form."""
-    return item["work_state"] or STATES[0], item["result"] or None, item["note"] or None
+    """The item's disposition now, in the same form (an item waiting for its review holds 已完成)."""
+    return _settled(item["work_state"]), item["result"] or None, item["note"] or None
 
 
 def untouched(entry: Entry) -> bool:
@@ -101,14 +118,14 @@ def earlier(conn: sa.Connection, item: dict) -> set[tuple]:
     now = dict(zip(DISPOSED, held(item)))
     out = {(STATES[0], None, None)}
     events = conn.execute(sa.select(item_events.c.what).where(item_events.c.item_id == item["item_id"],
-                                                              item_events.c.action == "disposed")
+                                                              item_events.c.action.in_(REVIEWED_ACTIONS))
                           .order_by(item_events.c.id.desc()))
     for (what,) in events:
         changed = json.loads(what or "{}")
         for key in DISPOSED:
             if key in changed:
                 now[key] = changed[key][0]
-        out.add((now["work_state"] or STATES[0], now["result"] or None, now["note"] or None))
+        out.add((_settled(now["work_state"]), now["result"] or None, now["note"] or None))
     return out
 
 
@@ -117,34 +134,76 @@ def note_of(text: str) -> str | None:
     return text or None
 
 
-def _after(entry: Entry, item: dict, today: str) -> dict:
+def _after(entry: Entry, item: dict, today: str, review: frozenset[str]) -> dict:
     """The item's fields after the entry (only the disposition and the lifecycle change)."""
     state = entry.state or STATES[0]
     after = {"work_state": state, "result": entry.result or None, "note": note_of(entry.note)}
-    if entry.result in CLOSING:
+    if entry.result in CLOSING and entry.result in review:
+        after["work_state"] = REVIEW_STATE  # settled, not closed: a reviewer decides
+    elif entry.result in CLOSING:
         after.update(state="closed", close_reason=CLOSING[entry.result],
                      closed_on=item["closed_on"] if item["state"] == "closed" else today)
     return after
 
 
-def apply(conn: sa.Connection, entry: Entry, item: dict, who: str, at: str, today: str, source: str) -> str:
+def apply(conn: sa.Connection, entry: Entry, item: dict, who: str, at: str, today: str, source: str,
+          review: frozenset[str] = frozenset()) -> str:
     """Apply an entry `problem` accepted to `item` (a dict of its stored columns, updated in
-    place). Returns "untouched" (nothing filled in: an older copy never undoes progress),
-    "unchanged" (it says what the store holds) or "applied" (the item, an event, suppressions)."""
+    place); a result in `review` waits for its review. Returns "untouched" (nothing filled in:
+    an older copy never undoes progress), "unchanged" (it says what the store holds) or
+    "applied" (the item, an event, suppressions)."""
     if entry.state in ("", STATES[0]) and not entry.result and not entry.note:
         return "untouched"
-    after = _after(entry, item, today)
+    if entry.state == REVIEW_STATE:
+        return "unchanged"  # `problem` let it through: it says what the store holds
+    after = _after(entry, item, today, review)
+    return _change(conn, item, after, who, at, source, "disposed", {}, settled=True)
+
+
+def _change(conn: sa.Connection, item: dict, after: dict, who: str, at: str, source: str, action: str,
+            said: dict, settled: bool) -> str:
+    """Write `after` to the item with an event (`action`; `said`: more of what it records), its
+    suppressions following its close reason. `settled`: the change is a disposition (who and
+    when it was disposed are recorded on the item)."""
     changed = {k: [item.get(k), v] for k, v in after.items() if item.get(k) != v}
     if not changed:
         return "unchanged"
-    after.update(disposed_at=at, disposed_by=who)
-    conn.execute(items.update().where(items.c.item_id == entry.item_id).values(**after))
+    if settled:
+        after = after | {"disposed_at": at, "disposed_by": who}
+    conn.execute(items.update().where(items.c.item_id == item["item_id"]).values(**after))
     conn.execute(item_events.insert().values(
-        item_id=entry.item_id, at=at, who=who, night=None, action="disposed",
-        what=json.dumps(changed, ensure_ascii=False), before=None, source=source))
+        item_id=item["item_id"], at=at, who=who, night=None, action=action,
+        what=json.dumps(changed | said, ensure_ascii=False), before=None, source=source))
     _suppress(conn, item, after, at, who)
     item.update(after)
     return "applied"
+
+
+def review_problem(item: dict | None, reviewer: str) -> str | None:
+    """Why `reviewer` may not decide on the item's review now, or None."""
+    if item is None:
+        return "问题件不存在"
+    if item["work_state"] != REVIEW_STATE:
+        return f"问题件 {item['item_id']} 不在待复核状态（现为{item['work_state']}）"
+    if item["disposed_by"] == reviewer:
+        return f"问题件 {item['item_id']} 的处理结果由您本人提交：复核须由另一位复核人员完成"
+    return None
+
+
+def approve(conn: sa.Connection, item: dict, who: str, at: str, today: str, source: str) -> str:
+    """The review approves the settled result: the item closes as the result says (its
+    suppressions, the quarterly report); `review_problem` has accepted it."""
+    after = {"work_state": STATES[2], "state": "closed", "close_reason": CLOSING[item["result"]],
+             "closed_on": item["closed_on"] if item["state"] == "closed" else today}
+    return _change(conn, item, after, who, at, source, "approved", {}, settled=False)
+
+
+def send_back(conn: sa.Connection, item: dict, who: str, reason: str, at: str, source: str) -> str:
+    """The review returns the item to its investigator: 处理中, the result cleared, the reason
+    (masked, as a note is) in 重开原因 for the worklists and the web app."""
+    text = note_of(reason) or ""
+    after = {"work_state": STATES[1], "result": None, "reopen_reason": f"复核退回（{who}）：{text}"}
+    return _change(conn, item, after, who, at, source, "returned", {"reason": text}, settled=False)
 
 
 def _suppress(conn: sa.Connection, item: dict, after: dict, at: str, who: str) -> None:

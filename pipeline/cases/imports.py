@@ -141,7 +141,9 @@ def _rows(name: str, sha: str, names: list[str], rows, header_line: int) -> list
 
 
 def import_worklists(conn: sa.Connection, paths: list[str], who: str | None = None,
-                     now: dt.datetime | None = None) -> ImportReport:
+                     now: dt.datetime | None = None, review: frozenset[str] = frozenset()) -> ImportReport:
+    """Read the worklists at `paths` into the store (one transaction: the caller's); a settled
+    row whose 处理结果 is in `review` puts its item in 待复核, never past it."""
     who = who or _login()
     now = now or clock.now()
     at, today = now.isoformat(timespec="seconds"), now.date().isoformat()
@@ -185,7 +187,7 @@ def import_worklists(conn: sa.Connection, paths: list[str], who: str | None = No
         seen.setdefault(row.item_id, row)
         if item is None:
             raise RuntimeError("problem() let through a row whose item is not in the store (bug)")
-        done = apply(conn, row.entry, item, who, at, today, f"{row.file} sha256:{row.sha[:16]} row {row.line}")
+        done = apply(conn, row.entry, item, who, at, today, f"{row.file} sha256:{row.sha[:16]} row {row.line}", review)
         setattr(report, done, getattr(report, done) + 1)
     return report
 
@@ -220,6 +222,6 @@ def import_files(db: str | None, config_path: str | None, paths: list[str], who:
     engine, cfg = store.existing(db, config_path)
     with store_lock(engine, "cases import", None, cfg.lock_wait, notify=notify):
         with engine.begin() as conn:
-            report = import_worklists(conn, list(paths), who)
+            report = import_worklists(conn, list(paths), who, review=frozenset(cfg.review.results))
     return report
 

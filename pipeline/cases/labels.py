@@ -8,7 +8,9 @@ from pipeline.ingest.columns import BY_NAME
 
 # what a person records on an item (SPEC 5): its 处理结果 and 处理状态, in the worklists' order
 RESULTS = ["已更正", "核实无误", "虚假资料", "无法联系"]  # 处理结果 (SPEC 5)
-STATES = ["未处理", "处理中", "已完成"]  # 处理状态 (SPEC 5)
+STATES = ["未处理", "处理中", "已完成"]  # 处理状态 (SPEC 5): what a person may choose
+REVIEW_STATE = "待复核"  # 处理状态 of a settled item waiting for its review (review.results); set by custdq only
+WORK_STATES = [*STATES, REVIEW_STATE]  # every 处理状态 an item may show
 
 ROLE_NAMES = {"applicant": "投保人", "insured": "被保险人", "policy": "保单"}
 SEVERITY_NAMES = {"error": "错误", "warning": "警告"}
@@ -18,13 +20,15 @@ RULE_STATUS_NAMES = {"ok": "正常", "not_applicable": "未运行", "error": "�
 STATE_NAMES = {"open": "未结", "closed": "已关闭"}
 CLOSE_NAMES = {"corrected": "已更正", "legitimate": "核实无误", "false": "虚假资料", "resolved": "不再触发（自动关闭）"}
 ACTION_NAMES = {"raised": "发现", "reopened": "重新打开", "raised_again": "再次发现", "resolved": "不再触发，自动关闭",
-                "suppressed": "已核实无误，不再提示", "disposed": "处置"}
+                "suppressed": "已核实无误，不再提示", "disposed": "处置", "approved": "复核通过",
+                "returned": "复核退回"}
 
 # the item fields an event names, as the worklists name them
 FIELD_NAMES = {"state": "状态", "close_reason": "关闭原因", "closed_on": "关闭日期", "work_state": "处理状态",
                "result": "处理结果", "note": "处理说明", "first_seen": "首次发现", "list_due": "清单下发期限",
                "channel_due": "渠道核查期限", "cooling_off_end": "犹豫期截止", "due_date": "处理期限",
-               "provisional": "期限待定", "reopen_reason": "重开原因", "rule_code": "规则代码", "last_seen": "最近发现"}
+               "provisional": "期限待定", "reopen_reason": "重开原因", "rule_code": "规则代码", "last_seen": "最近发现",
+               "reason": "退回原因"}
 
 
 def value_name(field: str, value) -> str:

@@ -1,6 +1,7 @@
 """The web app (`custdq serve`, SPEC 8): users and roles, the access log, the pages and the JSON
 API over the case store.
 
+    roles      the roles' names (SPEC 8)
     users      users, roles and their rights, API tokens (expiring), logins (Argon2id, locked out)
     logins     password checks on threads of their own, per-address and per-user rate limits
     audit      the access log: every request that shows or changes items, the report or users

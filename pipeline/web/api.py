@@ -19,7 +19,7 @@ from pipeline import clock
 from pipeline.outputs.dashboard.data import gather
 from pipeline.web import audit, openapi, params, queries
 from pipeline.web.calls import NOT_FOUND, Call, Refused, guarded, json_body
-from pipeline.web.dispose import dispose
+from pipeline.web.dispose import dispose, review
 
 FIELDS = {"state", "result", "note", "version"}  # a disposition's body
 PUBLIC = [f for f in queries.FIELDS if f not in ("disposed_by",)] + ["status", "version"]
@@ -75,6 +75,21 @@ def item_disposition(call: Call) -> Response:
                       {"reason": f"unknown field {unknown[0]!r}"})
     item_id = call.request.path_params["item_id"]
     after = dispose(call, item_id, body, form=False, status=200)
+    return JSONResponse(_public(after))
+
+
+REVIEW_FIELDS = {"decision", "reason", "version"}  # a review's body
+
+
+@guarded("review", api=True)
+def item_review(call: Call) -> Response:
+    params.read_all(call.request, ())
+    body = json_body(call.request.state.body)
+    unknown = sorted(mask_text(k)[:40] for k in set(body) - REVIEW_FIELDS)  # echoed: masked
+    if unknown:
+        raise Refused(422, f"未知字段 {unknown[0]}（可用：{'、'.join(sorted(REVIEW_FIELDS))}）",
+                      {"reason": f"unknown field {unknown[0]!r}"})
+    after = review(call, call.request.path_params["item_id"], body, form=False, status=200)
     return JSONResponse(_public(after))
 
 
@@ -160,6 +175,7 @@ ROUTES = [
     Route("/api/items", items_list),
     Route("/api/items/{item_id}", item_one),
     Route("/api/items/{item_id}/disposition", item_disposition, methods=["POST"]),
+    Route("/api/items/{item_id}/review", item_review, methods=["POST"]),
     Route("/api/dashboard", dashboard),
     Route("/api/access-log", access_log),
 ]

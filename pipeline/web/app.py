@@ -41,18 +41,19 @@ from pipeline.outputs.dashboard.data import AGEING
 from pipeline.outputs.dashboard.progress import PROGRESS
 from pipeline.cases.labels import (ACTION_NAMES, CLOSE_NAMES, FIELD_NAMES, ROLE_NAMES, RULE_STATUS_NAMES,
                                      SEVERITY_NAMES, STATE_NAMES, STATUS_NAMES, changes, value_name)
-from pipeline.cases.labels import RESULTS, STATES
+from pipeline.cases.labels import RESULTS, REVIEW_STATE, STATES
 from pipeline.outputs.worklists import COLUMNS, ROWS_PER_FILE, write_worklist
 from pipeline import store
 from pipeline.settings import Settings
 from pipeline.web import api, audit, edge, logins, params, queries, security, users
 from pipeline.web.calls import NOT_FOUND, UNRECORDED, Call, Refused, guarded
-from pipeline.web.dispose import dispose
+from pipeline.web.dispose import dispose, review
 
 HERE = Path(__file__).parent
 HEADERS = {column: header for header, column, _ in COLUMNS if column}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-ROLE_TITLES = {"branch": "机构用户", "manager": "管理人员", "compliance": "合规人员", "admin": "系统管理员"}
+ROLE_TITLES = {"branch": "机构用户", "reviewer": "复核人员", "manager": "管理人员", "compliance": "合规人员",
+               "admin": "系统管理员"}
 
 
 def create_app(engine: sa.Engine, cfg: Settings, url: str) -> Starlette:
@@ -62,13 +63,14 @@ def create_app(engine: sa.Engine, cfg: Settings, url: str) -> Starlette:
     env.globals.update(HEADERS=HEADERS, ROLE_NAMES=ROLE_NAMES, SEVERITY_NAMES=SEVERITY_NAMES,
                        RULE_STATUS_NAMES=RULE_STATUS_NAMES, rule_label=charts.rule_label, STATUS_NAMES=STATUS_NAMES,
                        STATE_NAMES=STATE_NAMES, CLOSE_NAMES=CLOSE_NAMES, ACTION_NAMES=ACTION_NAMES,
-                       FIELD_NAMES=FIELD_NAMES, ROLE_TITLES=ROLE_TITLES, RULES=RULES, STATES=STATES, RESULTS=RESULTS,
+                       FIELD_NAMES=FIELD_NAMES, ROLE_TITLES=ROLE_TITLES, RULES=RULES, STATES=STATES, RESULTS=RESULTS, REVIEW_STATE=REVIEW_STATE,
                        value_name=value_name, changes=changes, AGEING_LABELS=[label for label, _, _ in AGEING])
     secret = security.secret_key(key_file)
     routes = [
         Route("/", home), Route("/favicon.ico", no_icon), Route("/login", login, methods=["GET", "POST"]), Route("/logout", logout, methods=["POST"]),
         Route("/items", worklist), Route("/items.xlsx", export), Route("/items/{item_id}", item_page),
         Route("/items/{item_id}/disposition", disposition_form, methods=["POST"]),
+        Route("/items/{item_id}/review", review_form, methods=["POST"]),
         Route("/dashboard", dashboard_page), Route("/report/quarterly", report_page), Route("/access-log", access_page), Route("/users", users_page),
         *api.ROUTES,
         # the dashboard's ECharts and drawing script, from the dashboard's own folder (before /static)
@@ -293,7 +295,8 @@ def _item(call: Call, message: str | None, status: int) -> Response:
     return _page(call, "item.html", {"item": found, "events": queries.events(call.conn, item_id),
                                      "cluster": cluster, "message": message,
                                      "saved": call.request.query_params.get("saved") == "1",
-                                     "may_dispose": call.user.may("dispose")}, status)
+                                     "may_dispose": call.user.may("dispose"), "may_review": call.user.may("review")},
+                 status)
 
 
 @guarded("dispose", api=False)
@@ -304,6 +307,18 @@ def disposition_form(call: Call) -> Response:
         dispose(call, item_id, form, form=True, status=303)
     except Refused as exc:
         if exc.status in (409, 422):  # the form again, with why
+            return _item(call, exc.message, exc.status)
+        raise
+    return RedirectResponse(f"/items/{item_id}?saved=1", status_code=303)
+
+
+@guarded("review", api=False)
+def review_form(call: Call) -> Response:
+    item_id = call.request.path_params["item_id"]
+    try:
+        review(call, item_id, call.request.state.form, form=True, status=303)
+    except Refused as exc:
+        if exc.status in (409, 422):  # the item again, with why
             return _item(call, exc.message, exc.status)
         raise
     return RedirectResponse(f"/items/{item_id}?saved=1", status_code=303)

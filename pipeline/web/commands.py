@@ -13,6 +13,7 @@ from pipeline import clock
 from pipeline.errors import InputError
 from pipeline.options import Commands, IsoDate, config_option, db_option, existing_store, reports_errors, say
 from pipeline.store.schema import MAX_TOKEN_DAYS, TOKEN_DAYS
+from pipeline.web.roles import ROLES
 
 
 @click.command()
@@ -68,9 +69,10 @@ def _password() -> str:
 
 @users.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["branch", "manager", "compliance", "admin"]), required=True)
+@click.option("--role", type=click.Choice(list(ROLES)), required=True)
 @click.option("--branch", "branches", multiple=True, metavar="B",
-              help="a branch user's branch (repeatable), as the extracts write it; one no night has seen is refused")
+              help="a branch user's or reviewer's branch (repeatable), as the extracts write it; one no night has "
+                   "seen is refused")
 @click.option("--new-branch", "new_branch", is_flag=True,
               help="accept a --branch no night has seen yet (a new branch whose first night is to come)")
 @db_option

@@ -93,6 +93,15 @@ DISPOSITION = {"type": "object", "required": ["version"], "additionalProperties"
                 "description": "the item's `version` as read: 409 when it changed since"}}}
 
 
+REVIEW = {"type": "object", "required": ["decision", "version"], "additionalProperties": False, "properties": {
+    "decision": {"type": "string", "enum": ["approve", "return"],
+                 "description": "approve: the item closes as its result says; return: back to 处理中"},
+    "reason": {"type": ["string", "null"], "maxLength": MAX_NOTE, "pattern": params.NO_NUL,
+               "description": "why it is returned (required to return), stored masked"},
+    "version": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1,
+                "description": "the item's `version` as read: 409 when it changed since"}}}
+
+
 def document() -> dict:
     """The OpenAPI document of pipeline.web.api.ROUTES."""
     paths = {
@@ -109,6 +118,9 @@ def document() -> dict:
         "/api/items/{item_id}/disposition": {"post": _operation(
             "settle an item (branch users, their branches): the checks of `cases import`", (),
             _json(_ref("Item"), "the item after"), 404, 409, path_id=True, body=DISPOSITION)},
+        "/api/items/{item_id}/review": {"post": _operation(
+            "approve or return a settled item waiting in 待复核 (reviewers, their branches; never the settler)", (),
+            _json(_ref("Item"), "the item after"), 404, 409, path_id=True, body=REVIEW)},
         "/api/dashboard": {"get": _operation(
             "the dashboard's figures within the caller's scope", (params.NIGHT,),
             _json({"type": "object", "required": ["night", "branches", "ageing"], "properties": {

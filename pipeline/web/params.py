@@ -24,7 +24,7 @@ from checks.catalogue import RULES
 from checks.masking import holds_personal_number, mask_text
 from checks.personal import form_of_text
 from pipeline import clock
-from pipeline.cases.labels import STATES
+from pipeline.cases.labels import WORK_STATES
 from pipeline.web.calls import Refused
 from pipeline.web.users import LONGEST_NUMBER, MAX_NAME, holds_long_number
 
@@ -125,7 +125,7 @@ CATEGORY = Param("category", "string", "a category: the items of its rules",
                  choices=tuple(sorted({r.category for r in RULES.values()})))
 STATUS = Param("status", "string", "new: raised on the latest night; open: raised earlier; reopened",
                choices=("new", "open", "reopened"))
-WORK_STATE = Param("work_state", "string", "处理状态", choices=tuple(STATES))
+WORK_STATE = Param("work_state", "string", "处理状态", choices=tuple(WORK_STATES))
 AGENT = Param("agent", "string", "an agent code; the form of an identity number, mobile or bank card answers 422",
               identifying=True)
 OVERDUE = Param("overdue", "flag", "only the items past their deadline")

@@ -23,7 +23,7 @@ from checks.shared import foreign_masked as shared_evidence_masked
 from checks.masking import mask_id
 from pipeline.cases import history
 from pipeline.cases.undo import python_value
-from pipeline.cases.labels import STATES
+from pipeline.cases.labels import REVIEW_STATE, WORK_STATES
 from pipeline.store import read_frame
 from pipeline.store.schema import item_events, items, night_dims, rewinds, runs
 from pipeline.web.users import User
@@ -81,7 +81,9 @@ class Total:
 
 
 def _where(f: Filters, night: str | None, today: dt.date, rare: bool = False) -> list:
-    where = [items.c.state == "open"]
+    # the open list; the review queue (待复核) also holds settled items a night closed meanwhile
+    # (the finding stopped): their result still waits for its review
+    where = [items.c.state == "open"] if f.work_state != REVIEW_STATE else []
     if f.branch:
         where.append(items.c.branch == f.branch)
     if f.rule:
@@ -90,7 +92,7 @@ def _where(f: Filters, night: str | None, today: dt.date, rare: bool = False) ->
         where.append(items.c.rule_code.in_(sorted(c for c, r in RULES.items() if r.category == f.category)))
     if f.agent:
         where.append(items.c.agent_code == f.agent)
-    if f.work_state in STATES:  # `rare`: few items are in it (rare_state: SQLite's planner is told)
+    if f.work_state in WORK_STATES:  # `rare`: few items are in it (rare_state: SQLite's planner is told)
         term = items.c.work_state == f.work_state
         where.append(_rarely(term) if rare else term)
     if f.status == "new":
@@ -169,7 +171,7 @@ def state_counts(conn: sa.Connection, user: User, f: Filters, today: dt.date, ca
     changes."""
     night = latest_night(conn)
     out = {}
-    for state in STATES:
+    for state in WORK_STATES:
         each = dataclasses.replace(f, work_state=state)
         out[state] = _count(conn, user, each, today, _where(each, night, today, rare_state(conn, user, each)), cap)
     return out

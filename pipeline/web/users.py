@@ -26,11 +26,15 @@ from checks.masking import mask_text, numbers
 from pipeline.errors import InputError
 from pipeline import clock
 from pipeline.store.schema import MAX_TOKEN_DAYS, TOKEN_DAYS, api_tokens, users
+from pipeline.web.roles import BY_BRANCH, ROLES
 
-ROLES = ("branch", "manager", "compliance", "admin")
-# SPEC 8's table: what each role may do (a branch user within its own branches only)
+# SPEC 8's table: what each role may do (a branch user and a reviewer within their own branches
+# only). A reviewer (the branch's compliance or customer service, issue 32) approves or returns
+# settled items and never disposes: one user holds one role, so nobody settles and reviews for
+# the same branch under one name
 RIGHTS: dict[str, frozenset[str]] = {
     "branch": frozenset({"items", "dispose", "dashboard"}),
+    "reviewer": frozenset({"items", "review", "dashboard"}),
     "manager": frozenset({"items", "dashboard", "report"}),
     "compliance": frozenset({"items", "dashboard", "report", "access_log"}),
     "admin": frozenset({"users"}),
@@ -47,7 +51,7 @@ _HASHER = argon2.PasswordHasher()
 class User:
     name: str
     role: str
-    branches: tuple[str, ...]  # a branch user's branches; empty for the other roles
+    branches: tuple[str, ...]  # a branch user's or reviewer's branches; empty for the other roles
     sessions: int = 0  # the number of the user's current sessions (users.sessions)
 
     def may(self, right: str) -> bool:
@@ -55,7 +59,7 @@ class User:
 
     @property
     def every_branch(self) -> bool:
-        return self.role != "branch"
+        return self.role not in BY_BRANCH
 
     def sees(self, branch: str | None) -> bool:
         return self.every_branch or branch in self.branches
@@ -139,10 +143,10 @@ def add_user(conn: sa.Connection, name: str, role: str, branches: list[str], pas
     branches = sorted({b.strip() for b in branches if b.strip()})
     for branch in branches:
         _not_personal(branch, "the branch")
-    if role == "branch" and not branches:
-        raise InputError("a branch user needs at least one --branch")
-    if role != "branch" and branches:
-        raise InputError(f"--branch is for branch users only (a {role} user sees every branch or none)")
+    if role in BY_BRANCH and not branches:
+        raise InputError(f"a {role} user needs at least one --branch")
+    if role not in BY_BRANCH and branches:
+        raise InputError(f"--branch is for branch users and reviewers only (a {role} user sees every branch or none)")
     if len(password) < MIN_PASSWORD:
         raise InputError(f"the password must be at least {MIN_PASSWORD} characters")
     if conn.execute(sa.select(users.c.name).where(users.c.name == name)).first() is not None:
