@@ -285,7 +285,7 @@ def test_a_schema_5_store_gains_the_web_tables_and_the_ordered_indexes(invoke, t
     assert indexes == {"ix_items_open_due", "ix_items_open_branch", "ix_items_open_rule", "ix_items_open_agent",
                        "ix_items_policy_item", "ix_items_open_scope", "ix_items_open_work", "ix_items_seen"}
     assert indexes <= counted  # the planner's statistics cover the new indexes (schema 7, 10)
-    assert {"users", "api_tokens", "access_log", "agents", "complaints"} <= tables and version == str(store.SCHEMA_VERSION) == "12"
+    assert {"users", "api_tokens", "access_log", "agents", "complaints"} <= tables and version == str(store.SCHEMA_VERSION) == "13"
 
 
 def test_quarterly_report_lists_confirmed_false_information(night, invoke, tmp_path, db):

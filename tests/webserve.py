@@ -81,7 +81,7 @@ class Client:
         self.jar = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect())
 
-    def call(self, method: str, path: str, body=None, form: dict | None = None, headers: dict | None = None):
+    def call(self, method: str, path: str, body=None, form: dict | list | None = None, headers: dict | None = None):
         headers = dict(headers or {}, **({"Authorization": f"Bearer {self.token}"} if self.token else {}))
         data = None
         if body is not None:

@@ -174,7 +174,8 @@ def _change(conn: sa.Connection, item: dict, after: dict, who: str, at: str, sou
     conn.execute(item_events.insert().values(
         item_id=item["item_id"], at=at, who=who, night=None, action=action,
         what=json.dumps(changed | said, ensure_ascii=False), before=None, source=source))
-    _suppress(conn, item, after, at, who)
+    if settled or "close_reason" in after:
+        _suppress(conn, item, after, at, who)
     item.update(after)
     return "applied"
 
@@ -221,3 +222,9 @@ def _suppress(conn: sa.Connection, item: dict, after: dict, at: str, who: str) -
     for subject in sorted(subjects - have):
         conn.execute(suppressions.insert().values(rule_code=item["rule_code"], value_key=item["value_key"],
                                                   subject_key=subject, item_id=item["item_id"], at=at, who=who))
+
+
+def assign(conn: sa.Connection, item: dict, assignee: str | None, who: str, at: str, source: str) -> str:
+    """Assign the item to `assignee` (a user of its branch; None: unassigned), an `assigned`
+    event; the caller has checked who may assign and to whom. "unchanged" when it is theirs already."""
+    return _change(conn, item, {"assignee": assignee}, who, at, source, "assigned", {}, settled=False)

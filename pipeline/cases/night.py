@@ -182,7 +182,7 @@ def reconcile(conn: sa.Connection, fired: pd.DataFrame, business_date: dt.date, 
 
 # what a new item holds beside its finding
 NEW_ITEM = dict(state="open", work_state="未处理", close_reason=None, closed_on=None, result=None, note=None,
-                disposed_at=None, disposed_by=None, reopen_reason=None)
+                disposed_at=None, disposed_by=None, reopen_reason=None, assignee=None)
 STATIC = ["rule_code", "policy_no", "role", "field"]  # with item_id: what makes the item (never changes)
 
 

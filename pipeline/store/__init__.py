@@ -322,6 +322,12 @@ def migrate(conn: sa.Connection, have: int) -> None:
             for t in old:
                 conn.exec_driver_sql(f"DROP TABLE {t.name}")
         # (a non-empty one is moved by pipeline.book.legacy the first time the index is opened)
+    if have < 13:  # items.assignee and its index (issue 32)
+        if "assignee" not in {c["name"] for c in sa.inspect(conn).get_columns("items")}:
+            conn.exec_driver_sql("ALTER TABLE items ADD COLUMN assignee TEXT")
+        for index in items.indexes:
+            index.create(conn, checkfirst=True)
+        refresh_statistics(conn)
     conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
 

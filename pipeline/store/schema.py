@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 12  # 12: complaints (SPEC 9)
+SCHEMA_VERSION = 13  # 12: complaints (SPEC 9); 13: items.assignee (issue 32)
 
 metadata = sa.MetaData()
 meta = sa.Table("custdq_meta", metadata,
@@ -149,6 +149,8 @@ items = sa.Table(
     sa.Column("group_keys", sa.Text),  # the customers sharing the value, comma-separated
     # why an item is open again after 已更正 (Chinese, for the teams), until it is raised anew
     sa.Column("reopen_reason", sa.Text),
+    # the user of the item's branch a lead assigned it to (issue 32); None: unassigned
+    sa.Column("assignee", sa.Text),
     # the open list in the orders the web app and `cases list` show it (deadline, branch, rule,
     # agent, policy), each with the item id last so a page ends at the same place every time (schema 6;
     # schema 5 had (state, due_date), (branch) and (policy_no))
@@ -157,6 +159,7 @@ items = sa.Table(
     sa.Index("ix_items_open_rule", "state", "rule_code", "due_date", "item_id"),
     sa.Index("ix_items_open_agent", "state", "agent_code", "due_date", "item_id"),
     sa.Index("ix_items_policy_item", "policy_no", "item_id"),
+    sa.Index("ix_items_open_assignee", "state", "assignee", "due_date", "item_id"),  # 我的, 未分配 (schema 13)
     # a branch's open list by rule in deadline order, and every count the worklist shows within a
     # branch read from the index alone: rule or category (a category is a set of rules),
     # deadline, 处理状态, new tonight (schema 7)

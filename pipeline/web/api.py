@@ -19,20 +19,23 @@ from pipeline import clock
 from pipeline.outputs.dashboard.data import gather
 from pipeline.web import audit, openapi, params, queries
 from pipeline.web.calls import NOT_FOUND, Call, Refused, guarded, json_body
-from pipeline.web.dispose import dispose, review
+from pipeline.web.dispose import assign_many, bulk_dispose, dispose, review
 
 FIELDS = {"state", "result", "note", "version"}  # a disposition's body
 PUBLIC = [f for f in queries.FIELDS if f not in ("disposed_by",)] + ["status", "version"]
 
 
-def filters(request: Request, page_size: int, strict: bool = False) -> queries.Filters:
+def filters(request: Request, page_size: int, strict: bool = False, user=None) -> queries.Filters:
     """The worklist's filters as sent (params.ITEM_FILTERS), or Refused(422); `strict` (the API):
-    an unknown parameter too."""
+    an unknown parameter too. `assignee=me` is the caller's (`user`) items, `none` the unassigned."""
     f = params.read_all(request, params.ITEM_FILTERS) if strict else {p.name: p.read(request)
                                                                        for p in params.ITEM_FILTERS}
+    who = f["assignee"]
     return queries.Filters(
         branch=f["branch"], rule=f["rule"], category=f["category"], status=f["status"], work_state=f["work_state"],
-        overdue=bool(f["overdue"]), due_within=f["due_within"], agent=f["agent"], sort=f["sort"] or "due_date",
+        overdue=bool(f["overdue"]), due_within=f["due_within"], agent=f["agent"],
+        assignee=(user.name if user is not None and who == "me" else None if who in ("me", "none") else who),
+        unassigned=who == "none", sort=f["sort"] or "due_date",
         descending=f["order"] == "desc", limit=f["limit"] or page_size, offset=f["offset"] or 0)
 
 
@@ -44,7 +47,7 @@ def _public(item: dict) -> dict:
 
 @guarded("items", api=True)
 def items_list(call: Call) -> Response:
-    rows, total, more = queries.open_page(call.conn, call.user, filters(call.request, 50, strict=True),
+    rows, total, more = queries.open_page(call.conn, call.user, filters(call.request, 50, strict=True, user=call.user),
                                           clock.now().date(),
                                           call.request.app.state.web.count_limit)
     call.shown.extend(r["item_id"] for r in rows)
@@ -79,6 +82,30 @@ def item_disposition(call: Call) -> Response:
 
 
 REVIEW_FIELDS = {"decision", "reason", "version"}  # a review's body
+ASSIGN_FIELDS = {"assignee", "item_ids", "filter"}
+BULK_FIELDS = {"items", "state", "result", "note"}
+
+
+def _body(call: Call, allowed: set[str]) -> dict:
+    params.read_all(call.request, ())
+    body = json_body(call.request.state.body)
+    unknown = sorted(mask_text(k)[:40] for k in set(body) - allowed)  # echoed: masked
+    if unknown:
+        raise Refused(422, f"未知字段 {unknown[0]}（可用：{'、'.join(sorted(allowed))}）",
+                      {"reason": f"unknown field {unknown[0]!r}"})
+    return body
+
+
+@guarded("assign", api=True)
+def items_assign(call: Call) -> Response:
+    after = assign_many(call, _body(call, ASSIGN_FIELDS), status=200)
+    return JSONResponse({"items": [_public(i) for i in after]})
+
+
+@guarded("dispose", api=True)
+def items_bulk(call: Call) -> Response:
+    after = bulk_dispose(call, _body(call, BULK_FIELDS), status=200)
+    return JSONResponse({"items": [_public(i) for i in after]})
 
 
 @guarded("review", api=True)
@@ -173,6 +200,8 @@ async def openapi_json(request: Request) -> Response:
 ROUTES = [
     Route("/api/openapi.json", openapi_json),
     Route("/api/items", items_list),
+    Route("/api/items/assign", items_assign, methods=["POST"]),
+    Route("/api/items/disposition", items_bulk, methods=["POST"]),
     Route("/api/items/{item_id}", item_one),
     Route("/api/items/{item_id}/disposition", item_disposition, methods=["POST"]),
     Route("/api/items/{item_id}/review", item_review, methods=["POST"]),

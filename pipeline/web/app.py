@@ -47,12 +47,12 @@ from pipeline import store
 from pipeline.settings import Settings
 from pipeline.web import api, audit, edge, logins, params, queries, security, users
 from pipeline.web.calls import NOT_FOUND, UNRECORDED, Call, Refused, guarded
-from pipeline.web.dispose import dispose, review
+from pipeline.web.dispose import assign_many, bulk_dispose, dispose, review, version_of
 
 HERE = Path(__file__).parent
 HEADERS = {column: header for header, column, _ in COLUMNS if column}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-ROLE_TITLES = {"branch": "机构用户", "reviewer": "复核人员", "manager": "管理人员", "compliance": "合规人员",
+ROLE_TITLES = {"branch": "机构用户", "lead": "机构主管", "reviewer": "复核人员", "manager": "管理人员", "compliance": "合规人员",
                "admin": "系统管理员"}
 
 
@@ -68,7 +68,7 @@ def create_app(engine: sa.Engine, cfg: Settings, url: str) -> Starlette:
     secret = security.secret_key(key_file)
     routes = [
         Route("/", home), Route("/favicon.ico", no_icon), Route("/login", login, methods=["GET", "POST"]), Route("/logout", logout, methods=["POST"]),
-        Route("/items", worklist), Route("/items.xlsx", export), Route("/items/{item_id}", item_page),
+        Route("/items", worklist), Route("/items.xlsx", export), Route("/items/many", many_form, methods=["POST"]), Route("/items/{item_id}", item_page),
         Route("/items/{item_id}/disposition", disposition_form, methods=["POST"]),
         Route("/items/{item_id}/review", review_form, methods=["POST"]),
         Route("/dashboard", dashboard_page), Route("/report/quarterly", report_page), Route("/access-log", access_page), Route("/users", users_page),
@@ -266,7 +266,7 @@ async def logout(request: Request) -> Response:
 @guarded("items", api=False)
 def worklist(call: Call) -> Response:
     web = call.request.app.state.web
-    f = api.filters(call.request, web.page_size)
+    f = api.filters(call.request, web.page_size, user=call.user)
     today = clock.now().date()
     rows, total, more = queries.open_page(call.conn, call.user, f, today, web.count_limit)
     call.shown.extend(r["item_id"] for r in rows)
@@ -276,7 +276,33 @@ def worklist(call: Call) -> Response:
         "items": rows, "total": total, "more": more, "f": f, "today": today.isoformat(), "by_state": by_state,
         "state_query": {k: v for k, v in query.items() if k != "work_state"},
         "branches": queries.branches(call.conn, call.user), "query": query,
-        "categories": sorted({r.category for r in RULES.values()}), "sizes": queries.PAGE_SIZES})
+        "categories": sorted({r.category for r in RULES.values()}), "sizes": queries.PAGE_SIZES,
+        "may_assign": call.user.may("assign"), "may_dispose": call.user.may("dispose"),
+        "assignable": users.assignable(call.conn, call.user) if call.user.may("assign") else [],
+        "saved": call.request.query_params.get("saved")})
+
+
+@guarded("items", api=False)
+def many_form(call: Call) -> Response:
+    """The list's selection: assigned (a lead) or settled at once (a branch user or lead), then
+    the list again (`back`: its query string), or the refusal with its reasons."""
+    form = call.request.state.form
+    chosen = [str(v) for v in form.getlist("item")]
+    action = str(form.get("action", ""))
+    if not chosen:
+        raise Refused(422, "请先勾选问题件", {"reason": "no item chosen"})
+    if action == "assign" and call.user.may("assign"):
+        assign_many(call, {"item_ids": chosen, "assignee": str(form.get("assignee", "")) or None}, status=303)
+        done = "assigned"
+    elif action == "dispose" and call.user.may("dispose"):
+        bulk_dispose(call, {"items": [{"item_id": i, "version": version_of(form.get(f"version-{i}"), True)}
+                                      for i in chosen], "state": str(form.get("state", "")),
+                            "result": str(form.get("result", "")), "note": str(form.get("note", ""))}, status=303)
+        done = "disposed"
+    else:
+        raise Refused(403, "无权执行此操作", {"reason": "the role may not do this"})
+    back = [(k, v) for k, v in urllib.parse.parse_qsl(str(form.get("back", ""))) if k != "saved"]
+    return RedirectResponse("/items?" + urllib.parse.urlencode([*back, ("saved", done)]), status_code=303)
 
 
 @guarded("items", api=False)
@@ -354,7 +380,7 @@ def dashboard_page(call: Call) -> Response:
 @guarded("items", api=False)
 def export(call: Call) -> Response:
     """Every item the list's filters match, in its order, as the worklist xlsx the night writes."""
-    f = api.filters(call.request, 50)
+    f = api.filters(call.request, 50, user=call.user)
     f.limit, f.offset = ROWS_PER_FILE, 0
     page = queries.open_frame(call.conn, call.user, f, clock.now().date())
     call.shown.extend(page["item_id"].tolist())

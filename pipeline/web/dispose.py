@@ -5,19 +5,24 @@ form is stale."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 import time
 
 import sqlalchemy as sa
+from starlette.requests import Request
+
+from checks.masking import mask_text
 
 from pipeline import clock
-from pipeline.cases.disposition import MAX_NOTE, Entry, apply, approve, problem, review_problem, send_back
+from pipeline.cases.disposition import MAX_NOTE, Entry, apply, approve, assign, problem, review_problem, send_back
 from pipeline.errors import InputError
 from pipeline.store.lock import store_lock
 from pipeline.store.schema import item_events, items
 from pipeline.web import audit, queries
 from pipeline.web.calls import NOT_FOUND, UNRECORDED, Call, Refused, log_row
+from pipeline.web.roles import INVESTIGATORS
 
 
 _ONE_AT_A_TIME = threading.Lock()
@@ -110,6 +115,12 @@ def review(call: Call, item_id: str, fields, form: bool, status: int) -> dict:
 def _locked(call: Call, item_id: str, sent: int, status: int, change) -> dict:
     """`change(conn, stored item, now)` under the writer lock, once the item's version is `sent`;
     the access-log row in the same transaction. Returns the item after."""
+    return _writing(call, status, lambda conn: _apply(conn, call, item_id, sent, change))
+
+
+def _writing(call: Call, status: int, work):
+    """`work(conn)` in one transaction under the store's writer lock, with the request's
+    access-log row (`status`): both on record or neither. Returns what `work` returns."""
     app = call.request.app.state
     wait = app.web.lock_wait_seconds
     deadline = time.monotonic() + wait
@@ -120,7 +131,7 @@ def _locked(call: Call, item_id: str, sent: int, status: int, change) -> dict:
     try:
         with store_lock(app.writer, "web disposition", None, max(0.0, deadline - time.monotonic())):
             with app.writer.begin() as conn:
-                after = _apply(conn, call, item_id, sent, change)
+                after = work(conn)
                 try:
                     audit.write(conn, log_row(call.request, call.user, call.shown, status))
                 except sa.exc.DBAPIError:  # its row cannot be written: the change is rolled back with it
@@ -149,3 +160,113 @@ def _apply(conn: sa.Connection, call: Call, item_id: str, sent: int, change) -> 
         raise Refused(404, NOT_FOUND)
     change(conn, stored, clock.now())
     return queries.item(conn, call.user, item_id) or {}
+
+
+MAX_MANY = 1000  # items one assignment or one bulk disposition may name
+
+
+def _ids(value) -> list[str]:
+    if not isinstance(value, list) or not value or len(value) > MAX_MANY or not all(
+            isinstance(v, str) and 0 < len(v) <= 40 for v in value):
+        raise Refused(422, f"item_ids 应为 1 到 {MAX_MANY} 个问题件编号", {"reason": f"item_ids must list 1..{MAX_MANY} item ids"})
+    return list(dict.fromkeys(value))
+
+
+def _mine(conn: sa.Connection, call: Call, ids: list[str]) -> dict[str, dict]:
+    """The stored items, every one the caller's to see, open (else the whole request is refused:
+    404 naming none of another branch's, 422 for a closed one)."""
+    out = {}
+    for item_id in ids:
+        if queries.item(conn, call.user, item_id) is None:
+            raise Refused(404, NOT_FOUND, {"reason": "an item is not found", "item_id": mask_text(item_id[:40])})
+        stored = queries.stored(conn, item_id)
+        if stored is None:
+            raise Refused(404, NOT_FOUND)
+        out[item_id] = stored
+    return out
+
+
+def assign_many(call: Call, fields: dict, status: int) -> list[dict]:
+    """A lead assigns items of their branches (`item_ids`, or `filter`: the list's query string,
+    every open item it matches up to MAX_MANY) to `assignee`, a branch user or lead who sees
+    each item's branch (null: unassigned). One transaction; each item an `assigned` event; the
+    whole refused (nothing changed) when any item or the assignee is not allowed."""
+    from pipeline.web import api
+    from pipeline.web.users import active
+
+    assignee = fields.get("assignee")
+    if assignee is not None and (not isinstance(assignee, str) or not 0 < len(assignee) <= 64):
+        raise Refused(422, "assignee 应为用户名或 null", {"reason": "assignee must be a user name or null"})
+    if ("item_ids" in fields) == ("filter" in fields):
+        raise Refused(422, "请给出 item_ids 或 filter 之一", {"reason": "give item_ids or filter, not both"})
+    if "filter" in fields:
+        if not isinstance(fields["filter"], str) or len(fields["filter"]) > 2000:
+            raise Refused(422, "filter 应为清单的查询条件", {"reason": "filter must be the list's query string"})
+        query = Request({"type": "http", "query_string": fields["filter"].encode("utf-8"), "headers": []})
+        f = dataclasses.replace(api.filters(query, MAX_MANY, strict=True, user=call.user), limit=MAX_MANY, offset=0)
+        rows, _, more = queries.open_page(call.conn, call.user, f, clock.now().date(), MAX_MANY)
+        if more:
+            raise Refused(422, f"筛选结果超过 {MAX_MANY} 件：请缩小范围", {"reason": f"the filter matches more than {MAX_MANY}"})
+        ids = [r["item_id"] for r in rows]
+    else:
+        ids = _ids(fields["item_ids"])
+    call.shown.extend(ids)
+
+    def work(conn: sa.Connection) -> list[dict]:
+        found = _mine(conn, call, ids)
+        if assignee is not None:
+            person = active(conn, assignee)
+            wrong = [i for i, it in found.items() if person is None or not person.sees(it["branch"])]
+            if person is None or person.role not in INVESTIGATORS or wrong:
+                raise Refused(422, f"不能分派给 {mask_text(assignee)}：须为问题件所属机构的在用机构用户",
+                              {"reason": "the assignee is no enabled branch user of every item's branch"})
+        closed = [i for i, it in found.items() if it["state"] != "open"]
+        if closed:
+            raise Refused(422, f"问题件 {closed[0]} 已关闭，不能分派", {"reason": "a closed item", "item_id": closed[0]})
+        at = clock.now().isoformat(timespec="seconds")
+        for item in found.values():
+            assign(conn, item, assignee, call.user.name, at, "web")
+        return [queries.item(conn, call.user, i) or {} for i in ids]
+
+    return _writing(call, status, work)
+
+
+def bulk_dispose(call: Call, fields: dict, status: int) -> list[dict]:
+    """One disposition (`state`, `result`, `note`) for many items (`items`: [{item_id, version}]),
+    in one transaction, each item its own event; refused as a whole (nothing changed) with each
+    refused item and its reason when any item would be (not found, changed since its version, a
+    disposition `cases import` would refuse)."""
+    listed = fields.get("items")
+    if not isinstance(listed, list) or not all(isinstance(x, dict) for x in listed):
+        raise Refused(422, "items 应为 [{item_id, version}] 列表", {"reason": "items must be a list of {item_id, version}"})
+    ids = _ids([x.get("item_id") for x in listed])
+    if len(ids) != len(listed):
+        raise Refused(422, "同一问题件出现两次", {"reason": "an item is listed twice"})
+    versions = {x["item_id"]: version_of(x.get("version"), False) for x in listed}
+    state, result = text_of(fields.get("state"), "state", 20).strip(), text_of(fields.get("result"), "result", 20).strip()
+    note = text_of(fields.get("note"), "note", MAX_NOTE)
+    review_results = frozenset(call.request.app.state.cfg.review.results)
+    call.shown.extend(ids)
+
+    def work(conn: sa.Connection) -> list[dict]:
+        for item_id in ids:  # take the rows (PostgreSQL) or the database (SQLite) for writing first
+            conn.execute(items.update().where(items.c.item_id == item_id).values(item_id=items.c.item_id))
+        found = _mine(conn, call, ids)
+        refused = []
+        for item_id, item in found.items():
+            have = queries.version(conn, item_id)
+            why = "已被他人修改（版本不符）" if have != versions[item_id] else problem(
+                Entry(item_id, state, result, note), item)
+            if why is not None:
+                refused.append({"item_id": item_id, "reason": why})
+        if refused:
+            raise Refused(409 if all(r["reason"].startswith("已被他人修改") for r in refused) else 422,
+                          f"{len(refused)} 件问题件不能按此处理，全部未作更改：{refused[0]['item_id']} {refused[0]['reason']}",
+                          {"reason": "some items would be refused; nothing was changed", "refused": refused})
+        now = clock.now()
+        for item_id, item in found.items():
+            apply(conn, Entry(item_id, state, result, note), item, call.user.name, now.isoformat(timespec="seconds"),
+                  now.date().isoformat(), "web bulk", review_results)
+        return [queries.item(conn, call.user, i) or {} for i in ids]
+
+    return _writing(call, status, work)

@@ -31,7 +31,7 @@ ITEM_FIELDS: dict[str, dict] = {
     "cluster_id": TEXT, "cluster_size": INT,
     "source_file": {**TEXT, "description": "the extract's file name (never its folders)"}, "source_line": INT,
     "state": {"type": "string", "enum": ["open", "closed"]}, "close_reason": TEXT, "closed_on": TEXT,
-    "work_state": TEXT, "result": TEXT, "note": TEXT, "reopen_reason": TEXT, "disposed_at": TEXT,
+    "work_state": TEXT, "result": TEXT, "note": TEXT, "reopen_reason": TEXT, "assignee": TEXT, "disposed_at": TEXT,
     "status": {"type": "string", "enum": ["new", "open", "reopened", "closed"]},
     "version": {"type": "integer", "description": "the id of the item's latest event (0: none yet)"},
 }
@@ -84,11 +84,11 @@ def _operation(summary: str, query: tuple[params.Param, ...], ok: dict, *errors:
     return op
 
 
+STATE = {"type": ["string", "null"], "enum": ["", *STATES, None], "description": "处理状态 (empty: 未处理)"}
+RESULT = {"type": ["string", "null"], "enum": ["", *RESULTS, None], "description": "处理结果"}
+NOTE = {"type": ["string", "null"], "maxLength": MAX_NOTE, "pattern": params.NO_NUL, "description": "处理说明, stored masked"}
 DISPOSITION = {"type": "object", "required": ["version"], "additionalProperties": False, "properties": {
-    "state": {"type": ["string", "null"], "enum": ["", *STATES, None], "description": "处理状态 (empty: 未处理)"},
-    "result": {"type": ["string", "null"], "enum": ["", *RESULTS, None], "description": "处理结果"},
-    "note": {"type": ["string", "null"], "maxLength": MAX_NOTE, "pattern": params.NO_NUL,
-             "description": "处理说明, stored masked"},
+    "state": STATE, "result": RESULT, "note": NOTE,
     "version": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1,
                 "description": "the item's `version` as read: 409 when it changed since"}}}
 
@@ -100,6 +100,22 @@ REVIEW = {"type": "object", "required": ["decision", "version"], "additionalProp
                "description": "why it is returned (required to return), stored masked"},
     "version": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1,
                 "description": "the item's `version` as read: 409 when it changed since"}}}
+
+
+ID = {"type": "string", "minLength": 1, "maxLength": 40, "pattern": params.NO_NUL}
+ASSIGN = {"type": "object", "additionalProperties": False, "oneOf": [{"required": ["item_ids"]}, {"required": ["filter"]}],
+          "properties": {
+    "assignee": {"type": ["string", "null"], "minLength": 1, "maxLength": 64, "pattern": params.NO_NUL,
+                 "description": "a branch user or lead of every item's branch; null: unassigned"},
+    "item_ids": {"type": "array", "items": ID, "minItems": 1, "maxItems": 1000},
+    "filter": {"type": "string", "maxLength": 2000, "pattern": params.NO_NUL,
+               "description": "the list's query string (GET /api/items): every open item it matches, up to 1,000"}}}
+BULK = {"type": "object", "required": ["items"], "additionalProperties": False, "properties": {
+    "items": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {
+        "type": "object", "required": ["item_id", "version"], "additionalProperties": False,
+        "properties": {"item_id": ID, "version": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}}}},
+    "state": STATE, "result": RESULT, "note": NOTE}}
+MANY = {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": _ref("Item")}}}
 
 
 def document() -> dict:
@@ -118,6 +134,13 @@ def document() -> dict:
         "/api/items/{item_id}/disposition": {"post": _operation(
             "settle an item (branch users, their branches): the checks of `cases import`", (),
             _json(_ref("Item"), "the item after"), 404, 409, path_id=True, body=DISPOSITION)},
+        "/api/items/assign": {"post": _operation(
+            "assign items to a user of their branch (leads; one transaction, refused whole)", (),
+            _json(MANY, "the items after"), 404, body=ASSIGN)},
+        "/api/items/disposition": {"post": _operation(
+            "one disposition for many items (branch users and leads; one transaction, each item its own event, "
+            "version-checked, refused whole with each refused item's reason)", (),
+            _json(MANY, "the items after"), 404, 409, body=BULK)},
         "/api/items/{item_id}/review": {"post": _operation(
             "approve or return a settled item waiting in 待复核 (reviewers, their branches; never the settler)", (),
             _json(_ref("Item"), "the item after"), 404, 409, path_id=True, body=REVIEW)},

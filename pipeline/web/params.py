@@ -135,7 +135,10 @@ SORT = Param("sort", "string", "the order (each an index of the store); default 
 ORDER = Param("order", "string", "asc (default) or desc", choices=("asc", "desc"))
 LIMIT = Param("limit", "integer", "items per page", 1, 1000)
 OFFSET = Param("offset", "integer", "items skipped", 0, 10**9)
-ITEM_FILTERS = (BRANCH, RULE, CATEGORY, STATUS, WORK_STATE, AGENT, OVERDUE, DUE_WITHIN, SORT, ORDER, LIMIT, OFFSET)
+ASSIGNEE = Param("assignee", "string", "处理人: `me` (the caller's own items, 我的), `none` (未分配) or a user name",
+                 max_length=64, a_name=True)
+ITEM_FILTERS = (BRANCH, RULE, CATEGORY, STATUS, WORK_STATE, AGENT, ASSIGNEE, OVERDUE, DUE_WITHIN, SORT, ORDER, LIMIT,
+                OFFSET)
 
 NIGHT = Param("night", "date", "the night whose figures (default: the latest)")
 USER = Param("user", "string", "one user's requests (and the logins that tried the name); the form of an identity "

@@ -38,7 +38,7 @@ FIELDS = ["item_id", "policy_no", "role", "rule_code", "severity", "category", "
           "branch", "channel", "agent_code", "first_seen", "last_seen", "list_due", "channel_due",
           "cooling_off_end", "due_date", "provisional", "cluster_id", "cluster_size", "source_file",
           "source_line", "state", "close_reason", "closed_on", "work_state", "result", "note",
-          "reopen_reason", "disposed_at", "disposed_by"]
+          "reopen_reason", "disposed_at", "disposed_by", "assignee"]
 
 
 @dataclass
@@ -51,6 +51,8 @@ class Filters:
     overdue: bool = False
     due_within: int | None = None  # days from today
     agent: str | None = None
+    assignee: str | None = None  # a user name; ME (the caller's items, 我的) and NOBODY (未分配) are resolved by the caller
+    unassigned: bool = False
     sort: str = "due_date"
     descending: bool = False
     limit: int = 50
@@ -92,6 +94,10 @@ def _where(f: Filters, night: str | None, today: dt.date, rare: bool = False) ->
         where.append(items.c.rule_code.in_(sorted(c for c, r in RULES.items() if r.category == f.category)))
     if f.agent:
         where.append(items.c.agent_code == f.agent)
+    if f.assignee:
+        where.append(items.c.assignee == f.assignee)
+    elif f.unassigned:
+        where.append(items.c.assignee.is_(None))
     if f.work_state in WORK_STATES:  # `rare`: few items are in it (rare_state: SQLite's planner is told)
         term = items.c.work_state == f.work_state
         where.append(_rarely(term) if rare else term)

@@ -3,5 +3,6 @@ them without importing the password hasher."""
 
 from __future__ import annotations
 
-ROLES = ("branch", "reviewer", "manager", "compliance", "admin")
-BY_BRANCH = ("branch", "reviewer")  # the roles that work within their own branches only
+ROLES = ("branch", "lead", "reviewer", "manager", "compliance", "admin")
+BY_BRANCH = ("branch", "lead", "reviewer")  # the roles that work within their own branches only
+INVESTIGATORS = ("branch", "lead")  # the roles items are assigned to (they dispose)

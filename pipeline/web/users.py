@@ -26,7 +26,7 @@ from checks.masking import mask_text, numbers
 from pipeline.errors import InputError
 from pipeline import clock
 from pipeline.store.schema import MAX_TOKEN_DAYS, TOKEN_DAYS, api_tokens, users
-from pipeline.web.roles import BY_BRANCH, ROLES
+from pipeline.web.roles import BY_BRANCH, INVESTIGATORS, ROLES
 
 # SPEC 8's table: what each role may do (a branch user and a reviewer within their own branches
 # only). A reviewer (the branch's compliance or customer service, issue 32) approves or returns
@@ -34,6 +34,7 @@ from pipeline.web.roles import BY_BRANCH, ROLES
 # the same branch under one name
 RIGHTS: dict[str, frozenset[str]] = {
     "branch": frozenset({"items", "dispose", "dashboard"}),
+    "lead": frozenset({"items", "dispose", "dashboard", "assign"}),  # a branch's team lead (issue 32)
     "reviewer": frozenset({"items", "review", "dashboard"}),
     "manager": frozenset({"items", "dashboard", "report"}),
     "compliance": frozenset({"items", "dashboard", "report", "access_log"}),
@@ -313,3 +314,10 @@ def _verify(hashed: str, password: str) -> bool:
 
 
 _DUMMY = _HASHER.hash(secrets.token_hex(16))
+
+
+def assignable(conn: sa.Connection, lead: User) -> list[str]:
+    """The enabled branch users and leads who share a branch with `lead`: whom a lead may assign to."""
+    rows = conn.execute(sa.select(users.c.name, users.c.branches).where(
+        users.c.role.in_(INVESTIGATORS), users.c.disabled.is_(False)).order_by(users.c.name))
+    return [r.name for r in rows if set(json.loads(r.branches or "[]")) & set(lead.branches)]
