@@ -269,8 +269,10 @@ def test_a_schema_5_store_gains_the_web_tables_and_the_ordered_indexes(invoke, t
         for table in ("users", "api_tokens", "access_log", "agents"):
             conn.execute(f"drop table {table}")
         for name in ("ix_items_open_due", "ix_items_open_branch", "ix_items_open_rule", "ix_items_open_agent",
-                     "ix_items_policy_item", "ix_items_open_scope", "ix_items_open_work", "ix_items_seen"):
+                     "ix_items_policy_item", "ix_items_open_scope", "ix_items_open_work", "ix_items_seen",
+                     "ix_items_open_assignee"):
             conn.execute(f"drop index {name}")
+        conn.execute("alter table items drop column assignee")  # schema 13's
         conn.execute("create index ix_items_open on items (state, due_date)")
         conn.execute("create index ix_items_branch on items (branch)")
         conn.execute("create index ix_items_policy on items (policy_no)")
@@ -282,8 +284,10 @@ def test_a_schema_5_store_gains_the_web_tables_and_the_ordered_indexes(invoke, t
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
         version = conn.execute("select value from custdq_meta where key='schema_version'").fetchone()[0]
         counted = {r[0] for r in conn.execute("select idx from sqlite_stat1 where tbl = 'items'")}
+        assert "assignee" in {r[1] for r in conn.execute("pragma table_info(items)")}
     assert indexes == {"ix_items_open_due", "ix_items_open_branch", "ix_items_open_rule", "ix_items_open_agent",
-                       "ix_items_policy_item", "ix_items_open_scope", "ix_items_open_work", "ix_items_seen"}
+                       "ix_items_policy_item", "ix_items_open_scope", "ix_items_open_work", "ix_items_seen",
+                       "ix_items_open_assignee"}
     assert indexes <= counted  # the planner's statistics cover the new indexes (schema 7, 10)
     assert {"users", "api_tokens", "access_log", "agents", "complaints"} <= tables and version == str(store.SCHEMA_VERSION) == "13"
 
