@@ -300,6 +300,9 @@ def migrate(conn: sa.Connection, have: int) -> None:
     """Bring an older store up to SCHEMA_VERSION (tables new in a version come from create_all)."""
     if have < 5 and "reopen_reason" not in {c["name"] for c in sa.inspect(conn).get_columns("items")}:
         conn.exec_driver_sql("ALTER TABLE items ADD COLUMN reopen_reason TEXT")
+    # schema 13's items.assignee, before any step below builds the items' indexes (one is on it)
+    if have < 13 and "assignee" not in {c["name"] for c in sa.inspect(conn).get_columns("items")}:
+        conn.exec_driver_sql("ALTER TABLE items ADD COLUMN assignee TEXT")
     if have < 6:  # the items' indexes in deadline order (create_all makes new tables' indexes only)
         for name in REPLACED_INDEXES:
             conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
@@ -322,9 +325,7 @@ def migrate(conn: sa.Connection, have: int) -> None:
             for t in old:
                 conn.exec_driver_sql(f"DROP TABLE {t.name}")
         # (a non-empty one is moved by pipeline.book.legacy the first time the index is opened)
-    if have < 13:  # items.assignee and its index (issue 32)
-        if "assignee" not in {c["name"] for c in sa.inspect(conn).get_columns("items")}:
-            conn.exec_driver_sql("ALTER TABLE items ADD COLUMN assignee TEXT")
+    if have < 13:  # items.assignee's index (issue 32; the column was added first, above)
         for index in items.indexes:
             index.create(conn, checkfirst=True)
         refresh_statistics(conn)
