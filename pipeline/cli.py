@@ -14,7 +14,7 @@ from pipeline.night import engines
 from pipeline.options import (Commands, IsoDate, OneLineErrors, config_option, db_option, existing_store, reports_errors,
                               say)
 from pipeline.retention.commands import retention
-from pipeline.web.commands import audit, serve, users
+from pipeline.web.commands import audit, notify, serve, users
 
 
 @click.group(cls=OneLineErrors)
@@ -415,4 +415,5 @@ def report_quarterly(quarter, db, out_path, config_path):
 cli.add_command(serve)
 cli.add_command(users)
 cli.add_command(audit)
+cli.add_command(notify)
 cli.add_command(retention)

@@ -273,12 +273,31 @@ class Complaints(Section):
 SETTLING_RESULTS = ("已更正", "核实无误", "虚假资料")
 
 
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+
 def _settling(value: tuple[str, ...]) -> tuple[str, ...]:
     wrong = [v for v in value if v not in SETTLING_RESULTS]
     if wrong:
         raise PydanticCustomError("custdq", "{got} settles no item: only {ok} may need a review",
                                   {"got": _shown(wrong[0]), "ok": " / ".join(SETTLING_RESULTS)})
     return value
+
+
+class Smtp(Section):
+    host: MaybeText
+    port: Annotated[int, Whole(1, 65535)]
+    starttls: Flag
+    user: MaybeText
+    password_env: MaybeText
+    sender: Annotated[str, Field(strict=True), must("an e-mail address", lambda v: bool(_EMAIL.fullmatch(v)))]
+    timeout_seconds: Annotated[float, Number(0, 600, above=True)]
+
+
+class Notify(Section):
+    base_url: MaybeText
+    due_within_days: Annotated[int, Whole(0, 365, "a whole number of days")]
+    smtp: Smtp
 
 
 class Review(Section):
@@ -485,6 +504,7 @@ class Settings(Section):
     expectations: Expectations
     web: Web
     review: Review
+    notify: Notify
 
     @property
     def lock_wait(self) -> float:

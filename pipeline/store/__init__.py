@@ -325,6 +325,8 @@ def migrate(conn: sa.Connection, have: int) -> None:
             for t in old:
                 conn.exec_driver_sql(f"DROP TABLE {t.name}")
         # (a non-empty one is moved by pipeline.book.legacy the first time the index is opened)
+    if have < 13 and "email" not in {c["name"] for c in sa.inspect(conn).get_columns("users")}:
+        conn.exec_driver_sql("ALTER TABLE users ADD COLUMN email TEXT")
     if have < 13:  # items.assignee's index (issue 32; the column was added first, above)
         for index in items.indexes:
             index.create(conn, checkfirst=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 13  # 12: complaints (SPEC 9); 13: items.assignee (issue 32)
+SCHEMA_VERSION = 13  # 12: complaints (SPEC 9); 13: items.assignee, users.email (issue 32)
 
 metadata = sa.MetaData()
 meta = sa.Table("custdq_meta", metadata,
@@ -261,6 +261,7 @@ users = sa.Table(
     # a session belongs to the user's sessions of this number: signing out, or being disabled,
     # adds one, which ends every session cookie issued before (copies included)
     sa.Column("sessions", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("email", sa.Text),  # where `custdq notify` sends the user's reminders (schema 13); None: none
 )
 TOKEN_DAYS = 90  # an API token's life unless `custdq users token --days` says otherwise
 MAX_TOKEN_DAYS = 3650

@@ -75,10 +75,11 @@ def _password() -> str:
                    "seen is refused")
 @click.option("--new-branch", "new_branch", is_flag=True,
               help="accept a --branch no night has seen yet (a new branch whose first night is to come)")
+@click.option("--email", default=None, metavar="ADDRESS", help="where `custdq notify` sends the user's reminders")
 @db_option
 @config_option
 @reports_errors
-def users_add(name, role, branches, new_branch, db, config_path):
+def users_add(name, role, branches, new_branch, email, db, config_path):
     """Create a user; the password (at least 10 characters) is read twice from standard input (or
     prompted on a terminal).
 
@@ -89,8 +90,28 @@ def users_add(name, role, branches, new_branch, db, config_path):
     password = _password()
     engine = existing_store(db, config_path)[0]
     with engine.begin() as conn:
-        user = add_user(conn, name, role, list(branches), password, clock.stamp(), new_branch)
+        user = add_user(conn, name, role, list(branches), password, clock.stamp(), new_branch, email)
     say(f"user {user.name} added ({user.role}{': ' + ', '.join(user.branches) if user.branches else ''})")
+
+
+@users.command("email")
+@click.argument("name")
+@click.argument("address", required=False)
+@db_option
+@config_option
+@reports_errors
+def users_email(name, address, db, config_path):
+    """Set (or, without ADDRESS, remove) the e-mail address `custdq notify` sends the user's
+    reminders to.
+
+    Example: custdq users email 张三 zhangsan@example.com
+    """
+    from pipeline.web.users import set_email
+
+    engine = existing_store(db, config_path)[0]
+    with engine.begin() as conn:
+        set_email(conn, name, address)
+    say(f"user {name}: {'reminders to ' + address if address else 'no reminders by e-mail'}")
 
 
 @users.command("token")
@@ -224,3 +245,36 @@ def audit_list(who, since, db, config_path):
     click.echo(render_frame(shown))
     whose = f" by or against {mask_text(who)}" if who else ""  # masked like the log's targets: a phone typed as a name
     say(f"{len(log)} request(s) on record{whose}{' since ' + since.isoformat() if since else ''}")
+
+
+@click.command()
+@click.option("--as-of", "as_of", type=IsoDate(), default=None,
+              help="the day the reminders are of (default: today, China time)")
+@click.option("--dry-run", "dry_run", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="write each message to DIR as an .eml file instead of sending it")
+@db_option
+@config_option
+@reports_errors
+def notify(as_of, dry_run, db, config_path):
+    """Send each user one message of their new, soon-due and overdue items, and each branch's
+    reviewers the items waiting for them (SMTP relay: notify.smtp); run by the scheduler after
+    the night or each morning. Exit 1 when the relay refused a message.
+
+    Example: custdq notify --dry-run out/notify
+    """
+    from pathlib import Path
+
+    from pipeline.web.notify import notify as send
+
+    engine, cfg = existing_store(db, config_path)
+    day = as_of or clock.now().date()
+    report = send(engine, cfg, day, Path(dry_run) if dry_run else None)
+    verb = "written to " + dry_run if dry_run else "sent"
+    say(f"notify {day.isoformat()}: {len(report.sent)} message(s) {verb}, {len(report.failed)} refused by the relay")
+    for user, why in report.failed:
+        say(f"warning: the message to {user} was refused: {why}")
+    if report.without_email:
+        say(f"warning: {len(report.without_email)} user(s) with items to do have no e-mail address "
+            f"(custdq users email NAME ADDRESS): {', '.join(report.without_email[:20])}")
+    if report.failed:
+        sys.exit(1)

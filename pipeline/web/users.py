@@ -135,8 +135,27 @@ def unseen_branches(conn: sa.Connection, branches: list[str]) -> None:
                      "if the branch is new and its first night is still to come")
 
 
+EMAIL = re.compile(r"[^@\s,;<>\"']{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}")
+
+
+def check_email(email: str | None) -> str | None:
+    """An address `custdq notify` can send to (one address, no display name), or InputError."""
+    if email is None or not email.strip():
+        return None
+    email = email.strip()
+    if not EMAIL.fullmatch(email):
+        raise InputError(f"{mask_text(email)[:80]} is not one e-mail address (name@example.com)")
+    return email
+
+
+def set_email(conn: sa.Connection, name: str, email: str | None) -> None:
+    email = check_email(email)
+    if conn.execute(users.update().where(users.c.name == name).values(email=email)).rowcount != 1:
+        raise InputError(f"no user {name}")
+
+
 def add_user(conn: sa.Connection, name: str, role: str, branches: list[str], password: str, at: str,
-             new_branch: bool = False) -> User:
+             new_branch: bool = False, email: str | None = None) -> User:
     name = check_name(name)
     _not_personal(name, "the user name")
     if role not in ROLES:
@@ -156,7 +175,7 @@ def add_user(conn: sa.Connection, name: str, role: str, branches: list[str], pas
         unseen_branches(conn, branches)
     conn.execute(users.insert().values(name=name, role=role, branches=json.dumps(branches, ensure_ascii=False),
                                        password_hash=_HASHER.hash(password), disabled=False, created_at=at,
-                                       failed_logins=0, locked_until=None, sessions=0))
+                                       failed_logins=0, locked_until=None, sessions=0, email=check_email(email)))
     return User(name, role, tuple(branches))
 
 

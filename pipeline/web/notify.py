@@ -1,0 +1,185 @@
+"""`custdq notify` (issue 32, point 4): one message a user, as of a day, listing what is theirs to
+do; sent through the SMTP relay of `notify.smtp`, or written to a folder (`--dry-run`).
+
+Who gets what (users with an e-mail address, enabled):
+- a branch user or lead: the open items assigned to them, and the unassigned open items of their
+  branches (nobody else would be told of those): the new ones (first seen after the day of the
+  user's last reminder; with none yet, on the store's latest night), those due within
+  `notify.due_within_days`, those overdue;
+- a reviewer: the settled items of their branches waiting in 待复核.
+
+A message names items by id, rule, branch and deadline, with a link to each in the web app
+(`notify.base_url`): never a customer's name, number, phone, account or address, nor an item's
+evidence (mail is read on phones and forwarded). Each message sent (or written) is a row of the
+access log (method MAIL): who was shown which items, as for a page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import smtplib
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from checks.catalogue import RULES
+from pipeline import clock
+from pipeline.cases.labels import REVIEW_STATE
+from pipeline.errors import InputError
+from pipeline.settings import Settings
+from pipeline.store.schema import access_log, items, runs, users
+from pipeline.web import audit
+from pipeline.web.roles import INVESTIGATORS
+
+KINDS = {"new": "新发现", "due": "即将到期", "overdue": "已逾期", "review": "待您复核"}
+DRY_RUN = "dry-run"  # the access log's client of a message written, not sent
+MAX_LISTED = 200  # items listed in one message; beyond, the count and a link to the list
+
+
+@dataclass
+class Message:
+    user: str
+    email: str
+    lines: dict[str, list[dict]] = field(default_factory=dict)  # kind -> items
+
+    @property
+    def item_ids(self) -> list[str]:
+        return list(dict.fromkeys(i["item_id"] for rows in self.lines.values() for i in rows))
+
+
+def gather(conn: sa.Connection, as_of: dt.date, cfg: Settings) -> tuple[list[Message], list[str]]:
+    """The messages of `as_of` (users with something to do), and the users with something to do
+    but no e-mail address."""
+    night = conn.execute(sa.select(sa.func.max(runs.c.business_date))).scalar()
+    soon = (as_of + dt.timedelta(days=cfg.notify.due_within_days)).isoformat()
+    today = as_of.isoformat()
+    cols = [items.c.item_id, items.c.rule_code, items.c.branch, items.c.due_date, items.c.first_seen,
+            items.c.assignee, items.c.work_state]
+    open_items = [dict(r) for r in conn.execute(sa.select(*cols).where(items.c.state == "open")
+                                                .order_by(items.c.due_date, items.c.item_id)).mappings()]
+    waiting = [dict(r) for r in conn.execute(sa.select(*cols).where(items.c.work_state == REVIEW_STATE)
+                                             .order_by(items.c.due_date, items.c.item_id)).mappings()]
+    out: list[Message] = []
+    without: list[str] = []
+    for person in conn.execute(sa.select(users.c.name, users.c.role, users.c.branches, users.c.email)
+                               .where(users.c.disabled.is_(False)).order_by(users.c.name)):
+        branches = set(json.loads(person.branches or "[]"))
+        message = Message(person.name, person.email or "")
+        last = conn.execute(sa.select(sa.func.max(access_log.c.path)).where(
+            access_log.c.user_name == person.name, access_log.c.method == "MAIL",
+            access_log.c.client != DRY_RUN, access_log.c.path < f"notify {today}")).scalar()
+        since = last.split(" ", 1)[1] if last else None
+        if person.role in INVESTIGATORS:
+            mine = [i for i in open_items if i["work_state"] != REVIEW_STATE and (
+                i["assignee"] == person.name or (i["assignee"] is None and i["branch"] in branches))]
+            message.lines = {"new": [i for i in mine if (i["first_seen"] > since if since else i["first_seen"] == night)],
+                             "overdue": [i for i in mine if i["due_date"] < today],
+                             "due": [i for i in mine if today <= i["due_date"] <= soon]}
+        elif person.role == "reviewer":
+            message.lines = {"review": [i for i in waiting if i["branch"] in branches]}
+        message.lines = {k: v for k, v in message.lines.items() if v}
+        if not message.lines:
+            continue
+        if person.email:
+            out.append(message)
+        else:
+            without.append(person.name)
+    return out, without
+
+
+def render(message: Message, as_of: dt.date, cfg: Settings) -> EmailMessage:
+    base = (cfg.notify.base_url or "").rstrip("/")
+    counts = "，".join(f"{KINDS[k]} {len(v)} 件" for k, v in message.lines.items())
+    body = [f"{message.user}，您好：", "", f"截至 {as_of.isoformat()}，您有以下问题件需要处理（{counts}）。", ""]
+    for kind, rows in message.lines.items():
+        body.append(f"【{KINDS[kind]}】{len(rows)} 件")
+        for i in rows[:MAX_LISTED]:
+            rule = RULES[i["rule_code"]].title if i["rule_code"] in RULES else i["rule_code"]
+            link = f"  {base}/items/{i['item_id']}" if base else ""
+            body.append(f"  {i['item_id']}  {rule}  {i['branch'] or ''}  处理期限 {i['due_date']}{link}")
+        if len(rows) > MAX_LISTED:
+            body.append(f"  ……另有 {len(rows) - MAX_LISTED} 件，请在问题件清单中查看")
+        body.append("")
+    if base:
+        body.append(f"问题件清单：{base}/items?assignee=me" if "review" not in message.lines else
+                    f"复核队列：{base}/items?work_state=%E5%BE%85%E5%A4%8D%E6%A0%B8")
+    body += ["", "本邮件由 custdq 自动发送，不含客户信息；请登录系统查看详情。"]
+    mail = EmailMessage()
+    mail["Subject"] = f"custdq 问题件提醒 {as_of.isoformat()}：{counts}"
+    mail["From"] = cfg.notify.smtp.sender
+    mail["To"] = message.email
+    mail["Date"] = formatdate(localtime=True)
+    mail["Message-ID"] = make_msgid(domain=cfg.notify.smtp.sender.rsplit("@", 1)[-1])
+    mail.set_content("\n".join(body), charset="utf-8")
+    return mail
+
+
+@dataclass
+class Report:
+    sent: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # user, why
+    without_email: list[str] = field(default_factory=list)
+
+
+def notify(engine: sa.Engine, cfg: Settings, as_of: dt.date, dry_run: Path | None) -> Report:
+    """Gather, render and send (or write) the messages of `as_of`; each one sent is an access-log
+    row. A relay that refuses one message does not stop the others (Report.failed)."""
+    smtp = cfg.notify.smtp
+    host = smtp.host or ""
+    if dry_run is None and not host:
+        raise InputError("notify.smtp.host is not set: name the SMTP relay in the config, or write the messages "
+                         "to a folder with --dry-run DIR")
+    with engine.connect() as conn:
+        messages, without = gather(conn, as_of, cfg)
+    report = Report(without_email=without)
+    if not messages:
+        return report
+    rendered = [(m, render(m, as_of, cfg)) for m in messages]
+    if dry_run is not None:
+        dry_run.mkdir(parents=True, exist_ok=True)
+        for m, mail in rendered:
+            (dry_run / f"{as_of.isoformat()}-{_file_name(m.user)}.eml").write_bytes(bytes(mail))
+            report.sent.append(m.user)
+        _record(engine, rendered, as_of, DRY_RUN, report)
+        return report
+    password = os.environ.get(smtp.password_env) if smtp.password_env else None
+    if smtp.password_env and password is None:
+        raise InputError(f"notify.smtp.password_env names {smtp.password_env}, which is not set in the environment")
+    try:
+        with smtplib.SMTP(host, smtp.port, timeout=smtp.timeout_seconds) as relay:
+            if smtp.starttls:
+                relay.starttls()
+            if smtp.user:
+                relay.login(smtp.user, password or "")
+            for m, mail in rendered:
+                try:
+                    relay.send_message(mail)
+                    report.sent.append(m.user)
+                except smtplib.SMTPException as exc:
+                    report.failed.append((m.user, _why(exc)))
+    except (OSError, smtplib.SMTPException) as exc:
+        raise InputError(f"SMTP relay {smtp.host}:{smtp.port}: {_why(exc)}; no reminder was sent") from None
+    _record(engine, rendered, as_of, f"smtp:{smtp.host}", report)
+    return report
+
+
+def _record(engine: sa.Engine, rendered, as_of: dt.date, client: str, report: Report) -> None:
+    sent = set(report.sent)
+    with engine.begin() as conn:
+        for m, _ in rendered:
+            if m.user in sent:
+                audit.write(conn, audit.row(clock.stamp(), m.user, "MAIL", f"notify {as_of.isoformat()}", m.item_ids,
+                                            client, 250))
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:200]}" if str(exc) else type(exc).__name__
+
+
+def _file_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:64] or "user"
