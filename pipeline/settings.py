@@ -300,6 +300,11 @@ class Notify(Section):
     smtp: Smtp
 
 
+class Evidence(Section):
+    max_bytes: Annotated[int, Whole(1024, 100 * 2**20, "a whole number of bytes (1 KiB to 100 MiB)")]
+    max_files: Annotated[int, Whole(1, 100, "a whole number of files")]
+
+
 class Review(Section):
     results: Annotated[Texts, AfterValidator(_settling)]
 
@@ -505,6 +510,7 @@ class Settings(Section):
     web: Web
     review: Review
     notify: Notify
+    evidence: Evidence
 
     @property
     def lock_wait(self) -> float:

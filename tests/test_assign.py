@@ -23,10 +23,16 @@ USERS = {"lead": ("lead", GD), "gd": ("branch", GD), "gd2": ("branch", GD), "bj"
 def site(request, tmp_path, invoke):
     os.environ["CUSTDQ_HASH_KEY"] = "custdq-test-key-0123456789abcdef0123456789"
     db = f"sqlite:///{tmp_path / 'cases.db'}" if request.param == "sqlite" else postgres_url()
-    rows = [policy(f"P{n}", n, applicant_sex="女", branch=GD) for n in range(10, 16)]  # six ID_SEX_MISMATCH
-    rows.append(policy("P20", 20, applicant_sex="女", branch=BJ))
+    rows = [policy(f"P{n}", n, applicant_sex="女", branch=GD, agent_code="A1" if n < 13 else "A2")
+            for n in range(10, 16)]  # six ID_SEX_MISMATCH, two agents
+    rows.append(policy("P20", 20, applicant_sex="女", branch=BJ, agent_code="B1"))
+    roster = write_csv(tmp_path / "agents.csv", [
+        {"业务员代码": code, "业务员姓名": name, "业务员电话": phone, "管理机构": branch, "团队": team, "团队主管": leader}
+        for code, name, phone, branch, team, leader in (("A1", "甲", "13600000001", GD, "一组", "王组长"),
+                                                        ("A2", "乙", "13600000002", GD, "二组", "李组长"),
+                                                        ("B1", "丙", "13600000003", BJ, "北一组", "赵组长"))])
     done = invoke("run", str(write_csv(tmp_path / "n1.csv", rows)), "--business-date", "2026-11-20", "--out",
-                  str(tmp_path / "o1"), "--quiet", "--db", db)
+                  str(tmp_path / "o1"), "--quiet", "--db", db, "--agents", str(roster))
     assert done.exit_code == 0, done.output
     tokens = {}
     for name, (role, branch) in USERS.items():
@@ -133,3 +139,17 @@ def test_the_list_page_assigns_and_settles_a_selection(site):
     assert investigator.login("gd", "gd-password-1") == 303
     page = investigator.call("GET", "/items")[2]
     assert "批量处理所选" in page and "分派所选" not in page  # a branch user settles, never assigns
+
+
+def test_items_show_their_agents_team_and_the_list_filters_by_it(site):
+    """The roster's optional 团队 and 团队主管 (issue 32): on each item, and a filter of the list."""
+    every = listed(site, "lead")
+    assert {(i["agent_code"], i["team"], i["team_leader"]) for i in every} == {("A1", "一组", "王组长"),
+                                                                            ("A2", "二组", "李组长")}
+    first = listed(site, "lead", "&team=%E4%B8%80%E7%BB%84")  # 一组
+    assert first and {i["agent_code"] for i in first} == {"A1"}
+    assert listed(site, "bj", "&team=%E4%B8%80%E7%BB%84") == []  # another branch's team: nothing of theirs
+    browser = Client(site["server"].base)
+    assert browser.login("lead", "lead-password-1") == 303
+    page = browser.call("GET", f"/items/{first[0]['item_id']}")[2]
+    assert "团队主管" in page and "王组长" in page

@@ -17,7 +17,8 @@ from stdnum import luhn
 
 from pipeline import store
 from pipeline.cases.quarterly import write_report
-from pipeline.store.schema import (complaints, destructions, item_events, items, runs,
+from pipeline.cases import evidence
+from pipeline.store.schema import (attachments, complaints, destructions, item_events, items, runs,
                                    suppressions)
 from tests.helpers import approve_all, contact_index, fill, policy, postgres_url, read_outputs, write_csv
 
@@ -132,6 +133,13 @@ def test_a_purge_destroys_what_the_plan_lists_and_nothing_still_needed(invoke, t
         {"投诉编号": ref, "业务员代码": "A0001", "投诉日期": day, "投诉类型": "销售误导", "是否查实": "是"}
         for ref, day in (("C-2019", "2019-01-07"), ("C-2026", "2026-06-01"))])
     assert invoke("complaints", "load", str(complaints_file), "--db", a).exit_code == 0
+    engine = sa.create_engine(a)
+    with engine.begin() as conn:  # evidence on an item the purge destroys, and on one it keeps
+        for who in ("P30", "P12"):
+            stored = dict(conn.execute(sa.select(items).where(items.c.item_id == chosen[who])).mappings().one())
+            evidence.add(conn, stored, b"%PDF-1.4\n%%EOF\n", f"{who}.pdf", "张三", "2015-04-01T10:00:00+08:00",
+                         4096, 3)
+    engine.dispose()
     before = snapshot(a)
     q4_before = report(a, "2016Q4", tmp_path / "q4-before.xlsx")
     q3_before = report(a, "2016Q3", tmp_path / "q3-before.xlsx")
@@ -148,6 +156,7 @@ def test_a_purge_destroys_what_the_plan_lists_and_nothing_still_needed(invoke, t
     assert listed[("items", "false")] == 1 and listed[("items", "legitimate")] == 2
     assert listed[("items", "resolved")] == 1 and listed[("runs", "")] == 2
     assert listed[("complaints", "销售误导")] == 1  # dated before the cut-off (5 years before --as-of)
+    assert listed[("attachments", "pdf")] == 1  # the evidence of a destroyed item goes with it
 
     purged = invoke("retention", "purge", "--as-of", AS_OF, "--by", "合规部李四", "--db", a, "--config", config)
     assert purged.exit_code == 0, purged.output
@@ -160,6 +169,7 @@ def test_a_purge_destroys_what_the_plan_lists_and_nothing_still_needed(invoke, t
         record = conn.execute(sa.select(destructions)).mappings().one()
         kept_runs = set(conn.execute(sa.select(runs.c.business_date)).scalars())
         assert set(conn.execute(sa.select(complaints.c.complaint_ref)).scalars()) == {"C-2026"}
+        assert set(conn.execute(sa.select(attachments.c.item_id)).scalars()) == {chosen["P12"]}
         assert conn.execute(sa.select(sa.func.count()).select_from(suppressions)).scalar_one() == 0
         assert conn.execute(sa.select(sa.func.count()).select_from(item_events).where(
             item_events.c.item_id.in_([chosen["P11"], chosen["P30"], resolved]))).scalar_one() == 0

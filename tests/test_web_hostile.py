@@ -578,7 +578,7 @@ def test_answers_hold_exactly_the_documented_properties(site):
     mine = next(i for i in listing["items"] if i["policy_no"] == "P12")
     one = api(site, "gd").json("GET", f"/api/items/{mine['item_id']}")[1]
     assert set(one) == _properties(doc, _answer_schema(doc, "/api/items/{item_id}"))
-    assert set(one) == item_props | {"events"}
+    assert set(one) == item_props | {"events", "attachments"}
     event_props = _properties(doc, {"$ref": "#/components/schemas/Event"})
     assert one["events"] and all(set(e) == event_props for e in one["events"])
     status, after = api(site, "gd").json("POST", f"/api/items/{one['item_id']}/disposition",

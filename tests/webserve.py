@@ -81,7 +81,8 @@ class Client:
         self.jar = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect())
 
-    def call(self, method: str, path: str, body=None, form: dict | list | None = None, headers: dict | None = None):
+    def call(self, method: str, path: str, body=None, form: dict | list | None = None, headers: dict | None = None,
+             raw: bytes | None = None):
         headers = dict(headers or {}, **({"Authorization": f"Bearer {self.token}"} if self.token else {}))
         data = None
         if body is not None:
@@ -89,6 +90,8 @@ class Client:
         if form is not None:
             data = urllib.parse.urlencode(form).encode("utf-8")
             headers["Content-Type"] = "application/x-www-form-urlencoded"
+        if raw is not None:
+            data = raw
         req = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
         try:
             with self.opener.open(req, timeout=30) as r:

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 
 from pipeline.cases.undo import PRUNED
 from pipeline.retention.policy import Cutoffs
-from pipeline.store.schema import (access_log, complaints, item_events, items, night_dims, night_undo, rewinds, runs,
-                                   suppressions)
+from pipeline.store.schema import (access_log, attachments, complaints, item_events, items, night_dims, night_undo,
+                                   rewinds, runs, suppressions)
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ def parts(c: Cutoffs, doomed_ids: sa.Select | None = None) -> list[Part]:
     kept_nights = sa.select(night_undo.c.night).where(night_undo.c.item_id == "", night_undo.c.before != PRUNED)
     return [
         Part("item_events", item_events, item_events.c.item_id.in_(ids), ["id"], "at", "action"),
+        Part("attachments", attachments, attachments.c.item_id.in_(ids), ["attachment_id"], "added_at", "kind"),
         Part("suppressions", suppressions, suppressions.c.item_id.in_(ids),
              ["rule_code", "value_key", "subject_key"], "at", "rule_code"),
         Part("items", items, items.c.item_id.in_(ids), ["item_id"], "closed_on", "close_reason"),

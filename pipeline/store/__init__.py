@@ -26,17 +26,20 @@ from pipeline.store.schema import (REPLACED_INDEXES, SCHEMA_VERSION, TOKEN_DAYS,
 DEFAULT_URL = "sqlite:///.custdq/cases.db"
 
 def record_agents(conn: sa.Connection, business_date: str, roster) -> int:
-    """The night's roster's agent names (masked as any text from a file), replacing what an
-    earlier roster said of the same codes; agents the roster leaves out keep their names."""
+    """The night's roster's agent names, branches, teams and team leaders (masked as any text
+    from a file), replacing what an earlier roster said of the same codes; agents the roster
+    leaves out keep theirs."""
     from checks.masking import mask_text
     from pipeline.store.schema import agents
 
-    frame = roster[["agent_code", "agent_name", "branch"]] if "branch" in roster else \
-        roster[["agent_code", "agent_name"]].assign(branch=None)
-    frame = frame.drop_duplicates("agent_code", keep="last")
-    rows = [dict(agent_code=str(r.agent_code), night=business_date,
-                 agent_name=mask_text(str(r.agent_name)) if isinstance(r.agent_name, str) else None,
-                 branch=mask_text(str(r.branch)) if isinstance(r.branch, str) else None)
+    frame = roster.assign(**{c: roster[c] if c in roster else None for c in ("branch", "team", "team_leader")})[
+        ["agent_code", "agent_name", "branch", "team", "team_leader"]].drop_duplicates("agent_code", keep="last")
+
+    def text(value):
+        return mask_text(str(value)) if isinstance(value, str) else None
+
+    rows = [dict(agent_code=str(r.agent_code), night=business_date, agent_name=text(r.agent_name),
+                 branch=text(r.branch), team=text(r.team), team_leader=text(r.team_leader))
             for r in frame.itertuples(index=False)]
     codes = [r["agent_code"] for r in rows]
     for i in range(0, len(codes), 500):
@@ -327,6 +330,11 @@ def migrate(conn: sa.Connection, have: int) -> None:
         # (a non-empty one is moved by pipeline.book.legacy the first time the index is opened)
     if have < 13 and "email" not in {c["name"] for c in sa.inspect(conn).get_columns("users")}:
         conn.exec_driver_sql("ALTER TABLE users ADD COLUMN email TEXT")
+    if have < 13:
+        have_agents = {c["name"] for c in sa.inspect(conn).get_columns("agents")}
+        for name in ("team", "team_leader"):
+            if name not in have_agents:
+                conn.exec_driver_sql(f"ALTER TABLE agents ADD COLUMN {name} TEXT")
     if have < 13:  # items.assignee's index (issue 32; the column was added first, above)
         for index in items.indexes:
             index.create(conn, checkfirst=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 13  # 12: complaints (SPEC 9); 13: items.assignee, users.email (issue 32)
+SCHEMA_VERSION = 13  # 12: complaints (SPEC 9); 13: items.assignee, users.email, agents.team(_leader), attachments (issue 32)
 
 metadata = sa.MetaData()
 meta = sa.Table("custdq_meta", metadata,
@@ -182,6 +182,9 @@ agents = sa.Table(
     sa.Column("agent_name", sa.Text),
     sa.Column("branch", sa.Text),
     sa.Column("night", D, nullable=False),  # the night whose roster named the agent last
+    # the roster's optional 团队 and 团队主管 (schema 13): shown on items, a filter of the list
+    sa.Column("team", sa.Text),
+    sa.Column("team_leader", sa.Text),
 )
 # complaints against agents and agencies (SPEC 9, `custdq complaints load`): the data of the
 # complaint only, no customer's; one row a reference (loading it again changes nothing)
@@ -194,6 +197,20 @@ complaints = sa.Table(
     sa.Column("substantiated", sa.Boolean, nullable=False),
     sa.Column("source", sa.Text, nullable=False),  # the file (name only) and its line
     sa.Column("loaded_at", sa.String(32), nullable=False),
+)
+# evidence attached to an item (issue 32): the file itself, in the store with its item (destroyed
+# with it by the retention purge); `attachment_id` random, never a guessable sequence
+attachments = sa.Table(
+    "attachments", metadata,
+    sa.Column("attachment_id", sa.String(32), primary_key=True),
+    sa.Column("item_id", sa.String(18), nullable=False, index=True),
+    sa.Column("name", sa.Text, nullable=False),  # the file's name as uploaded, cleaned and masked
+    sa.Column("kind", sa.String(8), nullable=False),  # pdf / jpeg / png, from the content
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("added_by", sa.Text, nullable=False),
+    sa.Column("added_at", STAMP, nullable=False),
 )
 REPLACED_INDEXES = ("ix_items_open", "ix_items_branch", "ix_items_policy")  # dropped by the migration to schema 6
 

@@ -19,10 +19,11 @@ from pipeline import clock
 from pipeline.outputs.dashboard.data import gather
 from pipeline.web import audit, openapi, params, queries
 from pipeline.web.calls import NOT_FOUND, Call, Refused, guarded, json_body
+from pipeline.cases import evidence
 from pipeline.web.dispose import assign_many, bulk_dispose, dispose, review
 
 FIELDS = {"state", "result", "note", "version"}  # a disposition's body
-PUBLIC = [f for f in queries.FIELDS if f not in ("disposed_by",)] + ["status", "version"]
+PUBLIC = [f for f in queries.FIELDS if f not in ("disposed_by",)] + ["status", "version", "team", "team_leader"]
 
 
 def filters(request: Request, page_size: int, strict: bool = False, user=None) -> queries.Filters:
@@ -35,7 +36,7 @@ def filters(request: Request, page_size: int, strict: bool = False, user=None) -
         branch=f["branch"], rule=f["rule"], category=f["category"], status=f["status"], work_state=f["work_state"],
         overdue=bool(f["overdue"]), due_within=f["due_within"], agent=f["agent"],
         assignee=(user.name if user is not None and who == "me" else None if who in ("me", "none") else who),
-        unassigned=who == "none", sort=f["sort"] or "due_date",
+        unassigned=who == "none", team=f["team"], sort=f["sort"] or "due_date",
         descending=f["order"] == "desc", limit=f["limit"] or page_size, offset=f["offset"] or 0)
 
 
@@ -65,7 +66,8 @@ def item_one(call: Call) -> Response:
         raise Refused(404, NOT_FOUND)
     call.shown.append(item_id)
     events = [dict(e, what=json.loads(e["what"]) if e["what"] else None) for e in queries.events(call.conn, item_id)]
-    return JSONResponse({**_public(found), "events": events})
+    files = [dict(a, href=f"/items/{item_id}/attachments/{a['attachment_id']}") for a in evidence.listed(call.conn, item_id)]
+    return JSONResponse({**_public(found), "events": events, "attachments": files})
 
 
 @guarded("dispose", api=True)

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -47,7 +48,8 @@ from pipeline import store
 from pipeline.settings import Settings
 from pipeline.web import api, audit, edge, logins, params, queries, security, users
 from pipeline.web.calls import NOT_FOUND, UNRECORDED, Call, Refused, guarded
-from pipeline.web.dispose import assign_many, bulk_dispose, dispose, review, version_of
+from pipeline.cases import evidence
+from pipeline.web.dispose import assign_many, attach, bulk_dispose, dispose, review, version_of
 
 HERE = Path(__file__).parent
 HEADERS = {column: header for header, column, _ in COLUMNS if column}
@@ -71,6 +73,8 @@ def create_app(engine: sa.Engine, cfg: Settings, url: str) -> Starlette:
         Route("/items", worklist), Route("/items.xlsx", export), Route("/items/many", many_form, methods=["POST"]), Route("/items/{item_id}", item_page),
         Route("/items/{item_id}/disposition", disposition_form, methods=["POST"]),
         Route("/items/{item_id}/review", review_form, methods=["POST"]),
+        Route("/items/{item_id}/attachments", attach_form, methods=["POST"]),
+        Route("/items/{item_id}/attachments/{attachment_id}", attachment_file),
         Route("/dashboard", dashboard_page), Route("/report/quarterly", report_page), Route("/access-log", access_page), Route("/users", users_page),
         *api.ROUTES,
         # the dashboard's ECharts and drawing script, from the dashboard's own folder (before /static)
@@ -97,6 +101,7 @@ def create_app(engine: sa.Engine, cfg: Settings, url: str) -> Starlette:
     app = App(routes=routes, middleware=middleware, lifespan=lifespan,
               exception_handlers={HTTPException: _http_error, Exception: _server_error})
     app.env = env
+    app.upload_limit = cfg.evidence.max_bytes  # the edge lets an attachment's form be this large
     app.state.engine, app.state.cfg, app.state.web = engine, cfg, web
     # dispositions, one at a time per process, write through their own two connections (the
     # lock's and the transaction's on PostgreSQL): never queued behind fifty readers for one
@@ -114,9 +119,10 @@ class App(Starlette):
     included): every answer gets the security headers, every request the edge's checks."""
 
     env: jinja2.Environment | None = None
+    upload_limit: int = edge.MAX_BODY
 
     def build_middleware_stack(self) -> ASGIApp:
-        return edge.Edge(super().build_middleware_stack(), self.env)
+        return edge.Edge(super().build_middleware_stack(), self.env, self.upload_limit)
 
 
 def _http_error(request: Request, exc: Exception) -> Response:
@@ -321,7 +327,9 @@ def _item(call: Call, message: str | None, status: int) -> Response:
     return _page(call, "item.html", {"item": found, "events": queries.events(call.conn, item_id),
                                      "cluster": cluster, "message": message,
                                      "saved": call.request.query_params.get("saved") == "1",
-                                     "may_dispose": call.user.may("dispose"), "may_review": call.user.may("review")},
+                                     "may_dispose": call.user.may("dispose"), "may_review": call.user.may("review"),
+                                     "attachments": evidence.listed(call.conn, item_id),
+                                     "max_kib": call.request.app.state.cfg.evidence.max_bytes // 1024},
                  status)
 
 
@@ -348,6 +356,39 @@ def review_form(call: Call) -> Response:
             return _item(call, exc.message, exc.status)
         raise
     return RedirectResponse(f"/items/{item_id}?saved=1", status_code=303)
+
+
+@guarded("dispose", api=False)
+def attach_form(call: Call) -> Response:
+    item_id = call.request.path_params["item_id"]
+    upload = call.request.state.form.get("file")
+    try:
+        if not isinstance(upload, UploadFile):
+            raise Refused(422, "请选择要上传的文件", {"reason": "no file"})
+        content = upload.file.read(call.request.app.state.cfg.evidence.max_bytes + 1)
+        attach(call, item_id, content, upload.filename, status=303)
+    except Refused as exc:
+        if exc.status in (409, 422):  # the item again, with why
+            return _item(call, exc.message, exc.status)
+        raise
+    return RedirectResponse(f"/items/{item_id}?saved=1", status_code=303)
+
+
+@guarded("items", api=False)
+def attachment_file(call: Call) -> Response:
+    """One attachment, as a download (never shown inline), for whoever may see its item; the
+    download is a row of the access log naming the item."""
+    item_id, attachment_id = call.request.path_params["item_id"], call.request.path_params["attachment_id"]
+    if queries.item(call.conn, call.user, item_id) is None:
+        raise Refused(404, NOT_FOUND)
+    found = evidence.content(call.conn, item_id, attachment_id)
+    if found is None:
+        raise Refused(404, "附件不存在")
+    call.shown.append(item_id)
+    name = urllib.parse.quote(found["name"])
+    return Response(bytes(found["content"]), media_type=evidence.MEDIA[found["kind"]], headers={
+        "content-disposition": f"attachment; filename=evidence.{found['kind']}; filename*=UTF-8''{name}",
+        "cache-control": "no-store"})
 
 
 @guarded("access_log", api=False)

@@ -23,6 +23,7 @@ from pipeline.store.schema import item_events, items
 from pipeline.web import audit, queries
 from pipeline.web.calls import NOT_FOUND, UNRECORDED, Call, Refused, log_row
 from pipeline.web.roles import INVESTIGATORS
+from pipeline.cases.labels import REVIEW_STATE
 
 
 _ONE_AT_A_TIME = threading.Lock()
@@ -268,5 +269,31 @@ def bulk_dispose(call: Call, fields: dict, status: int) -> list[dict]:
             apply(conn, Entry(item_id, state, result, note), item, call.user.name, now.isoformat(timespec="seconds"),
                   now.date().isoformat(), "web bulk", review_results)
         return [queries.item(conn, call.user, i) or {} for i in ids]
+
+    return _writing(call, status, work)
+
+
+def attach(call: Call, item_id: str, content: bytes, name: str | None, status: int) -> dict:
+    """Keep a file as evidence of an open item the caller may settle (pipeline.cases.evidence:
+    PDF, JPEG or PNG by its content, within evidence.max_bytes and .max_files); 422 with why
+    when it is refused, or when the item is closed or waiting for its review."""
+    from pipeline.cases import evidence
+
+    if queries.item(call.conn, call.user, item_id) is None:
+        raise Refused(404, NOT_FOUND)
+    call.shown.append(item_id)
+    limits = call.request.app.state.cfg.evidence
+
+    def work(conn: sa.Connection) -> dict:
+        stored = queries.stored(conn, item_id)
+        if stored is None or queries.item(conn, call.user, item_id) is None:
+            raise Refused(404, NOT_FOUND)
+        if stored["state"] != "open" or stored["work_state"] == REVIEW_STATE:
+            raise Refused(422, f"问题件 {item_id} 已办结或正在等待复核，不能再添加附件", {"reason": "the item is settled"})
+        try:
+            return evidence.add(conn, stored, content, name, call.user.name, clock.stamp(), limits.max_bytes,
+                                limits.max_files)
+        except evidence.Refusal as exc:
+            raise Refused(422, str(exc), {"reason": "the file is refused"}) from None
 
     return _writing(call, status, work)

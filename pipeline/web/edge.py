@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import urllib.parse
 from typing import Any
 
@@ -31,6 +32,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pipeline.web.security import HEADERS
 
 MAX_BODY = 64 * 1024  # a disposition is a few fields (处理说明 at most 2000 characters), a login two
+# the one route that takes a file (evidence on an item, a multipart form): its body may be as large
+# as `evidence.max_bytes` and this much more, and is binary (its text fields are the route's to
+# check: the CSRF token must match, the file's name is cleaned)
+UPLOAD = re.compile(rb"/items/[A-Za-z0-9]{1,40}/attachments")
 log = logging.getLogger("custdq.web")
 
 
@@ -132,10 +137,14 @@ def check_body(scope: Scope, body: bytes) -> None:
     _json(parsed)
 
 
-async def read_body(scope: Scope, receive: Receive) -> bytes | None:
-    """The whole body, at most MAX_BODY bytes (else Bad 413); None when the client went away."""
+def is_upload(scope: Scope) -> bool:
+    return scope.get("method") == "POST" and bool(UPLOAD.fullmatch(bytes(scope.get("raw_path") or b"")))
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY) -> bytes | None:
+    """The whole body, at most `limit` bytes (else Bad 413); None when the client went away."""
     length = next((v for k, v in scope.get("headers", []) if k == b"content-length"), None)
-    if length is not None and length.strip().isdigit() and int(length) > MAX_BODY:
+    if length is not None and length.strip().isdigit() and int(length) > limit:
         raise TOO_LARGE  # said before it is sent: not read at all
     chunks, size = [], 0
     while True:
@@ -144,7 +153,7 @@ async def read_body(scope: Scope, receive: Receive) -> bytes | None:
             return None
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > limit:
             raise TOO_LARGE
         chunks.append(chunk)
         if not message.get("more_body", False):
@@ -155,8 +164,8 @@ class Edge:
     """The outermost ASGI layer: headers on every answer, the body read and capped, hostile
     characters refused, a generic 500 for whatever escapes below."""
 
-    def __init__(self, app: ASGIApp, templates: jinja2.Environment | None = None):
-        self.app, self.templates = app, templates
+    def __init__(self, app: ASGIApp, templates: jinja2.Environment | None = None, upload_limit: int = MAX_BODY):
+        self.app, self.templates, self.upload_limit = app, templates, upload_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -176,10 +185,12 @@ class Edge:
         try:
             try:
                 check_head(scope)
-                body = await read_body(scope, receive)
+                upload = is_upload(scope)
+                body = await read_body(scope, receive, self.upload_limit + MAX_BODY if upload else MAX_BODY)
                 if body is None:
                     return
-                check_body(scope, body)
+                if not upload:
+                    check_body(scope, body)
             except Bad as bad:
                 await answer(scope, bad, self.templates, close=bad.status == 413)(scope, receive, send_with_headers)
                 return

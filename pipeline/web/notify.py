@@ -45,11 +45,25 @@ MAX_LISTED = 200  # items listed in one message; beyond, the count and a link to
 class Message:
     user: str
     email: str
-    lines: dict[str, list[dict]] = field(default_factory=dict)  # kind -> items
+    lines: dict[str, list[dict]] = field(default_factory=dict)  # kind -> the items listed (up to MAX_LISTED)
+    counts: dict[str, int] = field(default_factory=dict)  # kind -> how many there are
 
     @property
     def item_ids(self) -> list[str]:
         return list(dict.fromkeys(i["item_id"] for rows in self.lines.values() for i in rows))
+
+
+COLUMNS = [items.c.item_id, items.c.rule_code, items.c.branch, items.c.due_date]
+
+
+def _kind(conn: sa.Connection, where: list) -> tuple[list[dict], int]:
+    """Up to MAX_LISTED items of `where` in deadline order, and how many there are (two queries
+    a kind and user: the store's size does not enter memory)."""
+    rows = [dict(r) for r in conn.execute(sa.select(*COLUMNS).where(*where).order_by(items.c.due_date, items.c.item_id)
+                                          .limit(MAX_LISTED)).mappings()]
+    total = len(rows) if len(rows) < MAX_LISTED else conn.execute(
+        sa.select(sa.func.count()).select_from(items).where(*where)).scalar_one()
+    return rows, int(total)
 
 
 def gather(conn: sa.Connection, as_of: dt.date, cfg: Settings) -> tuple[list[Message], list[str]]:
@@ -58,31 +72,29 @@ def gather(conn: sa.Connection, as_of: dt.date, cfg: Settings) -> tuple[list[Mes
     night = conn.execute(sa.select(sa.func.max(runs.c.business_date))).scalar()
     soon = (as_of + dt.timedelta(days=cfg.notify.due_within_days)).isoformat()
     today = as_of.isoformat()
-    cols = [items.c.item_id, items.c.rule_code, items.c.branch, items.c.due_date, items.c.first_seen,
-            items.c.assignee, items.c.work_state]
-    open_items = [dict(r) for r in conn.execute(sa.select(*cols).where(items.c.state == "open")
-                                                .order_by(items.c.due_date, items.c.item_id)).mappings()]
-    waiting = [dict(r) for r in conn.execute(sa.select(*cols).where(items.c.work_state == REVIEW_STATE)
-                                             .order_by(items.c.due_date, items.c.item_id)).mappings()]
     out: list[Message] = []
     without: list[str] = []
     for person in conn.execute(sa.select(users.c.name, users.c.role, users.c.branches, users.c.email)
-                               .where(users.c.disabled.is_(False)).order_by(users.c.name)):
-        branches = set(json.loads(person.branches or "[]"))
-        message = Message(person.name, person.email or "")
-        last = conn.execute(sa.select(sa.func.max(access_log.c.path)).where(
-            access_log.c.user_name == person.name, access_log.c.method == "MAIL",
-            access_log.c.client != DRY_RUN, access_log.c.path < f"notify {today}")).scalar()
-        since = last.split(" ", 1)[1] if last else None
+                               .where(users.c.disabled.is_(False)).order_by(users.c.name)).all():
+        branches = sorted(set(json.loads(person.branches or "[]")))
+        kinds: dict[str, list] = {}
         if person.role in INVESTIGATORS:
-            mine = [i for i in open_items if i["work_state"] != REVIEW_STATE and (
-                i["assignee"] == person.name or (i["assignee"] is None and i["branch"] in branches))]
-            message.lines = {"new": [i for i in mine if (i["first_seen"] > since if since else i["first_seen"] == night)],
-                             "overdue": [i for i in mine if i["due_date"] < today],
-                             "due": [i for i in mine if today <= i["due_date"] <= soon]}
+            last = conn.execute(sa.select(sa.func.max(access_log.c.path)).where(
+                access_log.c.user_name == person.name, access_log.c.method == "MAIL",
+                access_log.c.client != DRY_RUN, access_log.c.path < f"notify {today}")).scalar()
+            since = last.split(" ", 1)[1] if last else None
+            mine = [items.c.state == "open", items.c.work_state != REVIEW_STATE, sa.or_(
+                items.c.assignee == person.name, sa.and_(items.c.assignee.is_(None), items.c.branch.in_(branches)))]
+            fresh = items.c.first_seen > since if since else items.c.first_seen == (night or "")
+            kinds = {"new": [*mine, fresh], "overdue": [*mine, items.c.due_date < today],
+                     "due": [*mine, items.c.due_date >= today, items.c.due_date <= soon]}
         elif person.role == "reviewer":
-            message.lines = {"review": [i for i in waiting if i["branch"] in branches]}
-        message.lines = {k: v for k, v in message.lines.items() if v}
+            kinds = {"review": [items.c.work_state == REVIEW_STATE, items.c.branch.in_(branches)]}
+        message = Message(person.name, person.email or "")
+        for kind, where in kinds.items():
+            rows, total = _kind(conn, where)
+            if total:
+                message.lines[kind], message.counts[kind] = rows, total
         if not message.lines:
             continue
         if person.email:
@@ -94,16 +106,16 @@ def gather(conn: sa.Connection, as_of: dt.date, cfg: Settings) -> tuple[list[Mes
 
 def render(message: Message, as_of: dt.date, cfg: Settings) -> EmailMessage:
     base = (cfg.notify.base_url or "").rstrip("/")
-    counts = "，".join(f"{KINDS[k]} {len(v)} 件" for k, v in message.lines.items())
+    counts = "，".join(f"{KINDS[k]} {message.counts[k]} 件" for k in message.lines)
     body = [f"{message.user}，您好：", "", f"截至 {as_of.isoformat()}，您有以下问题件需要处理（{counts}）。", ""]
     for kind, rows in message.lines.items():
-        body.append(f"【{KINDS[kind]}】{len(rows)} 件")
-        for i in rows[:MAX_LISTED]:
+        body.append(f"【{KINDS[kind]}】{message.counts[kind]} 件")
+        for i in rows:
             rule = RULES[i["rule_code"]].title if i["rule_code"] in RULES else i["rule_code"]
             link = f"  {base}/items/{i['item_id']}" if base else ""
             body.append(f"  {i['item_id']}  {rule}  {i['branch'] or ''}  处理期限 {i['due_date']}{link}")
-        if len(rows) > MAX_LISTED:
-            body.append(f"  ……另有 {len(rows) - MAX_LISTED} 件，请在问题件清单中查看")
+        if message.counts[kind] > len(rows):
+            body.append(f"  ……另有 {message.counts[kind] - len(rows)} 件，请在问题件清单中查看")
         body.append("")
     if base:
         body.append(f"问题件清单：{base}/items?assignee=me" if "review" not in message.lines else

@@ -31,7 +31,7 @@ ITEM_FIELDS: dict[str, dict] = {
     "cluster_id": TEXT, "cluster_size": INT,
     "source_file": {**TEXT, "description": "the extract's file name (never its folders)"}, "source_line": INT,
     "state": {"type": "string", "enum": ["open", "closed"]}, "close_reason": TEXT, "closed_on": TEXT,
-    "work_state": TEXT, "result": TEXT, "note": TEXT, "reopen_reason": TEXT, "assignee": TEXT, "disposed_at": TEXT,
+    "work_state": TEXT, "result": TEXT, "note": TEXT, "reopen_reason": TEXT, "assignee": TEXT, "team": TEXT, "team_leader": TEXT, "disposed_at": TEXT,
     "status": {"type": "string", "enum": ["new", "open", "reopened", "closed"]},
     "version": {"type": "integer", "description": "the id of the item's latest event (0: none yet)"},
 }
@@ -87,6 +87,11 @@ def _operation(summary: str, query: tuple[params.Param, ...], ok: dict, *errors:
 STATE = {"type": ["string", "null"], "enum": ["", *STATES, None], "description": "处理状态 (empty: 未处理)"}
 RESULT = {"type": ["string", "null"], "enum": ["", *RESULTS, None], "description": "处理结果"}
 NOTE = {"type": ["string", "null"], "maxLength": MAX_NOTE, "pattern": params.NO_NUL, "description": "处理说明, stored masked"}
+ATTACHMENT = {"type": "object", "additionalProperties": False,
+              "required": ["attachment_id", "name", "kind", "size", "added_by", "added_at", "href"], "properties": {
+                  "attachment_id": TEXT, "name": TEXT, "kind": {"type": "string", "enum": ["pdf", "jpeg", "png"]},
+                  "size": {"type": "integer"}, "added_by": TEXT, "added_at": TEXT,
+                  "href": {**TEXT, "description": "the file, for a signed-in browser (each download is logged)"}}}
 DISPOSITION = {"type": "object", "required": ["version"], "additionalProperties": False, "properties": {
     "state": STATE, "result": RESULT, "note": NOTE,
     "version": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1,
@@ -176,9 +181,10 @@ def document() -> dict:
             # every property an answer holds is here, and no other (tests/test_web_hostile.py)
             "schemas": {"Item": {"type": "object", "required": list(ITEM_FIELDS), "additionalProperties": False,
                                  "properties": ITEM_FIELDS},
-                        "ItemWithEvents": {"type": "object", "required": [*ITEM_FIELDS, "events"],
+                        "ItemWithEvents": {"type": "object", "required": [*ITEM_FIELDS, "events", "attachments"],
                                            "additionalProperties": False, "properties": {
-                                               **ITEM_FIELDS, "events": {"type": "array", "items": _ref("Event")}}},
+                                               **ITEM_FIELDS, "events": {"type": "array", "items": _ref("Event")},
+                                               "attachments": {"type": "array", "items": ATTACHMENT}}},
                         "Event": EVENT, "Entry": ENTRY,
                         "Error": {"type": "object", "required": ["error"], "properties": {
                             "error": {"type": "string", "description": "for people, in Chinese"},

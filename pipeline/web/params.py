@@ -137,8 +137,9 @@ LIMIT = Param("limit", "integer", "items per page", 1, 1000)
 OFFSET = Param("offset", "integer", "items skipped", 0, 10**9)
 ASSIGNEE = Param("assignee", "string", "处理人: `me` (the caller's own items, 我的), `none` (未分配) or a user name",
                  max_length=64, a_name=True)
-ITEM_FILTERS = (BRANCH, RULE, CATEGORY, STATUS, WORK_STATE, AGENT, ASSIGNEE, OVERDUE, DUE_WITHIN, SORT, ORDER, LIMIT,
-                OFFSET)
+TEAM = Param("team", "string", "the roster's 团队 of the items' agents", max_length=200, identifying=True)
+ITEM_FILTERS = (BRANCH, RULE, CATEGORY, STATUS, WORK_STATE, AGENT, ASSIGNEE, TEAM, OVERDUE, DUE_WITHIN, SORT, ORDER,
+                LIMIT, OFFSET)
 
 NIGHT = Param("night", "date", "the night whose figures (default: the latest)")
 USER = Param("user", "string", "one user's requests (and the logins that tried the name); the form of an identity "

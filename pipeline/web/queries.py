@@ -25,7 +25,7 @@ from pipeline.cases import history
 from pipeline.cases.undo import python_value
 from pipeline.cases.labels import REVIEW_STATE, WORK_STATES
 from pipeline.store import read_frame
-from pipeline.store.schema import item_events, items, night_dims, rewinds, runs
+from pipeline.store.schema import agents, item_events, items, night_dims, rewinds, runs
 from pipeline.web.users import User
 
 PAGE_SIZES = (20, 50, 100, 200)
@@ -53,6 +53,7 @@ class Filters:
     agent: str | None = None
     assignee: str | None = None  # a user name; ME (the caller's items, 我的) and NOBODY (未分配) are resolved by the caller
     unassigned: bool = False
+    team: str | None = None  # the roster's 团队 of the item's agent
     sort: str = "due_date"
     descending: bool = False
     limit: int = 50
@@ -61,6 +62,12 @@ class Filters:
 
 def latest_night(conn: sa.Connection) -> str | None:
     return conn.execute(sa.select(sa.func.max(runs.c.business_date))).scalar()
+
+
+def _agent(column: str):
+    """The roster's `column` (team, team_leader) of the item's agent: per row of a page only."""
+    return (sa.select(agents.c[column]).where(agents.c.agent_code == items.c.agent_code)
+            .scalar_subquery().label(column))
 
 
 def _version():
@@ -94,6 +101,8 @@ def _where(f: Filters, night: str | None, today: dt.date, rare: bool = False) ->
         where.append(items.c.rule_code.in_(sorted(c for c, r in RULES.items() if r.category == f.category)))
     if f.agent:
         where.append(items.c.agent_code == f.agent)
+    if f.team:
+        where.append(items.c.agent_code.in_(sa.select(agents.c.agent_code).where(agents.c.team == f.team)))
     if f.assignee:
         where.append(items.c.assignee == f.assignee)
     elif f.unassigned:
@@ -152,7 +161,8 @@ def rare_state(conn: sa.Connection, user: User, f: Filters) -> bool:
 
 def _listed(user: User, f: Filters, where: list, limit: int):
     order = [items.c[c] for c in SORTS.get(f.sort, SORTS["due_date"])] + [items.c.item_id]
-    q = _scope(sa.select(*[items.c[c] for c in FIELDS], _version().label("version")), user).where(*where)
+    q = _scope(sa.select(*[items.c[c] for c in FIELDS], _version().label("version"), _agent("team"),
+                         _agent("team_leader")), user).where(*where)
     return q.order_by(*[c.desc() if f.descending else c.asc() for c in order]).limit(limit).offset(f.offset)
 
 
@@ -266,6 +276,7 @@ def _status_of(row: dict, night: str | None) -> str:
 def item(conn: sa.Connection, user: User, item_id: str) -> dict | None:
     """The item with its version, or None when it does not exist or the user may not see it."""
     row = conn.execute(_scope(sa.select(*[items.c[c] for c in FIELDS], _version().label("version"),
+                                        _agent("team"), _agent("team_leader"),
                                         items.c.value_key, items.c.customer_key, items.c.group_keys), user)
                        .where(items.c.item_id == item_id)).mappings().first()
     if row is None:

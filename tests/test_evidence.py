@@ -1,0 +1,121 @@
+"""Evidence on an item (issue 32, point 2): a branch user attaches PDF, JPEG and PNG files in the
+web app (a real `custdq serve`, multipart forms as a browser sends them); the type is read from
+the content, the limits hold, the name is masked; the files are listed with who and when,
+downloaded by whoever may see the item and by nobody else, and every download is a row of the
+access log. On a real SQLite file and on the PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import struct
+import zlib
+
+import pytest
+
+from pipeline.store.schema import access_log, attachments
+from tests.helpers import item_of, policy, postgres_url, read_outputs, store_rows, write_csv
+from tests.webserve import Client, Server, csrf_of, prepare
+
+GD, BJ = "广东分公司", "北京分公司"
+PASSWORDS = {"gd": "gd-password-1", "bj": "bj-password-1", "boss": "boss-password-1"}
+
+
+def png() -> bytes:
+    """A real 1x1 PNG (signature, IHDR, IDAT, IEND with their CRCs)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
+
+
+PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9"
+
+
+def multipart(fields: dict[str, str], name: str, content: bytes, claimed: str) -> tuple[bytes, str]:
+    boundary = "----custdq" + secrets.token_hex(8)
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+                 f"Content-Type: {claimed}\r\n\r\n".encode() + content + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def site(request, tmp_path, invoke):
+    os.environ["CUSTDQ_HASH_KEY"] = "custdq-test-key-0123456789abcdef0123456789"
+    db = f"sqlite:///{tmp_path / 'cases.db'}" if request.param == "sqlite" else postgres_url()
+    rows = [policy("P10", 10, applicant_sex="女", branch=GD), policy("P11", 11, applicant_sex="女", branch=GD),
+            policy("P20", 20, applicant_sex="女", branch=BJ)]
+    done = invoke("run", str(write_csv(tmp_path / "n1.csv", rows)), "--business-date", "2026-11-20", "--out",
+                  str(tmp_path / "o1"), "--quiet", "--db", db)
+    assert done.exit_code == 0, done.output
+    for name, role, branch in (("gd", "branch", GD), ("bj", "branch", BJ), ("boss", "manager", None)):
+        added = prepare("users", "add", name, "--role", role, *(["--branch", branch] if branch else []), "--db", db,
+                        stdin=f"{PASSWORDS[name]}\n{PASSWORDS[name]}\n", cwd=tmp_path)
+        assert added.returncode == 0, added.stderr
+    config = tmp_path / "evidence.yaml"
+    config.write_text("evidence:\n  max_bytes: 4096\n  max_files: 3\n", encoding="utf-8")
+    server = Server(db, tmp_path, "--config", str(config))
+    yield {"server": server, "db": db, "found": read_outputs(tmp_path / "o1")[0]}
+    server.stop()
+
+
+def browser(site, who: str) -> Client:
+    client = Client(site["server"].base)
+    assert client.login(who, PASSWORDS[who]) == 303
+    return client
+
+
+def upload(client: Client, item_id: str, name: str, content: bytes, claimed: str = "application/octet-stream"):
+    page = client.call("GET", f"/items/{item_id}")[2]
+    body, kind = multipart({"csrf": csrf_of(page)}, name, content, claimed)
+    req_status, headers, text = client.call("POST", f"/items/{item_id}/attachments", headers={"Content-Type": kind},
+                                            raw=body)
+    return req_status, headers, text
+
+
+def test_files_are_taken_by_their_content_within_the_limits(site):
+    gd = browser(site, "gd")
+    item = item_of(site["found"], "P10", "ID_SEX_MISMATCH")
+    status, headers, _ = upload(gd, item, "客户13912345678身份证.png", png(), "image/png")
+    assert status == 303, _
+    assert upload(gd, item, "confirmation.PDF", PDF, "application/pdf")[0] == 303
+    # refused, with why, nothing kept: text named .pdf, a program named .jpg, too large, too many
+    status, _, page = upload(gd, item, "note.pdf", b"just some text, not a PDF at all", "application/pdf")
+    assert status == 422 and "只接受 PDF、JPEG 或 PNG" in page
+    assert upload(gd, item, "photo.jpg", b"MZ\x90\x00" + b"\x00" * 60, "image/jpeg")[0] == 422
+    status, _, page = upload(gd, item, "big.png", png() + b"\x00" * 5000, "image/png")
+    assert status == 422 and "上限" in page
+    assert upload(gd, item, "scan.jpg", JPEG, "image/jpeg")[0] == 303
+    status, _, page = upload(gd, item, "more.jpg", JPEG, "image/jpeg")
+    assert status == 422 and "最多 3 个附件" in page
+    kept = store_rows(site["db"], attachments)
+    assert sorted(kept["kind"]) == ["jpeg", "pdf", "png"] and set(kept["added_by"]) == {"gd"}
+    assert "13912345678" not in "".join(kept["name"]) and all(n.endswith((".png", ".pdf", ".jpg")) for n in kept["name"])
+    assert upload(browser(site, "boss"), item, "x.png", png(), "image/png")[0] == 403  # a manager attaches nothing
+    other = item_of(site["found"], "P20", "ID_SEX_MISMATCH")
+    assert upload(gd, other, "x.png", png(), "image/png")[0] == 404  # another branch's item
+
+
+def test_attachments_are_listed_downloaded_by_who_may_see_them_and_logged(site):
+    gd = browser(site, "gd")
+    item = item_of(site["found"], "P11", "ID_SEX_MISMATCH")
+    assert upload(gd, item, "signed.pdf", PDF, "application/pdf")[0] == 303
+    page = gd.call("GET", f"/items/{item}")[2]
+    links = re.findall(rf'href="(/items/{item}/attachments/[^"]+)"', page)
+    assert len(links) == 1 and "signed.pdf" in page and "gd" in page
+    status, headers, _ = gd.call("GET", links[0])
+    assert status == 200 and headers["content-type"] == "application/pdf"
+    assert headers["content-disposition"].startswith("attachment;") and headers["cache-control"] == "no-store"
+    raw = gd.opener.open(gd.base + links[0]).read()
+    assert raw == PDF
+    assert browser(site, "boss").call("GET", links[0])[0] == 200  # a manager sees every branch
+    assert browser(site, "bj").call("GET", links[0])[0] == 404  # never across a branch
+    other = item_of(site["found"], "P10", "ID_SEX_MISMATCH")
+    assert gd.call("GET", links[0].replace(item, other))[0] == 404  # an id under another item is none
+    log = store_rows(site["db"], access_log)
+    downloads = log[log["path"].str.contains("/attachments/") & (log["method"] == "GET")]
+    assert set(downloads["user_name"]) == {"gd", "boss", "bj"}
+    assert set(downloads[downloads["status"] == 200]["item_ids"]) == {item}
