@@ -12,6 +12,8 @@ import os
 import pytest
 import sqlalchemy as sa
 
+from pipeline.cases.disposition import send_back
+from pipeline.cases.undo import python_value
 from pipeline.store.schema import access_log, items
 from tests.helpers import fill, item_of, policy, postgres_url, read_outputs, store_rows, write_csv
 from tests.webserve import free_port, prepare
@@ -63,7 +65,7 @@ def store_with_users(invoke, tmp_path, db):
         assert added.returncode == 0, added.stderr
     legit = item_of(found, "P11", "ID_SEX_MISMATCH")
     filled = fill(out, {legit: ("已完成", "核实无误", "")}, tmp_path / "filled")
-    assert invoke("cases", "import", *map(str, filled), "--by", "李四", "--db", db).exit_code == 0
+    assert invoke("cases", "import", *map(str, filled), "--by", "张三", "--db", db).exit_code == 0
     engine = sa.create_engine(db)
     with engine.begin() as conn:
         conn.execute(items.update().where(items.c.item_id == item_of(found, "P10", "ID_SEX_MISMATCH"))
@@ -112,6 +114,18 @@ def test_each_user_gets_one_message_of_their_items_through_the_relay(invoke, tmp
     done = invoke("notify", "--as-of", "2026-12-01", "--db", db, "--config", config(tmp_path, controller.port))
     assert done.exit_code == 0 and all("已逾期" in m["Subject"] and "新发现" not in m["Subject"]
                                        for m in handler.got if m["To"] != "reviewer@example.com")
+
+    # the reviewer returns the settled item: the next message tells the one who settled it
+    engine = sa.create_engine(db)
+    with engine.begin() as conn:
+        stored = {k: python_value(v) for k, v in conn.execute(sa.select(items).where(
+            items.c.item_id == waiting)).mappings().one().items()}
+        send_back(conn, stored, "复核王", "缺少客户签字", "2026-12-02T09:00:00+08:00", "web")
+    engine.dispose()
+    handler.got.clear()
+    done = invoke("notify", "--as-of", "2026-12-02", "--db", db, "--config", config(tmp_path, controller.port))
+    told = {m["To"]: m for m in handler.got}["zhangsan@example.com"]
+    assert done.exit_code == 0 and "复核退回" in told["Subject"] and waiting in told.get_content()
 
 
 def test_dry_run_writes_the_messages_and_a_missing_relay_is_a_clear_error(invoke, tmp_path, db):

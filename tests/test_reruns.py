@@ -16,9 +16,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
+
+from pipeline.cases import evidence
+from pipeline.cases.disposition import assign
+from pipeline.cases.undo import python_value
+from pipeline.store.schema import attachments, item_events
+from pipeline.store.schema import items as items_table
 
 from pipeline.sample import make_sample
-from tests.helpers import read_outputs
+from tests.helpers import approve_all, read_outputs
 from tests.storedump import differences, dump
 from tests.helpers import postgres_url
 
@@ -144,8 +151,26 @@ def test_a_disposition_made_after_a_wrong_run_stands(invoke, tmp_path, extracts)
     files = fill(tmp_path / "n2", {old: ("处理中", "", "已联系"), new: ("已完成", "核实无误", "家庭共用")},
                  tmp_path / "filled")
     assert invoke("cases", "import", *map(str, files), "--db", db, "--by", "王五").exit_code == 0
+    # issue 32's work on them too: the review approves `new`, a lead assigns `old`, evidence on `old`
+    assert approve_all(db, by="复核员") == 1
+    engine = sa.create_engine(db)
+    with engine.begin() as conn:
+        stored = {k: python_value(v) for k, v in conn.execute(sa.select(items_table).where(
+            items_table.c.item_id == old)).mappings().one().items()}
+        assign(conn, stored, "赵六", "主管", "2026-11-24T09:00:00+08:00", "web")
+        evidence.add(conn, stored, b"%PDF-1.4\n%%EOF\n", "说明.pdf", "赵六", "2026-11-24T09:05:00+08:00", 4096, 3)
     _run(invoke, db, extracts["n2"], DATES[1], tmp_path / "n2")
     shown = invoke("cases", "show", new, "--db", db)
     assert shown.exit_code == 0 and "王五" in shown.output and "核实无误" in shown.output
+    with engine.connect() as conn:
+        after = {r.item_id: r for r in conn.execute(sa.select(items_table).where(items_table.c.item_id.in_([old, new])))}
+        assert (after[new].state, after[new].close_reason) == ("closed", "legitimate")  # the review stands
+        assert after[old].assignee == "赵六"  # the assignment stands
+        assert conn.execute(sa.select(sa.func.count()).select_from(attachments).where(
+            attachments.c.item_id == old)).scalar_one() == 1  # the evidence stands
+        actions = set(conn.execute(sa.select(item_events.c.action).where(item_events.c.item_id.in_([old, new])))
+                      .scalars())
+        assert {"approved", "assigned", "attached"} <= actions
+    engine.dispose()
     listed = json.loads((tmp_path / "n2" / "manifest.json").read_text(encoding="utf-8"))
     assert listed["items"]["run_events_taken_back"] > 0

@@ -6,6 +6,7 @@ Who gets what (users with an e-mail address, enabled):
   branches (nobody else would be told of those): the new ones (first seen after the day of the
   user's last reminder; with none yet, on the store's latest night), those due within
   `notify.due_within_days`, those overdue;
+- whoever settled an item a reviewer returned: that item (复核退回) until it is settled again;
 - a reviewer: the settled items of their branches waiting in 待复核.
 
 A message names items by id, rule, branch and deadline, with a link to each in the web app
@@ -36,7 +37,7 @@ from pipeline.store.schema import access_log, items, runs, users
 from pipeline.web import audit
 from pipeline.web.roles import INVESTIGATORS
 
-KINDS = {"new": "新发现", "due": "即将到期", "overdue": "已逾期", "review": "待您复核"}
+KINDS = {"returned": "复核退回", "new": "新发现", "due": "即将到期", "overdue": "已逾期", "review": "待您复核"}
 DRY_RUN = "dry-run"  # the access log's client of a message written, not sent
 MAX_LISTED = 200  # items listed in one message; beyond, the count and a link to the list
 
@@ -86,7 +87,10 @@ def gather(conn: sa.Connection, as_of: dt.date, cfg: Settings) -> tuple[list[Mes
             mine = [items.c.state == "open", items.c.work_state != REVIEW_STATE, sa.or_(
                 items.c.assignee == person.name, sa.and_(items.c.assignee.is_(None), items.c.branch.in_(branches)))]
             fresh = items.c.first_seen > since if since else items.c.first_seen == (night or "")
-            kinds = {"new": [*mine, fresh], "overdue": [*mine, items.c.due_date < today],
+            # what a reviewer sent back to the person who settled it (pipeline.cases.disposition.send_back)
+            returned = [items.c.state == "open", items.c.disposed_by == person.name,
+                        items.c.reopen_reason.like("复核退回%"), items.c.result.is_(None)]
+            kinds = {"returned": returned, "new": [*mine, fresh], "overdue": [*mine, items.c.due_date < today],
                      "due": [*mine, items.c.due_date >= today, items.c.due_date <= soon]}
         elif person.role == "reviewer":
             kinds = {"review": [items.c.work_state == REVIEW_STATE, items.c.branch.in_(branches)]}
