@@ -296,3 +296,14 @@ def approve_all(db: str, by: str = "复核员") -> int:
             approve(conn, item, by, now.isoformat(timespec="seconds"), now.date().isoformat(), "test review")
     engine.dispose()
     return len(waiting)
+
+
+def png() -> bytes:
+    """A real 1x1 PNG (signature, IHDR, IDAT, IEND with their CRCs)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))

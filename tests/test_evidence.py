@@ -9,25 +9,15 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import struct
-import zlib
 
 import pytest
 
 from pipeline.store.schema import access_log, attachments
-from tests.helpers import item_of, policy, postgres_url, read_outputs, store_rows, write_csv
+from tests.helpers import item_of, png, policy, postgres_url, read_outputs, store_rows, write_csv
 from tests.webserve import Client, Server, csrf_of, prepare
 
 GD, BJ = "广东分公司", "北京分公司"
 PASSWORDS = {"gd": "gd-password-1", "bj": "bj-password-1", "boss": "boss-password-1"}
-
-
-def png() -> bytes:
-    """A real 1x1 PNG (signature, IHDR, IDAT, IEND with their CRCs)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
 
 
 PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"

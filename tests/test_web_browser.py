@@ -10,12 +10,13 @@ import os
 import pytest
 
 from pipeline.store.schema import access_log, item_events
-from tests.helpers import ARTIFACTS, CHROMIUM, read_outputs, store_rows
+from tests.helpers import ARTIFACTS, CHROMIUM, png, read_outputs, store_rows
 from tests.webserve import Server, custdq, prepare
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 NIGHTS = ["2026-11-20", "2026-11-23", "2026-11-24", "2026-11-25"]
 USERS = {"gd": ("branch", "广东分公司", "gd-password-1"), "rev": ("reviewer", "广东分公司", "rev-password-1"),
+         "lead": ("lead", "广东分公司", "lead-password-1"),
          "boss": ("manager", None, "boss-password"),
          "audit": ("compliance", None, "audit-password"), "root": ("admin", None, "root-password")}
 
@@ -82,7 +83,21 @@ def clean(page, site) -> None:
     assert all(u.startswith(site["server"].base) for u in page.requests)  # nothing fetched from elsewhere
 
 
-def test_a_branch_user_filters_opens_and_settles_an_item_and_the_next_night_honours_it(browser, site):
+def test_a_branch_user_filters_opens_and_settles_an_item_and_the_next_night_honours_it(browser, site, tmp_path):
+    # the branch's lead assigns an unassigned item to gd (issue 32)
+    page = session(browser, site, "lead")
+    page.goto(site["server"].base + "/items?rule=ID_CHECKSUM&assignee=none")
+    shot(page, "unassigned")
+    item_id = page.locator("table.items tbody tr td:first-child a").first.inner_text()
+    page.check(f"input[name=item][value={item_id}]")
+    page.select_option("form.many select[name=assignee]", "gd")
+    page.click("form.many button[value=assign]")
+    page.wait_for_load_state("load")
+    assert "已分派" in page.inner_text("main") and item_id not in page.inner_text("table.items")  # no longer 未分配
+    shot(page, "assign")
+    clean(page, site)
+    page.context.close()
+
     page = session(browser, site, "gd")
     assert page.url.endswith("/items") and "gd（机构用户：广东分公司）" in page.inner_text("header")
     branches = set(page.locator("table.items tbody tr td:nth-child(3)").all_inner_texts())
@@ -100,11 +115,19 @@ def test_a_branch_user_filters_opens_and_settles_an_item_and_the_next_night_hono
         return r.getBoundingClientRect().height / parseFloat(getComputedStyle(td).fontSize); })""")
     assert lines and max(lines) < 2, max(lines)  # in text heights: one line (机构 never 上海/分公/司)
     shot(page, "worklist")
-    link = page.locator("table.items tbody tr td:first-child a").first
-    item_id = link.inner_text()
-    link.click()
+    page.goto(site["server"].base + "/items?assignee=me")
+    assert page.locator("table.items tbody tr td:first-child a").all_inner_texts() == [item_id]  # 我的
+    page.locator("table.items tbody tr td:first-child a").first.click()
     page.wait_for_load_state("load")
-    assert item_id in page.inner_text("h1")
+    assert item_id in page.inner_text("h1") and "gd" in page.inner_text("table.fields")  # 处理人
+    # the customer's signed confirmation, as evidence
+    scan = tmp_path / "客户签字确认.png"
+    scan.write_bytes(png())
+    page.set_input_files("form.attach input[name=file]", str(scan))
+    page.click("form.attach button[type=submit]")
+    page.wait_for_load_state("load")
+    assert "客户签字确认.png" in page.inner_text("table.attachments")
+    assert "添加附件" in page.locator("table.events tbody tr").all_inner_texts()[-1]
     page.select_option("select[name=state]", "已完成")
     page.select_option("select[name=result]", "核实无误")
     page.fill("textarea[name=note]", "已与客户核实 <b>无误</b>")

@@ -21,14 +21,14 @@ STATE_NAMES = {"open": "未结", "closed": "已关闭"}
 CLOSE_NAMES = {"corrected": "已更正", "legitimate": "核实无误", "false": "虚假资料", "resolved": "不再触发（自动关闭）"}
 ACTION_NAMES = {"raised": "发现", "reopened": "重新打开", "raised_again": "再次发现", "resolved": "不再触发，自动关闭",
                 "suppressed": "已核实无误，不再提示", "disposed": "处置", "approved": "复核通过",
-                "returned": "复核退回", "assigned": "分派"}
+                "returned": "复核退回", "assigned": "分派", "attached": "添加附件"}
 
 # the item fields an event names, as the worklists name them
 FIELD_NAMES = {"state": "状态", "close_reason": "关闭原因", "closed_on": "关闭日期", "work_state": "处理状态",
                "result": "处理结果", "note": "处理说明", "first_seen": "首次发现", "list_due": "清单下发期限",
                "channel_due": "渠道核查期限", "cooling_off_end": "犹豫期截止", "due_date": "处理期限",
                "provisional": "期限待定", "reopen_reason": "重开原因", "rule_code": "规则代码", "last_seen": "最近发现",
-               "reason": "退回原因", "assignee": "处理人"}
+               "reason": "退回原因", "assignee": "处理人", "attachment": "附件", "size": "大小（字节）"}
 
 
 def value_name(field: str, value) -> str:
