@@ -88,7 +88,7 @@ def test_a_branch_user_filters_opens_and_settles_an_item_and_the_next_night_hono
     page = session(browser, site, "lead")
     page.goto(site["server"].base + "/items?rule=ID_CHECKSUM&assignee=none")
     shot(page, "unassigned")
-    item_id = page.locator("table.items tbody tr td:first-child a").first.inner_text()
+    item_id = page.locator("table.items tbody tr td.id a").first.inner_text()
     page.check(f"input[name=item][value={item_id}]")
     page.select_option("form.many select[name=assignee]", "gd")
     page.click("form.many button[value=assign]")
@@ -100,24 +100,24 @@ def test_a_branch_user_filters_opens_and_settles_an_item_and_the_next_night_hono
 
     page = session(browser, site, "gd")
     assert page.url.endswith("/items") and "gd（机构用户：广东分公司）" in page.inner_text("header")
-    branches = set(page.locator("table.items tbody tr td:nth-child(3)").all_inner_texts())
+    branches = set(page.locator("table.items tbody tr td.branch").all_inner_texts())
     assert branches == {"广东分公司"}
     page.select_option("select[name=rule]", "ID_CHECKSUM")
     page.click("form.filters button[type=submit]")
     page.wait_for_load_state("load")
-    rules = page.locator("table.items tbody tr td:nth-child(5)").all_inner_texts()
+    rules = page.locator("table.items tbody tr td.rule").all_inner_texts()
     assert rules and all(r.startswith("ID_CHECKSUM") for r in rules)
     # what the problem is, in the list (问题说明), and the short columns on one line each
-    assert page.locator("table.items thead th:nth-child(6)").inner_text() == "问题说明"
-    assert all(page.locator("table.items tbody tr td:nth-child(6)").all_inner_texts())
+    assert page.locator("table.items thead th:nth-child(7)").inner_text() == "问题说明"  # after 选择
+    assert all(page.locator("table.items tbody tr td.detail").all_inner_texts())
     lines = page.evaluate("""() => [...document.querySelectorAll('table.items tbody td.nw')].map(td => {
         const r = document.createRange(); r.selectNodeContents(td);
         return r.getBoundingClientRect().height / parseFloat(getComputedStyle(td).fontSize); })""")
     assert lines and max(lines) < 2, max(lines)  # in text heights: one line (机构 never 上海/分公/司)
     shot(page, "worklist")
     page.goto(site["server"].base + "/items?assignee=me")
-    assert page.locator("table.items tbody tr td:first-child a").all_inner_texts() == [item_id]  # 我的
-    page.locator("table.items tbody tr td:first-child a").first.click()
+    assert page.locator("table.items tbody tr td.id a").all_inner_texts() == [item_id]  # 我的
+    page.locator("table.items tbody tr td.id a").first.click()
     page.wait_for_load_state("load")
     assert item_id in page.inner_text("h1") and "gd" in page.inner_text("table.fields")  # 处理人
     # the customer's signed confirmation, as evidence
@@ -146,9 +146,9 @@ def test_a_branch_user_filters_opens_and_settles_an_item_and_the_next_night_hono
     page = session(browser, site, "rev")
     page.click("nav a:has-text('复核队列')")
     page.wait_for_load_state("load")
-    queued = page.locator("table.items tbody tr td:first-child a").all_inner_texts()
+    queued = page.locator("table.items tbody tr td.id a").all_inner_texts()
     assert queued == [item_id]
-    page.locator("table.items tbody tr td:first-child a").first.click()
+    page.locator("table.items tbody tr td.id a").first.click()
     page.wait_for_load_state("load")
     assert page.locator("form.dispose").count() == 0 and page.locator("form.review").count() == 1
     shot(page, "review")
@@ -171,9 +171,9 @@ def test_a_branch_user_filters_opens_and_settles_an_item_and_the_next_night_hono
 
 def test_a_manager_reads_every_branch_and_the_dashboard_but_changes_nothing(browser, site):
     page = session(browser, site, "boss")
-    branches = set(page.locator("table.items tbody tr td:nth-child(3)").all_inner_texts())
+    branches = set(page.locator("table.items tbody tr td.branch").all_inner_texts())
     assert len(branches) > 1
-    page.locator("table.items tbody tr td:first-child a").first.click()
+    page.locator("table.items tbody tr td.id a").first.click()
     page.wait_for_load_state("load")
     assert page.locator("form.dispose").count() == 0  # no disposition form for a manager
     page.goto(site["server"].base + "/dashboard")

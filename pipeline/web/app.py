@@ -298,7 +298,10 @@ def many_form(call: Call) -> Response:
     if not chosen:
         raise Refused(422, "请先勾选问题件", {"reason": "no item chosen"})
     if action == "assign" and call.user.may("assign"):
-        assign_many(call, {"item_ids": chosen, "assignee": str(form.get("assignee", "")) or None}, status=303)
+        to = str(form.get("assignee", ""))
+        if not to:
+            raise Refused(422, "请选择分派给谁（或“取消分派”）", {"reason": "no assignee chosen"})
+        assign_many(call, {"item_ids": chosen, "assignee": None if to == "-" else to}, status=303)
         done = "assigned"
     elif action == "dispose" and call.user.may("dispose"):
         bulk_dispose(call, {"items": [{"item_id": i, "version": version_of(form.get(f"version-{i}"), True)}
