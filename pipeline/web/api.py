@@ -72,14 +72,7 @@ def item_one(call: Call) -> Response:
 
 @guarded("dispose", api=True)
 def item_disposition(call: Call) -> Response:
-    params.read_all(call.request, ())
-    body = json_body(call.request.state.body)
-    unknown = sorted(mask_text(k)[:40] for k in set(body) - FIELDS)  # echoed: masked
-    if unknown:
-        raise Refused(422, f"未知字段 {unknown[0]}（可用：{'、'.join(sorted(FIELDS))}）",
-                      {"reason": f"unknown field {unknown[0]!r}"})
-    item_id = call.request.path_params["item_id"]
-    after = dispose(call, item_id, body, form=False, status=200)
+    after = dispose(call, call.request.path_params["item_id"], _body(call, FIELDS), form=False, status=200)
     return JSONResponse(_public(after))
 
 
@@ -89,6 +82,8 @@ BULK_FIELDS = {"items", "state", "result", "note"}
 
 
 def _body(call: Call, allowed: set[str]) -> dict:
+    """The request's JSON object, or Refused: no query parameter, no field but `allowed` (an
+    unknown one is echoed masked)."""
     params.read_all(call.request, ())
     body = json_body(call.request.state.body)
     unknown = sorted(mask_text(k)[:40] for k in set(body) - allowed)  # echoed: masked
@@ -112,13 +107,7 @@ def items_bulk(call: Call) -> Response:
 
 @guarded("review", api=True)
 def item_review(call: Call) -> Response:
-    params.read_all(call.request, ())
-    body = json_body(call.request.state.body)
-    unknown = sorted(mask_text(k)[:40] for k in set(body) - REVIEW_FIELDS)  # echoed: masked
-    if unknown:
-        raise Refused(422, f"未知字段 {unknown[0]}（可用：{'、'.join(sorted(REVIEW_FIELDS))}）",
-                      {"reason": f"unknown field {unknown[0]!r}"})
-    after = review(call, call.request.path_params["item_id"], body, form=False, status=200)
+    after = review(call, call.request.path_params["item_id"], _body(call, REVIEW_FIELDS), form=False, status=200)
     return JSONResponse(_public(after))
 
 

@@ -336,45 +336,39 @@ def _item(call: Call, message: str | None, status: int) -> Response:
                  status)
 
 
-@guarded("dispose", api=False)
-def disposition_form(call: Call) -> Response:
-    form = call.request.state.form
+def _item_form(call: Call, change) -> Response:
+    """A form posted from an item's page: `change(item_id)`, then the page again (saved), or the
+    page with why it was refused (409, 422)."""
     item_id = call.request.path_params["item_id"]
     try:
-        dispose(call, item_id, form, form=True, status=303)
+        change(item_id)
     except Refused as exc:
-        if exc.status in (409, 422):  # the form again, with why
+        if exc.status in (409, 422):
             return _item(call, exc.message, exc.status)
         raise
     return RedirectResponse(f"/items/{item_id}?saved=1", status_code=303)
+
+
+@guarded("dispose", api=False)
+def disposition_form(call: Call) -> Response:
+    return _item_form(call, lambda item_id: dispose(call, item_id, call.request.state.form, form=True, status=303))
 
 
 @guarded("review", api=False)
 def review_form(call: Call) -> Response:
-    item_id = call.request.path_params["item_id"]
-    try:
-        review(call, item_id, call.request.state.form, form=True, status=303)
-    except Refused as exc:
-        if exc.status in (409, 422):  # the item again, with why
-            return _item(call, exc.message, exc.status)
-        raise
-    return RedirectResponse(f"/items/{item_id}?saved=1", status_code=303)
+    return _item_form(call, lambda item_id: review(call, item_id, call.request.state.form, form=True, status=303))
 
 
 @guarded("dispose", api=False)
 def attach_form(call: Call) -> Response:
-    item_id = call.request.path_params["item_id"]
-    upload = call.request.state.form.get("file")
-    try:
-        if not isinstance(upload, UploadFile):
+    def upload(item_id: str) -> None:
+        sent = call.request.state.form.get("file")
+        if not isinstance(sent, UploadFile):
             raise Refused(422, "请选择要上传的文件", {"reason": "no file"})
-        content = upload.file.read(call.request.app.state.cfg.evidence.max_bytes + 1)
-        attach(call, item_id, content, upload.filename, status=303)
-    except Refused as exc:
-        if exc.status in (409, 422):  # the item again, with why
-            return _item(call, exc.message, exc.status)
-        raise
-    return RedirectResponse(f"/items/{item_id}?saved=1", status_code=303)
+        content = sent.file.read(call.request.app.state.cfg.evidence.max_bytes + 1)
+        attach(call, item_id, content, sent.filename, status=303)
+
+    return _item_form(call, upload)
 
 
 @guarded("items", api=False)
