@@ -156,9 +156,10 @@ def address_is_agent(frame: pd.DataFrame, ctx: RuleContext) -> pd.DataFrame:
     roster = _addresses(ctx)
     canon = addresses.canonical(frame["applicant_address"])
     found = []
+    lengths = canon.str.len().fillna(0).to_numpy()
     for length, details in roster.groupby(roster["detail"].str.len())["detail"]:
         ends = canon.str[-int(length):]
-        hit = ends.isin(set(details)).fillna(False).to_numpy() & (canon.str.len() >= length).fillna(False).to_numpy()
+        hit = ends.isin(set(details)).fillna(False).to_numpy() & (lengths >= length)
         if hit.any():
             found.append(pd.DataFrame({"detail": ends[hit], "before": canon[hit].str[:-int(length)]}))
     if not found:

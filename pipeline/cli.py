@@ -36,7 +36,7 @@ def cli(verbose):
 @click.option("--agents", metavar="FILE", help="agent roster (SPEC 2.2)")
 @click.option("--out", "out_dir", metavar="DIR", help="output folder (default: out/<business-date>/)")
 @db_option
-@click.option("--config", "config_path", metavar="FILE", help="YAML settings merged over the defaults")
+@config_option
 @click.option("--engine", type=click.Choice(engines.NAMES), default="local", show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="no progress output")
 @click.option("--rewind", is_flag=True,
@@ -135,7 +135,7 @@ def index():
 @click.option("--as-of", "as_of", type=IsoDate(), help="the date the book was extracted (default: today)")
 @click.option("--out", "out_dir", metavar="DIR", help="quarantine and manifest (default: out/index-load-<as-of>/)")
 @db_option
-@click.option("--config", "config_path", metavar="FILE", help="YAML settings merged over the defaults")
+@config_option
 @click.option("--engine", "engine", type=click.Choice(engines.NAMES), default="local", show_default=True,
               help="where the book's rows are read, checked and hashed (spark: settings under `spark`)")
 @click.option("--new-store", "new_store", is_flag=True,
@@ -233,7 +233,7 @@ def cases():
 @db_option
 @click.option("--by", "who", metavar="NAME", help="who filled these in (default: your login name)")
 @click.option("--rejects", "rejects_out", metavar="FILE", help="also write the rejected rows to this CSV")
-@click.option("--config", "config_path", metavar="FILE", help="YAML settings merged over the defaults")
+@config_option
 @reports_errors
 def cases_import(worklists, db, who, rejects_out, config_path):
     """Read dispositions filled in by the teams back into the case store.
@@ -267,7 +267,7 @@ def complaints():
 @complaints.command("load")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @db_option
-@click.option("--config", "config_path", metavar="FILE", help="YAML settings merged over the defaults")
+@config_option
 @reports_errors
 def complaints_load(files, db, config_path):
     """Load complaints (CSV or XLSX: 投诉编号, 业务员代码 or 代理机构代码, 投诉日期, 投诉类型, 是否查实)

@@ -250,8 +250,8 @@ def bulk_dispose(call: Call, fields: dict, status: int) -> list[dict]:
     call.shown.extend(ids)
 
     def work(conn: sa.Connection) -> list[dict]:
-        for item_id in ids:  # take the rows (PostgreSQL) or the database (SQLite) for writing first
-            conn.execute(items.update().where(items.c.item_id == item_id).values(item_id=items.c.item_id))
+        # take the rows (PostgreSQL) or the database (SQLite) for writing first
+        conn.execute(items.update().where(items.c.item_id.in_(ids)).values(item_id=items.c.item_id))
         found = _mine(conn, call, ids)
         refused = []
         for item_id, item in found.items():
