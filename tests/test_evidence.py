@@ -32,15 +32,17 @@ def multipart(fields: dict[str, str], name: str, content: bytes, claimed: str) -
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def site(request, tmp_path, invoke):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def site(request, tmp_path_factory):
+    """One night and one server for the module; each test attaches to items of its own."""
+    tmp_path = tmp_path_factory.mktemp(f"evidence-{request.param}")
     os.environ["CUSTDQ_HASH_KEY"] = "custdq-test-key-0123456789abcdef0123456789"
     db = f"sqlite:///{tmp_path / 'cases.db'}" if request.param == "sqlite" else postgres_url()
     rows = [policy("P10", 10, applicant_sex="女", branch=GD), policy("P11", 11, applicant_sex="女", branch=GD),
             policy("P20", 20, applicant_sex="女", branch=BJ)]
-    done = invoke("run", str(write_csv(tmp_path / "n1.csv", rows)), "--business-date", "2026-11-20", "--out",
-                  str(tmp_path / "o1"), "--quiet", "--db", db)
-    assert done.exit_code == 0, done.output
+    done = prepare("run", str(write_csv(tmp_path / "n1.csv", rows)), "--business-date", "2026-11-20", "--out",
+                   str(tmp_path / "o1"), "--quiet", "--db", db, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
     for name, role, branch in (("gd", "branch", GD), ("bj", "branch", BJ), ("boss", "manager", None)):
         added = prepare("users", "add", name, "--role", role, *(["--branch", branch] if branch else []), "--db", db,
                         stdin=f"{PASSWORDS[name]}\n{PASSWORDS[name]}\n", cwd=tmp_path)
@@ -82,6 +84,7 @@ def test_files_are_taken_by_their_content_within_the_limits(site):
     status, _, page = upload(gd, item, "more.jpg", JPEG, "image/jpeg")
     assert status == 422 and "最多 3 个附件" in page
     kept = store_rows(site["db"], attachments)
+    kept = kept[kept["item_id"] == item]
     assert sorted(kept["kind"]) == ["jpeg", "pdf", "png"] and set(kept["added_by"]) == {"gd"}
     assert "13912345678" not in "".join(kept["name"]) and all(n.endswith((".png", ".pdf", ".jpg")) for n in kept["name"])
     assert upload(browser(site, "boss"), item, "x.png", png(), "image/png")[0] == 403  # a manager attaches nothing
