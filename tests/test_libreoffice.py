@@ -135,3 +135,52 @@ def test_a_worklist_re_saved_by_calc_imports_exactly_as_the_original(invoke, tmp
               .sort_values(["item_id", "action"]).reset_index(drop=True) for u in (a_url, b_url)]
     pd.testing.assert_frame_equal(*events)
     assert (store_rows(b_url, item_events)["source"].str.contains(" row ")).any()
+
+
+def test_a_row_waiting_for_its_review_is_read_only_in_calc(invoke, tmp_path):
+    """An item settled 核实无误 waits in 待复核 (review.results); the next night's worklist shows
+    its 处理状态, 处理结果 and 处理说明 read-only: the sheet protected, those three cells locked,
+    every other row's fill-in cells and every data cell editable. Re-saved by Calc, the file
+    keeps exactly that: Calc read the protection as Excel does."""
+    rows = faulty(6)
+    out, db = run_night(invoke, tmp_path, rows)
+    found = pd.read_csv(out / "items.csv", dtype=str, keep_default_na=False)
+    waiting = item_of(found, "P0001", "PHONE_PLACEHOLDER")
+    filled = fill(out, {waiting: ("已完成", "核实无误", "客户确认")}, tmp_path / "filled")
+    assert invoke("cases", "import", *map(str, filled), "--by", "张三", "--db", db).exit_code == 0
+    again = invoke("run", str(write_csv(tmp_path / "extract2.csv", rows)), "--business-date", "2026-11-23",
+                   "--out", str(tmp_path / "out2"), "--quiet", "--db", db)
+    assert again.exit_code == 0, again.output
+    original = tmp_path / "out2" / "worklists" / f"{BRANCH}.xlsx"
+    resaved = soffice(tmp_path, original, "xlsx:Calc MS Excel 2007 XML", tmp_path / "calc")
+    for path in (original, resaved):
+        sheet = load_workbook(path).active
+        assert sheet.protection.sheet and not sheet.protection.autoFilter, path  # filtering stays allowed
+        cells = locks(path, sheet)
+        header = [c.value for c in sheet[1]]
+        fill_in = [header.index(t) for t in ("处理状态", "处理结果", "处理说明")]
+        locked = {row[0][0]: [row[c][1] for c in fill_in] for row in cells[1:]}
+        assert locked.pop(waiting) == [True, True, True], path
+        assert locked and all(flags == [False, False, False] for flags in locked.values()), path
+        assert not any(flag for row in cells[1:] for c, (_, flag) in enumerate(row) if c not in fill_in), path
+        assert all(flag for _, flag in cells[0]), path  # the headers the import reads by name
+
+
+def locks(path: Path, sheet) -> list[list[tuple[object, bool]]]:
+    """(value, locked) of every cell of the sheet's rows, as Excel and Calc read them: a cell the
+    file writes by its own style, a cell it leaves out (Calc leaves empty ones out) by its
+    column's (openpyxl's read-only rows give those as EmptyCell)."""
+    from openpyxl.cell.read_only import EmptyCell
+
+    columns = list(sheet.column_dimensions.values())
+
+    def column_locked(n: int) -> bool:
+        return next(d.protection.locked for d in columns if d.min <= n <= d.max)
+
+    book = load_workbook(path, read_only=True)
+    try:
+        return [[(None, column_locked(n)) if isinstance(c, EmptyCell) else (c.value, bool(c.protection.locked))
+                 for n, c in enumerate(row, start=1)]
+                for row in book.active.iter_rows(max_col=sheet.max_column)]
+    finally:
+        book.close()

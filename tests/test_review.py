@@ -11,6 +11,7 @@ import json
 import os
 import re
 
+import openpyxl
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -75,8 +76,14 @@ def test_an_imported_settlement_waits_for_its_review_and_goes_no_further(invoke,
     assert done.exit_code == 0, done.output
     listed = read_outputs(tmp_path / "night2")[0]
     assert set(listed[listed["item_id"].isin([legit, false])]["item_id"]) == {legit, false}
-    cells = pd.read_excel(next((tmp_path / "night2" / "worklists").glob("*.xlsx")), dtype=str)
+    book = next((tmp_path / "night2" / "worklists").glob("*.xlsx"))
+    cells = pd.read_excel(book, dtype=str)
     assert cells.set_index("问题件编号").loc[legit, "处理状态"] == "待复核"
+    sheet = openpyxl.load_workbook(book).active  # its fill-in cells read-only, the others' not
+    at = {sheet.cell(r, 1).value: r for r in range(2, sheet.max_row + 1)}
+    state = [c.value for c in sheet[1]].index("处理状态") + 1
+    assert sheet.protection.sheet and sheet.cell(at[legit], state).protection.locked
+    assert not sheet.cell(at[item_of(found, "P12", "ID_SEX_MISMATCH")], state).protection.locked
     typed = fill(tmp_path / "night2", {legit: ("待复核", "虚假资料", "夫妻")}, tmp_path / "typed")
     refused = invoke("cases", "import", *map(str, typed), "--by", "张三", "--db", db)
     assert refused.exit_code == 1 and "由系统在提交需复核的处理结果时设置" in refused.output

@@ -4,12 +4,19 @@ its own output (the rows used to be spliced into XlsxWriter's sheet XML).
 
 The package is the smallest one Excel, LibreOffice and openpyxl open without repair: content
 types, relationships, workbook (one sheet; the filter's and the print titles' defined names),
-styles (the default, the header, the teams' fill-in header), the sheet, and the document
-properties. The sheet's elements come in the order CT_Worksheet requires: sheetPr (fit to
-page), dimension, sheetViews (frozen header and first column), sheetFormatPr, cols, sheetData
-(the header row, then the data rows as `pieces` of ready XML), autoFilter, dataValidations (the
-drop-downs), printOptions (gridlines), pageMargins, pageSetup (A4 landscape, one page wide),
-headerFooter.
+styles (the default, the header, the teams' fill-in header, a read-only cell), the sheet, and
+the document properties. The sheet's elements come in the order CT_Worksheet requires: sheetPr
+(fit to page), dimension, sheetViews (frozen header and first column), sheetFormatPr, cols,
+sheetData (the header row, then the data rows as `pieces` of ready XML), sheetProtection (when
+some cells are read-only), autoFilter, dataValidations (the drop-downs), printOptions
+(gridlines), pageMargins, pageSetup (A4 landscape, one page wide), headerFooter.
+
+Read-only cells (ECMA-376 Part 1: a cell format's `protection`, the sheet's `sheetProtection`): the default
+cell style and the default cell format are unlocked, so every cell, an empty one too, stays
+editable on a protected sheet; only the headers and the cells written with READ_ONLY are
+locked. A sheet with read-only cells is protected without a password (a guard against slips,
+not a control: the import refuses what it must); filtering, sorting and formatting stay allowed
+(Excel still sorts no range that holds a locked cell).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from xml.sax.saxutils import escape
 
 COMPRESSION = 2  # zlib level of the sheet XML (pipeline/outputs/worklists.py says why)
 ZIP64_ROWS = 500_000  # past this many rows a sheet's XML may pass 2 GiB
-HEADER, FILL_IN = 1, 2  # the header cells' styles (styles.xml's cellXfs)
+HEADER, FILL_IN, READ_ONLY = 1, 2, 3  # cell styles (styles.xml's cellXfs): headers, a locked grey cell
 NOT_XML = re.compile(r"[\ud800-\udfff\ufffe\uffff]")  # no XML 1.0 character: lone surrogates, U+FFFE, U+FFFF
 _DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -48,6 +55,7 @@ class Sheet:
     lists: dict[int, list[str]]  # column index -> the drop-down's choices
     header: str  # the printed page's header and footer (header_footer)
     footer: str
+    protected: bool = False  # some data cells are READ_ONLY: the sheet is protected
 
 
 def col_name(index: int) -> str:
@@ -140,18 +148,23 @@ def _styles() -> str:
     font = '<sz val="11"/><name val="Calibri"/><family val="2"/>'
     solid = '<fill><patternFill patternType="solid"><fgColor rgb="FF{}"/><bgColor indexed="64"/></patternFill></fill>'
     thin = "".join(f'<{side} style="thin"><color auto="1"/></{side}>' for side in ("left", "right", "top", "bottom"))
+    unlocked, locked = '<protection locked="0"/>', '<protection locked="1"/>'
     return (_DECLARATION + f'<styleSheet xmlns="{_MAIN}">'
             f'<fonts count="2"><font>{font}</font><font><b/>{font}</font></fonts>'
-            '<fills count="4"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/>'
-            f'</fill>{solid.format("DDEBF7")}{solid.format("FFF2CC")}</fills>'
+            '<fills count="5"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/>'
+            f'</fill>{solid.format("DDEBF7")}{solid.format("FFF2CC")}{solid.format("E7E6E6")}</fills>'
             f'<borders count="2"><border><left/><right/><top/><bottom/><diagonal/></border>'
             f'<border>{thin}<diagonal/></border></borders>'
-            '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
-            '<cellXfs count="3"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+            '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" applyProtection="1">'
+            f'{unlocked}</xf></cellStyleXfs>'
+            '<cellXfs count="4"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0" applyProtection="1">'
+            f'{unlocked}</xf>'
             '<xf numFmtId="0" fontId="1" fillId="2" borderId="1" xfId="0" applyFont="1" applyFill="1" '
-            'applyBorder="1" applyAlignment="1"><alignment wrapText="1"/></xf>'
+            f'applyBorder="1" applyAlignment="1" applyProtection="1"><alignment wrapText="1"/>{locked}</xf>'
             '<xf numFmtId="0" fontId="1" fillId="3" borderId="1" xfId="0" applyFont="1" applyFill="1" '
-            'applyBorder="1"/></cellXfs><cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/>'
+            f'applyBorder="1" applyProtection="1">{locked}</xf>'
+            f'<xf numFmtId="0" fontId="0" fillId="4" borderId="0" xfId="0" applyFill="1" applyProtection="1">{locked}'
+            '</xf></cellXfs><cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/>'
             '</cellStyles><dxfs count="0"/><tableStyles count="0"/></styleSheet>')
 
 
@@ -191,7 +204,10 @@ def _sheet_tail(sheet: Sheet, rows: int) -> str:
             f'sqref="{col_name(c)}2:{col_name(c)}{rows + 1}"><formula1>"{escape(",".join(choices))}"</formula1>'
             '</dataValidation>' for c, choices in sheet.lists.items())
         lists = f'<dataValidations count="{len(sheet.lists)}">{lists}</dataValidations>'
-    return (f'</sheetData><autoFilter ref="A1:{end}{max(rows, 1) + 1}"/>{lists}<printOptions gridLines="1"/>'
+    # protected: objects and scenarios as Excel's default; filter, sort and formatting allowed ("0": not protected)
+    guard = ('<sheetProtection sheet="1" objects="1" scenarios="1" formatCells="0" formatColumns="0" formatRows="0" '
+             'sort="0" autoFilter="0"/>') if sheet.protected else ""
+    return (f'</sheetData>{guard}<autoFilter ref="A1:{end}{max(rows, 1) + 1}"/>{lists}<printOptions gridLines="1"/>'
             '<pageMargins left="0.25" right="0.25" top="0.55" bottom="0.55" header="0.2" footer="0.2"/>'
             '<pageSetup paperSize="9" orientation="landscape" fitToWidth="1" fitToHeight="0"/>'
             f'<headerFooter><oddHeader>{escape(sheet.header)}</oddHeader><oddFooter>{escape(sheet.footer)}'

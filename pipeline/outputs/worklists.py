@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 
 from checks.catalogue import RULES
 from checks.shared import foreign_masked
-from pipeline.cases.labels import RESULTS, STATES, ROLE_NAMES, SEVERITY_NAMES, STATUS_NAMES
+from pipeline.cases.labels import RESULTS, REVIEW_STATE, STATES, ROLE_NAMES, SEVERITY_NAMES, STATUS_NAMES
 from pipeline.outputs import WORKLISTS, worklist_file
 from pipeline.outputs import text_bytes
 from pipeline.outputs.worklist_file import NOT_XML, col_name
@@ -63,6 +63,7 @@ COLUMNS = [
 ]
 STATUS = [c[1] for c in COLUMNS].index("status")
 FILLED_IN = ["处理状态", "处理结果", "处理说明"]  # the teams' columns, pre-filled with the store's disposition
+_FILLED_AT = [[c[0] for c in COLUMNS].index(title) for title in FILLED_IN]
 UNKNOWN_BRANCH = "未知机构"
 ROWS_PER_FILE = 1_048_575  # an Excel sheet holds 1,048,576 rows, the header included
 SLICE = 20_000  # items turned into sheet XML at a time
@@ -259,32 +260,49 @@ class _Column:
         return [_openings(escaped), escaped]
 
 
-def _sheet_rows(columns: list[_Column], rows: np.ndarray, first: int = 2) -> np.ndarray:
+def _sheet_rows(columns: list[_Column], rows: np.ndarray, first: int = 2, waiting: np.ndarray | None = None) -> np.ndarray:
     """<row> elements of data rows (sheet rows `first`, `first` + 1, ...), every value an
     inline-string cell, an empty one included (as XlsxWriter's write_string wrote it: a text
     cell, never a blank the next person's paste could turn into a number or formula): one Arrow
-    join, whose data buffer is the rows' XML, back to back."""
+    join, whose data buffer is the rows' XML, back to back. The fill-in cells of a row `waiting`
+    marks (an item waiting for its review) are read-only."""
     numbers = pc.cast(pa.array(np.arange(first, first + len(rows))), pa.large_string())
     cell = pc.binary_join_element_wise(numbers, _text('" t="inlineStr"><is><t'), _NOTHING)  # 'n" t=...><t'
+    filled = cell
+    if waiting is not None and waiting.any():
+        locked = pc.binary_join_element_wise(numbers, _text(f'" s="{worklist_file.READ_ONLY}" t="inlineStr"><is><t'),
+                                             _NOTHING)
+        filled = pc.if_else(pa.array(waiting), locked, cell)
     args = [_text('<row r="'), numbers]
     for j, column in enumerate(columns):
-        args += [_text(('"><c r="' if j == 0 else '</t></is></c><c r="') + col_name(j)), cell, *column.take(rows)]
+        args += [_text(('"><c r="' if j == 0 else '</t></is></c><c r="') + col_name(j)),
+                 filled if j in _FILLED_AT else cell, *column.take(rows)]
     xml = pc.binary_join_element_wise(*args, _text("</t></is></c></row>"), _NOTHING, _NOTHING)
     if xml.null_count:
         raise RuntimeError("a worklist cell without text (bug)")
     return text_bytes(xml)[2]
 
 
-def _row_pieces(columns: list[_Column], rows: np.ndarray):
-    """The sheet's data rows, SLICE items at a time (a 100k-item branch is never one string)."""
+def _row_pieces(columns: list[_Column], rows: np.ndarray, waiting: np.ndarray | None = None):
+    """The sheet's data rows, SLICE items at a time (a 100k-item branch is never one string);
+    `waiting` (over every item, or None): the items whose fill-in cells are read-only."""
     for start in range(0, len(rows), SLICE):
-        yield _sheet_rows(columns, rows[start: start + SLICE], start + 2)
+        part = rows[start: start + SLICE]
+        yield _sheet_rows(columns, part, start + 2, None if waiting is None else waiting[part])
+
+
+def _waiting(states: pd.Series) -> np.ndarray:
+    """The items waiting for their review (处理状态 待复核): read-only in a worklist, whose import
+    refuses any change of them (pipeline/cases/disposition.py)."""
+    return states.eq(REVIEW_STATE).fillna(False).to_numpy(dtype=bool)
 
 
 def _write_cells(path: Path, cells: pd.DataFrame, branch: str = "", business_date: str = "") -> None:
     """One worklist file of ready cell texts (`_cells`), as they are."""
     columns = [_Column(*_column_texts(cells[header], None)) for header in cells.columns]
-    _write_book(path, len(cells), _row_pieces(columns, np.arange(len(cells))), branch, business_date)
+    waiting = _waiting(cells["处理状态"])
+    _write_book(path, len(cells), _row_pieces(columns, np.arange(len(cells)), waiting), branch, business_date,
+                bool(waiting.any()))
 
 
 SHEET = "问题件清单"
@@ -299,16 +317,18 @@ def header_footer(branch: str, business_date: str) -> tuple[str, str]:
     return worklist_file.header_footer(SHEET, branch, business_date)
 
 
-def _write_book(path: Path, last: int, pieces, branch: str = "", business_date: str = "") -> None:
+def _write_book(path: Path, last: int, pieces, branch: str = "", business_date: str = "",
+                protected: bool = False) -> None:
     """A4 landscape, every column on one page wide (as many pages tall as it takes), the header
     row on every printed page, gridlines, a header with the sheet's title and a footer with the
-    branch, the business date and the page number; frozen header, filter, drop-downs."""
+    branch, the business date and the page number; frozen header, filter, drop-downs; protected
+    when some rows are read-only."""
     titles = [c[0] for c in COLUMNS]
     header, footer = header_footer(branch, business_date)
     sheet = worklist_file.Sheet(
         SHEET, [worklist_file.Column(title, width, worklist_file.FILL_IN if title in FILLED_IN else worklist_file.HEADER)
                 for title, _source, width in COLUMNS],
-        {titles.index("处理状态"): STATES, titles.index("处理结果"): RESULTS}, header, footer)
+        {titles.index("处理状态"): STATES, titles.index("处理结果"): RESULTS}, header, footer, protected)
     worklist_file.write_book(path, sheet, last, pieces)
 
 
@@ -329,7 +349,9 @@ def _sorted_rows(items: pd.DataFrame) -> np.ndarray:
 def write_worklist(items: pd.DataFrame, path: Path, branch: str = "", business_date: str = "") -> None:
     """One worklist file of `items` in their own order (the web app's export of a list)."""
     columns = [_Column(codes, values) for codes, values in _cell_texts(items)]
-    _write_book(path, len(items), _row_pieces(columns, np.arange(len(items))), branch, business_date)
+    waiting = _waiting(items["work_state"]) if "work_state" in items.columns else None
+    _write_book(path, len(items), _row_pieces(columns, np.arange(len(items)), waiting), branch, business_date,
+                waiting is not None and bool(waiting.any()))
 
 
 def branch_evidence(items: pd.DataFrame) -> pd.DataFrame:
@@ -377,12 +399,14 @@ def write_worklists(items: pd.DataFrame, out: Path) -> dict[str, list[str]]:
             files.append((path, rows[start: start + ROWS_PER_FILE], branch))
             written.setdefault(branch, []).append(piece)
     columns = [_Column(codes, values) for codes, values in _cell_texts(items)]
+    waiting = _waiting(items["work_state"]) if "work_state" in items.columns else None
 
     def write(file) -> None:
         path, rows, branch = file
         dates = _texts(items["business_date"].iloc[rows].drop_duplicates()) if "business_date" in items.columns else []
         business_date = max((d for d in dates if d), default="")  # tonight's T (the printed footer says it)
-        _write_book(path, len(rows), _row_pieces(columns, rows), branch, business_date)
+        _write_book(path, len(rows), _row_pieces(columns, rows, waiting), branch, business_date,
+                    waiting is not None and bool(waiting[rows].any()))
 
     # the biggest files first, on every core: Arrow's kernels and zlib let go of the GIL
     with ThreadPoolExecutor(WORKERS) as pool:
