@@ -73,7 +73,7 @@ def test_a_lead_assigns_by_choice_and_by_filter_and_the_list_has_mine_and_unassi
     assert sorted(i["item_id"] for i in listed(site, "lead", "&assignee=none")) == gd[2:]
     # by filter: every unassigned item of the branch to gd2
     status, body = api(site, "lead").json("POST", "/api/items/assign",
-                                          {"filter": "assignee=none", "assignee": "gd2"})
+                                          {"filter": {"assignee": "none"}, "assignee": "gd2"})
     assert status == 200 and sorted(i["item_id"] for i in body["items"]) == gd[2:]
     assert listed(site, "lead", "&assignee=none") == []
     events = store_rows(site["db"], item_events)
@@ -84,7 +84,10 @@ def test_a_lead_assigns_by_choice_and_by_filter_and_the_list_has_mine_and_unassi
     theirs = listed(site, "bj")[0]["item_id"]
     for body, code in (({"item_ids": gd[:1], "assignee": "bj"}, 422), ({"item_ids": gd[:1], "assignee": "nobody"}, 422),
                        ({"item_ids": [gd[0], theirs], "assignee": "gd"}, 404),
-                       ({"item_ids": gd[:1], "filter": "", "assignee": "gd"}, 422)):
+                       ({"item_ids": gd[:1], "filter": {}, "assignee": "gd"}, 422),
+                       ({"filter": "assignee=none", "assignee": "gd"}, 422),  # the list's filters as an object
+                       ({"filter": {"sort": "branch"}, "assignee": "gd"}, 422),  # which items, not their order
+                       ({"filter": {"rule": "NO_SUCH_RULE"}, "assignee": "gd"}, 422)):
         assert api(site, "lead").json("POST", "/api/items/assign", body)[0] == code, body
     assert listed(site, "lead", "&assignee=gd2")[0]["assignee"] == "gd2"  # nothing changed
     assert api(site, "gd").json("POST", "/api/items/assign", {"item_ids": gd[:1], "assignee": "gd"})[0] == 403

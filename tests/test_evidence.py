@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import subprocess
 
 import pytest
 
 from pipeline.store.schema import access_log, attachments
 from tests.helpers import item_of, png, policy, postgres_url, read_outputs, store_rows, write_csv
-from tests.webserve import Client, Server, csrf_of, prepare
+from tests.webserve import CUSTDQ, Client, Server, csrf_of, prepare
 
 GD, BJ = "广东分公司", "北京分公司"
 PASSWORDS = {"gd": "gd-password-1", "bj": "bj-password-1", "boss": "boss-password-1"}
@@ -38,8 +39,8 @@ def site(request, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp(f"evidence-{request.param}")
     os.environ["CUSTDQ_HASH_KEY"] = "custdq-test-key-0123456789abcdef0123456789"
     db = f"sqlite:///{tmp_path / 'cases.db'}" if request.param == "sqlite" else postgres_url()
-    rows = [policy("P10", 10, applicant_sex="女", branch=GD), policy("P11", 11, applicant_sex="女", branch=GD),
-            policy("P20", 20, applicant_sex="女", branch=BJ)]
+    rows = [policy(f"P{n}", n, applicant_sex="女", branch=GD) for n in (10, 11, 12)]  # an item for each test
+    rows.append(policy("P20", 20, applicant_sex="女", branch=BJ))
     done = prepare("run", str(write_csv(tmp_path / "n1.csv", rows)), "--business-date", "2026-11-20", "--out",
                    str(tmp_path / "o1"), "--quiet", "--db", db, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -50,7 +51,7 @@ def site(request, tmp_path_factory):
     config = tmp_path / "evidence.yaml"
     config.write_text("evidence:\n  max_bytes: 4096\n  max_files: 3\n", encoding="utf-8")
     server = Server(db, tmp_path, "--config", str(config))
-    yield {"server": server, "db": db, "found": read_outputs(tmp_path / "o1")[0]}
+    yield {"server": server, "db": db, "found": read_outputs(tmp_path / "o1")[0], "folder": tmp_path}
     server.stop()
 
 
@@ -112,3 +113,42 @@ def test_attachments_are_listed_downloaded_by_who_may_see_them_and_logged(site):
     downloads = log[log["path"].str.contains("/attachments/") & (log["method"] == "GET")]
     assert set(downloads["user_name"]) == {"gd", "boss", "bj"}
     assert set(downloads[downloads["status"] == 200]["item_ids"]) == {item}
+
+
+def test_files_are_sealed_at_rest_and_open_only_with_the_stores_key_in_their_own_row(site):
+    """A signed confirmation carries the customer's identity number in its text: in the store it
+    is AES-GCM ciphertext (no plaintext, not even the PDF's header), it opens with the key derived
+    from the store's hash key and only in its own row; `custdq serve` without that key stops
+    with a clear error."""
+    import sqlalchemy as sa
+
+    from pipeline.cases import evidence
+
+    secret = b"11010519491231002X"
+    confirmation = PDF.replace(b"trailer", b"(ID " + secret + b") trailer")
+    gd = browser(site, "gd")
+    item = item_of(site["found"], "P12", "ID_SEX_MISMATCH")
+    assert upload(gd, item, "signed-confirmation.pdf", confirmation, "application/pdf")[0] == 303
+    kept = store_rows(site["db"], attachments)
+    row = kept[(kept["item_id"] == item) & (kept["name"] == "signed-confirmation.pdf")].iloc[0]
+    stored = bytes(row["content"])
+    assert secret not in stored and b"%PDF" not in stored and len(stored) == len(confirmation) + 29
+    key = evidence.key_of(os.environ["CUSTDQ_HASH_KEY"].encode("utf-8"))
+    assert evidence.unseal(key, item, row["attachment_id"], stored) == confirmation
+    for wrong in ((key, "DQ0000000000000000", row["attachment_id"]), (evidence.key_of(b"x" * 32), item,
+                                                                       row["attachment_id"])):
+        with pytest.raises(ValueError):
+            evidence.unseal(wrong[0], wrong[1], wrong[2], stored)
+    link = f"/items/{item}/attachments/{row['attachment_id']}"
+    assert gd.opener.open(gd.base + link).read() == confirmation  # served as it was sent
+    engine = sa.create_engine(site["db"])
+    with engine.connect() as conn:
+        files = conn.execute(sa.select(attachments.c.content)).scalars().all()
+    engine.dispose()
+    assert files and not any(secret in bytes(f) or bytes(f).startswith((b"%PDF", b"\x89PNG", b"\xff\xd8")) for f in files)
+
+    env = {k: v for k, v in os.environ.items() if k != "CUSTDQ_HASH_KEY"}
+    env["HOME"] = str(site["folder"])  # no ~/.custdq/hash.key there either
+    refused = subprocess.run([CUSTDQ, "serve", "--db", site["db"], "--port", "1"], capture_output=True, text=True,
+                             cwd=site["folder"], env=env, timeout=120)
+    assert refused.returncode == 2 and "hash key" in refused.stderr and "Traceback" not in refused.stderr

@@ -14,6 +14,8 @@ the columns they land in are drawn by hypothesis."""
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import io
 import os
 import json
@@ -37,6 +39,7 @@ from stdnum import luhn
 from stdnum.cn import ric
 
 from tests.helpers import policy, postgres_url, write_csv
+from tests.test_evidence import PDF, multipart
 from tests.test_privacy import index_text
 from tests.webserve import Client, Server, csrf_of, custdq
 
@@ -169,6 +172,10 @@ def digits_view(text: str) -> str:
 
 
 def file_text(path: Path) -> str:
+    if path.suffix == ".eml":  # a reminder as its reader sees it: headers and body decoded
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        return "".join(f"{k}: {v}\n" for k, v in message.items()) + "".join(
+            part.get_content() for part in message.walk() if part.get_content_maintype() == "text")
     if path.suffix in (".xlsx", ".zip"):
         with zipfile.ZipFile(path) as z:
             return "".join(z.read(n).decode("utf-8", "replace") for n in z.namelist())
@@ -254,7 +261,7 @@ def fill_notes(out: Path, notes: list[str], target: Path) -> list[Path]:
 def web_session(base: str, db: str, folder: Path, plan: Plan, record: Record) -> None:
     for name, role, branch in (("gd", "branch", [GD]), ("audit", "compliance", [])):
         added = record.run("users", "add", name, "--role", role, *[a for b in branch for a in ("--branch", b)],
-                           "--db", db, cwd=folder, stdin=f"{PASSWORD}\n{PASSWORD}\n")
+                           "--email", f"{name}@example.com", "--db", db, cwd=folder, stdin=f"{PASSWORD}\n{PASSWORD}\n")
         assert added.returncode == 0, added.stderr
     token = record.run("users", "token", "gd", "--db", db, cwd=folder).stdout.strip().splitlines()[-1]
     browser, api = Client(base), Client(base, token)
@@ -292,6 +299,18 @@ def web_session(base: str, db: str, folder: Path, plan: Plan, record: Record) ->
         status, body = call(api, "POST", f"/api/items/{item['item_id']}/disposition",
                             body={"state": "处理中", "result": "", "note": note, "version": item["version"]})
         assert status == 200, body
+    # evidence: a planted value in the file's name and in the file (a signed confirmation's text);
+    # the download is the evidence itself, given to who may see it: compared, not scanned
+    item = mine[0]["item_id"]
+    _, page = call(browser, "GET", f"/items/{item}")
+    confirmation = PDF.replace(b"trailer", f"(ID {plan.web[0]}) trailer".encode("utf-8"))
+    name = plan.web[-1].replace("\r", "%0D").replace("\n", "%0A").replace('"', "%22")  # as a browser sends it
+    body, kind = multipart({"csrf": csrf_of(page)}, f"{name}.pdf", confirmation, "application/pdf")
+    status, _ = call(browser, "POST", f"/items/{item}/attachments", headers={"Content-Type": kind}, raw=body)
+    assert status == 303, status
+    _, page = call(browser, "GET", f"/items/{item}")
+    link = re.search(rf'href="(/items/{item}/attachments/[^"]+)"', page)
+    assert link and browser.opener.open(base + link.group(1)).read() == confirmation
     audit = Client(base)
     assert audit.login("audit", PASSWORD) == 303
     call(audit, "GET", "/access-log")
@@ -301,7 +320,17 @@ def web_session(base: str, db: str, folder: Path, plan: Plan, record: Record) ->
 
 
 def store_texts(db: str, folder: Path) -> list[tuple[str, str]]:
+    import sqlalchemy as sa
+
+    from pipeline.store.schema import attachments
+
     texts = [("contact index segments", index_text(db))]
+    engine = sa.create_engine(db)  # evidence as stored, bytes as they are (a pg_dump shows bytea as hex)
+    with engine.connect() as conn:
+        files = [bytes(c) for c in conn.execute(sa.select(attachments.c.content)).scalars()]
+    engine.dispose()
+    assert files, "no evidence was kept"
+    texts += [("an attachment as stored", f.decode("utf-8", "replace") + f.decode("latin-1")) for f in files]
     if db.startswith("postgresql"):
         dump = subprocess.run(["pg_dump", "--no-owner", db], capture_output=True, text=True, timeout=120)
         assert dump.returncode == 0, dump.stderr
@@ -398,6 +427,7 @@ def plant_and_scan(plan: Plan, backend: str) -> None:
         for item in shown:
             record.run("cases", "show", item, "--db", db, cwd=folder)
         for args in (("audit", "list"), ("runs", "list"), ("users", "list"),
+                     ("notify", "--as-of", NIGHT2, "--dry-run", str(folder / "mail")),
                      ("dashboard", "--out", str(folder / "board.html")),
                      ("report", "quarterly", "--quarter", "2026Q4", "--out", str(folder / "report.xlsx"))):
             done = record.run(*args, "--db", db, cwd=folder)

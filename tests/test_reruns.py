@@ -158,7 +158,8 @@ def test_a_disposition_made_after_a_wrong_run_stands(invoke, tmp_path, extracts)
         stored = {k: python_value(v) for k, v in conn.execute(sa.select(items_table).where(
             items_table.c.item_id == old)).mappings().one().items()}
         assign(conn, stored, "赵六", "主管", "2026-11-24T09:00:00+08:00", "web")
-        evidence.add(conn, stored, b"%PDF-1.4\n%%EOF\n", "说明.pdf", "赵六", "2026-11-24T09:05:00+08:00", 4096, 3)
+        evidence.add(conn, stored, b"%PDF-1.4\n%%EOF\n", "说明.pdf", "赵六", "2026-11-24T09:05:00+08:00", 4096, 3,
+                     evidence.key_of(b"a test key of thirty-two bytes!!"))
     _run(invoke, db, extracts["n2"], DATES[1], tmp_path / "n2")
     shown = invoke("cases", "show", new, "--db", db)
     assert shown.exit_code == 0 and "王五" in shown.output and "核实无误" in shown.output

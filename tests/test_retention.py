@@ -138,7 +138,7 @@ def test_a_purge_destroys_what_the_plan_lists_and_nothing_still_needed(invoke, t
         for who in ("P30", "P12"):
             stored = dict(conn.execute(sa.select(items).where(items.c.item_id == chosen[who])).mappings().one())
             evidence.add(conn, stored, b"%PDF-1.4\n%%EOF\n", f"{who}.pdf", "张三", "2015-04-01T10:00:00+08:00",
-                         4096, 3)
+                         4096, 3, evidence.key_of(b"a test key of thirty-two bytes!!"))
     engine.dispose()
     before = snapshot(a)
     q4_before = report(a, "2016Q4", tmp_path / "q4-before.xlsx")

@@ -1,7 +1,9 @@
 """The web app in a real headless Chromium (playwright, Debian's chromium), on a store of three
-generated nights: a branch user logs in, filters, opens an item and settles it, the branch's
-reviewer approves it from the review queue, and the fourth night honours it; a manager, compliance and an admin each see what their role allows. The
-screenshots go to test-artifacts/ (web-*.png)."""
+generated nights, a real SQLite file and a database on the PostgreSQL server: the branch's lead
+assigns an item, a branch user logs in, filters, opens the item, attaches evidence and settles
+it, the branch's reviewer approves it from the review queue, and the fourth night honours it; a
+manager, compliance and an admin each see what their role allows. The screenshots go to
+test-artifacts/ (web-*.png; web-*-postgresql.png of the PostgreSQL store)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import os
 import pytest
 
 from pipeline.store.schema import access_log, item_events
-from tests.helpers import ARTIFACTS, CHROMIUM, png, read_outputs, store_rows
+from tests.helpers import ARTIFACTS, CHROMIUM, png, postgres_url, read_outputs, store_rows
 from tests.webserve import Server, custdq, prepare
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
@@ -21,11 +23,11 @@ USERS = {"gd": ("branch", "广东分公司", "gd-password-1"), "rev": ("reviewer
          "audit": ("compliance", None, "audit-password"), "root": ("admin", None, "root-password")}
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("web-browser")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def site(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(f"web-browser-{request.param}")
     os.environ["CUSTDQ_HASH_KEY"] = "custdq-test-key-0123456789abcdef0123456789"
-    db = f"sqlite:///{folder / 'cases.db'}"
+    db = f"sqlite:///{folder / 'cases.db'}" if request.param == "sqlite" else postgres_url()
     made = []
     for n, night in enumerate(NIGHTS):
         extract = folder / f"n{n + 1}.csv"
@@ -43,7 +45,7 @@ def site(tmp_path_factory):
                        stdin=f"{password}\n{password}\n", cwd=folder)
         assert added.returncode == 0, added.stderr
     server = Server(db, folder)
-    yield {"server": server, "db": db, "folder": folder, "extracts": made}
+    yield {"server": server, "db": db, "folder": folder, "extracts": made, "kind": request.param}
     server.stop()
 
 
@@ -61,7 +63,7 @@ def session(browser, site, name: str):
     """A new browser context signed in as `name`, with every console problem and request kept."""
     context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
     page = context.new_page()
-    page.problems, page.requests = [], []
+    page.problems, page.requests, page.kind = [], [], site["kind"]
     page.on("console", lambda m: page.problems.append(m.text) if m.type in ("error", "warning") else None)
     page.on("pageerror", lambda e: page.problems.append(str(e)))
     page.on("request", lambda r: page.requests.append(r.url))
@@ -75,7 +77,8 @@ def session(browser, site, name: str):
 
 def shot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"web-{name}.png"), full_page=True)
+    suffix = "" if page.kind == "sqlite" else f"-{page.kind}"
+    page.screenshot(path=str(ARTIFACTS / f"web-{name}{suffix}.png"), full_page=True)
 
 
 def clean(page, site) -> None:

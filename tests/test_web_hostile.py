@@ -15,8 +15,8 @@ store a real night wrote, SQLite and PostgreSQL alike:
 - a branch user sees another branch's policy numbers masked, in a shared item's evidence too
   (pages, API, the xlsx export); source_file is a bare file name;
 - the OpenAPI document at /api/openapi.json equals the API's routes and parameters, and
-  Schemathesis, with each role's token, finds no 5xx, no answer outside the document and no
-  answer without the security headers.
+  Schemathesis, with each role's token (a lead's and a reviewer's too), finds no 5xx, no answer
+  outside the document and no answer without the security headers.
 """
 
 from __future__ import annotations
@@ -41,9 +41,11 @@ from tests.helpers import policy, postgres_url, write_csv
 from tests.webserve import Client, Server, csrf_of, custdq, prepare, raw, request_head
 
 GD, BJ = "广东分公司", "北京分公司"
-PASSWORDS = {"gd": "gd-password-1", "bj": "bj-password-1", "boss": "boss-password", "audit": "audit-password",
+PASSWORDS = {"gd": "gd-password-1", "bj": "bj-password-1", "lead": "lead-password-1", "rev": "rev-password-1",
+             "boss": "boss-password", "audit": "audit-password",
              "root": "root-password"}
-ROLES = {"gd": ("branch", [GD]), "bj": ("branch", [BJ]), "boss": ("manager", []), "audit": ("compliance", []),
+ROLES = {"gd": ("branch", [GD]), "bj": ("branch", [BJ]), "lead": ("lead", [GD]), "rev": ("reviewer", [GD]),
+         "boss": ("manager", []), "audit": ("compliance", []),
          "root": ("admin", [])}
 PHONE, ID_NO = "13812345678", "11010519491231002X"
 
@@ -595,7 +597,7 @@ def test_answers_hold_exactly_the_documented_properties(site):
 
 # per backend and operation mode: the whole suite's budget is 25 minutes on 2 cores; a longer
 # search, by hand: CUSTDQ_FUZZ_EXAMPLES=200 CUSTDQ_FUZZ_SECONDS=600 pytest tests/test_web_hostile.py -k schemathesis
-SCHEMATHESIS_SECONDS = float(os.environ.get("CUSTDQ_FUZZ_SECONDS", "25"))
+SCHEMATHESIS_SECONDS = float(os.environ.get("CUSTDQ_FUZZ_SECONDS", "35"))
 EXAMPLES = int(os.environ.get("CUSTDQ_FUZZ_EXAMPLES", "10"))
 
 
@@ -612,7 +614,7 @@ def test_schemathesis_finds_nothing_with_each_roles_token(site):
     ids = sorted(i["item_id"] for i in items_of(site, "boss"))  # valid requests also reach real items
     started = time.monotonic()
     for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
-        for who in ("gd", "boss", "audit", "root"):
+        for who in ("gd", "lead", "rev", "boss", "audit", "root"):
             for op in operations:
                 tried[(mode, who, op.method, op.path)] = _fuzz(op, mode, site["server"].base, site["tokens"][who],
                                                                deadline, ids)
@@ -625,13 +627,16 @@ def _fuzz(op, mode, base: str, token: str, deadline: float, ids: list[str]) -> i
     """Up to EXAMPLES generated requests to one operation with one token (`mode`: valid or invalid
     data): no 5xx, every answer as the document says (status, content type, schema; invalid data
     refused, valid data accepted), the security headers on each. A valid request's item id is
-    one of `ids` half the time (a generated one is never an item). Returns how many were sent
+    one of `ids` half the time (a generated one is never an item), and an assignment's assignee is
+    an enabled user of the lead's branch or nobody (a generated name is no user: the schema cannot
+    say which names are users, as it cannot say which ids are items). Returns how many were sent
     before the deadline."""
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
 
     real = mode == schemathesis.GenerationMode.POSITIVE and "{item_id}" in op.path
+    assigning = mode == schemathesis.GenerationMode.POSITIVE and op.path == "/api/items/assign"
 
     auth, sent = {"Authorization": f"Bearer {token}"}, [0]
 
@@ -641,12 +646,15 @@ def _fuzz(op, mode, base: str, token: str, deadline: float, ids: list[str]) -> i
 
     @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
               suppress_health_check=list(HealthCheck))
-    @given(case=op.as_strategy(generation_mode=mode), pick=st.sampled_from([None, *ids]))
-    def run(case, pick):
+    @given(case=op.as_strategy(generation_mode=mode), pick=st.sampled_from([None, *ids]),
+           assignee=st.sampled_from([None, "gd", "lead"]))
+    def run(case, pick, assignee):
         if time.monotonic() > deadline:
             return
         if real and pick is not None:
             case.path_parameters["item_id"] = pick
+        if assigning and isinstance(case.body, dict):
+            case.body["assignee"] = assignee
         sent[0] += 1
         case.call_and_validate(base_url=base, headers=auth, timeout=30, additional_checks=[security_headers])
 

@@ -103,6 +103,8 @@ def create_app(engine: sa.Engine, cfg: Settings, url: str) -> Starlette:
     app.env = env
     app.upload_limit = cfg.evidence.max_bytes  # the edge lets an attachment's form be this large
     app.state.engine, app.state.cfg, app.state.web = engine, cfg, web
+    # evidence is sealed with a key derived from the store's hash key (pipeline.cases.evidence)
+    app.state.evidence_key = evidence.key_of(store.existing_key(engine, url, cfg))
     # dispositions, one at a time per process, write through their own two connections (the
     # lock's and the transaction's on PostgreSQL): never queued behind fifty readers for one
     app.state.writer = store.sibling(engine, 2)
@@ -378,7 +380,7 @@ def attachment_file(call: Call) -> Response:
     item_id, attachment_id = call.request.path_params["item_id"], call.request.path_params["attachment_id"]
     if queries.item(call.conn, call.user, item_id) is None:
         raise Refused(404, NOT_FOUND)
-    found = evidence.content(call.conn, item_id, attachment_id)
+    found = evidence.content(call.conn, item_id, attachment_id, call.request.app.state.evidence_key)
     if found is None:
         raise Refused(404, "附件不存在")
     call.shown.append(item_id)

@@ -34,6 +34,7 @@ def serve(db, host, port, config_path):
     engine, cfg = existing_store(db, config_path)
     web = cfg.web  # every setting was checked as the settings loaded: exit 2 before any worker starts
     security.secret_key(security.key_path(web.session_key_file, store.resolve(db, cfg)))  # made, or checked
+    store.existing_key(engine, db, cfg)  # the store's hash key, which evidence is sealed with: here, and its own
     host = host or web.host
     port = port or web.port
     workers = web.workers

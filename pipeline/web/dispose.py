@@ -9,6 +9,7 @@ import dataclasses
 import re
 import threading
 import time
+import urllib.parse
 
 import sqlalchemy as sa
 from starlette.requests import Request
@@ -20,7 +21,7 @@ from pipeline.cases.disposition import MAX_NOTE, Entry, apply, approve, assign, 
 from pipeline.errors import InputError
 from pipeline.store.lock import store_lock
 from pipeline.store.schema import item_events, items
-from pipeline.web import audit, queries
+from pipeline.web import audit, params, queries
 from pipeline.web.calls import NOT_FOUND, UNRECORDED, Call, Refused, log_row
 from pipeline.web.roles import INVESTIGATORS
 from pipeline.cases.labels import REVIEW_STATE
@@ -187,9 +188,29 @@ def _mine(conn: sa.Connection, call: Call, ids: list[str]) -> dict[str, dict]:
     return out
 
 
+def _selection(chosen) -> str:
+    """An assignment's `filter` (the list's filters as an object: {"rule": "PHONE_SHARED",
+    "assignee": "none"}) as the list's query string, or Refused(422); each value is then read and
+    checked as the list reads it (params.SELECTING)."""
+    known = {p.name: p for p in params.SELECTING}
+
+    def text(name: str, value) -> str | None:
+        if name not in known:
+            return None
+        if known[name].kind == "integer" and type(value) in (int, float):  # JSON's 27 and 27.0 alike
+            return str(int(value)) if float(value).is_integer() else None
+        return value if isinstance(value, str) else None
+
+    texts = {k: text(k, v) for k, v in chosen.items()} if isinstance(chosen, dict) else {"": None}
+    if any(v is None for v in texts.values()):
+        raise Refused(422, "filter 应为清单的筛选条件，如 {\"rule\": \"PHONE_SHARED\", \"assignee\": \"none\"}",
+                      {"reason": f"filter must be an object of the list's filters: {', '.join(known)}"})
+    return urllib.parse.urlencode(texts)
+
+
 def assign_many(call: Call, fields: dict, status: int) -> list[dict]:
-    """A lead assigns items of their branches (`item_ids`, or `filter`: the list's query string,
-    every open item it matches up to MAX_MANY) to `assignee`, a branch user or lead who sees
+    """A lead assigns items of their branches (`item_ids`, or `filter`: the list's filters,
+    every open item they match up to MAX_MANY) to `assignee`, a branch user or lead who sees
     each item's branch (null: unassigned). One transaction; each item an `assigned` event; the
     whole refused (nothing changed) when any item or the assignee is not allowed."""
     from pipeline.web import api
@@ -201,9 +222,7 @@ def assign_many(call: Call, fields: dict, status: int) -> list[dict]:
     if ("item_ids" in fields) == ("filter" in fields):
         raise Refused(422, "请给出 item_ids 或 filter 之一", {"reason": "give item_ids or filter, not both"})
     if "filter" in fields:
-        if not isinstance(fields["filter"], str) or len(fields["filter"]) > 2000:
-            raise Refused(422, "filter 应为清单的查询条件", {"reason": "filter must be the list's query string"})
-        query = Request({"type": "http", "query_string": fields["filter"].encode("utf-8"), "headers": []})
+        query = Request({"type": "http", "query_string": _selection(fields["filter"]).encode("utf-8"), "headers": []})
         f = dataclasses.replace(api.filters(query, MAX_MANY, strict=True, user=call.user), limit=MAX_MANY, offset=0)
         rows, _, more = queries.open_page(call.conn, call.user, f, clock.now().date(), MAX_MANY)
         if more:
@@ -292,7 +311,7 @@ def attach(call: Call, item_id: str, content: bytes, name: str | None, status: i
             raise Refused(422, f"问题件 {item_id} 已办结或正在等待复核，不能再添加附件", {"reason": "the item is settled"})
         try:
             return evidence.add(conn, stored, content, name, call.user.name, clock.stamp(), limits.max_bytes,
-                                limits.max_files)
+                                limits.max_files, call.request.app.state.evidence_key)
         except evidence.Refusal as exc:
             raise Refused(422, str(exc), {"reason": "the file is refused"}) from None
 

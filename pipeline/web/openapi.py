@@ -102,9 +102,12 @@ REVIEW = {"type": "object", "required": ["decision", "version"], "additionalProp
     "decision": {"type": "string", "enum": ["approve", "return"],
                  "description": "approve: the item closes as its result says; return: back to 处理中"},
     "reason": {"type": ["string", "null"], "maxLength": MAX_NOTE, "pattern": params.NO_NUL,
-               "description": "why it is returned (required to return), stored masked"},
+               "description": "why it is returned (required to return: some text besides spaces), stored masked"},
     "version": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1,
-                "description": "the item's `version` as read: 409 when it changed since"}}}
+                "description": "the item's `version` as read: 409 when it changed since"}},
+    "oneOf": [{"properties": {"decision": {"const": "approve"}}},
+              {"required": ["reason"], "properties": {"decision": {"const": "return"},
+                                                      "reason": {"type": "string", "pattern": "\\S"}}}]}
 
 
 ID = {"type": "string", "minLength": 1, "maxLength": 40, "pattern": params.NO_NUL}
@@ -113,8 +116,9 @@ ASSIGN = {"type": "object", "additionalProperties": False, "oneOf": [{"required"
     "assignee": {"type": ["string", "null"], "minLength": 1, "maxLength": 64, "pattern": params.NO_NUL,
                  "description": "a branch user or lead of every item's branch; null: unassigned"},
     "item_ids": {"type": "array", "items": ID, "minItems": 1, "maxItems": 1000},
-    "filter": {"type": "string", "maxLength": 2000, "pattern": params.NO_NUL,
-               "description": "the list's query string (GET /api/items): every open item it matches, up to 1,000"}}}
+    "filter": {"type": "object", "additionalProperties": False,
+               "properties": {p.name: p.schema() for p in params.SELECTING},
+               "description": "the list's filters (those of GET /api/items): every open item they match, up to 1,000"}}}
 BULK = {"type": "object", "required": ["items"], "additionalProperties": False, "properties": {
     "items": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {
         "type": "object", "required": ["item_id", "version"], "additionalProperties": False,

@@ -140,6 +140,7 @@ ASSIGNEE = Param("assignee", "string", "处理人: `me` (the caller's own items,
 TEAM = Param("team", "string", "the roster's 团队 of the items' agents", max_length=200, identifying=True)
 ITEM_FILTERS = (BRANCH, RULE, CATEGORY, STATUS, WORK_STATE, AGENT, ASSIGNEE, TEAM, OVERDUE, DUE_WITHIN, SORT, ORDER,
                 LIMIT, OFFSET)
+SELECTING = tuple(p for p in ITEM_FILTERS if p not in (SORT, ORDER, LIMIT, OFFSET))  # which items, not their order
 
 NIGHT = Param("night", "date", "the night whose figures (default: the latest)")
 USER = Param("user", "string", "one user's requests (and the logins that tried the name); the form of an identity "
