@@ -18,6 +18,13 @@ from pipeline.store.lock import store_lock
 from tests.helpers import approve_all, fill, item_of, read_outputs, row, store_rows, write_csv
 from tests.helpers import person, policy
 from tests.helpers import postgres_url
+from tests.helpers import gate_off
+
+
+@pytest.fixture
+def invoke(invoke):
+    """The nights of this module run with the expectations gate off (tests/data/gate_off.yaml)."""
+    return gate_off(invoke)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
