@@ -283,24 +283,26 @@ def _sheet_rows(columns: list[_Column], rows: np.ndarray, first: int = 2, waitin
     return text_bytes(xml)[2]
 
 
-def _row_pieces(columns: list[_Column], rows: np.ndarray, waiting: np.ndarray | None = None):
+def _row_pieces(columns: list[_Column], rows: np.ndarray, waiting: np.ndarray):
     """The sheet's data rows, SLICE items at a time (a 100k-item branch is never one string);
-    `waiting` (over every item, or None): the items whose fill-in cells are read-only."""
+    `waiting` (over every item): the items whose fill-in cells are read-only."""
     for start in range(0, len(rows), SLICE):
         part = rows[start: start + SLICE]
-        yield _sheet_rows(columns, part, start + 2, None if waiting is None else waiting[part])
+        yield _sheet_rows(columns, part, start + 2, waiting[part])
 
 
-def _waiting(states: pd.Series) -> np.ndarray:
-    """The items waiting for their review (处理状态 待复核): read-only in a worklist, whose import
-    refuses any change of them (pipeline/cases/disposition.py)."""
-    return states.eq(REVIEW_STATE).fillna(False).to_numpy(dtype=bool)
+def _waiting(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """The rows whose `column` (处理状态) is 待复核, items waiting for their review: read-only in a
+    worklist, whose import refuses any change of them (pipeline/cases/disposition.py)."""
+    if column not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    return frame[column].eq(REVIEW_STATE).fillna(False).to_numpy(dtype=bool)
 
 
 def _write_cells(path: Path, cells: pd.DataFrame, branch: str = "", business_date: str = "") -> None:
     """One worklist file of ready cell texts (`_cells`), as they are."""
     columns = [_Column(*_column_texts(cells[header], None)) for header in cells.columns]
-    waiting = _waiting(cells["处理状态"])
+    waiting = _waiting(cells, "处理状态")
     _write_book(path, len(cells), _row_pieces(columns, np.arange(len(cells)), waiting), branch, business_date,
                 bool(waiting.any()))
 
@@ -349,9 +351,9 @@ def _sorted_rows(items: pd.DataFrame) -> np.ndarray:
 def write_worklist(items: pd.DataFrame, path: Path, branch: str = "", business_date: str = "") -> None:
     """One worklist file of `items` in their own order (the web app's export of a list)."""
     columns = [_Column(codes, values) for codes, values in _cell_texts(items)]
-    waiting = _waiting(items["work_state"]) if "work_state" in items.columns else None
+    waiting = _waiting(items, "work_state")
     _write_book(path, len(items), _row_pieces(columns, np.arange(len(items)), waiting), branch, business_date,
-                waiting is not None and bool(waiting.any()))
+                bool(waiting.any()))
 
 
 def branch_evidence(items: pd.DataFrame) -> pd.DataFrame:
@@ -399,14 +401,14 @@ def write_worklists(items: pd.DataFrame, out: Path) -> dict[str, list[str]]:
             files.append((path, rows[start: start + ROWS_PER_FILE], branch))
             written.setdefault(branch, []).append(piece)
     columns = [_Column(codes, values) for codes, values in _cell_texts(items)]
-    waiting = _waiting(items["work_state"]) if "work_state" in items.columns else None
+    waiting = _waiting(items, "work_state")
 
     def write(file) -> None:
         path, rows, branch = file
         dates = _texts(items["business_date"].iloc[rows].drop_duplicates()) if "business_date" in items.columns else []
         business_date = max((d for d in dates if d), default="")  # tonight's T (the printed footer says it)
         _write_book(path, len(rows), _row_pieces(columns, rows, waiting), branch, business_date,
-                    waiting is not None and bool(waiting[rows].any()))
+                    bool(waiting[rows].any()))
 
     # the biggest files first, on every core: Arrow's kernels and zlib let go of the GIL
     with ThreadPoolExecutor(WORKERS) as pool:
